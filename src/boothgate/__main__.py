@@ -1,0 +1,3 @@
+from boothgate.cli import main
+
+raise SystemExit(main())

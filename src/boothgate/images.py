@@ -1,0 +1,210 @@
+"""Image work: sniff, decode, orient, downscale, encode. Pure and synchronous — callers run it off the
+event loop (see `services.imaging`).
+
+A 24-megapixel JPEG is never decoded at full size when only ~2 megapixels go to the provider: Pillow's
+draft mode asks libjpeg for a DCT-scaled decode (1/2, 1/4, 1/8) before the final resize.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from boothgate.errors import CorruptImage, TooLarge, UnsupportedImage
+from boothgate.providers.base import PreparedImage
+
+MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "heic": "image/heic"}
+PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+
+# We check dimensions ourselves before decoding; Pillow's own guard stays on as a second line.
+Image.MAX_IMAGE_PIXELS = 200_000_000
+
+
+def sniff(head: bytes) -> str | None:
+    """The image type from its first bytes: jpeg, png, webp, heic, or None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"heif"):
+        return "heic"
+    return None
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    width: int
+    height: int
+
+
+def _open(source: Path | bytes) -> Image.Image:
+    fp = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(fp)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise TooLarge("The image has too many pixels.", code="image_too_large") from exc
+    except UnidentifiedImageError as exc:
+        raise CorruptImage("The file looks like an image but cannot be read.") from exc
+    except OSError as exc:
+        raise CorruptImage(f"The image cannot be read: {exc}.") from exc
+
+
+def inspect(source: Path | bytes, max_pixels: int) -> ImageInfo:
+    """Type and size from the bytes and the header only — no pixel decoding.
+
+    Raises UnsupportedImage (not an image we take), TooLarge (decompression bomb) or CorruptImage.
+    """
+    head = source[:16] if isinstance(source, bytes) else _read_head(source)
+    kind = sniff(head)
+    if kind is None:
+        raise UnsupportedImage("The file is not a JPEG, PNG or WEBP image.")
+    if kind == "heic":
+        raise UnsupportedImage("HEIC photos are not supported: set the booth to save JPEG.", code="heic_unsupported")
+    with _open(source) as im:
+        width, height = im.size
+    if width <= 0 or height <= 0:
+        raise CorruptImage("The image has no pixels.")
+    if width * height > max_pixels:
+        raise TooLarge(
+            f"The image is {width}×{height} pixels; at most {max_pixels:,} pixels are accepted.",
+            code="image_too_large",
+        )
+    return ImageInfo(kind, width, height)
+
+
+def _read_head(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(16)
+
+
+def target_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
+    """The largest size with the same aspect that has at most `max_pixels` pixels."""
+    if width * height <= max_pixels:
+        return width, height
+    scale = math.sqrt(max_pixels / (width * height))
+    return max(1, int(width * scale)), max(1, int(height * scale))
+
+
+def _has_transparency(im: Image.Image) -> bool:
+    if im.mode in ("RGBA", "LA"):
+        extrema = im.getchannel("A").getextrema()
+        return bool(extrema[0] < 255)
+    if im.mode == "P" and "transparency" in im.info:
+        return True
+    return False
+
+
+def decode_scaled(source: Path | bytes, max_pixels: int, max_source_pixels: int) -> Image.Image:
+    """Decode, apply EXIF orientation and downscale to at most `max_pixels`.
+
+    JPEGs use draft mode so libjpeg decodes at 1/2, 1/4 or 1/8 scale when that is still big enough.
+    """
+    info = inspect(source, max_source_pixels)
+    im = _open(source)
+    try:
+        exif_orientation = _orientation(im)
+        # Orientations 5–8 swap width and height; the target is computed on the upright image.
+        w, h = (info.height, info.width) if exif_orientation in (5, 6, 7, 8) else (info.width, info.height)
+        tw, th = target_size(w, h, max_pixels)
+        if info.format == "jpeg":
+            draft_size = (th, tw) if exif_orientation in (5, 6, 7, 8) else (tw, th)
+            im.draft("RGB", draft_size)
+        im.load()
+    except OSError as exc:
+        im.close()
+        raise CorruptImage(f"The image is damaged or truncated: {exc}.") from exc
+    if exif_orientation not in (None, 1):
+        try:
+            im = ImageOps.exif_transpose(im)
+        except Exception:  # a broken EXIF block must not cost the guest their photo
+            pass
+    if im.size != (tw, th) and im.width * im.height > max_pixels:
+        im = im.resize((tw, th), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return im
+
+
+def _orientation(im: Image.Image) -> int | None:
+    try:
+        value = im.getexif().get(0x0112)
+    except Exception:  # corrupt EXIF: treat as upright
+        return None
+    return value if isinstance(value, int) and 1 <= value <= 8 else None
+
+
+def encode(im: Image.Image, fmt: str, quality: int = 90) -> PreparedImage:
+    """Encode as JPEG or PNG; JPEG drops alpha onto white."""
+    buf = io.BytesIO()
+    if fmt == "png":
+        if im.mode not in ("RGB", "RGBA", "L", "LA"):
+            im = im.convert("RGBA" if _has_transparency(im) else "RGB")
+        im.save(buf, "PNG", compress_level=3)
+        mime = "image/png"
+    else:
+        if im.mode != "RGB":
+            im = _flatten(im)
+        im.save(buf, "JPEG", quality=quality, optimize=False)
+        mime = "image/jpeg"
+    return PreparedImage(buf.getvalue(), mime, im.width, im.height)
+
+
+def _flatten(im: Image.Image) -> Image.Image:
+    if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return im.convert("RGB")
+
+
+def prepare(source: Path | bytes, max_pixels: int, max_source_pixels: int, quality: int = 90) -> PreparedImage:
+    """Make a provider input: oriented, downscaled, JPEG — or PNG when it has transparency."""
+    im = decode_scaled(source, max_pixels, max_source_pixels)
+    try:
+        return encode(im, "png" if _has_transparency(im) else "jpeg", quality)
+    finally:
+        im.close()
+
+
+def finish_result(data: bytes, output_format: str, quality: int = 90) -> tuple[bytes, str]:
+    """Turn a provider's result bytes into the slot's output format.
+
+    A JPEG result for a JPEG slot is passed through untouched; a result with transparency is answered
+    as PNG even when the slot asks for JPEG, so a cut-out is not flattened onto white.
+    """
+    kind = sniff(data[:16])
+    if kind is None or kind == "heic":
+        raise CorruptImage("The provider answered with something that is not an image.", code="provider_bad_image")
+    if output_format == "jpeg" and kind == "jpeg":
+        return data, MIME["jpeg"]
+    if output_format == "png" and kind == "png":
+        return data, MIME["png"]
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            fmt = "png" if output_format == "png" or _has_transparency(im) else "jpeg"
+            if fmt == kind:
+                return data, MIME[kind]
+            prepared = encode(im, fmt, quality)
+    except OSError as exc:
+        raise CorruptImage(f"The provider's image cannot be read: {exc}.", code="provider_bad_image") from exc
+    return prepared.data, prepared.mime
+
+
+def thumbnail(source: Path | bytes, size: int = 320) -> bytes:
+    """A small JPEG for the admin UI."""
+    im = decode_scaled(source, size * size, 400_000_000)
+    try:
+        im.thumbnail((size, size), Image.Resampling.BILINEAR)
+        return encode(im, "jpeg", 80).data
+    finally:
+        im.close()

@@ -1,0 +1,143 @@
+"""The provider contract: capabilities, an options model, one async method.
+
+A provider turns (kind, photo, reference, prompt, options, deadline) into result bytes. Connection
+details (key, base URL, HTTP client) come in through `ProviderContext`, built from settings, so every
+base URL is a setting and tests point the real SDKs at loopback fakes.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from boothgate.deadline import Deadline
+
+if TYPE_CHECKING:
+    from boothgate.settings import Settings
+
+
+class Kind(StrEnum):
+    face_swap = "face_swap"
+    background = "background"
+    prompt = "prompt"
+
+
+KINDS_NEEDING_REFERENCE = frozenset({Kind.face_swap, Kind.background})
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image ready to send: already oriented, downscaled and encoded."""
+
+    data: bytes
+    mime: str
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+class NoOptions(BaseModel):
+    """A provider without slot options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class ProviderRequest:
+    """One photo through one slot, as the provider sees it."""
+
+    job_id: str
+    kind: Kind
+    photo: PreparedImage
+    reference: PreparedImage | None
+    prompt: str
+    options: BaseModel
+    deadline: Deadline
+    # A complete instruction written upstream (the DeepSeek stage). When set, the provider sends it as
+    # the text verbatim instead of building one from its per-kind template and `prompt`.
+    instruction: str | None = None
+    # Publishes bytes at a short-lived public URL that expires with the deadline (for providers that
+    # download their inputs, like Turbotext). None when no public base URL is set.
+    publish: Callable[[PreparedImage, Deadline], Awaitable[str]] | None = None
+    # Free-form notes the provider wants recorded with the job (model, attempts, usage, cost...).
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ProviderResult:
+    data: bytes
+    mime: str
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ProviderContext:
+    """What a provider needs from the outside world. Built from settings; replaced when they change."""
+
+    settings: Settings
+    http: httpx.AsyncClient
+
+
+class Provider(abc.ABC):
+    """A provider tab. Subclasses set the class attributes and implement `run`."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    kinds: ClassVar[frozenset[Kind]] = frozenset(Kind)
+    max_input_pixels: ClassVar[int] = 4_000_000
+    needs_public_urls: ClassVar[bool] = False
+    key_setting: ClassVar[str] = ""  # settings field holding the API key, e.g. "gemini_api_key"
+    Options: ClassVar[type[BaseModel]] = NoOptions
+
+    def __init__(self, context: ProviderContext) -> None:
+        self.context = context
+
+    @property
+    def settings(self) -> Settings:
+        return self.context.settings
+
+    def api_key(self) -> str | None:
+        secret = getattr(self.settings, self.key_setting, None) if self.key_setting else None
+        value = secret.get_secret_value() if secret is not None else ""
+        return value or None
+
+    def problem(self) -> str | None:
+        """Why this provider cannot run now (operator-facing text), or None when it is ready."""
+        if self.key_setting and not self.api_key():
+            return f"API key is not set: set BOOTHGATE_{self.key_setting.upper()} or enter it on the settings page."
+        if self.needs_public_urls and not self.settings.public_base_url:
+            return "Public base URL is not set: set BOOTHGATE_PUBLIC_BASE_URL so the provider can download photos."
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """Public facts for /health and the UI (never secrets)."""
+        return {
+            "name": self.name,
+            "label": self.label,
+            "kinds": sorted(self.kinds),
+            "configured": self.problem() is None,
+            "problem": self.problem(),
+            "max_input_pixels": self.max_input_pixels,
+            "needs_public_urls": self.needs_public_urls,
+            "options_schema": self.Options.model_json_schema(),
+        }
+
+    def input_pixels(self) -> int:
+        """Pixels to downscale inputs to: the smaller of the provider's limit and the setting."""
+        return min(self.max_input_pixels, self.settings.provider_input_pixels)
+
+    @abc.abstractmethod
+    async def run(self, request: ProviderRequest) -> ProviderResult:
+        """Produce the result, or raise a `boothgate.errors.BoothError`. Must respect the deadline."""
+
+    async def aclose(self) -> None:
+        """Release clients the provider owns (the shared HTTP client is closed elsewhere)."""

@@ -1,0 +1,1 @@
+"""Services: the spine (ingest pipeline), slots, statistics, retention. No FastAPI imports here."""

@@ -1,0 +1,1 @@
+"""Storage: the database (SQLAlchemy 2 + Alembic) and the media folders."""

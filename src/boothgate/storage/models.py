@@ -1,0 +1,81 @@
+"""Database tables. Nothing SQLite-only: the same models run on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Slot(Base):
+    """One of the 20 presets of a provider tab."""
+
+    __tablename__ = "slots"
+    __table_args__ = (UniqueConstraint("provider", "number", name="uq_slot_provider_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    number: Mapped[int] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[str] = mapped_column(String(32), default="prompt")
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    reference_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    reference_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    output_format: Mapped[str] = mapped_column(String(8), default="jpeg")
+    on_failure: Mapped[str] = mapped_column(String(16), default="error")
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Bumped on every change, so a resent photo after an edit is processed again, not deduplicated.
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Job(Base):
+    """One booth request through one slot: status, timings, reason, metadata."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    provider: Mapped[str] = mapped_column(String(32), index=True)
+    slot_number: Mapped[int | None] = mapped_column(Integer, default=None)
+    slot_revision: Mapped[int | None] = mapped_column(Integer, default=None)
+    source: Mapped[str] = mapped_column(String(16), default="booth")  # booth | try
+    status: Mapped[str] = mapped_column(String(16), default="received", index=True)
+    http_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    message: Mapped[str | None] = mapped_column(Text, default=None)
+    photo_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    photo_sha256: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    photo_bytes: Mapped[int | None] = mapped_column(Integer, default=None)
+    result_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    result_mime: Mapped[str | None] = mapped_column(String(32), default=None)
+    trash_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    reused_from: Mapped[str | None] = mapped_column(String(32), default=None)
+    total_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    provider_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    cost_usd: Mapped[float | None] = mapped_column(Float, default=None)
+    timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # booth form fields (never the password)
+    provider_notes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # model, attempts, usage...
+
+
+class StoredSetting(Base):
+    """Server-side values: generated passwords and settings changed on the settings page."""
+
+    __tablename__ = "stored_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
