@@ -100,6 +100,9 @@ class Provider(abc.ABC):
 
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
+        # The last failure the operator must fix (bad key, billing, unknown model): shown on the tab
+        # and in statistics until a call succeeds again.
+        self.last_error: str | None = None
 
     @property
     def settings(self) -> Settings:
@@ -126,6 +129,7 @@ class Provider(abc.ABC):
             "kinds": sorted(self.kinds),
             "configured": self.problem() is None,
             "problem": self.problem(),
+            "last_error": self.last_error,
             "max_input_pixels": self.max_input_pixels,
             "needs_public_urls": self.needs_public_urls,
             "options_schema": self.Options.model_json_schema(),
