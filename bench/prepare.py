@@ -160,7 +160,17 @@ def measure_all(photo: str = "24mp", repeats: int = 5) -> list[Measurement]:
     results = []
     for name in CANDIDATES:
         env = {**os.environ, **CANDIDATE_ENV.get(name, {})}
-        cmd = [sys.executable, "-m", "bench.prepare", "--one", name, "--photo", photo, "--repeats", str(repeats)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.prepare",
+            "--one",
+            name,
+            "--photo",
+            photo,
+            "--repeats",
+            str(repeats),
+        ]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             error = (proc.stderr.strip().splitlines() or ["failed"])[-1]
@@ -176,10 +186,10 @@ def measure_all(photo: str = "24mp", repeats: int = 5) -> list[Measurement]:
 
 def table(results: list[Measurement], upload_bytes: int) -> list[str]:
     naive_ms = next((m.cpu_ms for m in results if m.name == "naive" and m.error is None), 0.0)
-    lines = [
-        "| candidate | wall ms | CPU ms | CPU vs naive | output | bytes sent / upload | peak RSS | PSNR vs naive |",
-        "|---|---:|---:|---:|---|---:|---:|---:|",
-    ]
+    header = (
+        "| candidate | wall ms | CPU ms | CPU vs naive | output | sent / upload | peak RSS | PSNR vs naive |"
+    )
+    lines = [header, "|---|---:|---:|---:|---|---:|---:|---:|"]
     for m in results:
         if m.error:
             lines.append(f"| {m.name} | — | — | — | failed: {m.error} | — | — | — |")
@@ -188,7 +198,8 @@ def table(results: list[Measurement], upload_bytes: int) -> list[str]:
         psnr = f"{m.psnr_vs_naive:.1f} dB" if m.psnr_vs_naive is not None else "(reference)"
         lines.append(
             f"| {m.name} | {m.wall_ms:.0f} | {m.cpu_ms:.0f} | {ratio} | {m.width}×{m.height} "
-            f"{m.output_bytes / 1e3:.0f} kB | {m.output_bytes / upload_bytes:.1%} | {m.peak_rss_mb:.0f} MB | {psnr} |"
+            f"{m.output_bytes / 1e3:.0f} kB | {m.output_bytes / upload_bytes:.1%} | {m.peak_rss_mb:.0f} MB "
+            f"| {psnr} |"
         )
     return lines
 

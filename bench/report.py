@@ -1,0 +1,212 @@
+"""The benchmark's tables, targets and the `docs/benchmarks.md` page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.prepare import Measurement
+from bench.run import DEADLINE_SECONDS, Outcome
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+    except (OSError, StopIteration):
+        mem_kb = 0
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem_kb / 1024 / 1024:.0f} GiB memory, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
+        f"load average at start {load}"
+    )
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "—" if a is None or not b else f"{a / b:.1f}×"
+
+
+@dataclass
+class Pair:
+    """A scenario's figures on our server and on the echo floor."""
+
+    ours: Outcome
+    echo: Outcome | None
+
+
+def _triple(o: Outcome | None) -> str:
+    return " / ".join(_ms(o.percentile_ms(q)) for q in (50, 95, 99)) if o else "—"
+
+
+def _row(pair: Pair, naive_ms: float) -> list[str]:
+    o, e = pair.ours, pair.echo
+    sent = o.provider_bytes_per_photo()
+    return [
+        o.scenario.title,
+        str(len(o.posts)),
+        f"{o.errors} / {o.late}",
+        _triple(o),
+        _triple(e),
+        _ratio(o.percentile_ms(50), e.percentile_ms(50) if e else None),
+        _ratio(o.percentile_ms(50), naive_ms),
+        f"{o.throughput:.1f}" + (f" ({e.throughput:.1f})" if e else ""),
+        f"{o.peak_rss_mb:.0f}" + (f" ({e.peak_rss_mb:.0f})" if e else ""),
+        f"{sent / 1e3:.0f} kB ({sent / o.upload_bytes:.1%})" if sent else "—",
+        f"{o.loop['max_stall_ms']:.0f} ms" if o.loop else "—",
+    ]
+
+
+SCENARIO_HEADER = [
+    "scenario",
+    "posts",
+    "errors / late",
+    "overhead p50 / p95 / p99 ms",
+    "echo p50 / p95 / p99 ms",
+    "p50 vs echo",
+    "p50 vs naive prep",
+    "throughput /s (echo)",
+    "peak RSS MB (echo)",
+    "to provider per photo",
+    "max loop stall",
+]
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def scenario_table(pairs: list[Pair], naive_ms: float) -> list[str]:
+    return markdown_table(SCENARIO_HEADER, [_row(p, naive_ms) for p in pairs])
+
+
+@dataclass
+class Target:
+    text: str
+    measured: str
+    met: bool | None  # None: not measured in this run
+
+
+def _check(text: str, value: float | None, limit: float, fmt: Callable[[float], str]) -> Target:
+    if value is None:
+        return Target(text, "not measured", None)
+    return Target(text, fmt(value), value <= limit)
+
+
+def targets(pairs: list[Pair], prep: dict[str, Measurement]) -> list[Target]:
+    """The issue's targets, each with what this run measured."""
+    by_key = {p.ours.scenario.key: p for p in pairs}
+    out: list[Target] = []
+    draft, naive = prep.get("pillow-draft"), prep.get("naive")
+    prep_ms = draft.wall_ms if draft and not draft.error else 0.0
+    if draft and naive and not draft.error and not naive.error:
+        measured = f" ({draft.cpu_ms:.0f} ms vs {naive.cpu_ms:.0f} ms)"
+        text = "Preparing a 24 MP JPEG costs ≤ 40 % of the naive path (CPU)"
+        out.append(_check(text, draft.cpu_ms / naive.cpu_ms, 0.40, lambda v: f"{v:.0%}{measured}"))
+    fifty = by_key.get("fifty")
+    if fifty:
+        o, e = fifty.ours, fifty.echo
+        out.append(
+            _check("50 booths: overhead p50 ≤ 250 ms", o.percentile_ms(50), 250, lambda v: f"{v:.0f} ms")
+        )
+        out.append(
+            _check("50 booths: overhead p99 ≤ 600 ms", o.percentile_ms(99), 600, lambda v: f"{v:.0f} ms")
+        )
+        for q in (50, 99):
+            floor = e.percentile_ms(q) if e else None
+            ours = o.percentile_ms(q)
+            if floor is not None and ours is not None:
+                limit = 1.5 * floor + prep_ms
+                text = f"50 booths: p{q} ≤ 1.5 × echo p{q} + one preparation"
+                measured = f"{ours:.0f} ms vs limit {limit:.0f} ms (echo {floor:.0f}, prep {prep_ms:.0f})"
+                out.append(Target(text, measured, ours <= limit))
+    burst = by_key.get("burst")
+    if burst:
+        o = burst.ours
+        out.append(Target("Burst: zero errors", f"{o.errors} of {len(o.posts)}", o.errors == 0))
+        slowest = max((p.seconds for p in o.posts), default=0.0)
+        text = f"Burst: every answer within {DEADLINE_SECONDS:.0f} s"
+        out.append(Target(text, f"{o.late} late, slowest {slowest:.1f} s", o.late == 0))
+        out.append(_check("Burst: peak RSS ≤ 600 MB", o.peak_rss_mb, 600, lambda v: f"{v:.0f} MB"))
+    stalls = [p.ours.loop["max_stall_ms"] for p in pairs if p.ours.loop]
+    worst = max(stalls) if stalls else None
+    out.append(
+        _check("No event-loop stall above 50 ms (any scenario)", worst, 50, lambda v: f"worst {v:.0f} ms")
+    )
+    ratios = [
+        p.ours.provider_bytes_per_photo() / p.ours.upload_bytes  # type: ignore[operator]
+        for p in pairs
+        if p.ours.scenario.photo == "24mp" and p.ours.provider_bytes_per_photo()
+    ]
+    text = "Bytes sent to the provider for a 24 MP photo ≤ 5 % of the upload"
+    out.append(_check(text, max(ratios) if ratios else None, 0.05, lambda v: f"{v:.1%}"))
+    return out
+
+
+def targets_table(items: list[Target]) -> list[str]:
+    mark = {True: "met", False: "**missed**", None: "—"}
+    return markdown_table(["target", "measured", ""], [[t.text, t.measured, mark[t.met]] for t in items])
+
+
+def page(
+    command: str,
+    started: dt.datetime,
+    elapsed_seconds: float,
+    prep_lines: list[str],
+    scenario_lines: list[str],
+    target_lines: list[str],
+    notes: list[str],
+) -> str:
+    """The whole `docs/benchmarks.md`."""
+    head = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m bench`); the figures below are from the run described here.",
+        "",
+        f"- Command: `{command}`",
+        f"- Date: {started:%Y-%m-%d %H:%M} UTC, took {elapsed_seconds / 60:.1f} min",
+        f"- Machine: {machine()}",
+        "",
+        "## Targets",
+        "",
+        *target_lines,
+        "",
+        "## Server overhead under load",
+        "",
+        "Overhead = the booth's answer time (measured at the booth: from sending the request to having the "
+        "whole answer) minus the fake provider's fixed latency. *Echo* is the floor: a minimal endpoint that "
+        "receives the same upload and answers the same bytes. *Naive prep* is the cost of the obvious "
+        "preparation (full decode + LANCZOS) of one 24 MP photo.",
+        "",
+        *scenario_lines,
+        "",
+        "## Preparing a 24 MP JPEG for the provider",
+        "",
+        "Median of repeated runs, each candidate in its own process; CPU counts all threads.",
+        "",
+        *prep_lines,
+        "",
+        "## Notes",
+        "",
+        *[f"- {n}" for n in notes],
+        "",
+    ]
+    return "\n".join(head)

@@ -1,0 +1,142 @@
+"""One scenario against one target (our server, or the echo floor), in a fresh server process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.harness import Booths, Post, ServerProcess, run_server
+from bench.photos import photo_path
+from bench.scenarios import Counter, Scenario, load_photo, run_pattern, unique_photo
+
+UPLOAD_PASSWORD = "bench-upload-password"
+ADMIN_PASSWORD = "bench-admin-password"
+DEADLINE_SECONDS = 48.0
+CLIENT_TIMEOUT_SECONDS = 70.0  # longer than the deadline: a late answer is measured, not cut off
+
+
+@dataclass
+class Outcome:
+    """What one scenario did to one target."""
+
+    scenario: Scenario
+    target: str  # "boothgate" or "echo"
+    posts: list[Post]
+    wall_seconds: float
+    peak_rss_mb: float
+    upload_bytes: int
+    loop: dict[str, Any] | None = None  # the server's loop watch figures, from /health
+    provider_calls: list[dict[str, Any]] = field(default_factory=list)
+    provider_seconds: float = 0.0  # subtracted from each answer time to get the overhead
+
+    @property
+    def ok(self) -> list[Post]:
+        return [p for p in self.posts if p.status == 200]
+
+    @property
+    def errors(self) -> int:
+        return len(self.posts) - len(self.ok)
+
+    @property
+    def late(self) -> int:
+        return sum(1 for p in self.posts if p.seconds > DEADLINE_SECONDS)
+
+    def overheads_ms(self) -> list[float]:
+        return sorted((p.seconds - self.provider_seconds) * 1000 for p in self.ok)
+
+    def percentile_ms(self, q: float) -> float | None:
+        values = self.overheads_ms()
+        if not values:
+            return None
+        if len(values) == 1:
+            return values[0]
+        return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+    @property
+    def throughput(self) -> float:
+        """Answered photos per second, from the first request to the last answer."""
+        if not self.ok:
+            return 0.0
+        span = max(p.started + p.seconds for p in self.posts) - min(p.started for p in self.posts)
+        return len(self.ok) / span if span > 0 else 0.0
+
+    def provider_bytes_per_photo(self) -> float | None:
+        if not self.provider_calls:
+            return None
+        return statistics.mean(c["photo_bytes"] for c in self.provider_calls)
+
+    def first_errors(self, n: int = 3) -> list[str]:
+        return [f"{p.status} {p.error}"[:160] for p in self.posts if p.status != 200][:n]
+
+
+def _boothgate_env(workdir: Path, scenario: Scenario, provider_log: Path) -> dict[str, str]:
+    return {
+        "BOOTHGATE_DATA_DIR": str(workdir / "data"),
+        "BOOTHGATE_UPLOAD_PASSWORD": UPLOAD_PASSWORD,
+        "BOOTHGATE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "BOOTHGATE_DEADLINE_SECONDS": str(DEADLINE_SECONDS),
+        "BOOTHGATE_LOOP_WATCH": "1",
+        "BOOTHGATE_BENCH_PROVIDER_SECONDS": str(scenario.provider_seconds),
+        "BOOTHGATE_BENCH_PROVIDER_LOG": str(provider_log),
+        # One address posts for every booth here: the per-address failure lockout must not trip.
+        "BOOTHGATE_AUTH_MAX_FAILURES": "1000000",
+    }
+
+
+async def _warm_up(booths: Booths, counter: Counter) -> None:
+    """One small post first, so one-time costs (imports, first database write) are not measured."""
+    async with booths.client(connections=1) as client:
+        n = counter.next()
+        post = await booths.post(client, 0, unique_photo(load_photo("2mp"), n), n)
+    booths.posts.clear()
+    if post.status != 200:
+        raise RuntimeError(f"warm-up post failed: {post.status} {post.error}")
+
+
+def _health(server: ServerProcess) -> dict[str, Any]:
+    try:
+        data = httpx.get(f"{server.base_url}/health", timeout=10).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def run_target(target: str, scenario: Scenario, workdir: Path) -> Outcome:
+    """Start a fresh server for `target`, run `scenario` against it, stop it, return the figures."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    provider_log = workdir / "provider.jsonl"
+    if target == "echo":
+        module, env = "bench.echo", {}
+    else:
+        module, env = "bench.server", _boothgate_env(workdir, scenario, provider_log)
+    with run_server(module, [], env, workdir) as server:
+        booths = Booths(server.base_url, "/booth/gemini/1", UPLOAD_PASSWORD, CLIENT_TIMEOUT_SECONDS)
+        counter = Counter()
+        asyncio.run(_warm_up(booths, counter))
+        provider_log.unlink(missing_ok=True)  # the warm-up's call is not one of the scenario's
+        t0 = time.monotonic()
+        posts = asyncio.run(run_pattern(booths, scenario, counter))
+        wall = time.monotonic() - t0
+        health = _health(server)
+        peak = server.peak_rss_mb()
+    calls = []
+    if provider_log.exists():
+        calls = [json.loads(line) for line in provider_log.read_text().splitlines() if line.strip()]
+    return Outcome(
+        scenario,
+        target,
+        list(posts),
+        wall,
+        peak,
+        photo_path(scenario.photo).stat().st_size,
+        loop=health.get("loop_watch"),
+        provider_calls=calls,
+        provider_seconds=scenario.provider_seconds if target == "boothgate" else 0.0,
+    )
