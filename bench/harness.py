@@ -22,6 +22,8 @@ from typing import Any
 
 import httpx
 
+from boothgate.booth_client import BoothForm, build_multipart, post_photo_async
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,6 +46,15 @@ def vm_hwm_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (all threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class ServerProcess:
     """A running server under test."""
@@ -58,6 +69,9 @@ class ServerProcess:
 
     def peak_rss_mb(self) -> float:
         return vm_hwm_mb(self.proc.pid)
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.proc.pid)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -128,7 +142,7 @@ class Photo:
 
 @dataclass
 class Booths:
-    """The booth side of one scenario: a client, where to post, what the posts got."""
+    """The booth side of one scenario: where to post, and what each post got."""
 
     base_url: str
     upload_path: str
@@ -137,24 +151,28 @@ class Booths:
     posts: list[Post] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
-    def client(self, connections: int) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        timeout = httpx.Timeout(self.timeout_seconds, connect=self.timeout_seconds)
-        return httpx.AsyncClient(base_url=self.base_url, limits=limits, timeout=timeout)
+    def body(self, photo: Photo, booth: int, number: int) -> tuple[bytes, str]:
+        """The multipart body DSLR Remote Pro would send (built ahead, so a burst leaves at once)."""
+        fields = {"user_id": f"booth{booth}", "id": f"CY04N0681113{booth:03d}S2L_{number:08d}.",
+                  "name": f"BOOTH-{booth:03d}"}  # fmt: skip
+        return build_multipart(photo.data, BoothForm(self.password, fields), photo.filename, "fileToUpload", photo.mime)
 
-    async def post(self, client: httpx.AsyncClient, booth: int, photo: Photo, number: int) -> Post:
-        from bench.booth import post_photo
-
+    async def post(self, booth: int, body: tuple[bytes, str]) -> Post:
+        """Post one prepared body like the booth (new connection, Expect: 100-continue) and time it."""
         t0 = time.monotonic()
         status, size, error = 0, 0, ""
         try:
-            response = await post_photo(
-                client, self.upload_path, photo.data, photo.filename, photo.mime, self.password, booth, number
+            answer = await post_photo_async(
+                self.base_url + self.upload_path,
+                b"",
+                body=body[0],
+                headers={"Content-Type": body[1]},
+                timeout=self.timeout_seconds,
             )
-            status, size = response.status_code, len(response.content)
+            status, size = answer.status, len(answer.body)
             if status != 200:
-                error = response.text[:200]
-        except httpx.HTTPError as exc:
+                error = answer.body[:200].decode("utf-8", "replace")
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         post = Post(booth, t0 - self.started, time.monotonic() - t0, status, size, error)
         self.posts.append(post)
@@ -170,7 +188,3 @@ def settings_env(data_dir: Path, **extra: Any) -> dict[str, str]:
 
 def new_workdir(prefix: str = "boothgate-bench-") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
-
-
-async def gather_limited(coros: list[Any]) -> list[Any]:
-    return list(await asyncio.gather(*coros))

@@ -84,9 +84,7 @@ def _scene(rng: np.random.Generator, width: int, height: int) -> tuple[Image.Ima
         r = width * 0.045
         hy = height - h - r * 0.9
         for d, body_fill, skin_fill in ((draw, body, skin), (mask_draw, 255, 255)):
-            d.rounded_rectangle(
-                (x - w / 2, height - h, x + w / 2, height * 1.1), radius=int(w / 3), fill=body_fill
-            )
+            d.rounded_rectangle((x - w / 2, height - h, x + w / 2, height * 1.1), radius=int(w / 3), fill=body_fill)
             d.ellipse((x - r, hy - r * 1.25, x + r, hy + r * 1.25), fill=skin_fill)
     for _ in range(30):  # props, frames, lettering-sized details
         x0, y0 = float(rng.uniform(0, width)), float(rng.uniform(0, height))

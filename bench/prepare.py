@@ -186,9 +186,7 @@ def measure_all(photo: str = "24mp", repeats: int = 5) -> list[Measurement]:
 
 def table(results: list[Measurement], upload_bytes: int) -> list[str]:
     naive_ms = next((m.cpu_ms for m in results if m.name == "naive" and m.error is None), 0.0)
-    header = (
-        "| candidate | wall ms | CPU ms | CPU vs naive | output | sent / upload | peak RSS | PSNR vs naive |"
-    )
+    header = "| candidate | wall ms | CPU ms | CPU vs naive | output | sent / upload | peak RSS | PSNR vs naive |"
     lines = [header, "|---|---:|---:|---:|---|---:|---:|---:|"]
     for m in results:
         if m.error:

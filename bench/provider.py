@@ -40,6 +40,10 @@ class BenchProvider(Provider):
     label: ClassVar[str] = "Bench (fake)"
     key_setting: ClassVar[str] = ""
 
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        result_jpeg()  # made at start-up, not in the event loop during the first job
+
     def latency_seconds(self) -> float:
         return float(os.environ.get("BOOTHGATE_BENCH_PROVIDER_SECONDS", "1.0"))
 

@@ -124,12 +124,8 @@ def targets(pairs: list[Pair], prep: dict[str, Measurement]) -> list[Target]:
     fifty = by_key.get("fifty")
     if fifty:
         o, e = fifty.ours, fifty.echo
-        out.append(
-            _check("50 booths: overhead p50 ≤ 250 ms", o.percentile_ms(50), 250, lambda v: f"{v:.0f} ms")
-        )
-        out.append(
-            _check("50 booths: overhead p99 ≤ 600 ms", o.percentile_ms(99), 600, lambda v: f"{v:.0f} ms")
-        )
+        out.append(_check("50 booths: overhead p50 ≤ 250 ms", o.percentile_ms(50), 250, lambda v: f"{v:.0f} ms"))
+        out.append(_check("50 booths: overhead p99 ≤ 600 ms", o.percentile_ms(99), 600, lambda v: f"{v:.0f} ms"))
         for q in (50, 99):
             floor = e.percentile_ms(q) if e else None
             ours = o.percentile_ms(q)
@@ -148,9 +144,7 @@ def targets(pairs: list[Pair], prep: dict[str, Measurement]) -> list[Target]:
         out.append(_check("Burst: peak RSS ≤ 600 MB", o.peak_rss_mb, 600, lambda v: f"{v:.0f} MB"))
     stalls = [p.ours.loop["max_stall_ms"] for p in pairs if p.ours.loop]
     worst = max(stalls) if stalls else None
-    out.append(
-        _check("No event-loop stall above 50 ms (any scenario)", worst, 50, lambda v: f"worst {v:.0f} ms")
-    )
+    out.append(_check("No event-loop stall above 50 ms (any scenario)", worst, 50, lambda v: f"worst {v:.0f} ms"))
     ratios = [
         p.ours.provider_bytes_per_photo() / p.ours.upload_bytes  # type: ignore[operator]
         for p in pairs

@@ -35,6 +35,11 @@ class Outcome:
     loop: dict[str, Any] | None = None  # the server's loop watch figures, from /health
     provider_calls: list[dict[str, Any]] = field(default_factory=list)
     provider_seconds: float = 0.0  # subtracted from each answer time to get the overhead
+    cpu_seconds: float = 0.0  # the server process's CPU time during the scenario (all threads)
+
+    @property
+    def cpu_ms_per_photo(self) -> float | None:
+        return self.cpu_seconds * 1000 / len(self.ok) if self.ok else None
 
     @property
     def ok(self) -> list[Post]:
@@ -92,12 +97,22 @@ def _boothgate_env(workdir: Path, scenario: Scenario, provider_log: Path) -> dic
 
 async def _warm_up(booths: Booths, counter: Counter) -> None:
     """One small post first, so one-time costs (imports, first database write) are not measured."""
-    async with booths.client(connections=1) as client:
-        n = counter.next()
-        post = await booths.post(client, 0, unique_photo(load_photo("2mp"), n), n)
+    n = counter.next()
+    post = await booths.post(0, booths.body(unique_photo(load_photo("2mp"), n), 0, n))
     booths.posts.clear()
     if post.status != 200:
         raise RuntimeError(f"warm-up post failed: {post.status} {post.error}")
+
+
+def _enable_slot(server: ServerProcess) -> None:
+    """Switch slot gemini/1 on as a restyling slot, through the JSON API like an operator would."""
+    response = httpx.put(
+        f"{server.base_url}/api/slots/gemini/1",
+        json={"enabled": True, "kind": "prompt", "prompt": "as a watercolour painting", "output_format": "jpeg"},
+        auth=("admin", ADMIN_PASSWORD),
+        timeout=30,
+    )
+    response.raise_for_status()
 
 
 def _health(server: ServerProcess) -> dict[str, Any]:
@@ -119,11 +134,13 @@ def run_target(target: str, scenario: Scenario, workdir: Path) -> Outcome:
     with run_server(module, [], env, workdir) as server:
         booths = Booths(server.base_url, "/booth/gemini/1", UPLOAD_PASSWORD, CLIENT_TIMEOUT_SECONDS)
         counter = Counter()
+        if target != "echo":
+            _enable_slot(server)
         asyncio.run(_warm_up(booths, counter))
         provider_log.unlink(missing_ok=True)  # the warm-up's call is not one of the scenario's
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), server.cpu_seconds()
         posts = asyncio.run(run_pattern(booths, scenario, counter))
-        wall = time.monotonic() - t0
+        wall, cpu = time.monotonic() - t0, server.cpu_seconds() - cpu0
         health = _health(server)
         peak = server.peak_rss_mb()
     calls = []
@@ -139,4 +156,5 @@ def run_target(target: str, scenario: Scenario, workdir: Path) -> Outcome:
         loop=health.get("loop_watch"),
         provider_calls=calls,
         provider_seconds=scenario.provider_seconds if target == "boothgate" else 0.0,
+        cpu_seconds=cpu,
     )

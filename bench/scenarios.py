@@ -14,8 +14,6 @@ import time
 import zlib
 from dataclasses import dataclass, replace
 
-import httpx
-
 from bench.harness import Booths, Photo, Post
 from bench.photos import SPECS, photo_bytes
 
@@ -70,9 +68,7 @@ def quick_scenarios() -> list[Scenario]:
             posts_per_booth=1,
             period_seconds=10.0,
         ),
-        full["burst"].scaled(
-            title="20 simultaneous 24 MP posts, 3 s provider", booths=20, provider_seconds=3.0
-        ),
+        full["burst"].scaled(title="20 simultaneous 24 MP posts, 3 s provider", booths=20, provider_seconds=3.0),
         full["max"].scaled(
             title="max sustained throughput, 24 MP, 8 booths, 1 s provider", booths=8, duration_seconds=10.0
         ),
@@ -115,9 +111,7 @@ class Counter:
         return self.value
 
 
-async def _booth_loop(
-    booths: Booths, client: httpx.AsyncClient, booth: int, photo: Photo, counter: Counter, s: Scenario
-) -> None:
+async def _booth_loop(booths: Booths, booth: int, photo: Photo, counter: Counter, s: Scenario) -> None:
     begin = time.monotonic()
     if s.pattern == "periodic":
         await asyncio.sleep(booth * s.period_seconds / s.booths)  # phases spread over one period
@@ -130,7 +124,7 @@ async def _booth_loop(
         elif k >= s.posts_per_booth:
             return
         n = counter.next()
-        await booths.post(client, booth, unique_photo(photo, n), n)
+        await booths.post(booth, booths.body(unique_photo(photo, n), booth, n))
         k += 1
         if s.pattern == "periodic" and k < s.posts_per_booth:
             await asyncio.sleep(max(0.0, begin + k * s.period_seconds - time.monotonic()))
@@ -139,14 +133,13 @@ async def _booth_loop(
 async def run_pattern(booths: Booths, s: Scenario, counter: Counter) -> list[Post]:
     """Run one scenario's posts; returns them (also kept in `booths.posts`)."""
     photo = load_photo(s.photo)
-    async with booths.client(connections=s.booths + 2) as client:
+    if s.pattern == "burst":
+        # Every body is built first, so all requests leave at the same instant.
+        numbers = [counter.next() for _ in range(s.booths)]
+        bodies = [booths.body(unique_photo(photo, n), b, n) for b, n in enumerate(numbers)]
         booths.started = time.monotonic()
-        if s.pattern == "burst":
-            # Build every unique photo first so all requests leave at the same instant.
-            photos = [unique_photo(photo, counter.next()) for _ in range(s.booths)]
-            await asyncio.gather(*(booths.post(client, b, p, b) for b, p in enumerate(photos)))
-        else:
-            await asyncio.gather(
-                *(_booth_loop(booths, client, b, photo, counter, s) for b in range(s.booths))
-            )
+        await asyncio.gather(*(booths.post(b, body) for b, body in enumerate(bodies)))
+    else:
+        booths.started = time.monotonic()
+        await asyncio.gather(*(_booth_loop(booths, b, photo, counter, s) for b in range(s.booths)))
     return booths.posts

@@ -6,8 +6,12 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from boothgate import __version__
+
+if TYPE_CHECKING:
+    from boothgate.providers.base import Provider
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -22,7 +26,8 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").disabled = True
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace, registry_classes: dict[str, type[Provider]] | None = None) -> int:
+    """`boothgate serve`; the benchmark calls it too, with its fake provider in `registry_classes`."""
     import uvicorn
 
     from boothgate.settings import get_settings
@@ -35,7 +40,7 @@ def serve(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     settings = get_settings(**overrides)
     configure_logging(args.log_level)
-    app = create_app(settings)
+    app = create_app(settings, registry_classes)
     uvicorn.run(
         app,
         host=settings.host,

@@ -173,19 +173,29 @@ def prepare(source: Path | bytes, max_pixels: int, max_source_pixels: int, quali
         im.close()
 
 
+def pass_through(data: bytes, output_format: str) -> tuple[bytes, str] | None:
+    """The result as it is when it is already in the slot's format (no decoding); None otherwise.
+
+    Raises ProviderFailed when the bytes are not an image at all.
+    """
+    kind = sniff(data[:16])
+    if kind is None or kind == "heic":
+        raise ProviderFailed("The provider answered with something that is not an image.", code="provider_bad_image")
+    if output_format == kind and kind in ("jpeg", "png"):
+        return data, MIME[kind]
+    return None
+
+
 def finish_result(data: bytes, output_format: str, quality: int = 90) -> tuple[bytes, str]:
     """Turn a provider's result bytes into the slot's output format.
 
     A JPEG result for a JPEG slot is passed through untouched; a result with transparency is answered
     as PNG even when the slot asks for JPEG, so a cut-out is not flattened onto white.
     """
+    passed = pass_through(data, output_format)
+    if passed is not None:
+        return passed
     kind = sniff(data[:16])
-    if kind is None or kind == "heic":
-        raise ProviderFailed("The provider answered with something that is not an image.", code="provider_bad_image")
-    if output_format == "jpeg" and kind == "jpeg":
-        return data, MIME["jpeg"]
-    if output_format == "png" and kind == "png":
-        return data, MIME["png"]
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         "Used for upload links and for the short-lived media links Turbotext downloads from.",
     )
     language: Literal["ru", "en"] = Field("ru", description="Language of the admin UI (ru or en).")
+    loop_watch: bool = Field(
+        False,
+        description="Measure event-loop stalls (work that delays every booth): the worst one is shown "
+        "in /health and each one over 50 ms is logged. For diagnosis and the benchmark.",
+    )
 
     # --- the booth --------------------------------------------------------------------------
     deadline_seconds: float = Field(

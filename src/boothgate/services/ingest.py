@@ -176,7 +176,7 @@ class Ingest:
         outcome = await self._run_once(job, slot, provider, upload.sha256)
         t = job.mark("prepare_and_provider", t)
         job.stage = "finish"
-        data, mime = await self.imaging.finish(outcome.result.data, slot.output_format)
+        data, mime = await self.imaging.finish(outcome.result.data, slot.output_format, job.deadline.at)
         t = job.mark("finish", t)
         await self._succeed(job, data, mime, outcome)
         return Answer(200, data, mime, job.record.id, {"X-Job-Id": job.record.id})
@@ -282,11 +282,13 @@ class Ingest:
         assert job.photo is not None
         pixels = provider.input_pixels()
         started = time.monotonic()
-        photo = await self.imaging.prepare(job.photo, pixels)
+        photo = await self.imaging.prepare(job.photo, pixels, job.deadline.at)
         reference = None
         reference_path = self.slots.reference_path(slot)
         if reference_path is not None and slot.reference_sha256:
-            reference = await self.imaging.prepare_reference(reference_path, slot.reference_sha256, pixels)
+            reference = await self.imaging.prepare_reference(
+                reference_path, slot.reference_sha256, pixels, job.deadline.at
+            )
         job.marks["prepare"] = round(time.monotonic() - started, 4)
         job.record.provider_notes["input_bytes"] = len(photo.data) + (len(reference.data) if reference else 0)
         job.record.provider_notes["input_size"] = f"{photo.width}x{photo.height}"

@@ -95,4 +95,5 @@ class Services:
                 await task
         await self.registry.aclose()
         await self.http.aclose()
+        self.imaging.close()
         await self.db.dispose()

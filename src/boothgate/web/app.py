@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boothgate import __version__
 from boothgate.providers.base import Provider
+from boothgate.services.loopwatch import LoopWatch
 from boothgate.services.runtime import Services
 from boothgate.settings import Settings, get_settings
 from boothgate.web import api, booth, media
@@ -60,15 +61,20 @@ class ArrivalClock:
 def create_app(settings: Settings | None = None, registry_classes: dict[str, type[Provider]] | None = None) -> FastAPI:
     """Build the app. `registry_classes` replaces providers by tab name (tests and the benchmark)."""
     settings = settings or get_settings()
+    loop_watch = LoopWatch() if settings.loop_watch else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await Services.start(settings, registry_classes)
         app.state.services = services
         announce(services)
+        if loop_watch is not None:
+            loop_watch.start()  # after start-up work: stalls while serving are what count
         try:
             yield
         finally:
+            if loop_watch is not None:
+                await loop_watch.stop()
             await services.stop()
 
     app = FastAPI(title="boothgate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -84,8 +90,15 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
             provider = services.registry.get(name)
             problem = "not available in this version" if provider is None else provider.problem()
             providers[name] = {"configured": problem is None, "problem": problem}
-        return {"status": "ok" if database else "degraded", "version": __version__, "database": database,
-                "providers": providers}  # fmt: skip
+        health: dict[str, Any] = {
+            "status": "ok" if database else "degraded",
+            "version": __version__,
+            "database": database,
+            "providers": providers,
+        }
+        if loop_watch is not None:
+            health["loop_watch"] = loop_watch.snapshot()
+        return health
 
     @app.exception_handler(ValueError)
     async def value_error(_: Request, exc: ValueError) -> JSONResponse:
