@@ -1,9 +1,12 @@
 """Streaming multipart/form-data reader for booth uploads.
 
-The photo goes straight to a file on disk while it arrives (hashing it on the way), so a 30 MB upload
-never sits in memory. Every limit is enforced while reading: total bytes (whatever Content-Length
-claimed), number of fields, size of a field, and an idle timeout per chunk so a client that trickles
-bytes is cut off.
+The photo goes to a file on disk while it arrives (hashing it on the way), so a 30 MB upload never
+sits in memory. The parser runs on the event loop, but opening, writing and hashing the file do not:
+they are batched (`FLUSH_BYTES`) and done in a thread, because a write into a busy page cache can
+block for hundreds of milliseconds (dirty-page throttling) and would stall every other booth.
+
+Every limit is enforced while reading: total bytes (whatever Content-Length claimed), number of
+fields, size of a field, and an idle timeout per chunk so a client that trickles bytes is cut off.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from boothgate.errors import MalformedRequest, TooLarge
 
 FILE_FIELDS = ("fileToUpload", "file")
+# Photo bytes kept in memory per upload before a threaded write: 200 uploads at once hold ~50 MB.
+FLUSH_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,9 @@ class _Collector:
         self.buffer = bytearray()
         self.fh: IO[bytes] | None = None
         self.hasher = hashlib.sha256()
+        self.pending = bytearray()  # photo bytes not yet written (see `flush`)
+        self.file_seen = False  # only the first file field is the photo
+        self.file_ended = False  # the photo part is complete; finished at the next flush
         self.field_count = 0
         self.finished = False
 
@@ -89,10 +97,10 @@ class _Collector:
             raise MalformedRequest("A form part has no name.", code="bad_multipart")
         self.name = _text(params[b"name"])
         filename = params.get(b"filename")
-        if self.name in FILE_FIELDS and self.upload.path is None:
+        if self.name in FILE_FIELDS and not self.file_seen:
+            self.file_seen = True
             self.kind = "file"
             self.upload.filename = _safe_filename(_text(filename or b""))
-            self.fh = self.dest.open("wb")
             return
         if filename is not None:
             return  # other files are read past and dropped
@@ -105,9 +113,8 @@ class _Collector:
 
     def part_data(self, data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]
-        if self.kind == "file" and self.fh is not None:
-            self.fh.write(chunk)
-            self.hasher.update(chunk)
+        if self.kind == "file":
+            self.pending.extend(chunk)
             if len(self.upload.head) < 16:
                 self.upload.head = (self.upload.head + chunk)[:16]
             self.upload.size += len(chunk)
@@ -120,17 +127,37 @@ class _Collector:
                 )
 
     def part_end(self) -> None:
-        if self.kind == "file" and self.fh is not None:
-            self.fh.close()
-            self.fh = None
-            self.upload.path = self.dest
-            self.upload.sha256 = self.hasher.hexdigest()
+        if self.kind == "file":
+            self.file_ended = True
         elif self.kind == "field":
             self.upload.fields[self.name] = _text(bytes(self.buffer))
         self.kind = "skip"
 
     def end(self) -> None:
         self.finished = True
+
+    def _write(self, data: bytes, last: bool) -> None:
+        """In a thread: append to the file (opened on the first write) and the hash; close after the last."""
+        if self.fh is None:
+            self.fh = self.dest.open("wb")
+        self.fh.write(data)
+        self.hasher.update(data)
+        if last:
+            self.fh.close()
+            self.fh = None
+
+    async def flush(self) -> None:
+        """Write pending photo bytes once enough have gathered, or all of them once the photo part ended."""
+        if not self.file_seen or self.upload.path is not None:
+            return
+        if not (self.file_ended or len(self.pending) >= FLUSH_BYTES):
+            return
+        data, last = bytes(self.pending), self.file_ended
+        self.pending.clear()
+        await asyncio.to_thread(self._write, data, last)
+        if last:
+            self.upload.path = self.dest
+            self.upload.sha256 = self.hasher.hexdigest()
 
     def close(self) -> None:
         if self.fh is not None:
@@ -184,7 +211,9 @@ async def read_upload(content_type: str | None, chunks: AsyncIterator[bytes], de
                 raise TooLarge(f"The upload is larger than {limits.max_bytes:,} bytes.")
             if chunk:
                 parser.write(chunk)
+                await collector.flush()
         parser.finalize()
+        await collector.flush()
     except MultipartParseError as exc:
         raise MalformedRequest(f"The multipart body is malformed: {exc}.", code="bad_multipart") from exc
     finally:
