@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -177,13 +176,6 @@ class Booths:
         post = Post(booth, t0 - self.started, time.monotonic() - t0, status, size, error)
         self.posts.append(post)
         return post
-
-
-def settings_env(data_dir: Path, **extra: Any) -> dict[str, str]:
-    """Environment for a boothgate server under test: its own data folder and SQLite database."""
-    env = {"BOOTHGATE_DATA_DIR": str(data_dir)}
-    env.update({f"BOOTHGATE_{k.upper()}": str(v) for k, v in extra.items()})
-    return env
 
 
 def new_workdir(prefix: str = "boothgate-bench-") -> Path:

@@ -129,9 +129,10 @@ def encode(spec: PhotoSpec, im: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def photo_path(name: str, data_dir: Path = DATA_DIR) -> Path:
+def photo_path(name: str, data_dir: Path | None = None) -> Path:
     """The cached file for a spec name, generated on first use."""
     spec = SPECS[name]
+    data_dir = data_dir or DATA_DIR
     path = data_dir / spec.filename
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +142,7 @@ def photo_path(name: str, data_dir: Path = DATA_DIR) -> Path:
     return path
 
 
-def photo_bytes(name: str, data_dir: Path = DATA_DIR) -> bytes:
+def photo_bytes(name: str, data_dir: Path | None = None) -> bytes:
     return photo_path(name, data_dir).read_bytes()
 
 

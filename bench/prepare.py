@@ -218,3 +218,27 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def input_size_table(photo: str = "24mp", repeats: int = 5) -> list[str]:
+    """The quality/speed trade of BOOTHGATE_PROVIDER_INPUT_PIXELS: cost and bytes per setting."""
+    from boothgate.images import prepare
+
+    path = photo_path(photo)
+    upload = path.stat().st_size
+    lines = [
+        "| provider_input_pixels | sent to provider | bytes sent / upload | CPU ms to prepare |",
+        "|---:|---|---:|---:|",
+    ]
+    for pixels in (1_000_000, 1_500_000, 2_000_000, 4_000_000, 8_000_000):
+        out = prepare(path, pixels, SOURCE_LIMIT, QUALITY)
+        cpus = []
+        for _ in range(repeats):
+            c0 = time.process_time()
+            prepare(path, pixels, SOURCE_LIMIT, QUALITY)
+            cpus.append(time.process_time() - c0)
+        lines.append(
+            f"| {pixels:,} | {out.width}×{out.height} JPEG, {len(out.data) / 1e3:.0f} kB "
+            f"| {len(out.data) / upload:.1%} | {statistics.median(cpus) * 1000:.0f} |"
+        )
+    return lines

@@ -1,0 +1,67 @@
+"""Keeps the benchmark harness from rotting: its parts run, small, with no timing assertions.
+
+`make bench` itself is the measurement; this only checks that photos are made, that a booth post
+goes through a real server process with the bench provider, and that the report is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+from bench import photos
+from bench.harness import Photo
+from bench.report import Pair, page, scenario_table, targets, targets_table
+from bench.run import run_target
+from bench.scenarios import Scenario, unique_photo
+from PIL import Image
+
+
+@pytest.fixture(autouse=True)
+def _bench_data_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(photos, "DATA_DIR", tmp_path / "bench-data")
+
+
+def test_photos_are_deterministic_camera_like_and_cached() -> None:
+    spec = photos.PhotoSpec("tiny", 480, 320, "jpeg")
+    first, second = photos.encode(spec, photos.render(spec)), photos.encode(spec, photos.render(spec))
+    assert first == second
+    # sensor noise and texture: far bigger than a flat test card (~10 kB), like a real photo at q95
+    assert len(first) > 480 * 320 * 0.25
+    path = photos.photo_path("2mp")
+    assert path.parent == photos.DATA_DIR and path.stat().st_mtime == photos.photo_path("2mp").stat().st_mtime
+
+
+def test_png_spec_has_real_transparency() -> None:
+    spec = photos.PhotoSpec("tinypng", 240, 160, "png")
+    with Image.open(io.BytesIO(photos.encode(spec, photos.render(spec)))) as im:
+        low, high = im.getchannel("A").getextrema()
+    assert im.mode == "RGBA" and low == 0 and high == 255
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_unique_photos_differ_in_bytes_not_in_pixels(fmt: str) -> None:
+    spec = photos.PhotoSpec("u", 160, 120, fmt)
+    data = photos.encode(spec, photos.render(spec))
+    photo = Photo("u", data, "IMG.JPG", "image/jpeg")
+    a, b = unique_photo(photo, 1).data, unique_photo(photo, 2).data
+    assert len({hashlib.sha256(x).digest() for x in (data, a, b)}) == 3
+    with Image.open(io.BytesIO(data)) as im0, Image.open(io.BytesIO(a)) as im1:
+        assert im0.tobytes() == im1.tobytes()
+
+
+def test_one_post_through_a_real_server_process(tmp_path: Path) -> None:
+    scenario = Scenario("smoke", "1 booth, 2 MP, smoke", "2mp", "sequential", 1, 0.2, posts_per_booth=1)
+    ours = run_target("boothgate", scenario, tmp_path / "run")
+    assert [p.status for p in ours.posts] == [200], ours.first_errors()
+    assert ours.posts[0].answer_bytes > 1000
+    [call] = ours.provider_calls  # the warm-up call is not counted
+    assert call["photo_mime"] == "image/jpeg" and 0 < call["photo_pixels"] <= 2_000_000
+    assert ours.loop is not None and "max_stall_ms" in ours.loop
+    assert ours.peak_rss_mb > 10 and ours.overheads_ms()
+    pairs = [Pair(ours, None)]
+    text = page("cmd", dt.datetime.now(), 1.0, [], scenario_table(pairs, 0.0), targets_table(targets(pairs, {})), [])
+    assert "| 1 booth, 2 MP, smoke | 1 | 0 / 0 |" in text
