@@ -227,13 +227,13 @@ async def test_text_only_answer_is_retried(provider: GeminiProvider, fake: Gemin
     assert len(fake.received) == 2
 
 
-async def test_endless_no_image_stops_after_max_attempts(provider: GeminiProvider, fake: GeminiFake) -> None:
+async def test_endless_no_image_stops_after_max_empty_answers(provider: GeminiProvider, fake: GeminiFake) -> None:
     fake.default_mode = "no_image"
     request = job(deadline=10)
     with pytest.raises(ProviderFailed) as caught:
         await provider.run(request)
     assert caught.value.code == "provider_no_image"
-    assert len(fake.received) == GeminiProvider.max_attempts
+    assert len(fake.received) == GeminiProvider.max_empty_answers
     assert "NO_IMAGE ×10" in caught.value.message
     assert request.notes["cost_usd"] == 0
 

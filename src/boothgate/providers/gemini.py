@@ -84,8 +84,9 @@ class GeminiProvider(Provider):
     min_attempt_seconds: ClassVar[float] = 1.0
     first_backoff_seconds: ClassVar[float] = 0.5
     max_backoff_seconds: ClassVar[float] = 4.0
-    # "No image" answers come back in 1–2 s; past this many the model is not going to draw this one.
-    max_attempts: ClassVar[int] = 10
+    # "No image" answers come back in 1–2 s; past this many the model is not going to draw this one,
+    # and each answer costs input tokens.
+    max_empty_answers: ClassVar[int] = 10
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
@@ -158,8 +159,9 @@ class GeminiProvider(Provider):
         )
         client = self._client(key)
         backoff = self.first_backoff_seconds
+        empty_answers = 0
         while True:
-            self._check_time_left(request.deadline, notes)
+            self._check_can_try(request.deadline, notes)
             notes["attempts"] += 1
             try:
                 answer = await self._attempt(client, call, request.deadline, notes)
@@ -180,6 +182,12 @@ class GeminiProvider(Provider):
             if answer.refusal is not None:
                 raise ProviderRefused(answer.refusal)
             notes["problems"].append(answer.missing or "no image")
+            empty_answers += 1
+            if empty_answers >= self.max_empty_answers:
+                raise ProviderFailed(
+                    f"Gemini answered without an image {empty_answers} times ({_summary(notes)}).",
+                    code="provider_no_image",
+                )
 
     async def _attempt(
         self, client: genai.Client, call: _Call, deadline: Deadline, notes: dict[str, Any]
@@ -227,12 +235,7 @@ class GeminiProvider(Provider):
             raise self._out_of_time(notes)
         await asyncio.sleep(seconds)
 
-    def _check_time_left(self, deadline: Deadline, notes: dict[str, Any]) -> None:
-        if notes["attempts"] >= self.max_attempts:
-            raise ProviderFailed(
-                f"Gemini gave no image in {notes['attempts']} attempts ({_summary(notes)}).",
-                code="provider_no_image",
-            )
+    def _check_can_try(self, deadline: Deadline, notes: dict[str, Any]) -> None:
         if not deadline.fits(self.min_attempt_seconds):
             raise self._out_of_time(notes)
 
