@@ -227,7 +227,9 @@ async def test_text_only_answer_is_retried(provider: GeminiProvider, fake: Gemin
     assert len(fake.received) == 2
 
 
-async def test_endless_no_image_stops_after_max_empty_answers(provider: GeminiProvider, fake: GeminiFake) -> None:
+async def test_endless_no_image_stops_after_max_empty_answers(
+    provider: GeminiProvider, fake: GeminiFake
+) -> None:
     fake.default_mode = "no_image"
     request = job(deadline=10)
     with pytest.raises(ProviderFailed) as caught:
