@@ -227,9 +227,7 @@ async def test_text_only_answer_is_retried(provider: GeminiProvider, fake: Gemin
     assert len(fake.received) == 2
 
 
-async def test_endless_no_image_stops_after_max_empty_answers(
-    provider: GeminiProvider, fake: GeminiFake
-) -> None:
+async def test_endless_no_image_stops_after_max_empty_answers(provider: GeminiProvider, fake: GeminiFake) -> None:
     fake.default_mode = "no_image"
     request = job(deadline=10)
     with pytest.raises(ProviderFailed) as caught:
@@ -273,9 +271,7 @@ async def test_429_waits_the_retry_delay_when_it_fits(provider: GeminiProvider, 
     assert len(fake.received) == 2
 
 
-async def test_429_with_a_delay_past_the_deadline_is_rate_limited(
-    provider: GeminiProvider, fake: GeminiFake
-) -> None:
+async def test_429_with_a_delay_past_the_deadline_is_rate_limited(provider: GeminiProvider, fake: GeminiFake) -> None:
     fake.default_mode = "rate_limited"
     fake.retry_delay = "47s"
     started = time.monotonic()

@@ -92,9 +92,7 @@ def test_read_answer_takes_the_last_non_thought_image() -> None:
                         parts=[
                             types.Part(inline_data=types.Blob(data=b"first", mime_type="image/png")),
                             types.Part(inline_data=types.Blob(data=b"final", mime_type="image/webp")),
-                            types.Part(
-                                inline_data=types.Blob(data=b"draft", mime_type="image/png"), thought=True
-                            ),
+                            types.Part(inline_data=types.Blob(data=b"draft", mime_type="image/png"), thought=True),
                             types.Part(text="done"),
                         ],
                     ),

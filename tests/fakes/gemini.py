@@ -80,9 +80,7 @@ def _png(image: Image.Image) -> bytes:
 
 
 def _inline(image: Image.Image, *, thought: bool = False) -> dict[str, Any]:
-    part: dict[str, Any] = {
-        "inlineData": {"mimeType": "image/png", "data": base64.b64encode(_png(image)).decode()}
-    }
+    part: dict[str, Any] = {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(_png(image)).decode()}}
     if thought:
         part["thought"] = True
     return part
@@ -275,9 +273,7 @@ class GeminiFake:
             [
                 {
                     "@type": "type.googleapis.com/google.rpc.QuotaFailure",
-                    "violations": [
-                        {"quotaMetric": "generativelanguage.googleapis.com/generate_content_requests"}
-                    ],
+                    "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_requests"}],
                 },
                 {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": self.retry_delay},
             ],
@@ -304,9 +300,7 @@ class GeminiFake:
 
 def _candidate(parts: list[dict[str, Any]], usage: dict[str, int] | None = None) -> JSONResponse:
     candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
-    return JSONResponse(
-        {"candidates": [candidate], "usageMetadata": usage or USAGE, "responseId": "fake-response"}
-    )
+    return JSONResponse({"candidates": [candidate], "usageMetadata": usage or USAGE, "responseId": "fake-response"})
 
 
 ANSWERS = {

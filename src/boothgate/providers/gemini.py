@@ -42,15 +42,15 @@ class GeminiOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(
-        "",
+        default="",
         description="Gemini model for this slot, e.g. gemini-3-pro-image for the best quality (slower, "
         "dearer). Empty: the default model from the settings page.",
     )
     aspect_ratio: AspectRatio = Field(
-        "auto", description="Shape of the result. auto: the supported ratio nearest to the photo."
+        default="auto", description="Shape of the result. auto: the supported ratio nearest to the photo."
     )
     image_size: ImageSize = Field(
-        "auto",
+        default="auto",
         description="Result resolution (1K, 2K, 4K) for models that offer it (Gemini 3 and later). "
         "auto: the model's default (1K).",
     )
@@ -195,9 +195,7 @@ class GeminiProvider(Provider):
         config = wire.build_config(call.image, deadline.remaining())
         # The SDK's timeout applies per connect/read step; the deadline bounds the whole call.
         async with deadline.timeout():
-            response = await client.aio.models.generate_content(
-                model=call.model, contents=call.contents, config=config
-            )
+            response = await client.aio.models.generate_content(model=call.model, contents=call.contents, config=config)
         wire.add_usage(notes["usage"], response)
         return wire.read_answer(response)
 
@@ -243,8 +241,7 @@ class GeminiProvider(Provider):
     def _out_of_time(notes: dict[str, Any]) -> DeadlineReached:
         attempts = notes["attempts"]
         return DeadlineReached(
-            f"No image from Gemini before the deadline ({attempts} attempt{'s' * (attempts != 1)}: "
-            f"{_summary(notes)})."
+            f"No image from Gemini before the deadline ({attempts} attempt{'s' * (attempts != 1)}: {_summary(notes)})."
         )
 
 

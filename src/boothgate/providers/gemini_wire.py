@@ -142,9 +142,7 @@ def read_answer(response: types.GenerateContentResponse) -> Answer:
     feedback = response.prompt_feedback
     blocked = _name(feedback.block_reason) if feedback else ""
     if blocked and blocked != "BLOCKED_REASON_UNSPECIFIED":
-        return Answer(
-            refusal=f"Gemini refused the request before generating anything (blockReason {blocked})."
-        )
+        return Answer(refusal=f"Gemini refused the request before generating anything (blockReason {blocked}).")
     if not response.candidates:
         return Answer(missing="no candidates")
     candidate = response.candidates[0]
@@ -156,9 +154,7 @@ def read_answer(response: types.GenerateContentResponse) -> Answer:
         detail = f" {candidate.finish_message}" if candidate.finish_message else ""
         return Answer(refusal=f"Gemini's safety filter stopped the image (finishReason {reason}).{detail}")
     has_text = any(part.text for part in _parts(candidate))
-    return Answer(
-        missing=reason if reason and reason != "STOP" else ("text only" if has_text else "empty answer")
-    )
+    return Answer(missing=reason if reason and reason != "STOP" else ("text only" if has_text else "empty answer"))
 
 
 def _parts(candidate: types.Candidate) -> list[types.Part]:
