@@ -160,7 +160,7 @@ class DeepSeekProvider(Provider):
             options = DeepSeekOptions.model_validate(options.model_dump())
         renderer, renderer_options = self._renderer_for(request, options)  # before paying DeepSeek
         written = await self._write(request, options)
-        renderer_notes: dict[str, Any] = {"name": renderer.name}
+        renderer_notes: dict[str, Any] = {"name": options.renderer}
         request.notes["renderer"] = renderer_notes  # the same dict: kept even when rendering fails
         try:
             result = await renderer.run(
@@ -178,7 +178,7 @@ class DeepSeekProvider(Provider):
                 )
             )
             renderer_notes.update(result.notes)
-            renderer_notes["name"] = renderer.name
+            renderer_notes["name"] = options.renderer
         finally:
             request.notes["cost_usd"] = _total_cost(request.notes)
         total = request.notes["cost_usd"]
