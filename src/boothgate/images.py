@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from boothgate.errors import CorruptImage, TooLarge, UnsupportedImage
+from boothgate.errors import CorruptImage, ProviderFailed, TooLarge, UnsupportedImage
 from boothgate.providers.base import PreparedImage
 
 MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "heic": "image/heic"}
@@ -97,11 +97,9 @@ def target_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
 
 def _has_transparency(im: Image.Image) -> bool:
     if im.mode in ("RGBA", "LA"):
-        extrema = im.getchannel("A").getextrema()
-        return bool(extrema[0] < 255)
-    if im.mode == "P" and "transparency" in im.info:
-        return True
-    return False
+        low, _high = im.getchannel("A").getextrema()
+        return bool(low < 255)  # type: ignore[operator]
+    return im.mode == "P" and "transparency" in im.info
 
 
 def decode_scaled(source: Path | bytes, max_pixels: int, max_source_pixels: int) -> Image.Image:
@@ -183,7 +181,7 @@ def finish_result(data: bytes, output_format: str, quality: int = 90) -> tuple[b
     """
     kind = sniff(data[:16])
     if kind is None or kind == "heic":
-        raise CorruptImage("The provider answered with something that is not an image.", code="provider_bad_image")
+        raise ProviderFailed("The provider answered with something that is not an image.", code="provider_bad_image")
     if output_format == "jpeg" and kind == "jpeg":
         return data, MIME["jpeg"]
     if output_format == "png" and kind == "png":
@@ -196,7 +194,7 @@ def finish_result(data: bytes, output_format: str, quality: int = 90) -> tuple[b
                 return data, MIME[kind]
             prepared = encode(im, fmt, quality)
     except OSError as exc:
-        raise CorruptImage(f"The provider's image cannot be read: {exc}.", code="provider_bad_image") from exc
+        raise ProviderFailed(f"The provider's image cannot be read: {exc}.", code="provider_bad_image") from exc
     return prepared.data, prepared.mime
 
 

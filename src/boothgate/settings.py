@@ -74,8 +74,7 @@ class Settings(BaseSettings):
     duplicate_window_seconds: float = Field(
         600.0,
         ge=0,
-        description="A photo identical to one processed for the same slot within this window gets "
-        "the stored result.",
+        description="A photo identical to one processed for the same slot within this window gets the stored result.",
     )
     provider_input_pixels: int = Field(
         2_000_000,
@@ -104,15 +103,15 @@ class Settings(BaseSettings):
 
     # --- Gemini -----------------------------------------------------------------------------
     gemini_api_key: SecretStr | None = Field(None, description="Google Gemini API key.")
-    gemini_base_url: str = Field(
-        "https://generativelanguage.googleapis.com", description="Gemini API base URL."
-    )
+    gemini_base_url: str = Field("https://generativelanguage.googleapis.com", description="Gemini API base URL.")
     gemini_model: str = Field("gemini-3.1-flash-image", description="Default Gemini image model.")
     gemini_template_face_swap: str = Field(
-        DEFAULT_TEMPLATES["face_swap"], description="Gemini instruction for face swap; {prompt} = slot prompt."
+        DEFAULT_TEMPLATES["face_swap"],
+        description="Gemini instruction for face swap; {prompt} = slot prompt.",
     )
     gemini_template_background: str = Field(
-        DEFAULT_TEMPLATES["background"], description="Gemini instruction for background; {prompt} = slot prompt."
+        DEFAULT_TEMPLATES["background"],
+        description="Gemini instruction for background; {prompt} = slot prompt.",
     )
     gemini_template_prompt: str = Field(
         DEFAULT_TEMPLATES["prompt"], description="Gemini instruction for restyling; {prompt} = slot prompt."
@@ -124,9 +123,7 @@ class Settings(BaseSettings):
     # --- Turbotext --------------------------------------------------------------------------
     turbotext_api_key: SecretStr | None = Field(None, description="Turbotext API key (paid tariff).")
     turbotext_base_url: str = Field("https://www.turbotext.ru/api_ai", description="Turbotext API base URL.")
-    turbotext_poll_interval_seconds: float = Field(
-        1.5, gt=0, description="Seconds between Turbotext result polls."
-    )
+    turbotext_poll_interval_seconds: float = Field(1.5, gt=0, description="Seconds between Turbotext result polls.")
     turbotext_mode: Literal["polling", "webhook"] = Field(
         "polling", description="How Turbotext results arrive: polling (default) or webhook."
     )

@@ -28,9 +28,7 @@ class _Server(uvicorn.Server):
 def serve(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
     """Serve `app` on 127.0.0.1 until the block ends; yields the base URL (no trailing slash)."""
     port = port or free_port()
-    server = _Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **config)
-    )
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **config))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     started = time.monotonic()

@@ -85,6 +85,8 @@ class ProviderContext:
 
     settings: Settings
     http: httpx.AsyncClient
+    # Another tab's provider by name (DeepSeek renders through Gemini or Turbotext). Set by the registry.
+    lookup: Callable[[str], Provider | None] | None = None
 
 
 class Provider(abc.ABC):

@@ -1,0 +1,1 @@
+"""Web layer: thin FastAPI routers over the services."""

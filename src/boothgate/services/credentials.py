@@ -1,0 +1,117 @@
+"""The admin password and the upload password: generated on first start, kept server-side.
+
+The admin password is stored as a scrypt hash; the upload password is stored as is, because the
+operator reads it in the statistics panel to type it into the booth program. Both compare in
+constant time. A value from the environment always wins and cannot be rotated here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from boothgate.settings import Settings
+from boothgate.storage.db import Database
+from boothgate.storage.models import StoredSetting, utcnow
+
+ADMIN_HASH_KEY = "admin_password_hash"
+UPLOAD_KEY = "upload_password"
+
+
+def generate_password(length: int = 16) -> str:
+    alphabet = "abcdefghijkmnpqrstuvwxyzACDEFGHJKLMNPQRSTUVWXYZ23456789"  # no look-alikes
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def verify_hash(password: str, stored: str) -> bool:
+    try:
+        _, salt_hex, digest_hex = stored.split("$")
+        digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), n=2**14, r=8, p=1)
+    except ValueError:
+        return False
+    return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+def same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8", "replace"), b.encode("utf-8", "replace"))
+
+
+@dataclass
+class Generated:
+    admin_password: str | None = None
+    upload_password: str | None = None
+
+
+class Credentials:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self._admin_hash: str | None = None
+        self._upload: str = ""
+        # scrypt costs ~50 ms; remember the digest of the last verified password so each API call
+        # under Basic Auth does not pay it again.
+        self._verified: bytes | None = None
+
+    async def ensure(self) -> Generated:
+        """Load stored credentials; generate the missing ones. Returns what was generated now."""
+        generated = Generated()
+        async with self.db.write() as session:
+            admin_row = await session.get(StoredSetting, ADMIN_HASH_KEY)
+            if self.settings.admin_password is None and admin_row is None:
+                generated.admin_password = generate_password()
+                admin_row = StoredSetting(key=ADMIN_HASH_KEY, value=hash_password(generated.admin_password))
+                session.add(admin_row)
+            self._admin_hash = admin_row.value if admin_row else None
+            upload_row = await session.get(StoredSetting, UPLOAD_KEY)
+            if self.settings.upload_password is None and upload_row is None:
+                generated.upload_password = generate_password(12)
+                upload_row = StoredSetting(key=UPLOAD_KEY, value=generated.upload_password)
+                session.add(upload_row)
+            self._upload = upload_row.value if upload_row else ""
+        if self.settings.upload_password is not None:
+            self._upload = self.settings.upload_password.get_secret_value()
+        return generated
+
+    @property
+    def upload_password(self) -> str:
+        return self._upload
+
+    @property
+    def upload_password_from_env(self) -> bool:
+        return self.settings.upload_password is not None
+
+    def check_upload(self, candidate: str | None) -> bool:
+        return candidate is not None and bool(self._upload) and same(candidate, self._upload)
+
+    def check_admin(self, user: str, password: str) -> bool:
+        user_ok = same(user, self.settings.admin_user)
+        if self.settings.admin_password is not None:
+            return same(password, self.settings.admin_password.get_secret_value()) and user_ok
+        fingerprint = hashlib.sha256(password.encode("utf-8", "replace")).digest()
+        if self._verified is not None and hmac.compare_digest(fingerprint, self._verified):
+            return user_ok
+        if self._admin_hash and verify_hash(password, self._admin_hash):
+            self._verified = fingerprint
+            return user_ok
+        return False
+
+    async def rotate_upload(self) -> str:
+        if self.upload_password_from_env:
+            raise PermissionError("The upload password is set in BOOTHGATE_UPLOAD_PASSWORD; change it there.")
+        new = generate_password(12)
+        async with self.db.write() as session:
+            row = await session.get(StoredSetting, UPLOAD_KEY)
+            if row is None:
+                session.add(StoredSetting(key=UPLOAD_KEY, value=new))
+            else:
+                row.value, row.updated_at = new, utcnow()
+        self._upload = new
+        return new

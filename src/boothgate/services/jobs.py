@@ -1,0 +1,110 @@
+"""Job records: one row per booth request, written when the photo is in and when the answer goes out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from boothgate.storage.db import Database
+from boothgate.storage.media import MediaStore
+from boothgate.storage.models import Job, utcnow
+
+OPEN_STATUSES = ("received", "running")
+FINAL_STATUSES = ("succeeded", "failed", "timed_out", "rejected")
+
+
+class JobStore:
+    def __init__(self, db: Database, media: MediaStore) -> None:
+        self.db, self.media = db, media
+
+    async def add(self, job: Job) -> None:
+        async with self.db.write() as session:
+            session.add(job)
+
+    async def save(self, job: Job) -> None:
+        """Insert or update the whole row (the spine keeps the Job object and saves it when done)."""
+        async with self.db.write() as session:
+            await session.merge(job)
+
+    async def get(self, job_id: str) -> Job | None:
+        async with self.db.read() as session:
+            return await session.get(Job, job_id)
+
+    async def find(
+        self,
+        provider: str | None = None,
+        slot: int | None = None,
+        status: str | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        query = select(Job).order_by(Job.created_at.desc()).limit(max(1, min(limit, 500)))
+        if provider:
+            query = query.where(Job.provider == provider)
+        if slot is not None:
+            query = query.where(Job.slot_number == slot)
+        if status:
+            query = query.where(Job.status == status)
+        async with self.db.read() as session:
+            return list((await session.scalars(query)).all())
+
+    async def recent_success(
+        self, provider: str, number: int, revision: int, sha256: str, window_seconds: float
+    ) -> Job | None:
+        """A job that processed the same bytes for the same slot revision a short while ago."""
+        since = datetime.now(UTC) - timedelta(seconds=window_seconds)
+        query = (
+            select(Job)
+            .where(
+                Job.photo_sha256 == sha256,
+                Job.provider == provider,
+                Job.slot_number == number,
+                Job.slot_revision == revision,
+                Job.status == "succeeded",
+                Job.result_path.is_not(None),
+                Job.created_at >= since,
+            )
+            .order_by(Job.created_at.desc())
+            .limit(1)
+        )
+        async with self.db.read() as session:
+            return await session.scalar(query)
+
+    async def interrupted(self) -> list[Job]:
+        async with self.db.read() as session:
+            return list((await session.scalars(select(Job).where(Job.status.in_(OPEN_STATUSES)))).all())
+
+
+def public_job(job: Job) -> dict[str, Any]:
+    """A job as the API shows it (metadata never holds the password; keys never reach a job)."""
+    base = f"/api/jobs/{job.id}"
+    return {
+        "id": job.id,
+        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "provider": job.provider,
+        "slot": job.slot_number,
+        "source": job.source,
+        "status": job.status,
+        "http_status": job.http_status,
+        "error": job.error_code,
+        "message": job.message,
+        "reused_from": job.reused_from,
+        "total_seconds": job.total_seconds,
+        "provider_seconds": job.provider_seconds,
+        "cost_usd": job.cost_usd,
+        "timings": job.timings or {},
+        "meta": job.meta or {},
+        "provider_notes": job.provider_notes or {},
+        "photo_bytes": job.photo_bytes,
+        "photo_url": f"{base}/photo" if (job.photo_path or job.trash_path) else None,
+        "result_url": f"{base}/result" if job.result_path else None,
+        "photo_thumbnail_url": f"{base}/photo/thumbnail" if (job.photo_path or job.trash_path) else None,
+        "result_thumbnail_url": f"{base}/result/thumbnail" if job.result_path else None,
+        "in_trash": bool(job.trash_path),
+    }
+
+
+def finished_now() -> datetime:
+    return utcnow()

@@ -1,0 +1,194 @@
+"""Streaming multipart/form-data reader for booth uploads.
+
+The photo goes straight to a file on disk while it arrives (hashing it on the way), so a 30 MB upload
+never sits in memory. Every limit is enforced while reading: total bytes (whatever Content-Length
+claimed), number of fields, size of a field, and an idle timeout per chunk so a client that trickles
+bytes is cut off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from boothgate.errors import MalformedRequest, TooLarge
+
+FILE_FIELDS = ("fileToUpload", "file")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    idle_timeout_seconds: float
+    max_fields: int = 1000
+    max_field_bytes: int = 64 * 1024
+    max_header_bytes: int = 8 * 1024
+
+
+@dataclass
+class Upload:
+    """What the booth sent: text fields and the photo spooled to `path`."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    path: Path | None = None
+    filename: str | None = None
+    size: int = 0
+    sha256: str = ""
+    head: bytes = b""
+    body_bytes: int = 0
+
+
+class _Collector:
+    """python-multipart callbacks that fill an Upload; limits raise from inside the callbacks."""
+
+    def __init__(self, upload: Upload, dest: Path, limits: Limits) -> None:
+        self.upload, self.dest, self.limits = upload, dest, limits
+        self.header_name = bytearray()
+        self.header_value = bytearray()
+        self.headers: dict[str, bytes] = {}
+        self.kind: str = "skip"  # file | field | skip
+        self.name = ""
+        self.buffer = bytearray()
+        self.fh: IO[bytes] | None = None
+        self.hasher = hashlib.sha256()
+        self.field_count = 0
+        self.finished = False
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self.part_begin,
+            "on_header_field": lambda d, s, e: self.header_name.extend(d[s:e]),
+            "on_header_value": lambda d, s, e: self.header_value.extend(d[s:e]),
+            "on_header_end": self.header_end,
+            "on_headers_finished": self.headers_finished,
+            "on_part_data": self.part_data,
+            "on_part_end": self.part_end,
+            "on_end": self.end,
+        }
+
+    def part_begin(self) -> None:
+        self.headers.clear()
+        self.buffer.clear()
+        self.kind, self.name = "skip", ""
+
+    def header_end(self) -> None:
+        self.headers[self.header_name.decode("latin-1").strip().lower()] = bytes(self.header_value).strip()
+        self.header_name.clear()
+        self.header_value.clear()
+
+    def headers_finished(self) -> None:
+        disposition, params = parse_options_header(self.headers.get("content-disposition", b""))
+        if disposition != b"form-data" or b"name" not in params:
+            raise MalformedRequest("A form part has no name.", code="bad_multipart")
+        self.name = _text(params[b"name"])
+        filename = params.get(b"filename")
+        if self.name in FILE_FIELDS and self.upload.path is None:
+            self.kind = "file"
+            self.upload.filename = _safe_filename(_text(filename or b""))
+            self.fh = self.dest.open("wb")
+            return
+        if filename is not None:
+            return  # other files are read past and dropped
+        self.field_count += 1
+        if self.field_count > self.limits.max_fields:
+            raise MalformedRequest(
+                f"Too many form fields (more than {self.limits.max_fields}).", code="too_many_fields"
+            )
+        self.kind = "field"
+
+    def part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if self.kind == "file" and self.fh is not None:
+            self.fh.write(chunk)
+            self.hasher.update(chunk)
+            if len(self.upload.head) < 16:
+                self.upload.head = (self.upload.head + chunk)[:16]
+            self.upload.size += len(chunk)
+        elif self.kind == "field":
+            self.buffer.extend(chunk)
+            if len(self.buffer) > self.limits.max_field_bytes:
+                raise TooLarge(
+                    f"Form field '{self.name[:50]}' is larger than {self.limits.max_field_bytes} bytes.",
+                    code="field_too_large",
+                )
+
+    def part_end(self) -> None:
+        if self.kind == "file" and self.fh is not None:
+            self.fh.close()
+            self.fh = None
+            self.upload.path = self.dest
+            self.upload.sha256 = self.hasher.hexdigest()
+        elif self.kind == "field":
+            self.upload.fields[self.name] = _text(bytes(self.buffer))
+        self.kind = "skip"
+
+    def end(self) -> None:
+        self.finished = True
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
+
+def _text(raw: bytes) -> str:
+    """Field names and values as text; invalid UTF-8 is kept readable, not refused."""
+    return raw.decode("utf-8", errors="replace").replace("\x00", "")
+
+
+def _safe_filename(name: str) -> str:
+    """The booth's file name, for metadata only (we never use it as a path)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(ch for ch in base if ch.isprintable())[:200]
+
+
+def boundary_of(content_type: str | None) -> bytes:
+    if not content_type:
+        raise MalformedRequest("The request has no Content-Type; send multipart/form-data.", code="bad_multipart")
+    ctype, params = parse_options_header(content_type)
+    if ctype != b"multipart/form-data" or not params.get(b"boundary"):
+        raise MalformedRequest(
+            "The request must be multipart/form-data with the photo in the field 'fileToUpload'.",
+            code="bad_multipart",
+        )
+    return params[b"boundary"]
+
+
+async def read_upload(content_type: str | None, chunks: AsyncIterator[bytes], dest: Path, limits: Limits) -> Upload:
+    """Read the whole body into an Upload, the file going to `dest`. Raises BoothError subclasses."""
+    upload = Upload()
+    collector = _Collector(upload, dest, limits)
+    parser = MultipartParser(boundary_of(content_type), collector.callbacks())  # type: ignore[arg-type]
+    iterator = chunks.__aiter__()
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(limits.idle_timeout_seconds):
+                    chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise MalformedRequest(
+                    f"The upload stalled: nothing arrived for {limits.idle_timeout_seconds:g} s.",
+                    code="upload_stalled",
+                ) from None
+            upload.body_bytes += len(chunk)
+            if upload.body_bytes > limits.max_bytes:
+                raise TooLarge(f"The upload is larger than {limits.max_bytes:,} bytes.")
+            if chunk:
+                parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise MalformedRequest(f"The multipart body is malformed: {exc}.", code="bad_multipart") from exc
+    finally:
+        collector.close()
+    if not collector.finished:
+        raise MalformedRequest("The upload ended before the multipart body was complete.", code="upload_incomplete")
+    return upload

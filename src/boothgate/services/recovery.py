@@ -1,0 +1,54 @@
+"""After a crash: jobs that were in flight are failed as `interrupted`, their originals go to trash,
+and uploads that never finished arriving are trashed too. Runs once at start, before serving."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from boothgate.services.jobs import JobStore
+from boothgate.storage.media import MediaStore
+from boothgate.storage.models import utcnow
+
+log = logging.getLogger("boothgate.recovery")
+
+
+async def recover(jobs: JobStore, media: MediaStore) -> int:
+    count = 0
+    for job in await jobs.interrupted():
+        original = None
+        if job.photo_path:
+            try:
+                original = media.resolve(job.photo_path)
+            except ValueError:
+                original = None
+        sidecar = {
+            "job_id": job.id,
+            "slot": f"{job.provider}/{job.slot_number}",
+            "status": "failed",
+            "error": "interrupted",
+            "reason": "The server stopped while this photo was being processed.",
+            "received_at": job.created_at.isoformat() if job.created_at else None,
+            "failed_at": datetime.now(UTC).isoformat(),
+            "metadata": job.meta,
+        }
+        trash = await asyncio.to_thread(media.to_trash, original, job.id, sidecar)
+        job.status, job.error_code = "failed", "interrupted"
+        job.message = "The server stopped while this photo was being processed."
+        job.trash_path, job.photo_path = media.relative(trash), None
+        job.finished_at = utcnow()
+        await jobs.save(job)
+        count += 1
+    for part in sorted((media.root / "incoming").glob("*.part")):
+        job_id = part.stem
+        sidecar = {
+            "job_id": job_id,
+            "error": "interrupted",
+            "reason": "The upload was cut off by a server stop.",
+        }
+        await asyncio.to_thread(media.to_trash, part, job_id, sidecar)
+        count += 1
+    if count:
+        log.warning("recovered %d interrupted job(s) into trash", count)
+    return count

@@ -1,0 +1,98 @@
+"""All services of one running server, started and stopped together (no web framework here)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+
+from boothgate.providers.base import Provider, ProviderContext
+from boothgate.providers.registry import Registry
+from boothgate.services import recovery, retention
+from boothgate.services.config import RuntimeConfig
+from boothgate.services.credentials import Credentials, Generated
+from boothgate.services.imaging import Imaging
+from boothgate.services.ingest import Ingest
+from boothgate.services.jobs import JobStore
+from boothgate.services.media_links import MediaLinks
+from boothgate.services.slots import SlotService
+from boothgate.services.throttle import Throttle
+from boothgate.settings import Settings
+from boothgate.storage.db import Database
+from boothgate.storage.media import MediaStore
+
+log = logging.getLogger("boothgate")
+
+
+def _http_client() -> httpx.AsyncClient:
+    # Providers pass a per-request timeout bounded by the deadline; this is only the outer bound.
+    return httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True)
+
+
+@dataclass
+class Services:
+    config: RuntimeConfig
+    db: Database
+    media: MediaStore
+    http: httpx.AsyncClient
+    registry: Registry
+    imaging: Imaging
+    slots: SlotService
+    jobs: JobStore
+    credentials: Credentials
+    booth_throttle: Throttle
+    admin_throttle: Throttle
+    links: MediaLinks
+    ingest: Ingest
+    generated: Generated = field(default_factory=Generated)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return self.config.settings
+
+    @classmethod
+    async def start(cls, base: Settings, provider_classes: dict[str, type[Provider]] | None = None) -> Services:
+        base.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(base.sqlalchemy_url)
+        await db.migrate()
+        config = RuntimeConfig(base, db)
+        await config.load()
+        settings = config.settings
+        media = MediaStore(settings.data_dir)
+        http = _http_client()
+        registry = Registry(ProviderContext(settings, http), provider_classes)
+        imaging = Imaging(settings.image_workers, settings.max_image_pixels, settings.jpeg_quality)
+        slots = SlotService(db, media, registry, imaging)
+        await slots.ensure()
+        jobs = JobStore(db, media)
+        credentials = Credentials(settings, db)
+        generated = await credentials.ensure()
+        booth_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds)
+        admin_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds)
+        links = MediaLinks(settings.public_base_url)
+        ingest = Ingest(config, registry, slots, jobs, media, imaging, credentials, booth_throttle, links)
+        services = cls(
+            config, db, media, http, registry, imaging, slots, jobs, credentials, booth_throttle,
+            admin_throttle, links, ingest, generated,
+        )  # fmt: skip
+        config.on_change(services._settings_changed)
+        await recovery.recover(jobs, media)
+        services.tasks.append(asyncio.create_task(retention.run_forever(lambda: config.settings, media, db)))
+        return services
+
+    async def _settings_changed(self, settings: Settings) -> None:
+        self.links.public_base_url = settings.public_base_url
+        await self.registry.rebuild(ProviderContext(settings, self.http))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.registry.aclose()
+        await self.http.aclose()
+        await self.db.dispose()

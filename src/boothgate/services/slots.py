@@ -1,0 +1,182 @@
+"""Slots: the 20 presets of each provider tab. Created on first start, disabled and empty."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+
+from boothgate.errors import BoothError
+from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
+from boothgate.providers.registry import SLOTS_PER_TAB, Registry
+from boothgate.services.imaging import Imaging
+from boothgate.storage.db import Database
+from boothgate.storage.media import MediaStore
+from boothgate.storage.models import Slot, utcnow
+
+
+class SlotUpdate(BaseModel):
+    """A partial change to a slot; fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    name: str | None = Field(None, max_length=200)
+    kind: Kind | None = None
+    prompt: str | None = Field(None, max_length=8000)
+    output_format: Literal["jpeg", "png"] | None = None
+    on_failure: Literal["error", "original"] | None = None
+    options: dict[str, Any] | None = None
+
+
+class SlotOptionsInvalid(ValueError):
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("invalid options")
+        self.errors = errors
+
+
+def parse_number(raw: str | int) -> int | None:
+    try:
+        number = int(raw)
+    except (TypeError, ValueError):
+        return None
+    return number if 1 <= number <= SLOTS_PER_TAB and str(raw).strip().isdigit() else None
+
+
+class SlotService:
+    def __init__(self, db: Database, media: MediaStore, registry: Registry, imaging: Imaging) -> None:
+        self.db, self.media, self.registry, self.imaging = db, media, registry, imaging
+
+    async def ensure(self) -> None:
+        """Create the 60 slots (3 tabs × 20) that do not exist yet."""
+        async with self.db.write() as session:
+            existing = {(s.provider, s.number) for s in (await session.scalars(select(Slot))).all()}
+            for provider in self.registry.tabs:
+                for number in range(1, SLOTS_PER_TAB + 1):
+                    if (provider, number) not in existing:
+                        session.add(Slot(provider=provider, number=number, options={}))
+
+    async def find(self, provider: str | None = None) -> list[Slot]:
+        query = select(Slot).order_by(Slot.provider, Slot.number)
+        if provider is not None:
+            query = query.where(Slot.provider == provider)
+        async with self.db.read() as session:
+            return list((await session.scalars(query)).all())
+
+    async def get(self, provider: str, number: int) -> Slot | None:
+        async with self.db.read() as session:
+            return await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
+
+    def validate_options(self, provider: str, options: dict[str, Any]) -> dict[str, Any]:
+        implementation = self.registry.get(provider)
+        if implementation is None:
+            return options
+        try:
+            return implementation.Options.model_validate(options).model_dump(mode="json")
+        except ValidationError as exc:
+            raise SlotOptionsInvalid(
+                [{"loc": ["options", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+            ) from exc
+
+    async def update(self, provider: str, number: int, change: SlotUpdate) -> Slot | None:
+        values = change.model_dump(exclude_unset=True)
+        if "options" in values:
+            values["options"] = self.validate_options(provider, values["options"] or {})
+        async with self.db.write() as session:
+            slot = await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
+            if slot is None:
+                return None
+            for key, value in values.items():
+                setattr(slot, key, value.value if isinstance(value, Kind) else value)
+            slot.revision += 1
+            slot.updated_at = utcnow()
+        return slot
+
+    async def set_reference(self, provider: str, number: int, data: bytes) -> Slot | None:
+        """Validate the image like a booth photo (type from bytes, size, full decode) and keep it."""
+        info = await self.imaging.inspect(data)
+        await self.imaging.prepare(data, 250_000)  # a real decode: refuses truncated files
+        digest = hashlib.sha256(data).hexdigest()
+        path = await _to_thread_write(self.media, provider, number, data, info.format, digest)
+        async with self.db.write() as session:
+            slot = await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
+            if slot is None:
+                return None
+            old = slot.reference_path
+            slot.reference_path = self.media.relative(path)
+            slot.reference_sha256 = digest
+            slot.revision += 1
+            slot.updated_at = utcnow()
+        self._forget(old, keep=slot.reference_path)
+        return slot
+
+    async def remove_reference(self, provider: str, number: int) -> Slot | None:
+        async with self.db.write() as session:
+            slot = await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
+            if slot is None:
+                return None
+            old = slot.reference_path
+            slot.reference_path = slot.reference_sha256 = None
+            slot.revision += 1
+            slot.updated_at = utcnow()
+        self._forget(old, keep=None)
+        return slot
+
+    def _forget(self, relative: str | None, keep: str | None) -> None:
+        if relative and relative != keep:
+            try:
+                self.media.resolve(relative).unlink(missing_ok=True)
+            except (ValueError, OSError):
+                pass
+
+    def reference_path(self, slot: Slot) -> Path | None:
+        if not slot.reference_path:
+            return None
+        path = self.media.resolve(slot.reference_path)
+        return path if path.exists() else None
+
+    def problems(self, slot: Slot) -> list[str]:
+        """What stops this slot from working, in operator words (empty when it is ready)."""
+        problems = []
+        if slot.kind in KINDS_NEEDING_REFERENCE and not slot.reference_path:
+            problems.append("reference_required")
+        if slot.kind == Kind.prompt and not slot.prompt.strip() and slot.provider != "deepseek":
+            problems.append("prompt_required")
+        return problems
+
+    def public(self, slot: Slot, base_url: str) -> dict[str, Any]:
+        """The slot as the API shows it."""
+        version = (slot.reference_sha256 or "")[:12]
+        api = f"/api/slots/{slot.provider}/{slot.number}"
+        return {
+            "provider": slot.provider,
+            "number": slot.number,
+            "enabled": slot.enabled,
+            "name": slot.name,
+            "kind": slot.kind,
+            "prompt": slot.prompt,
+            "output_format": slot.output_format,
+            "on_failure": slot.on_failure,
+            "options": slot.options or {},
+            "has_reference": bool(slot.reference_path),
+            "reference_url": f"{api}/reference?v={version}" if slot.reference_path else None,
+            "reference_thumbnail_url": f"{api}/reference/thumbnail?v={version}" if slot.reference_path else None,
+            "upload_url": f"{base_url.rstrip('/')}/booth/{slot.provider}/{slot.number}",
+            "revision": slot.revision,
+            "updated_at": slot.updated_at.isoformat() if slot.updated_at else None,
+            "problems": self.problems(slot),
+        }
+
+
+async def _to_thread_write(
+    media: MediaStore, provider: str, number: int, data: bytes, image_type: str, digest: str
+) -> Path:
+    import asyncio
+
+    try:
+        return await asyncio.to_thread(media.write_reference, provider, number, data, image_type, digest)
+    except OSError as exc:
+        raise BoothError(f"Could not store the reference image: {exc.strerror}.", code="storage_failed") from exc

@@ -1,0 +1,96 @@
+"""Statistics: per provider and per slot, today and all time, computed from the job table.
+
+Only booth posts count (the admin's Try it runs are jobs too, but not guests' photos).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from boothgate.storage.db import Database
+from boothgate.storage.models import Job
+
+STATUSES = ("succeeded", "failed", "timed_out", "rejected")
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile (p95 of 20 values is the 19th smallest)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+class _Bucket:
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = dict.fromkeys(("received", *STATUSES), 0)
+        self.seconds: list[float] = []
+        self.cost = 0.0
+
+    def add(self, status: str, seconds: float | None, cost: float | None) -> None:
+        self.counts["received"] += 1
+        if status in self.counts:
+            self.counts[status] += 1
+        if status == "succeeded" and seconds is not None:
+            self.seconds.append(seconds)
+        self.cost += cost or 0.0
+
+    def public(self) -> dict[str, Any]:
+        average = sum(self.seconds) / len(self.seconds) if self.seconds else None
+        p95 = percentile(self.seconds, 0.95)
+        return {
+            **self.counts,
+            "in_progress": self.counts["received"] - sum(self.counts[s] for s in STATUSES),
+            "avg_seconds": round(average, 3) if average is not None else None,
+            "p95_seconds": round(p95, 3) if p95 is not None else None,
+            "cost_usd": round(self.cost, 4),
+        }
+
+
+def start_of_today() -> datetime:
+    """Midnight in the server's local time zone: an event's "today" is the venue's day."""
+    now = datetime.now().astimezone()
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def compute(db: Database, tabs: list[str]) -> dict[str, Any]:
+    query = select(Job.provider, Job.slot_number, Job.status, Job.total_seconds, Job.cost_usd, Job.created_at).where(
+        Job.source == "booth"
+    )
+    async with db.read() as session:
+        rows = (await session.execute(query)).all()
+    today = start_of_today()
+    providers: dict[str, dict[str, _Bucket]] = {t: {"today": _Bucket(), "all_time": _Bucket()} for t in tabs}
+    slots: dict[tuple[str, int], dict[str, _Bucket]] = defaultdict(lambda: {"today": _Bucket(), "all_time": _Bucket()})
+    for provider, number, status, seconds, cost, created_at in rows:
+        if provider not in providers:
+            continue
+        is_today = _aware(created_at) >= today
+        targets = [providers[provider]]
+        if number is not None:
+            targets.append(slots[(provider, number)])
+        for target in targets:
+            target["all_time"].add(status, seconds, cost)
+            if is_today:
+                target["today"].add(status, seconds, cost)
+    return {
+        "generated_at": datetime.now().astimezone().isoformat(),
+        "providers": {name: {k: b.public() for k, b in periods.items()} for name, periods in providers.items()},
+        "slots": [
+            {"provider": p, "number": n, **{k: b.public() for k, b in periods.items()}}
+            for (p, n), periods in sorted(slots.items())
+        ],
+    }
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC.
+    from datetime import UTC
+
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

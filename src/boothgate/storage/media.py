@@ -1,0 +1,99 @@
+"""The media folders under the data dir: photos/, results/, references/, trash/, incoming/.
+
+Paths stored in the database are relative to the data dir; `resolve()` refuses anything that would
+leave it, so a path from the database or a request can never reach outside.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+EXT = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "jpeg": "jpg",
+    "png": "png",
+    "webp": "webp",
+}
+
+
+class MediaStore:
+    def __init__(self, data_dir: Path) -> None:
+        self.root = data_dir.resolve()
+        for name in ("photos", "results", "references", "trash", "incoming"):
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+
+    # --- paths ------------------------------------------------------------------------------
+    def resolve(self, relative: str) -> Path:
+        """An absolute path inside the data dir, or ValueError."""
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError("path outside the data dir")
+        return path
+
+    def relative(self, path: Path) -> str:
+        return path.resolve().relative_to(self.root).as_posix()
+
+    def incoming_path(self, job_id: str) -> Path:
+        return self.root / "incoming" / f"{job_id}.part"
+
+    def _dated(self, folder: str, name: str, when: datetime | None = None) -> Path:
+        day = (when or datetime.now(UTC)).strftime("%Y-%m-%d")
+        directory = self.root / folder / day
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory / name
+
+    # --- writing ----------------------------------------------------------------------------
+    def keep_photo(self, incoming: Path, job_id: str, image_type: str) -> Path:
+        """Move a received upload into photos/ (a rename: no copy, no second write)."""
+        target = self._dated("photos", f"{job_id}.{EXT.get(image_type, 'bin')}")
+        os.replace(incoming, target)
+        return target
+
+    def write_result(self, job_id: str, data: bytes, mime: str) -> Path:
+        target = self._dated("results", f"{job_id}.{EXT.get(mime, 'bin')}")
+        _write_atomic(target, data)
+        return target
+
+    def write_reference(self, provider: str, number: int, data: bytes, image_type: str, digest: str) -> Path:
+        directory = self.root / "references" / provider
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / f"{number:02d}-{digest[:16]}.{EXT.get(image_type, 'bin')}"
+        _write_atomic(target, data)
+        return target
+
+    def to_trash(self, source: Path | None, job_id: str, sidecar: dict[str, Any]) -> Path:
+        """Move the original into trash/YYYY-MM-DD/ with a JSON sidecar beside it.
+
+        The sidecar is written even when there is no original (an upload that never completed), so
+        every failure leaves a trace an operator can read.
+        """
+        suffix = source.suffix if source is not None and source.suffix != ".part" else ".bin"
+        target = self._dated("trash", f"{job_id}{suffix}")
+        if source is not None and source.exists():
+            try:
+                os.replace(source, target)
+            except OSError:
+                shutil.copyfile(source, target)
+        else:
+            target = target.with_suffix("")
+        sidecar_path = target.with_suffix(".json")
+        _write_atomic(sidecar_path, json.dumps(sidecar, ensure_ascii=False, indent=2, default=str).encode())
+        return target if source is not None and target.exists() else sidecar_path
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

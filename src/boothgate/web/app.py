@@ -1,0 +1,115 @@
+"""The FastAPI application: routers, lifespan (start/stop services), arrival clock, security headers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from boothgate import __version__
+from boothgate.providers.base import Provider
+from boothgate.services.runtime import Services
+from boothgate.settings import Settings, get_settings
+from boothgate.web import api, booth, media
+from boothgate.web.deps import ServicesDep
+
+log = logging.getLogger("boothgate")
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+        b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+]
+
+
+class ArrivalClock:
+    """Stamps each request with the monotonic instant it arrived: the deadline counts from here."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope.setdefault("state", {})["received_at"] = time.monotonic()
+
+            async def send_with_headers(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    names = {name for name, _ in message.get("headers", [])}
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        *[(k, v) for k, v in SECURITY_HEADERS if k not in names],
+                    ]
+                await send(message)
+
+            await self.app(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, registry_classes: dict[str, type[Provider]] | None = None) -> FastAPI:
+    """Build the app. `registry_classes` replaces providers by tab name (tests and the benchmark)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await Services.start(settings, registry_classes)
+        app.state.services = services
+        announce(services)
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(title="boothgate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.include_router(booth.router)
+    app.include_router(media.router)
+    app.include_router(api.router)
+
+    @app.get("/health")
+    async def health(services: ServicesDep) -> dict[str, Any]:
+        database = await services.db.ping()
+        providers = {}
+        for name in services.registry.tabs:
+            provider = services.registry.get(name)
+            problem = "not available in this version" if provider is None else provider.problem()
+            providers[name] = {"configured": problem is None, "problem": problem}
+        return {"status": "ok" if database else "degraded", "version": __version__, "database": database,
+                "providers": providers}  # fmt: skip
+
+    @app.exception_handler(ValueError)
+    async def value_error(_: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    app.add_middleware(ArrivalClock)
+    return app
+
+
+def announce(services: Services) -> None:
+    """Print generated passwords once, with the address of the UI."""
+    generated = services.generated
+    if not (generated.admin_password or generated.upload_password):
+        return
+    settings = services.settings
+    address = settings.public_base_url or f"http://{_display_host(settings.host)}:{settings.port}"
+    lines = ["", "=" * 64, f"  boothgate is ready: {address}/"]
+    if generated.admin_password:
+        lines.append(f"  Admin login:     {settings.admin_user} / {generated.admin_password}")
+    if generated.upload_password:
+        lines.append(f"  Upload password: {generated.upload_password}")
+    lines += ["  These are shown only now; the upload password is also in Statistics.", "=" * 64, ""]
+    print("\n".join(lines), flush=True)
+
+
+def _display_host(host: str) -> str:
+    return "localhost" if host in ("0.0.0.0", "::", "") else host

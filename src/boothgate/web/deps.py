@@ -1,0 +1,95 @@
+"""Shared dependencies: the services of the running app, and admin access (Basic Auth + same-origin)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, HTTPException, Request
+
+from boothgate.services.runtime import Services
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def same_origin(request: Request) -> bool:
+    """A browser's state-changing request must come from our own pages.
+
+    Browsers send Origin on cross-site POST/PUT/DELETE (and Sec-Fetch-Site); scripts like curl send
+    neither and are allowed, since they must present the credentials explicitly.
+    """
+    if request.headers.get("sec-fetch-site", "") in ("cross-site", "same-site"):
+        return False
+    host = request.headers.get("host", "")
+    for header in ("origin", "referer"):
+        value = request.headers.get(header)
+        if value is None:
+            continue
+        if value == "null":
+            return False
+        return urlsplit(value).netloc == host
+    return True
+
+
+async def require_admin(request: Request, services: ServicesDep) -> str:
+    address = client_address(request)
+    throttle = services.admin_throttle
+    retry_after = throttle.retry_after(address)
+    if retry_after is not None:
+        raise HTTPException(
+            429,
+            "Too many wrong passwords; try again later.",
+            headers={"Retry-After": str(int(retry_after) + 1)},
+        )
+    credentials = _basic_credentials(request)
+    if credentials is None or not services.credentials.check_admin(*credentials):
+        delay = throttle.delay(address)
+        if credentials is not None:
+            throttle.failed(address)
+        if delay:
+            await asyncio.sleep(delay)
+        raise HTTPException(401, "Sign in with the admin user name and password.", headers=_challenge())
+    throttle.succeeded(address)
+    if request.method in UNSAFE_METHODS and not same_origin(request):
+        raise HTTPException(403, "Cross-site request refused.")
+    return credentials[0]
+
+
+def _challenge() -> dict[str, str]:
+    return {"WWW-Authenticate": 'Basic realm="boothgate", charset="UTF-8"'}
+
+
+AdminUser = Annotated[str, Depends(require_admin)]
+
+
+def base_url(request: Request, services: Services) -> str:
+    """The address booths use: the public base URL when set, else the one this request came in on."""
+    return services.settings.public_base_url or str(request.base_url).rstrip("/")
