@@ -7,12 +7,11 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI
-from fastapi.responses import Response
 from PIL import Image, ImageOps
 
 from boothgate.providers.base import PreparedImage
 from boothgate.services.media_links import MediaLinks
-from boothgate.web import hooks
+from boothgate.web import hooks, media
 
 
 def jpeg(width: int, height: int, tint: tuple[int, int, int], seed: int = 0) -> bytes:
@@ -53,28 +52,13 @@ class OneProviderRegistry:
 
 
 class OurSide:
-    """The two routes Turbotext reaches on our server, until the spine's app serves them: the media
-    links and the webhook. `links` and `registry` may be swapped between tests."""
+    """The routes Turbotext reaches on our server — the spine's real media route and the webhook
+    route — over a stand-in for the app's services. `links` may be swapped between tests."""
 
     def __init__(self, public_base_url: str) -> None:
         self.links = MediaLinks(public_base_url)
         self.registry = OneProviderRegistry()
-        self.app = self._app()
-
-    def _app(self) -> FastAPI:
-        app = FastAPI()
-        app.state.registry = self.registry
-
-        @app.get("/media/{name}")
-        async def media(name: str) -> Response:
-            return _serve(self.links, name)
-
-        app.include_router(hooks.router)
-        return app
-
-
-def _serve(links: MediaLinks, name: str) -> Response:
-    image = links.get(name)
-    if image is None:
-        return Response(status_code=404)
-    return Response(image.data, media_type=image.mime)
+        self.app = FastAPI()
+        self.app.state.services = self
+        self.app.include_router(media.router)
+        self.app.include_router(hooks.router)

@@ -136,9 +136,7 @@ class FakeTurbotext:
         form = {k: str(v) for k, v in (await request.form()).items()}
         authorized = request.headers.get("authorization") == f"Bearer {self.api_key}"
         self.received.append(
-            Received(
-                time.monotonic(), request.url.path, form, request.headers.get("content-type", ""), authorized
-            )
+            Received(time.monotonic(), request.url.path, form, request.headers.get("content-type", ""), authorized)
         )
         if self.slow_seconds:
             await asyncio.sleep(self.slow_seconds)
@@ -166,9 +164,7 @@ class FakeTurbotext:
             if name in form:
                 image = await self._fetch(form[name])
                 if image is None:
-                    return JSONResponse(
-                        {"success": False, "error": f"Не удалось загрузить изображение {name}"}
-                    )
+                    return JSONResponse({"success": False, "error": f"Не удалось загрузить изображение {name}"})
                 images[name] = image
         guest = images.get(GUEST_FIELD.get(method, "url")) or next(iter(images.values()), None)
         if guest is None:

@@ -40,15 +40,11 @@ class TurbotextOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    face_restore: bool = Field(
-        True, description="Face swap: let Turbotext restore face details after the swap."
-    )
+    face_restore: bool = Field(True, description="Face swap: let Turbotext restore face details after the swap.")
     strength: int = Field(
         40, ge=0, le=80, description="Image-to-image: how far the result may move from the photo (0–80)."
     )
-    scale: float = Field(
-        7.5, ge=0.1, le=20, description="Image-to-image: how closely to follow the prompt (0.1–20)."
-    )
+    scale: float = Field(7.5, ge=0.1, le=20, description="Image-to-image: how closely to follow the prompt (0.1–20).")
     seed: int | None = Field(
         None, ge=0, description="Image-to-image: fixed seed for repeatable results (empty = random)."
     )
@@ -220,9 +216,7 @@ class TurbotextProvider(Provider):
                 return link
         raise DeadlineReached("Turbotext did not finish before the deadline.")
 
-    async def _poll_once(
-        self, wire: TurbotextWire, method: str, queue_id: str, request: ProviderRequest
-    ) -> str | None:
+    async def _poll_once(self, wire: TurbotextWire, method: str, queue_id: str, request: ProviderRequest) -> str | None:
         request.notes["polls"] += 1
         try:
             answer = await wire.call(method, {"do": "get_result", "queueid": queue_id}, request.deadline)

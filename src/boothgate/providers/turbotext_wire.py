@@ -110,9 +110,7 @@ class TurbotextWire:
         headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
         try:
             async with deadline.timeout():
-                response = await self.http.post(
-                    url, data=dict(fields), headers=headers, timeout=_timeout(deadline)
-                )
+                response = await self.http.post(url, data=dict(fields), headers=headers, timeout=_timeout(deadline))
         except TimeoutError as exc:
             raise DeadlineReached("Turbotext did not answer before the deadline.") from exc
         except httpx.HTTPError as exc:

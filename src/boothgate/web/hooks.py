@@ -13,6 +13,8 @@ import logging
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from boothgate.web.deps import ServicesDep
+
 log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
@@ -21,10 +23,11 @@ MAX_HOOK_BYTES = 1024 * 1024  # a result answer is a few hundred bytes of JSON
 
 
 @router.post("/hooks/turbotext/{secret}")
-async def turbotext_hook(secret: str, request: Request) -> Response:
-    provider = request.app.state.registry.get("turbotext")
-    receive = getattr(provider, "receive_webhook", None)
-    if receive is None or not provider.inbox.accepts(secret):
+async def turbotext_hook(secret: str, request: Request, services: ServicesDep) -> Response:
+    # Duck-typed so this module does not import a provider; tests may register their own.
+    provider = services.registry.get("turbotext")
+    inbox = getattr(provider, "inbox", None)
+    if inbox is None or not inbox.accepts(secret):
         return JSONResponse({"error": "not_found"}, status_code=404)
     raw = await _body(request)
     try:
@@ -34,7 +37,7 @@ async def turbotext_hook(secret: str, request: Request) -> Response:
     if not isinstance(body, dict):
         log.warning("turbotext webhook with a body that is not a JSON object ignored")
         return JSONResponse({"error": "bad_request"}, status_code=400)
-    outcome = receive(secret, body)
+    outcome = provider.receive_webhook(secret, body)  # type: ignore[union-attr]
     return JSONResponse({"ok": True, "outcome": outcome})
 
 
