@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from boothgate.deadline import Deadline
 from boothgate.errors import ProviderFailed, ProviderRefused
-from boothgate.providers.base import Kind
-from boothgate.providers.turbotext import TurbotextOptions, build_form
+from boothgate.providers.base import Kind, PreparedImage, ProviderRequest
+from boothgate.providers.turbotext import TurbotextOptions, build_form, options_of
 from boothgate.providers.turbotext_inbox import WebhookInbox
 from boothgate.providers.turbotext_wire import finished_link, site_of
 
@@ -106,3 +106,16 @@ async def test_a_delivery_completes_the_waiting_job_once_and_late_ones_are_ignor
     assert inbox.deliver({"success": True, "asyncid": 43}) == "late"
     assert inbox.deliver({"success": True}) == "unknown"
     assert inbox.waiting == 0
+
+
+def test_options_from_another_tab_keep_what_fits() -> None:
+    class Foreign(BaseModel):
+        strength: int = 70
+        temperature: float = 0.3
+
+    def request(options: BaseModel) -> ProviderRequest:
+        photo = PreparedImage(b"", "image/jpeg", 1, 1)
+        return ProviderRequest("j", Kind.prompt, photo, None, "p", options, Deadline.after(1))
+
+    assert options_of(request(Foreign())).strength == 70
+    assert options_of(request(Foreign(strength=500))) == TurbotextOptions()

@@ -12,7 +12,7 @@ import logging
 import re
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from boothgate.errors import DeadlineReached, ProviderFailed, ProviderNotConfigured
 from boothgate.providers.base import Kind, Provider, ProviderContext, ProviderRequest, ProviderResult
@@ -138,8 +138,7 @@ class TurbotextProvider(Provider):
         problem = self.problem()
         if problem or request.publish is None:
             raise ProviderNotConfigured(problem or "Turbotext needs BOOTHGATE_PUBLIC_BASE_URL to be set.")
-        assert isinstance(request.options, TurbotextOptions)
-        method, fields = await self._publish_inputs(request)
+        method, fields = await self._publish_inputs(request, options_of(request))
         request.notes.update({"model": method, "mode": self.settings.turbotext_mode, "attempts": 0})
         wire = TurbotextWire(self.context.http, self.settings.turbotext_base_url, self.api_key() or "")
         try:
@@ -154,11 +153,11 @@ class TurbotextProvider(Provider):
         notes = {key: request.notes[key] for key in ("model", "mode", "attempts", "polls", "cost_usd")}
         return ProviderResult(data=data, mime=mime, notes=notes)
 
-    async def _publish_inputs(self, request: ProviderRequest) -> tuple[str, dict[str, str]]:
+    async def _publish_inputs(self, request: ProviderRequest, options: TurbotextOptions) -> tuple[str, dict[str, str]]:
         """Build the form and publish exactly the images it refers to."""
-        assert isinstance(request.options, TurbotextOptions) and request.publish is not None
+        assert request.publish is not None
         text = (request.instruction or request.prompt).strip()
-        method, fields = build_form(request.kind, text, request.options)
+        method, fields = build_form(request.kind, text, options)
         if method == "generate_image2image" and not fields.get("content"):
             raise ProviderNotConfigured(
                 "This slot has no prompt, and Turbotext's image-to-image needs one: write it in the slot.",
@@ -242,6 +241,19 @@ class TurbotextProvider(Provider):
         if link is None:
             raise DeadlineReached("Turbotext did not deliver its result before the deadline.")
         return link
+
+
+def options_of(request: ProviderRequest) -> TurbotextOptions:
+    """The slot's options; another tab rendering through Turbotext (DeepSeek) may pass its own model,
+    whose matching fields are taken and the rest left at Turbotext's defaults."""
+    if isinstance(request.options, TurbotextOptions):
+        return request.options
+    known = request.options.model_dump(include=set(TurbotextOptions.model_fields))
+    try:
+        return TurbotextOptions.model_validate(known)
+    except ValidationError:
+        log.warning("options handed to Turbotext do not fit its own; using its defaults")
+        return TurbotextOptions.model_validate({})
 
 
 def _queue_id(answer: dict[str, Any], key: str) -> str:
