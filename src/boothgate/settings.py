@@ -161,6 +161,12 @@ class Settings(BaseSettings):
     turbotext_mode: Literal["polling", "webhook"] = Field(
         "polling", description="How Turbotext results arrive: polling (default) or webhook."
     )
+    turbotext_price_per_image_usd: float = Field(
+        0.0,
+        ge=0,
+        description="Estimated cost of one Turbotext result in USD, for statistics "
+        "(Turbotext bills in its own credits; 0 = not counted).",
+    )
 
     # --- DeepSeek ---------------------------------------------------------------------------
     deepseek_api_key: SecretStr | None = Field(None, description="DeepSeek API key.")
@@ -220,6 +226,7 @@ RUNTIME_EDITABLE: tuple[str, ...] = (
     "turbotext_base_url",
     "turbotext_poll_interval_seconds",
     "turbotext_mode",
+    "turbotext_price_per_image_usd",
     "deepseek_api_key",
     "deepseek_base_url",
     "deepseek_model",
