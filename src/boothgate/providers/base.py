@@ -85,6 +85,8 @@ class ProviderContext:
 
     settings: Settings
     http: httpx.AsyncClient
+    # Another tab's provider by name (DeepSeek renders through Gemini or Turbotext). Set by the registry.
+    lookup: Callable[[str], Provider | None] | None = None
 
 
 class Provider(abc.ABC):
@@ -134,6 +136,13 @@ class Provider(abc.ABC):
             "needs_public_urls": self.needs_public_urls,
             "options_schema": self.Options.model_json_schema(),
         }
+
+    def validate_options(self, options: dict[str, Any]) -> BaseModel:
+        """A slot's options as this provider runs them; raises pydantic's ValidationError when invalid.
+
+        Overridden when options depend on another tab (DeepSeek checks its renderer's options).
+        """
+        return self.Options.model_validate(options)
 
     def input_pixels(self) -> int:
         """Pixels to downscale inputs to: the smaller of the provider's limit and the setting."""

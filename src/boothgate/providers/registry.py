@@ -48,6 +48,7 @@ class Registry:
         self._build()
 
     def _build(self) -> None:
+        self.context.lookup = self._instances_get
         self._instances = {name: cls(self.context) for name, cls in self._classes.items() if cls is not None}
 
     async def rebuild(self, context: ProviderContext) -> None:
@@ -56,6 +57,9 @@ class Registry:
         self._build()
         for provider in old.values():
             await provider.aclose()
+
+    def _instances_get(self, name: str) -> Provider | None:
+        return self._instances.get(name)
 
     def register(self, name: str, provider_class: type[Provider]) -> Provider:
         self._classes[name] = provider_class
