@@ -145,7 +145,8 @@ def encode(im: Image.Image, fmt: str, quality: int = 90) -> PreparedImage:
     if fmt == "png":
         if im.mode not in ("RGB", "RGBA", "L", "LA"):
             im = im.convert("RGBA" if _has_transparency(im) else "RGB")
-        im.save(buf, "PNG", compress_level=3)
+        # Level 1: a third faster than 3 for ~4 % more bytes (measured by `make bench` on photos).
+        im.save(buf, "PNG", compress_level=1)
         mime = "image/png"
     else:
         if im.mode != "RGB":
