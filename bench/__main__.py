@@ -2,7 +2,8 @@
 
     python -m bench                 # the full run (under 10 minutes on 2 cores), writes docs/benchmarks.md
     python -m bench --quick         # a smoke run of about two minutes; writes nothing unless --out is given
-    python -m bench --only burst    # some scenarios only (keys: one-24mp one-12mp one-2mp one-png fifty burst max)
+    python -m bench --only burst    # some scenarios only; keys: one-24mp one-24mp-1.5mp one-12mp
+                                    # one-2mp one-png fifty burst max
 
 Timing goals are checked here and printed, never asserted in `make test`.
 """

@@ -92,6 +92,7 @@ def _boothgate_env(workdir: Path, scenario: Scenario, provider_log: Path) -> dic
         "BOOTHGATE_BENCH_PROVIDER_LOG": str(provider_log),
         # One address posts for every booth here: the per-address failure lockout must not trip.
         "BOOTHGATE_AUTH_MAX_FAILURES": "1000000",
+        **{f"BOOTHGATE_{name.upper()}": value for name, value in scenario.settings},
     }
 
 

@@ -29,6 +29,7 @@ class Scenario:
     posts_per_booth: int = 1  # sequential and periodic
     period_seconds: float = 0.0  # periodic
     duration_seconds: float = 0.0  # closed
+    settings: tuple[tuple[str, str], ...] = ()  # extra BOOTHGATE_ settings for our server
 
     def scaled(self, **changes: object) -> Scenario:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -38,6 +39,10 @@ def full_scenarios() -> list[Scenario]:
     """What `make bench` runs: the issue's scenarios, shortened where noted so the run fits 10 minutes."""
     return [
         Scenario("one-24mp", "1 booth, 24 MP JPEG", "24mp", "sequential", 1, 0.5, posts_per_booth=12),
+        Scenario(
+            "one-24mp-1.5mp", "1 booth, 24 MP JPEG, provider_input_pixels=1500000", "24mp", "sequential", 1, 0.5,
+            posts_per_booth=12, settings=(("provider_input_pixels", "1500000"),),
+        ),
         Scenario("one-12mp", "1 booth, 12 MP JPEG", "12mp", "sequential", 1, 0.5, posts_per_booth=8),
         Scenario("one-2mp", "1 booth, 2 MP JPEG", "2mp", "sequential", 1, 0.5, posts_per_booth=8),
         Scenario("one-png", "1 booth, PNG with transparency", "png", "sequential", 1, 0.5, posts_per_booth=8),
