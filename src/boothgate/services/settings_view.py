@@ -38,7 +38,7 @@ class SettingsLocked(SettingLockedError):
 
 
 def mask(secret: str) -> str:
-    """"••••1234": the last four characters at most, and fewer when the value is short."""
+    """ "••••1234": the last four characters at most, and fewer when the value is short."""
     if len(secret) >= 16:
         shown = 4
     elif len(secret) >= 10:
@@ -228,4 +228,3 @@ async def apply(config: RuntimeConfig, changes: dict[str, Any]) -> None:
         await config.update(clean)
     except ValidationError as exc:
         raise SettingsInvalid({str(e["loc"][0]) if e["loc"] else "settings": e["msg"] for e in exc.errors()}) from exc
-

@@ -76,7 +76,9 @@ def _bound(node: dict[str, Any], inclusive: str, exclusive: str) -> float | None
     return float(value) if isinstance(value, int | float) else None
 
 
-def _field(name: str, node: dict[str, Any], defs: dict[str, Any], value: Any, language: str, provider: str) -> OptionField:
+def _field(
+    name: str, node: dict[str, Any], defs: dict[str, Any], value: Any, language: str, provider: str
+) -> OptionField:
     node, nullable = _unwrap_optional(_resolve(node, defs), defs)
     node = _resolve(node, defs)
     label = i18n.lookup(language, f"option.{provider}.{name}") or node.get("title") or name.replace("_", " ").title()

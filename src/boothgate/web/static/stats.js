@@ -106,11 +106,11 @@
     return B.el(tag, className, text);
   }
 
-  function headRow(titles) {
+  function headRow(titles, textColumns) {
     const thead = B.el("thead");
     const row = B.el("tr");
     titles.forEach(function (title, index) {
-      const th = cell("th", title, index > 1 ? "num" : "");
+      const th = cell("th", title, index >= textColumns ? "num" : "");
       th.scope = "col";
       row.append(th);
     });
@@ -126,7 +126,7 @@
     const table = $("stats-providers");
     table.replaceChildren(
       headRow([B.t("stats.provider"), B.t("stats.period"), B.t("stats.succeeded"), B.t("stats.failed"),
-               B.t("stats.timed_out"), B.t("stats.avg"), B.t("stats.p95")])
+               B.t("stats.timed_out"), B.t("stats.avg"), B.t("stats.p95")], 2)
     );
     Object.keys(providers).forEach(function (name) {
       const body = B.el("tbody");
@@ -159,7 +159,7 @@
     $("stats-slots-empty").hidden = slots.length > 0;
     table.hidden = slots.length === 0;
     table.replaceChildren(
-      headRow([B.t("stats.slot"), B.t("stats.today"), B.t("stats.all_time"), B.t("stats.avg"), B.t("stats.p95")])
+      headRow([B.t("stats.slot"), B.t("stats.today"), B.t("stats.all_time"), B.t("stats.avg"), B.t("stats.p95")], 1)
     );
     const body = B.el("tbody");
     slots.forEach(function (slot) {
