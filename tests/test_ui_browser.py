@@ -373,6 +373,8 @@ def test_statistics_panel_shows_the_password_and_counts_that_follow_booth_posts(
     shown(page, page.locator("#stats-jobs li img.thumb").first)
     screenshot(page, "statistics.png")
 
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.getElementById('stats-panel').contains(document.activeElement)")
     page.keyboard.press("Escape")
     panel.wait_for(state="hidden")
     assert page.evaluate("document.activeElement.id") == "stats-open"

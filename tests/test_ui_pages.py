@@ -38,6 +38,16 @@ async def test_pages_need_the_admin_password(booth: Booth) -> None:
         assert wrong.status_code == 401
 
 
+async def test_repeated_wrong_passwords_are_locked_out(booth_factory: Any) -> None:
+    booth = booth_factory(auth_max_failures=3)
+    async with httpx.AsyncClient(base_url=booth.url) as client:
+        statuses = [(await client.get("/tabs/gemini", auth=("admin", f"guess{i}"))).status_code for i in range(4)]
+        assert statuses == [401, 401, 401, 429]
+        locked = await client.get("/tabs/gemini", auth=ADMIN)
+    assert locked.status_code == 429, "even the right password waits until the lockout ends"
+    assert int(locked.headers["retry-after"]) > 0
+
+
 async def test_home_leads_to_the_first_tab_and_each_tab_has_twenty_cards(booth: Booth) -> None:
     home = await get(booth, "/")
     assert home.status_code == 303

@@ -25,7 +25,15 @@
     return tabLabels[provider] || provider;
   }
 
+  // While the panel is open the page behind it is inert: Tab stays inside the panel.
+  function setBackgroundInert(inert) {
+    document.querySelectorAll("body > header, body > main, body > .skip-link").forEach(function (node) {
+      node.inert = inert;
+    });
+  }
+
   function open() {
+    setBackgroundInert(true);
     panel.hidden = false;
     backdrop.hidden = false;
     openButton.setAttribute("aria-expanded", "true");
@@ -36,6 +44,7 @@
   }
 
   function close() {
+    setBackgroundInert(false);
     panel.hidden = true;
     backdrop.hidden = true;
     openButton.setAttribute("aria-expanded", "false");
