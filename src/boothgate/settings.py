@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     turbotext_mode: Literal["polling", "webhook"] = Field(
         "polling", description="How Turbotext results arrive: polling (default) or webhook."
     )
+    turbotext_price_per_image_usd: float = Field(
+        0.0,
+        ge=0,
+        description="Estimated cost of one Turbotext result in USD, for statistics "
+        "(Turbotext bills in its own credits; 0 = not counted).",
+    )
 
     # --- DeepSeek ---------------------------------------------------------------------------
     deepseek_api_key: SecretStr | None = Field(None, description="DeepSeek API key.")
@@ -167,6 +173,7 @@ RUNTIME_EDITABLE: tuple[str, ...] = (
     "turbotext_base_url",
     "turbotext_poll_interval_seconds",
     "turbotext_mode",
+    "turbotext_price_per_image_usd",
     "deepseek_api_key",
     "deepseek_base_url",
     "deepseek_model",
@@ -181,3 +188,18 @@ def get_settings(**overrides: object) -> Settings:
 
 def env_name(field: str) -> str:
     return f"BOOTHGATE_{field.upper()}"
+
+
+def settings_table() -> str:
+    """The README's settings table, made from the field descriptions (tests keep the README in sync)."""
+    rows = ["| variable | default | what it does |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        if name.startswith("gemini_template_"):
+            shown = "(photobooth template)"
+        elif default is None or default == "":
+            shown = "—"
+        else:
+            shown = f"`{default}`"
+        rows.append(f"| `{env_name(name)}` | {shown} | {info.description} |")
+    return "\n".join(rows)

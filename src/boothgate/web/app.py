@@ -17,7 +17,7 @@ from boothgate import __version__
 from boothgate.providers.base import Provider
 from boothgate.services.runtime import Services
 from boothgate.settings import Settings, get_settings
-from boothgate.web import api, booth, media, pages, settings_api
+from boothgate.web import api, booth, hooks, media, pages, settings_api
 from boothgate.web.deps import ServicesDep
 
 log = logging.getLogger("boothgate")
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
     app = FastAPI(title="boothgate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(booth.router)
     app.include_router(media.router)
+    app.include_router(hooks.router)
     app.include_router(api.router)
     app.include_router(settings_api.router)
     app.include_router(pages.router)
