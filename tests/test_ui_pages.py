@@ -136,9 +136,10 @@ def _dynamic_keys() -> set[str]:
 
 def test_catalogue_has_every_string_in_both_languages() -> None:
     russian, english = i18n.catalogue("ru"), i18n.catalogue("en")
-    # English help texts come from the settings' own descriptions; Russian ones are translated here.
+    # English help texts come from the settings' and options' own descriptions; Russian ones are here.
     help_keys = {f"setting.{name}.help" for name in RUNTIME_EDITABLE}
-    assert set(russian) - help_keys == set(english)
+    option_help = {key for key in russian if key.startswith("option.") and key.endswith(".help")}
+    assert set(russian) - help_keys - option_help == set(english)
     assert help_keys <= set(russian)
     used = set()
     for path in TEMPLATES:
@@ -208,3 +209,14 @@ async def test_settings_page_marks_environment_values_and_masks_keys(booth_facto
     assert "••••zyxw" in page
     assert "page-key-0123456789zyxw" not in page
     assert json.loads(json.dumps(i18n.catalogue("en")))  # the catalogue the page embeds is plain JSON
+
+
+async def test_the_real_providers_options_render_in_the_operators_language(booth_factory: Any) -> None:
+    booth = booth_factory(registry_classes={})  # the built-in providers, not the scripted one
+    turbotext = (await get(booth, "/tabs/turbotext")).text
+    assert 'data-option="strength"' in turbotext
+    assert "Сила изменения" in turbotext
+    assert 'max="80.0"' in turbotext
+    gemini = (await get(booth, "/tabs/gemini")).text
+    assert 'data-option="aspect_ratio"' in gemini
+    assert "Соотношение сторон" in gemini
