@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
 
-from boothgate.services.multipart import FLUSH_BYTES
+from boothgate.booth_client import BoothForm, build_multipart
+from boothgate.services.multipart import FLUSH_BYTES, Limits, read_upload
 from tests.conftest import Booth, make_jpeg
 
 
@@ -30,3 +34,23 @@ async def test_the_duplicate_check_hashes_the_whole_photo(booth: Booth) -> None:
     assert first.status == other.status == again.status == 200
     assert "x-reused-from" not in other.headers
     assert again.headers.get("x-reused-from") == first.headers["x-job-id"]
+
+
+async def test_uploads_parse_only_while_holding_the_shared_gate(tmp_path: Path) -> None:
+    """The gate bounds how many uploads parse at once (short event-loop passes during a burst)."""
+    photo = make_jpeg(400, 300, seed=5)
+    body, content_type = build_multipart(photo, BoothForm("pw"))
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 4096):
+            yield body[start : start + 4096]
+
+    gate = asyncio.Semaphore(1)
+    await gate.acquire()  # another upload is parsing
+    limits = Limits(max_bytes=10_000_000, idle_timeout_seconds=5)
+    reading = asyncio.create_task(read_upload(content_type, chunks(), tmp_path / "photo", limits, gate))
+    await asyncio.sleep(0.1)
+    assert not reading.done() and not (tmp_path / "photo").exists()
+    gate.release()
+    upload = await asyncio.wait_for(reading, 5)
+    assert (tmp_path / "photo").read_bytes() == photo and upload.fields["password"] == "pw"

@@ -29,7 +29,7 @@ from boothgate.services.credentials import Credentials
 from boothgate.services.imaging import Imaging
 from boothgate.services.jobs import JobStore
 from boothgate.services.media_links import MediaLinks
-from boothgate.services.multipart import Limits, Upload, read_upload
+from boothgate.services.multipart import PARSE_CONCURRENCY, Limits, Upload, read_upload
 from boothgate.services.slots import SlotService, parse_number
 from boothgate.services.throttle import Throttle
 from boothgate.storage.media import MediaStore
@@ -120,6 +120,7 @@ class Ingest:
             links,
         )
         self._inflight: dict[tuple[str, int, int, str], asyncio.Task[_Outcome]] = {}
+        self._parsing = asyncio.Semaphore(PARSE_CONCURRENCY)
 
     # --- the whole path ---------------------------------------------------------------------
     async def handle(self, request: BoothRequest) -> Answer:
@@ -193,7 +194,7 @@ class Ingest:
                 f"The upload is {request.content_length:,} bytes; at most {settings.max_upload_bytes:,} are accepted."
             )
         limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout_seconds)
-        upload = await read_upload(request.content_type, request.body, job.incoming, limits)
+        upload = await read_upload(request.content_type, request.body, job.incoming, limits, self._parsing)
         job.upload = upload
         job.record.meta = _metadata(upload)
         job.record.photo_bytes = upload.size
