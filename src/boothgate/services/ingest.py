@@ -22,6 +22,7 @@ from typing import Any
 from boothgate import errors
 from boothgate.deadline import Deadline
 from boothgate.images import MIME, sniff
+from boothgate.providers import transport
 from boothgate.providers.base import Kind, Provider, ProviderRequest, ProviderResult
 from boothgate.providers.registry import Registry, UnknownProvider
 from boothgate.services.config import RuntimeConfig
@@ -304,6 +305,13 @@ class Ingest:
         provider_start = time.monotonic()
         try:
             result = await provider.run(request)
+        except Exception as exc:
+            # A provider that lets a connection reset or an unreadable body escape still gives the
+            # booth a provider error (502), not an internal error (500).
+            mapped = transport.booth_error(exc, provider.label, request.deadline)
+            if mapped is None:
+                raise
+            raise mapped from exc
         finally:
             job.record.provider_seconds = round(time.monotonic() - provider_start, 4)
         return _Outcome(result, job.record.provider_seconds, job.record.id)
