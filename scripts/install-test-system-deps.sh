@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Debian packages the browser tests need. Playwright drives Debian's Chromium through
-# executable_path; we never download a browser build.
+# Debian packages the tests need: Chromium for the browser tests (Playwright drives it through
+# executable_path; we never download a browser build) and PostgreSQL for the PostgreSQL test.
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1; then exit 0; fi
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
-  echo "chromium is missing; install it with: sudo apt-get install chromium" >&2
+  echo "missing Debian packages: ${missing[*]} (install them with: sudo apt-get install ${missing[*]})" >&2
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

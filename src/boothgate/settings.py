@@ -181,3 +181,18 @@ def get_settings(**overrides: object) -> Settings:
 
 def env_name(field: str) -> str:
     return f"BOOTHGATE_{field.upper()}"
+
+
+def settings_table() -> str:
+    """The README's settings table, made from the field descriptions (tests keep the README in sync)."""
+    rows = ["| variable | default | what it does |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        if name.startswith("gemini_template_"):
+            shown = "(photobooth template)"
+        elif default is None or default == "":
+            shown = "—"
+        else:
+            shown = f"`{default}`"
+        rows.append(f"| `{env_name(name)}` | {shown} | {info.description} |")
+    return "\n".join(rows)

@@ -1,0 +1,268 @@
+"""The Gemini tab: face swap, background and prompt through the `google-genai` SDK.
+
+One job is a loop of attempts, each a single `generateContent` call whose timeout is the time left
+before the deadline. Between attempts: "no image" answers are tried again at once, 5xx after a growing
+pause, 429 after the `retryDelay` Gemini asks for when that still fits; refusals and operator problems
+(key, billing, model) end the job at once. Request building and answer reading live in
+`gemini_wire.py`, error sorting in `gemini_errors.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import httpx
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+from google.genai.client import DebugConfig
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from boothgate.deadline import Deadline
+from boothgate.errors import (
+    DeadlineReached,
+    ProviderFailed,
+    ProviderNotConfigured,
+    ProviderRefused,
+    RateLimited,
+)
+from boothgate.providers import gemini_errors as errs
+from boothgate.providers import gemini_wire as wire
+from boothgate.providers.base import Kind, Provider, ProviderContext, ProviderRequest, ProviderResult
+
+AspectRatio = Literal["auto", "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
+ImageSize = Literal["auto", "1K", "2K", "4K"]
+
+
+class GeminiOptions(BaseModel):
+    """Slot options of the Gemini tab."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(
+        default="",
+        description="Gemini model for this slot, e.g. gemini-3-pro-image for the best quality (slower, "
+        "dearer). Empty: the default model from the settings page.",
+    )
+    aspect_ratio: AspectRatio = Field(
+        default="auto", description="Shape of the result. auto: the supported ratio nearest to the photo."
+    )
+    image_size: ImageSize = Field(
+        default="auto",
+        description="Result resolution (1K, 2K, 4K) for models that offer it (Gemini 3 and later). "
+        "auto: the model's default (1K).",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+
+@dataclass(frozen=True)
+class _Call:
+    """Everything one job sends, built once and reused by every attempt."""
+
+    model: str
+    model_from_slot: bool
+    contents: list[types.Content]
+    image: wire.ImageChoice
+
+
+class GeminiProvider(Provider):
+    name = "gemini"
+    label = "Gemini"
+    kinds = frozenset(Kind)
+    # Enough detail for 2K results; more pixels add upload time but little the model uses.
+    max_input_pixels = 3_000_000
+    key_setting = "gemini_api_key"
+    Options = GeminiOptions
+
+    # An attempt started with less time left than this cannot produce an image; stop instead.
+    min_attempt_seconds: ClassVar[float] = 1.0
+    first_backoff_seconds: ClassVar[float] = 0.5
+    max_backoff_seconds: ClassVar[float] = 4.0
+    # "No image" answers come back in 1–2 s; past this many the model is not going to draw this one,
+    # and each answer costs input tokens.
+    max_empty_answers: ClassVar[int] = 10
+
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(context)
+        self._sdk: genai.Client | None = None
+        self._sdk_for: tuple[str, str] | None = None
+
+    # --- connection ---------------------------------------------------------------------------
+
+    def _client(self, key: str) -> genai.Client:
+        """The SDK client for the current key and base URL (built once: construction costs ~40 ms).
+
+        Everything is explicit so the environment cannot redirect it: `vertexai=False` beats
+        GOOGLE_GENAI_USE_VERTEXAI, the key beats GOOGLE_API_KEY/GEMINI_API_KEY, the base URL beats
+        GOOGLE_GEMINI_BASE_URL, `api_version` beats GOOGLE_GENAI_API_VERSION, and an empty DebugConfig
+        beats GOOGLE_GENAI_CLIENT_MODE (replay). Requests go through the shared httpx client, and with
+        no `retry_options` the SDK makes exactly one HTTP call per `generate_content`.
+        """
+        base_url = self.settings.gemini_base_url.strip()
+        if self._sdk is None or self._sdk_for != (key, base_url):
+            self._sdk = genai.Client(
+                vertexai=False,
+                api_key=key,
+                debug_config=DebugConfig(client_mode=None, replays_directory=None, replay_id=None),
+                http_options=types.HttpOptions(
+                    base_url=base_url, api_version="v1beta", httpx_async_client=self.context.http
+                ),
+            )
+            self._sdk_for = (key, base_url)
+        return self._sdk
+
+    async def aclose(self) -> None:
+        if self._sdk is not None:
+            self._sdk.close()  # the SDK's own sync client; the shared async client is closed elsewhere
+            self._sdk = None
+
+    # --- one job ------------------------------------------------------------------------------
+
+    def _prepare(self, request: ProviderRequest) -> _Call:
+        options = request.options
+        if not isinstance(options, GeminiOptions):
+            options = GeminiOptions.model_validate(options.model_dump())
+        model = options.model or self.settings.gemini_model
+        templates = {
+            Kind.face_swap: self.settings.gemini_template_face_swap,
+            Kind.background: self.settings.gemini_template_background,
+            Kind.prompt: self.settings.gemini_template_prompt,
+        }
+        text = wire.instruction_text(request.kind, request.prompt, templates, request.instruction)
+        return _Call(
+            model=model,
+            model_from_slot=bool(options.model),
+            contents=wire.build_contents(request.photo, request.reference, text),
+            image=wire.choose_image(model, request.photo, options.aspect_ratio, options.image_size),
+        )
+
+    async def run(self, request: ProviderRequest) -> ProviderResult:
+        key = self.api_key()
+        if key is None:
+            raise ProviderNotConfigured(self.problem() or "Gemini API key is not set.")
+        call = self._prepare(request)
+        notes = request.notes
+        notes.update(
+            model=call.model,
+            attempts=0,
+            usage={},
+            cost_usd=0.0,
+            aspect_ratio=call.image.aspect_ratio,
+            image_size=call.image.image_size,
+            problems=[],
+        )
+        client = self._client(key)
+        backoff = self.first_backoff_seconds
+        empty_answers = 0
+        while True:
+            self._check_can_try(request.deadline, notes)
+            notes["attempts"] += 1
+            try:
+                answer = await self._attempt(client, call, request.deadline, notes)
+            except genai_errors.APIError as exc:
+                notes["problems"].append(errs.describe(exc))
+                backoff = await self._after_api_error(exc, call, request.deadline, notes, backoff)
+                continue
+            except (TimeoutError, httpx.TimeoutException) as exc:
+                notes["problems"].append("no answer in time")
+                raise self._out_of_time(notes) from exc
+            except (httpx.TransportError, genai_errors.UnknownApiResponseError) as exc:
+                notes["problems"].append(f"connection: {type(exc).__name__}")
+                await self._pause(backoff, request.deadline, notes)
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+                continue
+            if answer.data is not None:
+                return self._success(answer, notes)
+            if answer.refusal is not None:
+                raise ProviderRefused(answer.refusal)
+            notes["problems"].append(answer.missing or "no image")
+            empty_answers += 1
+            if empty_answers >= self.max_empty_answers:
+                raise ProviderFailed(
+                    f"Gemini answered without an image {empty_answers} times ({_summary(notes)}).",
+                    code="provider_no_image",
+                )
+
+    async def _attempt(
+        self, client: genai.Client, call: _Call, deadline: Deadline, notes: dict[str, Any]
+    ) -> wire.Answer:
+        config = wire.build_config(call.image, deadline.remaining())
+        # The SDK's timeout applies per connect/read step; the deadline bounds the whole call.
+        async with deadline.timeout():
+            response = await client.aio.models.generate_content(model=call.model, contents=call.contents, config=config)
+        wire.add_usage(notes["usage"], response)
+        return wire.read_answer(response)
+
+    def _success(self, answer: wire.Answer, notes: dict[str, Any]) -> ProviderResult:
+        notes["cost_usd"] = round(self.settings.gemini_price_per_image_usd, 6)
+        self.last_error = None
+        assert answer.data is not None
+        return ProviderResult(answer.data, answer.mime or "image/png", dict(notes))
+
+    async def _after_api_error(
+        self,
+        exc: genai_errors.APIError,
+        call: _Call,
+        deadline: Deadline,
+        notes: dict[str, Any],
+        backoff: float,
+    ) -> float:
+        """Wait before the next attempt and return the next backoff, or raise the job's error."""
+        if exc.code == 429:
+            delay = errs.retry_delay_seconds(exc)
+            if delay is not None and deadline.fits(delay + self.min_attempt_seconds):
+                await asyncio.sleep(delay)
+                return backoff
+            raise RateLimited(_rate_limit_message(delay))
+        if exc.code in errs.TRANSIENT_CODES:
+            await self._pause(backoff, deadline, notes)
+            return min(backoff * 2, self.max_backoff_seconds)
+        error = errs.fatal_error(exc, call.model, call.model_from_slot)
+        if error.code in errs.OPERATOR_CODES:
+            self.last_error = error.message
+        raise error
+
+    async def _pause(self, seconds: float, deadline: Deadline, notes: dict[str, Any]) -> None:
+        if not deadline.fits(seconds + self.min_attempt_seconds):
+            raise self._out_of_time(notes)
+        await asyncio.sleep(seconds)
+
+    def _check_can_try(self, deadline: Deadline, notes: dict[str, Any]) -> None:
+        if not deadline.fits(self.min_attempt_seconds):
+            raise self._out_of_time(notes)
+
+    @staticmethod
+    def _out_of_time(notes: dict[str, Any]) -> DeadlineReached:
+        attempts = notes["attempts"]
+        return DeadlineReached(
+            f"No image from Gemini before the deadline ({attempts} attempt{'s' * (attempts != 1)}: {_summary(notes)})."
+        )
+
+
+def _summary(notes: dict[str, Any]) -> str:
+    """The failed attempts in a few words, e.g. "NO_IMAGE ×3, 503 UNAVAILABLE"."""
+    counts: dict[str, int] = {}
+    for problem in notes.get("problems", []):
+        counts[problem] = counts.get(problem, 0) + 1
+    return ", ".join(f"{p} ×{n}" if n > 1 else p for p, n in counts.items()) or "none"
+
+
+def _rate_limit_message(delay: float | None) -> str:
+    if delay is not None:
+        return (
+            f"Gemini's rate limit or quota is exhausted (429); it asks to wait {delay:g} s, more than the "
+            "time left for this photo."
+        )
+    return (
+        "Gemini's rate limit or quota is exhausted (429). Wait a minute, or raise the quota / enable "
+        f"billing for the project of the key in {errs.KEY_SETTING}."
+    )
+
+
+PROVIDER = GeminiProvider

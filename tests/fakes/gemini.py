@@ -1,0 +1,320 @@
+"""A loopback Gemini API speaking the real REST format of `generateContent`.
+
+`POST /v1beta/models/{model}:generateContent` with the `x-goog-api-key` header; request fields are
+read in camelCase (what the Python SDK sends) or snake_case (what the REST API also accepts). Every
+request is recorded (model, images with their MIME types and sizes, text, generation config) so tests
+assert on what went over the wire.
+
+The result of a successful call is derived from the inputs, so a test can prove that the photo and the
+reference were both sent: the photo with its colours inverted, and when a reference came along, the
+right half replaced by the inverted reference.
+
+Modes are queued with `push(mode, times)`; when the queue is empty `default_mode` answers (normally
+"image"). Modes: image, slow, no_image, prompt_blocked, candidate_blocked, rate_limited, unavailable,
+internal, invalid_key, billing, permission_denied, unknown_model, thoughts, text_only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image, ImageOps
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+KNOWN_MODELS = frozenset({"gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-2.5-flash-image"})
+# The 2.5-era image model rejected `imageSize` with 400 INVALID_ARGUMENT; the fake does the same so the
+# provider's "which models accept an image size" rule is checked on the wire.
+MODELS_WITHOUT_IMAGE_SIZE = frozenset({"gemini-2.5-flash-image"})
+
+USAGE = {"promptTokenCount": 1290, "candidatesTokenCount": 1120, "totalTokenCount": 2410}
+
+
+@dataclass
+class SentImage:
+    mime: str
+    data: bytes
+    width: int
+    height: int
+
+
+@dataclass
+class Received:
+    """One request as the fake saw it."""
+
+    model: str
+    api_key: str | None
+    images: list[SentImage]
+    texts: list[str]
+    generation_config: dict[str, Any]
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.texts)
+
+    @property
+    def image_config(self) -> dict[str, Any]:
+        return _pick(self.generation_config, "imageConfig", "image_config") or {}
+
+
+def _pick(mapping: dict[str, Any] | None, camel: str, snake: str) -> Any:
+    """A field by its camelCase or snake_case name (the API accepts both)."""
+    if not mapping:
+        return None
+    return mapping.get(camel, mapping.get(snake))
+
+
+def _png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _inline(image: Image.Image, *, thought: bool = False) -> dict[str, Any]:
+    part: dict[str, Any] = {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(_png(image)).decode()}}
+    if thought:
+        part["thought"] = True
+    return part
+
+
+def derived_result(photo: bytes, reference: bytes | None) -> Image.Image:
+    """The fake's answer: the inverted photo, its right half the inverted reference when one was sent."""
+    with Image.open(io.BytesIO(photo)) as im:
+        result = ImageOps.invert(im.convert("RGB"))
+    if reference is not None:
+        width, height = result.size
+        with Image.open(io.BytesIO(reference)) as ref:
+            half = ImageOps.invert(ref.convert("RGB")).resize((width - width // 2, height))
+        result.paste(half, (width // 2, 0))
+    return result
+
+
+def _error(code: int, status: str, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if details is not None:
+        error["details"] = details
+    return JSONResponse({"error": error}, status_code=code)
+
+
+def _invalid_key() -> JSONResponse:
+    return _error(
+        400,
+        "INVALID_ARGUMENT",
+        "API key not valid. Please pass a valid API key.",
+        [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            }
+        ],
+    )
+
+
+class GeminiFake:
+    """The fake's state: what it expects, what it will answer, what it received."""
+
+    def __init__(self, api_key: str = "test-gemini-key") -> None:
+        self.api_key = api_key
+        self.app = Starlette(routes=[Route("/{version}/models/{target}", self._handle, methods=["POST"])])
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to answering every request with an image, with nothing recorded."""
+        self.default_mode = "image"
+        self.queue: deque[str] = deque()
+        self.received: list[Received] = []
+        self.slow_seconds = 5.0
+        self.retry_delay = "1s"
+        self.block_reason = "PROHIBITED_CONTENT"
+        self.finish_reason = "IMAGE_SAFETY"
+
+    def push(self, mode: str, times: int = 1) -> None:
+        """Answer the next `times` requests in `mode`."""
+        self.queue.extend([mode] * times)
+
+    @property
+    def last(self) -> Received:
+        return self.received[-1]
+
+    def _next_mode(self) -> str:
+        return self.queue.popleft() if self.queue else self.default_mode
+
+    async def _handle(self, request: Request) -> JSONResponse:
+        model, _, method = request.path_params["target"].partition(":")
+        if request.path_params["version"] != "v1beta" or method != "generateContent":
+            return _error(404, "NOT_FOUND", f"Method {method!r} not found for API version.")
+        body = await request.json()
+        received = self._record(model, request, body)
+        if received.api_key != self.api_key:
+            return _invalid_key()
+        if model not in KNOWN_MODELS:
+            return _error(
+                404,
+                "NOT_FOUND",
+                f"models/{model} is not found for API version v1beta, or is not supported for "
+                "generateContent. Call ListModels to see the list of available models.",
+            )
+        if model in MODELS_WITHOUT_IMAGE_SIZE and _pick(received.image_config, "imageSize", "image_size"):
+            return _error(400, "INVALID_ARGUMENT", "Image size is not supported for this model.")
+        return await self._answer(self._next_mode(), received, request)
+
+    def _record(self, model: str, request: Request, body: dict[str, Any]) -> Received:
+        images: list[SentImage] = []
+        texts: list[str] = []
+        for content in body.get("contents", []):
+            for part in content.get("parts", []):
+                inline = _pick(part, "inlineData", "inline_data")
+                if inline is not None:
+                    # The SDK sends URL-safe base64, other clients the standard alphabet: take both.
+                    data = base64.b64decode(inline["data"], altchars=b"-_")
+                    with Image.open(io.BytesIO(data)) as im:
+                        width, height = im.size
+                    images.append(SentImage(_pick(inline, "mimeType", "mime_type"), data, width, height))
+                elif "text" in part:
+                    texts.append(part["text"])
+        received = Received(
+            model=model,
+            api_key=request.headers.get("x-goog-api-key"),
+            images=images,
+            texts=texts,
+            generation_config=_pick(body, "generationConfig", "generation_config") or {},
+            body=body,
+            headers={k: v for k, v in request.headers.items() if k != "x-goog-api-key"},
+        )
+        self.received.append(received)
+        return received
+
+    async def _answer(self, mode: str, received: Received, request: Request) -> JSONResponse:
+        if mode == "slow":
+            if not await self._sleep_unless_gone(request, self.slow_seconds):
+                return _error(499, "CANCELLED", "client went away")
+            mode = "image"
+        answer = ANSWERS.get(mode)
+        if answer is None:
+            raise ValueError(f"unknown fake mode {mode!r}")
+        return answer(self, received)
+
+    @staticmethod
+    async def _sleep_unless_gone(request: Request, seconds: float) -> bool:
+        """Sleep in small steps so a client that gave up does not hold the server's shutdown."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        while loop.time() < until:
+            if await request.is_disconnected():
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    # --- answers ------------------------------------------------------------------------------
+
+    def _image(self, received: Received) -> JSONResponse:
+        return _candidate([{"text": "Here is the picture."}, _inline(self._result(received))])
+
+    def _result(self, received: Received) -> Image.Image:
+        photo = received.images[0].data
+        reference = received.images[1].data if len(received.images) > 1 else None
+        return derived_result(photo, reference)
+
+    def _thoughts(self, received: Received) -> JSONResponse:
+        draft = Image.new("RGB", (64, 48), (128, 128, 128))
+        parts = [
+            {"text": "Planning the composition.", "thought": True},
+            _inline(draft, thought=True),
+            _inline(draft, thought=True),
+            {"text": "Done."},
+            _inline(self._result(received)),
+        ]
+        return _candidate(parts, usage={**USAGE, "thoughtsTokenCount": 300})
+
+    def _no_image(self, received: Received) -> JSONResponse:
+        return JSONResponse(
+            {
+                "candidates": [{"content": {"role": "model"}, "finishReason": "NO_IMAGE", "index": 0}],
+                "usageMetadata": USAGE,
+            }
+        )
+
+    def _text_only(self, received: Received) -> JSONResponse:
+        return _candidate([{"text": "I can't create that image, but here is a description instead."}])
+
+    def _prompt_blocked(self, received: Received) -> JSONResponse:
+        return JSONResponse(
+            {
+                "promptFeedback": {"blockReason": self.block_reason},
+                "usageMetadata": {"promptTokenCount": 1290},
+            }
+        )
+
+    def _candidate_blocked(self, received: Received) -> JSONResponse:
+        candidate = {
+            "content": {"role": "model"},
+            "finishReason": self.finish_reason,
+            "finishMessage": "Unable to show the generated image.",
+            "index": 0,
+        }
+        return JSONResponse({"candidates": [candidate], "usageMetadata": USAGE})
+
+    def _rate_limited(self, received: Received) -> JSONResponse:
+        return _error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "You exceeded your current quota, please check your plan and billing details.",
+            [
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_requests"}],
+                },
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": self.retry_delay},
+            ],
+        )
+
+    def _unavailable(self, received: Received) -> JSONResponse:
+        return _error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
+
+    def _internal(self, received: Received) -> JSONResponse:
+        return _error(500, "INTERNAL", "An internal error has occurred.")
+
+    def _invalid_key(self, received: Received) -> JSONResponse:
+        return _invalid_key()
+
+    def _billing(self, received: Received) -> JSONResponse:
+        return _error(400, "FAILED_PRECONDITION", "User location is not supported for the API use.")
+
+    def _permission_denied(self, received: Received) -> JSONResponse:
+        return _error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers.")
+
+    def _unknown_model(self, received: Received) -> JSONResponse:
+        return _error(404, "NOT_FOUND", f"models/{received.model} is not found for API version v1beta.")
+
+
+def _candidate(parts: list[dict[str, Any]], usage: dict[str, int] | None = None) -> JSONResponse:
+    candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
+    return JSONResponse({"candidates": [candidate], "usageMetadata": usage or USAGE, "responseId": "fake-response"})
+
+
+ANSWERS = {
+    "image": GeminiFake._image,
+    "thoughts": GeminiFake._thoughts,
+    "no_image": GeminiFake._no_image,
+    "text_only": GeminiFake._text_only,
+    "prompt_blocked": GeminiFake._prompt_blocked,
+    "candidate_blocked": GeminiFake._candidate_blocked,
+    "rate_limited": GeminiFake._rate_limited,
+    "unavailable": GeminiFake._unavailable,
+    "internal": GeminiFake._internal,
+    "invalid_key": GeminiFake._invalid_key,
+    "billing": GeminiFake._billing,
+    "permission_denied": GeminiFake._permission_denied,
+    "unknown_model": GeminiFake._unknown_model,
+}
