@@ -145,6 +145,8 @@ class Ingest:
         except errors.BoothError as exc:
             return await self._fail(job, exc)
         except TimeoutError:
+            if job.stage == "receive":  # the booth's side was too slow: not a processing timeout
+                return await self._fail(job, _too_slow(settings.deadline_seconds))
             return await self._fail(
                 job,
                 errors.DeadlineReached(
@@ -437,6 +439,13 @@ class Ingest:
             f"{record.provider_seconds:.3f}s" if record.provider_seconds is not None else "-",
             record.photo_bytes if record.photo_bytes is not None else "-",
         )
+
+
+def _too_slow(deadline_seconds: float) -> errors.BoothError:
+    return errors.MalformedRequest(
+        f"The upload did not arrive within {deadline_seconds:g} s: the connection is too slow.",
+        code="upload_too_slow",
+    )
 
 
 def _metadata(upload: Upload) -> dict[str, Any]:
