@@ -9,6 +9,7 @@ bytes is cut off.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import IO
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from boothgate.errors import MalformedRequest, TooLarge
+from boothgate.errors import MalformedRequest, StorageFailed, TooLarge
 
 FILE_FIELDS = ("fileToUpload", "file")
 
@@ -133,8 +134,10 @@ class _Collector:
         self.finished = True
 
     def close(self) -> None:
+        """Close a file left open by a failed upload (its own error is the one that counts)."""
         if self.fh is not None:
-            self.fh.close()
+            with contextlib.suppress(OSError):
+                self.fh.close()
             self.fh = None
 
 
@@ -161,6 +164,17 @@ def boundary_of(content_type: str | None) -> bytes:
     return params[b"boundary"]
 
 
+def _feed(parser: MultipartParser, chunk: bytes | None) -> None:
+    """Parse a chunk (None: the end); the photo is written to disk from inside the parser."""
+    try:
+        if chunk is None:
+            parser.finalize()
+        else:
+            parser.write(chunk)
+    except OSError as exc:  # the disk is full or gone: the server's problem, not the booth's
+        raise StorageFailed(f"Could not store the upload: {exc.strerror or exc}.") from exc
+
+
 async def read_upload(content_type: str | None, chunks: AsyncIterator[bytes], dest: Path, limits: Limits) -> Upload:
     """Read the whole body into an Upload, the file going to `dest`. Raises BoothError subclasses."""
     upload = Upload()
@@ -183,8 +197,8 @@ async def read_upload(content_type: str | None, chunks: AsyncIterator[bytes], de
             if upload.body_bytes > limits.max_bytes:
                 raise TooLarge(f"The upload is larger than {limits.max_bytes:,} bytes.")
             if chunk:
-                parser.write(chunk)
-        parser.finalize()
+                _feed(parser, chunk)
+        _feed(parser, None)
     except MultipartParseError as exc:
         raise MalformedRequest(f"The multipart body is malformed: {exc}.", code="bad_multipart") from exc
     finally:
