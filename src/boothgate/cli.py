@@ -27,6 +27,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from boothgate.settings import get_settings
     from boothgate.web.app import create_app
+    from boothgate.web.server import uvicorn_options
 
     overrides: dict[str, object] = {}
     if args.host:
@@ -41,9 +42,7 @@ def serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=args.log_level.lower(),
-        access_log=False,
-        timeout_keep_alive=30,
-        proxy_headers=True,
+        **uvicorn_options(settings),
     )
     return EXIT_OK
 
