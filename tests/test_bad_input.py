@@ -249,3 +249,47 @@ async def test_a_client_that_hangs_up_mid_upload_is_recorded_as_rejected(booth_f
     assert "Traceback" not in caplog.text, "a booth hanging up is not a server bug"
     photo_start = body.index(b"\xff\xd8\xff")
     _assert_trashed_with_sidecar(booth, job["id"], "client_disconnected", body[photo_start : len(body) // 2])
+
+
+# ---------------------------------------------------------------- slow request heads (slowloris)
+async def _closed_after(port: int, pace_seconds: float, head: bytes) -> float:
+    """Trickle `head` one byte per `pace_seconds`; seconds until the server closes the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    started = time.monotonic()
+    try:
+        for i in range(len(head)):
+            writer.write(head[i : i + 1])
+            await writer.drain()
+            try:
+                if await asyncio.wait_for(reader.read(1), pace_seconds) == b"":
+                    break  # closed by the server
+            except TimeoutError:
+                continue
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+    return time.monotonic() - started
+
+
+async def test_a_request_head_trickled_byte_by_byte_is_cut_off(tmp_path: Path) -> None:
+    from boothgate.web.server import uvicorn_options
+
+    settings = booth_settings(tmp_path, upload_idle_timeout_seconds=1.0)
+    with serve(create_app(settings, {"gemini": ScriptedProvider}), **uvicorn_options(settings)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        async with httpx.AsyncClient(base_url=url, auth=ADMIN) as client:
+            assert (await client.put("/api/slots/gemini/1", json={"enabled": True, "prompt": "x"})).status_code == 200
+            head = b"POST /booth/gemini/1 HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data\r\n" * 3
+            slow = asyncio.create_task(_closed_after(port, 0.2, head))
+            silent = asyncio.create_task(_closed_after(port, 5.0, b"P"))
+            await asyncio.sleep(0.3)
+            meanwhile = await client.post(
+                "/booth/gemini/1", content=booth_form(make_jpeg(64, 48, seed=40)), headers=MULTIPART
+            )
+            assert meanwhile.status_code == 200, "other booths are served while one trickles its head"
+            # a kept-alive connection idle between requests is not cut by the head timer early
+            await asyncio.sleep(0.5)
+            assert (await client.get("/health")).status_code == 200
+        assert 0.9 <= await slow <= 2.0
+        assert 0.9 <= await silent <= 2.0
