@@ -302,11 +302,11 @@ async def test_500_is_retried(provider: GeminiProvider, fake: GeminiFake) -> Non
 async def test_endless_503_ends_before_the_deadline(provider: GeminiProvider, fake: GeminiFake) -> None:
     fake.default_mode = "unavailable"
     request = job(deadline=2.5)
-    with pytest.raises(DeadlineReached) as caught:
+    with pytest.raises(ProviderFailed) as caught:
         await provider.run(request)
     assert not request.deadline.expired
     assert "503 UNAVAILABLE" in caught.value.message
-    assert caught.value.status == 504
+    assert (caught.value.status, caught.value.code) == (502, "provider_unavailable")
 
 
 async def test_slow_answer_is_cut_at_the_deadline(provider: GeminiProvider, fake: GeminiFake) -> None:
@@ -393,10 +393,11 @@ async def test_unreachable_base_url_ends_before_the_deadline(http: httpx.AsyncCl
     settings = get_settings(gemini_api_key=KEY, gemini_base_url=f"http://127.0.0.1:{free_port()}")
     provider = GeminiProvider(ProviderContext(settings, http))
     request = job(deadline=2)
-    with pytest.raises(DeadlineReached) as caught:
+    with pytest.raises(ProviderFailed) as caught:
         await provider.run(request)
     assert not request.deadline.expired
     assert "connection" in caught.value.message
+    assert caught.value.status == 502
 
 
 async def test_environment_cannot_redirect_the_sdk(

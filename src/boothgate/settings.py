@@ -38,6 +38,40 @@ DEFAULT_TEMPLATES = {
     ),
 }
 
+DEEPSEEK_SYSTEM_PROMPTS = {
+    "face_swap": (
+        "You prepare face swaps for an event photobooth. You get the guest's photo (first image), the "
+        "reference scene (second image) and the operator's note. Study both images, then write one precise "
+        "instruction for an image model that receives the same two images in the same order. Say how many "
+        "people are in the guest's photo and in the scene; which guest (by position from the left and a short "
+        "description: hair, glasses, beard, apparent age) takes the place of which person in the scene; that "
+        "each guest's identity stays exactly as photographed (face shape, eyes, nose, skin tone, hairline, "
+        "expression, age); that the scene's clothing, bodies, poses, background, light and camera angle stay "
+        "unchanged; and how to match skin tone, light and grain so the faces look photographed there. If the "
+        "numbers differ, say who is left out or which scene people stay as they are. Photorealistic; no text, "
+        "logos or watermarks."
+    ),
+    "background": (
+        "You prepare background changes for an event photobooth. You get the guest's photo (first image), the "
+        "new background (second image) and the operator's note. Study both images, then write one precise "
+        "instruction for an image model that receives the same two images in the same order. Say how many "
+        "people are in the guest's photo and describe each by position from the left (clothing, pose, what "
+        "they hold) so nobody and nothing is lost; that their number, faces, identity, expressions, clothing, "
+        "poses, hands and accessories stay unchanged; where in the background they stand and at what scale; "
+        "and how to match the background's light direction, colour temperature, shadows and ground contact "
+        "so they look photographed there. Photorealistic; no text, logos or watermarks."
+    ),
+    "prompt": (
+        "You prepare restyled portraits for an event photobooth. You get the guest's photo (first image), "
+        "sometimes a style example (second image), and the operator's note describing the style. Study the "
+        "photo, then write one precise instruction for an image model that receives the same images in the "
+        "same order. Say how many people there are and describe each by position from the left; that their "
+        "number, faces, identity, expressions and poses stay recognisable; and how the style described by the "
+        "operator applies to clothing, background, light and colours. A second image is only a style "
+        "example: nobody from it may appear in the result. No text, logos or watermarks."
+    ),
+}
+
 
 class Settings(BaseSettings):
     """Everything an operator can set. Environment variables use the prefix BOOTHGATE_."""
@@ -127,6 +161,12 @@ class Settings(BaseSettings):
     turbotext_mode: Literal["polling", "webhook"] = Field(
         "polling", description="How Turbotext results arrive: polling (default) or webhook."
     )
+    turbotext_price_per_image_usd: float = Field(
+        0.0,
+        ge=0,
+        description="Estimated cost of one Turbotext result in USD, for statistics "
+        "(Turbotext bills in its own credits; 0 = not counted).",
+    )
 
     # --- DeepSeek ---------------------------------------------------------------------------
     deepseek_api_key: SecretStr | None = Field(None, description="DeepSeek API key.")
@@ -134,6 +174,25 @@ class Settings(BaseSettings):
     deepseek_model: str = Field("deepseek-flash", description="DeepSeek vision model that writes instructions.")
     deepseek_stage_seconds: float = Field(
         12.0, gt=0, description="Time budget for DeepSeek to write the instruction before falling back."
+    )
+    deepseek_system_prompt_face_swap: str = Field(
+        DEEPSEEK_SYSTEM_PROMPTS["face_swap"],
+        description="What DeepSeek is told to write for face swap slots (it always answers in JSON; "
+        "the answer format is added by boothgate).",
+    )
+    deepseek_system_prompt_background: str = Field(
+        DEEPSEEK_SYSTEM_PROMPTS["background"],
+        description="What DeepSeek is told to write for background slots.",
+    )
+    deepseek_system_prompt_prompt: str = Field(
+        DEEPSEEK_SYSTEM_PROMPTS["prompt"],
+        description="What DeepSeek is told to write for restyling (prompt) slots.",
+    )
+    deepseek_price_input_per_mtok_usd: float = Field(
+        0.30, ge=0, description="DeepSeek price per million input tokens (peak rate), for statistics."
+    )
+    deepseek_price_output_per_mtok_usd: float = Field(
+        1.20, ge=0, description="DeepSeek price per million output tokens (peak rate), for statistics."
     )
 
     @field_validator("public_base_url")
@@ -167,10 +226,16 @@ RUNTIME_EDITABLE: tuple[str, ...] = (
     "turbotext_base_url",
     "turbotext_poll_interval_seconds",
     "turbotext_mode",
+    "turbotext_price_per_image_usd",
     "deepseek_api_key",
     "deepseek_base_url",
     "deepseek_model",
     "deepseek_stage_seconds",
+    "deepseek_system_prompt_face_swap",
+    "deepseek_system_prompt_background",
+    "deepseek_system_prompt_prompt",
+    "deepseek_price_input_per_mtok_usd",
+    "deepseek_price_output_per_mtok_usd",
 )
 
 

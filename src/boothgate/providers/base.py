@@ -137,6 +137,13 @@ class Provider(abc.ABC):
             "options_schema": self.Options.model_json_schema(),
         }
 
+    def validate_options(self, options: dict[str, Any]) -> BaseModel:
+        """A slot's options as this provider runs them; raises pydantic's ValidationError when invalid.
+
+        Overridden when options depend on another tab (DeepSeek checks its renderer's options).
+        """
+        return self.Options.model_validate(options)
+
     def input_pixels(self) -> int:
         """Pixels to downscale inputs to: the smaller of the provider's limit and the setting."""
         return min(self.max_input_pixels, self.settings.provider_input_pixels)

@@ -238,11 +238,18 @@ class GeminiProvider(Provider):
             raise self._out_of_time(notes)
 
     @staticmethod
-    def _out_of_time(notes: dict[str, Any]) -> DeadlineReached:
+    def _out_of_time(notes: dict[str, Any]) -> DeadlineReached | ProviderFailed:
+        """No time for another attempt. When Gemini kept failing (5xx, connection) that is a provider
+        failure (502); only when it was merely slow is it the deadline (504)."""
         attempts = notes["attempts"]
-        return DeadlineReached(
-            f"No image from Gemini before the deadline ({attempts} attempt{'s' * (attempts != 1)}: {_summary(notes)})."
-        )
+        detail = f"{attempts} attempt{'s' * (attempts != 1)}: {_summary(notes)}"
+        problems = notes.get("problems", [])
+        if problems and problems[-1] != "no answer in time":
+            return ProviderFailed(
+                f"Gemini kept failing and there is no time left for another try ({detail}).",
+                code="provider_unavailable",
+            )
+        return DeadlineReached(f"No image from Gemini before the deadline ({detail}).")
 
 
 def _summary(notes: dict[str, Any]) -> str:

@@ -75,7 +75,7 @@ class SlotService:
         if implementation is None:
             return options
         try:
-            return implementation.Options.model_validate(options).model_dump(mode="json")
+            return implementation.validate_options(options).model_dump(mode="json")
         except ValidationError as exc:
             raise SlotOptionsInvalid(
                 [{"loc": ["options", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]

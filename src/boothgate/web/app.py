@@ -16,7 +16,7 @@ from boothgate import __version__
 from boothgate.providers.base import Provider
 from boothgate.services.runtime import Services
 from boothgate.settings import Settings, get_settings
-from boothgate.web import api, booth, media
+from boothgate.web import api, booth, hooks, media
 from boothgate.web.deps import ServicesDep
 
 log = logging.getLogger("boothgate")
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
     app = FastAPI(title="boothgate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(booth.router)
     app.include_router(media.router)
+    app.include_router(hooks.router)
     app.include_router(api.router)
 
     @app.get("/health")
