@@ -10,13 +10,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boothgate import __version__
 from boothgate.providers.base import Provider
 from boothgate.services.runtime import Services
 from boothgate.settings import Settings, get_settings
-from boothgate.web import api, booth, hooks, media
+from boothgate.web import api, booth, hooks, media, pages, settings_api
 from boothgate.web.deps import ServicesDep
 
 log = logging.getLogger("boothgate")
@@ -78,6 +79,9 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
     app.include_router(media.router)
     app.include_router(hooks.router)
     app.include_router(api.router)
+    app.include_router(settings_api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
 
     @app.get("/health")
     async def health(services: ServicesDep) -> dict[str, Any]:

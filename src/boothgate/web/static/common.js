@@ -1,0 +1,132 @@
+/* Shared helpers for the admin pages: strings, JSON requests, copying, small DOM helpers.
+   No inline script anywhere (the CSP forbids it): pages pass data through data-* attributes and
+   the string catalogue through a JSON block. */
+"use strict";
+
+(function () {
+  const catalogueBlock = document.getElementById("i18n");
+  const strings = catalogueBlock ? JSON.parse(catalogueBlock.textContent || "{}") : {};
+
+  /** The catalogue string for `key` with {placeholders} filled in. */
+  function t(key, params) {
+    let text = Object.prototype.hasOwnProperty.call(strings, key) ? strings[key] : key;
+    if (params) {
+      for (const [name, value] of Object.entries(params)) text = text.split("{" + name + "}").join(String(value));
+    }
+    return text;
+  }
+
+  function has(key) {
+    return Object.prototype.hasOwnProperty.call(strings, key);
+  }
+
+  /** A failure in plain words: the catalogue's wording for a known code, else the server's message. */
+  function explain(code, message) {
+    if (code && has("error." + code)) return t("error." + code);
+    return message || t("error.unknown");
+  }
+
+  function describeHttp(status, data) {
+    if (status === 401) return t("error.unauthorized");
+    if (status === 403) return t("error.forbidden");
+    if (status === 413) return t("error.too_large");
+    if (status === 415) return t("error.unsupported_image");
+    if (status === 429) return t("error.throttled");
+    const detail = data && data.detail;
+    if (typeof detail === "string") return detail;
+    return t("error.http", { status: status });
+  }
+
+  /** fetch() for the JSON API: never throws; returns {ok, status, data, message}. */
+  async function request(method, url, body) {
+    const init = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (body instanceof FormData) {
+      init.body = body;
+    } else if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers["Content-Type"] = "application/json";
+    }
+    let response;
+    try {
+      response = await fetch(url, init);
+    } catch (err) {
+      return { ok: false, status: 0, data: null, message: t("error.network") };
+    }
+    let data = null;
+    if ((response.headers.get("content-type") || "").includes("json")) {
+      try {
+        data = await response.json();
+      } catch (err) {
+        data = null;
+      }
+    }
+    return {
+      ok: response.ok,
+      status: response.status,
+      data: data,
+      message: response.ok ? "" : describeHttp(response.status, data),
+    };
+  }
+
+  /** Copy text to the clipboard. Plain http on a venue's network is not a "secure context", where
+      the async clipboard does not exist, so fall back to a selected textarea and execCommand. */
+  async function copyText(text, returnFocusTo) {
+    if (navigator.clipboard && window.isSecureContext) {
+      try {
+        await navigator.clipboard.writeText(text);
+        return true;
+      } catch (err) {
+        /* fall through to the old way */
+      }
+    }
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "offscreen";
+    document.body.appendChild(area);
+    area.select();
+    let copied = false;
+    try {
+      copied = document.execCommand("copy");
+    } catch (err) {
+      copied = false;
+    }
+    area.remove();
+    if (returnFocusTo) returnFocusTo.focus();
+    return copied;
+  }
+
+  const flashTimers = new WeakMap();
+
+  /** Show a short confirmation in a status element (its space is reserved: no layout jump). */
+  function flash(element, text, good, keepMs) {
+    if (!element) return;
+    clearTimeout(flashTimers.get(element));
+    element.textContent = text;
+    element.classList.toggle("is-ok", good !== false);
+    element.classList.toggle("is-error", good === false);
+    flashTimers.set(
+      element,
+      setTimeout(function () {
+        element.textContent = "";
+      }, keepMs || 3000)
+    );
+  }
+
+  /** document.createElement with a class and text (text, never HTML: data cannot inject markup). */
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function seconds(value) {
+    if (value === null || value === undefined) return "—";
+    const number = Number(value);
+    return t("unit.seconds", { value: number.toFixed(number < 1 ? 2 : 1) });
+  }
+
+  window.Boothgate = { t: t, has: has, explain: explain, request: request, copyText: copyText,
+                       flash: flash, el: el, seconds: seconds };
+})();

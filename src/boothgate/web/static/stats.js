@@ -1,0 +1,258 @@
+/* The statistics panel (top-right button on every page): upload password, counts per provider and
+   per slot, the latest jobs. Fetched from the JSON API when opened, refreshed while it stays open. */
+"use strict";
+
+(function () {
+  const B = window.Boothgate;
+  const panel = document.getElementById("stats-panel");
+  const openButton = document.getElementById("stats-open");
+  if (!B || !panel || !openButton) return;
+  const backdrop = document.getElementById("stats-backdrop");
+  const $ = function (id) {
+    return document.getElementById(id);
+  };
+  const REFRESH_MS = 5000;
+  const tabLabels = {};
+  document.querySelectorAll(".tabs [data-tab]").forEach(function (link) {
+    tabLabels[link.dataset.tab] = link.textContent.trim();
+  });
+  let timer = null;
+  let password = "";
+  let shown = false;
+  let loading = false;
+
+  function label(provider) {
+    return tabLabels[provider] || provider;
+  }
+
+  // While the panel is open the page behind it is inert: Tab stays inside the panel.
+  function setBackgroundInert(inert) {
+    document.querySelectorAll("body > header, body > main, body > .skip-link").forEach(function (node) {
+      node.inert = inert;
+    });
+  }
+
+  function open() {
+    setBackgroundInert(true);
+    panel.hidden = false;
+    backdrop.hidden = false;
+    openButton.setAttribute("aria-expanded", "true");
+    document.body.classList.add("has-drawer");
+    panel.focus();
+    load();
+    timer = setInterval(load, REFRESH_MS);
+  }
+
+  function close() {
+    setBackgroundInert(false);
+    panel.hidden = true;
+    backdrop.hidden = true;
+    openButton.setAttribute("aria-expanded", "false");
+    document.body.classList.remove("has-drawer");
+    clearInterval(timer);
+    hideConfirm();
+    openButton.focus();
+  }
+
+  async function load() {
+    if (loading) return;
+    loading = true;
+    const answers = await Promise.all([B.request("GET", "/api/stats"), B.request("GET", "/api/jobs?limit=20")]);
+    loading = false;
+    const stats = answers[0];
+    const jobs = answers[1];
+    $("stats-error").textContent = stats.ok ? "" : stats.message;
+    if (stats.ok) {
+      renderPassword(stats.data);
+      renderProviderErrors(stats.data.provider_errors || {});
+      renderProviders(stats.data.providers || {});
+      renderSlots(stats.data.slots || []);
+      $("stats-title").dataset.loaded = "true";
+      panel.querySelector(".stats-updated").textContent = B.t("stats.updated", {
+        time: new Date().toLocaleTimeString(document.documentElement.lang),
+      });
+    }
+    if (jobs.ok) renderJobs(jobs.data || []);
+  }
+
+  // --- upload password ----------------------------------------------------------------------
+  function renderPassword(data) {
+    password = data.upload_password || "";
+    showPassword();
+    $("pw-rotate").disabled = Boolean(data.upload_password_from_env);
+    $("pw-env").hidden = !data.upload_password_from_env;
+  }
+
+  function showPassword() {
+    const code = $("upload-password");
+    code.textContent = shown ? password : code.dataset.masked;
+    code.classList.toggle("is-masked", !shown);
+    const button = $("pw-show");
+    button.textContent = shown ? button.dataset.hide : button.dataset.show;
+    button.setAttribute("aria-pressed", shown ? "true" : "false");
+  }
+
+  function hideConfirm() {
+    $("pw-confirm").hidden = true;
+  }
+
+  async function rotate() {
+    const answer = await B.request("POST", "/api/upload-password/rotate");
+    hideConfirm();
+    if (answer.ok) {
+      password = answer.data.upload_password;
+      shown = true;
+      showPassword();
+      B.flash($("pw-status"), B.t("stats.rotated"), true, 6000);
+    } else {
+      B.flash($("pw-status"), answer.message, false, 6000);
+    }
+    $("pw-rotate").focus();
+  }
+
+  // --- tables -------------------------------------------------------------------------------
+  function cell(tag, text, className) {
+    return B.el(tag, className, text);
+  }
+
+  function headRow(titles, textColumns) {
+    const thead = B.el("thead");
+    const row = B.el("tr");
+    titles.forEach(function (title, index) {
+      const th = cell("th", title, index >= textColumns ? "num" : "");
+      th.scope = "col";
+      row.append(th);
+    });
+    thead.append(row);
+    return thead;
+  }
+
+  function figures(bucket) {
+    return [bucket.succeeded, bucket.failed, bucket.timed_out, B.seconds(bucket.avg_seconds), B.seconds(bucket.p95_seconds)];
+  }
+
+  function renderProviders(providers) {
+    const table = $("stats-providers");
+    table.replaceChildren(
+      headRow([B.t("stats.provider"), B.t("stats.period"), B.t("stats.succeeded"), B.t("stats.failed"),
+               B.t("stats.timed_out"), B.t("stats.avg"), B.t("stats.p95")], 2)
+    );
+    Object.keys(providers).forEach(function (name) {
+      const body = B.el("tbody");
+      body.dataset.provider = name;
+      ["today", "all_time"].forEach(function (period, index) {
+        const row = B.el("tr");
+        row.dataset.period = period;
+        if (index === 0) {
+          const th = cell("th", label(name));
+          th.scope = "rowgroup";
+          th.rowSpan = 2;
+          row.append(th);
+        }
+        row.append(cell("td", B.t("stats." + period), "muted"));
+        figures(providers[name][period]).forEach(function (value, i) {
+          row.append(cell("td", value, "num" + (i === 1 && Number(value) > 0 ? " is-bad" : "")));
+        });
+        body.append(row);
+      });
+      table.append(body);
+    });
+  }
+
+  function triple(bucket) {
+    return bucket.succeeded + " / " + bucket.failed + " / " + bucket.timed_out;
+  }
+
+  function renderSlots(slots) {
+    const table = $("stats-slots");
+    $("stats-slots-empty").hidden = slots.length > 0;
+    table.hidden = slots.length === 0;
+    table.replaceChildren(
+      headRow([B.t("stats.slot"), B.t("stats.today"), B.t("stats.all_time"), B.t("stats.avg"), B.t("stats.p95")], 1)
+    );
+    const body = B.el("tbody");
+    slots.forEach(function (slot) {
+      const row = B.el("tr");
+      row.dataset.slot = slot.provider + "/" + slot.number;
+      const th = cell("th", label(slot.provider) + " · " + slot.number);
+      th.scope = "row";
+      row.append(th, cell("td", triple(slot.today), "num"), cell("td", triple(slot.all_time), "num"),
+                 cell("td", B.seconds(slot.all_time.avg_seconds), "num"), cell("td", B.seconds(slot.all_time.p95_seconds), "num"));
+      body.append(row);
+    });
+    table.append(body);
+  }
+
+  function renderProviderErrors(errors) {
+    const box = $("stats-provider-errors");
+    box.replaceChildren();
+    Object.keys(errors).forEach(function (name) {
+      box.append(B.el("p", "provider-problem", label(name) + ": " + errors[name]));
+    });
+  }
+
+  // --- latest jobs --------------------------------------------------------------------------
+  function thumb(url, alt) {
+    if (!url) return B.el("span", "thumb thumb-empty", "—");
+    const img = B.el("img", "thumb");
+    img.loading = "lazy";
+    img.decoding = "async";
+    img.alt = alt;
+    img.src = url;
+    return img;
+  }
+
+  function renderJobs(jobs) {
+    const list = $("stats-jobs");
+    $("stats-jobs-empty").hidden = jobs.length > 0;
+    list.replaceChildren();
+    jobs.forEach(function (job) {
+      const item = B.el("li", "job job-" + job.status);
+      item.dataset.job = job.id;
+      item.append(thumb(job.photo_thumbnail_url, B.t("stats.photo")), thumb(job.result_thumbnail_url, B.t("stats.result")));
+      const text = B.el("div", "job-text");
+      const head = B.el("div", "job-head");
+      head.append(B.el("strong", null, label(job.provider) + " · " + (job.slot || "?")));
+      head.append(B.el("span", "badge badge-" + job.status, B.t("status." + job.status)));
+      if (job.source === "try") head.append(B.el("span", "badge", B.t("stats.source_try")));
+      text.append(head);
+      const when = job.created_at ? new Date(job.created_at).toLocaleString(document.documentElement.lang) : "";
+      text.append(B.el("div", "muted small", when + " · " + B.seconds(job.total_seconds)));
+      if (job.status !== "succeeded" && (job.error || job.message)) {
+        text.append(B.el("div", "job-error", B.explain(job.error, job.message)));
+        if (job.message && B.has("error." + job.error)) text.append(B.el("div", "muted small", job.message));
+      }
+      item.append(text);
+      list.append(item);
+    });
+  }
+
+  // --- wiring -------------------------------------------------------------------------------
+  openButton.addEventListener("click", function () {
+    if (panel.hidden) open();
+    else close();
+  });
+  $("stats-close").addEventListener("click", close);
+  backdrop.addEventListener("click", close);
+  $("stats-refresh").addEventListener("click", load);
+  panel.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") close();
+  });
+  $("pw-show").addEventListener("click", function () {
+    shown = !shown;
+    showPassword();
+  });
+  $("pw-copy").addEventListener("click", async function () {
+    const copied = await B.copyText(password, $("pw-copy"));
+    B.flash($("pw-status"), copied ? B.t("stats.copied") : B.t("card.copy_failed"), copied);
+  });
+  $("pw-rotate").addEventListener("click", function () {
+    $("pw-confirm").hidden = false;
+    $("pw-rotate-no").focus();
+  });
+  $("pw-rotate-no").addEventListener("click", function () {
+    hideConfirm();
+    $("pw-rotate").focus();
+  });
+  $("pw-rotate-yes").addEventListener("click", rotate);
+})();
