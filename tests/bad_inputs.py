@@ -151,6 +151,13 @@ def png_declaring(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + header + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b"")
 
 
+def png_broken_ihdr() -> bytes:
+    """A PNG whose IHDR chunk length is zero (found by Hypothesis: Pillow raised ValueError, a 500)."""
+    data = bytearray(make_png(40, 30))
+    data[11] = 0
+    return bytes(data)
+
+
 def jpeg_declaring(width: int, height: int) -> bytes:
     """A small real JPEG with its SOF frame header patched to declare width × height."""
     data = bytearray(make_jpeg(64, 48, seed=5))
@@ -259,6 +266,7 @@ CORPUS: list[Case] = [
     Case("JPEG magic and nothing else", 422, "corrupt_image", lambda: booth_form(b"\xff\xd8\xff\xe0" + b"\x00" * 10)),
     Case("truncated JPEG", 422, "corrupt_image", lambda: booth_form(make_jpeg(400, 300, seed=8)[:3000])),
     Case("truncated PNG", 422, "corrupt_image", lambda: booth_form(make_png(200, 150)[:2000])),
+    Case("PNG whose header chunk declares no length", 422, "corrupt_image", lambda: booth_form(png_broken_ihdr())),
     *[
         Case(f"JPEG with corrupt EXIF: {what}", 200, None, lambda p=payload: booth_form(jpeg_with_app1(p)))
         for what, payload in CORRUPT_EXIF.items()

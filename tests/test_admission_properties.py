@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
@@ -194,6 +194,7 @@ def test_inspect_of_arbitrary_bytes_answers_or_refuses(data: bytes) -> None:
     flips=st.lists(st.tuples(st.integers(0, 100_000), st.integers(0, 255)), max_size=10),
     cut=st.integers(1, 100_000),
 )
+@example(name="png", flips=[(11, 0)], cut=16)  # a zero-length IHDR: Pillow raises ValueError
 def test_prepare_of_a_damaged_photo_answers_or_refuses(name: str, flips: list[tuple[int, int]], cut: int) -> None:
     data = bytearray(_seed(name))
     for position, value in flips:

@@ -173,6 +173,8 @@ def _assert_no_inline_script(html: str, what: str) -> None:
     """Pages load scripts from files only: no inline <script> body, no on* handler attributes."""
     for match in re.finditer(r"<script\b([^>]*)>(.*?)</script>", html, re.S | re.I):
         attributes, body = match.groups()
+        if re.search(r'type="application/(ld\+)?json"', attributes):
+            continue  # a data block: never executed, and CSP's script-src would not run it anyway
         assert "src=" in attributes and not body.strip(), f"{what}: inline script"
     assert not re.search(r"<[^>]+\son[a-z]+\s*=", html, re.I), f"{what}: inline event handler"
     assert "javascript:" not in html.lower(), f"{what}: javascript: URL"
