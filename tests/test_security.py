@@ -334,3 +334,24 @@ def test_throttle_memory_is_bounded() -> None:
         throttle.failed(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}")
     assert len(throttle._records) <= MAX_TRACKED + 1
     assert time.monotonic() - started < 30
+
+
+async def test_a_key_entered_on_the_settings_page_never_comes_back_and_is_masked_in_logs(
+    booth: Booth, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    key = "AIzaSy-entered-on-the-page-0123456789"
+    async with booth.api() as client:
+        forged = await client.put("/api/settings", json={"gemini_api_key": key}, headers=CROSS_SITE["foreign Origin"])
+        assert forged.status_code == 403, "the settings API refuses cross-site writes"
+        assert booth.services.settings.gemini_api_key is None, "and the forged key was not stored"
+        saved = await client.put("/api/settings", json={"gemini_api_key": key}, headers={"Origin": booth.url})
+        assert saved.status_code == 200
+        pages = [await client.get(path) for path in ("/api/settings", "/settings", "/tabs/gemini", "/api/providers")]
+    assert [p.status_code for p in pages] == [200] * 4
+    assert "gemini_api_key" in pages[0].text, "the settings listing does describe the key (masked)"
+    for response in [saved, *pages]:
+        assert key not in response.text, f"{response.request.url.path} shows the key"
+    logging.getLogger("boothgate.test").error("provider said: bad key %s", key)
+    assert key not in caplog.text and "bad key ***" in caplog.text
