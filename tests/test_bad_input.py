@@ -173,7 +173,7 @@ async def test_one_byte_per_second_is_cut_off_and_other_booths_are_served(booth_
     other_started = time.monotonic()
     other = await booth.post("gemini", 1, make_jpeg(200, 150, seed=21))
     assert other.status == 200, "another booth must be served while one trickles"
-    assert time.monotonic() - other_started < 1.5
+    assert not slow.done() and time.monotonic() - other_started < deadline - 0.5
 
     status, body, seconds = await slow
     assert status == 400 and json.loads(body)["error"] == "upload_too_slow"
@@ -291,5 +291,5 @@ async def test_a_request_head_trickled_byte_by_byte_is_cut_off(tmp_path: Path) -
             # a kept-alive connection idle between requests is not cut by the head timer early
             await asyncio.sleep(0.5)
             assert (await client.get("/health")).status_code == 200
-        assert 0.9 <= await slow <= 2.0
-        assert 0.9 <= await silent <= 2.0
+        assert 0.9 <= await slow <= 3.0, "a head trickled byte by byte is cut after the 1 s head timeout"
+        assert 0.9 <= await silent <= 3.0, "a connection that sends nothing is closed too"
