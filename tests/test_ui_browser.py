@@ -43,6 +43,15 @@ sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
 
+class WritingProvider(ScriptedProvider):
+    """Stands in for the DeepSeek tab: records an instruction in the job's notes the way the DeepSeek
+    provider does (`provider_notes.deepseek.instruction`), then renders like the scripted provider."""
+
+    async def run(self, request: Any) -> Any:
+        request.notes["deepseek"] = {"status": "written", "instruction": f"Two guests, keep faces. {request.prompt}"}
+        return await super().run(request)
+
+
 class Server:
     """boothgate on loopback with the scripted provider on the Gemini tab, and an admin API client."""
 
@@ -80,7 +89,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 patch.delenv(name)
         # no upload password from the environment: generated and stored, so it can be rotated
         settings = booth_settings(tmp_path_factory.mktemp("ui"), upload_password=None)
-    app = create_app(settings, {"gemini": ScriptedProvider, "turbotext": KeyedProvider})
+    app = create_app(settings, {"gemini": ScriptedProvider, "turbotext": KeyedProvider, "deepseek": WritingProvider})
     with serve(app) as url:
         yield Server(url)
 
@@ -319,6 +328,17 @@ def test_try_it_shows_the_original_and_the_result(page: Any, server: Server) -> 
     screenshot(slot, "try-it.png")
 
 
+def test_try_it_shows_what_deepseek_wrote(page: Any, server: Server) -> None:
+    server.configure("deepseek", 3, kind="prompt", prompt="on the moon")
+    page.goto("/tabs/deepseek?lang=en")
+    slot = card(page, 3)
+    slot.locator(".try-file").set_input_files(files=[jpeg_file(width=800, height=600, seed=3)])
+    note = slot.locator(".try-summary .deepseek-note")
+    expect(note).to_contain_text("The instruction DeepSeek wrote:")
+    expect(note).to_contain_text("Two guests, keep faces. on the moon")
+    screenshot(slot, "try-it-deepseek.png")
+
+
 def test_try_it_explains_a_failure_in_plain_words(page: Any, server: Server) -> None:
     server.configure("gemini", 12, kind="prompt", prompt="x", options={"mode": "refuse"})
     page.goto("/tabs/gemini?lang=en")
@@ -366,6 +386,8 @@ def test_statistics_panel_shows_the_password_and_counts_that_follow_booth_posts(
     page.locator("#stats-refresh").click()
     today = page.locator('#stats-providers tbody[data-provider="gemini"] tr[data-period="today"] td').nth(1)
     expect(today).to_have_text(str(succeeded_before + 1))
+    cost = page.locator('#stats-providers tbody[data-provider="gemini"] tr[data-period="today"] td').nth(6)
+    assert re.fullmatch(r"\$\d+\.\d\d", cost.inner_text()) and cost.inner_text() != "$0.00", cost.inner_text()
     assert _cell(page, "gemini", "all_time", 1) >= succeeded_before + 1
     assert page.locator('#stats-slots tr[data-slot="gemini/9"]').is_visible()
     latest = page.locator("#stats-jobs li").first

@@ -127,6 +127,19 @@
     return t("unit.seconds", { value: number.toFixed(number < 1 ? 2 : 1) });
   }
 
+  /** What DeepSeek wrote for a job (or why it was skipped), for Try it and the jobs list; else null. */
+  function deepseekNote(job) {
+    const notes = (job && job.provider_notes && job.provider_notes.deepseek) || null;
+    if (!notes) return null;
+    const box = el("div", "deepseek-note");
+    if (notes.instruction) {
+      box.append(el("strong", null, t("deepseek.instruction")), el("p", "deepseek-instruction", notes.instruction));
+    } else {
+      box.append(el("span", "muted", t("deepseek.fallback", { reason: notes.reason || notes.code || "?" })));
+    }
+    return box;
+  }
+
   window.Boothgate = { t: t, has: has, explain: explain, request: request, copyText: copyText,
-                       flash: flash, el: el, seconds: seconds };
+                       flash: flash, el: el, seconds: seconds, deepseekNote: deepseekNote };
 })();

@@ -289,6 +289,8 @@
       this.q(".try-result").src = job.result_url;
       this.q(".try-result-link").href = job.result_url;
       summary.append(B.t("try.done", { seconds: B.seconds(took) }));
+      const note = B.deepseekNote(job);
+      if (note) summary.append(note);
       summary.className = "try-summary is-ok";
       return;
     }
@@ -297,6 +299,8 @@
     if (job.message && B.has("error." + (data.error || job.error))) {
       summary.append(B.el("span", "try-detail", job.message));
     }
+    const note = B.deepseekNote(job);
+    if (note) summary.append(note);
     summary.className = "try-summary is-error";
   };
 

@@ -128,14 +128,15 @@
   }
 
   function figures(bucket) {
-    return [bucket.succeeded, bucket.failed, bucket.timed_out, B.seconds(bucket.avg_seconds), B.seconds(bucket.p95_seconds)];
+    return [bucket.succeeded, bucket.failed, bucket.timed_out, B.seconds(bucket.avg_seconds), B.seconds(bucket.p95_seconds),
+            "$" + Number(bucket.cost_usd || 0).toFixed(2)];
   }
 
   function renderProviders(providers) {
     const table = $("stats-providers");
     table.replaceChildren(
       headRow([B.t("stats.provider"), B.t("stats.period"), B.t("stats.succeeded"), B.t("stats.failed"),
-               B.t("stats.timed_out"), B.t("stats.avg"), B.t("stats.p95")], 2)
+               B.t("stats.timed_out"), B.t("stats.avg"), B.t("stats.p95"), B.t("stats.cost")], 2)
     );
     Object.keys(providers).forEach(function (name) {
       const body = B.el("tbody");
@@ -222,6 +223,8 @@
         text.append(B.el("div", "job-error", B.explain(job.error, job.message)));
         if (job.message && B.has("error." + job.error)) text.append(B.el("div", "muted small", job.message));
       }
+      const note = B.deepseekNote(job);
+      if (note) text.append(note);
       item.append(text);
       list.append(item);
     });
