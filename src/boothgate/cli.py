@@ -32,6 +32,7 @@ def serve(args: argparse.Namespace, registry_classes: dict[str, type[Provider]] 
 
     from boothgate.settings import get_settings
     from boothgate.web.app import create_app
+    from boothgate.web.server import uvicorn_options
 
     overrides: dict[str, object] = {}
     if args.host:
@@ -46,9 +47,7 @@ def serve(args: argparse.Namespace, registry_classes: dict[str, type[Provider]] 
         host=settings.host,
         port=settings.port,
         log_level=args.log_level.lower(),
-        access_log=False,
-        timeout_keep_alive=30,
-        proxy_headers=True,
+        **uvicorn_options(settings),
     )
     return EXIT_OK
 

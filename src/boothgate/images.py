@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,11 @@ PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 
 # We check dimensions ourselves before decoding; Pillow's own guard stays on as a second line.
 Image.MAX_IMAGE_PIXELS = 200_000_000
+
+# What Pillow raises on damaged bytes: OSError mostly, but a truncated PNG header raises ValueError, and
+# plugins raise SyntaxError, struct.error, EOFError, IndexError or TypeError. To the booth they all mean
+# the same: the image cannot be read (422), never an internal error.
+UNREADABLE = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error)
 
 
 def sniff(head: bytes) -> str | None:
@@ -55,7 +61,7 @@ def _open(source: Path | bytes) -> Image.Image:
         raise TooLarge("The image has too many pixels.", code="image_too_large") from exc
     except UnidentifiedImageError as exc:
         raise CorruptImage("The file looks like an image but cannot be read.") from exc
-    except OSError as exc:
+    except UNREADABLE as exc:
         raise CorruptImage(f"The image cannot be read: {exc}.") from exc
 
 
@@ -118,7 +124,7 @@ def decode_scaled(source: Path | bytes, max_pixels: int, max_source_pixels: int)
             draft_size = (th, tw) if exif_orientation in (5, 6, 7, 8) else (tw, th)
             im.draft("RGB", draft_size)
         im.load()
-    except OSError as exc:
+    except UNREADABLE as exc:
         im.close()
         raise CorruptImage(f"The image is damaged or truncated: {exc}.") from exc
     if exif_orientation not in (None, 1):
@@ -204,7 +210,7 @@ def finish_result(data: bytes, output_format: str, quality: int = 90) -> tuple[b
             if fmt == kind:
                 return data, MIME[kind]
             prepared = encode(im, fmt, quality)
-    except OSError as exc:
+    except UNREADABLE as exc:
         raise ProviderFailed(f"The provider's image cannot be read: {exc}.", code="provider_bad_image") from exc
     return prepared.data, prepared.mime
 

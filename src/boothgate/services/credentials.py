@@ -12,6 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from boothgate.redaction import REDACTOR
 from boothgate.settings import Settings
 from boothgate.storage.db import Database
 from boothgate.storage.models import StoredSetting, utcnow
@@ -114,4 +115,5 @@ class Credentials:
             else:
                 row.value, row.updated_at = new, utcnow()
         self._upload = new
+        REDACTOR.protect(new)
         return new

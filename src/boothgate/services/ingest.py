@@ -22,6 +22,7 @@ from typing import Any
 from boothgate import errors
 from boothgate.deadline import Deadline
 from boothgate.images import MIME, sniff
+from boothgate.providers import transport
 from boothgate.providers.base import Kind, Provider, ProviderRequest, ProviderResult
 from boothgate.providers.registry import Registry, UnknownProvider
 from boothgate.services.config import RuntimeConfig
@@ -145,6 +146,8 @@ class Ingest:
         except errors.BoothError as exc:
             return await self._fail(job, exc)
         except TimeoutError:
+            if job.stage == "receive":  # the booth's side was too slow: not a processing timeout
+                return await self._fail(job, _too_slow(settings.deadline_seconds))
             return await self._fail(
                 job,
                 errors.DeadlineReached(
@@ -307,6 +310,13 @@ class Ingest:
         provider_start = time.monotonic()
         try:
             result = await provider.run(request)
+        except Exception as exc:
+            # A provider that lets a connection reset or an unreadable body escape still gives the
+            # booth a provider error (502), not an internal error (500).
+            mapped = transport.booth_error(exc, provider.label, request.deadline)
+            if mapped is None:
+                raise
+            raise mapped from exc
         finally:
             job.record.provider_seconds = round(time.monotonic() - provider_start, 4)
         return _Outcome(result, job.record.provider_seconds, job.record.id)
@@ -432,6 +442,13 @@ class Ingest:
             f"{record.provider_seconds:.3f}s" if record.provider_seconds is not None else "-",
             record.photo_bytes if record.photo_bytes is not None else "-",
         )
+
+
+def _too_slow(deadline_seconds: float) -> errors.BoothError:
+    return errors.MalformedRequest(
+        f"The upload did not arrive within {deadline_seconds:g} s: the connection is too slow.",
+        code="upload_too_slow",
+    )
 
 
 def _metadata(upload: Upload) -> dict[str, Any]:

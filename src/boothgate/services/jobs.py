@@ -71,6 +71,15 @@ class JobStore:
         async with self.db.read() as session:
             return await session.scalar(query)
 
+    async def known_ids(self, ids: list[str]) -> set[str]:
+        """Which of these job ids have a row (in chunks, to stay under SQL parameter limits)."""
+        known: set[str] = set()
+        async with self.db.read() as session:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                known.update((await session.scalars(select(Job.id).where(Job.id.in_(chunk)))).all())
+        return known
+
     async def interrupted(self) -> list[Job]:
         async with self.db.read() as session:
             return list((await session.scalars(select(Job).where(Job.status.in_(OPEN_STATUSES)))).all())

@@ -12,6 +12,7 @@ fields, size of a field, and an idle timeout per chunk so a client that trickles
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import IO
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from boothgate.errors import MalformedRequest, TooLarge
+from boothgate.errors import MalformedRequest, StorageFailed, TooLarge
 
 FILE_FIELDS = ("fileToUpload", "file")
 # Photo bytes kept in memory per upload before a threaded write: 200 uploads at once hold ~50 MB.
@@ -159,14 +160,19 @@ class _Collector:
             return
         data, last = bytes(self.pending), self.file_ended
         self.pending.clear()
-        await asyncio.to_thread(self._write, data, last)
+        try:
+            await asyncio.to_thread(self._write, data, last)
+        except OSError as exc:  # the disk is full or gone: the server's problem, not the booth's
+            raise StorageFailed(f"Could not store the upload: {exc.strerror or exc}.") from exc
         if last:
             self.upload.path = self.dest
             self.upload.sha256 = self.hasher.hexdigest()
 
     def close(self) -> None:
+        """Close a file left open by a failed upload (its own error is the one that counts)."""
         if self.fh is not None:
-            self.fh.close()
+            with contextlib.suppress(OSError):
+                self.fh.close()
             self.fh = None
 
 

@@ -1,5 +1,9 @@
 """After a crash: jobs that were in flight are failed as `interrupted`, their originals go to trash,
-and uploads that never finished arriving are trashed too. Runs once at start, before serving."""
+and uploads that never finished arriving are trashed too. Runs once at start, before serving.
+
+A photo is moved into photos/ a moment before its job row is first written; a stop in between leaves
+a photo no row knows. Those are found by name (the file is named after its job id) and trashed too.
+"""
 
 from __future__ import annotations
 
@@ -49,6 +53,26 @@ async def recover(jobs: JobStore, media: MediaStore) -> int:
         }
         await asyncio.to_thread(media.to_trash, part, job_id, sidecar)
         count += 1
+    count += await _trash_unrecorded_photos(jobs, media)
     if count:
         log.warning("recovered %d interrupted job(s) into trash", count)
+    return count
+
+
+async def _trash_unrecorded_photos(jobs: JobStore, media: MediaStore) -> int:
+    photos = await asyncio.to_thread(lambda: [p for p in (media.root / "photos").glob("*/*") if p.is_file()])
+    if not photos:
+        return 0
+    known = await jobs.known_ids([p.stem for p in photos])
+    count = 0
+    for photo in photos:
+        if photo.stem in known:
+            continue
+        sidecar = {
+            "job_id": photo.stem,
+            "error": "interrupted",
+            "reason": "The server stopped before this photo's job was recorded.",
+        }
+        await asyncio.to_thread(media.to_trash, photo, photo.stem, sidecar)
+        count += 1
     return count

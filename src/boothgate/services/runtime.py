@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from boothgate import redaction
 from boothgate.providers.base import Provider, ProviderContext
 from boothgate.providers.registry import Registry
 from boothgate.services import recovery, retention
@@ -71,6 +72,10 @@ class Services:
         jobs = JobStore(db, media)
         credentials = Credentials(settings, db)
         generated = await credentials.ensure()
+        # Before anything can log: secrets known to the redaction filter, the filter on every handler.
+        redaction.protect_settings(settings)
+        redaction.REDACTOR.protect(credentials.upload_password, generated.admin_password)
+        redaction.install()
         booth_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds)
         admin_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds)
         links = MediaLinks(settings.public_base_url)
@@ -85,6 +90,7 @@ class Services:
         return services
 
     async def _settings_changed(self, settings: Settings) -> None:
+        redaction.protect_settings(settings)  # a key entered on the settings page
         self.links.public_base_url = settings.public_base_url
         await self.registry.rebuild(ProviderContext(settings, self.http))
 

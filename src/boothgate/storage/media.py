@@ -7,11 +7,14 @@ leave it, so a path from the database or a request can never reach outside.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("boothgate.media")
 
 EXT = {
     "image/jpeg": "jpg",
@@ -83,9 +86,17 @@ class MediaStore:
                 shutil.copyfile(source, target)
         else:
             target = target.with_suffix("")
+        kept = source is not None and target.exists()
         sidecar_path = target.with_suffix(".json")
-        _write_atomic(sidecar_path, json.dumps(sidecar, ensure_ascii=False, indent=2, default=str).encode())
-        return target if source is not None and target.exists() else sidecar_path
+        try:
+            _write_atomic(sidecar_path, json.dumps(sidecar, ensure_ascii=False, indent=2, default=str).encode())
+        except OSError:
+            if not kept:
+                raise
+            # A full disk has no room for the sidecar, but the original (moved by a rename) is safe; the
+            # database row still holds the reason.
+            log.warning("job=%s original kept in trash without its sidecar (disk full?)", job_id, exc_info=True)
+        return target if kept else sidecar_path
 
 
 def _write_atomic(target: Path, data: bytes) -> None:

@@ -16,6 +16,7 @@ from boothgate.services.ingest import BoothRequest
 from boothgate.services.jobs import public_job
 from boothgate.services.slots import SlotOptionsInvalid, SlotUpdate, parse_number
 from boothgate.storage.models import Job, Slot
+from boothgate.web.booth import body_stream
 from boothgate.web.deps import ServicesDep, base_url, client_address, require_admin
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
@@ -114,7 +115,7 @@ async def try_slot(provider: str, number: str, request: Request, services: Servi
             content_type=request.headers.get("content-type"),
             content_length=None,
             header_password=None,
-            body=request.stream(),
+            body=body_stream(request),
             received_at=getattr(request.state, "received_at", time.monotonic()),
             client=client_address(request),
             source="try",

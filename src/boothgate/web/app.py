@@ -80,7 +80,9 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
                 await loop_watch.stop()
             await services.stop()
 
-    app = FastAPI(title="boothgate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="boothgate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.include_router(booth.router)
     app.include_router(media.router)
     app.include_router(hooks.router)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
+from boothgate import errors
 from boothgate.services.ingest import BoothRequest
 from boothgate.web.deps import ServicesDep, client_address
 
@@ -24,6 +28,17 @@ def content_length(request: Request) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
+async def body_stream(request: Request) -> AsyncIterator[bytes]:
+    """The request body; a booth that hangs up mid-upload is a bad request (400), not a server error."""
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:
+        raise errors.MalformedRequest(
+            "The booth closed the connection before the upload was complete.", code="client_disconnected"
+        ) from None
+
+
 @router.post("/booth/{provider}/{number}")
 @router.post("/booth/{provider}/{number}/", include_in_schema=False)
 async def upload(provider: str, number: str, request: Request, services: ServicesDep) -> Response:
@@ -34,7 +49,7 @@ async def upload(provider: str, number: str, request: Request, services: Service
             content_type=request.headers.get("content-type"),
             content_length=content_length(request),
             header_password=header_password(request),
-            body=request.stream(),
+            body=body_stream(request),
             received_at=request.state.received_at,
             client=client_address(request),
         )

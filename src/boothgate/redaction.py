@@ -1,0 +1,68 @@
+"""Keep secrets out of the logs, whatever a library puts into a message or a traceback.
+
+The code never logs a password or a key on purpose; this is the second line: a logging filter on
+every handler that replaces each known secret (upload password, admin password, provider API keys)
+with `***` in the message and in the formatted traceback. An SDK exception that quotes a request URL
+with `?key=...`, logged by the spine's catch-all, leaves the key behind.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import SecretStr
+
+from boothgate.settings import Settings
+
+MIN_SECRET_LENGTH = 4  # shorter values would blank out ordinary words and numbers
+MASK = "***"
+LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+class SecretFilter(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+
+    def protect(self, *values: str | SecretStr | None) -> None:
+        for value in values:
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if text and len(text) >= MIN_SECRET_LENGTH:
+                self._secrets.add(text)
+
+    def scrub(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):  # longest first: no partial leftovers
+            text = text.replace(secret, MASK)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        clean = self.scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse exc_text when it is set, so the traceback is scrubbed once, here.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.scrub(record.stack_info)
+        return True
+
+
+REDACTOR = SecretFilter()
+
+
+def protect_settings(settings: Settings) -> None:
+    """Register every secret setting (passwords and API keys) with the filter."""
+    REDACTOR.protect(*(value for value in settings.__dict__.values() if isinstance(value, SecretStr)))
+
+
+def install() -> None:
+    """Attach the filter to the handlers of the root and uvicorn loggers (idempotent)."""
+    for name in LOGGERS:
+        for handler in logging.getLogger(name).handlers:
+            if REDACTOR not in handler.filters:
+                handler.addFilter(REDACTOR)

@@ -1,0 +1,75 @@
+"""How `boothgate serve` runs uvicorn: HTTP/1.1 with a time limit on the request head.
+
+uvicorn starts no timer until a request's head is complete, so a client that sends its headers one
+byte per second (slowloris) holds a connection open for as long as it likes. The body is bounded by
+the spine (idle timeout and deadline); this bounds the head: a connection whose request line and
+headers have not fully arrived within `head_timeout_seconds` is closed. The same limit applies again
+to each further request on a kept-alive connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from boothgate.settings import Settings
+
+
+class HeadTimeoutH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, closing connections whose request head does not arrive in time."""
+
+    head_timeout_seconds: float = 15.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # the head is complete (or the connection is done)
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()  # a kept-alive connection: the next request's head gets the same limit
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._head_timer = self.loop.call_later(self.head_timeout_seconds, self._head_timed_out)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+
+def protocol_class(head_timeout_seconds: float) -> type[H11Protocol]:
+    """The protocol class with its head timeout set (uvicorn instantiates it per connection)."""
+    return type("BoothHttpProtocol", (HeadTimeoutH11Protocol,), {"head_timeout_seconds": head_timeout_seconds})
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for `uvicorn.run` / `uvicorn.Config` shared by `boothgate serve` and tests."""
+    return {
+        "http": protocol_class(settings.upload_idle_timeout_seconds),
+        "access_log": False,  # request lines can carry tokens; one line per job is logged instead
+        "timeout_keep_alive": 30,
+        "proxy_headers": True,
+    }

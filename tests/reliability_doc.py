@@ -1,0 +1,50 @@
+"""The tables of docs/reliability.md, made from the test corpus and fault plans themselves.
+
+`python -m tests.reliability_doc` rewrites the blocks between the `<!-- name:start -->` and
+`<!-- name:end -->` markers; `tests/test_reliability_doc.py` fails when the document is stale.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.bad_inputs import CORPUS
+from tests.test_faults import SCRIPTED, UNGUARDED, WIRE
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
+
+
+def corpus_table() -> str:
+    rows = ["| bad input | status | answer |", "|---|---|---|"]
+    for case in CORPUS:
+        answer = case.code or ("the processed image" if case.status == 200 else "no route (framework 404)")
+        rows.append(f"| {case.name} | {case.status} | {answer} |")
+    return "\n".join(rows)
+
+
+def faults_table() -> str:
+    rows = ["| provider fault | how it is injected | status | answer |", "|---|---|---|---|"]
+    for name, (options, status, code) in SCRIPTED.items():
+        how = ", ".join(f"{k}={v}" for k, v in options.items())
+        rows.append(f"| {name} | scripted provider ({how}) | {status} | {code or 'the processed image'} |")
+    for mode, (status, code) in WIRE.items():
+        unguarded = " (also unguarded: the spine's safety net)" if mode in UNGUARDED else ""
+        rows.append(
+            f"| {mode} | loopback HTTP fake via httpx{unguarded} | {status} | {code or 'the processed image'} |"
+        )
+    return "\n".join(rows)
+
+
+BLOCKS = {"corpus": corpus_table, "faults": faults_table}
+
+
+def render(text: str) -> str:
+    for name, make in BLOCKS.items():
+        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(\n<!-- {name}:end -->)", re.S)
+        text = pattern.sub(lambda m, make=make: m.group(1) + make() + m.group(2), text)  # type: ignore[misc]
+    return text
+
+
+if __name__ == "__main__":
+    DOC.write_text(render(DOC.read_text()))
