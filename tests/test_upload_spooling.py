@@ -54,3 +54,29 @@ async def test_uploads_parse_only_while_holding_the_shared_gate(tmp_path: Path) 
     gate.release()
     upload = await asyncio.wait_for(reading, 5)
     assert (tmp_path / "photo").read_bytes() == photo and upload.fields["password"] == "pw"
+
+
+async def test_what_arrived_is_on_disk_when_the_booth_pauses(tmp_path: Path) -> None:
+    """Bytes below a write batch are not held in memory while the booth is quiet (a crash keeps them)."""
+    photo = make_jpeg(400, 300, seed=6)
+    body, content_type = build_multipart(photo, BoothForm("pw"))
+    half = len(body) // 2
+    paused = asyncio.Event()
+    resume = asyncio.Event()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body[:half]
+        paused.set()
+        await resume.wait()
+        yield body[half:]
+
+    limits = Limits(max_bytes=10_000_000, idle_timeout_seconds=5)
+    dest = tmp_path / "photo.part"
+    reading = asyncio.create_task(read_upload(content_type, chunks(), dest, limits))
+    await paused.wait()
+    await asyncio.sleep(0.3)
+    start = body.index(b"\xff\xd8\xff")
+    assert dest.read_bytes() == body[start:half], "the first half must be on disk while the booth pauses"
+    resume.set()
+    await asyncio.wait_for(reading, 5)
+    assert dest.read_bytes() == photo

@@ -32,6 +32,8 @@ FLUSH_BYTES = 256 * 1024
 # a few at a time keeps passes short at the same total speed. The gate is held per chunk, not per
 # upload, so a booth on a slow network never blocks the others while it waits for its next bytes.
 PARSE_CONCURRENCY = 8
+# A booth that pauses longer than this finds what it has sent so far on disk (it survives a crash).
+PAUSE_FLUSH_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -152,11 +154,16 @@ class _Collector:
             self.fh.close()
             self.fh = None
 
-    async def flush(self) -> None:
-        """Write pending photo bytes once enough have gathered, or all of them once the photo part ended."""
+    @property
+    def has_pending(self) -> bool:
+        return bool(self.pending) and self.upload.path is None
+
+    async def flush(self, now: bool = False) -> None:
+        """Write pending photo bytes once enough have gathered, or all of them once the photo part ended
+        (or `now`, when the upload pauses)."""
         if not self.file_seen or self.upload.path is not None:
             return
-        if not (self.file_ended or len(self.pending) >= FLUSH_BYTES):
+        if not (now or self.file_ended or len(self.pending) >= FLUSH_BYTES):
             return
         data, last = bytes(self.pending), self.file_ended
         self.pending.clear()
@@ -199,6 +206,28 @@ def boundary_of(content_type: str | None) -> bytes:
     return params[b"boundary"]
 
 
+async def _next_chunk(
+    iterator: AsyncIterator[bytes], collector: _Collector, limits: Limits, gate: asyncio.Semaphore
+) -> bytes:
+    """The next chunk of the body. When the booth pauses with photo bytes still in memory, they are
+    written first: what has arrived is on disk within PAUSE_FLUSH_SECONDS, even if the server dies."""
+    if not collector.has_pending:
+        async with asyncio.timeout(limits.idle_timeout_seconds):
+            return await iterator.__anext__()
+    # A task, because cancelling the body iterator itself would close it.
+    arriving = asyncio.ensure_future(iterator.__anext__())
+    done, _ = await asyncio.wait({arriving}, timeout=PAUSE_FLUSH_SECONDS)
+    if not done:
+        try:
+            async with gate:
+                await collector.flush(now=True)
+        except BaseException:
+            arriving.cancel()
+            raise
+    async with asyncio.timeout(limits.idle_timeout_seconds):
+        return await arriving
+
+
 async def read_upload(
     content_type: str | None,
     chunks: AsyncIterator[bytes],
@@ -218,8 +247,7 @@ async def read_upload(
     try:
         while True:
             try:
-                async with asyncio.timeout(limits.idle_timeout_seconds):
-                    chunk = await iterator.__anext__()
+                chunk = await _next_chunk(iterator, collector, limits, gate)
             except StopAsyncIteration:
                 break
             except TimeoutError:
