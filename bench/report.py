@@ -165,6 +165,7 @@ def targets_table(items: list[Target]) -> list[str]:
 
 def page(
     command: str,
+    machine_text: str,
     started: dt.datetime,
     elapsed_seconds: float,
     prep_lines: list[str],
@@ -180,7 +181,7 @@ def page(
         "",
         f"- Command: `{command}`",
         f"- Date: {started:%Y-%m-%d %H:%M} UTC, took {elapsed_seconds / 60:.1f} min",
-        f"- Machine: {machine()}",
+        f"- Machine: {machine_text}",
         "",
         "## Targets",
         "",

@@ -63,5 +63,7 @@ def test_one_post_through_a_real_server_process(tmp_path: Path) -> None:
     assert ours.loop is not None and "max_stall_ms" in ours.loop
     assert ours.peak_rss_mb > 10 and ours.overheads_ms()
     pairs = [Pair(ours, None)]
-    text = page("cmd", dt.datetime.now(), 1.0, [], scenario_table(pairs, 0.0), targets_table(targets(pairs, {})), [])
+    text = page(
+        "cmd", "machine", dt.datetime.now(), 1.0, [], scenario_table(pairs, 0.0), targets_table(targets(pairs, {})), []
+    )
     assert "| 1 booth, 2 MP, smoke | 1 | 0 / 0 |" in text
