@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import secrets
 import ssl
 import time
@@ -32,8 +33,6 @@ class BoothAnswer:
         return self.headers.get("content-type", "")
 
     def json(self) -> dict[str, object]:
-        import json
-
         result: dict[str, object] = json.loads(self.body)
         return result
 

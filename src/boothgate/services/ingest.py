@@ -10,6 +10,7 @@ lands in trash with a sidecar that says why.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -464,6 +465,4 @@ def _clean(notes: dict[str, Any]) -> dict[str, Any]:
 
 
 def _error_body(exc: errors.BoothError, job_id: str) -> bytes:
-    import json
-
     return json.dumps({"error": exc.code, "message": exc.message, "job_id": job_id}, ensure_ascii=False).encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 from typing import Any, Literal
@@ -174,8 +175,6 @@ class SlotService:
 async def _to_thread_write(
     media: MediaStore, provider: str, number: int, data: bytes, image_type: str, digest: str
 ) -> Path:
-    import asyncio
-
     try:
         return await asyncio.to_thread(media.write_reference, provider, number, data, image_type, digest)
     except OSError as exc:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -91,6 +91,5 @@ async def compute(db: Database, tabs: list[str]) -> dict[str, Any]:
 
 def _aware(value: datetime) -> datetime:
     # SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC.
-    from datetime import UTC
 
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
