@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from boothgate.providers.registry import TABS
 from tests.conftest import ADMIN, Booth, make_jpeg
 
 
@@ -15,12 +16,12 @@ async def test_api_needs_admin_credentials(booth: Booth) -> None:
         assert wrong.headers["www-authenticate"].startswith("Basic")
 
 
-async def test_sixty_slots_exist_disabled_and_empty(booth: Booth) -> None:
+async def test_twenty_slots_per_tab_exist_disabled_and_empty(booth: Booth) -> None:
     async with booth.api() as client:
         slots = (await client.get("/api/slots")).json()
-    assert len(slots) == 60
+    assert len(slots) == 20 * len(TABS)
     assert {(s["provider"], s["number"]) for s in slots} == {
-        (p, n) for p in ("gemini", "turbotext", "deepseek") for n in range(1, 21)
+        (p, n) for p in TABS for n in range(1, 21)
     }
     assert not any(s["enabled"] for s in slots)
     assert all(s["prompt"] == "" and not s["has_reference"] for s in slots)
@@ -150,7 +151,7 @@ async def test_health_lists_providers_without_secrets(booth_factory) -> None:  #
     assert health.status_code == 200
     body = health.json()
     assert body["status"] == "ok" and body["database"] is True
-    assert set(body["providers"]) == {"gemini", "turbotext", "deepseek"}
+    assert set(body["providers"]) == set(TABS)
     assert body["providers"]["turbotext"]["configured"] is True
     assert "tt-secret-key-1234" not in health.text
     async with booth.api() as client:

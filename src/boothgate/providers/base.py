@@ -72,6 +72,23 @@ class ProviderRequest:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model a provider's service offers now (read live, never a list baked into code)."""
+
+    id: str
+    label: str = ""
+
+
+@dataclass
+class CheckResult:
+    """A cheap live call's verdict, in words an operator can act on."""
+
+    ok: bool
+    message: str
+    seconds: float = 0.0
+
+
 @dataclass
 class ProviderResult:
     data: bytes
@@ -98,6 +115,7 @@ class Provider(abc.ABC):
     max_input_pixels: ClassVar[int] = 4_000_000
     needs_public_urls: ClassVar[bool] = False
     key_setting: ClassVar[str] = ""  # settings field holding the API key, e.g. "gemini_api_key"
+    model_setting: ClassVar[str] = ""  # settings field holding the default model, e.g. "gemini_model"
     Options: ClassVar[type[BaseModel]] = NoOptions
 
     def __init__(self, context: ProviderContext) -> None:
@@ -147,6 +165,16 @@ class Provider(abc.ABC):
     def input_pixels(self) -> int:
         """Pixels to downscale inputs to: the smaller of the provider's limit and the setting."""
         return min(self.max_input_pixels, self.settings.provider_input_pixels)
+
+    async def list_models(self) -> list[ModelInfo] | None:
+        """The models the service offers now (a live call; callers cache it), or None when the service has
+        no model list (Turbotext: its methods are the choice). Raises on a failed call."""
+        return None
+
+    async def check(self) -> CheckResult:
+        """A cheap live call that creates no paid work and says in plain words what is wrong, if anything."""
+        problem = self.problem()
+        return CheckResult(problem is None, problem or "Ready (no live check for this provider).")
 
     @abc.abstractmethod
     async def run(self, request: ProviderRequest) -> ProviderResult:

@@ -14,8 +14,15 @@ from boothgate.providers.base import Provider, ProviderContext
 
 log = logging.getLogger(__name__)
 
-TABS: tuple[str, ...] = ("gemini", "turbotext", "deepseek")
-TAB_LABELS = {"gemini": "Gemini", "turbotext": "Turbotext", "deepseek": "DeepSeek"}
+TABS: tuple[str, ...] = ("gemini", "turbotext", "deepseek", "local", "openai", "fal")
+TAB_LABELS = {
+    "gemini": "Gemini",
+    "turbotext": "Turbotext",
+    "deepseek": "DeepSeek",
+    "local": "Offline",
+    "openai": "OpenAI",
+    "fal": "fal.ai",
+}
 SLOTS_PER_TAB = 20
 
 

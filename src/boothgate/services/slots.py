@@ -31,6 +31,11 @@ class SlotUpdate(BaseModel):
     output_format: Literal["jpeg", "png"] | None = None
     on_failure: Literal["error", "original"] | None = None
     options: dict[str, Any] | None = None
+    # "" clears the fallback; otherwise "provider/number" of another slot.
+    fallback: str | None = Field(None, max_length=40)
+    result_shape: Literal["match_photo", "as_returned", "fixed"] | None = None
+    result_size: str | None = Field(None, max_length=16)
+    moderation: dict[str, Any] | None = None
 
 
 class SlotOptionsInvalid(ValueError):
@@ -52,7 +57,7 @@ class SlotService:
         self.db, self.media, self.registry, self.imaging = db, media, registry, imaging
 
     async def ensure(self) -> None:
-        """Create the 60 slots (3 tabs × 20) that do not exist yet."""
+        """Create the 20 slots of every tab that do not exist yet."""
         async with self.db.write() as session:
             existing = {(s.provider, s.number) for s in (await session.scalars(select(Slot))).all()}
             for provider in self.registry.tabs:
@@ -84,6 +89,8 @@ class SlotService:
 
     async def update(self, provider: str, number: int, change: SlotUpdate) -> Slot | None:
         values = change.model_dump(exclude_unset=True)
+        if values.get("fallback") == "":
+            values["fallback"] = None
         if "options" in values:
             values["options"] = self.validate_options(provider, values["options"] or {})
         async with self.db.write() as session:
@@ -162,6 +169,11 @@ class SlotService:
             "output_format": slot.output_format,
             "on_failure": slot.on_failure,
             "options": slot.options or {},
+            "fallback": slot.fallback,
+            "result_shape": slot.result_shape,
+            "result_size": slot.result_size,
+            "has_overlay": bool(slot.overlay_path),
+            "moderation": slot.moderation,
             "has_reference": bool(slot.reference_path),
             "reference_url": f"{api}/reference?v={version}" if slot.reference_path else None,
             "reference_thumbnail_url": f"{api}/reference/thumbnail?v={version}" if slot.reference_path else None,

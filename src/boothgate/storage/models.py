@@ -35,6 +35,16 @@ class Slot(Base):
     output_format: Mapped[str] = mapped_column(String(8), default="jpeg")
     on_failure: Mapped[str] = mapped_column(String(16), default="error")
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Another slot ("local/3") that gets the photo when this slot's provider fails or will not finish in time.
+    fallback: Mapped[str | None] = mapped_column(String(40), default=None)
+    # How the result is fitted to the print layout: match_photo | as_returned | fixed (with result_size "WxH").
+    result_shape: Mapped[str] = mapped_column(String(16), default="match_photo", server_default="match_photo")
+    result_size: Mapped[str | None] = mapped_column(String(16), default=None)
+    # A transparent PNG (frame, logo) laid over the result; stored by content like references.
+    overlay_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    overlay_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    # NSFW check before/after the AI: {"before": bool, "after": bool, "threshold": float, "on_hit": ...}.
+    moderation: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     # Bumped on every change, so a resent photo after an edit is processed again, not deduplicated.
     revision: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -51,7 +61,7 @@ class Job(Base):
     provider: Mapped[str] = mapped_column(String(32), index=True)
     slot_number: Mapped[int | None] = mapped_column(Integer, default=None)
     slot_revision: Mapped[int | None] = mapped_column(Integer, default=None)
-    source: Mapped[str] = mapped_column(String(16), default="booth")  # booth | try
+    source: Mapped[str] = mapped_column(String(16), default="booth")  # booth | try | rehearsal
     status: Mapped[str] = mapped_column(String(16), default="received", index=True)
     http_status: Mapped[int | None] = mapped_column(Integer, default=None)
     error_code: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -69,6 +79,13 @@ class Job(Base):
     timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # booth form fields (never the password)
     provider_notes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # model, attempts, usage...
+    # The slot that produced the answer ("local/1" when a fallback served the guest) and why it had to.
+    served_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    fallback_reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    # The prompt as sent, with the booth's placeholders filled in.
+    prompt: Mapped[str | None] = mapped_column(Text, default=None)
+    # NSFW check scores and the decision: {"before": {...}, "after": {...}}.
+    moderation: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class StoredSetting(Base):
