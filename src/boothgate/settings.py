@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     )
     jpeg_quality: int = Field(90, ge=50, le=100, description="JPEG quality for prepared inputs and results.")
     image_workers: int = Field(2, ge=1, description="How many images are decoded at once (memory bound).")
+    result_long_side_pixels: int = Field(
+        3000,
+        ge=256,
+        le=12000,
+        description="Long side, in pixels, of results shaped like the photo (and of the moderation mask image).",
+    )
 
     # --- access -----------------------------------------------------------------------------
     admin_user: str = Field("admin", description="User name for the admin UI and JSON API.")

@@ -31,6 +31,7 @@ from boothgate.services.credentials import Credentials
 from boothgate.services.imaging import Imaging
 from boothgate.services.jobs import JobStore
 from boothgate.services.media_links import MediaLinks
+from boothgate.services.moderation import Moderation, PhotoHeld, ResultHeld, options_for
 from boothgate.services.multipart import PARSE_CONCURRENCY, Limits, Upload, read_upload
 from boothgate.services.slots import SlotService, parse_number
 from boothgate.services.throttle import Throttle
@@ -44,6 +45,8 @@ ANSWER_MARGIN_SECONDS = 0.25
 # Errors after which a slot set to on_failure="original" answers with the guest's own photo.
 FALLBACK_STATUSES = frozenset({429, 500, 502, 503, 504, 507})
 SECRET_FIELDS = frozenset({"password", "api_key", "apikey", "token", "key"})
+# Answers decided by the content check (the mask image or a refusal): never answered with the original.
+MODERATED = frozenset({PhotoHeld.code, ResultHeld.code})
 
 
 @dataclass
@@ -93,6 +96,20 @@ class _Job:
     photo: Path | None = None
     upload: Upload | None = None
     marks: dict[str, float] = field(default_factory=dict)
+    # The photo's size as stored and as sent upright (prepared), for answers shaped like the photo.
+    stored_size: tuple[int, int] | None = None
+    upright_size: tuple[int, int] | None = None
+
+    def photo_shape(self) -> tuple[int, int]:
+        """The photo's upright size at full resolution (best known)."""
+        if self.stored_size is None:
+            return self.upright_size or (1500, 1000)
+        long_side = max(self.stored_size)
+        if self.upright_size is None:
+            return self.stored_size
+        w, h = self.upright_size
+        scale = long_side / max(w, h)
+        return max(1, round(w * scale)), max(1, round(h * scale))
 
     def mark(self, name: str, since: float) -> float:
         now = time.monotonic()
@@ -112,6 +129,7 @@ class Ingest:
         credentials: Credentials,
         throttle: Throttle,
         links: MediaLinks,
+        moderation: Moderation | None = None,
     ) -> None:
         self.config, self.registry, self.slots, self.jobs = config, registry, slots, jobs
         self.media, self.imaging, self.credentials, self.throttle, self.links = (
@@ -121,6 +139,7 @@ class Ingest:
             throttle,
             links,
         )
+        self.moderation = moderation
         self._inflight: dict[tuple[str, int, int, str], asyncio.Task[_Outcome]] = {}
         self._parsing = asyncio.Semaphore(PARSE_CONCURRENCY)
 
@@ -183,6 +202,8 @@ class Ingest:
         job.stage = "finish"
         data, mime = await self.imaging.finish(outcome.result.data, slot.output_format, job.deadline.at)
         t = job.mark("finish", t)
+        job.stage = "moderate"
+        await self._moderate_result(job, slot, data, mime)
         await self._succeed(job, data, mime, outcome)
         return Answer(200, data, mime, job.record.id, {"X-Job-Id": job.record.id})
 
@@ -229,7 +250,8 @@ class Ingest:
             raise errors.UnsupportedImage("The file is not a JPEG, PNG or WEBP image.")
         job.photo = await asyncio.to_thread(self.media.keep_photo, upload.path, job.record.id, image_type)
         job.record.photo_path = self.media.relative(job.photo)
-        await self.imaging.inspect(job.photo)  # type from bytes, dimensions before any decode
+        info = await self.imaging.inspect(job.photo)  # type from bytes, dimensions before any decode
+        job.stored_size = (info.width, info.height)
         provider = self._provider(slot)
         missing = self.slots.problems(slot)
         if "reference_required" in missing:
@@ -295,6 +317,8 @@ class Ingest:
                 reference_path, slot.reference_sha256, pixels, job.deadline.at
             )
         job.marks["prepare"] = round(time.monotonic() - started, 4)
+        job.upright_size = (photo.width, photo.height)
+        await self._moderate_photo(job, slot, photo.data)
         job.record.provider_notes["input_bytes"] = len(photo.data) + (len(reference.data) if reference else 0)
         job.record.provider_notes["input_size"] = f"{photo.width}x{photo.height}"
         request = ProviderRequest(
@@ -321,6 +345,54 @@ class Ingest:
         finally:
             job.record.provider_seconds = round(time.monotonic() - provider_start, 4)
         return _Outcome(result, job.record.provider_seconds, job.record.id)
+
+    # --- moderate (the offline NSFW check before and after the AI) ----------------------------
+    async def _moderate_photo(self, job: _Job, slot: Slot, prepared: bytes) -> None:
+        """A photo that fails the before-check is never sent to a provider (nothing is paid)."""
+        if self.moderation is None:
+            return
+        record: dict[str, Any] = dict(job.record.moderation or {})
+        hit = await self.moderation.check("before", prepared, options_for(slot), record)
+        job.record.moderation = record
+        if hit:
+            raise PhotoHeld("The photo did not pass the content check; it was not sent to the AI.")
+
+    async def _moderate_result(self, job: _Job, slot: Slot, data: bytes, mime: str) -> None:
+        """A result that fails the after-check is kept for the operator (never for the booth)."""
+        if self.moderation is None:
+            return
+        record: dict[str, Any] = dict(job.record.moderation or {})
+        hit = await self.moderation.check("after", data, options_for(slot), record)
+        job.record.moderation = record
+        if not hit:
+            return
+        try:
+            path = await asyncio.to_thread(self.media.write_result, job.record.id, data, mime)
+        except OSError as exc:
+            raise errors.StorageFailed(f"Could not keep the caught result: {exc.strerror or exc}.") from exc
+        job.record.result_path, job.record.result_mime = self.media.relative(path), mime
+        raise ResultHeld("The AI's result did not pass the content check; it is kept for the operator.")
+
+    def _answers_with_mask(self, job: _Job, exc: errors.BoothError) -> bool:
+        if self.moderation is None or job.slot is None:
+            return False
+        options = options_for(job.slot)
+        if exc.code in MODERATED:
+            return options.on_hit == "mask"
+        return exc.code == "provider_refused" and options.provider_refusal == "mask"
+
+    async def _mask_answer(self, job: _Job, exc: errors.BoothError) -> Answer | None:
+        """The mask image shaped like the photo, or None when it cannot be made before the deadline."""
+        assert self.moderation is not None
+        width, height = job.photo_shape()
+        try:
+            async with asyncio.timeout_at(job.deadline.at - ANSWER_MARGIN_SECONDS / 2):
+                data = await self.moderation.mask(job.slot, width, height, job.deadline.at)
+        except (TimeoutError, errors.BoothError, OSError):
+            log.warning("job=%s the mask image could not be made in time", job.record.id, exc_info=True)
+            return None
+        headers = {"X-Job-Id": job.record.id, "X-Boothgate-Moderation": exc.code}
+        return Answer(200, data, "image/jpeg", job.record.id, headers, exc.code)
 
     # --- answer -----------------------------------------------------------------------------
     async def _succeed(self, job: _Job, data: bytes, mime: str, outcome: _Outcome) -> None:
@@ -359,8 +431,11 @@ class Ingest:
         record = job.record
         record.error_code, record.message = exc.code, exc.message
         admission = job.stage in ("receive", "admit")
+        masked = await self._mask_answer(job, exc) if self._answers_with_mask(job, exc) else None
         if isinstance(exc, errors.DeadlineReached):
             status = "timed_out"
+        elif exc.code in MODERATED or masked is not None:
+            status = "moderated"  # the content check (or the provider's own) decided the answer
         elif exc.status < 429 or (exc.status == 429 and admission):
             status = "rejected"  # bad input or access: the booth's side, not a processing failure
         else:
@@ -380,7 +455,9 @@ class Ingest:
             and job.photo is not None
             and exc.status in FALLBACK_STATUSES
         )
-        if fallback and job.photo is not None:
+        if masked is not None:
+            answer = masked
+        elif fallback and job.photo is not None:
             answer = await self._original_answer(job, exc)
         record.trash_path = await self._to_trash(job, original, exc, status)
         if record.trash_path:

@@ -19,6 +19,7 @@ from boothgate.services.imaging import Imaging
 from boothgate.services.ingest import Ingest
 from boothgate.services.jobs import JobStore
 from boothgate.services.media_links import MediaLinks
+from boothgate.services.moderation import Moderation
 from boothgate.services.slots import SlotService
 from boothgate.services.throttle import Throttle
 from boothgate.settings import Settings
@@ -49,6 +50,7 @@ class Services:
     links: MediaLinks
     ingest: Ingest
     generated: Generated = field(default_factory=Generated)
+    moderation: Moderation | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -79,10 +81,14 @@ class Services:
         booth_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds)
         admin_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds)
         links = MediaLinks(settings.public_base_url)
-        ingest = Ingest(config, registry, slots, jobs, media, imaging, credentials, booth_throttle, links)
+        moderation = Moderation(media.root, imaging, settings.result_long_side_pixels, settings.jpeg_quality)
+        moderation.warm()
+        ingest = Ingest(
+            config, registry, slots, jobs, media, imaging, credentials, booth_throttle, links, moderation=moderation
+        )
         services = cls(
             config, db, media, http, registry, imaging, slots, jobs, credentials, booth_throttle,
-            admin_throttle, links, ingest, generated,
+            admin_throttle, links, ingest, generated, moderation,
         )  # fmt: skip
         config.on_change(services._settings_changed)
         await recovery.recover(jobs, media)
@@ -102,4 +108,6 @@ class Services:
         await self.registry.aclose()
         await self.http.aclose()
         self.imaging.close()
+        if self.moderation is not None:
+            self.moderation.close()
         await self.db.dispose()

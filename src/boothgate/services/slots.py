@@ -14,6 +14,7 @@ from boothgate.errors import BoothError
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
 from boothgate.providers.registry import SLOTS_PER_TAB, Registry
 from boothgate.services.imaging import Imaging
+from boothgate.services.moderation import ModerationOptions
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Slot, utcnow
@@ -93,6 +94,8 @@ class SlotService:
             values["fallback"] = None
         if "options" in values:
             values["options"] = self.validate_options(provider, values["options"] or {})
+        if values.get("moderation") is not None:
+            values["moderation"] = validate_moderation(values["moderation"])
         async with self.db.write() as session:
             slot = await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
             if slot is None:
@@ -182,6 +185,16 @@ class SlotService:
             "updated_at": slot.updated_at.isoformat() if slot.updated_at else None,
             "problems": self.problems(slot),
         }
+
+
+def validate_moderation(raw: dict[str, Any]) -> dict[str, Any]:
+    """A slot's moderation settings, complete, or SlotOptionsInvalid naming the bad field."""
+    try:
+        return ModerationOptions.model_validate(raw).model_dump(mode="json")
+    except ValidationError as exc:
+        raise SlotOptionsInvalid(
+            [{"loc": ["moderation", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        ) from exc
 
 
 async def _to_thread_write(

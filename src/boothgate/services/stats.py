@@ -15,7 +15,8 @@ from sqlalchemy import select
 from boothgate.storage.db import Database
 from boothgate.storage.models import Job
 
-STATUSES = ("succeeded", "failed", "timed_out", "rejected")
+# "moderated": the content check caught the photo or the result (the booth got the mask or 422).
+STATUSES = ("succeeded", "failed", "timed_out", "rejected", "moderated")
 
 
 def percentile(values: list[float], fraction: float) -> float | None:

@@ -33,6 +33,10 @@ async def _slot(services: ServicesDep, provider: str, number: str) -> Slot:
     return slot
 
 
+# Shared with routers of their own (moderation masks).
+slot_or_404 = _slot
+
+
 @router.get("/slots")
 async def list_slots(request: Request, services: ServicesDep, provider: str | None = None) -> list[dict[str, Any]]:
     base = base_url(request, services)
@@ -70,6 +74,9 @@ async def _read_file_field(request: Request, services: ServicesDep, field: str =
     if not data:
         raise HTTPException(400, "The file is empty.")
     return data
+
+
+read_file_field = _read_file_field
 
 
 @router.put("/slots/{provider}/{number}/reference")

@@ -1,0 +1,162 @@
+"""Moderation: the offline NSFW check before the AI (the photo) and after it (the result), and the mask.
+
+The slot's `moderation` field says what to do (`ModerationOptions`). A photo that fails the before-check
+is never sent to a provider; a result that fails the after-check is kept for the operator and the booth
+gets the mask image instead — or, when the slot says `refuse`, `422 photo_refused`.
+
+The model runs on one thread of its own: one copy of the network in memory (about 100 MB), onnxruntime
+releases the GIL while it computes, and each check is small (a 224 px look at an image of a few
+megapixels at most — the prepared photo, or a result already admitted under the pixel cap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from boothgate import errors, mask, nsfw
+from boothgate.images import sniff
+from boothgate.services.imaging import Imaging
+from boothgate.storage.models import Slot
+
+log = logging.getLogger("boothgate.moderation")
+
+Stage = Literal["before", "after"]
+MASK_FOLDER = "masks"
+MASK_TYPES = ("jpeg", "png", "webp")
+
+
+class ModerationOptions(BaseModel):
+    """A slot's moderation settings (slot field `moderation`); a slot without them uses the defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    before: bool = Field(False, description="Check the guest's photo before it goes to the AI.")
+    after: bool = Field(True, description="Check the AI's result before the booth gets it.")
+    threshold: float = Field(0.6, ge=0, le=1, description="NSFW score (0–1) from which an image is caught.")
+    on_hit: Literal["mask", "refuse"] = Field(
+        "mask", description="A caught photo or result: answer the mask image (200) or 422 photo_refused."
+    )
+    provider_refusal: Literal["error", "mask"] = Field(
+        "error", description="When the AI provider itself refuses for safety: answer the error, or the mask."
+    )
+
+
+class PhotoHeld(errors.BoothError):
+    """The photo failed the before-check: nothing was sent to a provider."""
+
+    status, code = 422, "photo_refused"
+
+
+class ResultHeld(errors.BoothError):
+    """The AI's result failed the after-check: it is kept for the operator, never answered."""
+
+    status, code = 422, "result_refused"
+
+
+def options_for(slot: Slot) -> ModerationOptions:
+    return ModerationOptions.model_validate(slot.moderation or {})
+
+
+class Moderation:
+    def __init__(self, root: Path, imaging: Imaging, long_side_pixels: int, quality: int) -> None:
+        self.folder = root / MASK_FOLDER
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.imaging, self.long_side_pixels, self.quality = imaging, long_side_pixels, quality
+        self.problem = nsfw.problem()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="nsfw")
+
+    @property
+    def available(self) -> bool:
+        return self.problem is None
+
+    def warm(self) -> None:
+        """Load the model in the background at start-up (the first guest must not wait ~1 s for it)."""
+        if self.available:
+            self._thread.submit(_warm_quietly)
+
+    # --- the checks ---------------------------------------------------------------------------
+    async def check(self, stage: Stage, data: bytes, options: ModerationOptions, record: dict[str, Any]) -> bool:
+        """Score `data` when the slot checks this stage; record score and decision; True on a hit."""
+        if not (options.before if stage == "before" else options.after):
+            return False
+        if not self.available:
+            record[stage] = {"skipped": "engine unavailable"}
+            return False
+        loop = asyncio.get_running_loop()
+        try:
+            score = await loop.run_in_executor(self._thread, nsfw.score, data)
+        except ValueError as exc:  # the bytes were admitted elsewhere; an unreadable one is not ours to judge
+            record[stage] = {"skipped": str(exc)[:200]}
+            return False
+        hit = score >= options.threshold
+        record[stage] = {"score": round(score, 4), "threshold": options.threshold, "hit": hit}
+        return hit
+
+    # --- the mask -----------------------------------------------------------------------------
+    async def mask(self, slot: Slot | None, width: int, height: int, deadline: float | None) -> bytes:
+        """The mask shaped like a `width`×`height` photo: the slot's own, else the global one, else built-in."""
+        source = await asyncio.to_thread(self._mask_source, slot)
+        return await self.imaging.workers.run(
+            deadline, mask.build, width, height, self.long_side_pixels, source, self.quality
+        )
+
+    def _mask_source(self, slot: Slot | None) -> bytes | None:
+        for name in ([slot_mask_name(slot.provider, slot.number)] if slot else []) + ["global"]:
+            path = self.find(name)
+            if path is not None:
+                try:
+                    return path.read_bytes()
+                except OSError:
+                    continue
+        return None
+
+    def find(self, name: str) -> Path | None:
+        for kind in MASK_TYPES:
+            path = self.folder / f"{name}.{kind}"
+            if path.is_file():
+                return path
+        return None
+
+    def store(self, name: str, data: bytes) -> Path:
+        """Keep an operator's mask (already validated as an image) under `name`, replacing the old one."""
+        kind = sniff(data[:16])
+        if kind not in MASK_TYPES:
+            raise errors.UnsupportedImage("The mask must be a JPEG, PNG or WEBP image.")
+        target = self.folder / f"{name}.{kind}"
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        for other in MASK_TYPES:
+            if other != kind:
+                (self.folder / f"{name}.{other}").unlink(missing_ok=True)
+        return target
+
+    def remove(self, name: str) -> bool:
+        removed = False
+        for kind in MASK_TYPES:
+            path = self.folder / f"{name}.{kind}"
+            if path.is_file():
+                path.unlink()
+                removed = True
+        return removed
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=False, cancel_futures=True)
+
+
+def slot_mask_name(provider: str, number: int) -> str:
+    return f"slot-{provider}-{number:02d}"
+
+
+def _warm_quietly() -> None:
+    try:
+        nsfw.warm()
+    except Exception:  # the check reports its own problem when a job needs it
+        log.warning("the NSFW model could not be loaded", exc_info=True)
