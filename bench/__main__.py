@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import photos, prepare
+from bench import moderation, photos, prepare
 from bench.harness import ROOT, new_workdir
 from bench.report import Pair, machine, page, scenario_table, targets, targets_table
 from bench.run import Outcome, run_target
@@ -116,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
             *prepare.input_size_table("24mp", repeats=3 if args.quick else 5),
         ]
         print("\n".join(prep_lines))
+
+    print("\n== the content check (offline NSFW model)", flush=True)
+    check_lines = moderation.measure(repeats=3 if args.quick else 10)
+    print("\n".join(check_lines))
+    prep_lines += ["", "The content check (offline NSFW model, `python -m bench.moderation`):", "", *check_lines]
 
     workdir = new_workdir()
     try:

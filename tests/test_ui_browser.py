@@ -386,7 +386,7 @@ def test_statistics_panel_shows_the_password_and_counts_that_follow_booth_posts(
     page.locator("#stats-refresh").click()
     today = page.locator('#stats-providers tbody[data-provider="gemini"] tr[data-period="today"] td').nth(1)
     expect(today).to_have_text(str(succeeded_before + 1))
-    cost = page.locator('#stats-providers tbody[data-provider="gemini"] tr[data-period="today"] td').nth(6)
+    cost = page.locator('#stats-providers tbody[data-provider="gemini"] tr[data-period="today"] td').nth(7)
     assert re.fullmatch(r"\$\d+\.\d\d", cost.inner_text()) and cost.inner_text() != "$0.00", cost.inner_text()
     assert _cell(page, "gemini", "all_time", 1) >= succeeded_before + 1
     assert page.locator('#stats-slots tr[data-slot="gemini/9"]').is_visible()

@@ -20,6 +20,7 @@ from boothgate import __version__, i18n
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
 from boothgate.providers.registry import TAB_LABELS
 from boothgate.services import settings_view
+from boothgate.services.moderation import ModerationOptions
 from boothgate.web.deps import ServicesDep, base_url, require_admin
 from boothgate.web.options_form import option_fields
 
@@ -115,7 +116,8 @@ def _card(slot: dict[str, Any], tab: TabState, language: str) -> dict[str, Any]:
     if slot["kind"] not in kinds:
         kinds.append(slot["kind"])  # keep a stored kind visible even if the provider dropped it
     fields = option_fields(tab.options_schema, slot["options"], language, tab.name) if tab.options_schema else []
-    return {**slot, "kinds": kinds, "option_fields": fields}
+    moderation = ModerationOptions.model_validate(slot.get("moderation") or {})
+    return {**slot, "kinds": kinds, "option_fields": fields, "moderation_effective": moderation}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -143,6 +145,7 @@ async def tab_page(provider: str, request: Request, services: ServicesDep) -> Re
         kinds_needing_reference=sorted(k.value for k in KINDS_NEEDING_REFERENCE),
         prompt_optional=provider in PROMPT_OPTIONAL_TABS,
         public_base_url_missing=not services.settings.public_base_url,
+        moderation_available=services.moderation is not None and services.moderation.available,
     )
 
 
@@ -150,4 +153,7 @@ async def tab_page(provider: str, request: Request, services: ServicesDep) -> Re
 async def settings_page(request: Request, services: ServicesDep) -> Response:
     views = [view.public() for view in settings_view.describe(services.config)]
     groups = [(group, [v for v in views if v["group"] == group]) for group in settings_view.GROUPS]
-    return _render(request, services, "settings.html", groups=groups, active_page="settings")
+    available = services.moderation is not None and services.moderation.available
+    return _render(
+        request, services, "settings.html", groups=groups, active_page="settings", moderation_available=available
+    )

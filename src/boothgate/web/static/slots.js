@@ -37,6 +37,7 @@
       output_format: this.q("[name=output_format]").value,
       on_failure: this.q("[name=on_failure]").value,
       options: this.optionValues(),
+      moderation: window.BoothModeration ? window.BoothModeration.values(this.root) : undefined,
     };
   };
 

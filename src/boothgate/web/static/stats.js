@@ -128,7 +128,8 @@
   }
 
   function figures(bucket) {
-    return [bucket.succeeded, bucket.failed, bucket.timed_out, B.seconds(bucket.avg_seconds), B.seconds(bucket.p95_seconds),
+    return [bucket.succeeded, bucket.failed, bucket.timed_out, bucket.moderated || 0, B.seconds(bucket.avg_seconds),
+            B.seconds(bucket.p95_seconds),
             "$" + Number(bucket.cost_usd || 0).toFixed(2)];
   }
 
@@ -136,7 +137,7 @@
     const table = $("stats-providers");
     table.replaceChildren(
       headRow([B.t("stats.provider"), B.t("stats.period"), B.t("stats.succeeded"), B.t("stats.failed"),
-               B.t("stats.timed_out"), B.t("stats.avg"), B.t("stats.p95"), B.t("stats.cost")], 2)
+               B.t("stats.timed_out"), B.t("stats.moderated"), B.t("stats.avg"), B.t("stats.p95"), B.t("stats.cost")], 2)
     );
     Object.keys(providers).forEach(function (name) {
       const body = B.el("tbody");
@@ -203,6 +204,23 @@
     return img;
   }
 
+  /** Images the content check caught stay blurred until the operator clicks them. */
+  function holdBack(item) {
+    item.querySelectorAll("img.thumb").forEach(function (img) {
+      img.classList.add("is-held");
+      img.title = B.t("stats.held_reveal");
+      img.tabIndex = 0;
+      const reveal = function () {
+        img.classList.remove("is-held");
+        img.removeAttribute("title");
+      };
+      img.addEventListener("click", reveal);
+      img.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" || event.key === " ") reveal();
+      });
+    });
+  }
+
   function renderJobs(jobs) {
     const list = $("stats-jobs");
     $("stats-jobs-empty").hidden = jobs.length > 0;
@@ -211,6 +229,7 @@
       const item = B.el("li", "job job-" + job.status);
       item.dataset.job = job.id;
       item.append(thumb(job.photo_thumbnail_url, B.t("stats.photo")), thumb(job.result_thumbnail_url, B.t("stats.result")));
+      if (job.status === "moderated") holdBack(item);
       const text = B.el("div", "job-text");
       const head = B.el("div", "job-head");
       head.append(B.el("strong", null, label(job.provider) + " · " + (job.slot || "?")));
