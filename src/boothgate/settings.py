@@ -164,6 +164,9 @@ class Settings(BaseSettings):
     )
     jpeg_quality: int = Field(90, ge=50, le=100, description="JPEG quality for prepared inputs and results.")
     image_workers: int = Field(2, ge=1, description="How many images are decoded at once (memory bound).")
+    rehearsal_concurrency: int = Field(
+        3, ge=1, le=20, description="How many slots a rehearsal runs at the same time (each is a paid call)."
+    )
 
     # --- access -----------------------------------------------------------------------------
     admin_user: str = Field("admin", description="User name for the admin UI and JSON API.")
@@ -291,6 +294,7 @@ RUNTIME_EDITABLE: tuple[str, ...] = (
     "language",
     "deadline_seconds",
     "provider_input_pixels",
+    "rehearsal_concurrency",
     "retention_days",
     "trash_retention_days",
     "gemini_api_key",
