@@ -20,6 +20,7 @@ from boothgate import __version__, i18n
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
 from boothgate.providers.registry import TAB_LABELS
 from boothgate.services import settings_view
+from boothgate.web import model_flags
 from boothgate.web.deps import ServicesDep, base_url, require_admin
 from boothgate.web.options_form import option_fields
 
@@ -134,6 +135,8 @@ async def tab_page(provider: str, request: Request, services: ServicesDep) -> Re
     tab = _tab_state(services, provider, i18n.translator(language))
     address = base_url(request, services)
     cards = [_card(services.slots.public(slot, address), tab, language) for slot in await services.slots.find(provider)]
+    for card in cards:  # issue 11: a model the service no longer lists is flagged before a guest meets it
+        card["model_flag"] = model_flags.card_flag(services, card)
     return _render(
         request,
         services,
@@ -143,6 +146,8 @@ async def tab_page(provider: str, request: Request, services: ServicesDep) -> Re
         kinds_needing_reference=sorted(k.value for k in KINDS_NEEDING_REFERENCE),
         prompt_optional=provider in PROMPT_OPTIONAL_TABS,
         public_base_url_missing=not services.settings.public_base_url,
+        model_notice=model_flags.tab_notice(services, provider, cards),
+        model_lists=model_flags.datalists(services),
     )
 
 
@@ -150,4 +155,13 @@ async def tab_page(provider: str, request: Request, services: ServicesDep) -> Re
 async def settings_page(request: Request, services: ServicesDep) -> Response:
     views = [view.public() for view in settings_view.describe(services.config)]
     groups = [(group, [v for v in views if v["group"] == group]) for group in settings_view.GROUPS]
-    return _render(request, services, "settings.html", groups=groups, active_page="settings")
+    return _render(
+        request,
+        services,
+        "settings.html",
+        groups=groups,
+        active_page="settings",
+        model_lists=model_flags.datalists(services),
+        model_settings=model_flags.model_settings(services),
+        checkable=model_flags.checkable(services),
+    )
