@@ -118,10 +118,10 @@ async def test_each_kind_end_to_end(booth: Booth, fake: GeminiFake, number: int,
 
     job = await job_of(booth, answer)
     notes = job["provider_notes"]
-    assert notes["model"] == "gemini-3.1-flash-image"
+    assert notes["model"] == "gemini-nano-banana-2.1"
     assert notes["attempts"] == 1
     assert notes["usage"]["total_tokens"] == 2410
-    assert job["cost_usd"] == pytest.approx(booth.settings.gemini_price_per_image_usd)
+    assert job["cost_usd"] == pytest.approx(0.0336)
     assert KEY not in str(job)
 
 

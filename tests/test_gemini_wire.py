@@ -12,6 +12,7 @@ from boothgate.providers import gemini_errors as errs
 from boothgate.providers import gemini_wire as wire
 from boothgate.providers.base import Kind, PreparedImage
 from boothgate.providers.gemini import AspectRatio, ImageSize
+from boothgate.settings import GEMINI_IMAGE_SIZES
 
 
 @pytest.mark.parametrize(
@@ -34,21 +35,24 @@ def test_nearest_aspect_ratio(size: tuple[int, int], ratio: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("model", "accepts"),
+    ("model", "sizes"),
     [
-        ("gemini-3.1-flash-image", True),
-        ("gemini-3-pro-image", True),
-        ("models/gemini-3-pro-image", True),
-        ("gemini-4-ultra-image", True),
-        ("gemini-2.5-flash-image", False),
-        ("gemini-2.5-flash-image-preview", False),
-        ("gemini-2.0-flash-exp-image-generation", False),
-        ("imagen-4.0-generate", False),
-        ("", False),
+        ("gemini-nano-banana-2.1", ["1K", "2K", "4K"]),
+        ("models/gemini-3-pro-image", ["1K", "2K", "4K"]),
+        ("gemini-3.1-flash-lite-image", ["1K"]),
+        ("gemini-3.1-flash-lite-image-002", ["1K"]),
+        ("gemini-nano-banana-3", None),  # not in the table: send the slot's size, learn from a refusal
+        ("", None),
     ],
 )
-def test_image_size_rule(model: str, accepts: bool) -> None:
-    assert wire.accepts_image_size(model) is accepts
+def test_image_sizes_come_from_the_table(model: str, sizes: list[str] | None) -> None:
+    assert wire.sizes_for(model, GEMINI_IMAGE_SIZES) == sizes
+
+
+def test_a_longer_prefix_wins() -> None:
+    table = {"gemini-3": ["1K"], "gemini-3-pro": ["1K", "2K"]}
+    assert wire.sizes_for("gemini-3-pro-image", table) == ["1K", "2K"]
+    assert wire.sizes_for("gemini-3-flash", table) == ["1K"]
 
 
 def test_options_offer_exactly_the_supported_values() -> None:
@@ -73,7 +77,11 @@ def test_choose_image() -> None:
     photo = PreparedImage(b"", "image/jpeg", 1600, 1200)
     assert wire.choose_image("gemini-3-pro-image", photo, "auto", "auto") == wire.ImageChoice("4:3", None)
     assert wire.choose_image("gemini-3-pro-image", photo, "16:9", "4K") == wire.ImageChoice("16:9", "4K")
-    assert wire.choose_image("gemini-2.5-flash-image", photo, "auto", "4K") == wire.ImageChoice("4:3", None)
+    lite = wire.sizes_for("gemini-3.1-flash-lite-image", GEMINI_IMAGE_SIZES)
+    assert wire.choose_image("gemini-3.1-flash-lite-image", photo, "auto", "4K", lite) == wire.ImageChoice("4:3", None)
+    assert wire.choose_image("gemini-3.1-flash-lite-image", photo, "auto", "1K", lite) == wire.ImageChoice("4:3", "1K")
+    refused = frozenset({"imageSize"})
+    assert wire.choose_image("x-image", photo, "1:1", "2K", None, refused) == wire.ImageChoice("1:1", None)
 
 
 def test_build_config_timeout_is_milliseconds() -> None:
@@ -166,7 +174,7 @@ def test_retry_delay_absent() -> None:
             "provider_auth",
         ),
         (_api_error(401, "UNAUTHENTICATED", "no"), "provider_auth"),
-        (_api_error(403, "PERMISSION_DENIED", "no"), "provider_auth"),
+        (_api_error(403, "PERMISSION_DENIED", "The caller does not have permission"), "provider_model"),
         (_api_error(400, "FAILED_PRECONDITION", "User location is not supported"), "provider_billing"),
         (_api_error(404, "NOT_FOUND", "models/x is not found"), "provider_model"),
         (_api_error(400, "INVALID_ARGUMENT", "Request contains an invalid argument."), "provider_error"),

@@ -204,7 +204,7 @@ async def test_failures_reach_the_booth_with_their_codes(start: Start, fake: Fak
         return answer.status, str(body["error"]), str(body["message"])
 
     status, code, message = await post(mode="error")
-    assert (status, code) == (502, "provider_error") and "Недостаточно средств" in message
+    assert (status, code) == (502, "provider_billing") and "Недостаточно средств" in message
     assert (await post(mode="forbidden"))[:2] == (502, "provider_refused")
     assert (await post(mode="malformed"))[:2] == (502, "provider_error")
     assert (await post(create_failures=1))[0] == 200

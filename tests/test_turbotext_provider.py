@@ -185,10 +185,68 @@ async def test_reconnect_means_pending_until_done(rig: Rig) -> None:
 @pytest.mark.parametrize("error_at", ["create", "result"])
 async def test_turbotext_failure_text_reaches_the_error(rig: Rig, error_at: str) -> None:
     rig.fake.mode, rig.fake.error_at = "error", error_at
+    rig.fake.error_text = "Не удалось обработать изображение"
     with pytest.raises(ProviderFailed) as caught:
         await rig.run(Kind.face_swap)
     assert caught.value.status == 502 and caught.value.code == "provider_error"
+    assert "Не удалось обработать изображение" in caught.value.message
+
+
+async def test_an_empty_balance_is_a_billing_problem_shown_on_the_tab(rig: Rig) -> None:
+    rig.fake.mode = "error"  # HTTP 200 {"success": false, "error": "Недостаточно средств на балансе"}
+    provider = rig.provider()
+    with pytest.raises(ProviderFailed) as caught:
+        await provider.run(rig.request(Kind.face_swap))
+    assert caught.value.status == 502 and caught.value.code == "provider_billing"
     assert "Недостаточно средств на балансе" in caught.value.message
+    assert provider.last_error == caught.value.message
+
+
+async def test_a_refused_key_answered_with_http_200_is_an_auth_problem(rig: Rig) -> None:
+    provider = rig.provider(turbotext_api_key="tt-wrong-key")
+    with pytest.raises(ProviderFailed) as caught:
+        await provider.run(rig.request(Kind.face_swap))
+    assert rig.fake.received[-1].authorized is False
+    assert caught.value.code == "provider_auth" and "Неверный API ключ" in caught.value.message
+    assert "tt-wrong-key" not in caught.value.message
+    assert provider.last_error == caught.value.message
+
+
+async def test_english_prompt_is_sent_with_original_language_en(rig: Rig) -> None:
+    result = await rig.run(Kind.prompt, prompt="", instruction="Two guests on a beach at sunset, keep faces.")
+    sent = rig.fake.calls("create_queue")[-1].form
+    assert sent["content"].startswith("Two guests") and sent["original_language"] == "en"
+    assert result.notes["original_language"] == "en"
+    await rig.run(Kind.prompt, prompt="в стиле аниме")
+    assert "original_language" not in rig.fake.calls("create_queue")[-1].form
+
+
+# --- the connection check: one answer per failure class ------------------------------------------
+
+
+async def test_check_tells_each_failure_class_apart(rig: Rig) -> None:
+    good = await rig.provider().check()
+    assert good.ok and "accepted" in good.message and "deepfake_photo" in good.message
+    assert [r.form["do"] for r in rig.fake.received if r.path.endswith("available_api")][:2] == [
+        "create_queue",
+        "get_result",
+    ]
+    assert not rig.fake.jobs  # no paid work was queued
+
+    no_key = await rig.provider(turbotext_api_key=None).check()
+    assert not no_key.ok and no_key.message.startswith("No API key")
+
+    refused = await rig.provider(turbotext_api_key="tt-wrong-key").check()
+    assert not refused.ok and refused.message.startswith("Key refused")
+
+    rig.fake.mode = "error"  # the balance text
+    billing = await rig.provider().check()
+    assert not billing.ok and billing.message.startswith("No billing")
+    rig.fake.mode = "ok"
+
+    unreachable = await rig.provider(turbotext_base_url=f"http://127.0.0.1:{free_port()}/api_ai").check()
+    assert not unreachable.ok and unreachable.message.startswith("Unreachable")
+    assert len({no_key.message, refused.message, billing.message, unreachable.message}) == 4
 
 
 async def test_forbidden_content_is_a_refusal(rig: Rig) -> None:

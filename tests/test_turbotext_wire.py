@@ -12,7 +12,7 @@ from boothgate.errors import ProviderFailed, ProviderRefused
 from boothgate.providers.base import Kind, PreparedImage, ProviderRequest
 from boothgate.providers.turbotext import TurbotextOptions, build_form, options_of
 from boothgate.providers.turbotext_inbox import WebhookInbox
-from boothgate.providers.turbotext_wire import finished_link, site_of
+from boothgate.providers.turbotext_wire import failure, finished_link, site_of
 
 SITE = site_of("https://www.turbotext.ru/api_ai")
 
@@ -79,10 +79,33 @@ def test_forms_by_kind() -> None:
         "mix_images",
         {"url_image_target": "{photo_url}", "url": "{reference_url}"},
     )
-    assert build_form(Kind.prompt, "anime", options) == (
+    assert build_form(Kind.prompt, "аниме", options) == (
         "generate_image2image",
-        {"url": "{photo_url}", "content": "anime", "strength": "40", "scale": "7.5"},
+        {"url": "{photo_url}", "content": "аниме", "strength": "40", "scale": "7.5"},
     )
+    # English text (what DeepSeek writes) is marked as such; Russian stays Turbotext's default.
+    assert build_form(Kind.prompt, "anime style", options)[1]["original_language"] == "en"
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("Неверный API ключ", "provider_auth"),
+        ("Invalid api key", "provider_auth"),
+        ("Недостаточно средств на балансе", "provider_billing"),
+        ("API доступен только на платном тарифе", "provider_billing"),
+        ("Не удалось загрузить изображение url", "provider_error"),
+    ],
+)
+def test_success_false_texts_are_sorted_into_operator_problems(text: str, code: str) -> None:
+    assert failure({"success": False, "error": text}).code == code
+
+
+def test_seed_starts_at_one_and_an_old_zero_means_random() -> None:
+    assert TurbotextOptions.model_validate({"seed": 0}).seed is None
+    assert TurbotextOptions.model_validate({"seed": 1}).seed == 1
+    with pytest.raises(ValidationError):
+        TurbotextOptions.model_validate({"seed": -3})
 
 
 async def test_a_delivery_that_beats_create_queues_answer_is_kept_for_its_job() -> None:

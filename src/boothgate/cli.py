@@ -1,4 +1,4 @@
-"""Command line: `boothgate serve` and `boothgate send`."""
+"""Command line: `boothgate serve`, `boothgate send` and `boothgate rehearse`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from boothgate import __version__
+from boothgate import __version__, rehearse_cli
 
 if TYPE_CHECKING:
     from boothgate.providers.base import Provider
@@ -99,6 +99,7 @@ def parser() -> argparse.ArgumentParser:
     send_cmd.add_argument("--out", help="where to save the result (default: <photo>-result.jpg)")
     send_cmd.add_argument("--timeout", type=float, default=50.0, help="seconds to wait, like the booth (50)")
     send_cmd.set_defaults(handler=send)
+    rehearse_cli.add_parser(commands)
     return root
 
 

@@ -7,8 +7,9 @@ the environment always wins over a stored one.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +74,47 @@ DEEPSEEK_SYSTEM_PROMPTS = {
 }
 
 
+# What Google published on 2026-11-28 (shared/providers/gemini.md). These are defaults an operator can
+# change on the settings page when Google changes them; nothing in the code decides by model name.
+GEMINI_PRICES_USD: dict[str, float] = {
+    "gemini-nano-banana-2.1": 0.0336,
+    "gemini-3-pro-image": 0.134,
+    "gemini-3.1-flash-lite-image": 0.0336,
+}
+GEMINI_IMAGE_SIZES: dict[str, list[str]] = {
+    "gemini-nano-banana-2.1": ["1K", "2K", "4K"],
+    "gemini-3-pro-image": ["1K", "2K", "4K"],
+    "gemini-3.1-flash-lite-image": ["1K"],
+}
+
+
+def prefix_map(text: str, kind: type) -> dict[str, Any]:
+    """A JSON object of model-id prefix → value, checked; raises ValueError in plain words."""
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        raise ValueError(f'must be JSON, e.g. {{"model-prefix": ...}} ({exc})') from None
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object: model-id prefix → value")
+    for key, item in value.items():
+        ok = (
+            isinstance(item, int | float) and not isinstance(item, bool) and item >= 0
+            if kind is float
+            else (isinstance(item, list) and all(isinstance(x, str) for x in item))
+        )
+        if not ok:
+            expected = "a price in USD (0 or more)" if kind is float else 'a list such as ["1K", "2K"]'
+            raise ValueError(f"{key!r}: must be {expected}")
+    return value
+
+
+def by_prefix(table: dict[str, Any], model: str) -> Any:
+    """The value of the longest prefix of `model` in `table`, or None when none matches."""
+    model = model.strip().removeprefix("models/")
+    matches = [prefix for prefix in table if model.startswith(prefix)]
+    return table[max(matches, key=len)] if matches else None
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. Environment variables use the prefix BOOTHGATE_."""
 
@@ -128,6 +170,9 @@ class Settings(BaseSettings):
         le=12000,
         description="Long side, in pixels, of results shaped like the photo (and of the moderation mask image).",
     )
+    rehearsal_concurrency: int = Field(
+        3, ge=1, le=20, description="How many slots a rehearsal runs at the same time (each is a paid call)."
+    )
 
     # --- access -----------------------------------------------------------------------------
     admin_user: str = Field("admin", description="User name for the admin UI and JSON API.")
@@ -149,7 +194,11 @@ class Settings(BaseSettings):
     # --- Gemini -----------------------------------------------------------------------------
     gemini_api_key: SecretStr | None = Field(None, description="Google Gemini API key.")
     gemini_base_url: str = Field("https://generativelanguage.googleapis.com", description="Gemini API base URL.")
-    gemini_model: str = Field("gemini-3.1-flash-image", description="Default Gemini image model.")
+    gemini_model: str = Field(
+        "gemini-nano-banana-2.1",
+        description="Default Gemini image model (a slot may choose another). The settings page lists the models "
+        "your key can use now; a model Google shuts down answers 404.",
+    )
     gemini_template_face_swap: str = Field(
         DEFAULT_TEMPLATES["face_swap"],
         description="Gemini instruction for face swap; {prompt} = slot prompt.",
@@ -162,7 +211,22 @@ class Settings(BaseSettings):
         DEFAULT_TEMPLATES["prompt"], description="Gemini instruction for restyling; {prompt} = slot prompt."
     )
     gemini_price_per_image_usd: float = Field(
-        0.039, ge=0, description="Estimated Gemini cost per generated image, for statistics."
+        0.0336,
+        ge=0,
+        description="Estimated Gemini cost per generated image for a model not named in "
+        "BOOTHGATE_GEMINI_PRICES_USD, for statistics and the rehearsal estimate.",
+    )
+    # --- model knowledge as data (issue 11): edited here, never parsed out of model names ---
+    gemini_prices_usd: str = Field(
+        json.dumps(GEMINI_PRICES_USD),
+        description="Gemini cost per image by model (JSON: model-id prefix → USD at 1K; the longest "
+        "matching prefix wins). Used for statistics and the rehearsal estimate.",
+    )
+    gemini_image_sizes: str = Field(
+        json.dumps(GEMINI_IMAGE_SIZES),
+        description="Which Gemini models take an image size, and which (JSON: model-id prefix → list of "
+        "1K/2K/4K; [] = never send one). A model not named here gets the slot's size, and when Gemini "
+        "refuses it the same call is repeated once without it.",
     )
 
     # --- Turbotext --------------------------------------------------------------------------
@@ -206,6 +270,18 @@ class Settings(BaseSettings):
         1.20, ge=0, description="DeepSeek price per million output tokens (peak rate), for statistics."
     )
 
+    @field_validator("gemini_prices_usd")
+    @classmethod
+    def _price_map(cls, value: str) -> str:
+        prefix_map(value, float)
+        return value
+
+    @field_validator("gemini_image_sizes")
+    @classmethod
+    def _size_map(cls, value: str) -> str:
+        prefix_map(value, list)
+        return value
+
     @field_validator("public_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -224,6 +300,7 @@ RUNTIME_EDITABLE: tuple[str, ...] = (
     "language",
     "deadline_seconds",
     "provider_input_pixels",
+    "rehearsal_concurrency",
     "retention_days",
     "trash_retention_days",
     "gemini_api_key",
@@ -233,6 +310,8 @@ RUNTIME_EDITABLE: tuple[str, ...] = (
     "gemini_template_background",
     "gemini_template_prompt",
     "gemini_price_per_image_usd",
+    "gemini_prices_usd",
+    "gemini_image_sizes",
     "turbotext_api_key",
     "turbotext_base_url",
     "turbotext_poll_interval_seconds",

@@ -84,8 +84,12 @@ class FakeDeepSeek:
         self.blank_interval_seconds = 0.05
         self.received: list[Received] = []
         self._queue: deque[str] = deque()
+        self.models = ["deepseek-flash", "deepseek-v4-pro"]
+        self.balance_available = True
         self.app = Starlette(
             routes=[
+                Route("/models", self._models, methods=["GET"]),
+                Route("/user/balance", self._balance, methods=["GET"]),
                 Route("/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
             ]
@@ -96,6 +100,19 @@ class FakeDeepSeek:
 
     def _mode(self) -> str:
         return self._queue.popleft() if self._queue else self.default_mode
+
+    # --- the model list and the balance (what the connection check asks) ---------------------------
+    async def _models(self, request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(401, "Authentication Fails, Your api key is invalid", "authentication_error")
+        data = [{"id": model, "object": "model", "owned_by": "deepseek"} for model in self.models]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def _balance(self, request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(401, "Authentication Fails, Your api key is invalid", "authentication_error")
+        infos = [{"currency": "USD", "total_balance": "0.00" if not self.balance_available else "4.20"}]
+        return JSONResponse({"is_available": self.balance_available, "balance_infos": infos})
 
     # --- the endpoint -------------------------------------------------------------------------
     async def _chat(self, request: Request) -> Response:

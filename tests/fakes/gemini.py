@@ -11,7 +11,13 @@ right half replaced by the inverted reference.
 
 Modes are queued with `push(mode, times)`; when the queue is empty `default_mode` answers (normally
 "image"). Modes: image, slow, no_image, prompt_blocked, candidate_blocked, rate_limited, unavailable,
-internal, invalid_key, billing, permission_denied, unknown_model, thoughts, text_only.
+internal, invalid_key, billing, permission_denied, unknown_model, thoughts, text_only, free_tier (429 with a
+free-tier QuotaFailure, `limit: 0` and RetryInfo), account_blocked (finishReason PUP_LIMITED_DISABLED),
+no_access (403 PERMISSION_DENIED without an API-key reason).
+
+Like the real service it serves `GET /v1beta/models` (paged, `pageSize`/`pageToken`) from `catalogue`, answers
+404 NOT_FOUND to generateContent for a model it does not list, and 400 INVALID_ARGUMENT to an `imageSize`
+a model does not take (`image_sizes`: model → sizes it takes; [] = none).
 """
 
 from __future__ import annotations
@@ -29,10 +35,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-KNOWN_MODELS = frozenset({"gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-2.5-flash-image"})
-# The 2.5-era image model rejected `imageSize` with 400 INVALID_ARGUMENT; the fake does the same so the
-# provider's "which models accept an image size" rule is checked on the wire.
-MODELS_WITHOUT_IMAGE_SIZE = frozenset({"gemini-2.5-flash-image"})
+# What Google lists on 2026-11-28 (shared/providers/gemini.md): image models beside others the provider
+# must filter out (text models, embeddings).
+CURRENT_MODELS: dict[str, str] = {
+    "gemini-nano-banana-2.1": "Nano Banana 2.1",
+    "gemini-3-pro-image": "Nano Banana Pro",
+    "gemini-3.1-flash-lite-image": "Nano Banana 2 Lite",
+}
+OTHER_MODELS: dict[str, tuple[str, list[str]]] = {
+    "gemini-3-flash": ("Gemini 3 Flash", ["generateContent", "countTokens", "createCachedContent"]),
+    "text-embedding-005": ("Text Embedding 005", ["embedContent"]),
+    "imagen-5.0-generate": ("Imagen 5", ["predict"]),  # an image model, but not a generateContent one
+}
+# The lite model takes only 1K; the others all three sizes.
+IMAGE_SIZES: dict[str, list[str]] = {"gemini-3.1-flash-lite-image": ["1K"]}
 
 USAGE = {"promptTokenCount": 1290, "candidatesTokenCount": 1120, "totalTokenCount": 2410}
 
@@ -126,7 +142,12 @@ class GeminiFake:
 
     def __init__(self, api_key: str = "test-gemini-key") -> None:
         self.api_key = api_key
-        self.app = Starlette(routes=[Route("/{version}/models/{target}", self._handle, methods=["POST"])])
+        self.app = Starlette(
+            routes=[
+                Route("/{version}/models", self._list, methods=["GET"]),
+                Route("/{version}/models/{target}", self._handle, methods=["POST"]),
+            ]
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -138,6 +159,28 @@ class GeminiFake:
         self.retry_delay = "1s"
         self.block_reason = "PROHIBITED_CONTENT"
         self.finish_reason = "IMAGE_SAFETY"
+        self.catalogue: dict[str, str] = dict(CURRENT_MODELS)
+        self.image_sizes: dict[str, list[str]] = {k: list(v) for k, v in IMAGE_SIZES.items()}
+        self.list_mode = "ok"  # ok | invalid_key | unavailable
+        self.list_calls = 0
+        self.page_size_cap = 2  # small pages, so the SDK's pager is exercised
+
+    async def _list(self, request: Request) -> JSONResponse:
+        """`GET /v1beta/models`: the catalogue, paged like the real API."""
+        self.list_calls += 1
+        if request.headers.get("x-goog-api-key") != self.api_key or self.list_mode == "invalid_key":
+            return _invalid_key()
+        if self.list_mode == "unavailable":
+            return _error(503, "UNAVAILABLE", "The service is currently unavailable.")
+        models = [
+            _model(model_id, label, ["generateContent", "countTokens"]) for model_id, label in self.catalogue.items()
+        ] + [_model(model_id, label, actions) for model_id, (label, actions) in OTHER_MODELS.items()]
+        size = min(int(request.query_params.get("pageSize") or 50), self.page_size_cap)
+        start = int(request.query_params.get("pageToken") or 0)
+        body: dict[str, Any] = {"models": models[start : start + size]}
+        if start + size < len(models):
+            body["nextPageToken"] = str(start + size)
+        return JSONResponse(body)
 
     def push(self, mode: str, times: int = 1) -> None:
         """Answer the next `times` requests in `mode`."""
@@ -158,15 +201,31 @@ class GeminiFake:
         received = self._record(model, request, body)
         if received.api_key != self.api_key:
             return _invalid_key()
-        if model not in KNOWN_MODELS:
+        if model not in self.catalogue:
             return _error(
                 404,
                 "NOT_FOUND",
                 f"models/{model} is not found for API version v1beta, or is not supported for "
                 "generateContent. Call ListModels to see the list of available models.",
             )
-        if model in MODELS_WITHOUT_IMAGE_SIZE and _pick(received.image_config, "imageSize", "image_size"):
-            return _error(400, "INVALID_ARGUMENT", "Image size is not supported for this model.")
+        size = _pick(received.image_config, "imageSize", "image_size")
+        if size and model in self.image_sizes and size not in self.image_sizes[model]:
+            return _error(
+                400,
+                "INVALID_ARGUMENT",
+                f"Image size {size} is not supported for this model.",
+                [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.BadRequest",
+                        "fieldViolations": [
+                            {
+                                "field": "generation_config.image_config.image_size",
+                                "description": f"Unsupported image size {size} for models/{model}.",
+                            }
+                        ],
+                    }
+                ],
+            )
         return await self._answer(self._next_mode(), received, request)
 
     def _record(self, model: str, request: Request, body: dict[str, Any]) -> Received:
@@ -279,6 +338,44 @@ class GeminiFake:
             ],
         )
 
+    def _free_tier(self, received: Received) -> JSONResponse:
+        """What a key whose project has no billing gets from an image model (the real body's shape)."""
+        metric = "generativelanguage.googleapis.com/generate_content_free_tier_requests"
+        return _error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "You exceeded your current quota, please check your plan and billing details. For more information "
+            "on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.\n"
+            f"* Quota exceeded for metric: {metric}, limit: 0, model: {received.model}\n"
+            f"Please retry in {self.retry_delay}.",
+            [
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {
+                            "quotaMetric": metric,
+                            "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+                            "quotaDimensions": {"location": "global", "model": received.model},
+                        }
+                    ],
+                },
+                {
+                    "@type": "type.googleapis.com/google.rpc.Help",
+                    "links": [
+                        {"description": "Learn more", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}
+                    ],
+                },
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": self.retry_delay},
+            ],
+        )
+
+    def _account_blocked(self, received: Received) -> JSONResponse:
+        candidate = {"content": {"role": "model"}, "finishReason": "PUP_LIMITED_DISABLED", "index": 0}
+        return JSONResponse({"candidates": [candidate], "usageMetadata": USAGE})
+
+    def _no_access(self, received: Received) -> JSONResponse:
+        return _error(403, "PERMISSION_DENIED", "The caller does not have permission")
+
     def _unavailable(self, received: Received) -> JSONResponse:
         return _error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
 
@@ -296,6 +393,17 @@ class GeminiFake:
 
     def _unknown_model(self, received: Received) -> JSONResponse:
         return _error(404, "NOT_FOUND", f"models/{received.model} is not found for API version v1beta.")
+
+
+def _model(model_id: str, label: str, actions: list[str]) -> dict[str, Any]:
+    return {
+        "name": f"models/{model_id}",
+        "version": "001",
+        "displayName": label,
+        "inputTokenLimit": 65536,
+        "outputTokenLimit": 32768,
+        "supportedGenerationMethods": actions,
+    }
 
 
 def _candidate(parts: list[dict[str, Any]], usage: dict[str, int] | None = None) -> JSONResponse:
@@ -317,4 +425,7 @@ ANSWERS = {
     "billing": GeminiFake._billing,
     "permission_denied": GeminiFake._permission_denied,
     "unknown_model": GeminiFake._unknown_model,
+    "free_tier": GeminiFake._free_tier,
+    "account_blocked": GeminiFake._account_blocked,
+    "no_access": GeminiFake._no_access,
 }

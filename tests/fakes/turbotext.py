@@ -9,6 +9,10 @@ the published links are reachable and serve valid images. The result is the gues
 left-to-right (PNG), served by the fake itself at `/download.php?f=...`, so tests prove the right photo
 went through. Everything received is recorded with its monotonic time.
 
+A refused key gets HTTP 200 `{"success": false, "error": "Неверный API ключ"}`, as the real service answers
+(`bad_key_status` = 401 gives the old HTTP-level answer). `available_api` (the discovery method) queues at once
+and then lists the methods.
+
 Switches (plain attributes, set them before posting):
   mode            ok | error (success:false + error_text) | forbidden | slow (never ready) | malformed
   error_at        create | result (where `error` mode fails)
@@ -90,6 +94,8 @@ class FakeTurbotext:
     webhook_deliveries: int = 1
     webhook_delay_seconds: float = 0.05
     slow_seconds: float = 0.0  # every API answer waits this long first
+    bad_key_status: int = 200
+    bad_key_text: str = "Неверный API ключ"
     received: list[Received] = field(default_factory=list)
     fetches: list[Fetch] = field(default_factory=list)
     downloads: list[tuple[float, str, int]] = field(default_factory=list)
@@ -141,7 +147,9 @@ class FakeTurbotext:
         if self.slow_seconds:
             await asyncio.sleep(self.slow_seconds)
         if not authorized:
-            return JSONResponse({"success": False, "error": "Неверный API ключ"}, status_code=401)
+            return JSONResponse({"success": False, "error": self.bad_key_text}, status_code=self.bad_key_status)
+        if method == "available_api":
+            return self._available_api(form)
         if self.mode == "malformed":
             return Response("<html><body>502 Bad Gateway</body></html>", media_type="text/html")
         if form.get("do") == "create_queue":
@@ -177,6 +185,13 @@ class FakeTurbotext:
             self._spawn(self._deliver(form["webhook"], job_id, base_url))
             return JSONResponse({"success": True, "asyncid": int(job_id)})
         return JSONResponse({"success": True, "queueid": int(job_id)})
+
+    def _available_api(self, form: dict[str, str]) -> Response:
+        if self.mode == "error" and self.error_at == "create":
+            return JSONResponse({"success": False, "error": self.error_text})
+        if form.get("do") == "create_queue":
+            return JSONResponse({"success": True, "queueid": 1})
+        return JSONResponse({"success": True, "error": "", "data": sorted(REQUIRED)})
 
     def _get_result(self, queue_id: str, base_url: str) -> Response:
         job = self.jobs.get(queue_id)

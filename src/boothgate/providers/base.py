@@ -171,6 +171,11 @@ class Provider(abc.ABC):
         no model list (Turbotext: its methods are the choice). Raises on a failed call."""
         return None
 
+    def estimated_cost_usd(self, options: dict[str, Any]) -> float | None:
+        """What one result of a slot with these options is expected to cost in USD (the rehearsal's
+        estimate before it spends money), or None when unknown."""
+        return None
+
     async def check(self) -> CheckResult:
         """A cheap live call that creates no paid work and says in plain words what is wrong, if anything."""
         problem = self.problem()

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from boothgate.deadline import Deadline
 from boothgate.errors import ProviderNotConfigured
 from boothgate.providers.base import Kind, Provider, ProviderContext, ProviderRequest, ProviderResult
+from boothgate.providers.deepseek_live import DeepSeekLive
 from boothgate.providers.deepseek_writer import InstructionWriter, StageFailed, Written, close_quietly
 from boothgate.providers.registry import TAB_LABELS
 
@@ -54,11 +55,12 @@ class DeepSeekOptions(BaseModel):
     )
 
 
-class DeepSeekProvider(Provider):
+class DeepSeekProvider(DeepSeekLive, Provider):
     name = "deepseek"
     label = "DeepSeek"
     kinds = frozenset(Kind)
     key_setting = "deepseek_api_key"
+    model_setting = "deepseek_model"
     Options = DeepSeekOptions
 
     def __init__(self, context: ProviderContext) -> None:
@@ -117,6 +119,11 @@ class DeepSeekProvider(Provider):
             if renderer is not None:
                 limits.append(renderer.input_pixels())
         return min(limits)
+
+    def estimated_cost_usd(self, options: dict[str, Any]) -> float | None:
+        """The renderer's image price (DeepSeek's own tokens cost a fraction of a cent)."""
+        renderer = self._lookup(str(options.get("renderer") or "gemini"))
+        return None if renderer is None else renderer.estimated_cost_usd(options.get("renderer_options") or {})
 
     def describe(self) -> dict[str, Any]:
         described = super().describe()

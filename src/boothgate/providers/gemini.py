@@ -31,6 +31,8 @@ from boothgate.errors import (
 from boothgate.providers import gemini_errors as errs
 from boothgate.providers import gemini_wire as wire
 from boothgate.providers.base import Kind, Provider, ProviderContext, ProviderRequest, ProviderResult
+from boothgate.providers.gemini_live import GeminiLive
+from boothgate.settings import by_prefix, prefix_map
 
 AspectRatio = Literal["auto", "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
 ImageSize = Literal["auto", "1K", "2K", "4K"]
@@ -43,16 +45,16 @@ class GeminiOptions(BaseModel):
 
     model: str = Field(
         default="",
-        description="Gemini model for this slot, e.g. gemini-3-pro-image for the best quality (slower, "
-        "dearer). Empty: the default model from the settings page.",
+        description="Gemini model for this slot (pick from the models your key can use now, or type an id). "
+        "Empty: the default model from the settings page.",
     )
     aspect_ratio: AspectRatio = Field(
         default="auto", description="Shape of the result. auto: the supported ratio nearest to the photo."
     )
     image_size: ImageSize = Field(
         default="auto",
-        description="Result resolution (1K, 2K, 4K) for models that offer it (Gemini 3 and later). "
-        "auto: the model's default (1K).",
+        description="Result resolution (1K, 2K, 4K) for models that offer it (the settings page's "
+        "table of image sizes says which). auto: the model's default (1K).",
     )
 
     @field_validator("model")
@@ -71,13 +73,14 @@ class _Call:
     image: wire.ImageChoice
 
 
-class GeminiProvider(Provider):
+class GeminiProvider(GeminiLive, Provider):
     name = "gemini"
     label = "Gemini"
     kinds = frozenset(Kind)
     # Enough detail for 2K results; more pixels add upload time but little the model uses.
     max_input_pixels = 3_000_000
     key_setting = "gemini_api_key"
+    model_setting = "gemini_model"
     Options = GeminiOptions
 
     # An attempt started with less time left than this cannot produce an image; stop instead.
@@ -92,6 +95,8 @@ class GeminiProvider(Provider):
         super().__init__(context)
         self._sdk: genai.Client | None = None
         self._sdk_for: tuple[str, str] | None = None
+        # Fields a model answered 400 INVALID_ARGUMENT to ("imageSize", "aspectRatio"): not sent again.
+        self.refused_fields: dict[str, set[str]] = {}
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -135,11 +140,13 @@ class GeminiProvider(Provider):
             Kind.prompt: self.settings.gemini_template_prompt,
         }
         text = wire.instruction_text(request.kind, request.prompt, templates, request.instruction)
+        sizes = wire.sizes_for(model, prefix_map(self.settings.gemini_image_sizes, list))
+        refused = frozenset(self.refused_fields.get(model, ()))
         return _Call(
             model=model,
             model_from_slot=bool(options.model),
             contents=wire.build_contents(request.photo, request.reference, text),
-            image=wire.choose_image(model, request.photo, options.aspect_ratio, options.image_size),
+            image=wire.choose_image(model, request.photo, options.aspect_ratio, options.image_size, sizes, refused),
         )
 
     async def run(self, request: ProviderRequest) -> ProviderResult:
@@ -167,6 +174,10 @@ class GeminiProvider(Provider):
                 answer = await self._attempt(client, call, request.deadline, notes)
             except genai_errors.APIError as exc:
                 notes["problems"].append(errs.describe(exc))
+                dropped = self._drop_refused_field(exc, call, notes)
+                if dropped is not None:
+                    call = dropped  # the same call once more without the field, at once
+                    continue
                 backoff = await self._after_api_error(exc, call, request.deadline, notes, backoff)
                 continue
             except (TimeoutError, httpx.TimeoutException) as exc:
@@ -179,6 +190,9 @@ class GeminiProvider(Provider):
                 continue
             if answer.data is not None:
                 return self._success(answer, notes)
+            if answer.account_blocked is not None:
+                self.last_error = answer.account_blocked
+                raise ProviderFailed(answer.account_blocked, code="provider_account")
             if answer.refusal is not None:
                 raise ProviderRefused(answer.refusal)
             notes["problems"].append(answer.missing or "no image")
@@ -199,8 +213,33 @@ class GeminiProvider(Provider):
         wire.add_usage(notes["usage"], response)
         return wire.read_answer(response)
 
+    def _drop_refused_field(self, exc: genai_errors.APIError, call: _Call, notes: dict[str, Any]) -> _Call | None:
+        """A 400 naming imageSize / aspectRatio: remember the model does not take it and return the call
+        without it (once per field: a second refusal of the same field is an ordinary failure)."""
+        field_name = errs.refused_field(exc)
+        sent = call.image.image_size if field_name == "imageSize" else call.image.aspect_ratio
+        if field_name is None or sent is None:
+            return None
+        self.refused_fields.setdefault(call.model, set()).add(field_name)
+        notes.setdefault("dropped_fields", []).append(field_name)
+        notes["problems"][-1] += f" ({field_name} refused: retried without it)"
+        if field_name == "imageSize":
+            notes["image_size"] = None
+        else:
+            notes["aspect_ratio"] = None
+        return _Call(call.model, call.model_from_slot, call.contents, call.image.without(field_name))
+
+    def price_usd(self, model: str) -> float:
+        """The estimated cost of one image from `model` (the price table, else the general setting)."""
+        price = by_prefix(prefix_map(self.settings.gemini_prices_usd, float), model)
+        return float(price if price is not None else self.settings.gemini_price_per_image_usd)
+
+    def estimated_cost_usd(self, options: dict[str, Any]) -> float | None:
+        model = str(options.get("model") or "").strip() or self.settings.gemini_model
+        return self.price_usd(model)
+
     def _success(self, answer: wire.Answer, notes: dict[str, Any]) -> ProviderResult:
-        notes["cost_usd"] = round(self.settings.gemini_price_per_image_usd, 6)
+        notes["cost_usd"] = round(self.price_usd(notes["model"]), 6)
         self.last_error = None
         assert answer.data is not None
         return ProviderResult(answer.data, answer.mime or "image/png", dict(notes))
@@ -214,6 +253,10 @@ class GeminiProvider(Provider):
         backoff: float,
     ) -> float:
         """Wait before the next attempt and return the next backoff, or raise the job's error."""
+        if errs.is_free_tier(exc):  # a billing problem dressed as a rate limit: waiting never helps
+            error = errs.free_tier_error()
+            self.last_error = error.message
+            raise error
         if exc.code == 429:
             delay = errs.retry_delay_seconds(exc)
             if delay is not None and deadline.fits(delay + self.min_attempt_seconds):

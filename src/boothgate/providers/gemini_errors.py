@@ -21,7 +21,7 @@ BASE_URL_SETTING = "BOOTHGATE_GEMINI_BASE_URL"
 # Worth another attempt after a pause: Gemini overloaded or failing inside.
 TRANSIENT_CODES = frozenset({500, 502, 503, 504})
 # Problems only the operator can fix: remembered in `provider.last_error` until a call succeeds.
-OPERATOR_CODES = frozenset({"provider_auth", "provider_billing", "provider_model"})
+OPERATOR_CODES = frozenset({"provider_auth", "provider_billing", "provider_model", "provider_account"})
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
@@ -59,11 +59,70 @@ def _short(text: str | None, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# ErrorInfo reasons that say the key itself is the problem (not the model or the project's quota).
+KEY_REASONS = frozenset(
+    {"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED", "API_KEY_HTTP_REFERRER_BLOCKED", "API_KEY_IP_ADDRESS_BLOCKED"}
+)
+# Request fields Gemini may refuse for a model (capabilities change faster than code): retried without.
+DROPPABLE_FIELDS = {
+    "imageSize": ("imagesize", "image_size", "image size"),
+    "aspectRatio": ("aspectratio", "aspect_ratio", "aspect ratio"),
+}
+
+
 def is_bad_key(exc: genai_errors.APIError) -> bool:
-    if exc.code in (401, 403):
+    """401, or a key-specific reason. A 403 without one is "no access to this model", not a bad key."""
+    if exc.code == 401 or _reasons(exc) & KEY_REASONS:
         return True
     message = (exc.message or "").lower()
-    return exc.code == 400 and ("API_KEY_INVALID" in _reasons(exc) or "api key" in message)
+    return exc.code == 400 and "api key" in message
+
+
+def _quota_failures(exc: genai_errors.APIError) -> list[dict[str, Any]]:
+    violations: list[dict[str, Any]] = []
+    for item in _detail_items(exc):
+        if str(item.get("@type", "")).endswith("google.rpc.QuotaFailure"):
+            violations += [v for v in item.get("violations") or [] if isinstance(v, dict)]
+    return violations
+
+
+def is_free_tier(exc: genai_errors.APIError) -> bool:
+    """A 429 that no wait will fix: the key's project has no paid quota for image models.
+
+    Gemini says so by naming a free-tier quota metric / id in `QuotaFailure`, or `limit: 0` in the text.
+    """
+    if exc.code != 429:
+        return False
+    for violation in _quota_failures(exc):
+        named = " ".join(str(violation.get(k, "")) for k in ("quotaMetric", "quotaId", "subject")).lower()
+        if "free_tier" in named or "freetier" in named or str(violation.get("quotaValue", "")) == "0":
+            return True
+    return bool(re.search(r"\blimit:\s*0\b", exc.message or ""))
+
+
+def refused_field(exc: genai_errors.APIError) -> str | None:
+    """The image field a 400 INVALID_ARGUMENT names (imageSize / aspectRatio), or None."""
+    if exc.code != 400 or (exc.status or "INVALID_ARGUMENT") != "INVALID_ARGUMENT" or is_bad_key(exc):
+        return None
+    said = [exc.message or ""]
+    for item in _detail_items(exc):
+        for violation in item.get("fieldViolations") or []:
+            if isinstance(violation, dict):
+                said.append(f"{violation.get('field', '')} {violation.get('description', '')}")
+    text = " ".join(said).lower()
+    for name, words in DROPPABLE_FIELDS.items():
+        if any(word in text for word in words):
+            return name
+    return None
+
+
+def free_tier_error() -> BoothError:
+    return ProviderFailed(
+        "Gemini: this key's project has no paid quota for image models (free tier, limit 0) — enable "
+        f"billing for the project of the key in {KEY_SETTING} (Google AI Studio → Billing). Waiting does "
+        "not help.",
+        code="provider_billing",
+    )
 
 
 def fatal_error(exc: genai_errors.APIError, model: str, model_from_slot: bool) -> BoothError:
@@ -73,12 +132,21 @@ def fatal_error(exc: genai_errors.APIError, model: str, model_from_slot: bool) -
     """
     status = exc.status or ""
     said = _short(exc.message)
+    where = "the slot's model option" if model_from_slot else f"{MODEL_SETTING} on the settings page"
+    if is_free_tier(exc):
+        return free_tier_error()
     if is_bad_key(exc):
         return ProviderFailed(
             f"Gemini rejected the API key ({exc.code} {status}: {said}). Check {KEY_SETTING} on the settings "
             "page: it must be a Gemini API key from Google AI Studio whose project has the "
             "Generative Language API enabled.",
             code="provider_auth",
+        )
+    if exc.code == 403:
+        return ProviderFailed(
+            f"Gemini: this key has no access to model {model!r} (403 {status}: {said}). Choose in {where} a "
+            "model the settings page lists for this key, or ask Google for access.",
+            code="provider_model",
         )
     if exc.code == 400 and status == "FAILED_PRECONDITION":
         return ProviderFailed(
@@ -88,11 +156,9 @@ def fatal_error(exc: genai_errors.APIError, model: str, model_from_slot: bool) -
             code="provider_billing",
         )
     if exc.code == 404:
-        where = "the slot's model option" if model_from_slot else f"{MODEL_SETTING} on the settings page"
         return ProviderFailed(
-            f"Gemini does not know the model {model!r} (404 {status}). Set {where} to a current image "
-            f"model such as gemini-3.1-flash-image or gemini-3-pro-image; if the name is right, check "
-            f"{BASE_URL_SETTING}.",
+            f"Gemini does not offer the model {model!r} (any more) (404 {status}). Choose in {where} one of "
+            f"the models the settings page lists for this key; if the name is right, check {BASE_URL_SETTING}.",
             code="provider_model",
         )
     return ProviderFailed(f"Gemini rejected the request ({exc.code} {status}: {said}).")

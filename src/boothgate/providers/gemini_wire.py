@@ -14,11 +14,14 @@ from typing import Any
 from google.genai import types
 
 from boothgate.providers.base import Kind, PreparedImage
+from boothgate.settings import by_prefix
 
 # The ratios `imageConfig.aspectRatio` accepts.
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 IMAGE_SIZES: tuple[str, ...] = ("1K", "2K", "4K")
 
+# The account is blocked for policy violations: only the operator can fix it, no retry helps.
+ACCOUNT_BLOCKED_REASONS = frozenset({"PUP_LIMITED_DISABLED"})
 # A candidate stopped for one of these reasons was refused on content grounds: retrying the same photo
 # will not help, so the booth gets 502 provider_refused at once.
 REFUSAL_REASONS = frozenset(
@@ -48,18 +51,11 @@ def nearest_aspect_ratio(width: int, height: int) -> str:
     return min(ASPECT_RATIOS, key=distance)
 
 
-_GENERATION = re.compile(r"^(?:models/)?gemini-(\d+)")
-
-
-def accepts_image_size(model: str) -> bool:
-    """Whether `model` takes `imageConfig.imageSize`.
-
-    The rule: Gemini generation 3 and later (`gemini-3-pro-image`, `gemini-3.1-flash-image`, ...) accept
-    it; the 1.x/2.x-era image models (`gemini-2.5-flash-image`, `gemini-2.0-flash-...`) answer
-    400 INVALID_ARGUMENT, and so might a model named in a way we cannot read, so it is not sent there.
-    """
-    match = _GENERATION.match(model.strip().lower())
-    return match is not None and int(match.group(1)) >= 3
+def sizes_for(model: str, table: dict[str, list[str]]) -> list[str] | None:
+    """The image sizes `model` takes according to the capability table (model-id prefix → sizes), or
+    None when the table does not name it (then the slot's size is sent and a refusal is learned from)."""
+    sizes = by_prefix(table, model)
+    return list(sizes) if sizes is not None else None
 
 
 def fill_template(template: str, prompt: str) -> str:
@@ -94,14 +90,34 @@ def build_contents(photo: PreparedImage, reference: PreparedImage | None, text: 
 class ImageChoice:
     """The image settings sent with a request (recorded in the job notes)."""
 
-    aspect_ratio: str
+    aspect_ratio: str | None
     image_size: str | None
 
+    def without(self, field_name: str) -> ImageChoice:
+        """The same choice without a field Gemini refused for this model."""
+        if field_name == "imageSize":
+            return ImageChoice(self.aspect_ratio, None)
+        return ImageChoice(None, self.image_size)
 
-def choose_image(model: str, photo: PreparedImage, aspect_ratio: str, image_size: str) -> ImageChoice:
-    """The slot's ratio, or the one nearest the photo on "auto"; a size only where the model takes one."""
-    ratio = nearest_aspect_ratio(photo.width, photo.height) if aspect_ratio == "auto" else aspect_ratio
-    size = image_size if image_size != "auto" and accepts_image_size(model) else None
+
+def choose_image(
+    model: str,
+    photo: PreparedImage,
+    aspect_ratio: str,
+    image_size: str,
+    sizes: list[str] | None = None,
+    refused: frozenset[str] = frozenset(),
+) -> ImageChoice:
+    """The slot's ratio, or the one nearest the photo on "auto"; the slot's size unless the capability
+    table (`sizes`) says the model does not take it. `refused` = fields this model answered 400 to."""
+    ratio: str | None = nearest_aspect_ratio(photo.width, photo.height) if aspect_ratio == "auto" else aspect_ratio
+    size: str | None = image_size if image_size != "auto" else None
+    if size is not None and sizes is not None and size not in sizes:
+        size = None
+    if "imageSize" in refused:
+        size = None
+    if "aspectRatio" in refused:
+        ratio = None
     return ImageChoice(ratio, size)
 
 
@@ -129,6 +145,7 @@ class Answer:
     data: bytes | None = None
     mime: str | None = None
     refusal: str | None = None  # plain operator/guest-facing text
+    account_blocked: str | None = None  # operator-facing: the account itself may not generate
     missing: str | None = None  # why there is no image, e.g. "NO_IMAGE" or "text only"
 
 
@@ -150,6 +167,11 @@ def read_answer(response: types.GenerateContentResponse) -> Answer:
     if image is not None:
         return Answer(data=image.data, mime=image.mime_type or "image/png")
     reason = _name(candidate.finish_reason)
+    if reason in ACCOUNT_BLOCKED_REASONS:
+        return Answer(
+            account_blocked=f"Gemini has blocked this key's account for policy violations (finishReason {reason}): "
+            "no image will come until Google lifts it — check the account in Google AI Studio or use another key."
+        )
     if reason in REFUSAL_REASONS:
         detail = f" {candidate.finish_message}" if candidate.finish_message else ""
         return Answer(refusal=f"Gemini's safety filter stopped the image (finishReason {reason}).{detail}")

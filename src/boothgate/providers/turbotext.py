@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from boothgate.errors import DeadlineReached, ProviderFailed, ProviderNotConfigured
 from boothgate.providers.base import Kind, Provider, ProviderContext, ProviderRequest, ProviderResult
+from boothgate.providers.turbotext_check import TurbotextCheck
 from boothgate.providers.turbotext_inbox import WebhookInbox
 from boothgate.providers.turbotext_wire import Transient, TurbotextWire, finished_link, pause
 
@@ -46,7 +47,7 @@ class TurbotextOptions(BaseModel):
     )
     scale: float = Field(7.5, ge=0.1, le=20, description="Image-to-image: how closely to follow the prompt (0.1–20).")
     seed: int | None = Field(
-        None, ge=0, description="Image-to-image: fixed seed for repeatable results (empty = random)."
+        None, ge=1, description="Image-to-image: fixed seed for repeatable results, 1 or more (empty = random)."
     )
     negative_prompt: str = Field("", description="Image-to-image: what must not appear (at most 80 words).")
     method: str = Field(
@@ -60,6 +61,12 @@ class TurbotextOptions(BaseModel):
         description="More: extra form fields sent with create_queue. They override the built ones; an "
         "empty value removes a field; {photo_url} and {reference_url} stand for the published images.",
     )
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _zero_seed_is_random(cls, value: Any) -> Any:
+        # Turbotext's smallest seed is 1; slots saved before that was known may hold 0 ("any seed").
+        return None if value in (0, "0") else value
 
     @field_validator("method")
     @classmethod
@@ -87,6 +94,18 @@ class TurbotextOptions(BaseModel):
         return value
 
 
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def text_language(text: str) -> str:
+    """ "en" for text written in English (DeepSeek writes its instructions in English), else "ru" (Turbotext's
+    default). Decided by script: any Cyrillic letter means Russian; Latin letters only means English."""
+    if _CYRILLIC.search(text) or not _LATIN.search(text):
+        return "ru"
+    return "en"
+
+
 def build_form(kind: Kind, text: str, options: TurbotextOptions) -> tuple[str, dict[str, str]]:
     """(method, create_queue fields) with the image links still as placeholders."""
     fields: dict[str, str]
@@ -107,13 +126,15 @@ def build_form(kind: Kind, text: str, options: TurbotextOptions) -> tuple[str, d
             "scale": f"{options.scale:g}",
             "seed": "" if options.seed is None else str(options.seed),
             "negative_prompt": options.negative_prompt,
+            # Turbotext reads prompts as Russian unless told: an English one (DeepSeek's) must say so.
+            "original_language": "en" if text_language(f"{text} {options.negative_prompt}") == "en" else "",
         }
     fields.update(options.extra_fields)
     method = options.method or METHOD_BY_KIND[kind]
     return method, {name: value for name, value in fields.items() if value != ""}
 
 
-class TurbotextProvider(Provider):
+class TurbotextProvider(TurbotextCheck, Provider):
     name = "turbotext"
     label = "Turbotext"
     kinds = frozenset(Kind)
@@ -121,12 +142,17 @@ class TurbotextProvider(Provider):
     needs_public_urls = True
     key_setting = "turbotext_api_key"
     Options: ClassVar[type[BaseModel]] = TurbotextOptions
+    # Turbotext has no model list: the slot's kind picks the method (or the slot names one).
+    methods: ClassVar[tuple[str, ...]] = tuple(METHOD_BY_KIND.values())
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
         # Per instance: a settings change builds a new provider (and a new hook secret); a job still
         # waiting on the old one falls back to its poll before the deadline.
         self.inbox = WebhookInbox()
+
+    def estimated_cost_usd(self, options: dict[str, Any]) -> float | None:
+        return self.settings.turbotext_price_per_image_usd
 
     def receive_webhook(self, secret: str, body: dict[str, Any]) -> str | None:
         """Called by the webhook route. None when the secret is wrong, else what became of the body."""
@@ -145,12 +171,15 @@ class TurbotextProvider(Provider):
             link = await self._create_and_wait(wire, method, fields, request)
             data, mime = await wire.download(link, request.deadline)
         except ProviderFailed as exc:
-            if exc.code == "provider_auth":
+            if exc.code in ("provider_auth", "provider_billing"):
                 self.last_error = exc.message
             raise
         self.last_error = None
         request.notes["cost_usd"] = self.settings.turbotext_price_per_image_usd
-        notes = {key: request.notes[key] for key in ("model", "mode", "attempts", "polls", "cost_usd")}
+        if "original_language" in fields:
+            request.notes["original_language"] = fields["original_language"]
+        kept = ("model", "mode", "attempts", "polls", "cost_usd", "original_language")
+        notes = {key: request.notes[key] for key in kept if key in request.notes}
         return ProviderResult(data=data, mime=mime, notes=notes)
 
     async def _publish_inputs(self, request: ProviderRequest, options: TurbotextOptions) -> tuple[str, dict[str, str]]:

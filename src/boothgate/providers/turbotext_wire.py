@@ -30,6 +30,32 @@ MAX_RESULT_BYTES = 40 * 1024 * 1024
 ERROR_TEXT_LIMIT = 300
 
 
+# Turbotext answers HTTP 200 `{"success": false, "error": "<text>"}` even for a refused key or an empty
+# balance, and documents no codes; these words in the text tell the operator's problems from a failed job.
+# (Lower-case fragments, Russian and English; a text matching none is an ordinary provider failure.)
+AUTH_WORDS = ("ключ", "api key", "apikey", "api_key", "токен", "token", "авториз", "unauthor", "доступ запрещ")
+BILLING_WORDS = ("баланс", "средств", "оплат", "тариф", "balance", "insufficient", "funds", "credit", "кредит")
+
+
+def failure(answer: Mapping[str, Any]) -> ProviderFailed:
+    """The error for a `success: false` answer: provider_auth / provider_billing when the text says the
+    key or the balance is the problem (the operator must act), else an ordinary provider failure."""
+    text = error_text(answer)
+    lowered = text.lower()
+    if any(word in lowered for word in BILLING_WORDS):
+        return ProviderFailed(
+            f"Turbotext refused for lack of funds or tariff: {text}. Top up the balance or check the tariff "
+            "(API access needs the paid tariff).",
+            code="provider_billing",
+        )
+    if any(word in lowered for word in AUTH_WORDS):
+        return ProviderFailed(
+            f"Turbotext refused the API key: {text}. Check {KEY_ENV} on the settings page.",
+            code="provider_auth",
+        )
+    return ProviderFailed(f"Turbotext failed: {text}")
+
+
 class Transient(Exception):
     """A failure worth asking again about (HTTP 5xx, connection trouble) while time remains."""
 
@@ -84,7 +110,7 @@ def finished_link(answer: Mapping[str, Any], site: str) -> str | None:
     if _truthy(answer.get("forbidden_content")) or _truthy(_data(answer).get("forbidden_content")):
         raise ProviderRefused("Turbotext's moderation refused this photo (forbidden content).")
     if answer.get("success") is not True:
-        raise ProviderFailed(f"Turbotext failed: {error_text(answer)}")
+        raise failure(answer)
     link = result_link(answer, site)
     if link is None:
         raise ProviderFailed("Turbotext finished without a result image.")

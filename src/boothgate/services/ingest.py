@@ -61,7 +61,7 @@ class BoothRequest:
     body: AsyncIterator[bytes]
     received_at: float
     client: str
-    source: str = "booth"  # "try" = the admin UI's Try it: no password, disabled slots allowed
+    source: str = "booth"  # "try" = Try it, "rehearsal" = rehearsal: no password, disabled slots allowed
 
 
 @dataclass
@@ -192,7 +192,8 @@ class Ingest:
             upload.sha256,
             self.config.settings.duplicate_window_seconds,
         )
-        if reused is not None and reused.result_path:
+        # A rehearsal must meet the real service, never a stored answer.
+        if reused is not None and reused.result_path and job.request.source != "rehearsal":
             return await self._answer_reused(job, reused)
         job.record.status = "running"
         await self.jobs.add(job.record)

@@ -19,7 +19,9 @@ from boothgate.services.imaging import Imaging
 from boothgate.services.ingest import Ingest
 from boothgate.services.jobs import JobStore
 from boothgate.services.media_links import MediaLinks
+from boothgate.services.model_lists import ModelLists
 from boothgate.services.moderation import Moderation
+from boothgate.services.rehearsal import Rehearsals
 from boothgate.services.slots import SlotService
 from boothgate.services.throttle import Throttle
 from boothgate.settings import Settings
@@ -52,6 +54,9 @@ class Services:
     generated: Generated = field(default_factory=Generated)
     moderation: Moderation | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Issue 11: live model lists and rehearsals (set in `start`, after the services they use).
+    model_lists: ModelLists = field(init=False)
+    rehearsals: Rehearsals = field(init=False)
 
     @property
     def settings(self) -> Settings:
@@ -90,17 +95,23 @@ class Services:
             config, db, media, http, registry, imaging, slots, jobs, credentials, booth_throttle,
             admin_throttle, links, ingest, generated, moderation,
         )  # fmt: skip
+        services.model_lists = ModelLists(registry)
+        services.rehearsals = Rehearsals(config, registry, slots, jobs, ingest)
         config.on_change(services._settings_changed)
         await recovery.recover(jobs, media)
         services.tasks.append(asyncio.create_task(retention.run_forever(lambda: config.settings, media, db)))
+        services.model_lists.refresh_soon()  # in the background: start-up never waits for the internet
         return services
 
     async def _settings_changed(self, settings: Settings) -> None:
         redaction.protect_settings(settings)  # a key entered on the settings page
         self.links.public_base_url = settings.public_base_url
         await self.registry.rebuild(ProviderContext(settings, self.http))
+        self.model_lists.settings_changed()
 
     async def stop(self) -> None:
+        await self.model_lists.aclose()
+        await self.rehearsals.aclose()
         for task in self.tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

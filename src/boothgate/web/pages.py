@@ -21,6 +21,7 @@ from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
 from boothgate.providers.registry import TAB_LABELS
 from boothgate.services import settings_view
 from boothgate.services.moderation import ModerationOptions
+from boothgate.web import model_flags
 from boothgate.web.deps import ServicesDep, base_url, require_admin
 from boothgate.web.options_form import option_fields
 
@@ -136,6 +137,8 @@ async def tab_page(provider: str, request: Request, services: ServicesDep) -> Re
     tab = _tab_state(services, provider, i18n.translator(language))
     address = base_url(request, services)
     cards = [_card(services.slots.public(slot, address), tab, language) for slot in await services.slots.find(provider)]
+    for card in cards:  # issue 11: a model the service no longer lists is flagged before a guest meets it
+        card["model_flag"] = model_flags.card_flag(services, card)
     return _render(
         request,
         services,
@@ -146,6 +149,8 @@ async def tab_page(provider: str, request: Request, services: ServicesDep) -> Re
         prompt_optional=provider in PROMPT_OPTIONAL_TABS,
         public_base_url_missing=not services.settings.public_base_url,
         moderation_available=services.moderation is not None and services.moderation.available,
+        model_notice=model_flags.tab_notice(services, provider, cards),
+        model_lists=model_flags.datalists(services),
     )
 
 
@@ -153,7 +158,14 @@ async def tab_page(provider: str, request: Request, services: ServicesDep) -> Re
 async def settings_page(request: Request, services: ServicesDep) -> Response:
     views = [view.public() for view in settings_view.describe(services.config)]
     groups = [(group, [v for v in views if v["group"] == group]) for group in settings_view.GROUPS]
-    available = services.moderation is not None and services.moderation.available
     return _render(
-        request, services, "settings.html", groups=groups, active_page="settings", moderation_available=available
+        request,
+        services,
+        "settings.html",
+        groups=groups,
+        active_page="settings",
+        model_lists=model_flags.datalists(services),
+        model_settings=model_flags.model_settings(services),
+        checkable=model_flags.checkable(services),
+        moderation_available=services.moderation is not None and services.moderation.available,
     )

@@ -235,6 +235,7 @@
       head.append(B.el("strong", null, label(job.provider) + " · " + (job.slot || "?")));
       head.append(B.el("span", "badge badge-" + job.status, B.t("status." + job.status)));
       if (job.source === "try") head.append(B.el("span", "badge", B.t("stats.source_try")));
+      if (job.source === "rehearsal") head.append(B.el("span", "badge badge-rehearsal", B.t("stats.source_rehearsal")));
       text.append(head);
       const when = job.created_at ? new Date(job.created_at).toLocaleString(document.documentElement.lang) : "";
       text.append(B.el("div", "muted small", when + " · " + B.seconds(job.total_seconds)));

@@ -1,0 +1,107 @@
+"""Turbotext's connection check: a call whose answer differs for a refused key, and creates no paid work.
+
+Turbotext has no model list. Its discovery method `available_api` (the same two steps as every method:
+`create_queue`, then `get_result`) lists the methods the account may call and makes no image. With a
+refused key the very first step fails (HTTP 401/403, or HTTP 200 `{"success": false, "error": ...}`),
+with a good one it is queued. That first answer is what the check judges; the list that follows is shown
+when it comes in time. How sure we are: the two-step shape and `success:false` with a text are in
+Turbotext's public docs; the exact texts for a bad key or an empty balance are not, so they are matched
+by words (`turbotext_wire.failure`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from boothgate.deadline import Deadline
+from boothgate.errors import BoothError
+from boothgate.providers.base import CheckResult
+from boothgate.providers.turbotext_wire import KEY_ENV, Transient, TurbotextWire, failure, is_pending
+
+if TYPE_CHECKING:
+    from boothgate.providers.base import ProviderContext
+    from boothgate.settings import Settings
+
+DISCOVERY_METHOD = "available_api"
+CHECK_SECONDS = 12.0
+POLL_SECONDS = 1.0
+
+
+class TurbotextCheck:
+    """Mixin for the Turbotext provider: `check()`."""
+
+    if TYPE_CHECKING:  # provided by Provider; declared for the type checker only
+        last_error: str | None
+        settings: Settings
+
+        context: ProviderContext
+
+        def api_key(self) -> str | None: ...
+
+    async def check(self) -> CheckResult:
+        started = time.monotonic()
+
+        def verdict(ok: bool, message: str) -> CheckResult:
+            return CheckResult(ok, message, round(time.monotonic() - started, 3))
+
+        key = self.api_key()
+        if key is None:
+            return verdict(False, f"No API key: enter the Turbotext key on the settings page ({KEY_ENV}).")
+        deadline = Deadline.after(CHECK_SECONDS)
+        wire = TurbotextWire(self.context.http, self.settings.turbotext_base_url, key)
+        try:
+            answer = await wire.call(DISCOVERY_METHOD, {"do": "create_queue"}, deadline)
+        except Transient as exc:
+            return verdict(
+                False, f"Unreachable: Turbotext at {self.settings.turbotext_base_url} did not answer ({exc})."
+            )
+        except BoothError as exc:
+            return verdict(False, _plain(exc))
+        if answer.get("success") is not True and not is_pending(answer):
+            return verdict(False, _plain(failure(answer)))
+        methods = await _methods(wire, answer, deadline)
+        listed = f" Methods this account may call: {', '.join(methods)}." if methods else ""
+        if not self.settings.public_base_url:
+            return verdict(
+                False,
+                "Key accepted, but BOOTHGATE_PUBLIC_BASE_URL is not set: Turbotext downloads photos from it." + listed,
+            )
+        return verdict(True, "Key accepted by Turbotext." + listed)
+
+
+async def _methods(wire: TurbotextWire, answer: dict[str, Any], deadline: Deadline) -> list[str]:
+    """The method names `available_api` reports, when they come before the check's own deadline."""
+    queue_id = answer.get("queueid")
+    if queue_id is None:
+        return []
+    while deadline.fits(POLL_SECONDS + 1):
+        await asyncio.sleep(POLL_SECONDS)
+        try:
+            result = await wire.call(DISCOVERY_METHOD, {"do": "get_result", "queueid": str(queue_id)}, deadline)
+        except (Transient, BoothError):
+            return []
+        if is_pending(result):
+            continue
+        return _names(result.get("data", result.get("available_api")))
+    return []
+
+
+def _names(data: Any) -> list[str]:
+    if isinstance(data, dict):
+        data = list(data.keys()) if not isinstance(data.get("methods"), list) else data["methods"]
+    if isinstance(data, list):
+        return [str(item) for item in data if isinstance(item, str)][:20]
+    return []
+
+
+def _plain(exc: BoothError) -> str:
+    """The check's wording: the failure class first, in the operator's terms."""
+    if exc.code == "provider_auth":
+        return f"Key refused: {exc.message}"
+    if exc.code == "provider_billing":
+        return f"No billing: {exc.message}"
+    if exc.code == "rate_limited":
+        return f"Turbotext is limiting requests right now: {exc.message}"
+    return exc.message

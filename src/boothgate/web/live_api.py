@@ -1,0 +1,118 @@
+"""JSON API for keeping up with the real services: model lists, connection checks, rehearsals.
+
+GET  /api/providers/{name}/models      the live model list (cached; `?refresh=1` reads it now)
+POST /api/providers/{name}/check       a cheap live call: {"ok", "message", "seconds"}
+GET  /api/rehearsals/plan              what a rehearsal would run and cost (`?tab=` narrows it)
+POST /api/rehearsals                   start one (multipart: optional `photo`, optional `tab`)
+GET  /api/rehearsals/{id}              its progress, slot by slot
+GET  /api/rehearsals/sample            the sample photo the project ships
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+
+from boothgate.images import sniff
+from boothgate.providers.base import Provider
+from boothgate.providers.registry import UnknownProvider
+from boothgate.services import rehearsal
+from boothgate.web.deps import ServicesDep, require_admin
+
+log = logging.getLogger("boothgate.web")
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
+
+
+def _provider(services: ServicesDep, name: str) -> Provider | None:
+    try:
+        return services.registry.get(name)
+    except UnknownProvider as exc:
+        raise HTTPException(404, f"There is no provider {name}.") from exc
+
+
+@router.get("/providers/{name}/models")
+async def provider_models(name: str, services: ServicesDep, refresh: bool = False) -> dict[str, Any]:
+    """Never a 500: when the service cannot be asked, `models` is empty and `problem` says why."""
+    provider = _provider(services, name)
+    lists = services.model_lists
+    listing = lists.get(name)
+    if refresh or listing is None:
+        listing = await lists.refresh(name)
+    body = listing.public()
+    current = getattr(services.settings, provider.model_setting, None) if provider and provider.model_setting else None
+    body["current"] = current
+    body["current_offered"] = lists.offered(name, current or "")
+    methods = getattr(provider, "methods", None)
+    if methods:
+        body["methods"] = list(methods)  # Turbotext: no models, its methods are the choice
+    return body
+
+
+@router.post("/providers/{name}/check")
+async def provider_check(name: str, services: ServicesDep) -> dict[str, Any]:
+    provider = _provider(services, name)
+    if provider is None:
+        return {"ok": False, "message": "This provider is not available in this version.", "seconds": 0.0}
+    started = time.monotonic()
+    try:
+        result = await provider.check()
+    except Exception as exc:  # a check must answer in words, never with a 500
+        log.exception("check of %s failed", name)
+        return {"ok": False, "message": f"The check itself failed ({type(exc).__name__}).", "seconds": 0.0}
+    services.model_lists.refresh_soon([name])  # what the check just learnt also updates the lists
+    seconds = result.seconds or round(time.monotonic() - started, 3)
+    return {"ok": result.ok, "message": result.message, "seconds": seconds}
+
+
+def _tabs(services: ServicesDep, tab: str | None) -> list[str] | None:
+    if not tab:
+        return None
+    if not services.registry.knows(tab):
+        raise HTTPException(404, f"There is no provider {tab}.")
+    return [tab]
+
+
+@router.get("/rehearsals/plan")
+async def rehearsal_plan(services: ServicesDep, tab: str | None = None) -> dict[str, Any]:
+    return (await services.rehearsals.plan(_tabs(services, tab))).public()
+
+
+@router.get("/rehearsals/sample")
+async def rehearsal_sample() -> Response:
+    return Response(
+        rehearsal.sample_photo(), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+    )
+
+
+@router.post("/rehearsals", status_code=202)
+async def start_rehearsal(request: Request, services: ServicesDep) -> Any:
+    limit = services.settings.max_upload_bytes
+    form = await request.form(max_files=1, max_fields=5)
+    tab = form.get("tab")
+    tabs = _tabs(services, tab if isinstance(tab, str) else None)
+    upload = form.get("photo")
+    if upload is None or isinstance(upload, str):
+        photo, name = rehearsal.sample_photo(), "sample-astronaut.jpg"
+    else:
+        photo, name = await upload.read(limit + 1), upload.filename or "photo.jpg"
+        if len(photo) > limit:
+            raise HTTPException(413, f"The photo is larger than {limit:,} bytes.")
+        if sniff(photo[:16]) is None:
+            raise HTTPException(415, "The photo is not a JPEG, PNG or WEBP image.")
+    run = await services.rehearsals.start(photo, name, tabs)
+    if not run.plan.slots:
+        return JSONResponse({**run.public(), "message": "No enabled slot to rehearse."}, status_code=409)
+    return run.public()
+
+
+@router.get("/rehearsals/{run_id}")
+async def get_rehearsal(run_id: str, services: ServicesDep) -> dict[str, Any]:
+    run = services.rehearsals.get(run_id)
+    if run is None:
+        raise HTTPException(404, "No such rehearsal (they are kept until the server restarts).")
+    return run.public()
