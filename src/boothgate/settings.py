@@ -212,7 +212,7 @@ class Settings(BaseSettings):
     openai_input_fidelity_models: str = Field(
         "gpt-image-1.5, gpt-image-1-mini",
         description="Comma-separated OpenAI models that accept input_fidelity (sent as high for faces); "
-        "gpt-image-2 keeps faces on its own and rejects the parameter.",
+        "OpenAI says to leave it out for gpt-image-2, which keeps faces on its own.",
     )
     openai_price_low_usd: float = Field(0.011, ge=0, description="Estimated OpenAI cost per image at quality low.")
     openai_price_medium_usd: float = Field(

@@ -108,6 +108,7 @@ class FakeFal:
         self.queue_polls = 1  # polls answered IN_QUEUE before IN_PROGRESS
         self.progress_polls = 1  # then polls answered IN_PROGRESS before COMPLETED
         self.retry_after: str | None = None
+        self.url_base: str | None = None  # the base of the URLs the fake hands out (default: its own)
         self.submits: list[Submit] = []
         self.polls: list[tuple[str, float]] = []
         self.results: list[str] = []
@@ -183,7 +184,7 @@ class FakeFal:
         submit.request_id = request_id
         app = "/".join(model.split("/")[:2])
         self.jobs[request_id] = Job(request_id, app, model, mode, submit)
-        base = f"{self.base_url}/{app}/requests/{request_id}"
+        base = f"{self.url_base or self.base_url}/{app}/requests/{request_id}"
         return JSONResponse(
             {
                 "request_id": request_id,
