@@ -20,6 +20,7 @@ import re
 import time
 from typing import Any, ClassVar, Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from boothgate.deadline import Deadline
@@ -241,7 +242,7 @@ class FalProvider(Provider):
                     raise _out_of_time(notes) from None
                 await asyncio.sleep(wait)
                 backoff = min(backoff * 2, self.max_backoff_seconds)
-            except TimeoutError as exc:
+            except (TimeoutError, httpx.TimeoutException) as exc:  # the deadline's timeout or httpx's (= time left)
                 notes["problems"].append("no answer in time")
                 raise _out_of_time(notes) from exc
 
