@@ -258,7 +258,7 @@ async def test_unreadable_answer_answers_502(booth: Booth, fake: FakeOpenAI) -> 
     await slot(booth, 16)
     fake.default_mode = "malformed"
     answer, _ = await post(booth, 16)
-    assert answer.status == 502, answer.body
+    assert answer.status == 502 and error_of(answer) == "provider_bad_response", answer.body
 
 
 async def test_statistics_count_the_tab_and_its_cost(booth: Booth, fake: FakeOpenAI) -> None:
