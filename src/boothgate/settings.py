@@ -270,6 +270,38 @@ class Settings(BaseSettings):
         1.20, ge=0, description="DeepSeek price per million output tokens (peak rate), for statistics."
     )
 
+    # --- OpenAI -----------------------------------------------------------------------------
+    openai_api_key: SecretStr | None = Field(None, description="OpenAI API key (platform.openai.com).")
+    openai_base_url: str = Field("https://api.openai.com/v1", description="OpenAI API base URL.")
+    openai_model: str = Field("gpt-image-2", description="Default OpenAI image model for edits.")
+    openai_free_size_models: str = Field(
+        "gpt-image-2, gpt-image-2-2026-04-21, gpt-image-2.5-sunburst, gpt-image-2.5-flare",
+        description="Comma-separated OpenAI models that accept any WIDTHxHEIGHT divisible by 16: their "
+        "results get the photo's exact shape. Other models get 1536x1024, 1024x1536 or 1024x1024.",
+    )
+    openai_input_fidelity_models: str = Field(
+        "gpt-image-1.5, gpt-image-1-mini",
+        description="Comma-separated OpenAI models that accept input_fidelity (sent as high for faces); "
+        "OpenAI says to leave it out for gpt-image-2, which keeps faces on its own.",
+    )
+    openai_price_low_usd: float = Field(0.011, ge=0, description="Estimated OpenAI cost per image at quality low.")
+    openai_price_medium_usd: float = Field(
+        0.042, ge=0, description="Estimated OpenAI cost per image at quality medium."
+    )
+    openai_price_high_usd: float = Field(0.167, ge=0, description="Estimated OpenAI cost per image at quality high.")
+
+    # --- fal.ai -----------------------------------------------------------------------------
+    fal_api_key: SecretStr | None = Field(None, description="fal.ai API key (fal.ai/dashboard/keys).")
+    fal_queue_url: str = Field("https://queue.fal.run", description="fal.ai queue address (submit, status, result).")
+    fal_poll_interval_seconds: float = Field(
+        0.5, gt=0, le=10, description="Seconds between fal.ai status polls while a request is queued or running."
+    )
+    fal_inputs: Literal["data_uri", "media_link"] = Field(
+        "data_uri",
+        description="How photos reach fal.ai: data_uri (inside the request, no public address needed) or "
+        "media_link (a short-lived link on BOOTHGATE_PUBLIC_BASE_URL; smaller requests).",
+    )
+
     @field_validator("gemini_prices_usd")
     @classmethod
     def _price_map(cls, value: str) -> str:
@@ -326,6 +358,18 @@ RUNTIME_EDITABLE: tuple[str, ...] = (
     "deepseek_system_prompt_prompt",
     "deepseek_price_input_per_mtok_usd",
     "deepseek_price_output_per_mtok_usd",
+    "openai_api_key",
+    "openai_base_url",
+    "openai_model",
+    "openai_free_size_models",
+    "openai_input_fidelity_models",
+    "openai_price_low_usd",
+    "openai_price_medium_usd",
+    "openai_price_high_usd",
+    "fal_api_key",
+    "fal_queue_url",
+    "fal_poll_interval_seconds",
+    "fal_inputs",
 )
 
 

@@ -104,6 +104,9 @@ class ProviderContext:
     http: httpx.AsyncClient
     # Another tab's provider by name (DeepSeek renders through Gemini or Turbotext). Set by the registry.
     lookup: Callable[[str], Provider | None] | None = None
+    # Runs a blocking image function off the event loop on the shared image workers:
+    # `await run_image(deadline_at, func, *args)` (`ImageWorkers.run`). None: the provider uses a thread.
+    run_image: Callable[..., Awaitable[Any]] | None = None
 
 
 class Provider(abc.ABC):

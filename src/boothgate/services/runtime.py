@@ -74,6 +74,7 @@ class Services:
         http = _http_client()
         registry = Registry(ProviderContext(settings, http), provider_classes)
         imaging = Imaging(settings.image_workers, settings.max_image_pixels, settings.jpeg_quality)
+        registry.context.run_image = imaging.workers.run  # providers' own image work (fal's compositing)
         slots = SlotService(db, media, registry, imaging)
         await slots.ensure()
         jobs = JobStore(db, media)
@@ -106,7 +107,7 @@ class Services:
     async def _settings_changed(self, settings: Settings) -> None:
         redaction.protect_settings(settings)  # a key entered on the settings page
         self.links.public_base_url = settings.public_base_url
-        await self.registry.rebuild(ProviderContext(settings, self.http))
+        await self.registry.rebuild(ProviderContext(settings, self.http, run_image=self.imaging.workers.run))
         self.model_lists.settings_changed()
 
     async def stop(self) -> None:

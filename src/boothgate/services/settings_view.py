@@ -17,7 +17,7 @@ from boothgate.services.config import RuntimeConfig, SettingLockedError
 from boothgate.settings import RUNTIME_EDITABLE, Settings, env_name
 
 MASK = "••••"
-GROUPS: tuple[str, ...] = ("general", "gemini", "turbotext", "deepseek")
+GROUPS: tuple[str, ...] = ("general", "gemini", "turbotext", "deepseek", "openai", "fal")
 LONG_TEXT_HINT = "template"
 
 
@@ -165,7 +165,7 @@ def _adapter(name: str) -> TypeAdapter[Any]:
 
 
 def _check_url(name: str, value: Any) -> str | None:
-    if not name.endswith("base_url") or not isinstance(value, str):
+    if not name.endswith(("base_url", "queue_url")) or not isinstance(value, str):
         return None
     if value == "" and name == "public_base_url":
         return None
@@ -212,7 +212,7 @@ def validate_changes(changes: dict[str, Any]) -> dict[str, Any]:
         if problem:
             errors[name] = problem
             continue
-        clean[name] = typed.rstrip("/") if name.endswith("base_url") else typed
+        clean[name] = typed.rstrip("/") if name.endswith(("base_url", "queue_url")) else typed
     if errors:
         raise SettingsInvalid(errors)
     return clean

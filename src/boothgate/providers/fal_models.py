@@ -1,0 +1,179 @@
+"""The curated fal.ai models: what each one is called, how it takes its arguments, what it costs.
+
+This table is data. A model's entry says which *argument style* it speaks (image_urls + aspect_ratio,
+image_urls + image_size, Kontext's image_url/image_urls, BiRefNet's cut-out); the builders below turn
+(photo links, text, slot options) into the JSON body for that style. An expert may run any other fal
+model id with one of these styles (the slot's "custom model" option). Prices are fal's list prices
+when this table was written — a slot's own price option overrides them, so the cost column can follow
+fal's price page without a new release.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from boothgate.providers.base import Kind
+
+Style = Literal["nano_banana", "seedream", "kontext", "birefnet"]
+STYLES: tuple[str, ...] = ("nano_banana", "seedream", "kontext", "birefnet")
+
+ALL_KINDS = frozenset(Kind)
+NANO_BANANA_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16")
+KONTEXT_RATIOS = ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21")
+
+
+@dataclass(frozen=True)
+class FalModel:
+    id: str
+    label: str
+    style: Style
+    price_usd: float  # one result at the default resolution
+    kinds: frozenset[Kind] = ALL_KINDS
+    # The endpoint to use when a reference goes along with the photo (Kontext: "/multi").
+    multi_id: str | None = None
+    aspect_ratios: tuple[str, ...] = ()
+    # Seedream-style: the result's pixel count (the shape follows the photo).
+    size_pixels: int = 0
+    price_by_resolution_usd: Mapping[str, float] = field(default_factory=dict)
+
+
+CURATED: dict[str, FalModel] = {
+    m.id: m
+    for m in (
+        FalModel(
+            "fal-ai/nano-banana-2/edit",
+            "Nano Banana 2 (edit)",
+            "nano_banana",
+            0.08,
+            aspect_ratios=NANO_BANANA_RATIOS,
+            price_by_resolution_usd={"1K": 0.08, "2K": 0.12, "4K": 0.16},
+        ),
+        FalModel(
+            "fal-ai/bytedance/seedream/v4.5/edit",
+            "Seedream 4.5 (edit)",
+            "seedream",
+            0.04,
+            size_pixels=2560 * 1440,
+        ),
+        FalModel(
+            "fal-ai/flux-pro/kontext",
+            "FLUX.1 Kontext [pro]",
+            "kontext",
+            0.04,
+            multi_id="fal-ai/flux-pro/kontext/multi",
+            aspect_ratios=KONTEXT_RATIOS,
+        ),
+        # Two steps: fal cuts the guests out, boothgate lays them onto the slot's reference.
+        FalModel("fal-ai/birefnet", "BiRefNet cut-out + the slot's background", "birefnet", 0.0,
+                 frozenset({Kind.background})),
+    )
+}  # fmt: skip
+DEFAULT_MODEL = "fal-ai/nano-banana-2/edit"
+CUSTOM = "custom"
+
+
+def custom_model(model_id: str, style: Style) -> FalModel:
+    """An expert's model id, spoken in one of the known argument styles (price 0 unless the slot sets one)."""
+    curated = CURATED.get(model_id)
+    if curated is not None and curated.style == style:
+        return curated
+    return FalModel(
+        model_id,
+        model_id,
+        style,
+        0.0,
+        kinds=frozenset({Kind.background}) if style == "birefnet" else ALL_KINDS,
+        aspect_ratios=NANO_BANANA_RATIOS if style == "nano_banana" else KONTEXT_RATIOS if style == "kontext" else (),
+        size_pixels=2560 * 1440 if style == "seedream" else 0,
+    )
+
+
+def nearest_ratio(width: int, height: int, choices: tuple[str, ...]) -> str:
+    """The supported aspect ratio closest to the photo's (compared on a log scale: 2:1 and 1:2 are as
+    far from 1:1)."""
+    target = math.log(width / height)
+
+    def distance(choice: str) -> float:
+        w, h = (float(v) for v in choice.split(":"))
+        return abs(math.log(w / h) - target)
+
+    return min(choices, key=distance)
+
+
+def shaped_size(width: int, height: int, pixels: int, step: int = 16) -> dict[str, int]:
+    """{"width", "height"} with about `pixels` pixels and the photo's shape, sides divisible by `step`."""
+    ratio = width / height
+    h = math.sqrt(pixels / ratio)
+    return {"width": max(step, round(h * ratio / step) * step), "height": max(step, round(h / step) * step)}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One fal request: the endpoint and its JSON body."""
+
+    endpoint: str
+    arguments: dict[str, Any]
+
+
+def build_call(
+    model: FalModel,
+    text: str,
+    images: list[str],
+    photo_size: tuple[int, int],
+    aspect_ratio: str,
+    resolution: str,
+    output_format: str,
+    safety_tolerance: str,
+) -> Call:
+    """The endpoint and arguments for `model`. `images` are links or data URIs, the photo first."""
+    width, height = photo_size
+    if model.style == "birefnet":
+        return Call(
+            model.id,
+            {"image_url": images[0], "model": "Portrait", "output_format": "png", "refine_foreground": True},
+        )
+    ratio = aspect_ratio
+    if ratio == "auto" and model.aspect_ratios:
+        ratio = nearest_ratio(width, height, model.aspect_ratios)
+    if model.style == "nano_banana":
+        return Call(
+            model.id,
+            {
+                "prompt": text,
+                "image_urls": images,
+                "aspect_ratio": ratio,
+                "resolution": resolution,
+                "output_format": output_format,
+                "num_images": 1,
+            },
+        )
+    if model.style == "seedream":
+        return Call(
+            model.id,
+            {
+                "prompt": text,
+                "image_urls": images,
+                "image_size": shaped_size(width, height, model.size_pixels),
+                "num_images": 1,
+                "max_images": 1,
+                "enable_safety_checker": True,
+            },
+        )
+    # Kontext: one image on the base endpoint, several on /multi.
+    arguments: dict[str, Any] = {
+        "prompt": text,
+        "aspect_ratio": ratio,
+        "output_format": output_format,
+        "safety_tolerance": safety_tolerance,
+        "num_images": 1,
+    }
+    if len(images) > 1 and model.multi_id:
+        return Call(model.multi_id, {**arguments, "image_urls": images})
+    return Call(model.id, {**arguments, "image_url": images[0]})
+
+
+def price(model: FalModel, resolution: str) -> float:
+    return model.price_by_resolution_usd.get(resolution, model.price_usd)

@@ -1,0 +1,273 @@
+"""The OpenAI tab: face swap, background and prompt through GPT Image's `images.edit`.
+
+The photo (and the slot's reference for face swap and background) go out as input images of one
+multipart `POST /images/edits`; the answer is one base64 image. The SDK retries nothing
+(`max_retries=0`): this module's loop retries 5xx and connection failures after a growing pause, and a
+429 after the `retry-after` it asks for, only while another attempt can still finish before the
+deadline. Every call gets the time left as its timeout and runs under an asyncio timeout as well,
+because httpx timeouts are per read. Request details and error sorting live in `openai_wire.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+from typing import Any, ClassVar, Literal
+
+import openai
+from openai import AsyncOpenAI
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from boothgate.deadline import Deadline
+from boothgate.errors import DeadlineReached, ProviderFailed, ProviderNotConfigured, RateLimited
+from boothgate.providers import openai_wire as wire
+from boothgate.providers.base import (
+    CheckResult,
+    Kind,
+    ModelInfo,
+    Provider,
+    ProviderContext,
+    ProviderRequest,
+    ProviderResult,
+)
+
+Quality = Literal["low", "medium", "high"]
+Size = Literal["match_photo", "auto", "1024x1024", "1536x1024", "1024x1536"]
+MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+
+
+class OpenAIOptions(BaseModel):
+    """Slot options of the OpenAI tab."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(
+        default="",
+        description="OpenAI image model for this slot. Empty: the default model from the settings page.",
+    )
+    quality: Quality = Field("medium", description="low is fastest and cheapest; high looks best but can take 30–60 s.")
+    output_format: Literal["jpeg", "png"] = Field("jpeg", description="Format OpenAI draws the result in.")
+    size: Size = Field(
+        "match_photo",
+        description="match_photo: the photo's shape (exact on models that take free sizes, else landscape, "
+        "portrait or square). auto: OpenAI decides.",
+    )
+    transparent_background: bool = Field(
+        False, description="PNG only: ask for a transparent background (a cut-out instead of a scene)."
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+
+class OpenAIProvider(Provider):
+    name = "openai"
+    label = "OpenAI"
+    kinds = frozenset(Kind)
+    # GPT Image reads inputs at about this detail; more pixels only add upload time.
+    max_input_pixels = 2_500_000
+    key_setting = "openai_api_key"
+    model_setting = "openai_model"
+    Options = OpenAIOptions
+
+    min_attempt_seconds: ClassVar[float] = 1.0
+    first_backoff_seconds: ClassVar[float] = 0.5
+    max_backoff_seconds: ClassVar[float] = 4.0
+    check_seconds: ClassVar[float] = 10.0
+
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(context)
+        self._sdk: AsyncOpenAI | None = None
+
+    # --- connection ---------------------------------------------------------------------------
+    def _client(self, key: str) -> AsyncOpenAI:
+        # Built once per provider: a settings change (key, base URL) builds a new provider.
+        if self._sdk is None:
+            self._sdk = AsyncOpenAI(
+                api_key=key,
+                base_url=self.settings.openai_base_url.strip().rstrip("/"),
+                max_retries=0,
+                timeout=self.settings.deadline_seconds,
+            )
+        return self._sdk
+
+    async def aclose(self) -> None:
+        if self._sdk is not None:
+            await self._sdk.close()
+            self._sdk = None
+
+    def _key(self) -> str:
+        key = self.api_key()
+        if key is None:
+            raise ProviderNotConfigured(self.problem() or "The OpenAI API key is not set.")
+        return key
+
+    # --- model list and check -----------------------------------------------------------------
+    async def list_models(self) -> list[ModelInfo] | None:
+        """`GET /models`: everything the key may use, image models first (the slot editor offers them)."""
+        client = self._client(self._key())
+        async with asyncio.timeout(self.check_seconds):
+            page = await client.models.list(timeout=self.check_seconds)
+            ids = [model.id async for model in page]
+        ids.sort(key=lambda i: ("image" not in i, i))
+        return [ModelInfo(i) for i in ids]
+
+    async def check(self) -> CheckResult:
+        """`GET /models/{default model}`: proves the key, the base URL and the model in one free call."""
+        problem = self.problem()
+        if problem:
+            return CheckResult(False, problem)
+        model = self.settings.openai_model
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.check_seconds):
+                await self._client(self._key()).models.retrieve(model, timeout=self.check_seconds)
+        except openai.APIStatusError as exc:
+            sorted_ = wire.sort_status_error(exc, model, False, self.api_key() or "")
+            message = sorted_.error.message if sorted_.error else f"OpenAI answered {sorted_.note}."
+            return CheckResult(False, message, _since(started))
+        except (openai.APIConnectionError, TimeoutError) as exc:
+            return CheckResult(
+                False, f"OpenAI could not be reached ({type(exc).__name__}): check {wire.BASE_URL_SETTING}.",
+                _since(started),
+            )  # fmt: skip
+        self.last_error = None
+        return CheckResult(True, f"OpenAI accepts the key and offers {model}.", _since(started))
+
+    # --- one job ------------------------------------------------------------------------------
+    def _arguments(self, request: ProviderRequest, options: OpenAIOptions, model: str) -> dict[str, Any]:
+        settings = self.settings
+        photo = request.photo
+        size = wire.choose_size(
+            options.size, model, photo.width, photo.height, wire.model_set(settings.openai_free_size_models)
+        )
+        arguments: dict[str, Any] = {
+            "model": model,
+            "image": wire.input_files(photo, request.reference),  # a prompt slot's reference is a style example
+            "prompt": wire.instruction_text(request.kind, request.prompt, request.instruction),
+            "quality": options.quality,
+            "output_format": options.output_format,
+            "size": size,
+            "n": 1,
+        }
+        # Faces must stay the guests' own: ask for high input fidelity where the model takes it.
+        if model in wire.model_set(settings.openai_input_fidelity_models):
+            arguments["input_fidelity"] = "high"
+        if options.output_format == "png" and options.transparent_background:
+            arguments["background"] = "transparent"
+        return arguments
+
+    async def run(self, request: ProviderRequest) -> ProviderResult:
+        key = self._key()
+        options = request.options
+        if not isinstance(options, OpenAIOptions):
+            options = OpenAIOptions.model_validate(options.model_dump(include=set(OpenAIOptions.model_fields)))
+        model = options.model or self.settings.openai_model
+        arguments = self._arguments(request, options, model)
+        notes = request.notes
+        notes.update(
+            model=model,
+            quality=options.quality,
+            size=arguments["size"],
+            attempts=0,
+            problems=[],
+            cost_usd=0.0,
+        )
+        client = self._client(key)
+        backoff = self.first_backoff_seconds
+        while True:
+            self._check_can_try(request.deadline, notes)
+            notes["attempts"] += 1
+            try:
+                response = await self._attempt(client, arguments, request.deadline)
+            except openai.APIStatusError as exc:
+                verdict = wire.sort_status_error(exc, model, bool(options.model), key)
+                notes["problems"].append(verdict.note)
+                if verdict.error is not None:
+                    if verdict.error.code in wire.OPERATOR_CODES:
+                        self.last_error = verdict.error.message
+                    raise verdict.error from None
+                if verdict.retry_after is None:  # 429 without a wait to honour
+                    raise RateLimited("OpenAI is rate limiting requests (429) and names no time to wait.") from None
+                wait = max(verdict.retry_after, backoff if exc.status_code != 429 else 0.0)
+                if not request.deadline.fits(wait + self.min_attempt_seconds):
+                    if exc.status_code == 429:
+                        raise RateLimited(
+                            f"OpenAI is rate limiting requests (429); it asks to wait {verdict.retry_after:g} s, "
+                            "more than the time left for this photo."
+                        ) from None
+                    raise self._out_of_time(notes) from None
+                await asyncio.sleep(wait)
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+                continue
+            except (openai.APITimeoutError, TimeoutError) as exc:
+                notes["problems"].append("no answer in time")
+                raise self._out_of_time(notes) from exc
+            except openai.APIConnectionError as exc:
+                notes["problems"].append(f"connection: {type(exc.__cause__ or exc).__name__}")
+                if not request.deadline.fits(backoff + self.min_attempt_seconds):
+                    raise self._out_of_time(notes) from exc
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+                continue
+            return self._success(response, options, notes)
+
+    async def _attempt(self, client: AsyncOpenAI, arguments: dict[str, Any], deadline: Deadline) -> object:
+        # The SDK's timeout applies per connect/read step; the deadline bounds the whole call.
+        async with deadline.timeout():
+            return await client.images.edit(**arguments, timeout=max(0.01, deadline.remaining()))
+
+    def _success(self, response: object, options: OpenAIOptions, notes: dict[str, Any]) -> ProviderResult:
+        items = getattr(response, "data", None) or []
+        encoded = getattr(items[0], "b64_json", None) if items else None
+        if not encoded:
+            raise ProviderFailed("OpenAI answered without an image.", code="provider_no_image")
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ProviderFailed("OpenAI's image could not be decoded.", code="provider_bad_image") from exc
+        usage = getattr(response, "usage", None)
+        if usage is not None:
+            notes["usage"] = {
+                k: v for k, v in usage.model_dump().items() if isinstance(v, int) and not isinstance(v, bool)
+            }
+        fmt = getattr(response, "output_format", None) or options.output_format
+        notes["cost_usd"] = round(self._price(options.quality), 6)
+        self.last_error = None
+        return ProviderResult(data, MIME.get(str(fmt), "image/png"), dict(notes))
+
+    def _price(self, quality: str) -> float:
+        prices = {
+            "low": self.settings.openai_price_low_usd,
+            "medium": self.settings.openai_price_medium_usd,
+            "high": self.settings.openai_price_high_usd,
+        }
+        return prices[quality]
+
+    def _check_can_try(self, deadline: Deadline, notes: dict[str, Any]) -> None:
+        if not deadline.fits(self.min_attempt_seconds):
+            raise self._out_of_time(notes)
+
+    @staticmethod
+    def _out_of_time(notes: dict[str, Any]) -> DeadlineReached | ProviderFailed:
+        """No time for another attempt: a provider failure (502) when OpenAI kept failing, the deadline
+        (504) when it was merely slow."""
+        problems = notes.get("problems", [])
+        detail = ", ".join(problems) or "no answer"
+        if problems and problems[-1] != "no answer in time":
+            return ProviderFailed(
+                f"OpenAI kept failing and there is no time left for another try ({detail}).",
+                code="provider_unavailable",
+            )
+        return DeadlineReached(f"No image from OpenAI before the deadline ({detail}).")
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)
+
+
+PROVIDER = OpenAIProvider
