@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boothgate import __version__
+from boothgate.ops.banner import banner
 from boothgate.providers.base import Provider
 from boothgate.services.loopwatch import LoopWatch
 from boothgate.services.runtime import Services
@@ -127,20 +128,9 @@ def _freeze_startup_objects() -> None:
 
 
 def announce(services: Services) -> None:
-    """Print generated passwords once, with the address of the UI."""
+    """Print the start banner: where the UI is, the addresses booths can use, generated passwords once."""
     generated = services.generated
-    if not (generated.admin_password or generated.upload_password):
-        return
     settings = services.settings
-    address = settings.public_base_url or f"http://{_display_host(settings.host)}:{settings.port}"
-    lines = ["", "=" * 64, f"  boothgate is ready: {address}/"]
-    if generated.admin_password:
-        lines.append(f"  Admin login:     {settings.admin_user} / {generated.admin_password}")
-    if generated.upload_password:
-        lines.append(f"  Upload password: {generated.upload_password}")
-    lines += ["  These are shown only now; the upload password is also in Statistics.", "=" * 64, ""]
-    print("\n".join(lines), flush=True)
-
-
-def _display_host(host: str) -> str:
-    return "localhost" if host in ("0.0.0.0", "::", "") else host
+    admin = (settings.admin_user, generated.admin_password) if generated.admin_password else None
+    text = banner(settings.host, settings.port, settings.public_base_url, __version__, admin, generated.upload_password)
+    print(text, flush=True)
