@@ -93,6 +93,14 @@ class Settings(BaseSettings):
         "Used for upload links and for the short-lived media links Turbotext downloads from.",
     )
     language: Literal["ru", "en"] = Field("ru", description="Language of the admin UI (ru or en).")
+    cost_currency: Literal["rub", "usd"] = Field(
+        "rub",
+        description="Currency of the cost column in the statistics: rub (converted at rub_per_usd) or usd. "
+        "Provider prices are set in USD.",
+    )
+    rub_per_usd: float = Field(
+        95.0, gt=0, description="Roubles per US dollar for costs shown in rub; set the day's rate."
+    )
     loop_watch: bool = Field(
         False,
         description="Measure event-loop stalls (work that delays every booth): the worst one is shown "
@@ -216,6 +224,8 @@ class Settings(BaseSettings):
 RUNTIME_EDITABLE: tuple[str, ...] = (
     "public_base_url",
     "language",
+    "cost_currency",
+    "rub_per_usd",
     "deadline_seconds",
     "provider_input_pixels",
     "retention_days",

@@ -20,7 +20,7 @@ from boothgate.providers.base import Provider
 from boothgate.services.loopwatch import LoopWatch
 from boothgate.services.runtime import Services
 from boothgate.settings import Settings, get_settings
-from boothgate.web import api, booth, hooks, media, pages, settings_api
+from boothgate.web import api, booth, hooks, live, media, pages, settings_api
 from boothgate.web.deps import ServicesDep
 
 log = logging.getLogger("boothgate")
@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
     app.include_router(hooks.router)
     app.include_router(api.router)
     app.include_router(settings_api.router)
+    app.include_router(live.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
 
