@@ -227,4 +227,11 @@ async def test_the_real_providers_options_render_in_the_operators_language(booth
     assert 'max="80.0"' in turbotext
     gemini = (await get(booth, "/tabs/gemini/1")).text
     assert 'data-option="aspect_ratio"' in gemini
+    assert re.search(r'<option value="auto"\s+selected>авто</option>', gemini), "`auto` in the operator's words"
+    assert 'list="models-gemini"' in gemini and 'id="models-gemini"' in gemini, "the model field suggests a list"
+    # options that apply to one kind say so; expert ones are folded away
+    turbotext_options = re.findall(r'data-field="options\.(\w+)"\s*(?:data-kinds="([\w,]+)")?', turbotext)
+    assert ("face_restore", "face_swap") in turbotext_options and ("strength", "prompt") in turbotext_options
+    advanced = turbotext[turbotext.index('class="advanced"') :]
+    assert 'data-option="method"' in advanced and 'data-option="extra_fields"' in advanced
     assert "Соотношение сторон" in gemini

@@ -95,8 +95,8 @@ class Settings(BaseSettings):
     language: Literal["ru", "en"] = Field("ru", description="Language of the admin UI (ru or en).")
     cost_currency: Literal["rub", "usd"] = Field(
         "rub",
-        description="Currency of the cost column in the statistics: rub (converted at rub_per_usd) or usd. "
-        "Provider prices are set in USD.",
+        description="Currency of costs in the statistics: rub (roubles, at the dollar rate rub_per_usd) or usd. "
+        "Provider prices are set in US dollars.",
     )
     rub_per_usd: float = Field(
         95.0, gt=0, description="Roubles per US dollar for costs shown in rub; set the day's rate."

@@ -192,7 +192,6 @@ async def tab_page(provider: str, request: Request, services: ServicesDep) -> Re
         "tab.html",
         tab=tab,
         rows=rows,
-        public_base_url_missing=not services.settings.public_base_url,
     )
 
 

@@ -51,8 +51,9 @@
       return s.points.length > 0;
     });
     $("live-chart-empty").hidden = series.length > 0;
-    const width = 760;
-    const height = 220;
+    // Drawn at the box's own width (text keeps its size; no stretching), redrawn on resize.
+    const width = Math.max(320, Math.round(box.clientWidth || 760));
+    const height = width < 500 ? 180 : 220;
     const left = 44;
     const right = 12;
     const top = 12;
@@ -81,11 +82,14 @@
     // grid and y labels: 0, half, top
     [0, yMax / 2, yMax].forEach(function (value) {
       chart.append(svg("line", { x1: left, x2: width - right, y1: y(value), y2: y(value), class: "grid" }));
+      const shown = value.toLocaleString(document.documentElement.lang, { maximumFractionDigits: 2 });
       chart.append(svg("text", { x: left - 6, y: y(value) + 4, class: "axis-label", "text-anchor": "end" },
-                       B.t("unit.seconds", { value: value % 1 ? value.toFixed(1) : value })));
+                       B.t("unit.seconds", { value: shown })));
     });
     // x labels: every hour (or every 15 min for short windows)
-    const stepMs = (end - start) <= 2 * 3600 * 1000 ? 15 * 60 * 1000 : 3600 * 1000;
+    const span = end - start;
+    let stepMs = span <= 2 * 3600 * 1000 ? 15 * 60 * 1000 : 3600 * 1000;
+    if (span / stepMs > width / 70) stepMs *= Math.ceil(span / stepMs / (width / 70)); // labels must not collide
     for (let ms = Math.ceil(start / stepMs) * stepMs; ms <= end; ms += stepMs) {
       chart.append(svg("line", { x1: x(ms), x2: x(ms), y1: height - bottom, y2: height - bottom + 4, class: "tick" }));
       chart.append(svg("text", { x: x(ms), y: height - 8, class: "axis-label", "text-anchor": "middle" }, timeText(new Date(ms))));
@@ -168,12 +172,15 @@
     $("count-fallbacks").textContent = counts.fallbacks;
   }
 
+  let lastData = null;
+
   async function load() {
     clearTimeout(timer);
     const answer = await B.request("GET", "/api/live?hours=" + encodeURIComponent(hoursSelect.value));
     if (answer.ok && answer.data) {
       $("live-error").textContent = "";
       renderCounts(answer.data.counts);
+      lastData = answer.data;
       drawChart(answer.data);
       renderWall(answer.data.latest || []);
       $("live-updated").textContent = B.t("stats.updated", { time: new Date().toLocaleTimeString(document.documentElement.lang) });
@@ -185,6 +192,13 @@
   }
 
   hoursSelect.addEventListener("change", load);
+  let resizeTimer = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(function () {
+      if (lastData) drawChart(lastData);
+    }, 150);
+  });
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden) load();
   });
