@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pydantic import Field
 
 from boothgate.web.app import create_app
-from tests.conftest import ADMIN, ScriptedProvider, booth_settings, make_jpeg
+from tests.conftest import ADMIN, ScriptedOptions, ScriptedProvider, booth_settings, make_jpeg
 from tests.fakes.server import serve
 from tests.test_ui_browser import (
     CHROMIUM,
@@ -33,6 +34,16 @@ DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
+class ModelledOptions(ScriptedOptions):
+    model: str = Field("", description="Model for this slot (empty: the default).")
+
+
+class ModelledProvider(ScriptedProvider):
+    """The scripted provider with a `model` option, like the real Gemini tab's."""
+
+    Options = ModelledOptions  # type: ignore[assignment]
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The scripted provider on the Gemini tab (booth posts work); the real Turbotext and DeepSeek
@@ -42,7 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             if name.startswith("BOOTHGATE_"):
                 patch.delenv(name)
         settings = booth_settings(tmp_path_factory.mktemp("event"), upload_password=None)
-    with serve(create_app(settings, {"gemini": ScriptedProvider})) as url:
+    with serve(create_app(settings, {"gemini": ModelledProvider})) as url:
         yield Server(url)
 
 
@@ -142,8 +153,6 @@ def test_the_switch_shows_its_state_and_the_upload_link_stays_on_one_line(page: 
     padding = 2 * 0.4 * 15 + 2  # two paddings and borders
     assert link.bounding_box()["height"] <= line + padding + 2, "the link is one line"
     assert link.evaluate("node => getComputedStyle(node).textOverflow") == "ellipsis"
-    prompt = slot.locator("[name=prompt]")
-    assert prompt.evaluate("node => node.scrollHeight <= node.clientHeight + 1"), "the placeholder is not cut off"
 
 
 def test_turbotext_options_follow_the_slot_kind_and_expert_fields_are_folded(page: Any, server: Server) -> None:
@@ -188,6 +197,27 @@ def test_deepseek_renderer_options_are_a_sub_form(page: Any, server: Server) -> 
     screenshot(slot, "card-deepseek-subform-en.png")
 
 
+def test_model_fields_suggest_the_providers_model_list_and_do_without_one(page: Any, server: Server) -> None:
+    """The live model list comes from GET /api/providers/{name}/models (another branch serves it): here
+    the browser answers that one request with a list first, and the server's own 404 the second time."""
+    page.route(
+        "**/api/providers/gemini/models",
+        lambda route: route.fulfill(
+            json={"models": [{"id": "gemini-3-pro-image", "label": "Gemini 3 Pro Image"}, {"id": "gemini-x"}]}
+        ),
+    )
+    page.goto("/tabs/gemini/6?lang=en")
+    field = card(page, 6).locator('[data-option="model"]')
+    assert field.get_attribute("list") == "models-gemini"
+    models = page.locator("datalist#models-gemini")
+    expect(models).to_have_attribute("data-loaded", "2")
+    assert [o.get_attribute("value") for o in models.locator("option").all()] == ["gemini-3-pro-image", "gemini-x"]
+    page.unroute("**/api/providers/gemini/models")
+    page.reload()
+    page.wait_for_load_state("networkidle")
+    assert page.locator("datalist#models-gemini option").count() == 0  # no list: a plain text box, no error
+
+
 def test_live_view_follows_booth_posts_and_draws_its_chart(page: Any, server: Server) -> None:
     server.configure("gemini", 11, kind="prompt", prompt="x")
     server.configure("gemini", 12, kind="prompt", prompt="x", options={"mode": "fail"})
@@ -222,6 +252,16 @@ def test_phone_bar_is_small_and_not_in_the_way(browser: Any, server: Server) -> 
     page.wait_for_timeout(200)
     after = page.locator(".topbar").bounding_box()
     assert after["y"] + after["height"] <= 0, "on a phone the bar scrolls away with the page"
+    # the Russian prompt placeholder fits its box on a phone (measured as text: a placeholder cannot scroll)
+    page.goto("/tabs/gemini/16")
+    prompt = card(page, 16).locator("[name=prompt]")
+    for kind in ("prompt", "face_swap", "background"):
+        card(page, 16).locator("[name=kind]").select_option(kind)
+        placeholder = prompt.get_attribute("placeholder") or ""
+        assert len(placeholder) > 20
+        prompt.fill(placeholder)
+        assert prompt.evaluate("node => node.scrollHeight <= node.clientHeight + 1"), f"cut off: {placeholder}"
+        prompt.fill("")
     page.context.close()
     assert not errors
 
