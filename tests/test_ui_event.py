@@ -243,6 +243,29 @@ def test_live_view_follows_booth_posts_and_draws_its_chart(page: Any, server: Se
     screenshot(page, "live-en-desktop-after-posts.png")
 
 
+def test_statistics_show_no_broken_images_and_reasons_in_the_ui_language(page: Any, server: Server) -> None:
+    server.configure("gemini", 13, kind="prompt", prompt="x")
+    not_a_photo = server.booth_post("gemini", 13, b"%PDF-1.4 this is no photo at all" * 20)
+    assert not_a_photo.status == 415
+    kept = server.api.get(f"/api/jobs/{not_a_photo.json()['job_id']}").json()
+    assert kept["photo_thumbnail_url"], "the original is kept (in trash), but it is no picture"
+    assert server.api.get(kept["photo_thumbnail_url"]).status_code >= 400
+    page.goto("/tabs/gemini")
+    page.locator("#stats-open").click()
+    page.wait_for_selector("#stats-title[data-loaded]")
+    job = page.locator(f'#stats-jobs li[data-job="{not_a_photo.json()["job_id"]}"]')
+    expect(job).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    # the kept original cannot be shown as a picture: a quiet dash, never a broken-image icon
+    assert job.locator("img").count() == 0, "no <img> left that failed to load"
+    reason = job.locator(".job-error")
+    assert "Это не изображение" in reason.inner_text(), "the reason in Russian"
+    headers = page.locator("#stats-providers thead th").all_inner_texts()
+    assert "Отклонено" in headers, "rejected has its own column"
+    assert "95 фото из 100" in page.locator("#stats-p95-help").inner_text()
+    assert re.search(r"₽", page.locator("#stats-providers").inner_text())
+
+
 def test_phone_bar_is_small_and_not_in_the_way(browser: Any, server: Server) -> None:
     page, errors = new_page(browser, server, PHONE, is_mobile=True, has_touch=True)
     page.goto("/tabs/gemini")

@@ -216,6 +216,12 @@ async def test_settings_page_marks_environment_values_and_masks_keys(booth_facto
     assert re.search(r'id="setting-gemini_model"[^>]*disabled', model)
     assert "••••zyxw" in page
     assert "page-key-0123456789zyxw" not in page
+    # long texts are resizable text areas; variable names are small print / hover, not under every field
+    for name in ("deepseek_system_prompt_face_swap", "gemini_template_prompt"):
+        assert re.search(rf'<textarea id="setting-{name}"[^>]*class="long-text"', page), name
+    hints = re.findall(r'<small class="hint">(.*?)</small>', page, re.S)
+    assert hints and not any("BOOTHGATE_GEMINI_BASE_URL" in hint for hint in hints)
+    assert 'title="BOOTHGATE_GEMINI_BASE_URL"' in page
     assert json.loads(json.dumps(i18n.catalogue("en")))  # the catalogue the page embeds is plain JSON
 
 
