@@ -22,9 +22,9 @@ $(TEST_STAMP): $(STAMP)
 	touch $(TEST_STAMP)
 
 # Host and port come from the settings (BOOTHGATE_HOST / BOOTHGATE_PORT, or .env); `make run PORT=8011`
-# and `make run HOST=127.0.0.1` pass flags that win over them.
+# (or PORT in the environment, as hosting platforms set it) passes a flag that wins over them.
 run: $(STAMP)
-	BOOTHGATE_DATA_DIR=$${BOOTHGATE_DATA_DIR:-./data} $(BIN)/boothgate serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
+	BOOTHGATE_DATA_DIR=$${BOOTHGATE_DATA_DIR:-./data} $(BIN)/boothgate serve $(if $(PORT),--port $(PORT))
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q

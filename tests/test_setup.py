@@ -95,9 +95,9 @@ def test_make_run_serves_on_boothgate_port_and_prints_the_lan_banner(tmp_path: P
     assert "Admin login:" not in again and f":{port}/booth/" in again, "the banner comes at every start"
 
 
-def test_make_run_port_and_host_flags_win(tmp_path: Path) -> None:
+def test_make_run_port_wins_and_boothgate_host_is_honoured(tmp_path: Path) -> None:
     port = free_port()
-    process, _ = run_make(tmp_path, {"BOOTHGATE_PORT": "1"}, f"PORT={port}", "HOST=127.0.0.1")
+    process, _ = run_make(tmp_path, {"BOOTHGATE_PORT": "1", "BOOTHGATE_HOST": "127.0.0.1"}, f"PORT={port}")
     try:
         wait_for_health(process, port)
     finally:
