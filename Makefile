@@ -21,8 +21,10 @@ $(TEST_STAMP): $(STAMP)
 	bash scripts/install-test-system-deps.sh
 	touch $(TEST_STAMP)
 
+# Host and port come from the settings (BOOTHGATE_HOST / BOOTHGATE_PORT, or .env); `make run PORT=8011`
+# (or PORT in the environment, as hosting platforms set it) passes a flag that wins over them.
 run: $(STAMP)
-	BOOTHGATE_DATA_DIR=$${BOOTHGATE_DATA_DIR:-./data} $(BIN)/boothgate serve --host 0.0.0.0 --port 8000
+	BOOTHGATE_DATA_DIR=$${BOOTHGATE_DATA_DIR:-./data} $(BIN)/boothgate serve $(if $(PORT),--port $(PORT))
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q

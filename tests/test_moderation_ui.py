@@ -16,7 +16,7 @@ expect = pytest.importorskip("playwright.sync_api").expect
 
 def test_moderation_fields_save_and_a_caught_job_stays_blurred_until_clicked(page: Any, server: Server) -> None:  # noqa: F811
     server.configure("gemini", 14, name="Checked", kind="prompt", prompt="a watercolour")
-    page.goto("/tabs/gemini?lang=en")
+    page.goto("/tabs/gemini/14?lang=en")
     slot = card(page, 14)
     slot.locator("details.more summary").click()
     block = slot.locator("[data-moderation-block]")

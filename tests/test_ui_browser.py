@@ -165,7 +165,7 @@ def test_wrong_credentials_are_answered_401(browser: Any, server: Server) -> Non
         context.close()
 
 
-def test_three_tabs_with_twenty_cards_each(page: Any, server: Server) -> None:
+def test_three_tabs_each_open_on_an_overview_and_a_slot_opens_its_card(page: Any, server: Server) -> None:
     server.configure("gemini", 1, name="Oil painting", kind="prompt", prompt="an oil painting")
     server.api.put("/api/slots/gemini/2/reference", files={"file": ("r.jpg", make_jpeg(3000, 2000), "image/jpeg")})
     requested: list[str] = []
@@ -177,15 +177,19 @@ def test_three_tabs_with_twenty_cards_each(page: Any, server: Server) -> None:
     for name in ("gemini", "turbotext", "deepseek"):
         page.locator(f'.tabs [data-tab="{name}"]').click()
         page.wait_for_url(f"**/tabs/{name}")
-        assert page.locator("[data-slot]").count() == 20
+        assert page.locator("[data-slot-row]").count() == 20
+        assert page.locator("[data-slot]").count() == 0, "the overview is a list, not 20 cards"
         assert page.locator(f'.tab[data-tab="{name}"]').get_attribute("aria-current") == "page"
         screenshot(page, f"tab-{name}.png")
     page.goto("/tabs/gemini")
+    assert "Oil painting" in page.locator('[data-slot-row="1"]').inner_text()
+    page.locator('[data-slot-row="2"]').click()
+    page.wait_for_url("**/tabs/gemini/2")
     page.wait_for_load_state("networkidle")
-    # a tab of 20 cards loads thumbnails, never the full-size references
+    # the card editor loads the reference's thumbnail, never the full-size reference
     references = [url for url in requested if "/reference" in url]
     assert references and all("/reference/thumbnail" in url for url in references)
-    assert card(page, 1).locator("[name=name]").input_value() == "Oil painting"
+    assert card(page, 2).locator(".ref-preview").is_visible()
     assert "Готов" in page.locator(".provider-status").inner_text()
 
 
@@ -200,7 +204,7 @@ def test_turbotext_tab_says_it_is_not_ready_and_links_to_settings(page: Any) -> 
 
 
 def test_editing_a_slot_survives_a_reload(page: Any, server: Server) -> None:
-    page.goto("/tabs/gemini")
+    page.goto("/tabs/gemini/5")
     slot = card(page, 5)
     save_state = slot.locator(".save-state")
     height_before = slot.bounding_box()["height"]
@@ -231,7 +235,7 @@ def test_editing_a_slot_survives_a_reload(page: Any, server: Server) -> None:
 
 
 def test_more_options_are_saved_and_invalid_values_shown_inline(page: Any, server: Server) -> None:
-    page.goto("/tabs/gemini?lang=en")
+    page.goto("/tabs/gemini/10?lang=en")
     slot = card(page, 10)
     slot.locator("details.more summary").click()
     slot.locator("[name=output_format]").select_option("png")
@@ -252,7 +256,7 @@ def test_more_options_are_saved_and_invalid_values_shown_inline(page: Any, serve
 
 
 def test_reference_upload_shows_a_preview_and_remove_clears_it(page: Any, server: Server) -> None:
-    page.goto("/tabs/gemini")
+    page.goto("/tabs/gemini/6")
     slot = card(page, 6)
     preview = slot.locator(".ref-preview")
     assert preview.is_hidden()
@@ -289,7 +293,7 @@ def test_reference_upload_shows_a_preview_and_remove_clears_it(page: Any, server
 
 
 def test_a_file_that_is_not_an_image_is_refused_in_plain_words(page: Any) -> None:
-    page.goto("/tabs/gemini?lang=en")
+    page.goto("/tabs/gemini/11?lang=en")
     slot = card(page, 11)
     slot.locator(".ref-file").set_input_files(files=[{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"hi"}])
     error = slot.locator(".ref-error")
@@ -299,7 +303,7 @@ def test_a_file_that_is_not_an_image_is_refused_in_plain_words(page: Any) -> Non
 
 
 def test_copy_puts_the_absolute_upload_link_in_the_clipboard(page: Any, server: Server) -> None:
-    page.goto("/tabs/gemini")
+    page.goto("/tabs/gemini/7")
     slot = card(page, 7)
     assert slot.locator(".upload-url").inner_text().replace("\n", "") == f"{server.url}/booth/gemini/7"
     slot.locator(".copy-url").click()
@@ -311,7 +315,7 @@ def test_copy_puts_the_absolute_upload_link_in_the_clipboard(page: Any, server: 
 
 def test_try_it_shows_the_original_and_the_result(page: Any, server: Server) -> None:
     server.configure("gemini", 8, kind="prompt", prompt="invert it", options={"delay_seconds": 0.6})
-    page.goto("/tabs/gemini?lang=en")
+    page.goto("/tabs/gemini/8?lang=en")
     slot = card(page, 8)
     slot.locator(".try-file").set_input_files(files=[jpeg_file(width=1000, height=750, seed=8)])
     slot.locator(".try-progress").wait_for(state="visible")
@@ -330,7 +334,7 @@ def test_try_it_shows_the_original_and_the_result(page: Any, server: Server) -> 
 
 def test_try_it_shows_what_deepseek_wrote(page: Any, server: Server) -> None:
     server.configure("deepseek", 3, kind="prompt", prompt="on the moon")
-    page.goto("/tabs/deepseek?lang=en")
+    page.goto("/tabs/deepseek/3?lang=en")
     slot = card(page, 3)
     slot.locator(".try-file").set_input_files(files=[jpeg_file(width=800, height=600, seed=3)])
     note = slot.locator(".try-summary .deepseek-note")
@@ -341,7 +345,7 @@ def test_try_it_shows_what_deepseek_wrote(page: Any, server: Server) -> None:
 
 def test_try_it_explains_a_failure_in_plain_words(page: Any, server: Server) -> None:
     server.configure("gemini", 12, kind="prompt", prompt="x", options={"mode": "refuse"})
-    page.goto("/tabs/gemini?lang=en")
+    page.goto("/tabs/gemini/12?lang=en")
     slot = card(page, 12)
     slot.locator(".try-file").set_input_files(files=[jpeg_file(seed=12)])
     expect(slot.locator(".try-summary")).to_have_text(SOME_TEXT)
@@ -353,7 +357,7 @@ def test_try_it_explains_a_failure_in_plain_words(page: Any, server: Server) -> 
 
 def test_try_it_saves_unsaved_changes_first(page: Any, server: Server) -> None:
     server.configure("gemini", 13, kind="prompt", prompt="old")
-    page.goto("/tabs/gemini")
+    page.goto("/tabs/gemini/13")
     slot = card(page, 13)
     slot.locator("[name=prompt]").fill("new words")
     slot.locator(".try-file").set_input_files(files=[jpeg_file(seed=13)])
@@ -386,8 +390,9 @@ def test_statistics_panel_shows_the_password_and_counts_that_follow_booth_posts(
     page.locator("#stats-refresh").click()
     today = page.locator('#stats-providers tbody[data-provider="gemini"] tr[data-period="today"] td').nth(1)
     expect(today).to_have_text(str(succeeded_before + 1))
-    cost = page.locator('#stats-providers tbody[data-provider="gemini"] tr[data-period="today"] td').nth(7)
-    assert re.fullmatch(r"\$\d+\.\d\d", cost.inner_text()) and cost.inner_text() != "$0.00", cost.inner_text()
+    # the cost in the operator's currency (roubles by default, at the configured rate)
+    cost = page.locator('#stats-providers tbody[data-provider="gemini"] tr[data-period="today"] td').nth(8)
+    assert re.fullmatch(r"\d+(,\d+)? ₽", cost.inner_text()) and cost.inner_text() != "0 ₽", cost.inner_text()
     assert _cell(page, "gemini", "all_time", 1) >= succeeded_before + 1
     assert page.locator('#stats-slots tr[data-slot="gemini/9"]').is_visible()
     latest = page.locator("#stats-jobs li").first
@@ -463,7 +468,7 @@ def test_language_switch(page: Any) -> None:
     page.locator('.lang-switch a[hreflang="en"]').click()
     page.wait_for_url("**?lang=en")
     assert page.locator("#stats-open").inner_text().strip() == "Statistics"
-    page.goto("/tabs/deepseek")
+    page.goto("/tabs/deepseek/1")
     assert page.locator("html").get_attribute("lang") == "en"
     assert card(page, 1).locator("[name=kind] option:checked").inner_text() == "Generation from a prompt"
 

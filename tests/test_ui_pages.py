@@ -48,19 +48,25 @@ async def test_repeated_wrong_passwords_are_locked_out(booth_factory: Any) -> No
     assert int(locked.headers["retry-after"]) > 0
 
 
-async def test_home_leads_to_the_first_tab_and_each_tab_has_twenty_cards(booth: Booth) -> None:
+async def test_home_leads_to_the_first_tab_whose_overview_lists_twenty_slots(booth: Booth) -> None:
     home = await get(booth, "/")
     assert home.status_code == 303
     assert home.headers["location"] == "/tabs/gemini"
     for tab in ("gemini", "turbotext", "deepseek"):
         page = await get(booth, f"/tabs/{tab}")
         assert page.status_code == 200
-        assert page.text.count("data-slot\n") + page.text.count("data-slot ") == 20
-        assert f"/booth/{tab}/20" in page.text.replace("<wbr>", "")
+        assert len(re.findall(r'data-slot-row="\d+"', page.text)) == 20
+        assert "data-slot\n" not in page.text and "data-slot " not in page.text, "no full cards on the overview"
+        assert f'href="/tabs/{tab}/20"' in page.text
         assert page.headers["cache-control"] == "no-store"
+        editor = await get(booth, f"/tabs/{tab}/20")
+        assert editor.text.count("data-slot\n") + editor.text.count("data-slot ") == 1
+        assert f"/booth/{tab}/20" in editor.text
     by_query = await get(booth, "/?tab=turbotext")
     assert 'id="provider-title">Turbotext<' in by_query.text
     assert (await get(booth, "/tabs/nope")).status_code == 404
+    assert (await get(booth, "/tabs/gemini/21")).status_code == 404
+    assert (await get(booth, "/tabs/nope/1")).status_code == 404
 
 
 async def test_russian_by_default_english_by_switch_remembered_in_a_cookie(booth: Booth) -> None:
@@ -92,9 +98,11 @@ async def test_provider_readiness_is_shown_with_a_link_to_fix_it(booth: Booth) -
 
 
 async def test_static_assets_are_served_by_the_app(booth: Booth) -> None:
-    page = (await get(booth, "/tabs/gemini")).text
+    page = (await get(booth, "/tabs/gemini/1")).text + (await get(booth, "/live")).text
     assets = re.findall(r'(?:src|href)="(/static/[^"?]+)', page)
-    assert {"/static/app.css", "/static/common.js", "/static/slots.js", "/static/stats.js"} <= set(assets)
+    assert {"/static/app.css", "/static/common.js", "/static/slots.js", "/static/stats.js", "/static/live.js"} <= set(
+        assets
+    )
     async with httpx.AsyncClient(base_url=booth.url) as client:
         for asset in assets:
             response = await client.get(asset)
@@ -131,6 +139,7 @@ def _dynamic_keys() -> set[str]:
     keys |= {f"setting.{name}" for name in RUNTIME_EDITABLE}
     keys |= {"choice.language.ru", "choice.language.en", "choice.turbotext_mode.polling"}
     keys |= {"choice.turbotext_mode.webhook", "stats.today", "stats.all_time"}
+    keys |= {"choice.cost_currency.rub", "choice.cost_currency.usd", "option.value.auto"}
     return keys
 
 
@@ -191,8 +200,7 @@ class RichProvider(ScriptedProvider):
 async def test_card_renders_the_provider_options(booth_factory: Any) -> None:
     booth = booth_factory(registry_classes={"gemini": RichProvider})
     await booth.configure("gemini", 2, options={"aspect_ratio": "16:9", "temperature": 0.5})
-    page = (await get(booth, "/tabs/gemini?lang=en")).text
-    card = page[page.index('id="slot-2"') : page.index('id="slot-3"')]
+    card = (await get(booth, "/tabs/gemini/2?lang=en")).text
     assert 'data-option="aspect_ratio"' in card
     assert re.search(r'<option value="16:9"\s+selected>', card)
     assert re.search(r'data-option="temperature" data-type="number"\s+step="any" value="0.5"', card)
@@ -208,15 +216,28 @@ async def test_settings_page_marks_environment_values_and_masks_keys(booth_facto
     assert re.search(r'id="setting-gemini_model"[^>]*disabled', model)
     assert "••••zyxw" in page
     assert "page-key-0123456789zyxw" not in page
+    # long texts are resizable text areas; variable names are small print / hover, not under every field
+    for name in ("deepseek_system_prompt_face_swap", "gemini_template_prompt"):
+        assert re.search(rf'<textarea id="setting-{name}"[^>]*class="long-text"', page), name
+    hints = re.findall(r'<small class="hint">(.*?)</small>', page, re.S)
+    assert hints and not any("BOOTHGATE_GEMINI_BASE_URL" in hint for hint in hints)
+    assert 'title="BOOTHGATE_GEMINI_BASE_URL"' in page
     assert json.loads(json.dumps(i18n.catalogue("en")))  # the catalogue the page embeds is plain JSON
 
 
 async def test_the_real_providers_options_render_in_the_operators_language(booth_factory: Any) -> None:
     booth = booth_factory(registry_classes={})  # the built-in providers, not the scripted one
-    turbotext = (await get(booth, "/tabs/turbotext")).text
+    turbotext = (await get(booth, "/tabs/turbotext/1")).text
     assert 'data-option="strength"' in turbotext
     assert "Сила изменения" in turbotext
     assert 'max="80.0"' in turbotext
-    gemini = (await get(booth, "/tabs/gemini")).text
+    gemini = (await get(booth, "/tabs/gemini/1")).text
     assert 'data-option="aspect_ratio"' in gemini
+    assert re.search(r'<option value="auto"\s+selected>авто</option>', gemini), "`auto` in the operator's words"
+    assert 'list="models-gemini"' in gemini and 'id="models-gemini"' in gemini, "the model field suggests a list"
+    # options that apply to one kind say so; expert ones are folded away
+    turbotext_options = re.findall(r'data-field="options\.(\w+)"\s*(?:data-kinds="([\w,]+)")?', turbotext)
+    assert ("face_restore", "face_swap") in turbotext_options and ("strength", "prompt") in turbotext_options
+    advanced = turbotext[turbotext.index('class="advanced"') :]
+    assert 'data-option="method"' in advanced and 'data-option="extra_fields"' in advanced
     assert "Соотношение сторон" in gemini

@@ -1,4 +1,4 @@
-"""Command line: `boothgate serve`, `boothgate send` and `boothgate rehearse`."""
+"""Command line: `boothgate serve`, `send`, `rehearse`, `reset-admin-password`, `install-service`."""
 
 from __future__ import annotations
 
@@ -83,6 +83,49 @@ def send(args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
+def reset_admin_password(args: argparse.Namespace) -> int:
+    """A new admin password: generated and printed, or the one given with --password or on stdin."""
+    import asyncio
+
+    from boothgate.ops.admin import PasswordRefused
+    from boothgate.ops.admin import reset_admin_password as reset
+    from boothgate.settings import get_settings
+
+    password = args.password
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    settings = get_settings()
+    try:
+        new = asyncio.run(reset(settings, password))
+    except PasswordRefused as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    print(f"Admin login: {settings.admin_user} / {new}" if password is None else "The admin password is changed.")
+    print("Restart boothgate for it to take effect (sudo systemctl restart boothgate, or stop and start it).")
+    return EXIT_OK
+
+
+def install_service(args: argparse.Namespace) -> int:
+    """Write a systemd unit for this checkout (or print it with --print)."""
+    from boothgate.ops.service import DEFAULT_UNIT_PATH, NEXT_STEPS, default_unit
+
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    text = default_unit(Path(args.workdir) if args.workdir else None, args.user, data_dir)
+    if args.print:
+        print(text, end="")
+        return EXIT_OK
+    target = Path(args.output) if args.output else DEFAULT_UNIT_PATH
+    try:
+        target.write_text(text, encoding="utf-8")
+    except PermissionError:
+        print(f"Cannot write {target}: run it with sudo, or use --print and copy the unit there.", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Wrote {target}")
+    if target.resolve().parent == DEFAULT_UNIT_PATH.parent:
+        print(NEXT_STEPS)
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="boothgate", description="AI gateway for photobooths.")
     root.add_argument("--version", action="version", version=f"boothgate {__version__}")
@@ -100,6 +143,18 @@ def parser() -> argparse.ArgumentParser:
     send_cmd.add_argument("--timeout", type=float, default=50.0, help="seconds to wait, like the booth (50)")
     send_cmd.set_defaults(handler=send)
     rehearse_cli.add_parser(commands)
+    reset_cmd = commands.add_parser("reset-admin-password", help="set a new admin password (prints a generated one)")
+    given = reset_cmd.add_mutually_exclusive_group()
+    given.add_argument("--password", help="the new password (at least 8 characters) instead of a generated one")
+    given.add_argument("--stdin", action="store_true", help="read the new password from the first line of stdin")
+    reset_cmd.set_defaults(handler=reset_admin_password)
+    service_cmd = commands.add_parser("install-service", help="write a systemd unit: start at boot, restart on crash")
+    service_cmd.add_argument("--output", help="where to write it (default: /etc/systemd/system/boothgate.service)")
+    service_cmd.add_argument("--print", action="store_true", help="print the unit instead of writing it")
+    service_cmd.add_argument("--user", help="the user it runs as (default: you)")
+    service_cmd.add_argument("--workdir", help="working directory with .env (default: the current one)")
+    service_cmd.add_argument("--data-dir", help="data folder (default: <workdir>/data)")
+    service_cmd.set_defaults(handler=install_service)
     return root
 
 

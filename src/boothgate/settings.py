@@ -135,6 +135,14 @@ class Settings(BaseSettings):
         "Used for upload links and for the short-lived media links Turbotext downloads from.",
     )
     language: Literal["ru", "en"] = Field("ru", description="Language of the admin UI (ru or en).")
+    cost_currency: Literal["rub", "usd"] = Field(
+        "rub",
+        description="Currency of costs in the statistics: rub (roubles, at the dollar rate rub_per_usd) or usd. "
+        "Provider prices are set in US dollars.",
+    )
+    rub_per_usd: float = Field(
+        95.0, gt=0, description="Roubles per US dollar for costs shown in rub; set the day's rate."
+    )
     loop_watch: bool = Field(
         False,
         description="Measure event-loop stalls (work that delays every booth): the worst one is shown "
@@ -330,6 +338,8 @@ class Settings(BaseSettings):
 RUNTIME_EDITABLE: tuple[str, ...] = (
     "public_base_url",
     "language",
+    "cost_currency",
+    "rub_per_usd",
     "deadline_seconds",
     "provider_input_pixels",
     "rehearsal_concurrency",

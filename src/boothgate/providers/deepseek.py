@@ -47,6 +47,8 @@ class DeepSeekOptions(BaseModel):
     renderer_options: dict[str, Any] = Field(
         default_factory=dict,
         description="The renderer's own slot options (the same fields as on its tab); checked on save.",
+        # the slot editor shows the options of the tab named in `renderer` as a sub-form
+        json_schema_extra={"options_of": "renderer"},
     )
     thinking: bool = Field(
         False,

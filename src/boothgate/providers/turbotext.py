@@ -41,25 +41,50 @@ class TurbotextOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    face_restore: bool = Field(True, description="Face swap: let Turbotext restore face details after the swap.")
+    # json_schema_extra: `kinds` = the slot kinds a field applies to (build_form below uses it only
+    # there), `advanced` = an expert field; the slot editor shows each field accordingly.
+    face_restore: bool = Field(
+        True,
+        description="Face swap: let Turbotext restore face details after the swap.",
+        json_schema_extra={"kinds": ["face_swap"]},
+    )
     strength: int = Field(
-        40, ge=0, le=80, description="Image-to-image: how far the result may move from the photo (0–80)."
+        40,
+        ge=0,
+        le=80,
+        description="Image-to-image: how far the result may move from the photo (0–80).",
+        json_schema_extra={"kinds": ["prompt"]},
     )
-    scale: float = Field(7.5, ge=0.1, le=20, description="Image-to-image: how closely to follow the prompt (0.1–20).")
+    scale: float = Field(
+        7.5,
+        ge=0.1,
+        le=20,
+        description="Image-to-image: how closely to follow the prompt (0.1–20).",
+        json_schema_extra={"kinds": ["prompt"]},
+    )
     seed: int | None = Field(
-        None, ge=1, description="Image-to-image: fixed seed for repeatable results, 1 or more (empty = random)."
+        None,
+        ge=1,
+        description="Image-to-image: fixed seed for repeatable results, 1 or more (empty = random).",
+        json_schema_extra={"kinds": ["prompt"]},
     )
-    negative_prompt: str = Field("", description="Image-to-image: what must not appear (at most 80 words).")
+    negative_prompt: str = Field(
+        "",
+        description="Image-to-image: what must not appear (at most 80 words).",
+        json_schema_extra={"kinds": ["prompt"]},
+    )
     method: str = Field(
         "",
         max_length=64,
-        description="More: Turbotext method to call instead of the kind's (e.g. object replacement). "
-        "Empty = deepfake_photo / mix_images / generate_image2image by kind.",
+        description="Another Turbotext method's name, when the processing type's usual one is not what you "
+        "need (e.g. object replacement). Empty: the usual one (deepfake_photo / mix_images / generate_image2image).",
+        json_schema_extra={"advanced": True},
     )
     extra_fields: dict[str, str] = Field(
         default_factory=dict,
-        description="More: extra form fields sent with create_queue. They override the built ones; an "
-        "empty value removes a field; {photo_url} and {reference_url} stand for the published images.",
+        description='For experts: fields added to the Turbotext request, e.g. {"style": "anime"}. They override '
+        "the built ones; an empty value removes a field; {photo_url} and {reference_url} become the image links.",
+        json_schema_extra={"advanced": True},
     )
 
     @field_validator("seed", mode="before")

@@ -18,7 +18,7 @@ from boothgate.settings import RUNTIME_EDITABLE, Settings, env_name
 
 MASK = "••••"
 GROUPS: tuple[str, ...] = ("general", "gemini", "turbotext", "deepseek", "openai", "fal")
-LONG_TEXT_HINT = "template"
+LONG_TEXT_HINTS = ("template", "system_prompt")  # long texts: a resizable text area
 
 
 class SettingsInvalid(ValueError):
@@ -71,7 +71,7 @@ def _input_of(name: str) -> tuple[str, list[str]]:
         return "integer", []
     if annotation is float:
         return "number", []
-    return ("text" if LONG_TEXT_HINT in name else "string"), []
+    return ("text" if any(hint in name for hint in LONG_TEXT_HINTS) else "string"), []
 
 
 def _limits(name: str) -> dict[str, float]:

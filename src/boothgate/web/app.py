@@ -15,11 +15,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boothgate import __version__
+from boothgate.ops.banner import banner
 from boothgate.providers.base import Provider
 from boothgate.services.loopwatch import LoopWatch
 from boothgate.services.runtime import Services
 from boothgate.settings import Settings, get_settings
-from boothgate.web import api, booth, hooks, live_api, media, moderation_api, pages, settings_api
+from boothgate.web import api, booth, hooks, live, live_api, media, moderation_api, pages, settings_api
 from boothgate.web.deps import ServicesDep
 
 log = logging.getLogger("boothgate")
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
     app.include_router(moderation_api.router)
     app.include_router(settings_api.router)
     app.include_router(live_api.router)
+    app.include_router(live.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
 
@@ -131,20 +133,9 @@ def _freeze_startup_objects() -> None:
 
 
 def announce(services: Services) -> None:
-    """Print generated passwords once, with the address of the UI."""
+    """Print the start banner: where the UI is, the addresses booths can use, generated passwords once."""
     generated = services.generated
-    if not (generated.admin_password or generated.upload_password):
-        return
     settings = services.settings
-    address = settings.public_base_url or f"http://{_display_host(settings.host)}:{settings.port}"
-    lines = ["", "=" * 64, f"  boothgate is ready: {address}/"]
-    if generated.admin_password:
-        lines.append(f"  Admin login:     {settings.admin_user} / {generated.admin_password}")
-    if generated.upload_password:
-        lines.append(f"  Upload password: {generated.upload_password}")
-    lines += ["  These are shown only now; the upload password is also in Statistics.", "=" * 64, ""]
-    print("\n".join(lines), flush=True)
-
-
-def _display_host(host: str) -> str:
-    return "localhost" if host in ("0.0.0.0", "::", "") else host
+    admin = (settings.admin_user, generated.admin_password) if generated.admin_password else None
+    text = banner(settings.host, settings.port, settings.public_base_url, __version__, admin, generated.upload_password)
+    print(text, flush=True)

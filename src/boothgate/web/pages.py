@@ -1,4 +1,5 @@
-"""The admin pages (server-rendered, behind Basic Auth): a page per provider tab, and settings.
+"""The admin pages (server-rendered, behind Basic Auth): per provider tab an overview list of its 20 slots
+and one card editor per slot, and settings.
 
 The pages carry no secrets: the upload password and statistics are fetched by the page's script
 from the JSON API when the operator opens the statistics panel.
@@ -20,6 +21,7 @@ from boothgate import __version__, i18n
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
 from boothgate.providers.registry import TAB_LABELS
 from boothgate.services import settings_view
+from boothgate.services.live import SlotActivity, slot_activity
 from boothgate.services.moderation import ModerationOptions
 from boothgate.web import model_flags
 from boothgate.web.deps import ServicesDep, base_url, require_admin
@@ -103,6 +105,8 @@ def _render(request: Request, services: ServicesDep, template: str, **context: A
             "tabs": tabs,
             "static_version": static_version(),
             "version": __version__,
+            "cost_currency": services.settings.cost_currency,
+            "cost_rate": services.settings.rub_per_usd,
             **context,
         },
     )
@@ -112,13 +116,67 @@ def _render(request: Request, services: ServicesDep, template: str, **context: A
     return response
 
 
-def _card(slot: dict[str, Any], tab: TabState, language: str) -> dict[str, Any]:
+def _schemas(services: ServicesDep) -> dict[str, dict[str, Any]]:
+    """Every available tab's options schema (a DeepSeek slot edits its renderer's options as a sub-form)."""
+    found = {}
+    for name in services.registry.tabs:
+        provider = services.registry.get(name)
+        if provider is not None:
+            found[name] = provider.Options.model_json_schema()
+    return found
+
+
+def _card(
+    slot: dict[str, Any], tab: TabState, language: str, schemas: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     kinds = list(tab.kinds)
     if slot["kind"] not in kinds:
         kinds.append(slot["kind"])  # keep a stored kind visible even if the provider dropped it
-    fields = option_fields(tab.options_schema, slot["options"], language, tab.name) if tab.options_schema else []
+    fields = (
+        option_fields(tab.options_schema, slot["options"], language, tab.name, schemas or {})
+        if tab.options_schema
+        else []
+    )
     moderation = ModerationOptions.model_validate(slot.get("moderation") or {})
     return {**slot, "kinds": kinds, "option_fields": fields, "moderation_effective": moderation}
+
+
+def _overview_row(
+    slot: dict[str, Any], tab: TabState, activity: SlotActivity | None, t: i18n.Translate
+) -> dict[str, Any]:
+    """One line of a tab's overview: what the slot does, how it did today, and why it cannot work."""
+    options = slot["options"]
+    model = options.get("model") or options.get("renderer") or ""
+    warnings: list[str] = []
+    if slot["enabled"]:
+        if not tab.ready:
+            warnings.append(tab.problem or t("provider.not_ready"))
+        warnings += [t(f"problem.{code}.{slot['kind']}", _default=t(f"problem.{code}")) for code in slot["problems"]]
+        flag = slot.get("model_flag")
+        if flag:
+            warnings.append(
+                t("models.slot_missing", model=flag["model"], provider=flag["provider"], choices=flag["choices"])
+            )
+    last = activity.last if activity else None
+    return {
+        **slot,
+        "model": model,
+        "model_is_default": not model,
+        "default_model": tab.model or "",
+        "today": activity.today if activity else 0,
+        "last": last,
+        "warnings": warnings,
+    }
+
+
+def _flagged(services: ServicesDep, publics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 11: a model the service no longer lists is flagged on its slot before a guest meets it."""
+    for public in publics:
+        public["model_flag"] = model_flags.card_flag(services, public)
+    return publics
+
+
+render = _render  # for pages defined in their own modules (web/live.py)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -131,26 +189,54 @@ async def home(request: Request, services: ServicesDep, tab: str | None = None) 
 
 @router.get("/tabs/{provider}", response_class=HTMLResponse)
 async def tab_page(provider: str, request: Request, services: ServicesDep) -> Response:
+    """The tab's overview: its 20 slots as a compact list; a slot opens into its card editor."""
     if provider not in services.registry.tabs:
         raise HTTPException(404, "There is no such tab.")
     language, _ = page_language(request, services)
-    tab = _tab_state(services, provider, i18n.translator(language))
+    t = i18n.translator(language)
+    tab = _tab_state(services, provider, t)
     address = base_url(request, services)
-    cards = [_card(services.slots.public(slot, address), tab, language) for slot in await services.slots.find(provider)]
-    for card in cards:  # issue 11: a model the service no longer lists is flagged before a guest meets it
-        card["model_flag"] = model_flags.card_flag(services, card)
+    activity = await slot_activity(services.db, provider)
+    publics = _flagged(services, [services.slots.public(slot, address) for slot in await services.slots.find(provider)])
+    rows = [_overview_row(public, tab, activity.get(public["number"]), t) for public in publics]
     return _render(
         request,
         services,
         "tab.html",
         tab=tab,
-        cards=cards,
+        rows=rows,
+        model_notice=model_flags.tab_notice(services, provider, publics),
+    )
+
+
+@router.get("/tabs/{provider}/{number}", response_class=HTMLResponse)
+async def slot_page(provider: str, number: int, request: Request, services: ServicesDep) -> Response:
+    """One slot's card editor (today's card), with the way back to the overview and to its neighbours."""
+    if provider not in services.registry.tabs:
+        raise HTTPException(404, "There is no such tab.")
+    slot = await services.slots.get(provider, number)
+    if slot is None:
+        raise HTTPException(404, "There is no such slot.")
+    language, _ = page_language(request, services)
+    tab = _tab_state(services, provider, i18n.translator(language))
+    address = base_url(request, services)
+    publics = _flagged(services, [services.slots.public(s, address) for s in await services.slots.find(provider)])
+    public = next(p for p in publics if p["number"] == number)
+    numbers = [p["number"] for p in publics]
+    position = numbers.index(number)
+    return _render(
+        request,
+        services,
+        "slot.html",
+        tab=tab,
+        card_slot=_card(public, tab, language, _schemas(services)),
+        previous=numbers[position - 1] if position > 0 else None,
+        next=numbers[position + 1] if position + 1 < len(numbers) else None,
         kinds_needing_reference=sorted(k.value for k in KINDS_NEEDING_REFERENCE),
         prompt_optional=provider in PROMPT_OPTIONAL_TABS,
         public_base_url_missing=not services.settings.public_base_url,
         moderation_available=services.moderation is not None and services.moderation.available,
-        model_notice=model_flags.tab_notice(services, provider, cards),
-        model_lists=model_flags.datalists(services),
+        model_notice=model_flags.tab_notice(services, provider, publics),
     )
 
 

@@ -140,6 +140,19 @@
     return box;
   }
 
+  // A thumbnail whose file is gone (retention, a job that kept no photo) shows a quiet dash instead of a
+  // broken-image icon: pages mark such images with data-fallback (no inline handlers under the CSP).
+  document.addEventListener(
+    "error",
+    function (event) {
+      const target = event.target;
+      if (target && target.tagName === "IMG" && target.dataset.fallback !== undefined) {
+        target.replaceWith(el("span", "muted thumb-missing", target.dataset.fallback || "—"));
+      }
+    },
+    true
+  );
+
   window.Boothgate = { t: t, has: has, explain: explain, request: request, copyText: copyText,
                        flash: flash, el: el, seconds: seconds, deepseekNote: deepseekNote };
 })();

@@ -41,36 +41,76 @@
     };
   };
 
+  /** The sub-form part an input sits in (another tab's options), or null for the slot's own options. */
+  SlotCard.prototype.partOf = function (input) {
+    return input.closest(".subform-part");
+  };
+
+  /** The chosen part of each sub-form (e.g. the renderer's options for the chosen renderer). */
+  SlotCard.prototype.chosenPart = function (subform) {
+    const chooser = this.root.querySelector('[data-option="' + subform.dataset.depends + '"]');
+    return chooser ? chooser.value : "";
+  };
+
   SlotCard.prototype.optionValues = function () {
+    const card = this;
     const out = {};
+    this.root.querySelectorAll(".subform").forEach(function (subform) {
+      out[subform.dataset.subform] = {};
+    });
     this.root.querySelectorAll("[data-option]").forEach(function (input) {
-      const name = input.dataset.option;
-      const type = input.dataset.type;
-      if (input.type === "checkbox") {
-        out[name] = input.checked;
-        return;
+      let target = out;
+      const part = card.partOf(input);
+      if (part) {
+        const subform = part.closest(".subform");
+        if (part.dataset.when !== card.chosenPart(subform)) return; // only the chosen tab's options are sent
+        target = out[subform.dataset.subform];
       }
-      const raw = input.value.trim();
-      if (raw === "") {
-        if (input.dataset.nullable === "true") out[name] = null;
-        return; // left out: the option's default applies
-      }
-      if (type === "integer" || type === "number") {
-        const number = Number(raw);
-        out[name] = Number.isFinite(number) ? number : raw;
-      } else if (type === "boolean") {
-        out[name] = raw === "true";
-      } else if (type === "json") {
-        try {
-          out[name] = JSON.parse(raw);
-        } catch (err) {
-          out[name] = raw;
-        }
-      } else {
-        out[name] = raw;
-      }
+      writeOption(target, input);
     });
     return out;
+  };
+
+  function writeOption(out, input) {
+    const name = input.dataset.option;
+    const type = input.dataset.type;
+    if (input.type === "checkbox") {
+      out[name] = input.checked;
+      return;
+    }
+    const raw = input.value.trim();
+    if (raw === "") {
+      if (input.dataset.nullable === "true") out[name] = null;
+      return; // left out: the option's default applies
+    }
+    if (type === "integer" || type === "number") {
+      const number = Number(raw);
+      out[name] = Number.isFinite(number) ? number : raw;
+    } else if (type === "boolean") {
+      out[name] = raw === "true";
+    } else if (type === "json") {
+      try {
+        out[name] = JSON.parse(raw);
+      } catch (err) {
+        out[name] = raw;
+      }
+    } else {
+      out[name] = raw;
+    }
+  }
+
+  /** Show only the options that apply to the slot's kind, and only the chosen sub-form part. */
+  SlotCard.prototype.showApplicable = function (kind) {
+    const card = this;
+    this.root.querySelectorAll("[data-kinds]").forEach(function (field) {
+      field.hidden = !field.dataset.kinds.split(",").includes(kind);
+    });
+    this.root.querySelectorAll(".subform").forEach(function (subform) {
+      const chosen = card.chosenPart(subform);
+      subform.querySelectorAll(".subform-part").forEach(function (part) {
+        part.hidden = part.dataset.when !== chosen;
+      });
+    });
   };
 
   SlotCard.prototype.isDirty = function () {
@@ -106,6 +146,7 @@
     line.textContent = visible.join(" ") + (blocking && dirty ? " " + B.t("problem.blocks_saving") : "");
     line.classList.toggle("is-error", blocking);
     this.q("[name=prompt]").placeholder = B.t("card.prompt_placeholder." + values.kind);
+    this.showApplicable(values.kind);
   };
 
   SlotCard.prototype.setState = function (text, kind) {
@@ -388,6 +429,22 @@
 
   container.querySelectorAll("[data-slot]").forEach(function (root) {
     cards.push(new SlotCard(root));
+  });
+
+  /** Model fields suggest the models the provider's service offers now, when it has such a list
+      (GET /api/providers/{name}/models). Without one the field stays a plain text box. */
+  document.querySelectorAll("datalist[data-models-for]").forEach(async function (list) {
+    const answer = await B.request("GET", "/api/providers/" + encodeURIComponent(list.dataset.modelsFor) + "/models");
+    if (!answer.ok || !answer.data) return;
+    const data = answer.data;
+    const models = Array.isArray(data) ? data : (data.models || []);
+    models.forEach(function (model) {
+      const option = document.createElement("option");
+      option.value = typeof model === "string" ? model : model.id;
+      if (typeof model === "object" && model.label && model.label !== model.id) option.label = model.label;
+      list.append(option);
+    });
+    list.dataset.loaded = String(models.length);
   });
 
   window.addEventListener("beforeunload", function (event) {

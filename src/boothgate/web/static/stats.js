@@ -127,18 +127,31 @@
     return thead;
   }
 
+  /** A cost (the server counts in USD) in the operator's currency: ₽ at the configured rate, or $. */
+  function money(usd) {
+    const value = Number(usd || 0);
+    if (panel.dataset.currency === "rub") {
+      const rub = value * Number(panel.dataset.rate || 0);
+      return rub.toLocaleString(document.documentElement.lang, { maximumFractionDigits: rub < 100 ? 2 : 0 }) + " ₽";
+    }
+    return "$" + value.toFixed(2);
+  }
+
   function figures(bucket) {
-    return [bucket.succeeded, bucket.failed, bucket.timed_out, bucket.moderated || 0, B.seconds(bucket.avg_seconds),
-            B.seconds(bucket.p95_seconds),
-            "$" + Number(bucket.cost_usd || 0).toFixed(2)];
+    return [bucket.succeeded, bucket.failed, bucket.timed_out, bucket.rejected || 0, bucket.moderated || 0,
+            B.seconds(bucket.avg_seconds), B.seconds(bucket.p95_seconds), money(bucket.cost_usd)];
   }
 
   function renderProviders(providers) {
     const table = $("stats-providers");
     table.replaceChildren(
       headRow([B.t("stats.provider"), B.t("stats.period"), B.t("stats.succeeded"), B.t("stats.failed"),
-               B.t("stats.timed_out"), B.t("stats.moderated"), B.t("stats.avg"), B.t("stats.p95"), B.t("stats.cost")], 2)
+               B.t("stats.timed_out"), B.t("stats.rejected"), B.t("stats.moderated"), B.t("stats.avg"), B.t("stats.p95"),
+               B.t("stats.cost")], 2)
     );
+    table.querySelectorAll("thead th").forEach(function (th) {
+      if (th.textContent === B.t("stats.p95")) th.title = B.t("stats.p95_help");
+    });
     Object.keys(providers).forEach(function (name) {
       const body = B.el("tbody");
       body.dataset.provider = name;
@@ -201,6 +214,10 @@
     img.decoding = "async";
     img.alt = alt;
     img.src = url;
+    // A photo removed by retention (or never stored) shows a quiet dash, not a broken-image icon.
+    img.addEventListener("error", function () {
+      img.replaceWith(B.el("span", "thumb thumb-empty", "—"));
+    });
     return img;
   }
 
@@ -240,8 +257,10 @@
       const when = job.created_at ? new Date(job.created_at).toLocaleString(document.documentElement.lang) : "";
       text.append(B.el("div", "muted small", when + " · " + B.seconds(job.total_seconds)));
       if (job.status !== "succeeded" && (job.error || job.message)) {
-        text.append(B.el("div", "job-error", B.explain(job.error, job.message)));
-        if (job.message && B.has("error." + job.error)) text.append(B.el("div", "muted small", job.message));
+        // The reason in the UI's language; the server's own (English) words only on hover.
+        const reason = B.el("div", "job-error", B.explain(job.error, job.message));
+        if (job.message && B.has("error." + job.error)) reason.title = job.message;
+        text.append(reason);
       }
       const note = B.deepseekNote(job);
       if (note) text.append(note);

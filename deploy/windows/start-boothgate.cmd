@@ -1,0 +1,19 @@
+@echo off
+rem Starts boothgate from this checkout and starts it again if it stops (crash, update).
+rem Settings: put BOOTHGATE_... lines in the .env file in the checkout's folder (see README).
+rem Used by install-autostart.ps1 (a Task Scheduler task at logon); you can also double-click it.
+setlocal
+cd /d "%~dp0..\.."
+if not exist ".venv\Scripts\python.exe" (
+  echo First start: creating .venv and installing boothgate...
+  py -3 -m venv .venv || python -m venv .venv
+  ".venv\Scripts\python.exe" -m pip install --upgrade pip
+  ".venv\Scripts\python.exe" -m pip install -e .
+)
+if not exist data mkdir data
+:loop
+echo [%date% %time%] starting boothgate >> data\boothgate.log
+".venv\Scripts\python.exe" -m boothgate serve >> data\boothgate.log 2>&1
+echo [%date% %time%] boothgate stopped with code %errorlevel%; starting again in 5 s >> data\boothgate.log
+timeout /t 5 /nobreak > nul
+goto loop

@@ -1,0 +1,1 @@
+"""Running boothgate on a machine: the start banner, admin password reset, the systemd unit."""

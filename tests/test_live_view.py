@@ -1,0 +1,84 @@
+"""The numbers behind the overview list and the live view, from job rows in a real (SQLite) database:
+today's count and the last result per slot, failures and fallbacks, answer times per provider."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from boothgate.services.live import BUCKET_MINUTES, live_view, slot_activity
+from boothgate.storage.db import Database
+from boothgate.storage.models import Job
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")
+    await database.migrate()
+    yield database
+    await database.engine.dispose()
+
+
+async def add(db: Database, number: int, minutes_ago: float, status: str = "succeeded", **fields: object) -> None:
+    values: dict[str, object] = {
+        "id": f"job{number}x{minutes_ago}x{status}",
+        "provider": "gemini",
+        "slot_number": number,
+        "source": "booth",
+        "status": status,
+        "created_at": datetime.now(UTC) - timedelta(minutes=minutes_ago),
+        "total_seconds": 10.0,
+        **fields,
+    }
+    async with db.write() as session:
+        session.add(Job(**values))
+
+
+async def test_failures_fallbacks_and_answer_times_over_the_window(db: Database) -> None:
+    await add(db, 1, 5, total_seconds=12.0)
+    await add(db, 1, 6, total_seconds=8.0)
+    await add(db, 2, 7, "failed", total_seconds=3.0)
+    await add(db, 2, 8, "timed_out", total_seconds=48.0)
+    await add(db, 3, 9, served_by="local/3", fallback_reason="provider_error", total_seconds=20.0)
+    await add(db, 3, 10, "rejected")
+    await add(db, 4, 2, source="try", result_path="x.jpg")  # the operator's Try it: not the event
+    await add(db, 5, 60 * 5)  # outside a 3-hour window
+    await add(db, 6, 20, provider="turbotext", total_seconds=30.0)
+
+    view = await live_view(db, ["gemini", "turbotext"], hours=3)
+
+    assert view["counts"] == {
+        "received": 7,
+        "succeeded": 4,
+        "failed": 1,
+        "timed_out": 1,
+        "rejected": 1,
+        "fallbacks": 1,
+    }
+    assert view["providers"]["gemini"] == {"received": 6, "failed": 3, "fallbacks": 1}
+    series = {s["provider"]: s["points"] for s in view["series"]}
+    assert list(series) == ["gemini", "turbotext"]
+    # succeeded answers only, averaged per bucket: failures do not drag the answer time down
+    assert sum(p["count"] for p in series["gemini"]) == 3
+    all_gemini = sorted(p["avg_seconds"] for p in series["gemini"])
+    assert all(8.0 <= value <= 20.0 for value in all_gemini)
+    assert series["turbotext"][0]["avg_seconds"] == 30.0
+    assert view["bucket_minutes"] == BUCKET_MINUTES
+    assert [job["slot"] for job in view["latest"]][:2] == [1, 1]
+    assert all(job["source"] == "booth" for job in view["latest"])
+
+
+async def test_slot_activity_counts_booth_photos_today_and_keeps_the_latest_job(db: Database) -> None:
+    # seconds ago, so "today" holds even just after midnight
+    await add(db, 7, 0.01, result_path="results/a.jpg")
+    await add(db, 7, 0.03)
+    await add(db, 7, 0.02, source="try")
+    await add(db, 8, 0.04, "failed")
+    activity = await slot_activity(db, "gemini")
+    assert activity[7].today == 2, "Try it is not a guest's photo"
+    assert activity[7].last is not None and activity[7].last["result_thumbnail_url"].endswith("/result/thumbnail")
+    assert activity[8].last is not None and activity[8].last["status"] == "failed"
+    assert 9 not in activity
