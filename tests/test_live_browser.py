@@ -70,12 +70,16 @@ def page(rig: tuple[GeminiFake, str]) -> Iterator[Any]:
 
 
 def test_flag_datalist_and_rehearsal(page: Any, rig: tuple[GeminiFake, str]) -> None:
-    page.goto("/tabs/gemini?lang=en")
+    page.goto("/tabs/gemini/3?lang=en")
     flag = page.locator("#slot-3 .model-missing")
     expect(flag).to_be_visible()
     expect(flag).to_contain_text("gemini-3-pro-image is not offered by Gemini any more")
+    page.locator("#slot-3").screenshot(path=str(ARTIFACTS / "live-flagged-card.png"))
+    page.goto("/tabs/gemini/1?lang=en")
     assert page.locator("#slot-1 [data-option=model]").get_attribute("list") == "models-gemini"
-    assert page.locator("#models-gemini option").count() == 2
+    expect(page.locator("#models-gemini option")).to_have_count(2)  # filled from the live list
+    page.goto("/tabs/gemini?lang=en")
+    expect(page.locator("#slot-3.has-warning")).to_be_visible()  # the overview marks the slot
 
     page.on("dialog", lambda dialog: dialog.accept())  # the "N paid calls, estimated $X" confirmation
     page.locator(".rehearse-open").click()
@@ -88,7 +92,6 @@ def test_flag_datalist_and_rehearsal(page: Any, rig: tuple[GeminiFake, str]) -> 
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator("#rehearse-dialog").screenshot(path=str(ARTIFACTS / "live-rehearse-dialog.png"))
     page.locator(".rehearse-close").click()
-    page.locator("#slot-3").screenshot(path=str(ARTIFACTS / "live-flagged-card.png"))
 
 
 def test_check_button_shows_the_answer(page: Any) -> None:

@@ -118,19 +118,21 @@ async def test_a_slot_whose_model_disappears_is_flagged_on_its_card_and_tab(star
     await booth.configure("gemini", 3, kind="prompt", prompt="p", options={"model": "gemini-3-pro-image"})
     await get(booth, "/api/providers/gemini/models", refresh=1)
     async with booth.api() as client:
-        page = (await client.get("/tabs/gemini?lang=en")).text
+        page = (await client.get("/tabs/gemini/3?lang=en")).text
     assert 'data-model-missing="gemini-3-pro-image"' not in page
 
     del fake.catalogue["gemini-3-pro-image"]  # Google shuts it down
     await get(booth, "/api/providers/gemini/models", refresh=1)
     async with booth.api() as client:
-        page = (await client.get("/tabs/gemini?lang=en")).text
+        page = (await client.get("/tabs/gemini?lang=en")).text  # the overview
+        card = (await client.get("/tabs/gemini/3?lang=en")).text  # the slot's editor
         settings_page = (await client.get("/settings?lang=en")).text
-    card = page[page.index('id="slot-3"') : page.index('id="slot-4"')]
     assert 'data-model-missing="gemini-3-pro-image"' in card
     assert "not offered by Gemini any more" in card
     assert "gemini-nano-banana-2.1" in card  # what to choose instead
     assert "1 slot(s) use a model Gemini no longer offers" in page  # on the tab too
+    row = page[page.rindex("<a ", 0, page.index('id="slot-3"')) : page.index('id="slot-4"')]
+    assert "has-warning" in row and "not offered by Gemini any more" in row  # the overview's warning dot
     assert '<datalist id="models-gemini">' in settings_page and 'value="gemini-nano-banana-2.1"' in settings_page
     assert not [r for r in fake.received if r.model == "gemini-3-pro-image"]  # no guest photo went there
 

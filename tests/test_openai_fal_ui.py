@@ -92,14 +92,14 @@ def page(browser: Any, stack: Stack) -> Iterator[Any]:
 
 
 def test_the_tabs_are_in_the_bar_with_their_options_in_russian(page: Any, stack: Stack) -> None:
-    page.goto("/tabs/openai")
-    tabs = page.locator("nav").inner_text()
+    page.goto("/tabs/openai/1")
+    tabs = page.locator("nav").first.inner_text()
     assert "OpenAI" in tabs and "fal.ai" in tabs
     card = page.locator("#slot-1")
     assert card.locator('select[data-option="quality"]').input_value() == "medium"
     assert "Качество" in page.content()
     screenshot(page, "tab-openai.png")
-    page.goto("/tabs/fal")
+    page.goto("/tabs/fal/1")
     card = page.locator("#slot-1")
     choices = card.locator('select[data-option="model"] option').all_text_contents()
     assert [c.strip() for c in choices] == [
@@ -118,7 +118,7 @@ def test_the_tabs_are_in_the_bar_with_their_options_in_russian(page: Any, stack:
 
 def test_try_it_on_openai(page: Any, stack: Stack) -> None:
     stack.configure("openai", 3, kind="prompt", prompt="as an oil painting", options={"quality": "low"})
-    page.goto("/tabs/openai?lang=en")
+    page.goto("/tabs/openai/3?lang=en")
     slot = page.locator("#slot-3")
     slot.locator(".try-file").set_input_files(files=[jpeg_file(width=1200, height=800, seed=31)])
     expect(slot.locator(".try-summary")).to_have_text(SOME_TEXT)
@@ -133,7 +133,7 @@ def test_try_it_on_fal_with_the_birefnet_background(page: Any, stack: Stack) -> 
     stack.fal.api_key = FAL_KEY
     stack.configure("fal", 4, kind="background", prompt="", options={"model": "fal-ai/birefnet"})
     stack.reference("fal", 4, encode(gradient(900, 600, REFERENCE_TINT)))
-    page.goto("/tabs/fal?lang=en")
+    page.goto("/tabs/fal/4?lang=en")
     slot = page.locator("#slot-4")
     slot.locator(".try-file").set_input_files(files=[jpeg_file(width=1200, height=800, seed=41)])
     expect(slot.locator(".try-summary")).to_have_text(SOME_TEXT)
