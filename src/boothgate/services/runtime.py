@@ -21,6 +21,7 @@ from boothgate.services.jobs import JobStore
 from boothgate.services.media_links import MediaLinks
 from boothgate.services.slots import SlotService
 from boothgate.services.throttle import Throttle
+from boothgate.services.trash import TrashBudget
 from boothgate.settings import Settings
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
@@ -50,6 +51,7 @@ class Services:
     ingest: Ingest
     generated: Generated = field(default_factory=Generated)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    trash: TrashBudget | None = None
 
     @property
     def settings(self) -> Settings:
@@ -85,6 +87,13 @@ class Services:
             admin_throttle, links, ingest, generated,
         )  # fmt: skip
         config.on_change(services._settings_changed)
+        # Hardening (issue 14): rows the database could not take before the last stop go in first (recovery
+        # reads them); then the journal's disk reserve, its drain, and the trash budget run in the background.
+        await ingest.recorder.drain()
+        await asyncio.to_thread(ingest.recorder.journal.keep_reserve)
+        services.trash = TrashBudget(media, db, lambda: config.settings)
+        services.tasks.append(asyncio.create_task(ingest.recorder.run_forever()))
+        services.tasks.append(asyncio.create_task(services.trash.run_forever()))
         await recovery.recover(jobs, media)
         services.tasks.append(asyncio.create_task(retention.run_forever(lambda: config.settings, media, db)))
         return services
