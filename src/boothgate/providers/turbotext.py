@@ -46,7 +46,7 @@ class TurbotextOptions(BaseModel):
     )
     scale: float = Field(7.5, ge=0.1, le=20, description="Image-to-image: how closely to follow the prompt (0.1–20).")
     seed: int | None = Field(
-        None, ge=0, description="Image-to-image: fixed seed for repeatable results (empty = random)."
+        None, ge=0, le=2**32 - 1, description="Image-to-image: fixed seed for repeatable results (empty = random)."
     )
     negative_prompt: str = Field("", description="Image-to-image: what must not appear (at most 80 words).")
     method: str = Field(

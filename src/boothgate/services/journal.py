@@ -150,6 +150,12 @@ class JobRecorder:
         written later is the same row (writes are idempotent upserts, in order per job).
         """
         row = job_row(job)
+        if self.jobs.db.file_gone():  # a write would land in a deleted file: straight to the journal
+            self.last_error = "the database file is gone"
+            await asyncio.to_thread(self.journal.append, [row])
+            self.journaled += 1
+            log.error("job=%s kept in the journal: the database file was deleted", job.id)
+            return "database file gone"
         task = asyncio.create_task(self._write(row, self._writes.get(job.id), budget_seconds))
         self._writes[job.id] = task
         task.add_done_callback(lambda done: self._forget(job.id, done))
@@ -182,6 +188,8 @@ class JobRecorder:
     async def drain(self) -> int:
         """Write journaled rows to the database; True progress only when a whole file went in."""
         written = 0
+        if self.jobs.db.file_gone():
+            return 0  # keep the rows for the next start rather than write them into a deleted file
         for path in await asyncio.to_thread(self.journal.pending_files):
             rows = await asyncio.to_thread(read_rows, path)
             for start in range(0, len(rows), DRAIN_BATCH):

@@ -101,6 +101,11 @@ class Database:
             return None
         return (stat.st_dev, stat.st_ino)
 
+    def file_gone(self) -> bool:
+        """SQLite only: the file opened at start is no longer at its path. Writes would still "succeed"
+        into the open, unlinked file and be lost with it."""
+        return self._file is not None and self._identity() != self._file
+
     @property
     def sqlite_path(self) -> Path | None:
         if not self.is_sqlite or ":memory:" in self.url:
@@ -146,7 +151,7 @@ class Database:
         On SQLite the file must still be the one opened at start: a deleted (or replaced) database file
         keeps answering reads from the open handle while every write is lost.
         """
-        if self._file is not None and self._identity() != self._file:
+        if self.file_gone():
             return "the database file was deleted or replaced while the server was running"
         try:
             async with asyncio.timeout(CHECK_SECONDS), self.sessions() as session:

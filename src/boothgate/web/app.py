@@ -95,12 +95,12 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
     async def health(services: ServicesDep) -> dict[str, Any] | JSONResponse:
         # A real query on the real tables (and, on SQLite, the file still being the one opened at start),
         # plus whether job writes are failing: a broken database answers 503 (issue 14).
-        problem = await services.db.check()
+        db_problem = await services.db.check()
         recorder = services.ingest.recorder
         write_error = recorder.last_error
-        if problem is None and write_error and "locked" not in write_error:
-            problem = f"job writes are failing ({write_error}); they are kept in the journal"
-        database = problem is None
+        if db_problem is None and write_error and "locked" not in write_error:
+            db_problem = f"job writes are failing ({write_error}); they are kept in the journal"
+        database = db_problem is None
         providers = {}
         for name in services.registry.tabs:
             provider = services.registry.get(name)
@@ -110,7 +110,7 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
             "status": "ok" if database and not write_error else ("degraded" if database else "broken"),
             "version": __version__,
             "database": database,
-            "database_problem": problem,
+            "database_problem": db_problem,
             "journal": recorder.public(),
             "providers": providers,
         }
