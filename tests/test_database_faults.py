@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -152,3 +153,39 @@ async def test_health_reports_a_deleted_database_file_and_booths_get_no_500(boot
 
 def test_admin_password_is_not_needed_for_health(booth: Booth) -> None:
     assert httpx.get(f"{booth.url}/health", auth=ADMIN).status_code == 200
+
+
+async def test_a_disk_too_full_even_for_the_journal_uses_its_reserve(
+    booth: Booth, jobs_disk_full: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk is full for everything: database writes and journal appends fail with ENOSPC until the
+    journal gives up its reserve (the only free space there is). The failure is still recorded."""
+    from boothgate.services import journal as journal_module
+
+    journal = booth.services.ingest.recorder.journal
+    assert journal.reserve.stat().st_size == journal_module.RESERVE_BYTES, "the reserve is set aside at start"
+    real = journal_module.Journal._append
+
+    def append(self: Any, data: bytes) -> None:
+        if self.reserve.exists():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(self, data)
+
+    monkeypatch.setattr(journal_module.Journal, "_append", append)
+    await booth.configure("gemini", 1, prompt="x")
+    answer = await booth.post("gemini", 1, make_jpeg(200, 150, seed=11))
+    assert answer.status == 507
+    assert not journal.reserve.exists(), "the reserve was given up for the journal"
+    assert answer.json()["job_id"] in journal.path.read_text()
+
+    monkeypatch.undo()
+    jobs_disk_full[0] = False
+    await _until(lambda: _has_job(booth, answer.json()["job_id"]))
+    await _until(_reserve_back(journal))
+
+
+def _reserve_back(journal: Any) -> Any:
+    async def check() -> bool:
+        return bool(journal.reserve.exists())
+
+    return check
