@@ -203,6 +203,7 @@ class JobRecorder:
         return written
 
     async def run_forever(self) -> None:
+        await asyncio.to_thread(self.journal.keep_reserve)  # in the background: start-up does not wait
         while True:
             await asyncio.sleep(DRAIN_EVERY_SECONDS)
             try:

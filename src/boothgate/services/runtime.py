@@ -90,7 +90,6 @@ class Services:
         # Hardening (issue 14): rows the database could not take before the last stop go in first (recovery
         # reads them); then the journal's disk reserve, its drain, and the trash budget run in the background.
         await ingest.recorder.drain()
-        await asyncio.to_thread(ingest.recorder.journal.keep_reserve)
         services.trash = TrashBudget(media, db, lambda: config.settings)
         services.tasks.append(asyncio.create_task(ingest.recorder.run_forever()))
         services.tasks.append(asyncio.create_task(services.trash.run_forever()))
