@@ -117,6 +117,9 @@ async def test_a_full_disk_under_the_database_answers_507_and_keeps_the_original
     trash = {p.name: p for p in booth.trash_files()}
     assert trash[f"{job_id}.jpg"].read_bytes() == photo, "the original is kept"
     assert f"{job_id}.json" in trash
+    second = await booth.post("gemini", 1, make_jpeg(200, 150, seed=17))
+    assert second.status == 507, "still full: the next job is refused too, not run unrecorded"
+    assert not booth.calls
 
     jobs_disk_full[0] = False  # space is back: the journaled row goes in, the statistics are exact
     await _until(lambda: _has_job(booth, job_id))

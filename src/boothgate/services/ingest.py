@@ -480,7 +480,7 @@ class Ingest:
             problem = await self.recorder.save(job.record, min(DB_WRITE_SECONDS, job.deadline.remaining() / 4))
         except OSError as exc:
             raise errors.StorageFailed(f"Could not record the job: {exc.strerror or exc}.") from exc
-        if problem == "disk full":
+        if problem == "disk full" or (problem and self.recorder.disk_full):
             raise errors.StorageFailed("The disk is full: the job cannot be recorded.")
 
     def _let_go(self, job: _Job) -> None:

@@ -140,6 +140,11 @@ class JobRecorder:
         self._writes: dict[str, asyncio.Task[None]] = {}  # the latest write of each job, to keep order
         self.last_error: str | None = None  # the latest database write failure (cleared by a success)
         self.journaled = 0
+        # Set when a row had to go to the journal, cleared when the journal has been drained: meanwhile
+        # rows go straight to the journal, so only the first booth after the database stopped answering
+        # waits for it (one budget), and journaled rows are never overtaken by direct writes.
+        self.backlog = False
+        self.disk_full = False  # the latest database failure (a write or a drain) was a full disk
 
     async def save(self, job: Job, budget_seconds: float) -> str | None:
         """Write the job's row now. None when the database has it, else why it went to the journal
@@ -152,27 +157,33 @@ class JobRecorder:
         row = job_row(job)
         if self.jobs.db.file_gone():  # a write would land in a deleted file: straight to the journal
             self.last_error = "the database file is gone"
-            await asyncio.to_thread(self.journal.append, [row])
-            self.journaled += 1
-            log.error("job=%s kept in the journal: the database file was deleted", job.id)
+            await self._journal(row, job.id, "database file gone")
             return "database file gone"
+        if self.backlog:
+            await self._journal(row, job.id, "backlog")
+            return "backlog"
         task = asyncio.create_task(self._write(row, self._writes.get(job.id), budget_seconds))
         self._writes[job.id] = task
         task.add_done_callback(lambda done: self._forget(job.id, done))
         try:
             async with asyncio.timeout(max(0.0, budget_seconds)):
                 await asyncio.shield(task)
-            self.last_error = None
+            self.last_error, self.disk_full = None, False
             return None
         except TimeoutError:
             reason = "timeout"
         except Exception as exc:
-            reason = "disk full" if is_disk_full(exc) else type(exc).__name__
+            self.disk_full = is_disk_full(exc)
+            reason = "disk full" if self.disk_full else type(exc).__name__
             self.last_error = f"{reason}: {str(exc)[:200]}"
+        await self._journal(row, job.id, reason)
+        return reason
+
+    async def _journal(self, row: dict[str, Any], job_id: str, reason: str) -> None:
+        self.backlog = True
         await asyncio.to_thread(self.journal.append, [row])
         self.journaled += 1
-        log.warning("job=%s kept in the journal (database: %s)", job.id, reason)
-        return reason
+        log.warning("job=%s kept in the journal (database: %s)", job_id, reason)
 
     def _forget(self, job_id: str, done: asyncio.Task[None]) -> None:
         if self._writes.get(job_id) is done:
@@ -196,9 +207,11 @@ class JobRecorder:
                 await upsert(self.jobs, rows[start : start + DRAIN_BATCH], DRAIN_BUDGET_SECONDS)
             await asyncio.to_thread(path.unlink)
             written += len(rows)
+        if self.backlog and not await asyncio.to_thread(self.journal.pending_rows):
+            self.backlog = False  # a row appended just now is picked up by the next round
         if written:
             log.info("journal: %d job row(s) written to the database", written)
-            self.last_error = None
+            self.last_error, self.disk_full = None, False
             await asyncio.to_thread(self.journal.keep_reserve)
         return written
 
@@ -209,6 +222,7 @@ class JobRecorder:
             try:
                 await self.drain()
             except Exception as exc:  # still locked or broken: try again later
+                self.disk_full = is_disk_full(exc)
                 self.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
 
     def public(self) -> dict[str, Any]:
