@@ -193,3 +193,25 @@ def _reserve_back(journal: Any) -> Any:
         return bool(journal.reserve.exists())
 
     return check
+
+
+async def test_journaled_rows_reach_a_new_database_at_the_next_start(booth: Booth) -> None:
+    """After the database file was deleted, the next start (a new, empty database) gets the rows the
+    journal kept: `Services.start` drains the journal before crash recovery runs."""
+    from boothgate.services.runtime import Services
+
+    await booth.configure("gemini", 1, prompt="x")
+    for name in ("boothgate.db", "boothgate.db-wal", "boothgate.db-shm"):
+        (booth.settings.data_dir / name).unlink(missing_ok=True)
+    answers = [await booth.post("gemini", 1, make_jpeg(200, 150, seed=20 + i)) for i in range(2)]
+    assert [a.status for a in answers] == [200, 200]
+    ids = {a.headers["x-job-id"] for a in answers}
+
+    restarted = await Services.start(booth.settings.model_copy(update={"data_dir": booth.settings.data_dir}))
+    try:
+        found = {job.id: job for job in await restarted.jobs.find(limit=10)}
+        assert ids <= set(found), "every job answered while the file was gone is in the new database"
+        assert all(found[i].status == "succeeded" for i in ids)
+        assert not list((booth.settings.data_dir / "journal").glob("jobs*"))
+    finally:
+        await restarted.stop()
