@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from boothgate.providers.deepseek import DeepSeekProvider
 from boothgate.providers.gemini import GeminiProvider
+from boothgate.providers.registry import TABS, builtin_provider_class
 from boothgate.providers.turbotext import TurbotextProvider
 from boothgate.services import settings_view
 from boothgate.settings import RUNTIME_EDITABLE, Settings, get_settings
@@ -63,7 +64,12 @@ def _bounds(model: type[BaseModel], name: str) -> tuple[bool, bool]:
     return low, high
 
 
-OPTION_MODELS = [GeminiProvider.Options, TurbotextProvider.Options, DeepSeekProvider.Options]
+# Every tab whose provider module exists (new providers are checked as soon as they land).
+OPTION_MODELS = sorted(
+    {cls.Options for name in TABS if (cls := builtin_provider_class(name)) is not None}
+    | {GeminiProvider.Options, TurbotextProvider.Options, DeepSeekProvider.Options},
+    key=lambda model: model.__name__,
+)
 
 
 @pytest.mark.parametrize("model", [Settings, *OPTION_MODELS], ids=lambda m: m.__name__)
