@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import httpx
 
 from boothgate.providers.registry import TABS
@@ -58,8 +60,8 @@ async def test_reference_upload_validation_and_removal(booth: Booth) -> None:
         assert (await client.get(slot["reference_url"])).content == reference
         thumb = await client.get(slot["reference_thumbnail_url"])
         assert thumb.headers["content-type"] == "image/jpeg" and len(thumb.content) < len(reference)
-        stored = list((booth.settings.data_dir / "references" / "gemini").iterdir())
-        assert len(stored) == 1
+        stored = [p for p in (booth.settings.data_dir / "references").rglob("*") if p.is_file()]
+        assert [p.name for p in stored] == [f"{hashlib.sha256(reference).hexdigest()}.jpg"], "stored by content"
         not_image = await client.put("/api/slots/gemini/4/reference", files={"file": ("x.jpg", b"text", "image/jpeg")})
         assert not_image.status_code == 415
         truncated = await client.put(
@@ -69,7 +71,7 @@ async def test_reference_upload_validation_and_removal(booth: Booth) -> None:
         assert (await client.get("/api/slots/gemini/4")).json()["has_reference"], "a bad upload keeps the old one"
         removed = await client.delete("/api/slots/gemini/4/reference")
         assert removed.status_code == 200 and not removed.json()["has_reference"]
-        assert not any((booth.settings.data_dir / "references" / "gemini").iterdir())
+        assert not any(p.is_file() for p in (booth.settings.data_dir / "references").rglob("*"))
         assert (await client.get("/api/slots/gemini/4/reference")).status_code == 404
 
 

@@ -4,11 +4,18 @@ The code never logs a password or a key on purpose; this is the second line: a l
 every handler that replaces each known secret (upload password, admin password, provider API keys)
 with `***` in the message and in the formatted traceback. An SDK exception that quotes a request URL
 with `?key=...`, logged by the spine's catch-all, leaves the key behind.
+
+The same filter escapes control characters (CR, LF, NUL, ...) in every log *field* (the arguments of a
+log call, never the format string or a traceback): a booth URL like `/booth/gemini%0ajob=...` must not
+start a forged line of its own in the log (issue 14).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -17,6 +24,25 @@ from boothgate.settings import Settings
 MIN_SECRET_LENGTH = 4  # shorter values would blank out ordinary words and numbers
 MASK = "***"
 LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+# C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: anything a log reader may
+# take as the end of a line or an instruction to the terminal.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_field(value: str) -> str:
+    """`value` with each control character written as a visible escape (`\\n`, `\\x00`)."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], value)
+
+
+def _escaped(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    if _CONTROL.search(text) is None:
+        return value
+    return escape_field(text)
 
 
 class SecretFilter(logging.Filter):
@@ -36,6 +62,11 @@ class SecretFilter(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            if isinstance(record.args, Mapping):
+                record.args = {k: _escaped(v) for k, v in record.args.items()}
+            else:
+                record.args = tuple(_escaped(a) for a in record.args)
         if not self._secrets:
             return True
         message = record.getMessage()

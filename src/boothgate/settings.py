@@ -118,12 +118,12 @@ def by_prefix(table: dict[str, Any], model: str) -> Any:
 class Settings(BaseSettings):
     """Everything an operator can set. Environment variables use the prefix BOOTHGATE_."""
 
-    model_config = SettingsConfigDict(env_prefix="BOOTHGATE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="BOOTHGATE_", env_file=".env", extra="ignore", allow_inf_nan=False)
 
     # --- where and how it runs -------------------------------------------------------------
     data_dir: Path = Field(Path("./data"), description="Folder for the database and all media.")
     host: str = Field("0.0.0.0", description="Address the server listens on.")
-    port: int = Field(8000, description="Port the server listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the server listens on.")
     database_url: str = Field(
         "",
         description="SQLAlchemy URL. Empty: SQLite at DATA_DIR/boothgate.db. "
@@ -151,27 +151,32 @@ class Settings(BaseSettings):
 
     # --- the booth --------------------------------------------------------------------------
     deadline_seconds: float = Field(
-        48.0, gt=1, description="Seconds after a booth request arrives by which it must have its answer."
+        48.0, gt=1, le=600, description="Seconds after a booth request arrives by which it must have its answer."
     )
-    max_upload_bytes: int = Field(30 * MB, gt=0, description="Largest accepted upload body, in bytes.")
+    max_upload_bytes: int = Field(30 * MB, gt=0, le=2048 * MB, description="Largest accepted upload body, in bytes.")
     max_image_pixels: int = Field(
-        100_000_000, gt=0, description="Largest accepted image (width × height); bigger is refused unread."
+        100_000_000,
+        gt=0,
+        le=1_000_000_000,
+        description="Largest accepted image (width × height); bigger is refused unread.",
     )
     upload_idle_timeout_seconds: float = Field(
-        15.0, gt=0, description="A booth upload that sends nothing for this long is cut off (400)."
+        15.0, gt=0, le=600, description="A booth upload that sends nothing for this long is cut off (400)."
     )
     duplicate_window_seconds: float = Field(
         600.0,
         ge=0,
+        le=7 * 86400,
         description="A photo identical to one processed for the same slot within this window gets the stored result.",
     )
     provider_input_pixels: int = Field(
         2_000_000,
         gt=10_000,
+        le=100_000_000,
         description="Photos are downscaled to at most this many pixels before they go to a provider.",
     )
     jpeg_quality: int = Field(90, ge=50, le=100, description="JPEG quality for prepared inputs and results.")
-    image_workers: int = Field(2, ge=1, description="How many images are decoded at once (memory bound).")
+    image_workers: int = Field(2, ge=1, le=64, description="How many images are decoded at once (memory bound).")
     result_long_side_pixels: int = Field(
         3000,
         ge=256,
@@ -191,13 +196,30 @@ class Settings(BaseSettings):
         None, description="Password the booth sends in the `password` field. Unset: generated on first start."
     )
     auth_max_failures: int = Field(
-        10, ge=1, description="Wrong passwords from one address before it is answered 429 for a while."
+        10, ge=1, le=1_000_000, description="Wrong passwords from one address before it is answered 429 for a while."
     )
-    auth_lockout_seconds: float = Field(300.0, ge=1, description="How long a locked-out address waits.")
+    auth_lockout_seconds: float = Field(300.0, ge=1, le=7 * 86400, description="How long a locked-out address waits.")
+    # --- hardening (issue 14): what requests without the upload password may leave behind ---
+    unauthenticated_records_per_minute: int = Field(
+        20,
+        ge=0,
+        le=10_000,
+        description="Failed booth requests that never proved the upload password are recorded (job row and "
+        "trash sidecar, never their body) at most this often per address and minute; more are only counted.",
+    )
 
     # --- retention --------------------------------------------------------------------------
-    retention_days: int = Field(30, ge=1, description="Photos and results older than this are deleted.")
-    trash_retention_days: int = Field(60, ge=1, description="Trash (failed originals) older than this is deleted.")
+    retention_days: int = Field(30, ge=1, le=36_500, description="Photos and results older than this are deleted.")
+    trash_retention_days: int = Field(
+        60, ge=1, le=36_500, description="Trash (failed originals) older than this is deleted."
+    )
+    trash_max_bytes: int = Field(
+        5 * 1024 * MB,
+        ge=1 * MB,
+        le=100 * 1024 * 1024 * MB,
+        description="Size budget of the trash folder: when it is exceeded the oldest entries are removed "
+        "first and Statistics shows a warning.",
+    )
 
     # --- Gemini -----------------------------------------------------------------------------
     gemini_api_key: SecretStr | None = Field(None, description="Google Gemini API key.")
@@ -221,6 +243,7 @@ class Settings(BaseSettings):
     gemini_price_per_image_usd: float = Field(
         0.0336,
         ge=0,
+        le=1000,
         description="Estimated Gemini cost per generated image for a model not named in "
         "BOOTHGATE_GEMINI_PRICES_USD, for statistics and the rehearsal estimate.",
     )
@@ -240,13 +263,16 @@ class Settings(BaseSettings):
     # --- Turbotext --------------------------------------------------------------------------
     turbotext_api_key: SecretStr | None = Field(None, description="Turbotext API key (paid tariff).")
     turbotext_base_url: str = Field("https://www.turbotext.ru/api_ai", description="Turbotext API base URL.")
-    turbotext_poll_interval_seconds: float = Field(1.5, gt=0, description="Seconds between Turbotext result polls.")
+    turbotext_poll_interval_seconds: float = Field(
+        1.5, gt=0, le=60, description="Seconds between Turbotext result polls."
+    )
     turbotext_mode: Literal["polling", "webhook"] = Field(
         "polling", description="How Turbotext results arrive: polling (default) or webhook."
     )
     turbotext_price_per_image_usd: float = Field(
         0.0,
         ge=0,
+        le=1000,
         description="Estimated cost of one Turbotext result in USD, for statistics "
         "(Turbotext bills in its own credits; 0 = not counted).",
     )
@@ -256,7 +282,7 @@ class Settings(BaseSettings):
     deepseek_base_url: str = Field("https://api.deepseek.com", description="DeepSeek API base URL.")
     deepseek_model: str = Field("deepseek-flash", description="DeepSeek vision model that writes instructions.")
     deepseek_stage_seconds: float = Field(
-        12.0, gt=0, description="Time budget for DeepSeek to write the instruction before falling back."
+        12.0, gt=0, le=600, description="Time budget for DeepSeek to write the instruction before falling back."
     )
     deepseek_system_prompt_face_swap: str = Field(
         DEEPSEEK_SYSTEM_PROMPTS["face_swap"],
@@ -272,10 +298,10 @@ class Settings(BaseSettings):
         description="What DeepSeek is told to write for restyling (prompt) slots.",
     )
     deepseek_price_input_per_mtok_usd: float = Field(
-        0.30, ge=0, description="DeepSeek price per million input tokens (peak rate), for statistics."
+        0.30, ge=0, le=10_000, description="DeepSeek price per million input tokens (peak rate), for statistics."
     )
     deepseek_price_output_per_mtok_usd: float = Field(
-        1.20, ge=0, description="DeepSeek price per million output tokens (peak rate), for statistics."
+        1.20, ge=0, le=10_000, description="DeepSeek price per million output tokens (peak rate), for statistics."
     )
 
     # --- OpenAI -----------------------------------------------------------------------------

@@ -65,6 +65,7 @@ class TurbotextOptions(BaseModel):
     seed: int | None = Field(
         None,
         ge=1,
+        le=2**32 - 1,
         description="Image-to-image: fixed seed for repeatable results, 1 or more (empty = random).",
         json_schema_extra={"kinds": ["prompt"]},
     )

@@ -5,6 +5,10 @@
 Every request is bounded by its deadline (monotonic, from when the request arrived). Whatever
 happens, the booth gets an answer before the deadline, the job is recorded, and a failed original
 lands in trash with a sidecar that says why.
+
+Hardening (issue 14): a request that never proved the upload password leaves no body behind
+(services/strangers.py); database writes are bounded and fall back to a durable journal
+(services/journal.py); a job uses the slot, settings and reference file as they were at admission.
 """
 
 from __future__ import annotations
@@ -20,21 +24,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from boothgate import errors
 from boothgate.deadline import Deadline
 from boothgate.images import MIME, sniff
 from boothgate.providers import transport
-from boothgate.providers.base import Kind, Provider, ProviderRequest, ProviderResult
+from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind, Provider, ProviderRequest, ProviderResult
 from boothgate.providers.registry import Registry, UnknownProvider
+from boothgate.redaction import escape_field
 from boothgate.services.config import RuntimeConfig
 from boothgate.services.credentials import Credentials
 from boothgate.services.imaging import Imaging
 from boothgate.services.jobs import JobStore
+from boothgate.services.journal import JobRecorder, Journal
 from boothgate.services.media_links import MediaLinks
 from boothgate.services.moderation import Moderation, PhotoHeld, ResultHeld, options_for
 from boothgate.services.multipart import PARSE_CONCURRENCY, Limits, Upload, read_upload
 from boothgate.services.slots import SlotService, parse_number
+from boothgate.services.strangers import PasswordProof, Strangers
 from boothgate.services.throttle import Throttle
+from boothgate.settings import Settings
+from boothgate.storage.db import is_disk_full
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Job, Slot, utcnow
 
@@ -47,6 +58,10 @@ FALLBACK_STATUSES = frozenset({429, 500, 502, 503, 504, 507})
 SECRET_FIELDS = frozenset({"password", "api_key", "apikey", "token", "key"})
 # Answers decided by the content check (the mask image or a refusal): never answered with the original.
 MODERATED = frozenset({PhotoHeld.code, ResultHeld.code})
+# Longest the answer waits for one database write; a write that does not fit goes to the journal.
+DB_WRITE_SECONDS = 1.0
+# Booth-side errors that, without a proved password, count as a wrong password (malformed, too large).
+STRANGER_COUNTED = frozenset({400, 413})
 
 
 @dataclass
@@ -91,10 +106,14 @@ class _Job:
     request: BoothRequest
     deadline: Deadline
     incoming: Path
+    settings: Settings  # as at arrival: a settings change never reaches a job in flight
+    proof: PasswordProof
     stage: str = "receive"
     slot: Slot | None = None
     photo: Path | None = None
     upload: Upload | None = None
+    reference: Path | None = None  # the slot's reference file at admission, held until the job ends
+    held: list[str] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)
     # The photo's size as stored and as sent upright (prepared), for answers shaped like the photo.
     stored_size: tuple[int, int] | None = None
@@ -142,6 +161,8 @@ class Ingest:
         self.moderation = moderation
         self._inflight: dict[tuple[str, int, int, str], asyncio.Task[_Outcome]] = {}
         self._parsing = asyncio.Semaphore(PARSE_CONCURRENCY)
+        self.strangers = Strangers()
+        self.recorder = JobRecorder(jobs, Journal(media.root / "journal"))
 
     # --- the whole path ---------------------------------------------------------------------
     async def handle(self, request: BoothRequest) -> Answer:
@@ -151,7 +172,8 @@ class Ingest:
         record = Job(
             id=job_id,
             created_at=utcnow(),
-            provider=request.provider[:32],
+            # A name from the URL is stored only when it is a tab: never raw text a stranger typed.
+            provider=request.provider if self.registry.knows(request.provider) else "unknown",
             slot_number=parse_number(request.number),
             source=request.source,
             status="received",
@@ -159,7 +181,9 @@ class Ingest:
             meta={},
             provider_notes={},
         )
-        job = _Job(record, request, deadline, self.media.incoming_path(job_id))
+        proven = request.source != "booth" or self.credentials.check_upload(request.header_password)
+        proof = PasswordProof(self.strangers, self.credentials, self.throttle, request.client, proven)
+        job = _Job(record, request, deadline, self.media.incoming_path(job_id), settings, proof)
         try:
             async with asyncio.timeout_at(deadline.at - ANSWER_MARGIN_SECONDS):
                 return await self._process(job)
@@ -174,6 +198,9 @@ class Ingest:
                     f"No result within {settings.deadline_seconds:g} s (stopped during {job.stage})."
                 ),
             )
+        except SQLAlchemyError as exc:
+            log.exception("job=%s database failure", job_id)
+            return await self._fail(job, _database_error(exc))
         except Exception as exc:
             log.exception("job=%s unexpected failure", job_id)
             return await self._fail(job, errors.BoothError(f"Internal error: {type(exc).__name__}."))
@@ -190,13 +217,13 @@ class Ingest:
             slot.number,
             slot.revision,
             upload.sha256,
-            self.config.settings.duplicate_window_seconds,
+            job.settings.duplicate_window_seconds,
         )
         # A rehearsal must meet the real service, never a stored answer.
         if reused is not None and reused.result_path and job.request.source != "rehearsal":
             return await self._answer_reused(job, reused)
         job.record.status = "running"
-        await self.jobs.add(job.record)
+        await self._record_running(job)
         job.stage = "provider"
         outcome = await self._run_once(job, slot, provider, upload.sha256)
         t = job.mark("prepare_and_provider", t)
@@ -210,7 +237,7 @@ class Ingest:
 
     # --- receive ----------------------------------------------------------------------------
     async def _receive(self, job: _Job) -> Upload:
-        settings = self.config.settings
+        settings = job.settings
         request = job.request
         if self.throttle.retry_after(request.client) is not None and request.source == "booth":
             job.stage = "admit"
@@ -220,8 +247,10 @@ class Ingest:
                 f"The upload is {request.content_length:,} bytes; at most {settings.max_upload_bytes:,} are accepted."
             )
         limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout_seconds)
-        upload = await read_upload(request.content_type, request.body, job.incoming, limits, self._parsing)
-        job.upload = upload
+        job.upload = Upload()  # filled while reading: a failed upload's fields are still known
+        upload = await read_upload(
+            request.content_type, request.body, job.incoming, limits, self._parsing, job.proof, job.upload
+        )
         job.record.meta = _metadata(upload)
         job.record.photo_bytes = upload.size
         job.record.photo_sha256 = upload.sha256 or None
@@ -231,11 +260,11 @@ class Ingest:
     async def _admit(self, job: _Job, upload: Upload) -> tuple[Slot, Provider]:
         request = job.request
         if request.source == "booth":
-            await self._check_password(request, upload)
+            await job.proof.offer(upload.fields.get("password") or request.header_password)
         number = parse_number(request.number)
         if not self.registry.knows(request.provider) or number is None:
-            raise errors.SlotNotFound(f"There is no slot {request.provider}/{request.number}.")
-        slot = await self.slots.get(request.provider, number)
+            raise errors.SlotNotFound(f"There is no slot {_shown(request.provider)}/{_shown(request.number)}.")
+        slot = await self._snapshot(job, request.provider, number)
         if slot is None:
             raise errors.SlotNotFound(f"There is no slot {request.provider}/{number}.")
         job.slot = slot
@@ -255,6 +284,8 @@ class Ingest:
         job.stored_size = (info.width, info.height)
         provider = self._provider(slot)
         missing = self.slots.problems(slot)
+        if slot.kind in KINDS_NEEDING_REFERENCE and job.reference is None:
+            missing.append("reference_required")  # the row names a file that is gone
         if "reference_required" in missing:
             raise errors.ProviderNotConfigured(
                 f"Slot {slot.provider}/{slot.number} needs a reference image for {slot.kind}.",
@@ -262,17 +293,21 @@ class Ingest:
             )
         return slot, provider
 
-    async def _check_password(self, request: BoothRequest, upload: Upload) -> None:
-        candidate = upload.fields.get("password") or request.header_password
-        if self.credentials.check_upload(candidate):
-            self.throttle.succeeded(request.client)
-            return
-        delay = self.throttle.delay(request.client)
-        self.throttle.failed(request.client)
-        if delay:
-            await asyncio.sleep(delay)
-        message = "Wrong upload password." if candidate else "The upload password is missing (form field 'password')."
-        raise errors.Unauthorized(message)
+    async def _snapshot(self, job: _Job, provider: str, number: int) -> Slot | None:
+        """The slot as it is now — the job keeps this copy — with its reference file held until the job
+        ends, so replacing the reference meanwhile cannot take it away (storage/media.ContentHolds)."""
+        for _ in range(3):
+            slot = await self.slots.get(provider, number)
+            if slot is None or not slot.reference_path:
+                return slot
+            self.media.holds.hold(slot.reference_path)
+            path = self.slots.reference_path(slot)
+            if path is not None:
+                job.held.append(slot.reference_path)
+                job.reference = path
+                return slot
+            self.media.holds.release(slot.reference_path)  # replaced between the read and the hold: read again
+        return slot
 
     def _provider(self, slot: Slot) -> Provider:
         try:
@@ -312,11 +347,12 @@ class Ingest:
         started = time.monotonic()
         photo = await self.imaging.prepare(job.photo, pixels, job.deadline.at)
         reference = None
-        reference_path = self.slots.reference_path(slot)
-        if reference_path is not None and slot.reference_sha256:
+        if job.reference is not None and slot.reference_sha256:  # the file held since admission
             reference = await self.imaging.prepare_reference(
-                reference_path, slot.reference_sha256, pixels, job.deadline.at
+                job.reference, slot.reference_sha256, pixels, job.deadline.at
             )
+        if reference is None and slot.kind in KINDS_NEEDING_REFERENCE:  # never bill a swap without one
+            raise errors.ProviderNotConfigured(f"Slot {slot.provider}/{slot.number} has no reference image.")
         job.marks["prepare"] = round(time.monotonic() - started, 4)
         job.upright_size = (photo.width, photo.height)
         await self._moderate_photo(job, slot, photo.data)
@@ -330,7 +366,7 @@ class Ingest:
             prompt=slot.prompt,
             options=provider.Options.model_validate(slot.options or {}),
             deadline=job.deadline.earlier(ANSWER_MARGIN_SECONDS),
-            publish=self.links.publish if self.config.settings.public_base_url else None,
+            publish=self.links.publisher(job.record.id) if job.settings.public_base_url else None,
             notes=job.record.provider_notes,
         )
         provider_start = time.monotonic()
@@ -449,6 +485,8 @@ class Ingest:
             {"X-Job-Id": record.id},
             exc.code,
         )
+        if job.request.source == "booth" and not job.proof.proven:
+            return await self._fail_stranger(job, exc, status, answer)
         original = job.photo or (job.incoming if job.incoming.exists() else None)
         fallback = (
             job.slot is not None
@@ -466,6 +504,23 @@ class Ingest:
         await self._close(job, status, answer.status)
         return answer
 
+    async def _fail_stranger(self, job: _Job, exc: errors.BoothError, status: str, answer: Answer) -> Answer:
+        """A failure before the upload password was proved: no body kept, at most a metadata record."""
+        client = job.request.client
+        if exc.status in STRANGER_COUNTED:
+            self.throttle.failed(client)  # a malformed request without a password counts as a wrong one
+        await asyncio.to_thread(job.incoming.unlink, True)  # nothing of it was written; to be sure
+        fields = len(job.upload.fields) if job.upload else 0
+        job.upload = None
+        job.record.meta = {"unauthenticated": True, "fields": fields}  # a stranger's text is not kept
+        if not self.strangers.may_record(client, job.settings.unauthenticated_records_per_minute):
+            self._let_go(job)  # over this address's budget: answered and counted, nothing written
+            return answer
+        job.record.photo_bytes = None
+        job.record.trash_path = await self._to_trash(job, None, exc, status)
+        await self._close(job, status, answer.status)
+        return answer
+
     async def _original_answer(self, job: _Job, exc: errors.BoothError) -> Answer:
         assert job.photo is not None
         data = await asyncio.to_thread(job.photo.read_bytes)
@@ -477,7 +532,7 @@ class Ingest:
         record = job.record
         sidecar = {
             "job_id": record.id,
-            "slot": f"{job.request.provider}/{job.request.number}",
+            "slot": f"{record.provider}/{_shown(job.request.number, 8)}",
             "status": status,
             "error": exc.code,
             "reason": exc.message,
@@ -496,7 +551,25 @@ class Ingest:
             return None
         return self.media.relative(path)
 
+    async def _record_running(self, job: _Job) -> None:
+        """The first row of the job (crash recovery finds it), bounded like every write on this path.
+        A full disk stops the job here (507); a slow or locked database only sends the row to the journal."""
+        try:
+            problem = await self.recorder.save(job.record, min(DB_WRITE_SECONDS, job.deadline.remaining() / 4))
+        except OSError as exc:
+            raise errors.StorageFailed(f"Could not record the job: {exc.strerror or exc}.") from exc
+        if problem == "disk full" or (problem and self.recorder.disk_full):
+            raise errors.StorageFailed("The disk is full: the job cannot be recorded.")
+
+    def _let_go(self, job: _Job) -> None:
+        """The booth is being answered: its media links end now, its held files are let go."""
+        self.links.revoke(job.record.id)
+        for relative in job.held:
+            self.media.holds.release(relative)
+        job.held.clear()
+
     async def _close(self, job: _Job, status: str, http_status: int) -> None:
+        self._let_go(job)
         record = job.record
         total = time.monotonic() - job.request.received_at
         record.status, record.http_status = status, http_status
@@ -504,15 +577,17 @@ class Ingest:
         record.finished_at = utcnow()
         record.timings = {**job.marks, "total": round(total, 4)}
         record.provider_notes = _clean(dict(record.provider_notes))
+        # Bounded by the deadline (and a short budget): a locked database sends the row to the journal.
+        budget = min(DB_WRITE_SECONDS, job.deadline.remaining() - 0.05)
         try:
-            await self.jobs.save(record)
+            await self.recorder.save(record, budget)
         except Exception:
-            log.exception("job=%s could not be recorded", record.id)
+            log.exception("job=%s could not be recorded (database and journal failed)", record.id)
         log.info(
             "job=%s slot=%s/%s source=%s status=%s http=%s reason=%s total=%.3fs provider=%s bytes=%s",
             record.id,
             record.provider,
-            job.request.number[:8],
+            _shown(job.request.number, 8),
             record.source,
             status,
             http_status,
@@ -521,6 +596,19 @@ class Ingest:
             f"{record.provider_seconds:.3f}s" if record.provider_seconds is not None else "-",
             record.photo_bytes if record.photo_bytes is not None else "-",
         )
+
+
+def _shown(text: str, limit: int = 32) -> str:
+    """Text from the URL as it may appear in a message or log: escaped and short."""
+    return escape_field(text[:limit])
+
+
+def _database_error(exc: Exception) -> errors.BoothError:
+    if is_disk_full(exc):
+        return errors.StorageFailed("The disk is full: the database cannot take the job.")
+    return errors.BoothError(
+        "The database is not available; the server needs attention.", code="database_unavailable", status=503
+    )
 
 
 def _too_slow(deadline_seconds: float) -> errors.BoothError:

@@ -7,6 +7,10 @@ block for hundreds of milliseconds (dirty-page throttling) and would stall every
 
 Every limit is enforced while reading: total bytes (whatever Content-Length claimed), number of
 fields, size of a field, and an idle timeout per chunk so a client that trickles bytes is cut off.
+
+With a `proof` (the booth path), photo bytes reach the disk only once the upload password is proved:
+until then they stay in memory, accounted by the proof; a `password` field is offered to the proof as
+soon as it has arrived, so a wrong one ends the upload there (see services/strangers.py).
 """
 
 from __future__ import annotations
@@ -17,12 +21,12 @@ import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from boothgate.errors import MalformedRequest, StorageFailed, TooLarge
+from boothgate.errors import MalformedRequest, StorageFailed, TooLarge, Unauthorized
 
 FILE_FIELDS = ("fileToUpload", "file")
 # Photo bytes kept in memory per upload before a threaded write: 200 uploads at once hold ~50 MB.
@@ -34,6 +38,21 @@ FLUSH_BYTES = 256 * 1024
 PARSE_CONCURRENCY = 8
 # A booth that pauses longer than this finds what it has sent so far on disk (it survives a crash).
 PAUSE_FLUSH_SECONDS = 0.05
+# After a wrong password the rest of the body is read and dropped (at most this long), so the client
+# reads its 401 instead of a connection reset.
+DRAIN_SECONDS = 2.0
+
+
+class Proof(Protocol):
+    """Whether the request has proved the upload password (services/strangers.PasswordProof)."""
+
+    proven: bool
+
+    async def offer(self, candidate: str | None) -> None: ...
+
+    def hold(self, size: int) -> None: ...
+
+    def release(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -61,8 +80,9 @@ class Upload:
 class _Collector:
     """python-multipart callbacks that fill an Upload; limits raise from inside the callbacks."""
 
-    def __init__(self, upload: Upload, dest: Path, limits: Limits) -> None:
-        self.upload, self.dest, self.limits = upload, dest, limits
+    def __init__(self, upload: Upload, dest: Path, limits: Limits, proof: Proof | None = None) -> None:
+        self.upload, self.dest, self.limits, self.proof = upload, dest, limits, proof
+        self.password: str | None = None  # a password field that arrived and was not offered yet
         self.header_name = bytearray()
         self.header_value = bytearray()
         self.headers: dict[str, bytes] = {}
@@ -122,6 +142,9 @@ class _Collector:
     def part_data(self, data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]
         if self.kind == "file":
+            if not self.may_write:
+                assert self.proof is not None
+                self.proof.hold(len(chunk))  # in memory until the password is proved
             self.pending.extend(chunk)
             if len(self.upload.head) < 16:
                 self.upload.head = (self.upload.head + chunk)[:16]
@@ -139,6 +162,8 @@ class _Collector:
             self.file_ended = True
         elif self.kind == "field":
             self.upload.fields[self.name] = _text(bytes(self.buffer))
+            if self.name == "password":
+                self.password = self.upload.fields[self.name]
         self.kind = "skip"
 
     def end(self) -> None:
@@ -155,13 +180,25 @@ class _Collector:
             self.fh = None
 
     @property
+    def may_write(self) -> bool:
+        return self.proof is None or self.proof.proven
+
+    @property
     def has_pending(self) -> bool:
-        return bool(self.pending) and self.upload.path is None
+        return bool(self.pending) and self.upload.path is None and self.may_write
+
+    async def offer_password(self) -> None:
+        """A password field has arrived: check it now; once proved, what was held goes to disk."""
+        candidate, self.password = self.password, None
+        if self.proof is None or self.proof.proven or not candidate:
+            return
+        await self.proof.offer(candidate)
+        await self.flush(now=True)
 
     async def flush(self, now: bool = False) -> None:
         """Write pending photo bytes once enough have gathered, or all of them once the photo part ended
         (or `now`, when the upload pauses)."""
-        if not self.file_seen or self.upload.path is not None:
+        if not self.file_seen or self.upload.path is not None or not self.may_write:
             return
         if not (now or self.file_ended or len(self.pending) >= FLUSH_BYTES):
             return
@@ -234,14 +271,17 @@ async def read_upload(
     dest: Path,
     limits: Limits,
     gate: asyncio.Semaphore | None = None,
+    proof: Proof | None = None,
+    upload: Upload | None = None,
 ) -> Upload:
     """Read the whole body into an Upload, the file going to `dest`. Raises BoothError subclasses.
 
     `gate`, shared by all uploads, bounds how many parse a chunk at once (see PARSE_CONCURRENCY).
+    `upload`, when given, is filled in place: the caller keeps the fields of a failed upload.
     """
     gate = gate or asyncio.Semaphore(1)
-    upload = Upload()
-    collector = _Collector(upload, dest, limits)
+    upload = upload if upload is not None else Upload()
+    collector = _Collector(upload, dest, limits, proof)
     parser = MultipartParser(boundary_of(content_type), collector.callbacks())  # type: ignore[arg-type]
     iterator = chunks.__aiter__()
     try:
@@ -262,12 +302,30 @@ async def read_upload(
                 async with gate:
                     parser.write(chunk)
                     await collector.flush()
+                if collector.password is not None:
+                    await collector.offer_password()  # outside the gate: a wrong one is held (throttle)
         parser.finalize()
         await collector.flush()
     except MultipartParseError as exc:
         raise MalformedRequest(f"The multipart body is malformed: {exc}.", code="bad_multipart") from exc
+    except Unauthorized:
+        await _drain(iterator, limits)
+        raise
     finally:
         collector.close()
+        if proof is not None:
+            proof.release()
     if not collector.finished:
         raise MalformedRequest("The upload ended before the multipart body was complete.", code="upload_incomplete")
     return upload
+
+
+async def _drain(iterator: AsyncIterator[bytes], limits: Limits) -> None:
+    """Read and drop what is left of a refused body (bounded in bytes and time; errors ignored)."""
+    received = 0
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(min(DRAIN_SECONDS, limits.idle_timeout_seconds)):
+            async for chunk in iterator:
+                received += len(chunk)
+                if received > limits.max_bytes:
+                    return

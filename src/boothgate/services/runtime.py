@@ -24,6 +24,7 @@ from boothgate.services.moderation import Moderation
 from boothgate.services.rehearsal import Rehearsals
 from boothgate.services.slots import SlotService
 from boothgate.services.throttle import Throttle
+from boothgate.services.trash import TrashBudget
 from boothgate.settings import Settings
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
@@ -54,6 +55,7 @@ class Services:
     generated: Generated = field(default_factory=Generated)
     moderation: Moderation | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    trash: TrashBudget | None = None
     # Issue 11: live model lists and rehearsals (set in `start`, after the services they use).
     model_lists: ModelLists = field(init=False)
     rehearsals: Rehearsals = field(init=False)
@@ -99,6 +101,12 @@ class Services:
         services.model_lists = ModelLists(registry)
         services.rehearsals = Rehearsals(config, registry, slots, jobs, ingest)
         config.on_change(services._settings_changed)
+        # Hardening (issue 14): rows the database could not take before the last stop go in first (recovery
+        # reads them); then the journal's disk reserve, its drain, and the trash budget run in the background.
+        await ingest.recorder.drain()
+        services.trash = TrashBudget(media, db, lambda: config.settings)
+        services.tasks.append(asyncio.create_task(ingest.recorder.run_forever()))
+        services.tasks.append(asyncio.create_task(services.trash.run_forever()))
         await recovery.recover(jobs, media)
         services.tasks.append(asyncio.create_task(retention.run_forever(lambda: config.settings, media, db)))
         services.model_lists.refresh_soon()  # in the background: start-up never waits for the internet

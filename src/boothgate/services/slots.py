@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from boothgate.errors import BoothError
+from boothgate.errors import StorageFailed
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
 from boothgate.providers.registry import SLOTS_PER_TAB, Registry
 from boothgate.services.imaging import Imaging
@@ -107,11 +108,12 @@ class SlotService:
         return slot
 
     async def set_reference(self, provider: str, number: int, data: bytes) -> Slot | None:
-        """Validate the image like a booth photo (type from bytes, size, full decode) and keep it."""
+        """Validate the image like a booth photo (type from bytes, size, full decode) and keep it, stored by
+        content: a job admitted with the previous reference keeps using it until it is answered."""
         info = await self.imaging.inspect(data)
         await self.imaging.prepare(data, 250_000)  # a real decode: refuses truncated files
         digest = hashlib.sha256(data).hexdigest()
-        path = await _to_thread_write(self.media, provider, number, data, info.format, digest)
+        path = await _to_thread_write(self.media, data, info.format)
         async with self.db.write() as session:
             slot = await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
             if slot is None:
@@ -121,7 +123,8 @@ class SlotService:
             slot.reference_sha256 = digest
             slot.revision += 1
             slot.updated_at = utcnow()
-        self._forget(old, keep=slot.reference_path)
+            unused = await _unused(session, old, keep=slot.reference_path)
+        self._forget(unused)
         return slot
 
     async def remove_reference(self, provider: str, number: int) -> Slot | None:
@@ -133,15 +136,14 @@ class SlotService:
             slot.reference_path = slot.reference_sha256 = None
             slot.revision += 1
             slot.updated_at = utcnow()
-        self._forget(old, keep=None)
+            unused = await _unused(session, old, keep=None)
+        self._forget(unused)
         return slot
 
-    def _forget(self, relative: str | None, keep: str | None) -> None:
-        if relative and relative != keep:
-            try:
-                self.media.resolve(relative).unlink(missing_ok=True)
-            except (ValueError, OSError):
-                pass
+    def _forget(self, relative: str | None) -> None:
+        """Delete a file no slot uses any more — once no running job holds it (ContentHolds)."""
+        if relative:
+            self.media.holds.discard(relative)
 
     def reference_path(self, slot: Slot) -> Path | None:
         if not slot.reference_path:
@@ -197,10 +199,20 @@ def validate_moderation(raw: dict[str, Any]) -> dict[str, Any]:
         ) from exc
 
 
-async def _to_thread_write(
-    media: MediaStore, provider: str, number: int, data: bytes, image_type: str, digest: str
-) -> Path:
+async def _unused(session: AsyncSession, relative: str | None, keep: str | None) -> str | None:
+    """`relative` when no slot refers to it any more (files are shared by content between slots)."""
+    if not relative or relative == keep:
+        return None
+    query = (
+        select(func.count())
+        .select_from(Slot)
+        .where(or_(Slot.reference_path == relative, Slot.overlay_path == relative))
+    )
+    return relative if not await session.scalar(query) else None
+
+
+async def _to_thread_write(media: MediaStore, data: bytes, image_type: str) -> Path:
     try:
-        return await asyncio.to_thread(media.write_reference, provider, number, data, image_type, digest)
+        return await asyncio.to_thread(media.store_content, "references", data, image_type)
     except OSError as exc:
-        raise BoothError(f"Could not store the reference image: {exc.strerror}.", code="storage_failed") from exc
+        raise StorageFailed(f"Could not store the reference image: {exc.strerror or exc}.") from exc

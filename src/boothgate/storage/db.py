@@ -1,8 +1,17 @@
-"""The database handle: async engine, sessions, one writer at a time on SQLite, migrations at start."""
+"""The database handle: async engine, sessions, one writer at a time on SQLite, migrations at start.
+
+A write may carry a time budget (`write(timeout=...)`): waiting for our own writer queue is bounded
+by it, and on SQLite so is waiting for *another process's* write lock (a DB browser, a backup script):
+the connection's busy timeout is set to what is left of the budget, so SQLite itself gives up in time
+instead of a thread we could not stop. PostgreSQL gets the same through `lock_timeout` and
+`statement_timeout`. `check()` is the real query behind `/health`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,13 +24,31 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# SQLite's wait for another connection's lock when a write has no budget of its own (admin edits).
+DEFAULT_BUSY_MILLISECONDS = 10_000
+CHECK_SECONDS = 2.0
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a database error (or anything it wraps) means the disk is full."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        text = str(seen).lower()
+        if "database or disk is full" in text or "no space left on device" in text:
+            return True
+        if getattr(seen, "sqlstate", None) == "53100" or getattr(seen, "pgcode", None) == "53100":
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    return False
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={DEFAULT_BUSY_MILLISECONDS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -50,6 +77,7 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._file: tuple[int, int] | None = None  # (device, inode) of the SQLite file, taken at start
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic), on the engine's own connection."""
@@ -61,6 +89,28 @@ class Database:
 
         async with self.engine.begin() as conn:
             await conn.run_sync(upgrade)
+        self._file = self._identity()
+
+    def _identity(self) -> tuple[int, int] | None:
+        path = self.sqlite_path
+        if path is None:
+            return None
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        return (stat.st_dev, stat.st_ino)
+
+    def file_gone(self) -> bool:
+        """SQLite only: the file opened at start is no longer at its path. Writes would still "succeed"
+        into the open, unlinked file and be lost with it."""
+        return self._file is not None and self._identity() != self._file
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite or ":memory:" in self.url:
+            return None
+        return Path(self.engine.url.database or "")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -68,14 +118,50 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
-        """A session that commits on success. On SQLite, writers queue here instead of on file locks."""
+    async def write(self, timeout: float | None = None) -> AsyncIterator[AsyncSession]:
+        """A session that commits on success. On SQLite, writers queue here instead of on file locks.
+
+        With `timeout`, the write gives up (TimeoutError, or the driver's "database is locked") once the
+        budget is spent: waiting in our queue, for another process's lock, or for a PostgreSQL lock.
+        """
+        until = None if timeout is None else time.monotonic() + timeout
         if self._write_lock is None:
             async with self.sessions() as session, session.begin():
+                if until is not None:
+                    ms = _milliseconds(until)
+                    await session.execute(text(f"SET LOCAL lock_timeout = {ms}"))
+                    await session.execute(text(f"SET LOCAL statement_timeout = {ms}"))
                 yield session
             return
-        async with self._write_lock, self.sessions() as session, session.begin():
-            yield session
+        if until is None:
+            await self._write_lock.acquire()
+        else:
+            await asyncio.wait_for(self._write_lock.acquire(), max(0.0, until - time.monotonic()))
+        try:
+            async with self.sessions() as session, session.begin():
+                busy = DEFAULT_BUSY_MILLISECONDS if until is None else _milliseconds(until)
+                await session.execute(text(f"PRAGMA busy_timeout={busy}"))
+                yield session
+        finally:
+            self._write_lock.release()
+
+    async def check(self) -> str | None:
+        """A real query on a real table, bounded in time; None when fine, else what is wrong.
+
+        On SQLite the file must still be the one opened at start: a deleted (or replaced) database file
+        keeps answering reads from the open handle while every write is lost.
+        """
+        if self.file_gone():
+            return "the database file was deleted or replaced while the server was running"
+        try:
+            async with asyncio.timeout(CHECK_SECONDS), self.sessions() as session:
+                await session.execute(text("SELECT count(*) FROM jobs WHERE id = ''"))
+                await session.execute(text("SELECT count(*) FROM slots"))
+        except TimeoutError:
+            return f"the database did not answer a query within {CHECK_SECONDS:g} s"
+        except Exception as exc:
+            return f"the database failed a query: {type(exc).__name__}: {str(exc)[:200]}"
+        return None
 
     async def ping(self) -> bool:
         try:
@@ -87,3 +173,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _milliseconds(until: float) -> int:
+    return max(1, int((until - time.monotonic()) * 1000))

@@ -2,14 +2,22 @@
 
 Paths stored in the database are relative to the data dir; `resolve()` refuses anything that would
 leave it, so a path from the database or a request can never reach outside.
+
+Operator images (references; overlays can use the same mechanism) are stored *by content*
+(`store_content`: the file is named after its SHA-256), and a running job *holds* the files it was
+admitted with (`ContentHolds`): replacing a slot's reference while a photo is in flight never takes the
+file from under that job — deletion waits until the last holder lets go (issue 14).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import shutil
+import threading
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,11 +34,53 @@ EXT = {
 }
 
 
+class ContentHolds:
+    """Files (relative paths) that running jobs hold. `discard` deletes a file at once when nobody holds
+    it, otherwise when the last holder calls `release`. Used from the event loop and from threads."""
+
+    def __init__(self, media: MediaStore) -> None:
+        self.media = media
+        self._holds: Counter[str] = Counter()
+        self._doomed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def hold(self, relative: str) -> None:
+        with self._lock:
+            self._holds[relative] += 1
+
+    def release(self, relative: str) -> None:
+        with self._lock:
+            self._holds[relative] -= 1
+            if self._holds[relative] > 0:
+                return
+            del self._holds[relative]
+            doomed = relative in self._doomed
+            self._doomed.discard(relative)
+        if doomed:
+            self.media.delete(relative)
+
+    def discard(self, relative: str) -> None:
+        """Delete the file now, or when the last job holding it has finished."""
+        with self._lock:
+            if self._holds[relative] > 0:
+                self._doomed.add(relative)
+                return
+            self._holds.pop(relative, None)
+        self.media.delete(relative)
+
+    def held(self, relative: str) -> int:
+        with self._lock:
+            return self._holds.get(relative, 0)
+
+
 class MediaStore:
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir.resolve()
         for name in ("photos", "results", "references", "trash", "incoming"):
             (self.root / name).mkdir(parents=True, exist_ok=True)
+        self.holds = ContentHolds(self)
+        # Bytes moved or written into trash/ since start; the trash budget reads it (services/trash.py).
+        self.trash_bytes_added = 0
 
     # --- paths ------------------------------------------------------------------------------
     def resolve(self, relative: str) -> Path:
@@ -64,12 +114,22 @@ class MediaStore:
         _write_atomic(target, data)
         return target
 
-    def write_reference(self, provider: str, number: int, data: bytes, image_type: str, digest: str) -> Path:
-        directory = self.root / "references" / provider
+    def store_content(self, folder: str, data: bytes, image_type: str) -> Path:
+        """Keep `data` as `<folder>/<sha256>.<ext>`: the same bytes are one file, whoever uses them, and a
+        file never changes once written (a replaced reference is a new file, the old one is discarded)."""
+        digest = hashlib.sha256(data).hexdigest()
+        directory = self.root / folder
         directory.mkdir(parents=True, exist_ok=True)
-        target = directory / f"{number:02d}-{digest[:16]}.{EXT.get(image_type, 'bin')}"
-        _write_atomic(target, data)
+        target = directory / f"{digest}.{EXT.get(image_type, 'bin')}"
+        if not target.exists():
+            _write_atomic(target, data)
         return target
+
+    def delete(self, relative: str) -> None:
+        try:
+            self.resolve(relative).unlink(missing_ok=True)
+        except (ValueError, OSError):
+            log.warning("could not delete %s", relative, exc_info=True)
 
     def to_trash(self, source: Path | None, job_id: str, sidecar: dict[str, Any]) -> Path:
         """Move the original into trash/YYYY-MM-DD/ with a JSON sidecar beside it.
@@ -79,6 +139,9 @@ class MediaStore:
         """
         suffix = source.suffix if source is not None and source.suffix != ".part" else ".bin"
         target = self._dated("trash", f"{job_id}{suffix}")
+        if source is not None and source.exists() and source.stat().st_size == 0:
+            source.unlink(missing_ok=True)  # an upload whose first block never landed: nothing to keep
+            source = None
         if source is not None and source.exists():
             try:
                 os.replace(source, target)
@@ -96,6 +159,7 @@ class MediaStore:
             # A full disk has no room for the sidecar, but the original (moved by a rename) is safe; the
             # database row still holds the reason.
             log.warning("job=%s original kept in trash without its sidecar (disk full?)", job_id, exc_info=True)
+        self.trash_bytes_added += sum(p.stat().st_size for p in (target, sidecar_path) if p.exists())
         return target if kept else sidecar_path
 
 

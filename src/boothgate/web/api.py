@@ -147,7 +147,21 @@ async def get_stats(services: ServicesDep) -> dict[str, Any]:
             for name in services.registry.tabs
             if (provider := services.registry.get(name)) is not None and provider.last_error
         },
+        "storage": _storage(services),
     }
+
+
+def _storage(services: ServicesDep) -> dict[str, Any]:
+    """Trash budget, job journal and unrecorded strangers (issue 14), with the warnings they raise."""
+    trash = services.trash.public() if services.trash is not None else None
+    journal = services.ingest.recorder.public()
+    unrecorded = services.ingest.strangers.unrecorded
+    warnings = [trash["warning"]] if trash and trash["warning"] else []
+    if journal["pending"]:
+        warnings.append("journal_pending")
+    if unrecorded:
+        warnings.append("unauthenticated_unrecorded")
+    return {"trash": trash, "journal": journal, "unauthenticated_unrecorded": unrecorded, "warnings": warnings}
 
 
 @router.post("/upload-password/rotate")

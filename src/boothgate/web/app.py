@@ -95,24 +95,35 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
 
-    @app.get("/health")
-    async def health(services: ServicesDep) -> dict[str, Any]:
-        database = await services.db.ping()
+    @app.get("/health", response_model=None)
+    async def health(services: ServicesDep) -> dict[str, Any] | JSONResponse:
+        # A real query on the real tables (and, on SQLite, the file still being the one opened at start),
+        # plus whether job writes are failing: a broken database answers 503 (issue 14).
+        db_problem = await services.db.check()
+        recorder = services.ingest.recorder
+        write_error = recorder.last_error
+        if db_problem is None and write_error and "locked" not in write_error:
+            db_problem = f"job writes are failing ({write_error}); they are kept in the journal"
+        database = db_problem is None
         providers = {}
         for name in services.registry.tabs:
             provider = services.registry.get(name)
             problem = "not available in this version" if provider is None else provider.problem()
             providers[name] = {"configured": problem is None, "problem": problem}
         health: dict[str, Any] = {
-            "status": "ok" if database else "degraded",
+            "status": "ok" if database and not write_error else ("degraded" if database else "broken"),
             "version": __version__,
             "database": database,
+            "database_problem": db_problem,
+            "journal": recorder.public(),
             "providers": providers,
         }
         if services.moderation is not None:
             health["moderation"] = {"available": services.moderation.available, "problem": services.moderation.problem}
         if loop_watch is not None:
             health["loop_watch"] = loop_watch.snapshot()
+        if not database:
+            return JSONResponse(health, status_code=503)
         return health
 
     @app.exception_handler(ValueError)

@@ -65,6 +65,7 @@
     if (stats.ok) {
       renderPassword(stats.data);
       renderProviderErrors(stats.data.provider_errors || {});
+      renderStorageWarnings(stats.data.storage || {});
       renderProviders(stats.data.providers || {});
       renderSlots(stats.data.slots || []);
       $("stats-title").dataset.loaded = "true";
@@ -203,6 +204,26 @@
     box.replaceChildren();
     Object.keys(errors).forEach(function (name) {
       box.append(B.el("p", "provider-problem", label(name) + ": " + errors[name]));
+    });
+  }
+
+  // Trash budget, job journal, unrecorded strangers (issue 14): one line per warning, after provider errors.
+  function megabytes(n) {
+    return ((n || 0) / 1048576).toFixed(1) + " MB";
+  }
+
+  function renderStorageWarnings(storage) {
+    const box = $("stats-provider-errors");
+    const trash = storage.trash || {};
+    const values = {
+      count: String(trash.removed_entries || 0),
+      used: megabytes(trash.bytes),
+      budget: megabytes(trash.max_bytes),
+      pending: String((storage.journal || {}).pending || 0),
+      unrecorded: String(storage.unauthenticated_unrecorded || 0),
+    };
+    (storage.warnings || []).forEach(function (code) {
+      box.append(B.el("p", "provider-problem storage-warning", B.t("stats.warning." + code, values)));
     });
   }
 

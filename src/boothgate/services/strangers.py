@@ -1,0 +1,99 @@
+"""What a booth request that never proved the upload password may leave behind: nothing lasting.
+
+- Its photo bytes are never written to disk: until the password is proved they stay in memory
+  (`PasswordProof`), within one budget for all such requests together (`UNPROVEN_MEMORY_BYTES`).
+  DSLR Remote Pro sends the password field before the file, so its photos go to disk as they arrive.
+- A password field is checked the moment it has arrived: a wrong one ends the upload there (401).
+- When it fails, only a metadata record is kept (job row and trash sidecar, no body), and only
+  `unauthenticated_records_per_minute` of them per address; the rest are only counted (`unrecorded`,
+  shown in Statistics). A malformed request without a password counts as a wrong password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict, deque
+
+from boothgate import errors
+from boothgate.services.credentials import Credentials
+from boothgate.services.throttle import Throttle
+
+MB = 1024 * 1024
+# Photo bytes of not-yet-authenticated uploads held in memory, all requests together.
+UNPROVEN_MEMORY_BYTES = 96 * MB
+MAX_ADDRESSES = 10_000
+WINDOW_SECONDS = 60.0
+
+
+class Strangers:
+    """Shared state: the memory budget and the per-address record budget."""
+
+    def __init__(self) -> None:
+        self.held_bytes = 0
+        self.unrecorded = 0  # failures not recorded because their address was over its budget
+        self._records: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def hold(self, size: int) -> None:
+        if self.held_bytes + size > UNPROVEN_MEMORY_BYTES:
+            raise errors.RateLimited(
+                "Too many uploads without the upload password at once; send the password before the file.",
+                code="unauthenticated_backlog",
+            )
+        self.held_bytes += size
+
+    def let_go(self, size: int) -> None:
+        self.held_bytes = max(0, self.held_bytes - size)
+
+    def may_record(self, address: str, per_minute: int) -> bool:
+        """Whether one more metadata record of an unauthenticated failure from `address` fits this minute."""
+        now = time.monotonic()
+        times = self._records.get(address)
+        if times is None:
+            times = self._records[address] = deque()
+        self._records.move_to_end(address)
+        while times and now - times[0] > WINDOW_SECONDS:
+            times.popleft()
+        while len(self._records) > MAX_ADDRESSES:
+            self._records.popitem(last=False)
+        if len(times) >= per_minute:
+            self.unrecorded += 1
+            return False
+        times.append(now)
+        return True
+
+
+class PasswordProof:
+    """One request's state: has it proved the upload password? (`services/multipart.py` asks it.)"""
+
+    def __init__(
+        self, strangers: Strangers, credentials: Credentials, throttle: Throttle, client: str, proven: bool
+    ) -> None:
+        self.strangers, self.credentials, self.throttle, self.client = strangers, credentials, throttle, client
+        self.proven = proven
+        self._held = 0
+
+    async def offer(self, candidate: str | None) -> None:
+        """Check a password (a form field that just arrived, or the one found at the end). Raises 401."""
+        if self.proven:
+            return
+        if self.credentials.check_upload(candidate):
+            self.throttle.succeeded(self.client)
+            self.proven = True
+            self.release()
+            return
+        delay = self.throttle.delay(self.client)
+        self.throttle.failed(self.client)
+        if delay:
+            await asyncio.sleep(delay)
+        message = "Wrong upload password." if candidate else "The upload password is missing (form field 'password')."
+        raise errors.Unauthorized(message)
+
+    def hold(self, size: int) -> None:
+        """Photo bytes kept in memory because the password has not been proved yet."""
+        self.strangers.hold(size)
+        self._held += size
+
+    def release(self) -> None:
+        self.strangers.let_go(self._held)
+        self._held = 0
