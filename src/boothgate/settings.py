@@ -141,7 +141,7 @@ class Settings(BaseSettings):
         "Provider prices are set in US dollars.",
     )
     rub_per_usd: float = Field(
-        95.0, gt=0, description="Roubles per US dollar for costs shown in rub; set the day's rate."
+        95.0, gt=0, le=100_000, description="Roubles per US dollar for costs shown in rub; set the day's rate."
     )
     loop_watch: bool = Field(
         False,
@@ -318,11 +318,15 @@ class Settings(BaseSettings):
         description="Comma-separated OpenAI models that accept input_fidelity (sent as high for faces); "
         "OpenAI says to leave it out for gpt-image-2, which keeps faces on its own.",
     )
-    openai_price_low_usd: float = Field(0.011, ge=0, description="Estimated OpenAI cost per image at quality low.")
-    openai_price_medium_usd: float = Field(
-        0.042, ge=0, description="Estimated OpenAI cost per image at quality medium."
+    openai_price_low_usd: float = Field(
+        0.011, ge=0, le=1000, description="Estimated OpenAI cost per image at quality low."
     )
-    openai_price_high_usd: float = Field(0.167, ge=0, description="Estimated OpenAI cost per image at quality high.")
+    openai_price_medium_usd: float = Field(
+        0.042, ge=0, le=1000, description="Estimated OpenAI cost per image at quality medium."
+    )
+    openai_price_high_usd: float = Field(
+        0.167, ge=0, le=1000, description="Estimated OpenAI cost per image at quality high."
+    )
 
     # --- fal.ai -----------------------------------------------------------------------------
     fal_api_key: SecretStr | None = Field(None, description="fal.ai API key (fal.ai/dashboard/keys).")

@@ -75,7 +75,10 @@ class FalOptions(BaseModel):
         "2", description="FLUX Kontext: 1 is the strictest safety filter, 6 the most permissive."
     )
     price_usd: float | None = Field(
-        None, ge=0, description="What one result costs, for statistics. Empty: the price in boothgate's model list."
+        None,
+        ge=0,
+        le=1000,
+        description="What one result costs, for statistics. Empty: the price in boothgate's model list.",
     )
     extra_arguments: dict[str, Any] = Field(
         default_factory=dict, description="Experts: more JSON arguments for the model (they override the built ones)."
