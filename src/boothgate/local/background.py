@@ -9,6 +9,8 @@ their maximum. A smoothstep then pushes the half-transparent areas to 0 or 1, an
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -69,7 +71,7 @@ def refine(mask: np.ndarray, work: np.ndarray) -> np.ndarray:
     return np.clip(refined, 0.0, 1.0)
 
 
-def replace_background(photo: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+def replace_background(photo: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """The people of `photo` over `reference` (cover-fitted), at the photo's size."""
     h, w = photo.shape[:2]
     work = pixels.fit_long_side(photo, GUIDE_LONG_SIDE)  # one big resize; the segmenter's input comes from it

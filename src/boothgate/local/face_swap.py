@@ -92,7 +92,7 @@ def _triangles(points: np.ndarray, width: int, height: int) -> np.ndarray:
     """Delaunay triangles over the points, as index triples into `points`."""
     subdiv = cv2.Subdiv2D((0, 0, width, height))
     subdiv.insert([(float(x), float(y)) for x, y in points])
-    corners = subdiv.getTriangleList().reshape(-1, 3, 2).astype(np.float32)
+    corners = np.asarray(subdiv.getTriangleList()).reshape(-1, 3, 2).astype(np.float32)
     distance = ((corners.reshape(-1, 1, 2) - points[None]) ** 2).sum(axis=-1)
     nearest = distance.argmin(axis=1)
     exact = distance[np.arange(len(nearest)), nearest] < 1.0  # Subdiv2D's outer helper vertices match nothing
@@ -111,9 +111,13 @@ def _warp_triangle(source: np.ndarray, target: np.ndarray, src: np.ndarray, dst:
     matrix = cv2.getAffineTransform((src - (sx, sy)).astype(np.float32), (dst - (dx, dy)).astype(np.float32))
     warped = cv2.warpAffine(patch, matrix, (dw, dh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     inside = np.zeros((dh, dw), np.uint8)
-    cv2.fillConvexPoly(inside, np.round(dst - (dx, dy)).astype(np.int32), 1)
+    cv2.fillConvexPoly(inside, np.round(dst - (dx, dy)).astype(np.int32), (1,))
     region = target[dy : dy + dh, dx : dx + dw]
-    np.copyto(region, warped[: region.shape[0], : region.shape[1]], where=inside[: region.shape[0], : region.shape[1], None] > 0)
+    np.copyto(
+        region,
+        warped[: region.shape[0], : region.shape[1]],
+        where=inside[: region.shape[0], : region.shape[1], None] > 0,
+    )
 
 
 def _match_colour(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -150,8 +154,8 @@ def swap_face(photo: np.ndarray, template: np.ndarray, min_face_pixels: int) -> 
         _warp_triangle(photo, warped, guest_points[tri], points[tri])
 
     mask = np.zeros((ch, cw), np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points).astype(np.int32)), 255)
-    cv2.fillPoly(mask, [np.round(points[list(INNER_LIPS)]).astype(np.int32)], 0)  # the template's own mouth
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points).astype(np.int32)), (255,))
+    cv2.fillPoly(mask, [np.round(points[list(INNER_LIPS)]).astype(np.int32)], (0,))  # the template's own mouth
     mask[:2, :] = mask[-2:, :] = 0  # seamlessClone needs a border of target pixels around the mask
     mask[:, :2] = mask[:, -2:] = 0
 

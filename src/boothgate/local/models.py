@@ -117,7 +117,9 @@ def selfie_segmentation() -> Any:
 
 def face_detection() -> Any:
     """The full-range face detector (faces up to ~5 m away: people at the back of a group)."""
-    return _cached("detector", lambda s: s.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5))
+    return _cached(
+        "detector", lambda s: s.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+    )
 
 
 def face_mesh() -> Any:

@@ -53,7 +53,7 @@ def teal_orange(rgb: np.ndarray) -> np.ndarray:
     shadow = 1.0 - _X
     r = _s_curve(_X, 0.4) - 0.06 * shadow * shadow + 0.05 * _X * _X
     g = _s_curve(_X, 0.4) + 0.01 * shadow
-    b = _s_curve(_X, 0.4) + 0.09 * shadow * shadow - 0.08 * _X * _X
+    b: np.ndarray = _s_curve(_X, 0.4) + 0.09 * shadow * shadow - 0.08 * _X * _X
     return _saturation(_apply_channels(rgb, r, g, b), 1.12)
 
 
@@ -86,7 +86,8 @@ def noir(rgb: np.ndarray) -> np.ndarray:
     gray = cv2.LUT(gray, _table(_s_curve(_X, 0.6)))
     h, w = gray.shape
     grain = np.empty((h, w), np.float32)
-    cv2.randn(grain, 0.0, 7.0)  # fixed strength in 8-bit levels: visible on a print, not noisy on screen
+    # A fixed strength in 8-bit levels: visible on a print, not noisy on screen.
+    cv2.randn(grain, (0.0,), (7.0,))  # type: ignore[call-overload]
     toned = gray.astype(np.float32) * _vignette(h, w, 0.45) + grain
     out = np.clip(toned, 0, 255).astype(np.uint8)
     return cv2.cvtColor(out, cv2.COLOR_GRAY2RGB)

@@ -65,8 +65,8 @@ class Services:
         settings = config.settings
         media = MediaStore(settings.data_dir)
         http = _http_client()
-        registry = Registry(ProviderContext(settings, http), provider_classes)
         imaging = Imaging(settings.image_workers, settings.max_image_pixels, settings.jpeg_quality)
+        registry = Registry(ProviderContext(settings, http, images=imaging.workers), provider_classes)
         slots = SlotService(db, media, registry, imaging)
         await slots.ensure()
         jobs = JobStore(db, media)
@@ -92,7 +92,7 @@ class Services:
     async def _settings_changed(self, settings: Settings) -> None:
         redaction.protect_settings(settings)  # a key entered on the settings page
         self.links.public_base_url = settings.public_base_url
-        await self.registry.rebuild(ProviderContext(settings, self.http))
+        await self.registry.rebuild(ProviderContext(settings, self.http, images=self.imaging.workers))
 
     async def stop(self) -> None:
         for task in self.tasks:
