@@ -12,6 +12,7 @@ because segmentation and face work cost what they cost on faces, not on noise.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ SIZE = (6000, 4000)  # a 24 MP frame, 3:2
 class Figure:
     kind: str
     prepare_ms: float
+    prepare_cpu_ms: float
     engine_ms: float
     engine_cpu_ms: float  # all threads of this process: steadier than wall time on a shared machine
     result: str
@@ -85,7 +87,7 @@ def measure(repeats: int = 3) -> tuple[list[Figure], float, str]:
     engine.run(job("background", prepared(group), prepared(background)))
     first_ms = (time.perf_counter() - started) * 1000
 
-    prepare_ms, _ = _median_ms(lambda: prepared(group), repeats)
+    prepare_ms, prepare_cpu_ms = _median_ms(lambda: prepared(group), repeats)
     photo, ref, tpl = prepared(group), prepared(background), prepared(template)
     cases = [("background", job("background", photo, ref))]
     cases += [(f"prompt: {name}", job("prompt", photo, None, name)) for name in styles.STYLE_NAMES]
@@ -94,7 +96,7 @@ def measure(repeats: int = 3) -> tuple[list[Figure], float, str]:
     for label, work in cases:
         _, notes = engine.run(work)  # warm this path once (OpenCV allocates on first use)
         wall, cpu = _median_ms(lambda w=work: engine.run(w), repeats)  # type: ignore[misc]
-        figures.append(Figure(label, prepare_ms, wall, cpu, notes["result_size"]))
+        figures.append(Figure(label, prepare_ms, prepare_cpu_ms, wall, cpu, notes["result_size"]))
     first_extra = first_ms - figures[0].engine_ms
     return figures, first_extra, f"result long side {long_side} px, JPEG quality {settings.jpeg_quality}"
 
@@ -103,15 +105,19 @@ def table(repeats: int = 3) -> list[str]:
     reason = models.problem()
     if reason is not None:
         return [f"(not measured: {reason})"]
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     figures, first_extra, used = measure(repeats)
     lines = [
-        f"One 6000×4000 JPEG (q95) per photo, {used}, one image worker, median of {repeats}.",
+        f"One 6000×4000 JPEG (q95) per photo, {used}, one image worker, median of {repeats}; "
+        f"{os.cpu_count()} cores, load average at start {load}. CPU = all threads of the process: steadier "
+        "than wall time when the machine is shared.",
         "",
-        "| kind | prepare 24 MP → result size, ms | engine, ms | engine CPU, ms | total ms per photo | result |",
-        "|---|---:|---:|---:|---:|---|",
+        "| kind | prepare 24 MP: wall / CPU ms | engine: wall / CPU ms | total wall ms per photo | result |",
+        "|---|---:|---:|---:|---|",
     ]
     lines += [
-        f"| {f.kind} | {f.prepare_ms:.0f} | {f.engine_ms:.0f} | {f.engine_cpu_ms:.0f} | {f.total_ms:.0f} | {f.result} |"
+        f"| {f.kind} | {f.prepare_ms:.0f} / {f.prepare_cpu_ms:.0f} | {f.engine_ms:.0f} / {f.engine_cpu_ms:.0f} "
+        f"| {f.total_ms:.0f} | {f.result} |"
         for f in figures
     ]
     lines += ["", f"Loading the models on a worker's first offline photo adds {first_extra:.0f} ms once."]

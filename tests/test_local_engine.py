@@ -9,7 +9,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
 from typing import get_args
 
@@ -193,6 +193,20 @@ def test_face_swap_refusals_survive_a_process_boundary() -> None:
 
 
 # --- loading ------------------------------------------------------------------------------------
+
+
+def test_two_worker_threads_share_the_models_safely() -> None:
+    """The graphs are shared by the worker threads; each image still gets its own, correct answer."""
+    models.warm()
+    canvas, _ = photos.two_people()
+    jobs = [
+        job("background", canvas, photos.coffee()),
+        job("face_swap", photos.grace_hopper(2.0), photos.astronaut(2.0)),
+    ]
+    alone = [engine.run(j)[0] for j in jobs]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda j: engine.run(j)[0], jobs * 2))
+    assert together == alone * 2
 
 
 def test_the_engine_runs_in_a_worker_process() -> None:

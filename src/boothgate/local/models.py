@@ -1,8 +1,10 @@
 """The offline engine's models: mediapipe 0.10.21's bundled graphs, loaded lazily and kept.
 
 Everything here runs on an image worker (a thread today, maybe a process later), never on the event
-loop: importing mediapipe costs ~0.8 s and building a graph ~20 ms. Each worker keeps its own graphs in
-a module-level cache, because one mediapipe graph must not run two images at once.
+loop: importing mediapipe costs ~0.8 s and building a graph ~20 ms. The graphs live in a module-level
+cache, one of each per process; a graph must not run two images at once, so each has a lock (inference
+is 10–70 ms of a job, the rest of a job runs in parallel). `warm()` loads everything ahead of the first
+photo, for a caller that wants the first offline answer (often a fallback's) to be as quick as the rest.
 
 `problem()` is the cheap check the provider calls on the event loop: it imports nothing heavy.
 """
@@ -25,7 +27,7 @@ _import_lock = threading.Lock()
 _solutions: Any = None
 _import_error: str | None = None
 _installed: bool | None = None
-_per_worker = threading.local()
+_graphs: dict[str, _Locked] = {}
 
 
 class EngineUnavailable(ProviderNotConfigured):
@@ -102,27 +104,42 @@ def _import_mediapipe() -> Any:
         return solutions
 
 
-def _cached(name: str, build: Any) -> Any:
-    model = getattr(_per_worker, name, None)
-    if model is None:
-        model = build(_import_mediapipe())
-        setattr(_per_worker, name, model)
-    return model
+class _Locked:
+    """A mediapipe graph that runs one image at a time, whichever worker thread calls it."""
+
+    def __init__(self, graph: Any) -> None:
+        self._graph = graph
+        self._lock = threading.Lock()
+
+    def process(self, image: Any) -> Any:
+        with self._lock:
+            return self._graph.process(image)
 
 
-def selfie_segmentation() -> Any:
+def _cached(name: str, build: Any) -> _Locked:
+    graph = _graphs.get(name)
+    if graph is None:
+        solutions = _import_mediapipe()
+        with _import_lock:
+            graph = _graphs.get(name)
+            if graph is None:
+                graph = _graphs[name] = _Locked(build(solutions))
+    return graph
+
+
+def selfie_segmentation() -> _Locked:
     """Person segmentation (the general 256×256 model: better edges than the landscape one)."""
     return _cached("selfie", lambda s: s.selfie_segmentation.SelfieSegmentation(model_selection=0))
 
 
-def face_detection() -> Any:
+def face_detection() -> _Locked:
     """The full-range face detector (faces up to ~5 m away: people at the back of a group)."""
     return _cached(
         "detector", lambda s: s.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
     )
 
 
-def face_mesh() -> Any:
+def face_mesh() -> _Locked:
     """468 face landmarks, run on a crop around one detected face."""
     return _cached(
         "mesh",
@@ -130,3 +147,12 @@ def face_mesh() -> Any:
             static_image_mode=True, max_num_faces=1, refine_landmarks=False, min_detection_confidence=0.4
         ),
     )
+
+
+def warm() -> None:
+    """Load every graph and run each once (module-level, no arguments: any worker can run it)."""
+    import numpy as np
+
+    blank = np.zeros((64, 64, 3), np.uint8)
+    for graph in (selfie_segmentation(), face_detection(), face_mesh()):
+        graph.process(blank)

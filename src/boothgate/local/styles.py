@@ -3,7 +3,7 @@
 None of them follows a text prompt. Colour grades are per-channel lookup tables (one pass over the
 pixels); noir adds local contrast, grain and a vignette; hdr is OpenCV's detail enhancement; comic is
 OpenCV's stylization run at ~1000 px (it is slow per pixel) and scaled back up. Cartoon, pencil sketch
-and oil painting were tried and left out: poor at usable speeds (see docs/local-engine.md).
+and oil painting were tried and left out: poor at usable speeds.
 """
 
 from __future__ import annotations
