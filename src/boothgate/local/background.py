@@ -47,10 +47,28 @@ def person_mask(rgb: np.ndarray) -> tuple[np.ndarray, int]:
         y0, y1 = max(0, int(y - CROP_ABOVE_FACES * fh)), min(h, int(y + fh + CROP_BELOW_FACES * fh))
         if x1 - x0 < 8 or y1 - y0 < 8:
             continue
-        crop_mask = _segment(small[y0:y1, x0:x1])
+        crop_mask = _segment(small[y0:y1, x0:x1]) * _person_shape(x - x0, y - y0, fw, fh, x1 - x0, y1 - y0)
         np.maximum(mask[y0:y1, x0:x1], crop_mask, out=mask[y0:y1, x0:x1])
         passes += 1
     return mask, passes
+
+
+def _person_shape(x: float, y: float, fw: float, fh: float, width: int, height: int) -> np.ndarray:
+    """Where a person with this face can be inside its crop (0..1, soft-edged): a head (with hair or a hat)
+    around the face, and shoulders and body widening below the chin. A crop's own pass may only add
+    person there: on a tight crop the model also likes things beside a head (a flag, a lamp)."""
+    shape = np.zeros((height, width), np.float32)
+    cx, cy = x + fw / 2, y + fh / 2
+    head_axes = (max(1, round(0.85 * fw)), max(1, round(1.15 * fh)))
+    cv2.ellipse(shape, (round(cx), round(cy - 0.15 * fh)), head_axes, 0, 0, 360, (1.0,), -1)
+    chin = y + 0.9 * fh
+    body = np.array(
+        [[cx - 0.7 * fw, chin], [cx + 0.7 * fw, chin], [cx + 2.0 * fw, chin + 1.0 * fh],
+         [cx + 2.0 * fw, height], [cx - 2.0 * fw, height], [cx - 2.0 * fw, chin + 1.0 * fh]]
+    )  # fmt: skip
+    cv2.fillPoly(shape, [np.round(body).astype(np.int32)], (1.0,))
+    soft = max(3, round(0.25 * fw) | 1)
+    return cv2.GaussianBlur(shape, (soft, soft), 0)
 
 
 def smoothstep(mask: np.ndarray, low: float = SMOOTH_LOW, high: float = SMOOTH_HIGH) -> np.ndarray:
