@@ -142,8 +142,12 @@ async def test_face_swap_slot_answers_the_template_with_the_guests_face(server: 
 
 @pytest.mark.parametrize(
     ("photo", "code"),
-    [(photos.coffee(2.0), "no_face"), (photos.astronaut(), "face_too_small")],
-    ids=["no_face", "too_small"],
+    [
+        (photos.coffee(2.0), "no_face"),
+        (photos.astronaut(), "face_too_small"),
+        (np.ascontiguousarray(photos.grace_hopper(2.0)[300:, :]), "face_at_edge"),  # forehead cut off
+    ],
+    ids=["no_face", "too_small", "at_edge"],
 )
 async def test_face_swap_answers_422_with_a_plain_reason(server: Booth, photo: np.ndarray, code: str) -> None:
     await slot(server, 13, "face_swap", photos.astronaut(2.0))
