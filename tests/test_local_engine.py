@@ -14,12 +14,16 @@ from multiprocessing import get_context
 from typing import get_args
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
 from boothgate.local import engine, face_swap, faces, models, styles
-from boothgate.providers.local import LocalOptions, Style
+from boothgate.providers.base import ProviderContext
+from boothgate.providers.local import LocalOptions, LocalProvider, Style
+from boothgate.services.workers import ImageWorkers
+from boothgate.settings import get_settings
 from tests import local_photos as photos
 
 pytestmark = pytest.mark.skipif(models.problem() is not None, reason=str(models.problem()))
@@ -240,3 +244,15 @@ def test_mediapipe_loads_without_matplotlib() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "loaded" in done.stdout
+
+
+async def test_check_loads_the_models_on_an_image_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    workers = ImageWorkers(1)
+    async with httpx.AsyncClient() as http:
+        provider = LocalProvider(ProviderContext(get_settings(), http, images=workers))
+        verdict = await provider.check()
+        assert verdict.ok and "ready" in verdict.message
+        monkeypatch.setattr(models, "SUPPORTED_PYTHONS", ((3, 99),))
+        verdict = await provider.check()
+        assert not verdict.ok and "Python 3.11 or 3.12" in verdict.message
+    workers.shutdown()

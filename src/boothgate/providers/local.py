@@ -8,13 +8,24 @@ deadline. It is also the usual fallback of cloud slots, so it never needs the ne
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+import time
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from boothgate.errors import BoothError, DeadlineReached, ProviderFailed, ProviderNotConfigured
 from boothgate.local import engine, models
-from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind, Provider, ProviderRequest, ProviderResult
+from boothgate.providers.base import (
+    KINDS_NEEDING_REFERENCE,
+    CheckResult,
+    Kind,
+    Provider,
+    ProviderRequest,
+    ProviderResult,
+)
+
+T = TypeVar("T")
 
 Style = Literal["warm_film", "teal_orange", "faded", "noir", "sepia", "hdr", "comic"]
 
@@ -58,6 +69,21 @@ class LocalProvider(Provider):
         described["output_long_side_pixels"] = self.settings.local_output_long_side_pixels
         return described
 
+    async def check(self) -> CheckResult:
+        """Load the models on an image worker and run each once: proves the engine works here, and the
+        first guest photo does not pay for the loading."""
+        started = time.monotonic()
+        reason = models.problem()
+        if reason is None:
+            try:
+                await self._on_worker(None, models.warm)
+            except models.EngineUnavailable as exc:
+                reason = exc.message
+        seconds = round(time.monotonic() - started, 3)
+        if reason is not None:
+            return CheckResult(False, reason, seconds)
+        return CheckResult(True, "The offline engine is ready: its models are loaded.", seconds)
+
     async def run(self, request: ProviderRequest) -> ProviderResult:
         reason = models.problem()
         if reason is not None:
@@ -80,7 +106,7 @@ class LocalProvider(Provider):
         )
         try:
             async with request.deadline.timeout():
-                data, notes = await self._on_worker(request.deadline.at, job)
+                data, notes = await self._on_worker(request.deadline.at, engine.run, job)
         except TimeoutError as exc:
             raise DeadlineReached("The offline engine did not finish before the deadline.") from exc
         except models.EngineUnavailable as exc:
@@ -96,11 +122,11 @@ class LocalProvider(Provider):
         notes.update(engine="local", cost_usd=0.0)
         return ProviderResult(data, "image/jpeg", notes)
 
-    async def _on_worker(self, deadline: float, job: engine.Job) -> tuple[bytes, dict[str, Any]]:
+    async def _on_worker(self, deadline: float | None, func: Callable[..., T], *args: object) -> T:
         images = self.context.images
         if images is None:
-            return await asyncio.to_thread(engine.run, job)
-        return await images.run(deadline, engine.run, job)
+            return await asyncio.to_thread(func, *args)
+        return await images.run(deadline, func, *args)
 
 
 PROVIDER = LocalProvider
