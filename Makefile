@@ -5,14 +5,27 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.test-installed
 BENCH_STAMP := $(VENV)/.bench-installed
+# The offline engine's models ship inside this wheel (the last mediapipe release that bundles them).
+MEDIAPIPE := mediapipe==0.10.21
 
-.PHONY: install run test lint format bench clean docs
+.PHONY: install run test lint format bench clean docs local-engine
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
+	$(MAKE) --no-print-directory local-engine
 	touch $(STAMP)
+
+# mediapipe without the jax, jaxlib, matplotlib and sounddevice it declares but the offline engine never
+# imports (pyproject.toml lists what it does need). Wheels exist for CPython 3.11 and 3.12 only; on
+# another Python the offline tab says so and everything else works.
+local-engine:
+	@if $(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] not in ((3, 11), (3, 12)))'; then \
+		$(BIN)/python -m pip install --quiet --no-deps $(MEDIAPIPE); \
+	else \
+		echo "Offline engine skipped: mediapipe 0.10.21 needs Python 3.11 or 3.12."; \
+	fi
 
 install: $(STAMP)
 

@@ -3,7 +3,8 @@
     python -m bench                 # the full run (under 10 minutes on 2 cores), writes docs/benchmarks.md
     python -m bench --quick         # a smoke run of about two minutes; writes nothing unless --out is given
     python -m bench --only burst    # some scenarios only; keys: one-24mp one-24mp-1.5mp one-12mp
-                                    # one-2mp one-png fifty burst max
+                                    # one-2mp one-png fifty burst max local
+    python -m bench --only local --skip-prepare   # the offline engine's ms per photo only
 
 Timing goals are checked here and printed, never asserted in `make test`.
 """
@@ -17,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import moderation, photos, prepare
+from bench import local_engine, moderation, photos, prepare
 from bench.harness import ROOT, new_workdir
 from bench.report import Pair, machine, page, scenario_table, targets, targets_table
 from bench.run import Outcome, run_target
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated scenario keys")
     parser.add_argument("--out", type=Path, help=f"where to write the page (default {DEFAULT_OUT}, not for --quick)")
     parser.add_argument("--skip-prepare", action="store_true", help="skip the preparation comparison")
+    parser.add_argument("--local-repeats", type=int, default=3, help="runs per offline engine figure")
     args = parser.parse_args(argv)
 
     started, t0, machine_text = dt.datetime.now(dt.UTC), time.monotonic(), machine()
@@ -122,6 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(check_lines))
     prep_lines += ["", "The content check (offline NSFW model, `python -m bench.moderation`):", "", *check_lines]
 
+    local_lines: list[str] = []
+    if not args.only or "local" in args.only.split(","):
+        print("\n== the offline engine (tab local), 24 MP photos", flush=True)
+        local_lines = local_engine.table(1 if args.quick else args.local_repeats)
+        print("\n".join(local_lines))
+    if args.only and not scenarios:
+        return 0
+
     workdir = new_workdir()
     try:
         pairs = run_scenarios(scenarios, workdir)
@@ -146,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             target_lines,
             notes(args.quick),
         )
+        if local_lines:
+            text += "\n## The offline engine (tab `local`)\n\n" + "\n".join(local_lines) + "\n"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
         print(f"\nwritten: {out}")

@@ -8,7 +8,10 @@ if not exist ".venv\Scripts\python.exe" (
   echo First start: creating .venv and installing boothgate...
   py -3 -m venv .venv || python -m venv .venv
   ".venv\Scripts\python.exe" -m pip install --upgrade pip
-  ".venv\Scripts\python.exe" -m pip install -e .
+  ".venv\Scripts\python.exe" -m pip install -c requirements.lock -e .
+  rem The offline engine: mediapipe without the jax/matplotlib wheels it declares but does not use
+  rem (Python 3.11 or 3.12 only; on other versions the Offline tab says so and everything else works).
+  ".venv\Scripts\python.exe" -m pip install --no-deps mediapipe==0.10.21
 )
 if not exist data mkdir data
 :loop

@@ -304,6 +304,22 @@ class Settings(BaseSettings):
         1.20, ge=0, le=10_000, description="DeepSeek price per million output tokens (peak rate), for statistics."
     )
 
+    # --- the offline engine (tab `local`) ---------------------------------------------------
+    local_output_long_side_pixels: int = Field(
+        3000,
+        ge=256,
+        le=8000,
+        description="Offline tab: the long side of its results in pixels (photos are prepared to about this "
+        "size; 3000 = 3000×2000 from a 24 MP camera). Bigger is sharper and slower.",
+    )
+    local_face_swap_min_face_pixels: int = Field(
+        200,
+        ge=32,
+        le=4000,
+        description="Offline face swap: a guest face narrower than this many pixels (in the photo at the size "
+        "above) is refused with 422 instead of printed blurred.",
+    )
+
     # --- OpenAI -----------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(None, description="OpenAI API key (platform.openai.com).")
     openai_base_url: str = Field("https://api.openai.com/v1", description="OpenAI API base URL.")

@@ -11,7 +11,7 @@ import abc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -96,6 +96,17 @@ class ProviderResult:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+T = TypeVar("T")
+
+
+class ImageRunner(Protocol):
+    """Runs blocking image work off the event loop, earliest deadline first (`services.workers.ImageWorkers`).
+
+    `func` must be a module-level function with picklable arguments: workers may be processes."""
+
+    async def run(self, deadline: float | None, func: Callable[..., T], *args: object) -> T: ...
+
+
 @dataclass
 class ProviderContext:
     """What a provider needs from the outside world. Built from settings; replaced when they change."""
@@ -104,9 +115,9 @@ class ProviderContext:
     http: httpx.AsyncClient
     # Another tab's provider by name (DeepSeek renders through Gemini or Turbotext). Set by the registry.
     lookup: Callable[[str], Provider | None] | None = None
-    # Runs a blocking image function off the event loop on the shared image workers:
-    # `await run_image(deadline_at, func, *args)` (`ImageWorkers.run`). None: the provider uses a thread.
-    run_image: Callable[..., Awaitable[Any]] | None = None
+    # The image workers, for providers that compute on this machine (the offline tab). None in tests
+    # that build a context by hand: such a provider then runs its work on a plain thread.
+    images: ImageRunner | None = None
 
 
 class Provider(abc.ABC):

@@ -300,12 +300,9 @@ class FalProvider(Provider):
         self, cutout: bytes, background: PreparedImage, fmt: str, deadline: Deadline
     ) -> tuple[bytes, str]:
         quality = self.settings.jpeg_quality
-        run = self.context.run_image
-        if run is not None:
-            result: tuple[bytes, str] = await run(
-                deadline.at, fal_composite.composite_cover, cutout, background.data, fmt, quality
-            )
-            return result
+        images = self.context.images
+        if images is not None:
+            return await images.run(deadline.at, fal_composite.composite_cover, cutout, background.data, fmt, quality)
         return await asyncio.to_thread(fal_composite.composite_cover, cutout, background.data, fmt, quality)
 
     async def aclose(self) -> None:

@@ -74,9 +74,8 @@ class Services:
         settings = config.settings
         media = MediaStore(settings.data_dir)
         http = _http_client()
-        registry = Registry(ProviderContext(settings, http), provider_classes)
         imaging = Imaging(settings.image_workers, settings.max_image_pixels, settings.jpeg_quality)
-        registry.context.run_image = imaging.workers.run  # providers' own image work (fal's compositing)
+        registry = Registry(ProviderContext(settings, http, images=imaging.workers), provider_classes)
         slots = SlotService(db, media, registry, imaging)
         await slots.ensure()
         jobs = JobStore(db, media)
@@ -115,7 +114,7 @@ class Services:
     async def _settings_changed(self, settings: Settings) -> None:
         redaction.protect_settings(settings)  # a key entered on the settings page
         self.links.public_base_url = settings.public_base_url
-        await self.registry.rebuild(ProviderContext(settings, self.http, run_image=self.imaging.workers.run))
+        await self.registry.rebuild(ProviderContext(settings, self.http, images=self.imaging.workers))
         self.model_lists.settings_changed()
 
     async def stop(self) -> None:

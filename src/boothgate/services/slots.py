@@ -156,7 +156,7 @@ class SlotService:
         problems = []
         if slot.kind in KINDS_NEEDING_REFERENCE and not slot.reference_path:
             problems.append("reference_required")
-        if slot.kind == Kind.prompt and not slot.prompt.strip() and slot.provider != "deepseek":
+        if slot.kind == Kind.prompt and not slot.prompt.strip() and slot.provider not in ("deepseek", "local"):
             problems.append("prompt_required")
         return problems
 

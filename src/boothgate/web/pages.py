@@ -34,8 +34,9 @@ STATIC_DIR = WEB / "static"
 templates = Jinja2Templates(directory=WEB / "templates")
 LANG_COOKIE = "boothgate_lang"
 LANG_COOKIE_SECONDS = 365 * 24 * 3600
-# The prompt is optional on these tabs' prompt slots (DeepSeek writes the instruction itself).
-PROMPT_OPTIONAL_TABS = frozenset({"deepseek"})
+# The prompt is optional on these tabs' prompt slots (DeepSeek writes the instruction itself; offline
+# styles are chosen by name and do not read it).
+PROMPT_OPTIONAL_TABS = frozenset({"deepseek", "local"})
 
 
 @cache
@@ -65,7 +66,7 @@ class TabState:
 
 def _tab_state(services: ServicesDep, name: str, t: i18n.Translate) -> TabState:
     provider = services.registry.get(name)
-    label = TAB_LABELS.get(name, name.title())
+    label = t(f"tab.{name}", TAB_LABELS.get(name, name.title()))
     model = getattr(services.settings, f"{name}_model", None)
     if provider is None:
         return TabState(name, label, False, t("provider.unavailable"), None, model, [k.value for k in Kind], {})

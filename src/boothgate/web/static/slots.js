@@ -145,7 +145,9 @@
     const visible = values.enabled || dirty ? problems : [];
     line.textContent = visible.join(" ") + (blocking && dirty ? " " + B.t("problem.blocks_saving") : "");
     line.classList.toggle("is-error", blocking);
-    this.q("[name=prompt]").placeholder = B.t("card.prompt_placeholder." + values.kind);
+    const placeholder = "card.prompt_placeholder." + values.kind;
+    const tabPlaceholder = placeholder + "." + this.root.dataset.provider; // e.g. the offline tab's own
+    this.q("[name=prompt]").placeholder = B.t(B.has(tabPlaceholder) ? tabPlaceholder : placeholder);
     this.showApplicable(values.kind);
   };
 

@@ -1,0 +1,77 @@
+"""Faces: where they are (mediapipe's full-range detector) and their 468 landmarks (face mesh).
+
+`detect_faces` is the public entry other features call (a face-aware crop); it answers [] when there
+is no face or when the engine is not available, so callers never need to know about mediapipe.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from boothgate.local import models, pixels
+
+Box = tuple[int, int, int, int]  # x, y, width, height in image pixels
+
+# The detector looks at 192×192 anyway; a bigger input only costs resize time.
+DETECT_LONG_SIDE = 1280
+# The mesh needs the face to fill most of its input: crop this many face widths around the face.
+MESH_CROP_FACES = 1.9
+MESH_LONG_SIDE = 512
+
+
+def detect_faces(image: Image.Image) -> list[Box]:
+    """Faces in a Pillow image as (x, y, w, h) boxes, largest first; [] when none or no engine."""
+    if models.problem() is not None:
+        return []
+    try:
+        return find_faces(np.asarray(image.convert("RGB")))
+    except models.EngineUnavailable:
+        return []
+
+
+def find_faces(rgb: np.ndarray) -> list[Box]:
+    """Faces in an RGB array, largest first, clipped to the image."""
+    h, w = rgb.shape[:2]
+    boxes: list[Box] = []
+    for fx, fy, fw, fh in unclipped_faces(rgb):
+        x0, y0 = max(0, round(fx)), max(0, round(fy))
+        x1, y1 = min(w, round(fx + fw)), min(h, round(fy + fh))
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            boxes.append((x0, y0, x1 - x0, y1 - y0))
+    return boxes
+
+
+def unclipped_faces(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """Faces as the detector sees them, largest first: a box may reach past the frame when the face is cut."""
+    h, w = rgb.shape[:2]
+    small = pixels.fit_long_side(rgb, DETECT_LONG_SIDE)
+    result = models.face_detection().process(np.ascontiguousarray(small))
+    boxes = []
+    for detection in result.detections or []:
+        rel = detection.location_data.relative_bounding_box
+        boxes.append((rel.xmin * w, rel.ymin * h, rel.width * w, rel.height * h))
+    boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
+    return boxes
+
+
+def landmarks(rgb: np.ndarray, box: Box) -> np.ndarray | None:
+    """468 (x, y) landmark points in image pixels for the face in `box`, or None when the mesh finds none."""
+    h, w = rgb.shape[:2]
+    x, y, bw, bh = box
+    side = max(bw, bh) * MESH_CROP_FACES
+    cx, cy = x + bw / 2, y + bh / 2
+    x0, y0 = max(0, int(cx - side / 2)), max(0, int(cy - side / 2))
+    x1, y1 = min(w, int(cx + side / 2)), min(h, int(cy + side / 2))
+    crop = rgb[y0:y1, x0:x1]
+    if crop.size == 0:
+        return None
+    small = pixels.fit_long_side(crop, MESH_LONG_SIDE)
+    result = models.face_mesh().process(np.ascontiguousarray(small))
+    if not result.multi_face_landmarks:
+        return None
+    marks = result.multi_face_landmarks[0].landmark
+    points = np.array([(p.x, p.y) for p in marks[:468]], dtype=np.float32)
+    points[:, 0] = points[:, 0] * crop.shape[1] + x0
+    points[:, 1] = points[:, 1] * crop.shape[0] + y0
+    return points
