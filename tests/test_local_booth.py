@@ -163,8 +163,8 @@ async def test_face_swap_answers_422_with_a_plain_reason(server: Booth, photo: n
 async def test_health_and_the_tab_say_the_engine_is_ready(server: Booth) -> None:
     async with server.api() as client:
         health = (await client.get("/health")).json()
-        page_ru = (await client.get("/tabs/local?lang=ru")).text
-        page_en = (await client.get("/tabs/local?lang=en")).text
+        page_ru = (await client.get("/tabs/local?lang=ru")).text + (await client.get("/tabs/local/1?lang=ru")).text
+        page_en = (await client.get("/tabs/local?lang=en")).text + (await client.get("/tabs/local/1?lang=en")).text
         providers = (await client.get("/api/providers")).json()
     assert health["providers"]["local"] == {"configured": True, "problem": None}
     assert "Без интернета" in page_ru and "для забавы" in page_ru and "не следуют текстовому промпту" in page_ru
