@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
             provider = services.registry.get(name)
             problem = "not available in this version" if provider is None else provider.problem()
             providers[name] = {"configured": problem is None, "problem": problem}
+            providers[name].update(services.ingest.fallbacks.breaker.describe(name))  # offline detection
         health: dict[str, Any] = {
             "status": "ok" if database else "degraded",
             "version": __version__,

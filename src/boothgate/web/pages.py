@@ -57,6 +57,8 @@ class TabState:
     model: str | None
     kinds: list[str]
     options_schema: dict[str, Any]
+    offline: bool = False  # its service could not be reached lately: jobs go to fallbacks for a while
+    offline_retry_seconds: float = 0.0
 
 
 def _tab_state(services: ServicesDep, name: str, t: i18n.Translate) -> TabState:
@@ -72,7 +74,10 @@ def _tab_state(services: ServicesDep, name: str, t: i18n.Translate) -> TabState:
         problem = t("provider.no_public_url")
     kinds = [k.value for k in Kind if k in provider.kinds]
     schema = provider.Options.model_json_schema()
-    return TabState(name, label, problem is None, problem, provider.last_error, model, kinds, schema)
+    state = TabState(name, label, problem is None, problem, provider.last_error, model, kinds, schema)
+    breaker = services.ingest.fallbacks.breaker
+    state.offline, state.offline_retry_seconds = breaker.offline(name), breaker.retry_in(name)
+    return state
 
 
 def page_language(request: Request, services: ServicesDep) -> tuple[str, bool]:
@@ -133,7 +138,9 @@ async def tab_page(provider: str, request: Request, services: ServicesDep) -> Re
     language, _ = page_language(request, services)
     tab = _tab_state(services, provider, i18n.translator(language))
     address = base_url(request, services)
-    cards = [_card(services.slots.public(slot, address), tab, language) for slot in await services.slots.find(provider)]
+    order = {name: index for index, name in enumerate(services.registry.tabs)}
+    every = sorted(await services.slots.find(), key=lambda s: (order.get(s.provider, len(order)), s.number))
+    cards = [_card(services.slots.public(s, address), tab, language) for s in every if s.provider == provider]
     return _render(
         request,
         services,
@@ -143,7 +150,21 @@ async def tab_page(provider: str, request: Request, services: ServicesDep) -> Re
         kinds_needing_reference=sorted(k.value for k in KINDS_NEEDING_REFERENCE),
         prompt_optional=provider in PROMPT_OPTIONAL_TABS,
         public_base_url_missing=not services.settings.public_base_url,
+        fallback_choices=_fallback_choices(every, i18n.translator(language)),
     )
+
+
+def _fallback_choices(slots: list[Any], t: i18n.Translate) -> list[dict[str, str]]:
+    """Every slot of every tab for the cards' fallback lists (each card leaves itself out)."""
+    choices = []
+    for slot in slots:
+        label = f"{TAB_LABELS.get(slot.provider, slot.provider)} {slot.number}"
+        if slot.name:
+            label += f" · {slot.name}"
+        if not slot.enabled:
+            label += f" {t('card.fallback_off')}"
+        choices.append({"value": f"{slot.provider}/{slot.number}", "label": label})
+    return choices
 
 
 @router.get("/settings", response_class=HTMLResponse)
