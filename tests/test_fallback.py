@@ -110,11 +110,10 @@ async def test_a_chain_is_followed_past_failing_and_unusable_slots(booth: Booth)
     assert answer.status == 200
     job = await job_of(booth, answer.headers["x-job-id"])
     assert (job["served_by"], job["fallback_reason"]) == ("fal/2", "provider_refused")
-    # (a slot that cannot run is noted when the hop before it starts: its successor is found first)
     assert job["provider_notes"]["fallback_route"] == [
         "gemini/2: provider_refused",
-        "turbotext/2: skipped (not configured)",
         "openai/2: rate_limited",
+        "turbotext/2: skipped (not configured)",
     ]
 
 

@@ -64,6 +64,7 @@ class Served(Generic[T]):
 class _Hop:
     slot: Slot
     provider: Provider
+    skipped: list[str] = field(default_factory=list)  # slots passed over on the way to this one
 
     @property
     def key(self) -> str:
@@ -233,6 +234,7 @@ class FallbackChain:
 
     async def _continue(self, following: _Hop, chain: _Chain[T], reason: str, error: BaseException | None) -> Served[T]:
         """Hand the photo to `following` (and on along the chain); `error` is what made us, if anything."""
+        chain.route.extend(following.skipped)
         try:
             served = await self._hop(following, lambda: chain.hop(following.slot, following.provider), chain)
         except _Failed as failed:
@@ -263,24 +265,26 @@ class FallbackChain:
     async def _next(self, slot: Slot, chain: _Chain[T]) -> _Hop | None:
         """The next slot of the chain that can run now, skipping (and noting) those that cannot."""
         value = slot.fallback
+        skipped: list[str] = []
         while value:
             target = fallback_rules.parse(value)
             if target is None:
-                return None
+                break
             key = slot_key(*target)
             if key in chain.visited or len(chain.visited) > fallback_rules.MAX_HOPS:
-                return None  # a loop stored behind the UI's back: stop here
+                break  # a loop stored behind the UI's back: stop here
             chain.visited.add(key)
             candidate = await self.lookup(*target)
             if candidate is None:
-                return None
+                break
             problem = self._problem(candidate)
             if problem is None:
                 provider = self.registry.get(candidate.provider)
                 assert provider is not None
-                return _Hop(candidate, provider)
-            chain.route.append(f"{key}: skipped ({problem})")
+                return _Hop(candidate, provider, skipped)
+            skipped.append(f"{key}: skipped ({problem})")
             value = candidate.fallback
+        chain.route.extend(skipped)
         return None
 
     def _problem(self, slot: Slot) -> str | None:
