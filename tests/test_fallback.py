@@ -195,3 +195,24 @@ async def test_a_fallback_served_result_is_not_reused_for_the_same_photo(booth: 
     assert again.status == 200 and "x-reused-from" not in again.headers
     job = await job_of(booth, again.headers["x-job-id"])
     assert job["served_by"] == "gemini/11"
+
+
+async def test_the_hedge_follows_the_fallbacks_run_times_read_back_after_a_restart(booth_factory: Any) -> None:
+    first: Booth = booth_factory(CLASSES, deadline_seconds=6.0, fallback_default_seconds=30.0)
+    await slot(first, "openai", 13, delay=0.2)
+    for _ in range(3):  # openai/13's history: runs of about 0.2 s
+        assert (await first.post("openai", 13, photo())).status == 200
+
+    # A new server on the same data folder: the run times come back from the job table.
+    second: Booth = booth_factory(CLASSES, deadline_seconds=6.0, fallback_default_seconds=30.0)
+    await slot(second, "openai", 14, delay=0.2)  # no history: given 30 s, so it is started at once
+    await slot(second, "gemini", 13, delay=2.0, fallback="openai/13")
+    await slot(second, "gemini", 14, delay=2.0, fallback="openai/14")
+    known = await second.post("gemini", 13, photo())
+    unknown = await second.post("gemini", 14, photo())
+
+    # openai/13 needs ~0.2 s: the hedge waits until ~4.5 s, and gemini/13 answers at 2 s by itself.
+    known_job = await job_of(second, known.headers["x-job-id"])
+    assert (known_job["served_by"], known_job["fallback_reason"]) == ("gemini/13", None)
+    unknown_job = await job_of(second, unknown.headers["x-job-id"])
+    assert (unknown_job["served_by"], unknown_job["fallback_reason"]) == ("openai/14", "slow")
