@@ -133,7 +133,7 @@ class FallbackChain:
         if not slot.fallback:
             if fallback_only:
                 raise errors.MalformedRequest(f"Slot {first.key} has no fallback slot to try.", code="no_fallback")
-            if not self.breaker.allows(provider.name):
+            if not self.breaker.allows(slot.provider):
                 raise self._offline_error(first)
             return Served(await self._run(first, primary), first.key)
         await self._seed()
@@ -142,7 +142,7 @@ class FallbackChain:
             if fallback_only:
                 chain.route.append(f"{first.key}: skipped (fallback only)")
                 return await self._after(first, chain, "fallback_only", None)
-            if not self.breaker.allows(provider.name):
+            if not self.breaker.allows(slot.provider):
                 chain.route.append(f"{first.key}: offline")
                 return await self._after(first, chain, "offline", self._offline_error(first))
             return await self._hop(first, primary, chain)
@@ -157,7 +157,7 @@ class FallbackChain:
             except errors.BoothError as exc:
                 chain.route.append(f"{current.key}: {exc.code}")
                 raise _Failed(exc) from exc
-        probe = Probe(current.provider.name)
+        probe = Probe(current.slot.provider)
         task = asyncio.create_task(self._timed(current, start, probe), context=context_with(probe))
         unreachable = asyncio.create_task(probe.unreachable.wait())
         later: asyncio.Task[Served[T]] | None = None
@@ -246,7 +246,7 @@ class FallbackChain:
 
     # --- pieces -------------------------------------------------------------------------------
     async def _run(self, current: _Hop, start: Callable[[], Awaitable[T]]) -> T:
-        probe = Probe(current.provider.name)
+        probe = Probe(current.slot.provider)
         task = asyncio.create_task(self._timed(current, start, probe), context=context_with(probe))
         try:
             return await task
@@ -308,7 +308,7 @@ class FallbackChain:
         return self.config.settings.fallback_margin_seconds
 
     def _offline_error(self, current: _Hop) -> errors.BoothError:
-        seconds = self.breaker.retry_in(current.provider.name)
+        seconds = self.breaker.retry_in(current.slot.provider)
         return errors.ProviderNotConfigured(
             f"{current.provider.label} is offline (its service could not be reached several times); "
             f"it is tried again in {seconds:.0f} s.",

@@ -31,7 +31,7 @@ from boothgate.settings import Settings
 class Probe:
     """What one provider run's HTTP traffic showed about the service's reachability."""
 
-    provider: str
+    provider: str  # the tab (breaker and /health are per tab)
     unreachable: asyncio.Event = field(default_factory=asyncio.Event)
     reached: bool = False
     failure: str = ""
