@@ -164,6 +164,7 @@ async def list_providers(services: ServicesDep) -> list[dict[str, Any]]:
             described.append({"name": name, "configured": False, "problem": "not available in this version"})
         else:
             described.append(provider.describe())
+        described[-1].update(services.ingest.fallbacks.breaker.describe(name))  # offline detection
     return described
 
 
