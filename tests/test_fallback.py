@@ -216,3 +216,17 @@ async def test_the_hedge_follows_the_fallbacks_run_times_read_back_after_a_resta
     assert (known_job["served_by"], known_job["fallback_reason"]) == ("gemini/13", None)
     unknown_job = await job_of(second, unknown.headers["x-job-id"])
     assert (unknown_job["served_by"], unknown_job["fallback_reason"]) == ("openai/14", "slow")
+
+
+async def test_a_slot_whose_provider_is_not_set_up_is_served_by_its_fallback(booth: Booth) -> None:
+    await slot(booth, "openai", 15)
+    await booth.configure("turbotext", 15, kind="prompt", prompt="x", fallback="openai/15")  # no key set
+    await booth.configure("turbotext", 16, kind="prompt", prompt="x")
+
+    answer = await booth.post("turbotext", 15, photo())
+    alone = await booth.post("turbotext", 16, photo())
+
+    assert answer.status == 200
+    job = await job_of(booth, answer.headers["x-job-id"])
+    assert (job["served_by"], job["fallback_reason"]) == ("openai/15", "provider_not_configured")
+    assert alone.status == 503 and alone.json()["error"] == "provider_not_configured"

@@ -145,6 +145,11 @@ class FallbackChain:
             if not self.breaker.allows(slot.provider):
                 chain.route.append(f"{first.key}: offline")
                 return await self._after(first, chain, "offline", self._offline_error(first))
+            problem = provider.problem()
+            if problem is not None:  # no key, no public address: the fallback can still serve
+                error = errors.ProviderNotConfigured(problem)
+                chain.route.append(f"{first.key}: {error.code}")
+                return await self._after(first, chain, error.code, error)
             return await self._hop(first, primary, chain)
         except _Failed as failed:
             raise _combined(failed, chain.route) from None

@@ -262,7 +262,7 @@ class Ingest:
         if provider is None:
             raise errors.ProviderNotConfigured(f"The {slot.provider} provider is not available in this version.")
         problem = provider.problem()
-        if problem:
+        if problem and not slot.fallback:  # with a fallback, the fall-back step hands the photo on
             raise errors.ProviderNotConfigured(problem)
         return provider
 
