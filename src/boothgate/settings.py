@@ -213,7 +213,7 @@ class Settings(BaseSettings):
         description="Time the hedge gives a cloud fallback slot that has no successful runs yet.",
     )
     fallback_margin_seconds: float = Field(
-        1.0,
+        2.0,
         ge=0,
         description="Extra time on top of the fallback's p95: the hedge starts the fallback this much earlier.",
     )
