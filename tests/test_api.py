@@ -20,7 +20,9 @@ async def test_twenty_slots_per_tab_exist_disabled_and_empty(booth: Booth) -> No
     async with booth.api() as client:
         slots = (await client.get("/api/slots")).json()
     assert len(slots) == 20 * len(TABS)
-    assert {(s["provider"], s["number"]) for s in slots} == {(p, n) for p in TABS for n in range(1, 21)}
+    assert {(s["provider"], s["number"]) for s in slots} == {
+        (p, n) for p in TABS for n in range(1, 21)
+    }
     assert not any(s["enabled"] for s in slots)
     assert all(s["prompt"] == "" and not s["has_reference"] for s in slots)
     first = next(s for s in slots if s["provider"] == "gemini" and s["number"] == 1)
