@@ -304,6 +304,36 @@ class Settings(BaseSettings):
         1.20, ge=0, le=10_000, description="DeepSeek price per million output tokens (peak rate), for statistics."
     )
 
+    # --- fallback chain and offline detection --------------------------------------------------
+    local_budget_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="Time the hedge gives a local (offline) fallback slot that has no successful runs yet; "
+        "afterwards the p95 of its recent runs is used.",
+    )
+    fallback_default_seconds: float = Field(
+        15.0,
+        gt=0,
+        le=600,
+        description="Time the hedge gives a cloud fallback slot that has no successful runs yet.",
+    )
+    fallback_margin_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="Extra time on top of the fallback's p95: the hedge starts the fallback this much earlier.",
+    )
+    breaker_failures: int = Field(
+        3, ge=1, le=100, description="Unreachable runs within the window after which a provider is marked offline."
+    )
+    breaker_window_seconds: float = Field(
+        60.0, gt=0, le=3600, description="Window in which unreachable runs are counted for offline detection."
+    )
+    breaker_open_seconds: float = Field(
+        30.0, gt=0, le=3600, description="How long jobs skip an offline provider before it is tried again."
+    )
+
     # --- the offline engine (tab `local`) ---------------------------------------------------
     local_output_long_side_pixels: int = Field(
         3000,

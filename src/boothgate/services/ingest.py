@@ -35,6 +35,7 @@ from boothgate.providers.registry import Registry, UnknownProvider
 from boothgate.redaction import escape_field
 from boothgate.services.config import RuntimeConfig
 from boothgate.services.credentials import Credentials
+from boothgate.services.fallback import FallbackChain
 from boothgate.services.imaging import Imaging
 from boothgate.services.jobs import JobStore
 from boothgate.services.journal import JobRecorder, Journal
@@ -77,6 +78,7 @@ class BoothRequest:
     received_at: float
     client: str
     source: str = "booth"  # "try" = Try it, "rehearsal" = rehearsal: no password, disabled slots allowed
+    fallback_only: bool = False  # Try it / rehearsal of the slot's fallback alone (the primary is skipped)
 
 
 @dataclass
@@ -163,6 +165,7 @@ class Ingest:
         self._parsing = asyncio.Semaphore(PARSE_CONCURRENCY)
         self.strangers = Strangers()
         self.recorder = JobRecorder(jobs, Journal(media.root / "journal"))
+        self.fallbacks = FallbackChain(config, registry, slots.get, slots.db)
 
     # --- the whole path ---------------------------------------------------------------------
     async def handle(self, request: BoothRequest) -> Answer:
@@ -225,7 +228,7 @@ class Ingest:
         job.record.status = "running"
         await self._record_running(job)
         job.stage = "provider"
-        outcome = await self._run_once(job, slot, provider, upload.sha256)
+        outcome = await self._run_or_fall_back(job, slot, provider, upload.sha256)
         t = job.mark("prepare_and_provider", t)
         job.stage = "finish"
         data, mime = await self.imaging.finish(outcome.result.data, slot.output_format, job.deadline.at)
@@ -317,7 +320,7 @@ class Ingest:
         if provider is None:
             raise errors.ProviderNotConfigured(f"The {slot.provider} provider is not available in this version.")
         problem = provider.problem()
-        if problem:
+        if problem and not slot.fallback:  # with a fallback, the fall-back step hands the photo on
             raise errors.ProviderNotConfigured(problem)
         return provider
 
@@ -341,8 +344,11 @@ class Ingest:
         # is cancelled too, so nothing talks to the provider after the booth has its answer.
         return await task
 
-    async def _run_provider(self, job: _Job, slot: Slot, provider: Provider) -> _Outcome:
+    async def _run_provider(
+        self, job: _Job, slot: Slot, provider: Provider, notes: dict[str, Any] | None = None
+    ) -> _Outcome:
         assert job.photo is not None
+        notes = job.record.provider_notes if notes is None else notes
         pixels = provider.input_pixels()
         started = time.monotonic()
         photo = await self.imaging.prepare(job.photo, pixels, job.deadline.at)
@@ -356,8 +362,8 @@ class Ingest:
         job.marks["prepare"] = round(time.monotonic() - started, 4)
         job.upright_size = (photo.width, photo.height)
         await self._moderate_photo(job, slot, photo.data)
-        job.record.provider_notes["input_bytes"] = len(photo.data) + (len(reference.data) if reference else 0)
-        job.record.provider_notes["input_size"] = f"{photo.width}x{photo.height}"
+        notes["input_bytes"] = len(photo.data) + (len(reference.data) if reference else 0)
+        notes["input_size"] = f"{photo.width}x{photo.height}"
         request = ProviderRequest(
             job_id=job.record.id,
             kind=Kind(slot.kind),
@@ -367,7 +373,7 @@ class Ingest:
             options=provider.Options.model_validate(slot.options or {}),
             deadline=job.deadline.earlier(ANSWER_MARGIN_SECONDS),
             publish=self.links.publisher(job.record.id) if job.settings.public_base_url else None,
-            notes=job.record.provider_notes,
+            notes=notes,
         )
         provider_start = time.monotonic()
         try:
@@ -382,6 +388,24 @@ class Ingest:
         finally:
             job.record.provider_seconds = round(time.monotonic() - provider_start, 4)
         return _Outcome(result, job.record.provider_seconds, job.record.id)
+
+    # --- fall back (between run and fail well) ----------------------------------------------
+    async def _run_or_fall_back(self, job: _Job, slot: Slot, provider: Provider, sha256: str) -> _Outcome:
+        """Run the slot; when its provider fails, is offline or cannot finish in time, the slot's fallback
+        (and that one's) serves the photo with the time left. Mechanics: services/fallback.py."""
+        served = await self.fallbacks.serve(
+            slot,
+            provider,
+            job.deadline.earlier(ANSWER_MARGIN_SECONDS),
+            primary=lambda: self._run_once(job, slot, provider, sha256),
+            hop=lambda other, other_provider: self._run_provider(job, other, other_provider, notes={}),
+            fallback_only=job.request.fallback_only,
+        )
+        job.record.served_by, job.record.fallback_reason = served.by, served.reason
+        if served.reason is not None:  # the fallback's notes describe the result; the primary's its failure
+            primary = _clean(job.record.provider_notes)
+            job.record.provider_notes = {"fallback_route": served.route, "primary": primary}
+        return served.outcome
 
     # --- moderate (the offline NSFW check before and after the AI) ----------------------------
     async def _moderate_photo(self, job: _Job, slot: Slot, prepared: bytes) -> None:

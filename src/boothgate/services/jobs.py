@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
@@ -64,6 +64,8 @@ class JobStore:
                 Job.status == "succeeded",
                 Job.result_path.is_not(None),
                 Job.created_at >= since,
+                # An answer a fallback served is not this slot's: the next try goes to the slot again.
+                or_(Job.served_by.is_(None), Job.served_by == f"{provider}/{number}"),
             )
             .order_by(Job.created_at.desc())
             .limit(1)

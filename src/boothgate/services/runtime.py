@@ -12,7 +12,7 @@ import httpx
 from boothgate import redaction
 from boothgate.providers.base import Provider, ProviderContext
 from boothgate.providers.registry import Registry
-from boothgate.services import recovery, retention
+from boothgate.services import offline, recovery, retention
 from boothgate.services.config import RuntimeConfig
 from boothgate.services.credentials import Credentials, Generated
 from boothgate.services.imaging import Imaging
@@ -34,7 +34,10 @@ log = logging.getLogger("boothgate")
 
 def _http_client() -> httpx.AsyncClient:
     # Providers pass a per-request timeout bounded by the deadline; this is only the outer bound.
-    return httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True)
+    # The transport tells the fallback step when a provider's service cannot be reached (services/offline.py).
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, transport=offline.ReachTransport()
+    )
 
 
 @dataclass

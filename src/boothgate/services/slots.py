@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from boothgate.errors import StorageFailed
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
 from boothgate.providers.registry import SLOTS_PER_TAB, Registry
+from boothgate.services import fallback_rules
 from boothgate.services.imaging import Imaging
 from boothgate.services.moderation import ModerationOptions
 from boothgate.storage.db import Database
@@ -93,6 +94,8 @@ class SlotService:
         values = change.model_dump(exclude_unset=True)
         if values.get("fallback") == "":
             values["fallback"] = None
+        if values.get("fallback"):
+            values["fallback"] = await self.check_fallback(provider, number, values["fallback"])
         if "options" in values:
             values["options"] = self.validate_options(provider, values["options"] or {})
         if values.get("moderation") is not None:
@@ -106,6 +109,20 @@ class SlotService:
             slot.revision += 1
             slot.updated_at = utcnow()
         return slot
+
+    async def check_fallback(self, provider: str, number: int, value: str) -> str:
+        """The fallback as stored, or SlotOptionsInvalid (a 422 on the card's fallback field)."""
+
+        async def fallback_of(tab: str, slot_number: int) -> str | None:
+            slot = await self.get(tab, slot_number)
+            if slot is None:
+                raise LookupError(f"{tab}/{slot_number}")
+            return slot.fallback
+
+        try:
+            return await fallback_rules.check(provider, number, value, self.registry.tabs, fallback_of)
+        except fallback_rules.FallbackInvalid as exc:
+            raise SlotOptionsInvalid([{"loc": ["fallback"], "msg": str(exc), "type": "value_error"}]) from exc
 
     async def set_reference(self, provider: str, number: int, data: bytes) -> Slot | None:
         """Validate the image like a booth photo (type from bytes, size, full decode) and keep it, stored by

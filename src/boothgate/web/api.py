@@ -112,8 +112,11 @@ async def get_reference_thumbnail(provider: str, number: str, services: Services
 
 
 @router.post("/slots/{provider}/{number}/try")
-async def try_slot(provider: str, number: str, request: Request, services: ServicesDep) -> JSONResponse:
-    """Run a photo through the slot exactly as a booth post would (no password, disabled slots too)."""
+async def try_slot(
+    provider: str, number: str, request: Request, services: ServicesDep, fallback_only: bool = False
+) -> JSONResponse:
+    """Run a photo through the slot exactly as a booth post would (no password, disabled slots too);
+    `fallback_only` skips the slot's own provider and runs its fallback chain alone."""
     slot = await _slot(services, provider, number)
     answer = await services.ingest.handle(
         BoothRequest(
@@ -126,6 +129,7 @@ async def try_slot(provider: str, number: str, request: Request, services: Servi
             received_at=getattr(request.state, "received_at", time.monotonic()),
             client=client_address(request),
             source="try",
+            fallback_only=fallback_only,
         )
     )
     job = await services.jobs.get(answer.job_id) if answer.job_id else None
@@ -181,6 +185,7 @@ async def list_providers(services: ServicesDep) -> list[dict[str, Any]]:
             described.append({"name": name, "configured": False, "problem": "not available in this version"})
         else:
             described.append(provider.describe())
+        described[-1].update(services.ingest.fallbacks.breaker.describe(name))  # offline detection
     return described
 
 

@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
             provider = services.registry.get(name)
             problem = "not available in this version" if provider is None else provider.problem()
             providers[name] = {"configured": problem is None, "problem": problem}
+            providers[name].update(services.ingest.fallbacks.breaker.describe(name))  # offline detection
         health: dict[str, Any] = {
             "status": "ok" if database and not write_error else ("degraded" if database else "broken"),
             "version": __version__,

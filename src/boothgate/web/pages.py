@@ -62,6 +62,8 @@ class TabState:
     model: str | None
     kinds: list[str]
     options_schema: dict[str, Any]
+    offline: bool = False  # its service could not be reached lately: jobs go to fallbacks for a while
+    offline_retry_seconds: float = 0.0
 
 
 def _tab_state(services: ServicesDep, name: str, t: i18n.Translate) -> TabState:
@@ -77,7 +79,10 @@ def _tab_state(services: ServicesDep, name: str, t: i18n.Translate) -> TabState:
         problem = t("provider.no_public_url")
     kinds = [k.value for k in Kind if k in provider.kinds]
     schema = provider.Options.model_json_schema()
-    return TabState(name, label, problem is None, problem, provider.last_error, model, kinds, schema)
+    state = TabState(name, label, problem is None, problem, provider.last_error, model, kinds, schema)
+    breaker = services.ingest.fallbacks.breaker
+    state.offline, state.offline_retry_seconds = breaker.offline(name), breaker.retry_in(name)
+    return state
 
 
 def page_language(request: Request, services: ServicesDep) -> tuple[str, bool]:
@@ -221,7 +226,9 @@ async def slot_page(provider: str, number: int, request: Request, services: Serv
     language, _ = page_language(request, services)
     tab = _tab_state(services, provider, i18n.translator(language))
     address = base_url(request, services)
-    publics = _flagged(services, [services.slots.public(s, address) for s in await services.slots.find(provider)])
+    order = {name: index for index, name in enumerate(services.registry.tabs)}
+    every = sorted(await services.slots.find(), key=lambda s: (order.get(s.provider, len(order)), s.number))
+    publics = _flagged(services, [services.slots.public(s, address) for s in every if s.provider == provider])
     public = next(p for p in publics if p["number"] == number)
     numbers = [p["number"] for p in publics]
     position = numbers.index(number)
@@ -239,6 +246,19 @@ async def slot_page(provider: str, number: int, request: Request, services: Serv
         moderation_available=services.moderation is not None and services.moderation.available,
         model_notice=model_flags.tab_notice(services, provider, publics),
     )
+
+
+def _fallback_choices(slots: list[Any], t: i18n.Translate) -> list[dict[str, str]]:
+    """Every slot of every tab for the cards' fallback lists (each card leaves itself out)."""
+    choices = []
+    for slot in slots:
+        label = f"{t(f'tab.{slot.provider}', TAB_LABELS.get(slot.provider, slot.provider))} {slot.number}"
+        if slot.name:
+            label += f" · {slot.name}"
+        if not slot.enabled:
+            label += f" {t('card.fallback_off')}"
+        choices.append({"value": f"{slot.provider}/{slot.number}", "label": label})
+    return choices
 
 
 @router.get("/settings", response_class=HTMLResponse)

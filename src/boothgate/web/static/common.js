@@ -152,7 +152,13 @@
     },
     true
   );
+  /** Why a fallback served a job, in words: its own wording, else the primary's error explained. */
+  function fallbackReason(code) {
+    if (has("fallback." + code)) return t("fallback." + code);
+    return explain(code, code);
+  }
 
   window.Boothgate = { t: t, has: has, explain: explain, request: request, copyText: copyText,
                        flash: flash, el: el, seconds: seconds, deepseekNote: deepseekNote };
+  window.Boothgate.fallbackReason = fallbackReason;
 })();

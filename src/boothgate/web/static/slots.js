@@ -7,6 +7,7 @@
   if (!B || !container) return;
   const needsReference = (container.dataset.needsReference || "").split(",").filter(Boolean);
   const promptOptional = container.dataset.promptOptional === "true";
+  const fallbackChoices = document.getElementById("fallback-choices");
   const cards = [];
 
   function SlotCard(root) {
@@ -14,6 +15,7 @@
     this.api = "/api/slots/" + root.dataset.provider + "/" + root.dataset.number;
     this.saving = false;
     this.timer = null;
+    this.fillFallbacks();
     this.bind();
     this.saved = this.values();
     this.refresh();
@@ -36,6 +38,7 @@
       prompt: this.q("[name=prompt]").value,
       output_format: this.q("[name=output_format]").value,
       on_failure: this.q("[name=on_failure]").value,
+      fallback: this.q("[name=fallback]").value,
       options: this.optionValues(),
       moderation: window.BoothModeration ? window.BoothModeration.values(this.root) : undefined,
     };
@@ -50,6 +53,25 @@
   SlotCard.prototype.chosenPart = function (subform) {
     const chooser = this.root.querySelector('[data-option="' + subform.dataset.depends + '"]');
     return chooser ? chooser.value : "";
+  };
+
+  /** The fallback list: every slot of every tab but this one (from the page's single template). */
+  SlotCard.prototype.fillFallbacks = function () {
+    const select = this.q("[name=fallback]");
+    if (!fallbackChoices || !select) return;
+    const own = this.root.dataset.provider + "/" + this.root.dataset.number;
+    const current = select.dataset.current || "";
+    const none = select.options[0];
+    select.replaceChildren(none);
+    fallbackChoices.content.querySelectorAll("option").forEach(function (option) {
+      if (option.value === own) return;
+      const copy = option.cloneNode(true);
+      copy.selected = option.value === current;
+      select.append(copy);
+    });
+    if (current && select.value !== current) {
+      select.append(new Option(current, current, true, true)); // a stored value the list no longer has
+    }
   };
 
   SlotCard.prototype.optionValues = function () {
@@ -215,6 +237,7 @@
     if (answer.ok) {
       this.saved = values;
       this.root.dataset.hasReference = answer.data.has_reference ? "true" : "false";
+      this.q(".try-fallback").hidden = !answer.data.fallback;
       this.refresh();
       this.setState(B.t("card.saved_now"), "ok");
       return true;
@@ -277,7 +300,7 @@
   };
 
   // --- Try it -----------------------------------------------------------------------------
-  SlotCard.prototype.runTry = async function (file) {
+  SlotCard.prototype.runTry = async function (file, fallbackOnly) {
     if (!file) return;
     const section = this.q(".try");
     const progress = this.q(".try-progress");
@@ -310,7 +333,7 @@
     this.timer = setInterval(tick, 200);
     const form = new FormData();
     form.append("file", file, file.name || "photo.jpg");
-    const answer = await B.request("POST", this.api + "/try", form);
+    const answer = await B.request("POST", this.api + "/try" + (fallbackOnly ? "?fallback_only=true" : ""), form);
     clearInterval(this.timer);
     progress.hidden = true;
     button.disabled = false;
@@ -333,6 +356,9 @@
       this.q(".try-result").src = job.result_url;
       this.q(".try-result-link").href = job.result_url;
       summary.append(B.t("try.done", { seconds: B.seconds(took) }));
+      if (job.fallback_reason && job.served_by) {
+        summary.append(" " + B.t("try.served_by", { slot: job.served_by }) + " " + B.fallbackReason(job.fallback_reason));
+      }
       const note = B.deepseekNote(job);
       if (note) summary.append(note);
       summary.className = "try-summary is-ok";
@@ -420,11 +446,17 @@
     });
 
     const tryFile = this.q(".try-file");
+    let fallbackOnly = false;
     this.q(".try-open").addEventListener("click", function () {
+      fallbackOnly = false;
+      tryFile.click();
+    });
+    this.q(".try-fallback").addEventListener("click", function () {
+      fallbackOnly = true;
       tryFile.click();
     });
     tryFile.addEventListener("change", function () {
-      card.runTry(tryFile.files[0]);
+      card.runTry(tryFile.files[0], fallbackOnly);
       tryFile.value = "";
     });
   };

@@ -184,7 +184,8 @@
     $("stats-slots-empty").hidden = slots.length > 0;
     table.hidden = slots.length === 0;
     table.replaceChildren(
-      headRow([B.t("stats.slot"), B.t("stats.today"), B.t("stats.all_time"), B.t("stats.avg"), B.t("stats.p95")], 1)
+      headRow([B.t("stats.slot"), B.t("stats.today"), B.t("stats.all_time"), B.t("stats.avg"), B.t("stats.p95"),
+               B.t("stats.fallback")], 1)
     );
     const body = B.el("tbody");
     slots.forEach(function (slot) {
@@ -193,7 +194,8 @@
       const th = cell("th", label(slot.provider) + " · " + slot.number);
       th.scope = "row";
       row.append(th, cell("td", triple(slot.today), "num"), cell("td", triple(slot.all_time), "num"),
-                 cell("td", B.seconds(slot.all_time.avg_seconds), "num"), cell("td", B.seconds(slot.all_time.p95_seconds), "num"));
+                 cell("td", B.seconds(slot.all_time.avg_seconds), "num"), cell("td", B.seconds(slot.all_time.p95_seconds), "num"),
+                 cell("td", slot.today.served_by_fallback + " / " + slot.all_time.served_by_fallback, "num fallback-count"));
       body.append(row);
     });
     table.append(body);
@@ -277,6 +279,11 @@
       text.append(head);
       const when = job.created_at ? new Date(job.created_at).toLocaleString(document.documentElement.lang) : "";
       text.append(B.el("div", "muted small", when + " · " + B.seconds(job.total_seconds)));
+      if (job.fallback_reason && job.served_by) {
+        const served = B.el("div", "job-fallback small", B.t("stats.served_by", { slot: job.served_by }) + " · ");
+        served.append(B.fallbackReason(job.fallback_reason));
+        text.append(served);
+      }
       if (job.status !== "succeeded" && (job.error || job.message)) {
         // The reason in the UI's language; the server's own (English) words only on hover.
         const reason = B.el("div", "job-error", B.explain(job.error, job.message));
