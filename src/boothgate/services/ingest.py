@@ -303,14 +303,23 @@ class Ingest:
             slot = await self.slots.get(provider, number)
             if slot is None or not slot.reference_path:
                 return slot
-            self.media.holds.hold(slot.reference_path)
-            path = self.slots.reference_path(slot)
-            if path is not None:
-                job.held.append(slot.reference_path)
-                job.reference = path
+            job.reference = self._hold_reference(job, slot)
+            if job.reference is not None:
                 return slot
-            self.media.holds.release(slot.reference_path)  # replaced between the read and the hold: read again
+            # replaced between the read and the hold: read again
         return slot
+
+    def _hold_reference(self, job: _Job, slot: Slot) -> Path | None:
+        """Hold `slot`'s reference file for this job (until its answer), or None when it is gone."""
+        if not slot.reference_path:
+            return None
+        self.media.holds.hold(slot.reference_path)
+        path = self.slots.reference_path(slot)
+        if path is None:
+            self.media.holds.release(slot.reference_path)
+            return None
+        job.held.append(slot.reference_path)
+        return path
 
     def _provider(self, slot: Slot) -> Provider:
         try:
@@ -353,9 +362,12 @@ class Ingest:
         started = time.monotonic()
         photo = await self.imaging.prepare(job.photo, pixels, job.deadline.at)
         reference = None
-        if job.reference is not None and slot.reference_sha256:  # the file held since admission
+        # The admitted slot's file is held since admission; a fallback slot's is held from now on.
+        own = job.slot is not None and (slot.provider, slot.number) == (job.slot.provider, job.slot.number)
+        reference_file = job.reference if own else self._hold_reference(job, slot)
+        if reference_file is not None and slot.reference_sha256:
             reference = await self.imaging.prepare_reference(
-                job.reference, slot.reference_sha256, pixels, job.deadline.at
+                reference_file, slot.reference_sha256, pixels, job.deadline.at
             )
         if reference is None and slot.kind in KINDS_NEEDING_REFERENCE:  # never bill a swap without one
             raise errors.ProviderNotConfigured(f"Slot {slot.provider}/{slot.number} has no reference image.")
