@@ -73,7 +73,7 @@ def configure(api: httpx.Client, provider: str, number: int, **fields: Any) -> N
 def test_choose_a_fallback_on_the_card_and_try_it_alone(page: Any, api: httpx.Client) -> None:
     configure(api, "openai", 1, kind="prompt", prompt="x", name="Backup")
     configure(api, "gemini", 1, kind="prompt", prompt="x")
-    page.goto("/tabs/gemini?lang=en")
+    page.goto("/tabs/gemini/1?lang=en")
     card = page.locator("#slot-1")
     card.locator("details.more summary").click()
     choice = card.locator("[name=fallback]")
@@ -102,7 +102,7 @@ def test_choose_a_fallback_on_the_card_and_try_it_alone(page: Any, api: httpx.Cl
 def test_a_loop_is_refused_on_the_card_with_the_reason(page: Any, api: httpx.Client) -> None:
     configure(api, "gemini", 2, kind="prompt", prompt="x", fallback="openai/2")
     configure(api, "openai", 2, kind="prompt", prompt="x")
-    page.goto("/tabs/openai?lang=en")
+    page.goto("/tabs/openai/2?lang=en")
     card = page.locator("#slot-2")
     card.locator("details.more summary").click()
     card.locator("[name=fallback]").select_option("gemini/2")
