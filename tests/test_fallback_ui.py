@@ -33,7 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]
         for name in list(os.environ):
             if name.startswith("BOOTHGATE_"):
                 patch.delenv(name)
-        settings = booth_settings(tmp_path_factory.mktemp("fallback-ui"))
+        settings = booth_settings(tmp_path_factory.mktemp("fallback-ui"), deadline_seconds=30.0)
     app = create_app(settings, {"gemini": ScriptedProvider, "openai": ScriptedProvider, "turbotext": KeyedProvider})
     with serve(app) as url:
         yield url, app

@@ -245,6 +245,7 @@ async def slot_page(provider: str, number: int, request: Request, services: Serv
         public_base_url_missing=not services.settings.public_base_url,
         moderation_available=services.moderation is not None and services.moderation.available,
         model_notice=model_flags.tab_notice(services, provider, publics),
+        fallback_choices=_fallback_choices(every, i18n.translator(language)),
     )
 
 
