@@ -16,14 +16,14 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str = "INFO", access_log: bool = False) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    # Request lines can carry tokens in query strings; one line per job is logged instead.
-    logging.getLogger("uvicorn.access").disabled = True
+    # Request lines can carry passwords in query strings: off unless asked for, then masked (link_secrets).
+    logging.getLogger("uvicorn.access").disabled = not access_log
 
 
 def serve(args: argparse.Namespace, registry_classes: dict[str, type[Provider]] | None = None) -> int:
@@ -40,7 +40,7 @@ def serve(args: argparse.Namespace, registry_classes: dict[str, type[Provider]] 
     if args.port:
         overrides["port"] = args.port
     settings = get_settings(**overrides)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, settings.access_log)
     app = create_app(settings, registry_classes)
     uvicorn.run(
         app,

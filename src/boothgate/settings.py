@@ -122,6 +122,18 @@ class Settings(BaseSettings):
     )
     jpeg_quality: int = Field(90, ge=50, le=100, description="JPEG quality for prepared inputs and results.")
     image_workers: int = Field(2, ge=1, description="How many images are decoded at once (memory bound).")
+    # --- result shape (booth-links) ----------------------------------------------------------
+    result_long_side_pixels: int = Field(
+        3000,
+        ge=256,
+        le=20_000,
+        description="Result shape `match_photo`: the result gets the photo's size, its long side at most this.",
+    )
+    access_log: bool = Field(
+        False,
+        description="Log one line per HTTP request (uvicorn's access log). Passwords and keys in link "
+        "queries are masked.",
+    )
 
     # --- access -----------------------------------------------------------------------------
     admin_user: str = Field("admin", description="User name for the admin UI and JSON API.")

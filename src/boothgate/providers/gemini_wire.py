@@ -98,9 +98,13 @@ class ImageChoice:
     image_size: str | None
 
 
-def choose_image(model: str, photo: PreparedImage, aspect_ratio: str, image_size: str) -> ImageChoice:
-    """The slot's ratio, or the one nearest the photo on "auto"; a size only where the model takes one."""
-    ratio = nearest_aspect_ratio(photo.width, photo.height) if aspect_ratio == "auto" else aspect_ratio
+def choose_image(
+    model: str, photo: PreparedImage, aspect_ratio: str, image_size: str, shape: tuple[int, int] | None = None
+) -> ImageChoice:
+    """The slot's ratio, or on "auto" the one nearest the result's shape (the photo's unless the slot fixes
+    another); a size only where the model takes one."""
+    width, height = shape or (photo.width, photo.height)
+    ratio = nearest_aspect_ratio(width, height) if aspect_ratio == "auto" else aspect_ratio
     size = image_size if image_size != "auto" and accepts_image_size(model) else None
     return ImageChoice(ratio, size)
 

@@ -23,9 +23,11 @@ from typing import Any
 from boothgate import errors
 from boothgate.deadline import Deadline
 from boothgate.images import MIME, sniff
+from boothgate.link_secrets import public_query, query_password
 from boothgate.providers import transport
 from boothgate.providers.base import Kind, Provider, ProviderRequest, ProviderResult
 from boothgate.providers.registry import Registry, UnknownProvider
+from boothgate.services import placeholders, shaping
 from boothgate.services.config import RuntimeConfig
 from boothgate.services.credentials import Credentials
 from boothgate.services.imaging import Imaging
@@ -59,6 +61,7 @@ class BoothRequest:
     received_at: float
     client: str
     source: str = "booth"  # "try" = the admin UI's Try it: no password, disabled slots allowed
+    query: dict[str, str] = field(default_factory=dict)  # the upload link's query (?password=, ?style=)
 
 
 @dataclass
@@ -93,6 +96,8 @@ class _Job:
     photo: Path | None = None
     upload: Upload | None = None
     marks: dict[str, float] = field(default_factory=dict)
+    photo_size: tuple[int, int] | None = None  # upright, as the booth sent it: what the result is shaped to
+    prompt: str = ""  # the slot's prompt with its placeholders filled from this request
 
     def mark(self, name: str, since: float) -> float:
         now = time.monotonic()
@@ -166,12 +171,14 @@ class Ingest:
         job.stage = "admit"
         slot, provider = await self._admit(job, upload)
         t = job.mark("admit", t)
+        self._fill_prompt(job, slot, upload)
         reused = await self.jobs.recent_success(
             slot.provider,
             slot.number,
             slot.revision,
             upload.sha256,
             self.config.settings.duplicate_window_seconds,
+            prompt=job.prompt,
         )
         if reused is not None and reused.result_path:
             return await self._answer_reused(job, reused)
@@ -181,7 +188,7 @@ class Ingest:
         outcome = await self._run_once(job, slot, provider, upload.sha256)
         t = job.mark("prepare_and_provider", t)
         job.stage = "finish"
-        data, mime = await self.imaging.finish(outcome.result.data, slot.output_format, job.deadline.at)
+        data, mime = await self._shape(job, slot, outcome.result.data)
         t = job.mark("finish", t)
         await self._succeed(job, data, mime, outcome)
         return Answer(200, data, mime, job.record.id, {"X-Job-Id": job.record.id})
@@ -200,7 +207,7 @@ class Ingest:
         limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout_seconds)
         upload = await read_upload(request.content_type, request.body, job.incoming, limits, self._parsing)
         job.upload = upload
-        job.record.meta = _metadata(upload)
+        job.record.meta = _metadata(upload, request.query)
         job.record.photo_bytes = upload.size
         job.record.photo_sha256 = upload.sha256 or None
         return upload
@@ -230,6 +237,8 @@ class Ingest:
         job.photo = await asyncio.to_thread(self.media.keep_photo, upload.path, job.record.id, image_type)
         job.record.photo_path = self.media.relative(job.photo)
         await self.imaging.inspect(job.photo)  # type from bytes, dimensions before any decode
+        job.photo_size = await self.imaging.oriented_size(job.photo)
+        job.record.provider_notes["photo_size"] = "{}x{}".format(*job.photo_size)
         provider = self._provider(slot)
         missing = self.slots.problems(slot)
         if "reference_required" in missing:
@@ -240,7 +249,7 @@ class Ingest:
         return slot, provider
 
     async def _check_password(self, request: BoothRequest, upload: Upload) -> None:
-        candidate = upload.fields.get("password") or request.header_password
+        candidate = upload.fields.get("password") or request.header_password or query_password(request.query)
         if self.credentials.check_upload(candidate):
             self.throttle.succeeded(request.client)
             return
@@ -248,7 +257,11 @@ class Ingest:
         self.throttle.failed(request.client)
         if delay:
             await asyncio.sleep(delay)
-        message = "Wrong upload password." if candidate else "The upload password is missing (form field 'password')."
+        message = (
+            "Wrong upload password."
+            if candidate
+            else "The upload password is missing (form field 'password', or '?password=' in the link)."
+        )
         raise errors.Unauthorized(message)
 
     def _provider(self, slot: Slot) -> Provider:
@@ -263,9 +276,32 @@ class Ingest:
             raise errors.ProviderNotConfigured(problem)
         return provider
 
+    # --- prompt variables (booth-links) ---------------------------------------------------------
+    def _fill_prompt(self, job: _Job, slot: Slot, upload: Upload) -> None:
+        """`{name}` / `{name|default}` in the slot's prompt, from the booth's fields and the link's query."""
+        values = placeholders.values(upload.fields, job.request.query, secret=SECRET_FIELDS)
+        filled = placeholders.fill(slot.prompt, values)
+        job.prompt = filled.prompt
+        job.record.prompt = filled.prompt
+        if filled.missing:
+            job.record.provider_notes["placeholders_missing"] = filled.missing
+        if filled.defaulted:
+            job.record.provider_notes["placeholders_defaulted"] = filled.defaulted
+
+    # --- result shape and overlay (booth-links) ------------------------------------------------
+    async def _shape(self, job: _Job, slot: Slot, data: bytes) -> tuple[bytes, str]:
+        """The result fitted to the print layout (shape, size, overlay) and in the slot's format."""
+        settings = self.config.settings
+        plan = shaping.plan_for(
+            slot, job.photo_size, settings.result_long_side_pixels, settings.jpeg_quality, self.slots.overlay_file(slot)
+        )
+        if plan is None:
+            return await self.imaging.finish(data, slot.output_format, job.deadline.at)
+        return await self.imaging.shape(data, plan, job.deadline.at)
+
     # --- run (once per identical photo in flight) -------------------------------------------
     async def _run_once(self, job: _Job, slot: Slot, provider: Provider, sha256: str) -> _Outcome:
-        key = (slot.provider, slot.number, slot.revision, sha256)
+        key = (slot.provider, slot.number, slot.revision, f"{sha256}:{hash(job.prompt)}")
         running = self._inflight.get(key)
         if running is not None:
             try:
@@ -302,11 +338,12 @@ class Ingest:
             kind=Kind(slot.kind),
             photo=photo,
             reference=reference,
-            prompt=slot.prompt,
+            prompt=job.prompt,
             options=provider.Options.model_validate(slot.options or {}),
             deadline=job.deadline.earlier(ANSWER_MARGIN_SECONDS),
             publish=self.links.publish if self.config.settings.public_base_url else None,
             notes=job.record.provider_notes,
+            result_aspect=shaping.result_aspect(slot, job.photo_size),
         )
         provider_start = time.monotonic()
         try:
@@ -452,11 +489,13 @@ def _too_slow(deadline_seconds: float) -> errors.BoothError:
     )
 
 
-def _metadata(upload: Upload) -> dict[str, Any]:
-    """The booth's text fields, kept as job metadata — never a password or key."""
+def _metadata(upload: Upload, query: dict[str, str]) -> dict[str, Any]:
+    """The booth's text fields and the link's query, kept as job metadata — never a password or key."""
     meta: dict[str, Any] = {k: v for k, v in upload.fields.items() if k.lower() not in SECRET_FIELDS}
     if upload.filename:
         meta["filename"] = upload.filename
+    if public := public_query(query):
+        meta["query"] = public
     return meta
 
 
