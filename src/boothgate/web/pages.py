@@ -143,6 +143,7 @@ async def tab_page(provider: str, request: Request, services: ServicesDep) -> Re
         kinds_needing_reference=sorted(k.value for k in KINDS_NEEDING_REFERENCE),
         prompt_optional=provider in PROMPT_OPTIONAL_TABS,
         public_base_url_missing=not services.settings.public_base_url,
+        upload_password=services.credentials.upload_password,  # booth-links: the "with password" link
     )
 
 

@@ -36,6 +36,8 @@
       prompt: this.q("[name=prompt]").value,
       output_format: this.q("[name=output_format]").value,
       on_failure: this.q("[name=on_failure]").value,
+      result_shape: this.q("[name=result_shape]").value, // booth-links
+      result_size: this.q("[name=result_size]").value.trim(), // booth-links
       options: this.optionValues(),
     };
   };
@@ -147,7 +149,7 @@
       if (field && field.querySelector(".field-error")) {
         field.classList.add("is-invalid");
         field.querySelector(".field-error").textContent = item.msg;
-        if (loc[0] === "options") card.q("details.more").open = true;
+        if (loc[0] === "options" || loc[0] === "result_size") card.q("details.more").open = true;
       } else {
         loose.push(loc.join(".") + ": " + item.msg);
       }
@@ -266,6 +268,7 @@
     this.timer = setInterval(tick, 200);
     const form = new FormData();
     form.append("file", file, file.name || "photo.jpg");
+    if (B.tryValues) B.tryValues(this.root, form); // booth-links: the operator's values for {placeholders}
     const answer = await B.request("POST", this.api + "/try", form);
     clearInterval(this.timer);
     progress.hidden = true;

@@ -223,6 +223,12 @@
         text.append(B.el("div", "job-error", B.explain(job.error, job.message)));
         if (job.message && B.has("error." + job.error)) text.append(B.el("div", "muted small", job.message));
       }
+      // booth-links: the prompt as filled for this photo, and placeholders that had no value
+      if (job.prompt) text.append(B.el("div", "muted small job-prompt", B.t("links.job_prompt") + " " + job.prompt));
+      const missing = (job.provider_notes || {}).placeholders_missing;
+      if (missing && missing.length) {
+        text.append(B.el("div", "muted small", B.t("links.job_missing") + " " + missing.join(", ")));
+      }
       const note = B.deepseekNote(job);
       if (note) text.append(note);
       item.append(text);
