@@ -28,7 +28,7 @@ log = logging.getLogger("boothgate.shaping")
 SAME_RATIO = 0.004
 # Enlarging by more than this gets a light unsharp mask: LANCZOS upscales look soft on a print.
 SHARPEN_ABOVE_SCALE = 1.05
-SHARPEN = ImageFilter.UnsharpMask(radius=1.2, percent=45, threshold=2)
+SHARPEN = ImageFilter.UnsharpMask(radius=0.8, percent=50, threshold=2)
 # Faces are looked for on a copy this large (long side): enough for a head, cheap on a CPU.
 FACE_SEARCH_LONG_SIDE = 800
 # Faces at least this share of the largest one's area are kept in the crop (a group, not background).
@@ -115,9 +115,11 @@ def fit(im: Image.Image, size: tuple[int, int]) -> Image.Image:
         im = im.crop(crop_box(im.size, want, find_faces(im)))
     if im.size == size:
         return im
-    enlarged = size[0] > im.width * SHARPEN_ABOVE_SCALE
-    im = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    return im.filter(SHARPEN) if enlarged else im
+    if size[0] > im.width * SHARPEN_ABOVE_SCALE:
+        # Sharpened before enlarging: the same crisper edges on the print for a ninth of the work
+        # (an unsharp mask on 6 megapixels costs several times the Lanczos resize itself).
+        im = im.filter(SHARPEN)
+    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 _overlays: OrderedDict[tuple[str, str | None], Image.Image] = OrderedDict()
