@@ -149,3 +149,22 @@ def test_a_transparent_result_stays_png() -> None:
     shaped, mime = shaping.shape_result(buf.getvalue(), shaping.ShapePlan("fixed", "jpeg", 90, fixed_size=(200, 100)))
     assert mime == "image/png"
     assert open_image(shaped).size == (200, 100)
+
+
+def test_face_aware_crop_on_a_real_photo() -> None:
+    """With the offline engine installed (the `local` tab), a wide result is cut around the guest's face.
+
+    The astronaut portrait (scikit-image's sample photo) sits at the left of a wide canvas: a centre crop
+    would cut her out; the face-aware crop keeps her face whole."""
+    data = pytest.importorskip("skimage.data")
+    faces = pytest.importorskip("boothgate.local.faces")
+    portrait = Image.fromarray(data.astronaut())  # 512×512
+    found = faces.detect_faces(portrait)
+    if not found:
+        pytest.skip("the offline engine is not available here")
+    x, y, w, h = found[0]
+    canvas = Image.new("RGB", (1536, 512), (128, 128, 128))
+    canvas.paste(portrait, (0, 0))
+    left, top, right, bottom = shaping.crop_box(canvas.size, 1.0, shaping.find_faces(canvas))
+    assert left <= x and x + w <= right and top <= y and y + h <= bottom
+    assert shaping.crop_box(canvas.size, 1.0, []) == (512, 0, 1024, 512), "without faces: the centre"
