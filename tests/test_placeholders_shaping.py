@@ -81,6 +81,12 @@ def test_access_records_keep_their_shape() -> None:
     assert AccessLogMask().filter(record)
     assert record.args == ("127.0.0.1:5", "POST", "/booth/gemini/1?password=***", "1.1", 200)
     assert "s3cret" not in record.getMessage()
+    record.args = ("127.0.0.1:5", "POST", "/hooks/turbotext/hook-secret-1?x=1", "1.1", 200)
+    AccessLogMask().filter(record)
+    assert record.args[2] == "/hooks/turbotext/***?x=1"
+    record.args = ("127.0.0.1:5", "GET", "/media/tok3n.jpg", "1.1", 200)
+    AccessLogMask().filter(record)
+    assert record.args[2] == "/media/***"
 
 
 # ---------------------------------------------------------------- shape

@@ -54,6 +54,7 @@ def serve(args: argparse.Namespace, registry_classes: dict[str, type[Provider]] 
 
 def send(args: argparse.Namespace) -> int:
     from boothgate.booth_client import post_photo
+    from boothgate.link_secrets import mask_query
 
     photo_path = Path(args.photo)
     if not photo_path.is_file():
@@ -67,7 +68,7 @@ def send(args: argparse.Namespace) -> int:
         print(f"No answer within {args.timeout:g} s (the booth would use the original photo).")
         return EXIT_FAILED
     except OSError as exc:
-        print(f"Could not reach {args.url}: {exc}")
+        print(f"Could not reach {mask_query(args.url)}: {mask_query(str(exc))}")  # a link may carry the password
         return EXIT_FAILED
     print(f"HTTP {answer.status} in {answer.seconds:.2f} s ({len(answer.body):,} bytes, {answer.content_type})")
     if answer.status == 200 and answer.content_type.startswith("image/"):

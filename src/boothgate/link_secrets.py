@@ -3,7 +3,8 @@
 Booths without a password box (Breeze Booth, Hotfolder) get the upload password in the link they are
 given: `/booth/gemini/1?password=...` (or `?key=...`). uvicorn's access log prints paths with their
 query, so every recorded URL goes through `mask_query` first; the access logger gets a filter that
-masks its path argument before any handler formats it.
+masks its path argument before any handler formats it (also the paths that are secrets themselves:
+Turbotext's webhook address and the short-lived media links).
 """
 
 from __future__ import annotations
@@ -22,11 +23,20 @@ _QUERY_SECRET = re.compile(
 )
 
 
+# Paths that are secrets themselves: the webhook address given to Turbotext and the short-lived media links.
+_SECRET_PATH = re.compile(r"(?P<lead>/(?:hooks/[A-Za-z0-9_-]+|media)/)[^/?#\s\"']+")
+
+
 def mask_query(text: str) -> str:
     """`/booth/gemini/1?password=abc&style=noir` → `/booth/gemini/1?password=***&style=noir`."""
     if "=" not in text:
         return text
     return _QUERY_SECRET.sub(lambda m: m.group("lead") + MASK, text)
+
+
+def mask_path(path: str) -> str:
+    """A request path as the access log may print it: secret query values and secret path parts masked."""
+    return mask_query(_SECRET_PATH.sub(lambda m: m.group("lead") + MASK, path))
 
 
 def query_password(query: Mapping[str, str]) -> str | None:
@@ -53,9 +63,9 @@ class AccessLogMask(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and args:
-            record.args = tuple(mask_query(a) if isinstance(a, str) else a for a in args)
+            record.args = tuple(mask_path(a) if isinstance(a, str) else a for a in args)
         elif isinstance(record.msg, str):
-            record.msg = mask_query(record.msg)
+            record.msg = mask_path(record.msg)
         return True
 
 
