@@ -115,6 +115,8 @@ def test_the_link_with_password_is_masked_on_screen_and_copied_whole(page: Any, 
     expect(slot.locator(".copy-status")).to_have_text(SOME_TEXT)
     assert page.evaluate("navigator.clipboard.readText()") == f"{server.url}/booth/gemini/2?password=Pw-links-UI-42"
     assert "Breeze Booth" in slot.inner_text()
+    slot.locator("details.more summary").click()
+    screenshot(slot, "card-links-ru.png")
 
 
 def test_fixed_size_is_checked_on_save_and_kept(page: Any, server: Server) -> None:
