@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ FACE_SEARCH_LONG_SIDE = 800
 # Faces at least this share of the largest one's area are kept in the crop (a group, not background).
 GROUP_FACE_SHARE = 0.25
 OVERLAY_CACHE_SIZE = 4
+# An overlay is decoded whole and kept per worker: 40 megapixels (160 MB as RGBA) is plenty for a print.
+OVERLAY_MAX_PIXELS = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -123,20 +126,23 @@ def fit(im: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 
 _overlays: OrderedDict[tuple[str, str | None], Image.Image] = OrderedDict()
+_overlays_lock = threading.Lock()  # image workers may be threads sharing this cache
 
 
 def _overlay(path: str, digest: str | None) -> Image.Image:
     """The decoded overlay, cached per worker (by content: a new upload has a new digest)."""
     key = (path, digest)
-    cached = _overlays.get(key)
-    if cached is not None:
-        _overlays.move_to_end(key)
-        return cached
+    with _overlays_lock:
+        cached = _overlays.get(key)
+        if cached is not None:
+            _overlays.move_to_end(key)
+            return cached
     with Image.open(path) as source:
         image = source.convert("RGBA")
-    _overlays[key] = image
-    while len(_overlays) > OVERLAY_CACHE_SIZE:
-        _overlays.popitem(last=False)
+    with _overlays_lock:
+        _overlays[key] = image
+        while len(_overlays) > OVERLAY_CACHE_SIZE:
+            _overlays.popitem(last=False)
     return image
 
 
@@ -191,6 +197,7 @@ def oriented_size(path: Path | str) -> tuple[int, int]:
 
 def check_overlay(data: bytes, max_pixels: int) -> dict[str, Any]:
     """Validate an overlay: a PNG or WebP (415 otherwise) that decodes and has transparent pixels (422)."""
+    max_pixels = min(max_pixels, OVERLAY_MAX_PIXELS)
     kind = sniff(data[:16])
     if kind not in ("png", "webp"):
         raise UnsupportedImage("The overlay must be a PNG or WebP with transparency.", code="overlay_type")
@@ -204,7 +211,7 @@ def check_overlay(data: bytes, max_pixels: int) -> dict[str, Any]:
             im.load()
             transparent = _has_transparency(im)
             size = im.size
-    except UNREADABLE as exc:
+    except (Image.DecompressionBombError, *UNREADABLE) as exc:
         raise CorruptImage(f"The overlay cannot be read: {exc}.", code="overlay_corrupt") from exc
     if not transparent:
         raise CorruptImage(
