@@ -98,6 +98,7 @@ class _Job:
     marks: dict[str, float] = field(default_factory=dict)
     photo_size: tuple[int, int] | None = None  # upright, as the booth sent it: what the result is shaped to
     prompt: str = ""  # the slot's prompt with its placeholders filled from this request
+    prompt_values: dict[str, str] = field(default_factory=dict)  # what fills placeholders (a fallback's too)
 
     def mark(self, name: str, since: float) -> float:
         now = time.monotonic()
@@ -279,8 +280,8 @@ class Ingest:
     # --- prompt variables (booth-links) ---------------------------------------------------------
     def _fill_prompt(self, job: _Job, slot: Slot, upload: Upload) -> None:
         """`{name}` / `{name|default}` in the slot's prompt, from the booth's fields and the link's query."""
-        values = placeholders.values(upload.fields, job.request.query, secret=SECRET_FIELDS)
-        filled = placeholders.fill(slot.prompt, values)
+        job.prompt_values = placeholders.values(upload.fields, job.request.query, secret=SECRET_FIELDS)
+        filled = placeholders.fill(slot.prompt, job.prompt_values)
         job.prompt = filled.prompt
         job.record.prompt = filled.prompt
         if filled.missing:
