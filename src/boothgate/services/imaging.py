@@ -53,6 +53,8 @@ class Imaging:
     # --- result shape and overlay (booth-links) -----------------------------------------------
     async def shape(self, data: bytes, plan: shaping.ShapePlan, deadline: float | None = None) -> tuple[bytes, str]:
         """The result cut and sized for the print layout, the overlay laid over it, in the slot's format."""
+        if shaping.already_shaped(data, plan):
+            return await self.finish(data, plan.output_format, deadline)
         return await self.workers.run(deadline, shaping.shape_result, data, plan)
 
     async def oriented_size(self, path: Path) -> tuple[int, int]:

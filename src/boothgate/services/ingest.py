@@ -296,9 +296,14 @@ class Ingest:
         plan = shaping.plan_for(
             slot, job.photo_size, settings.result_long_side_pixels, settings.jpeg_quality, self.slots.overlay_file(slot)
         )
-        if plan is None:
-            return await self.imaging.finish(data, slot.output_format, job.deadline.at)
-        return await self.imaging.shape(data, plan, job.deadline.at)
+        if plan is not None:
+            try:
+                # Shaping is worth a lot, but not a missed deadline: late, the result goes out as returned.
+                async with asyncio.timeout_at(job.deadline.at - shaping.RESERVE_SECONDS):
+                    return await self.imaging.shape(data, plan, job.deadline.at)
+            except TimeoutError:
+                job.record.provider_notes["shape_skipped"] = "deadline"
+        return await self.imaging.finish(data, slot.output_format, job.deadline.at)
 
     # --- run (once per identical photo in flight) -------------------------------------------
     async def _run_once(self, job: _Job, slot: Slot, provider: Provider, sha256: str) -> _Outcome:
