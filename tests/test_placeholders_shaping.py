@@ -174,3 +174,15 @@ def test_face_aware_crop_on_a_real_photo() -> None:
     left, top, right, bottom = shaping.crop_box(canvas.size, 1.0, shaping.find_faces(canvas))
     assert left <= x and x + w <= right and top <= y and y + h <= bottom
     assert shaping.crop_box(canvas.size, 1.0, []) == (512, 0, 1024, 512), "without faces: the centre"
+
+
+def test_already_shaped_is_read_from_the_header() -> None:
+    plan = shaping.ShapePlan("match_photo", "jpeg", 90, photo_size=(800, 600))
+    assert shaping.already_shaped(make_jpeg(800, 600, seed=3), plan)
+    assert not shaping.already_shaped(make_jpeg(600, 600, seed=3), plan)
+    assert not shaping.already_shaped(
+        make_jpeg(800, 600, seed=3), shaping.ShapePlan(**{**plan.__dict__, "overlay": "x.png"})
+    )
+    assert not shaping.already_shaped(make_jpeg(600, 800, seed=3, exif_orientation=6), plan), (
+        "EXIF-rotated: not as sent"
+    )
