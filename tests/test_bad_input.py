@@ -211,7 +211,8 @@ def _assert_trashed_with_sidecar(booth: Booth, job_id: str, code: str, partial: 
     sidecar = json.loads(trash[f"{job_id}.json"].read_text())
     assert sidecar["error"] == code
     if partial is not None:
-        assert trash[f"{job_id}.bin"].read_bytes() == partial, "what did arrive of the photo is kept in trash"
+        # the type comes from the content: the first half of a JPEG is kept as .jpg
+        assert trash[f"{job_id}.jpg"].read_bytes() == partial, "what did arrive of the photo is kept in trash"
 
 
 # ---------------------------------------------------------------- wrong passwords

@@ -16,14 +16,14 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str = "INFO", access_log: bool = False) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    # Request lines can carry tokens in query strings; one line per job is logged instead.
-    logging.getLogger("uvicorn.access").disabled = True
+    # Request lines can carry passwords in query strings: off unless asked for, then masked (link_secrets).
+    logging.getLogger("uvicorn.access").disabled = not access_log
 
 
 def serve(args: argparse.Namespace, registry_classes: dict[str, type[Provider]] | None = None) -> int:
@@ -40,7 +40,7 @@ def serve(args: argparse.Namespace, registry_classes: dict[str, type[Provider]] 
     if args.port:
         overrides["port"] = args.port
     settings = get_settings(**overrides)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, settings.access_log)
     app = create_app(settings, registry_classes)
     uvicorn.run(
         app,
@@ -54,6 +54,7 @@ def serve(args: argparse.Namespace, registry_classes: dict[str, type[Provider]] 
 
 def send(args: argparse.Namespace) -> int:
     from boothgate.booth_client import post_photo
+    from boothgate.link_secrets import mask_query
 
     photo_path = Path(args.photo)
     if not photo_path.is_file():
@@ -67,7 +68,7 @@ def send(args: argparse.Namespace) -> int:
         print(f"No answer within {args.timeout:g} s (the booth would use the original photo).")
         return EXIT_FAILED
     except OSError as exc:
-        print(f"Could not reach {args.url}: {exc}")
+        print(f"Could not reach {mask_query(args.url)}: {mask_query(str(exc))}")  # a link may carry the password
         return EXIT_FAILED
     print(f"HTTP {answer.status} in {answer.seconds:.2f} s ({len(answer.body):,} bytes, {answer.content_type})")
     if answer.status == 200 and answer.content_type.startswith("image/"):

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from boothgate.link_secrets import mask_query
 from boothgate.settings import Settings
 
 MIN_SECRET_LENGTH = 4  # shorter values would blank out ordinary words and numbers
@@ -59,7 +60,7 @@ class SecretFilter(logging.Filter):
     def scrub(self, text: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):  # longest first: no partial leftovers
             text = text.replace(secret, MASK)
-        return text
+        return mask_query(text)  # a wrong password in a link is no known secret, but still one
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
@@ -67,8 +68,6 @@ class SecretFilter(logging.Filter):
                 record.args = {k: _escaped(v) for k, v in record.args.items()}
             else:
                 record.args = tuple(_escaped(a) for a in record.args)
-        if not self._secrets:
-            return True
         message = record.getMessage()
         clean = self.scrub(message)
         if clean != message:

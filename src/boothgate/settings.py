@@ -180,11 +180,17 @@ class Settings(BaseSettings):
     result_long_side_pixels: int = Field(
         3000,
         ge=256,
-        le=12000,
-        description="Long side, in pixels, of results shaped like the photo (and of the moderation mask image).",
+        le=20_000,
+        description="Result shape `match_photo`: the result gets the photo's size, its long side at most this "
+        "(also the long side of the moderation mask image).",
     )
     rehearsal_concurrency: int = Field(
         3, ge=1, le=20, description="How many slots a rehearsal runs at the same time (each is a paid call)."
+    )
+    access_log: bool = Field(
+        False,
+        description="Log one line per HTTP request (uvicorn's access log). Passwords and keys in link "
+        "queries are masked.",
     )
 
     # --- access -----------------------------------------------------------------------------

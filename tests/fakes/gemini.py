@@ -159,6 +159,8 @@ class GeminiFake:
         self.retry_delay = "1s"
         self.block_reason = "PROHIBITED_CONTENT"
         self.finish_reason = "IMAGE_SAFETY"
+        # Answer images of this size whatever the input (real Gemini answers e.g. 1024×1024); None = input's.
+        self.answer_size: tuple[int, int] | None = None
         self.catalogue: dict[str, str] = dict(CURRENT_MODELS)
         self.image_sizes: dict[str, list[str]] = {k: list(v) for k, v in IMAGE_SIZES.items()}
         self.list_mode = "ok"  # ok | invalid_key | unavailable
@@ -283,7 +285,8 @@ class GeminiFake:
     def _result(self, received: Received) -> Image.Image:
         photo = received.images[0].data
         reference = received.images[1].data if len(received.images) > 1 else None
-        return derived_result(photo, reference)
+        result = derived_result(photo, reference)
+        return result.resize(self.answer_size) if self.answer_size else result
 
     def _thoughts(self, received: Received) -> JSONResponse:
         draft = Image.new("RGB", (64, 48), (128, 128, 128))

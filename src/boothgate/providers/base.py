@@ -70,6 +70,9 @@ class ProviderRequest:
     publish: Callable[[PreparedImage, Deadline], Awaitable[str]] | None = None
     # Free-form notes the provider wants recorded with the job (model, attempts, usage, cost...).
     notes: dict[str, Any] = field(default_factory=dict)
+    # The aspect (width, height) the result will be cut to for the booth's print layout; providers that
+    # take a shape ask for the nearest one they support, so the cut removes as little as possible.
+    result_aspect: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

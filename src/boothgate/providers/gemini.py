@@ -146,7 +146,9 @@ class GeminiProvider(GeminiLive, Provider):
             model=model,
             model_from_slot=bool(options.model),
             contents=wire.build_contents(request.photo, request.reference, text),
-            image=wire.choose_image(model, request.photo, options.aspect_ratio, options.image_size, sizes, refused),
+            image=wire.choose_image(
+                model, request.photo, options.aspect_ratio, options.image_size, sizes, refused, request.result_aspect
+            ),
         )
 
     async def run(self, request: ProviderRequest) -> ProviderResult:

@@ -107,10 +107,13 @@ def choose_image(
     image_size: str,
     sizes: list[str] | None = None,
     refused: frozenset[str] = frozenset(),
+    shape: tuple[int, int] | None = None,
 ) -> ImageChoice:
-    """The slot's ratio, or the one nearest the photo on "auto"; the slot's size unless the capability
-    table (`sizes`) says the model does not take it. `refused` = fields this model answered 400 to."""
-    ratio: str | None = nearest_aspect_ratio(photo.width, photo.height) if aspect_ratio == "auto" else aspect_ratio
+    """The slot's ratio, or on "auto" the one nearest the result's shape (the photo's unless the slot fixes
+    another); the slot's size unless the capability table (`sizes`) says the model does not take it.
+    `refused` = fields this model answered 400 to."""
+    width, height = shape or (photo.width, photo.height)
+    ratio: str | None = nearest_aspect_ratio(width, height) if aspect_ratio == "auto" else aspect_ratio
     size: str | None = image_size if image_size != "auto" else None
     if size is not None and sizes is not None and size not in sizes:
         size = None

@@ -7,7 +7,7 @@ import asyncio
 from collections import OrderedDict
 from pathlib import Path
 
-from boothgate import images
+from boothgate import images, shaping
 from boothgate.providers.base import PreparedImage
 from boothgate.services.workers import ImageWorkers
 
@@ -49,6 +49,20 @@ class Imaging:
         if passed is not None:
             return passed
         return await self.workers.run(deadline, images.finish_result, data, output_format, self.quality)
+
+    # --- result shape and overlay (booth-links) -----------------------------------------------
+    async def shape(self, data: bytes, plan: shaping.ShapePlan, deadline: float | None = None) -> tuple[bytes, str]:
+        """The result cut and sized for the print layout, the overlay laid over it, in the slot's format."""
+        if shaping.already_shaped(data, plan):
+            return await self.finish(data, plan.output_format, deadline)
+        return await self.workers.run(deadline, shaping.shape_result, data, plan)
+
+    async def oriented_size(self, path: Path) -> tuple[int, int]:
+        """The photo's upright size from its header (no decode): what the result is shaped to."""
+        return await asyncio.to_thread(shaping.oriented_size, path)
+
+    async def check_overlay(self, data: bytes) -> dict[str, object]:
+        return await self.workers.run(None, shaping.check_overlay, data, self.max_source_pixels)
 
     async def inspect(self, source: Path | bytes) -> images.ImageInfo:
         return await asyncio.to_thread(images.inspect, source, self.max_source_pixels)

@@ -29,10 +29,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from boothgate import errors
 from boothgate.deadline import Deadline
 from boothgate.images import MIME, sniff
+from boothgate.link_secrets import public_query, query_password
 from boothgate.providers import transport
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind, Provider, ProviderRequest, ProviderResult
 from boothgate.providers.registry import Registry, UnknownProvider
 from boothgate.redaction import escape_field
+from boothgate.services import placeholders, shaping
 from boothgate.services.config import RuntimeConfig
 from boothgate.services.credentials import Credentials
 from boothgate.services.fallback import FallbackChain
@@ -79,6 +81,7 @@ class BoothRequest:
     client: str
     source: str = "booth"  # "try" = Try it, "rehearsal" = rehearsal: no password, disabled slots allowed
     fallback_only: bool = False  # Try it / rehearsal of the slot's fallback alone (the primary is skipped)
+    query: dict[str, str] = field(default_factory=dict)  # the upload link's query (?password=, ?style=)
 
 
 @dataclass
@@ -117,20 +120,13 @@ class _Job:
     reference: Path | None = None  # the slot's reference file at admission, held until the job ends
     held: list[str] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)
-    # The photo's size as stored and as sent upright (prepared), for answers shaped like the photo.
-    stored_size: tuple[int, int] | None = None
-    upright_size: tuple[int, int] | None = None
+    photo_size: tuple[int, int] | None = None  # upright, as the booth sent it: what the result is shaped to
+    prompt: str = ""  # the slot's prompt with its placeholders filled from this request
+    prompt_values: dict[str, str] = field(default_factory=dict)  # what fills placeholders (a fallback's too)
 
     def photo_shape(self) -> tuple[int, int]:
-        """The photo's upright size at full resolution (best known)."""
-        if self.stored_size is None:
-            return self.upright_size or (1500, 1000)
-        long_side = max(self.stored_size)
-        if self.upright_size is None:
-            return self.stored_size
-        w, h = self.upright_size
-        scale = long_side / max(w, h)
-        return max(1, round(w * scale)), max(1, round(h * scale))
+        """The photo's upright size as the booth sent it (for answers shaped like the photo)."""
+        return self.photo_size or (1500, 1000)
 
     def mark(self, name: str, since: float) -> float:
         now = time.monotonic()
@@ -184,7 +180,8 @@ class Ingest:
             meta={},
             provider_notes={},
         )
-        proven = request.source != "booth" or self.credentials.check_upload(request.header_password)
+        known = request.header_password or query_password(request.query)  # before the body: header or link
+        proven = request.source != "booth" or self.credentials.check_upload(known)
         proof = PasswordProof(self.strangers, self.credentials, self.throttle, request.client, proven)
         job = _Job(record, request, deadline, self.media.incoming_path(job_id), settings, proof)
         try:
@@ -215,12 +212,14 @@ class Ingest:
         job.stage = "admit"
         slot, provider = await self._admit(job, upload)
         t = job.mark("admit", t)
+        self._fill_prompt(job, slot, upload)
         reused = await self.jobs.recent_success(
             slot.provider,
             slot.number,
             slot.revision,
             upload.sha256,
             job.settings.duplicate_window_seconds,
+            prompt=job.prompt,
         )
         # A rehearsal must meet the real service, never a stored answer.
         if reused is not None and reused.result_path and job.request.source != "rehearsal":
@@ -231,7 +230,7 @@ class Ingest:
         outcome = await self._run_or_fall_back(job, slot, provider, upload.sha256)
         t = job.mark("prepare_and_provider", t)
         job.stage = "finish"
-        data, mime = await self.imaging.finish(outcome.result.data, slot.output_format, job.deadline.at)
+        data, mime = await self._shape(job, slot, outcome.result.data)
         t = job.mark("finish", t)
         job.stage = "moderate"
         await self._moderate_result(job, slot, data, mime)
@@ -254,7 +253,7 @@ class Ingest:
         upload = await read_upload(
             request.content_type, request.body, job.incoming, limits, self._parsing, job.proof, job.upload
         )
-        job.record.meta = _metadata(upload)
+        job.record.meta = _metadata(upload, request.query)
         job.record.photo_bytes = upload.size
         job.record.photo_sha256 = upload.sha256 or None
         return upload
@@ -263,7 +262,9 @@ class Ingest:
     async def _admit(self, job: _Job, upload: Upload) -> tuple[Slot, Provider]:
         request = job.request
         if request.source == "booth":
-            await job.proof.offer(upload.fields.get("password") or request.header_password)
+            await job.proof.offer(
+                upload.fields.get("password") or request.header_password or query_password(request.query)
+            )
         number = parse_number(request.number)
         if not self.registry.knows(request.provider) or number is None:
             raise errors.SlotNotFound(f"There is no slot {_shown(request.provider)}/{_shown(request.number)}.")
@@ -283,8 +284,9 @@ class Ingest:
             raise errors.UnsupportedImage("The file is not a JPEG, PNG or WEBP image.")
         job.photo = await asyncio.to_thread(self.media.keep_photo, upload.path, job.record.id, image_type)
         job.record.photo_path = self.media.relative(job.photo)
-        info = await self.imaging.inspect(job.photo)  # type from bytes, dimensions before any decode
-        job.stored_size = (info.width, info.height)
+        await self.imaging.inspect(job.photo)  # type from bytes, dimensions before any decode
+        job.photo_size = await self.imaging.oriented_size(job.photo)
+        job.record.provider_notes["photo_size"] = "{}x{}".format(*job.photo_size)
         provider = self._provider(slot)
         missing = self.slots.problems(slot)
         if slot.kind in KINDS_NEEDING_REFERENCE and job.reference is None:
@@ -333,9 +335,37 @@ class Ingest:
             raise errors.ProviderNotConfigured(problem)
         return provider
 
+    # --- prompt variables (booth-links) ---------------------------------------------------------
+    def _fill_prompt(self, job: _Job, slot: Slot, upload: Upload) -> None:
+        """`{name}` / `{name|default}` in the slot's prompt, from the booth's fields and the link's query."""
+        job.prompt_values = placeholders.values(upload.fields, job.request.query, secret=SECRET_FIELDS)
+        filled = placeholders.fill(slot.prompt, job.prompt_values)
+        job.prompt = filled.prompt
+        job.record.prompt = filled.prompt
+        if filled.missing:
+            job.record.provider_notes["placeholders_missing"] = filled.missing
+        if filled.defaulted:
+            job.record.provider_notes["placeholders_defaulted"] = filled.defaulted
+
+    # --- result shape and overlay (booth-links) ------------------------------------------------
+    async def _shape(self, job: _Job, slot: Slot, data: bytes) -> tuple[bytes, str]:
+        """The result fitted to the print layout (shape, size, overlay) and in the slot's format."""
+        settings = self.config.settings
+        plan = shaping.plan_for(
+            slot, job.photo_size, settings.result_long_side_pixels, settings.jpeg_quality, self.slots.overlay_file(slot)
+        )
+        if plan is not None:
+            try:
+                # Shaping is worth a lot, but not a missed deadline: late, the result goes out as returned.
+                async with asyncio.timeout_at(job.deadline.at - shaping.RESERVE_SECONDS):
+                    return await self.imaging.shape(data, plan, job.deadline.at)
+            except TimeoutError:
+                job.record.provider_notes["shape_skipped"] = "deadline"
+        return await self.imaging.finish(data, slot.output_format, job.deadline.at)
+
     # --- run (once per identical photo in flight) -------------------------------------------
     async def _run_once(self, job: _Job, slot: Slot, provider: Provider, sha256: str) -> _Outcome:
-        key = (slot.provider, slot.number, slot.revision, sha256)
+        key = (slot.provider, slot.number, slot.revision, f"{sha256}:{hash(job.prompt)}")
         running = self._inflight.get(key)
         if running is not None:
             try:
@@ -372,7 +402,6 @@ class Ingest:
         if reference is None and slot.kind in KINDS_NEEDING_REFERENCE:  # never bill a swap without one
             raise errors.ProviderNotConfigured(f"Slot {slot.provider}/{slot.number} has no reference image.")
         job.marks["prepare"] = round(time.monotonic() - started, 4)
-        job.upright_size = (photo.width, photo.height)
         await self._moderate_photo(job, slot, photo.data)
         notes["input_bytes"] = len(photo.data) + (len(reference.data) if reference else 0)
         notes["input_size"] = f"{photo.width}x{photo.height}"
@@ -381,11 +410,13 @@ class Ingest:
             kind=Kind(slot.kind),
             photo=photo,
             reference=reference,
-            prompt=slot.prompt,
+            # A fallback slot's own prompt, filled from the same booth fields and link.
+            prompt=job.prompt if own else placeholders.fill(slot.prompt, job.prompt_values).prompt,
             options=provider.Options.model_validate(slot.options or {}),
             deadline=job.deadline.earlier(ANSWER_MARGIN_SECONDS),
             publish=self.links.publisher(job.record.id) if job.settings.public_base_url else None,
             notes=notes,
+            result_aspect=shaping.result_aspect(slot, job.photo_size),
         )
         provider_start = time.monotonic()
         try:
@@ -458,6 +489,8 @@ class Ingest:
         """The mask image shaped like the photo, or None when it cannot be made before the deadline."""
         assert self.moderation is not None
         width, height = job.photo_shape()
+        if job.slot is not None and job.slot.result_shape == "fixed" and job.slot.result_size:
+            width, height = (int(side) for side in job.slot.result_size.split("x"))  # stored as "1800x1200"
         try:
             async with asyncio.timeout_at(job.deadline.at - ANSWER_MARGIN_SECONDS / 2):
                 data = await self.moderation.mask(job.slot, width, height, job.deadline.at)
@@ -654,11 +687,13 @@ def _too_slow(deadline_seconds: float) -> errors.BoothError:
     )
 
 
-def _metadata(upload: Upload) -> dict[str, Any]:
-    """The booth's text fields, kept as job metadata — never a password or key."""
+def _metadata(upload: Upload, query: dict[str, str]) -> dict[str, Any]:
+    """The booth's text fields and the link's query, kept as job metadata — never a password or key."""
     meta: dict[str, Any] = {k: v for k, v in upload.fields.items() if k.lower() not in SECRET_FIELDS}
     if upload.filename:
         meta["filename"] = upload.filename
+    if public := public_query(query):
+        meta["query"] = public
     return meta
 
 

@@ -50,9 +50,10 @@ class JobStore:
             return list((await session.scalars(query)).all())
 
     async def recent_success(
-        self, provider: str, number: int, revision: int, sha256: str, window_seconds: float
+        self, provider: str, number: int, revision: int, sha256: str, window_seconds: float, prompt: str | None = None
     ) -> Job | None:
-        """A job that processed the same bytes for the same slot revision a short while ago."""
+        """A job that processed the same bytes for the same slot revision a short while ago (with the same
+        filled prompt when given: the same photo sent with `?style=noir` and `?style=pop` are two jobs)."""
         since = datetime.now(UTC) - timedelta(seconds=window_seconds)
         query = (
             select(Job)
@@ -66,6 +67,7 @@ class JobStore:
                 Job.created_at >= since,
                 # An answer a fallback served is not this slot's: the next try goes to the slot again.
                 or_(Job.served_by.is_(None), Job.served_by == f"{provider}/{number}"),
+                *([Job.prompt == prompt] if prompt is not None else []),
             )
             .order_by(Job.created_at.desc())
             .limit(1)

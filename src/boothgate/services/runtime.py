@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from boothgate import redaction
+from boothgate import link_secrets, redaction
 from boothgate.providers.base import Provider, ProviderContext
 from boothgate.providers.registry import Registry
 from boothgate.services import offline, recovery, retention
@@ -88,6 +88,7 @@ class Services:
         redaction.protect_settings(settings)
         redaction.REDACTOR.protect(credentials.upload_password, generated.admin_password)
         redaction.install()
+        link_secrets.install()  # passwords in upload links: masked in the access log
         booth_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds)
         admin_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds)
         links = MediaLinks(settings.public_base_url)

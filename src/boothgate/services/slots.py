@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from boothgate.errors import StorageFailed
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
 from boothgate.providers.registry import SLOTS_PER_TAB, Registry
-from boothgate.services import fallback_rules
+from boothgate.services import fallback_rules, placeholders
 from boothgate.services.imaging import Imaging
 from boothgate.services.moderation import ModerationOptions
+from boothgate.services.shaping import normal_size
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Slot, utcnow
@@ -100,10 +101,13 @@ class SlotService:
             values["options"] = self.validate_options(provider, values["options"] or {})
         if values.get("moderation") is not None:
             values["moderation"] = validate_moderation(values["moderation"])
+        if "result_size" in values:
+            values["result_size"] = _checked_size(values["result_size"])
         async with self.db.write() as session:
             slot = await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
             if slot is None:
                 return None
+            _check_shape(values.get("result_shape", slot.result_shape), values.get("result_size", slot.result_size))
             for key, value in values.items():
                 setattr(slot, key, value.value if isinstance(value, Kind) else value)
             slot.revision += 1
@@ -168,6 +172,51 @@ class SlotService:
         path = self.media.resolve(slot.reference_path)
         return path if path.exists() else None
 
+    # --- overlay (booth-links): stored by content like references, in a folder of its own ----------
+    async def set_overlay(self, provider: str, number: int, data: bytes) -> Slot | None:
+        """Validate (PNG/WebP with transparency) and keep the slot's overlay."""
+        info = await self.imaging.check_overlay(data)
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            kind = str(info["format"])
+            path = await asyncio.to_thread(self.media.write_overlay, provider, number, data, kind, digest)
+        except OSError as exc:
+            raise StorageFailed(f"Could not store the overlay: {exc.strerror}.") from exc
+        async with self.db.write() as session:
+            slot = await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
+            if slot is None:
+                return None
+            old = slot.overlay_path
+            slot.overlay_path = self.media.relative(path)
+            slot.overlay_sha256 = digest
+            slot.revision += 1
+            slot.updated_at = utcnow()
+            unused = await _unused(session, old, keep=slot.overlay_path)
+        self._forget(unused)
+        return slot
+
+    async def remove_overlay(self, provider: str, number: int) -> Slot | None:
+        async with self.db.write() as session:
+            slot = await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
+            if slot is None:
+                return None
+            old = slot.overlay_path
+            slot.overlay_path = slot.overlay_sha256 = None
+            slot.revision += 1
+            slot.updated_at = utcnow()
+            unused = await _unused(session, old, keep=None)
+        self._forget(unused)
+        return slot
+
+    def overlay_file(self, slot: Slot) -> Path | None:
+        if not slot.overlay_path:
+            return None
+        try:
+            path = self.media.resolve(slot.overlay_path)
+        except ValueError:
+            return None
+        return path if path.exists() else None
+
     def problems(self, slot: Slot) -> list[str]:
         """What stops this slot from working, in operator words (empty when it is ready)."""
         problems = []
@@ -195,6 +244,8 @@ class SlotService:
             "result_shape": slot.result_shape,
             "result_size": slot.result_size,
             "has_overlay": bool(slot.overlay_path),
+            "overlay_url": f"{api}/overlay?v={(slot.overlay_sha256 or '')[:12]}" if slot.overlay_path else None,
+            "placeholders": placeholders.names(slot.prompt),
             "moderation": slot.moderation,
             "has_reference": bool(slot.reference_path),
             "reference_url": f"{api}/reference?v={version}" if slot.reference_path else None,
@@ -204,6 +255,20 @@ class SlotService:
             "updated_at": slot.updated_at.isoformat() if slot.updated_at else None,
             "problems": self.problems(slot),
         }
+
+
+def _checked_size(text: str | None) -> str | None:
+    try:
+        return normal_size(text)
+    except ValueError as exc:
+        raise SlotOptionsInvalid([{"loc": ["result_size"], "msg": str(exc), "type": "value_error"}]) from exc
+
+
+def _check_shape(shape: str | None, size: str | None) -> None:
+    if shape == "fixed" and not size:
+        raise SlotOptionsInvalid(
+            [{"loc": ["result_size"], "msg": "A fixed result shape needs a size, e.g. 1800x1200.", "type": "missing"}]
+        )
 
 
 def validate_moderation(raw: dict[str, Any]) -> dict[str, Any]:

@@ -86,7 +86,11 @@ class PasswordProof:
         self.throttle.failed(self.client)
         if delay:
             await asyncio.sleep(delay)
-        message = "Wrong upload password." if candidate else "The upload password is missing (form field 'password')."
+        message = (
+            "Wrong upload password."
+            if candidate
+            else "The upload password is missing (form field 'password', or '?password=' in the link)."
+        )
         raise errors.Unauthorized(message)
 
     def hold(self, size: int) -> None:

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from boothgate.images import sniff
+
 log = logging.getLogger("boothgate.media")
 
 EXT = {
@@ -131,13 +133,22 @@ class MediaStore:
         except (ValueError, OSError):
             log.warning("could not delete %s", relative, exc_info=True)
 
+    def write_overlay(self, provider: str, number: int, data: bytes, image_type: str, digest: str) -> Path:
+        """A slot's overlay, named by its content (a new upload never overwrites a file a job is reading)."""
+        directory = self.root / "overlays" / provider
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / f"{number:02d}-{digest[:16]}.{EXT.get(image_type, 'bin')}"
+        if not target.exists():
+            _write_atomic(target, data)
+        return target
+
     def to_trash(self, source: Path | None, job_id: str, sidecar: dict[str, Any]) -> Path:
         """Move the original into trash/YYYY-MM-DD/ with a JSON sidecar beside it.
 
         The sidecar is written even when there is no original (an upload that never completed), so
         every failure leaves a trace an operator can read.
         """
-        suffix = source.suffix if source is not None and source.suffix != ".part" else ".bin"
+        suffix = trash_suffix(source)
         target = self._dated("trash", f"{job_id}{suffix}")
         if source is not None and source.exists() and source.stat().st_size == 0:
             source.unlink(missing_ok=True)  # an upload whose first block never landed: nothing to keep
@@ -161,6 +172,19 @@ class MediaStore:
             log.warning("job=%s original kept in trash without its sidecar (disk full?)", job_id, exc_info=True)
         self.trash_bytes_added += sum(p.stat().st_size for p in (target, sidecar_path) if p.exists())
         return target if kept else sidecar_path
+
+
+def trash_suffix(source: Path | None) -> str:
+    """The trashed original's extension from its content (.jpg/.png/.webp); .bin only for non-images."""
+    if source is None:
+        return ".bin"
+    try:
+        with source.open("rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return ".bin"
+    kind = sniff(head)
+    return f".{EXT[kind]}" if kind in EXT else ".bin"
 
 
 def _write_atomic(target: Path, data: bytes) -> None:

@@ -111,6 +111,34 @@ async def get_reference_thumbnail(provider: str, number: str, services: Services
     return await _thumbnail(services, services.slots.reference_path(slot))
 
 
+# --- overlay (booth-links) ---------------------------------------------------------------------
+@router.put("/slots/{provider}/{number}/overlay")
+async def put_overlay(provider: str, number: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+    """A transparent PNG/WebP (frame, logo) laid over every result of the slot: 415/422 when it is not one."""
+    slot = await _slot(services, provider, number)
+    data = await _read_file_field(request, services)
+    try:
+        updated = await services.slots.set_overlay(slot.provider, slot.number, data)
+    except errors.BoothError as exc:
+        raise HTTPException(exc.status, exc.message) from exc
+    assert updated is not None
+    return services.slots.public(updated, base_url(request, services))
+
+
+@router.delete("/slots/{provider}/{number}/overlay")
+async def delete_overlay(provider: str, number: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+    slot = await _slot(services, provider, number)
+    updated = await services.slots.remove_overlay(slot.provider, slot.number)
+    assert updated is not None
+    return services.slots.public(updated, base_url(request, services))
+
+
+@router.get("/slots/{provider}/{number}/overlay")
+async def get_overlay(provider: str, number: str, services: ServicesDep) -> Response:
+    slot = await _slot(services, provider, number)
+    return _file_response(services.slots.overlay_file(slot))
+
+
 @router.post("/slots/{provider}/{number}/try")
 async def try_slot(
     provider: str, number: str, request: Request, services: ServicesDep, fallback_only: bool = False

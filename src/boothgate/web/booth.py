@@ -52,6 +52,7 @@ async def upload(provider: str, number: str, request: Request, services: Service
             body=body_stream(request),
             received_at=request.state.received_at,
             client=client_address(request),
+            query=dict(request.query_params),  # ?password= / ?key= and prompt variables like ?style=
         )
     )
     return Response(answer.body, status_code=answer.status, media_type=answer.media_type, headers=answer.headers)

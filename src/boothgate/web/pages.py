@@ -246,6 +246,7 @@ async def slot_page(provider: str, number: int, request: Request, services: Serv
         moderation_available=services.moderation is not None and services.moderation.available,
         model_notice=model_flags.tab_notice(services, provider, publics),
         fallback_choices=_fallback_choices(every, i18n.translator(language)),
+        upload_password=services.credentials.upload_password,  # booth-links: the "with password" link
     )
 
 

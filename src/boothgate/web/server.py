@@ -69,7 +69,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `uvicorn.run` / `uvicorn.Config` shared by `boothgate serve` and tests."""
     return {
         "http": protocol_class(settings.upload_idle_timeout_seconds),
-        "access_log": False,  # request lines can carry tokens; one line per job is logged instead
+        # Off by default (one line per job is logged instead); when on, link_secrets masks passwords in paths.
+        "access_log": settings.access_log,
         "timeout_keep_alive": 30,
         "proxy_headers": True,
     }

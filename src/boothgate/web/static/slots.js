@@ -39,6 +39,8 @@
       output_format: this.q("[name=output_format]").value,
       on_failure: this.q("[name=on_failure]").value,
       fallback: this.q("[name=fallback]").value,
+      result_shape: this.q("[name=result_shape]").value, // booth-links
+      result_size: this.q("[name=result_size]").value.trim(), // booth-links
       options: this.optionValues(),
       moderation: window.BoothModeration ? window.BoothModeration.values(this.root) : undefined,
     };
@@ -213,7 +215,7 @@
       if (field && field.querySelector(".field-error")) {
         field.classList.add("is-invalid");
         field.querySelector(".field-error").textContent = item.msg;
-        if (loc[0] === "options") card.q("details.more").open = true;
+        if (loc[0] === "options" || loc[0] === "result_size") card.q("details.more").open = true;
       } else {
         loose.push(loc.join(".") + ": " + item.msg);
       }
@@ -333,6 +335,7 @@
     this.timer = setInterval(tick, 200);
     const form = new FormData();
     form.append("file", file, file.name || "photo.jpg");
+    if (B.tryValues) B.tryValues(this.root, form); // booth-links: the operator's values for {placeholders}
     const answer = await B.request("POST", this.api + "/try" + (fallbackOnly ? "?fallback_only=true" : ""), form);
     clearInterval(this.timer);
     progress.hidden = true;

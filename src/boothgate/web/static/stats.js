@@ -290,6 +290,12 @@
         if (job.message && B.has("error." + job.error)) reason.title = job.message;
         text.append(reason);
       }
+      // booth-links: the prompt as filled for this photo, and placeholders that had no value
+      if (job.prompt) text.append(B.el("div", "muted small job-prompt", B.t("links.job_prompt") + " " + job.prompt));
+      const missing = (job.provider_notes || {}).placeholders_missing;
+      if (missing && missing.length) {
+        text.append(B.el("div", "muted small", B.t("links.job_missing") + " " + missing.join(", ")));
+      }
       const note = B.deepseekNote(job);
       if (note) text.append(note);
       item.append(text);
