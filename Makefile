@@ -8,12 +8,15 @@ BENCH_STAMP := $(VENV)/.bench-installed
 # The offline engine's models ship inside this wheel (the last mediapipe release that bundles them).
 MEDIAPIPE := mediapipe==0.10.21
 
-.PHONY: install run test lint format bench clean docs local-engine
+.PHONY: install run test lint format bench clean docs local-engine lock
 
-$(STAMP): pyproject.toml
+# Every install is constrained by requirements.lock: the exact versions this code was tested with.
+PIP_INSTALL := $(BIN)/python -m pip install --quiet -c requirements.lock
+
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(PIP_INSTALL) -e .
 	$(MAKE) --no-print-directory local-engine
 	touch $(STAMP)
 
@@ -30,7 +33,7 @@ local-engine:
 install: $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(PIP_INSTALL) -e '.[test]'
 	bash scripts/install-test-system-deps.sh
 	touch $(TEST_STAMP)
 
@@ -52,7 +55,7 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff format src tests bench
 
 $(BENCH_STAMP): $(TEST_STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(PIP_INSTALL) -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
@@ -63,3 +66,12 @@ clean:
 
 docs: $(STAMP)
 	$(BIN)/python scripts/update_readme.py
+
+# Write requirements.lock from a fresh install of pyproject.toml's newest allowed versions (then run make test).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet -e '.[test]'
+	{ sed -n '1,4p' requirements.lock; .lock-venv/bin/python -m pip freeze --exclude-editable \
+		| grep -v '^mediapipe==' \
+		| sed -E 's/^((numpy|absl-py|attrs|flatbuffers|protobuf)==[^ ]+)$$/\1; python_version < "3.13"/'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
