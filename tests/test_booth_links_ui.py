@@ -85,7 +85,7 @@ def overlay_file() -> dict[str, Any]:
 
 def test_try_it_shows_the_placeholders_and_sends_the_typed_values(page: Any, server: Server) -> None:
     server.configure("gemini", 1, kind="prompt", prompt="a {style} portrait")
-    page.goto("/tabs/gemini?lang=en")
+    page.goto("/tabs/gemini/1?lang=en")
     slot = card(page, 1)
     expect(slot.locator(".placeholders-found")).to_contain_text("{style}")
     # typing in the prompt updates the list and the Try it inputs at once
@@ -106,7 +106,7 @@ def test_try_it_shows_the_placeholders_and_sends_the_typed_values(page: Any, ser
 
 
 def test_the_link_with_password_is_masked_on_screen_and_copied_whole(page: Any, server: Server) -> None:
-    page.goto("/tabs/gemini")
+    page.goto("/tabs/gemini/2")
     slot = card(page, 2)
     shown_link = slot.locator(".upload-url-pw")
     assert "Pw-links-UI-42" not in shown_link.inner_text()
@@ -121,7 +121,7 @@ def test_the_link_with_password_is_masked_on_screen_and_copied_whole(page: Any, 
 
 def test_fixed_size_is_checked_on_save_and_kept(page: Any, server: Server) -> None:
     server.configure("gemini", 3, kind="prompt", prompt="x")
-    page.goto("/tabs/gemini?lang=en")
+    page.goto("/tabs/gemini/3?lang=en")
     slot = card(page, 3)
     slot.locator("details.more summary").click()
     size = slot.locator('[data-field="result_size"]')
@@ -139,7 +139,7 @@ def test_fixed_size_is_checked_on_save_and_kept(page: Any, server: Server) -> No
 
 
 def test_overlay_upload_shows_a_preview_and_a_refusal_in_words(page: Any, server: Server) -> None:
-    page.goto("/tabs/gemini?lang=en")
+    page.goto("/tabs/gemini/4?lang=en")
     slot = card(page, 4)
     slot.locator("details.more summary").click()
     slot.locator(".overlay-file").set_input_files(files=[jpeg_file()])
