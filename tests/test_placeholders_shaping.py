@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import multiprocessing
 import pickle
 import sys
 import types
@@ -134,7 +135,8 @@ def test_shaping_runs_in_a_worker_process() -> None:
     plan = shaping.ShapePlan("match_photo", "jpeg", 90, photo_size=(6000, 4000), long_side_pixels=900)
     pickle.dumps((shaping.shape_result, plan))
     data = make_jpeg(512, 512, seed=1)
-    with ProcessPoolExecutor(1) as pool:
+    # spawn, as on Windows: a fork of this many-threaded test process could inherit a held lock
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         shaped, mime = pool.submit(shaping.shape_result, data, plan).result(timeout=60)
     assert mime == "image/jpeg"
     assert open_image(shaped).size == (900, 600)
