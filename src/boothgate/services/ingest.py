@@ -26,14 +26,17 @@ from boothgate.images import MIME, sniff
 from boothgate.providers import transport
 from boothgate.providers.base import Kind, Provider, ProviderRequest, ProviderResult
 from boothgate.providers.registry import Registry, UnknownProvider
+from boothgate.services.capacity import Capacity
 from boothgate.services.config import RuntimeConfig
 from boothgate.services.credentials import Credentials
+from boothgate.services.early import EarlyDecode, watch_upload
 from boothgate.services.imaging import Imaging
 from boothgate.services.jobs import JobStore
 from boothgate.services.media_links import MediaLinks
 from boothgate.services.multipart import PARSE_CONCURRENCY, Limits, Upload, read_upload
 from boothgate.services.slots import SlotService, parse_number
 from boothgate.services.throttle import Throttle
+from boothgate.services.workers import JOB
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Job, Slot, utcnow
 
@@ -93,6 +96,7 @@ class _Job:
     photo: Path | None = None
     upload: Upload | None = None
     marks: dict[str, float] = field(default_factory=dict)
+    early: EarlyDecode | None = None  # the photo decoded while it arrived (services/early.py)
 
     def mark(self, name: str, since: float) -> float:
         now = time.monotonic()
@@ -123,6 +127,7 @@ class Ingest:
         )
         self._inflight: dict[tuple[str, int, int, str], asyncio.Task[_Outcome]] = {}
         self._parsing = asyncio.Semaphore(PARSE_CONCURRENCY)
+        self.capacity = Capacity(imaging.workers)
 
     # --- the whole path ---------------------------------------------------------------------
     async def handle(self, request: BoothRequest) -> Answer:
@@ -141,6 +146,7 @@ class Ingest:
             provider_notes={},
         )
         job = _Job(record, request, deadline, self.media.incoming_path(job_id))
+        JOB.set(job_id)  # image work started for this request is tagged with its job
         try:
             async with asyncio.timeout_at(deadline.at - ANSWER_MARGIN_SECONDS):
                 return await self._process(job)
@@ -158,6 +164,9 @@ class Ingest:
         except Exception as exc:
             log.exception("job=%s unexpected failure", job_id)
             return await self._fail(job, errors.BoothError(f"Internal error: {type(exc).__name__}."))
+        finally:
+            if job.early is not None:
+                job.early.close()  # no image work of this job outlives its answer
 
     async def _process(self, job: _Job) -> Answer:
         start = job.request.received_at
@@ -175,6 +184,7 @@ class Ingest:
         )
         if reused is not None and reused.result_path:
             return await self._answer_reused(job, reused)
+        self.capacity.check(slot.provider, job.deadline, prepared=job.early is not None and job.early.started)
         job.record.status = "running"
         await self.jobs.add(job.record)
         job.stage = "provider"
@@ -198,7 +208,11 @@ class Ingest:
                 f"The upload is {request.content_length:,} bytes; at most {settings.max_upload_bytes:,} are accepted."
             )
         limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout_seconds)
-        upload = await read_upload(request.content_type, request.body, job.incoming, limits, self._parsing)
+        job.early = watch_upload(self.imaging, self.registry, self.credentials, request, job.incoming, job.deadline.at)
+        upload = await read_upload(
+            request.content_type, request.body, job.incoming, limits, self._parsing, job.early.progress
+        )
+        await job.early.complete(upload.size)
         job.upload = upload
         job.record.meta = _metadata(upload)
         job.record.photo_bytes = upload.size
@@ -287,7 +301,9 @@ class Ingest:
         assert job.photo is not None
         pixels = provider.input_pixels()
         started = time.monotonic()
-        photo = await self.imaging.prepare(job.photo, pixels, job.deadline.at)
+        photo = (job.early and await job.early.take(pixels)) or await self.imaging.prepare(
+            job.photo, pixels, job.deadline.at
+        )
         reference = None
         reference_path = self.slots.reference_path(slot)
         if reference_path is not None and slot.reference_sha256:
@@ -320,6 +336,7 @@ class Ingest:
             raise mapped from exc
         finally:
             job.record.provider_seconds = round(time.monotonic() - provider_start, 4)
+            self.capacity.record(slot.provider, job.record.provider_seconds)
         return _Outcome(result, job.record.provider_seconds, job.record.id)
 
     # --- answer -----------------------------------------------------------------------------
@@ -370,7 +387,7 @@ class Ingest:
             _error_body(exc, record.id),
             "application/json",
             record.id,
-            {"X-Job-Id": record.id},
+            {"X-Job-Id": record.id, **getattr(exc, "headers", {})},  # Retry-After of a busy answer
             exc.code,
         )
         original = job.photo or (job.incoming if job.incoming.exists() else None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -234,10 +234,12 @@ async def read_upload(
     dest: Path,
     limits: Limits,
     gate: asyncio.Semaphore | None = None,
+    on_progress: Callable[[Upload], None] | None = None,
 ) -> Upload:
     """Read the whole body into an Upload, the file going to `dest`. Raises BoothError subclasses.
 
     `gate`, shared by all uploads, bounds how many parse a chunk at once (see PARSE_CONCURRENCY).
+    `on_progress` is called whenever more of the photo is on disk (an early decode follows it).
     """
     gate = gate or asyncio.Semaphore(1)
     upload = Upload()
@@ -262,6 +264,8 @@ async def read_upload(
                 async with gate:
                     parser.write(chunk)
                     await collector.flush()
+                if on_progress is not None and collector.fh is not None:
+                    on_progress(upload)
         parser.finalize()
         await collector.flush()
     except MultipartParseError as exc:

@@ -67,6 +67,7 @@ class Services:
         http = _http_client()
         registry = Registry(ProviderContext(settings, http), provider_classes)
         imaging = Imaging(settings.image_workers, settings.max_image_pixels, settings.jpeg_quality)
+        await imaging.start()  # worker processes up before the first photo, not during it
         slots = SlotService(db, media, registry, imaging)
         await slots.ensure()
         jobs = JobStore(db, media)

@@ -107,6 +107,10 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
         }
         if loop_watch is not None:
             health["loop_watch"] = loop_watch.snapshot()
+        # Image workers: a task running past its deadline was not stopped — the booths behind it wait.
+        health["image_workers"] = workers = services.imaging.workers.snapshot()
+        if workers["stuck"]:
+            health["status"] = "degraded"
         return health
 
     @app.exception_handler(ValueError)

@@ -1,0 +1,63 @@
+"""Admission under load: a new photo that cannot be finished before its deadline is answered at once.
+
+Under a burst bigger than the machine, waiting is worse than refusing: the booth would get its 504 at the
+very end of its wait (or, with every core busy, after it). So before a photo is queued, the expected time
+to finish it — the image work queued ahead of it (earliest deadline first: only work due earlier), its own
+preparation, and the provider's recent pace — is compared with the time left. When it does not fit, the
+booth is answered now: 503 `busy` with a Retry-After, or the slot's `on_failure` (the guest's own photo).
+"""
+
+from __future__ import annotations
+
+import math
+
+from boothgate.deadline import Deadline
+from boothgate.errors import BoothError
+from boothgate.services.workers import ImageWorkers
+
+# A provider's pace: moving average of its recent call times (seconds), per tab.
+PACE_WEIGHT = 0.3
+# Time kept free for storing and answering after the provider (the spine's answer margin and the finish).
+FINISH_SECONDS = 0.5
+
+
+class Busy(BoothError):
+    status, code = 503, "busy"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
+
+
+class Capacity:
+    def __init__(self, workers: ImageWorkers) -> None:
+        self.workers = workers
+        self._pace: dict[str, float] = {}
+
+    def record(self, provider: str, seconds: float | None) -> None:
+        """A provider call ended after `seconds` (success or not: both say how long a call takes now)."""
+        if seconds is None:
+            return
+        previous = self._pace.get(provider)
+        self._pace[provider] = seconds if previous is None else previous + PACE_WEIGHT * (seconds - previous)
+
+    def pace(self, provider: str) -> float:
+        return self._pace.get(provider, 0.0)
+
+    def check(self, provider: str, deadline: Deadline, prepared: bool = False) -> None:
+        """Raise Busy when a photo admitted now would not be answered before `deadline`. `prepared`: the photo
+        is already being decoded (while it arrived), so it does not wait in the image queue."""
+        queue = 0.0 if prepared else self.workers.expected_wait(deadline.at)
+        needed = queue + self.pace(provider) + FINISH_SECONDS
+        left = deadline.remaining()
+        if needed <= left:
+            return
+        raise Busy(
+            f"The server is busy: this photo would need about {needed:.0f} s "
+            f"(image queue {queue:.1f} s, provider {self.pace(provider):.1f} s) and {left:.0f} s are left.",
+            retry_after=max(queue, 1.0),
+        )
