@@ -24,8 +24,9 @@ from boothgate.errors import CorruptImage, TooLarge
 # Every scan walks all blocks of the image, so scan count multiplies decode time.
 MAX_JPEG_SCANS = 64
 # A progressive decode keeps every DCT coefficient of the full-size image (2 bytes × 64 per 8×8 block), at any
-# output scale. 192 MB admits 4:2:0 progressive photos up to ~64 MP; a 10000×10000 one (300 MB) is refused.
-PROGRESSIVE_BUDGET_BYTES = 192 * 1024 * 1024
+# output scale. 160 MB admits progressive photos up to ~50 MP at 4:2:0 or 24 MP at 4:4:4 (a 24 MP 4:2:0 one
+# needs 72 MB); a 10000×10000 one (300 MB in colour, 200 MB in grey) is refused.
+PROGRESSIVE_BUDGET_BYTES = 160 * 1024 * 1024
 # PNG: ordinary encoders write IDAT chunks of 8–64 kB. Allowed: 1024 chunks plus one per 4 kB of file.
 PNG_CHUNKS_BASE = 1024
 PNG_BYTES_PER_CHUNK = 4096

@@ -97,6 +97,14 @@ def inspect(source: Source, max_pixels: int) -> ImageInfo:
     return ImageInfo(kind, width, height)
 
 
+def admit(source: Path | bytes, max_pixels: int) -> ImageInfo:
+    """`inspect` after the structural limits: what admission runs (in a thread) before any decode. The
+    limits come first because even reading the header of a PNG of a million chunks costs seconds."""
+    if sniff(source[:16] if isinstance(source, bytes) else _read_head(source)) in ("jpeg", "png"):
+        imagecheck.check(source, max_pixels)
+    return inspect(source, max_pixels)
+
+
 def _read_head(source: Path | IO[bytes]) -> bytes:
     if not isinstance(source, Path):
         head = source.read(16)
@@ -134,13 +142,14 @@ def _has_transparency(im: Image.Image) -> bool:
     return im.mode == "P" and "transparency" in im.info
 
 
-def decode_scaled(source: Source, max_pixels: int, max_source_pixels: int) -> Image.Image:
+def decode_scaled(source: Source, max_pixels: int, max_source_pixels: int, checked: bool = False) -> Image.Image:
     """Decode, apply EXIF orientation and downscale to at most `max_pixels`.
 
     JPEGs use draft mode so libjpeg decodes at 1/2, 1/4 or 1/8 scale when that is still big enough.
-    A growing file (an upload still arriving) checks its structure as it is read; anything else first.
+    A growing file (an upload still arriving) checks its structure as it is read; anything else first,
+    unless admission already did (`checked`).
     """
-    if isinstance(source, Path | bytes):
+    if isinstance(source, Path | bytes) and not checked:
         imagecheck.check(source, max_source_pixels)
     info = inspect(source, max_source_pixels)
     im = _open(source)
@@ -205,9 +214,11 @@ def _flatten(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def prepare(source: Source, max_pixels: int, max_source_pixels: int, quality: int = 90) -> PreparedImage:
+def prepare(
+    source: Source, max_pixels: int, max_source_pixels: int, quality: int = 90, checked: bool = False
+) -> PreparedImage:
     """Make a provider input: oriented, downscaled, JPEG — or PNG when it has transparency."""
-    im = decode_scaled(source, max_pixels, max_source_pixels)
+    im = decode_scaled(source, max_pixels, max_source_pixels, checked)
     try:
         return encode(im, "png" if _has_transparency(im) else "jpeg", quality)
     finally:
@@ -225,11 +236,17 @@ def prepare_growing(
 def check_result(data: bytes, max_pixels: int) -> None:
     """A provider's result is admitted like a photo: structure and pixel cap, before anything decodes it.
 
-    Raises ProviderFailed (502 provider_bad_response)."""
+    Raises ProviderFailed: 502 provider_bad_image (not an image, unreadable), provider_bad_response (too many
+    pixels, hostile structure)."""
+    kind = sniff(data[:16])
+    if kind is None or kind == "heic":
+        raise ProviderFailed("The provider answered with something that is not an image.", code="provider_bad_image")
     try:
         imagecheck.check(data, max_pixels)
         with _open(data) as im:
             width, height = im.size
+    except CorruptImage as exc:
+        raise ProviderFailed(f"The provider's image cannot be read: {exc.message}", code="provider_bad_image") from exc
     except BoothError as exc:
         raise ProviderFailed(f"The provider's image was refused: {exc.message}", code="provider_bad_response") from exc
     if width * height > max_pixels:

@@ -15,7 +15,8 @@ from boothgate.deadline import Deadline
 from boothgate.errors import BoothError
 from boothgate.services.workers import ImageWorkers
 
-# A provider's pace: moving average of its recent call times (seconds), per tab.
+# A slot's provider pace: moving average of its recent call times (seconds). Per slot, not per tab: the
+# slot's kind, prompt and model decide how long a call takes.
 PACE_WEIGHT = 0.3
 # Time kept free for storing and answering after the provider (the spine's answer margin and the finish).
 FINISH_SECONDS = 0.5
@@ -38,26 +39,27 @@ class Capacity:
         self.workers = workers
         self._pace: dict[str, float] = {}
 
-    def record(self, provider: str, seconds: float | None) -> None:
-        """A provider call ended after `seconds` (success or not: both say how long a call takes now)."""
+    def record(self, slot: str, seconds: float | None) -> None:
+        """A provider call of `slot` ended after `seconds` (success or not: both say how long a call takes now;
+        a call cut by the deadline says it takes at least that)."""
         if seconds is None:
             return
-        previous = self._pace.get(provider)
-        self._pace[provider] = seconds if previous is None else previous + PACE_WEIGHT * (seconds - previous)
+        previous = self._pace.get(slot)
+        self._pace[slot] = seconds if previous is None else previous + PACE_WEIGHT * (seconds - previous)
 
-    def pace(self, provider: str) -> float:
-        return self._pace.get(provider, 0.0)
+    def pace(self, slot: str) -> float:
+        return self._pace.get(slot, 0.0)
 
-    def check(self, provider: str, deadline: Deadline, prepared: bool = False) -> None:
+    def check(self, slot: str, deadline: Deadline, prepared: bool = False) -> None:
         """Raise Busy when a photo admitted now would not be answered before `deadline`. `prepared`: the photo
         is already being decoded (while it arrived), so it does not wait in the image queue."""
         queue = 0.0 if prepared else self.workers.expected_wait(deadline.at)
-        needed = queue + self.pace(provider) + FINISH_SECONDS
+        needed = queue + self.pace(slot) + FINISH_SECONDS
         left = deadline.remaining()
         if needed <= left:
             return
         raise Busy(
             f"The server is busy: this photo would need about {needed:.0f} s "
-            f"(image queue {queue:.1f} s, provider {self.pace(provider):.1f} s) and {left:.0f} s are left.",
+            f"(image queue {queue:.1f} s, provider {self.pace(slot):.1f} s) and {left:.0f} s are left.",
             retry_after=max(queue, 1.0),
         )

@@ -26,11 +26,14 @@ class Imaging:
     async def start(self) -> None:
         await self.workers.start()
 
-    async def prepare(self, source: Path | bytes, max_pixels: int, deadline: float | None = None) -> PreparedImage:
-        """Decode, orient, downscale, encode — in an image worker."""
+    async def prepare(
+        self, source: Path | bytes, max_pixels: int, deadline: float | None = None, admitted: bool = False
+    ) -> PreparedImage:
+        """Decode, orient, downscale, encode — in an image worker. `admitted`: `admit` has checked the
+        file's structure already (a booth photo), so the worker does not walk it again."""
         try:
             return await self.workers.run(
-                deadline, images.prepare, source, max_pixels, self.max_source_pixels, self.quality
+                deadline, images.prepare, source, max_pixels, self.max_source_pixels, self.quality, admitted
             )
         except WorkerLost as exc:
             raise CorruptImage(f"The image could not be decoded: {exc}") from exc
@@ -81,7 +84,8 @@ class Imaging:
             raise ProviderFailed(message, code="provider_bad_response") from exc
 
     async def inspect(self, source: Path | bytes) -> images.ImageInfo:
-        return await asyncio.to_thread(images.inspect, source, self.max_source_pixels)
+        """Type, size and structural limits, from the bytes without decoding (a few ms in a thread)."""
+        return await asyncio.to_thread(images.admit, source, self.max_source_pixels)
 
     async def thumbnail(self, source: Path | bytes, size: int) -> bytes:
         return await self.workers.run(None, images.thumbnail, source, size)

@@ -184,7 +184,7 @@ class Ingest:
         )
         if reused is not None and reused.result_path:
             return await self._answer_reused(job, reused)
-        self.capacity.check(slot.provider, job.deadline, prepared=job.early is not None and job.early.started)
+        self.capacity.check(f"{slot.provider}/{slot.number}", job.deadline, prepared=job.early is not None and job.early.started)
         job.record.status = "running"
         await self.jobs.add(job.record)
         job.stage = "provider"
@@ -302,7 +302,7 @@ class Ingest:
         pixels = provider.input_pixels()
         started = time.monotonic()
         photo = (job.early and await job.early.take(pixels)) or await self.imaging.prepare(
-            job.photo, pixels, job.deadline.at
+            job.photo, pixels, job.deadline.at, admitted=True
         )
         reference = None
         reference_path = self.slots.reference_path(slot)
@@ -336,7 +336,7 @@ class Ingest:
             raise mapped from exc
         finally:
             job.record.provider_seconds = round(time.monotonic() - provider_start, 4)
-            self.capacity.record(slot.provider, job.record.provider_seconds)
+            self.capacity.record(f"{slot.provider}/{slot.number}", job.record.provider_seconds)
         return _Outcome(result, job.record.provider_seconds, job.record.id)
 
     # --- answer -----------------------------------------------------------------------------

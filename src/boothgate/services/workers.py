@@ -230,6 +230,7 @@ class ImageWorkers:
         self._io = ThreadPoolExecutor(sum(self.capacity.values()) + 2, thread_name_prefix="image-io")
         self.running: dict[int, Running] = {}
         self.replaced = 0  # processes stopped because their work was no longer wanted (or they died)
+        self.started = dict.fromkeys(LANES, 0)  # tasks started per lane
         self._service = INITIAL_SERVICE_SECONDS  # moving average of a queue task's run time
         self._closed = False
 
@@ -261,6 +262,7 @@ class ImageWorkers:
             "streams": self.streams,
             "stuck": len(self.stuck()),
             "replaced": self.replaced,
+            "early_decodes": self.started["stream"],
             "service_seconds": round(self._service, 3),
         }
 
@@ -301,6 +303,7 @@ class ImageWorkers:
         loop = asyncio.get_running_loop()
         worker = await self._take()
         self.running[worker.pid] = Running(worker.pid, lane, JOB.get(), due)
+        self.started[lane] += 1
         started = time.monotonic()
         exchange = loop.run_in_executor(self._io, worker.exchange, func, args)
         try:
