@@ -26,10 +26,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _read_pid(path: Path) -> int | None:
+    text = path.read_text() if path.exists() else ""
+    return int(text) if text else None
+
+
 async def _pid_from(path: Path) -> int:
     for _ in range(500):
-        if path.exists() and path.read_text():
-            return int(path.read_text())
+        pid = _read_pid(path)
+        if pid is not None:
+            return pid
         await asyncio.sleep(0.02)
     raise AssertionError("the worker never started the work")
 
@@ -85,8 +91,8 @@ async def test_cancelled_work_is_stopped_and_its_process_replaced(workers: Image
 async def test_work_past_its_deadline_is_stopped(workers: ImageWorkers, tmp_path: Path) -> None:
     with pytest.raises(TimeoutError):
         await workers.run(time.monotonic() + 1.0, worker_tasks.hang, str(tmp_path / "pid"))
-    pid = int((tmp_path / "pid").read_text())
-    assert await _gone(pid)
+    pid = _read_pid(tmp_path / "pid")
+    assert pid is not None and await _gone(pid)
     assert workers.running_jobs() == [] and workers.snapshot()["stuck"] == 0
 
 

@@ -14,6 +14,7 @@ import math
 from boothgate.deadline import Deadline
 from boothgate.errors import BoothError
 from boothgate.services.workers import ImageWorkers
+from boothgate.storage.models import Slot
 
 # A slot's provider pace: moving average of its recent call times (seconds). Per slot, not per tab: the
 # slot's kind, prompt and model decide how long a call takes.
@@ -37,20 +38,21 @@ class Busy(BoothError):
 class Capacity:
     def __init__(self, workers: ImageWorkers) -> None:
         self.workers = workers
-        self._pace: dict[str, float] = {}
+        self._pace: dict[tuple[str, int], float] = {}
 
-    def record(self, slot: str, seconds: float | None) -> None:
+    def record(self, slot: Slot, seconds: float | None) -> None:
         """A provider call of `slot` ended after `seconds` (success or not: both say how long a call takes now;
         a call cut by the deadline says it takes at least that)."""
         if seconds is None:
             return
-        previous = self._pace.get(slot)
-        self._pace[slot] = seconds if previous is None else previous + PACE_WEIGHT * (seconds - previous)
+        key = (slot.provider, slot.number)
+        previous = self._pace.get(key)
+        self._pace[key] = seconds if previous is None else previous + PACE_WEIGHT * (seconds - previous)
 
-    def pace(self, slot: str) -> float:
-        return self._pace.get(slot, 0.0)
+    def pace(self, slot: Slot) -> float:
+        return self._pace.get((slot.provider, slot.number), 0.0)
 
-    def check(self, slot: str, deadline: Deadline, prepared: bool = False) -> None:
+    def check(self, slot: Slot, deadline: Deadline, prepared: bool = False) -> None:
         """Raise Busy when a photo admitted now would not be answered before `deadline`. `prepared`: the photo
         is already being decoded (while it arrived), so it does not wait in the image queue."""
         queue = 0.0 if prepared else self.workers.expected_wait(deadline.at)

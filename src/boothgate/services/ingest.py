@@ -184,7 +184,7 @@ class Ingest:
         )
         if reused is not None and reused.result_path:
             return await self._answer_reused(job, reused)
-        self.capacity.check(f"{slot.provider}/{slot.number}", job.deadline, prepared=job.early is not None and job.early.started)
+        self.capacity.check(slot, job.deadline, prepared=bool(job.early and job.early.started))
         job.record.status = "running"
         await self.jobs.add(job.record)
         job.stage = "provider"
@@ -336,7 +336,7 @@ class Ingest:
             raise mapped from exc
         finally:
             job.record.provider_seconds = round(time.monotonic() - provider_start, 4)
-            self.capacity.record(f"{slot.provider}/{slot.number}", job.record.provider_seconds)
+            self.capacity.record(slot, job.record.provider_seconds)
         return _Outcome(result, job.record.provider_seconds, job.record.id)
 
     # --- answer -----------------------------------------------------------------------------
