@@ -3,7 +3,7 @@
     python -m bench                 # the full run (under 10 minutes on 2 cores), writes docs/benchmarks.md
     python -m bench --quick         # a smoke run of about two minutes; writes nothing unless --out is given
     python -m bench --only burst    # some scenarios only; keys: one-24mp one-24mp-1.5mp one-12mp
-                                    # one-2mp one-png fifty burst max
+                                    # one-2mp one-png fifty burst max loop16 paced burst64 burst128
 
 Timing goals are checked here and printed, never asserted in `make test`.
 """
@@ -19,7 +19,16 @@ from pathlib import Path
 
 from bench import photos, prepare
 from bench.harness import ROOT, new_workdir
-from bench.report import Pair, machine, page, scenario_table, targets, targets_table
+from bench.report import (
+    Pair,
+    floor_table,
+    floor_targets,
+    machine,
+    page,
+    scenario_table,
+    targets,
+    targets_table,
+)
 from bench.run import Outcome, run_target
 from bench.scenarios import Scenario, full_scenarios, quick_scenarios
 
@@ -40,9 +49,13 @@ def summary(o: Outcome) -> str:
     text = "/".join("—" if v is None else f"{v:.0f}" for v in p)
     stall = f", stall {o.loop['max_stall_ms']:.0f} ms" if o.loop else ""
     cpu = o.cpu_ms_per_photo
+    late = f", after last byte p50 {o.after_last_byte_ms(50) or 0:.0f} ms" if o.scenario.bytes_per_second else ""
+    if o.workers:
+        late += f", early decodes {o.workers.get('early_decodes')}, workers replaced {o.workers.get('replaced')}"
     return (
-        f"{o.target:9} {len(o.posts)} posts, {o.errors} errors, overhead p50/95/99 {text} ms, "
-        f"{o.throughput:.1f}/s, RSS {o.peak_rss_mb:.0f} MB, CPU {cpu or 0:.0f} ms/photo{stall}"
+        f"{o.target:9} {len(o.posts)} posts, {o.errors} errors, {o.late} late, overhead p50/95/99 {text} ms, "
+        f"worst {o.worst_ms() or 0:.0f} ms, {o.throughput:.1f}/s, RSS {o.peak_rss_mb:.0f} MB "
+        f"(with workers {o.peak_tree_mb:.0f} MB), CPU {cpu or 0:.0f} ms/photo{stall}{late}"
     )
 
 
@@ -52,11 +65,15 @@ def run_scenarios(scenarios: list[Scenario], workdir: Path) -> list[Pair]:
         print(f"\n== {s.title}", flush=True)
         echo = run_target("echo", echo_version(s), workdir / f"{s.key}-echo")
         print("  " + summary(echo), flush=True)
+        floor = None
+        if s.floor:
+            floor = run_target("prepfloor", s, workdir / f"{s.key}-prepfloor")
+            print("  " + summary(floor), flush=True)
         ours = run_target("boothgate", s, workdir / f"{s.key}-boothgate")
         print("  " + summary(ours), flush=True)
         for line in ours.first_errors():
             print(f"    error: {line}")
-        pairs.append(Pair(ours, echo))
+        pairs.append(Pair(ours, echo, floor))
     return pairs
 
 
@@ -125,9 +142,10 @@ def main(argv: list[str] | None = None) -> int:
 
     naive = prep.get("naive")
     naive_ms = naive.cpu_ms if naive and not naive.error else 0.0
-    scenario_lines = scenario_table(pairs, naive_ms)
-    target_lines = targets_table(targets(pairs, prep))
-    print("\n" + "\n".join(scenario_lines) + "\n\n" + "\n".join(target_lines))
+    scenario_lines = scenario_table([p for p in pairs if p.floor is None], naive_ms)
+    floor_lines = floor_table(pairs)
+    target_lines = targets_table(targets(pairs, prep) + floor_targets(pairs))
+    print("\n" + "\n".join([*scenario_lines, "", *floor_lines]) + "\n\n" + "\n".join(target_lines))
 
     out = args.out or (None if args.quick or args.only else DEFAULT_OUT)
     if out is not None:
@@ -140,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             scenario_lines,
             target_lines,
             notes(args.quick),
+            floor_lines,
         )
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")

@@ -50,8 +50,10 @@ from typing import IO, Any, TypeVar
 T = TypeVar("T")
 log = logging.getLogger("boothgate.workers")
 
-# Niceness of worker processes: the loop (nice 0) gets ~3× their CPU share when both want a core.
-WORKER_NICENESS = 5
+# Niceness of worker processes: the loop (nice 0) gets ~1.6× their CPU share when both want a core. Milder
+# than the threads' 5 used to be: the loop no longer shares a GIL with decodes, and the kernel already
+# favours a task that wakes from sleep (the loop) over ones that run flat out (decodes).
+WORKER_NICENESS = 2
 # Work without a deadline (admin thumbnails, reference checks) queues as if due this far ahead, and is
 # stopped when that time has passed.
 UNDATED_SECONDS = 60.0
