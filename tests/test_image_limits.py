@@ -129,3 +129,11 @@ async def test_a_photo_that_cannot_finish_in_time_is_answered_busy_at_once(booth
     assert fallback.headers["x-boothgate-fallback"] == "busy"
     assert len(booth.calls) == calls, "a photo answered busy must not reach the provider"
     assert (await booth.post("gemini", 2, photo)).status == 200
+
+
+async def test_health_reports_the_image_workers(booth: Booth) -> None:
+    async with booth.api() as client:
+        health = (await client.get("/health")).json()
+    workers = health["image_workers"]
+    assert workers["workers"] == booth.settings.image_workers and workers["stuck"] == 0
+    assert health["status"] == "ok"

@@ -23,7 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from boothgate import imagecheck
 from boothgate.errors import BoothError, CorruptImage, ProviderFailed, TooLarge, UnsupportedImage
 from boothgate.growing import GrowingFile
-from boothgate.providers.base import PreparedImage
+from boothgate.prepared import PreparedImage
 
 MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "heic": "image/heic"}
 PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}

@@ -231,6 +231,7 @@ class ImageWorkers:
         # One thread per task in flight waits on its pipe; plus a few for starting and stopping processes.
         self._io = ThreadPoolExecutor(sum(self.capacity.values()) + 2, thread_name_prefix="image-io")
         self.running: dict[int, Running] = {}
+        self._busy: dict[int, _Process] = {}  # processes running a task, by pid (stopped at shutdown)
         self.replaced = 0  # processes stopped because their work was no longer wanted (or they died)
         self.started = dict.fromkeys(LANES, 0)  # tasks started per lane
         self._service = INITIAL_SERVICE_SECONDS  # moving average of a queue task's run time
@@ -305,6 +306,7 @@ class ImageWorkers:
         loop = asyncio.get_running_loop()
         worker = await self._take()
         self.running[worker.pid] = Running(worker.pid, lane, JOB.get(), due)
+        self._busy[worker.pid] = worker
         self.started[lane] += 1
         started = time.monotonic()
         exchange = loop.run_in_executor(self._io, worker.exchange, func, args)
@@ -313,9 +315,11 @@ class ImageWorkers:
         except BaseException:
             # Deadline passed, or the booth was answered: the work is no longer wanted. Stop it now.
             self.running.pop(worker.pid, None)
+            self._busy.pop(worker.pid, None)
             self._replace(worker)
             raise
         self.running.pop(worker.pid, None)
+        self._busy.pop(worker.pid, None)
         if kind == "lost":
             self._replace(worker)
             raise WorkerLost("The image worker stopped before it finished (the image may be hostile or too big).")
@@ -390,6 +394,8 @@ class ImageWorkers:
             idle, self._idle = self._idle, []
         for worker in idle:
             worker.stop()
+        for worker in list(self._busy.values()):
+            worker.kill()
         self._io.shutdown(wait=False, cancel_futures=True)
 
 
