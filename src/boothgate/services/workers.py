@@ -59,8 +59,6 @@ WORKER_NICENESS = 2
 UNDATED_SECONDS = 60.0
 # A task still running this long after its deadline was not stopped: `/health` reports it as stuck.
 STUCK_GRACE_SECONDS = 2.0
-# The service time assumed before any work has been measured (a 24 MP JPEG takes ~0.15 s of CPU).
-INITIAL_SERVICE_SECONDS = 0.2
 LANES = ("queue", "stream")
 _FRAME = struct.Struct(">Q")  # every message on a worker's pipes: its length, then the pickle
 
@@ -234,7 +232,9 @@ class ImageWorkers:
         self._busy: dict[int, _Process] = {}  # processes running a task, by pid (stopped at shutdown)
         self.replaced = 0  # processes stopped because their work was no longer wanted (or they died)
         self.started = dict.fromkeys(LANES, 0)  # tasks started per lane
-        self._service = INITIAL_SERVICE_SECONDS  # moving average of a queue task's run time
+        # Moving average of a queue task's run time; None until one has been measured (a guess would be wrong
+        # by 20× between a 2 MP and a 24 MP photo, and would refuse the first photos of a burst for nothing).
+        self._service: float | None = None
         self._closed = False
 
     # --- figures ------------------------------------------------------------------------
@@ -266,12 +266,14 @@ class ImageWorkers:
             "stuck": len(self.stuck()),
             "replaced": self.replaced,
             "early_decodes": self.started["stream"],
-            "service_seconds": round(self._service, 3),
+            "service_seconds": None if self._service is None else round(self._service, 3),
         }
 
     def expected_wait(self, due: float) -> float:
         """Seconds until queue work due at `due` would be finished: the queued work with an earlier deadline
         runs first (earliest deadline first), then this one, `workers` at a time."""
+        if self._service is None:
+            return 0.0
         ahead = sum(1 for d, _, w in self._waiting["queue"] if d <= due and not w.done())
         return (ahead + self.busy / 2 + 1) * self._service / self.workers
 
@@ -326,7 +328,8 @@ class ImageWorkers:
         with self._lock:
             self._idle.append(worker)
         if lane == "queue":
-            self._service = 0.8 * self._service + 0.2 * (time.monotonic() - started)
+            took = time.monotonic() - started
+            self._service = took if self._service is None else 0.8 * self._service + 0.2 * took
         if kind == "booth":
             cls, message, code, status = value
             raise cls(message, code=code, status=status)
