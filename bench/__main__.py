@@ -11,6 +11,7 @@ Timing goals are checked here and printed, never asserted in `make test`.
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as dt
 import shutil
 import sys
@@ -29,7 +30,7 @@ from bench.report import (
     targets,
     targets_table,
 )
-from bench.run import Outcome, run_target
+from bench.run import DEADLINE_SECONDS, Outcome, run_target
 from bench.scenarios import Scenario, full_scenarios, quick_scenarios
 
 DEFAULT_OUT = ROOT / "docs" / "benchmarks.md"
@@ -50,6 +51,9 @@ def summary(o: Outcome) -> str:
     stall = f", stall {o.loop['max_stall_ms']:.0f} ms" if o.loop else ""
     cpu = o.cpu_ms_per_photo
     late = f", after last byte p50 {o.after_last_byte_ms(50) or 0:.0f} ms" if o.scenario.bytes_per_second else ""
+    late_by = collections.Counter(p.status for p in o.posts if p.seconds > DEADLINE_SECONDS)
+    if late_by:
+        late += ", late by status " + ", ".join(f"{k}: {v}" for k, v in sorted(late_by.items()))
     if o.workers:
         late += f", early decodes {o.workers.get('early_decodes')}, workers replaced {o.workers.get('replaced')}"
     return (
@@ -90,8 +94,12 @@ def notes(quick: bool) -> list[str]:
         "photo takes ~0.17 s of CPU to prepare, and 2 cores prepare about 10 a second.",
         "The 50-booth load runs 3 cycles of 30 s (150 posts) instead of an evening: the load is periodic, so "
         "more cycles add samples, not new behaviour. The echo floor runs one cycle.",
-        "Peak RSS is the server process's VmHWM. Loop stall is the worst lateness of a task that sleeps 10 ms "
+        "Peak RSS is the server process's VmHWM; image work runs in worker processes, so the floor table's "
+        "memory is the sampled peak of the server and its workers together (sum of PSS), and CPU per photo "
+        "counts the workers too. Loop stall is the worst lateness of a task that sleeps 10 ms "
         "in the server's event loop (`services/loopwatch.py`).",
+        "The paced scenario throttles each booth's upload in the client (4 MB/s, like a booth on a real "
+        "network); *last byte → answer* is measured at the booth from handing the last byte to the socket.",
         "The booths run in the bench process on the same 2 cores, and other work on the machine counts: "
         "compare runs by the ratios and by server CPU per photo, which are steadier than wall times.",
         *(["This was a --quick run: small scenarios, not the issue's sizes."] if quick else []),

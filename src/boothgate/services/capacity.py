@@ -5,14 +5,20 @@ very end of its wait (or, with every core busy, after it). So before a photo is 
 to finish it — the image work queued ahead of it (earliest deadline first: only work due earlier), its own
 preparation, and the provider's recent pace — is compared with the time left. When it does not fit, the
 booth is answered now: 503 `busy` with a Retry-After, or the slot's `on_failure` (the guest's own photo).
+The same holds after admission: a photo still waiting for a worker when only the provider's time is left
+is answered busy then, instead of 504 at the very end.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from boothgate.deadline import Deadline
 from boothgate.errors import BoothError
+from boothgate.prepared import PreparedImage
+from boothgate.services.early import EarlyDecode
+from boothgate.services.imaging import Imaging
 from boothgate.services.workers import ImageWorkers
 from boothgate.storage.models import Slot
 
@@ -52,9 +58,12 @@ class Capacity:
     def pace(self, slot: Slot) -> float:
         return self._pace.get((slot.provider, slot.number), 0.0)
 
-    def check(self, slot: Slot, deadline: Deadline, prepared: bool = False) -> None:
-        """Raise Busy when a photo admitted now would not be answered before `deadline`. `prepared`: the photo
-        is already being decoded (while it arrived), so it does not wait in the image queue."""
+    def check(self, slot: Slot, deadline: Deadline, early: EarlyDecode | None = None) -> None:
+        """Raise Busy when a photo admitted now would not be answered before `deadline`. A photo already
+        decoded while it arrived (`early`) does not wait in the image queue."""
+        if early is not None:
+            early.admitted()
+        prepared = early is not None and early.started
         queue = 0.0 if prepared else self.workers.expected_wait(deadline.at)
         needed = queue + self.pace(slot) + FINISH_SECONDS
         left = deadline.remaining()
@@ -65,3 +74,15 @@ class Capacity:
             f"(image queue {queue:.1f} s, provider {self.pace(slot):.1f} s) and {left:.0f} s are left.",
             retry_after=max(queue, 1.0),
         )
+
+    async def prepare(self, imaging: Imaging, slot: Slot, deadline: Deadline, path: Path, pixels: int) -> PreparedImage:
+        """Prepare an admitted photo, but only while the provider can still finish after it: a photo still
+        waiting for a worker when that moment passes is answered busy at once, not 504 at the deadline."""
+        due = deadline.at - self.pace(slot) - FINISH_SECONDS
+        try:
+            return await imaging.prepare(path, pixels, due, admitted=True)
+        except TimeoutError:
+            raise Busy(
+                "The server is busy: this photo could not be prepared in time for the provider.",
+                retry_after=self.workers.expected_wait(deadline.at),
+            ) from None

@@ -62,6 +62,8 @@ class EarlyDecode:
         self.task: asyncio.Task[PreparedImage] | None = None
         self._probe: tuple[float, int] | None = None
         self._given_up = not SUPPORTED or pixels is None or content_length is None
+        # Until it is admitted, this photo counts as image work to come (the busy estimate of those after it).
+        imaging.workers.announce(self, deadline)
 
     @property
     def started(self) -> bool:
@@ -111,8 +113,13 @@ class EarlyDecode:
         finally:
             self._remove_marker()
 
+    def admitted(self) -> None:
+        """The photo now queues for its own preparation (or never will): no longer work to come."""
+        self.imaging.workers.withdraw(self)
+
     def close(self) -> None:
         """The job is over (or no longer needs this): stop the decode and its worker process."""
+        self.admitted()
         if self.task is not None and not self.task.done():
             self.task.cancel()
         self._remove_marker()

@@ -184,7 +184,7 @@ class Ingest:
         )
         if reused is not None and reused.result_path:
             return await self._answer_reused(job, reused)
-        self.capacity.check(slot, job.deadline, prepared=bool(job.early and job.early.started))
+        self.capacity.check(slot, job.deadline, job.early)
         job.record.status = "running"
         await self.jobs.add(job.record)
         job.stage = "provider"
@@ -301,8 +301,8 @@ class Ingest:
         assert job.photo is not None
         pixels = provider.input_pixels()
         started = time.monotonic()
-        photo = (job.early and await job.early.take(pixels)) or await self.imaging.prepare(
-            job.photo, pixels, job.deadline.at, admitted=True
+        photo = (job.early and await job.early.take(pixels)) or await self.capacity.prepare(
+            self.imaging, slot, job.deadline, job.photo, pixels
         )
         reference = None
         reference_path = self.slots.reference_path(slot)

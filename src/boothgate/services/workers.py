@@ -236,6 +236,9 @@ class ImageWorkers:
         # by 20× between a 2 MP and a 24 MP photo, and would refuse the first photos of a burst for nothing).
         self._service: float | None = None
         self._closed = False
+        # Photos still arriving (or being admitted), by token: their deadline. They will queue for a worker
+        # soon, and those that arrived earlier go first (earliest deadline first) — so they count as ahead.
+        self._announced: dict[object, float] = {}
 
     # --- figures ------------------------------------------------------------------------
     @property
@@ -270,12 +273,21 @@ class ImageWorkers:
         }
 
     def expected_wait(self, due: float) -> float:
-        """Seconds until queue work due at `due` would be finished: the queued work with an earlier deadline
-        runs first (earliest deadline first), then this one, `workers` at a time."""
+        """Seconds until queue work due at `due` would be finished: the work with an earlier deadline — queued,
+        or announced (a photo still arriving) — runs first (earliest deadline first), then this one,
+        `workers` at a time."""
         if self._service is None:
             return 0.0
         ahead = sum(1 for d, _, w in self._waiting["queue"] if d <= due and not w.done())
+        ahead += sum(1 for d in self._announced.values() if d < due)
         return (ahead + self.busy / 2 + 1) * self._service / self.workers
+
+    def announce(self, token: object, due: float) -> None:
+        """A photo due at `due` is arriving and will need a worker (see `expected_wait`)."""
+        self._announced[token] = due
+
+    def withdraw(self, token: object) -> None:
+        self._announced.pop(token, None)
 
     def has_free(self, lane: str) -> bool:
         return self._free[lane] > 0 and not any(not w.done() for *_, w in self._waiting[lane])
