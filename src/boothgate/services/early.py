@@ -7,7 +7,8 @@ the file while it grows (`boothgate.growing`; reduced-scale decoding and the str
 usual), and the prepared photo is ready a few milliseconds after the last byte.
 
 Bounded: only when a stream worker is free at that moment (never more early decoders than image workers,
-each holding one scaled image), only when the rest of the upload is expected to take long enough to pay
+each holding one scaled image) and no photo waits in the image queue (then the CPU is saturated and an
+early decode would only reorder the work — a burst over a fast network), only when the rest of the upload is expected to take long enough to pay
 (over loopback a photo arrives in milliseconds and is prepared as before), and only for a request that
 proved the password (a stranger makes us decode nothing). A decode whose job ends — failed, answered,
 timed out — is stopped with its worker process.
@@ -88,7 +89,10 @@ class EarlyDecode:
         if sniff(upload.head) != "jpeg" or not self.allowed(upload):
             self._given_up = True
             return
-        if not self.imaging.workers.has_free("stream"):
+        workers = self.imaging.workers
+        if workers.queued:
+            return  # the CPU is saturated by photos already here: decoding early would only reorder work
+        if not workers.has_free("stream"):
             return  # maybe a stream worker is free at the next batch
         self.task = asyncio.create_task(self.imaging.prepare_growing(self.path, self.pixels, self.deadline))
         self.task.add_done_callback(_retrieve)
