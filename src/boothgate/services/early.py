@@ -7,10 +7,11 @@ the file while it grows (`boothgate.growing`; reduced-scale decoding and the str
 usual), and the prepared photo is ready a few milliseconds after the last byte.
 
 Bounded: only when a stream worker is free at that moment (never more early decoders than image workers,
-each holding one scaled image) and no photo waits in the image queue (then the CPU is saturated and an
-early decode would only reorder the work — a burst over a fast network), only when the rest of the upload is expected to take long enough to pay
-(over loopback a photo arrives in milliseconds and is prepared as before), and only for a request that
-proved the password (a stranger makes us decode nothing). A decode whose job ends — failed, answered,
+each holding one scaled image); only when no photo waits in the image queue (then the CPU is saturated
+and an early decode would only reorder the work: a burst over a fast network); only when the rest of the
+upload is expected to take long enough to pay (over loopback a photo arrives in milliseconds and is
+prepared as before); and only for a request that proved the password (a stranger makes us decode
+nothing). A decode whose job ends — failed, answered,
 timed out — is stopped with its worker process.
 
 Not on Windows: there a file that a worker holds open cannot be renamed into photos/.
