@@ -17,7 +17,7 @@ from boothgate.errors import CorruptImage
 from boothgate.imagecheck import Walker, walker_for
 
 # How often a waiting read looks for new bytes: the decode follows the upload at most this far behind.
-POLL_SECONDS = 0.005
+POLL_SECONDS = 0.01
 ABORTED = "aborted"
 
 
