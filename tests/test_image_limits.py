@@ -12,12 +12,18 @@ import io
 import itertools
 import re
 import struct
+import time
 import zlib
 from typing import Any, ClassVar
 
+import pytest
 from PIL import Image
 
+from boothgate.deadline import Deadline
 from boothgate.providers.base import ProviderRequest, ProviderResult
+from boothgate.services.capacity import PACE_TTL_SECONDS, Busy, Capacity
+from boothgate.services.workers import ImageWorkers
+from boothgate.storage.models import Slot
 from tests.conftest import Booth, ScriptedProvider, make_jpeg, photo_array
 
 
@@ -137,3 +143,17 @@ async def test_health_reports_the_image_workers(booth: Booth) -> None:
     workers = health["image_workers"]
     assert workers["workers"] == booth.settings.image_workers and workers["stuck"] == 0
     assert health["status"] == "ok"
+
+
+def test_a_slow_pace_is_forgotten_so_the_slot_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One call that hung until its deadline must not make a slot refuse photos for ever."""
+    workers = ImageWorkers(1)
+    capacity = Capacity(workers)
+    slot = Slot(provider="gemini", number=1)
+    capacity.record(slot, 47.9)
+    with pytest.raises(Busy):
+        capacity.check(slot, Deadline.after(48.0))
+    later = time.monotonic() + PACE_TTL_SECONDS + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    capacity.check(slot, Deadline.after(48.0))  # admitted: the pace is measured again
+    workers.shutdown()

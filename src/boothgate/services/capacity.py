@@ -12,6 +12,7 @@ is answered busy then, instead of 504 at the very end.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 from boothgate.deadline import Deadline
@@ -25,6 +26,9 @@ from boothgate.storage.models import Slot
 # A slot's provider pace: moving average of its recent call times (seconds). Per slot, not per tab: the
 # slot's kind, prompt and model decide how long a call takes.
 PACE_WEIGHT = 0.3
+# A pace older than this is forgotten: otherwise one call that hung until its deadline would make the slot
+# refuse every later photo, and with no more calls the pace could never come down again.
+PACE_TTL_SECONDS = 30.0
 # Time kept free for storing and answering after the provider (the spine's answer margin and the finish).
 FINISH_SECONDS = 0.5
 
@@ -44,7 +48,7 @@ class Busy(BoothError):
 class Capacity:
     def __init__(self, workers: ImageWorkers) -> None:
         self.workers = workers
-        self._pace: dict[tuple[str, int], float] = {}
+        self._pace: dict[tuple[str, int], tuple[float, float]] = {}  # slot: (seconds, when recorded)
 
     def record(self, slot: Slot, seconds: float | None) -> None:
         """A provider call of `slot` ended after `seconds` (success or not: both say how long a call takes now;
@@ -52,11 +56,13 @@ class Capacity:
         if seconds is None:
             return
         key = (slot.provider, slot.number)
-        previous = self._pace.get(key)
-        self._pace[key] = seconds if previous is None else previous + PACE_WEIGHT * (seconds - previous)
+        previous = self.pace(slot) or None  # none yet, or forgotten: this call alone is the pace
+        value = seconds if previous is None else previous + PACE_WEIGHT * (seconds - previous)
+        self._pace[key] = (value, time.monotonic())
 
     def pace(self, slot: Slot) -> float:
-        return self._pace.get((slot.provider, slot.number), 0.0)
+        value, when = self._pace.get((slot.provider, slot.number), (0.0, 0.0))
+        return value if time.monotonic() - when <= PACE_TTL_SECONDS else 0.0
 
     def check(self, slot: Slot, deadline: Deadline, early: EarlyDecode | None = None) -> None:
         """Raise Busy when a photo admitted now would not be answered before `deadline`. A photo already
