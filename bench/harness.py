@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -54,6 +55,62 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children(pid: int) -> list[int]:
+    """Live child processes (our server's image workers)."""
+    pids: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            pids += [int(p) for p in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return pids
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children: live ones, and those already ended and reaped (cutime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    own = sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks
+    return own + sum(cpu_seconds(child) for child in children(pid))
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional memory of a process (shared pages split between their users), in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class TreeMemory:
+    """Samples the memory of a server and its worker processes (sum of PSS) every 50 ms; keeps the peak.
+    A worker's decode peak is in the worker, not in the server's own VmHWM."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak_mb = pid, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            total = pss_mb(self.pid) + sum(pss_mb(child) for child in children(self.pid))
+            self.peak_mb = max(self.peak_mb, total)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 @dataclass
 class ServerProcess:
     """A running server under test."""
@@ -70,7 +127,7 @@ class ServerProcess:
         return vm_hwm_mb(self.proc.pid)
 
     def cpu_seconds(self) -> float:
-        return cpu_seconds(self.proc.pid)
+        return tree_cpu_seconds(self.proc.pid)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -129,6 +186,7 @@ class Post:
     status: int  # 0 when the request failed without an HTTP answer
     answer_bytes: int
     error: str = ""
+    after_last_byte: float = 0.0  # from the body's last byte leaving the booth to the whole answer
 
 
 @dataclass
@@ -147,6 +205,7 @@ class Booths:
     upload_path: str
     password: str
     timeout_seconds: float
+    bytes_per_second: float | None = None  # pace each body like a booth on a real network
     posts: list[Post] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -159,7 +218,7 @@ class Booths:
     async def post(self, booth: int, body: tuple[bytes, str]) -> Post:
         """Post one prepared body like the booth (new connection, Expect: 100-continue) and time it."""
         t0 = time.monotonic()
-        status, size, error = 0, 0, ""
+        status, size, error, after = 0, 0, "", 0.0
         try:
             answer = await post_photo_async(
                 self.base_url + self.upload_path,
@@ -167,13 +226,14 @@ class Booths:
                 body=body[0],
                 headers={"Content-Type": body[1]},
                 timeout=self.timeout_seconds,
+                bytes_per_second=self.bytes_per_second,
             )
-            status, size = answer.status, len(answer.body)
+            status, size, after = answer.status, len(answer.body), answer.after_last_byte
             if status != 200:
                 error = answer.body[:200].decode("utf-8", "replace")
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"
-        post = Post(booth, t0 - self.started, time.monotonic() - t0, status, size, error)
+        post = Post(booth, t0 - self.started, time.monotonic() - t0, status, size, error, after)
         self.posts.append(post)
         return post
 

@@ -3,8 +3,10 @@
 Every candidate turns the same spooled file into an upright JPEG of at most `provider_input_pixels`:
 
 - naive: full-size decode, then a high-quality (LANCZOS) resize — what the obvious code costs;
-- pillow-draft: `boothgate.images.prepare` (libjpeg DCT scaling through Pillow's draft mode);
-- simplejpeg: libjpeg-turbo's scaled decode through simplejpeg, Pillow for the last resize;
+- pillow-draft: `boothgate.images.prepare` (libjpeg DCT scaling through Pillow's draft mode; no resize when
+  a DCT scale is within reach of the target);
+- simplejpeg: libjpeg-turbo's scaled decode through simplejpeg with the same scale choice, Pillow for a
+  resize when one is needed;
 - pyvips: libvips' `thumbnail` (shrink-on-load), with one worker thread and with its default pool.
 
 Each runs in its own process, so its peak memory (VmHWM) is its own and no cache is shared.
@@ -69,13 +71,19 @@ _TRANSPOSE = {
 def simplejpeg_scaled(path: Path) -> bytes:
     import simplejpeg
 
+    from boothgate.images import draft_size
+
     data = path.read_bytes()
     with Image.open(io.BytesIO(data)) as header:  # header only: size and EXIF orientation
         orientation = header.getexif().get(0x0112, 1)
         tw, th = _target(*header.size)
+        # the same choice as ours: a DCT scale within reach of the target is final (no resize)
+        (dw, dh), final = draft_size(*header.size, INPUT_PIXELS)
+    if final:
+        tw, th = dw, dh
     pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=tw, min_height=th)
     im = Image.fromarray(pixels)
-    if im.size != (tw, th):
+    if not final and im.size != (tw, th):
         im = im.resize((tw, th), Image.Resampling.BILINEAR, reducing_gap=2.0)
     if orientation in _TRANSPOSE:  # rotate the small image, not the big one
         im = im.transpose(_TRANSPOSE[orientation])

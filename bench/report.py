@@ -49,6 +49,7 @@ class Pair:
 
     ours: Outcome
     echo: Outcome | None
+    floor: Outcome | None = None  # the same-run preparation floor (bench/prepfloor.py)
 
 
 def _triple(o: Outcome | None) -> str:
@@ -158,6 +159,86 @@ def targets(pairs: list[Pair], prep: dict[str, Measurement]) -> list[Target]:
     return out
 
 
+FLOOR_HEADER = [
+    "scenario",
+    "posts",
+    "errors / late (floor)",
+    "overhead p50 / worst ms",
+    "prep floor p50 / worst ms",
+    "p50 / worst vs floor",
+    "echo p50 ms",
+    "last byte → answer − provider, p50 / worst ms (floor)",
+    "peak memory, server + workers MB (floor)",
+    "CPU ms/photo (floor)",
+]
+
+
+def _pair_ms(a: float | None, b: float | None) -> str:
+    return f"{_ms(a)} / {_ms(b)}"
+
+
+def _floor_row(pair: Pair) -> list[str]:
+    o, f, e = pair.ours, pair.floor, pair.echo
+    ratio = "—"
+    if f is not None:
+        r50, rw = _ratio(o.percentile_ms(50), f.percentile_ms(50)), _ratio(o.worst_ms(), f.worst_ms())
+        ratio = f"{r50} / {rw}"
+    paced = o.scenario.bytes_per_second is not None
+    last = _pair_ms(o.after_last_byte_ms(50), o.after_last_byte_ms(100)) if paced else "—"
+    if paced and f is not None:
+        last += f" ({_ms(f.after_last_byte_ms(50))})"
+    return [
+        o.scenario.title,
+        str(len(o.posts)),
+        f"{o.errors} / {o.late}" + (f" ({f.errors} / {f.late})" if f else ""),
+        _pair_ms(o.percentile_ms(50), o.worst_ms()),
+        _pair_ms(f.percentile_ms(50), f.worst_ms()) if f else "—",
+        ratio,
+        _ms(e.percentile_ms(50)) if e else "—",
+        last,
+        f"{o.peak_tree_mb:.0f}" + (f" ({f.peak_tree_mb:.0f})" if f else ""),
+        _ms(o.cpu_ms_per_photo) + (f" ({_ms(f.cpu_ms_per_photo)})" if f else ""),
+    ]
+
+
+def floor_table(pairs: list[Pair]) -> list[str]:
+    rows = [_floor_row(p) for p in pairs if p.floor is not None]
+    return markdown_table(FLOOR_HEADER, rows) if rows else []
+
+
+def _ratio_value(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def floor_targets(pairs: list[Pair]) -> list[Target]:
+    """Issue 15's targets: ratios to the same-run floor, time after the last byte, memory, lateness."""
+    by_key = {p.ours.scenario.key: p for p in pairs}
+    out: list[Target] = []
+    loop16 = by_key.get("loop16")
+    if loop16 and loop16.floor:
+        o, f = loop16.ours, loop16.floor
+        for name, a, b in (("p50", o.percentile_ms(50), f.percentile_ms(50)), ("worst", o.worst_ms(), f.worst_ms())):
+            text = f"16 booths over loopback: overhead {name} ≤ 1.15× the prep floor's"
+            measured = f" ({_ms(a)} vs {_ms(b)} ms)"
+            out.append(_check(text, _ratio_value(a, b), 1.15, lambda v, m=measured: f"{v:.2f}×{m}"))
+    paced = by_key.get("paced")
+    if paced:
+        text = "4 MB/s uploads: p50 last byte → answer, minus provider latency ≤ 0.2 s"
+        out.append(_check(text, paced.ours.after_last_byte_ms(50), 200, lambda v: f"{v:.0f} ms"))
+    burst128 = by_key.get("burst128")
+    if burst128:
+        text = "128 in flight: peak memory (server + workers) ≤ 400 MB"
+        out.append(_check(text, burst128.ours.peak_tree_mb, 400, lambda v: f"{v:.0f} MB"))
+    burst = by_key.get("burst")
+    if burst:
+        o = burst.ours
+        slowest = max((p.seconds for p in o.posts), default=0.0)
+        busy = sum(1 for p in o.posts if p.status == 503)
+        text = f"200 at once: 0 answers after the {DEADLINE_SECONDS:.0f} s deadline"
+        out.append(Target(text, f"{o.late} late, slowest {slowest:.1f} s, {busy} busy", o.late == 0))
+    return out
+
+
 def targets_table(items: list[Target]) -> list[str]:
     mark = {True: "met", False: "**missed**", None: "—"}
     return markdown_table(["target", "measured", ""], [[t.text, t.measured, mark[t.met]] for t in items])
@@ -172,6 +253,7 @@ def page(
     scenario_lines: list[str],
     target_lines: list[str],
     notes: list[str],
+    floor_lines: list[str] | None = None,
 ) -> str:
     """The whole `docs/benchmarks.md`."""
     head = [
@@ -196,6 +278,7 @@ def page(
         "",
         *scenario_lines,
         "",
+        *(_floor_section(floor_lines) if floor_lines else []),
         "## Preparing a 24 MP JPEG for the provider",
         "",
         "Median of repeated runs, each candidate in its own process; CPU counts all threads.",
@@ -208,3 +291,18 @@ def page(
         "",
     ]
     return "\n".join(head)
+
+
+def _floor_section(lines: list[str]) -> list[str]:
+    return [
+        "## Against the same-run preparation floor",
+        "",
+        "The *prep floor* (`bench/prepfloor.py`) receives the same upload, DCT-scale-decodes it to the "
+        "provider's size, encodes it, waits the same provider latency and answers the same bytes — the "
+        "necessary work and nothing else, decoded in threads. Memory is the peak of the server and its "
+        "worker processes together (sum of PSS, sampled every 50 ms). *Last byte → answer* is measured at "
+        "the booth, for booths that pace their upload like a real network.",
+        "",
+        *lines,
+        "",
+    ]

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from bench.harness import Booths, Post, ServerProcess, run_server
+from bench.harness import Booths, Post, ServerProcess, TreeMemory, run_server
 from bench.photos import photo_path
 from bench.scenarios import Counter, Scenario, load_photo, run_pattern, unique_photo
 
@@ -27,7 +27,7 @@ class Outcome:
     """What one scenario did to one target."""
 
     scenario: Scenario
-    target: str  # "boothgate" or "echo"
+    target: str  # "boothgate", "echo" or "prepfloor"
     posts: list[Post]
     wall_seconds: float
     peak_rss_mb: float
@@ -35,7 +35,9 @@ class Outcome:
     loop: dict[str, Any] | None = None  # the server's loop watch figures, from /health
     provider_calls: list[dict[str, Any]] = field(default_factory=list)
     provider_seconds: float = 0.0  # subtracted from each answer time to get the overhead
-    cpu_seconds: float = 0.0  # the server process's CPU time during the scenario (all threads)
+    cpu_seconds: float = 0.0  # the server's CPU time during the scenario (all threads, and its workers)
+    peak_tree_mb: float = 0.0  # peak memory of the server and its worker processes together (PSS, sampled)
+    workers: dict[str, Any] | None = None  # the server's image workers, from /health (early decodes, replaced)
 
     @property
     def cpu_ms_per_photo(self) -> float | None:
@@ -57,12 +59,15 @@ class Outcome:
         return sorted((p.seconds - self.provider_seconds) * 1000 for p in self.ok)
 
     def percentile_ms(self, q: float) -> float | None:
+        return _percentile(self.overheads_ms(), q)
+
+    def worst_ms(self) -> float | None:
         values = self.overheads_ms()
-        if not values:
-            return None
-        if len(values) == 1:
-            return values[0]
-        return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+        return values[-1] if values else None
+
+    def after_last_byte_ms(self, q: float) -> float | None:
+        """Percentile of the time from the last byte sent to the whole answer, minus the provider's latency."""
+        return _percentile(sorted((p.after_last_byte - self.provider_seconds) * 1000 for p in self.ok), q)
 
     @property
     def throughput(self) -> float:
@@ -79,6 +84,14 @@ class Outcome:
 
     def first_errors(self, n: int = 3) -> list[str]:
         return [f"{p.status} {p.error}"[:160] for p in self.posts if p.status != 200][:n]
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1 or q >= 100:
+        return values[-1] if q >= 100 else values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 def _boothgate_env(workdir: Path, scenario: Scenario, provider_log: Path) -> dict[str, str]:
@@ -130,17 +143,21 @@ def run_target(target: str, scenario: Scenario, workdir: Path) -> Outcome:
     provider_log = workdir / "provider.jsonl"
     if target == "echo":
         module, env = "bench.echo", {}
+    elif target == "prepfloor":
+        module, env = "bench.prepfloor", {"BOOTHGATE_BENCH_PROVIDER_SECONDS": str(scenario.provider_seconds)}
     else:
         module, env = "bench.server", _boothgate_env(workdir, scenario, provider_log)
     with run_server(module, [], env, workdir) as server:
         booths = Booths(server.base_url, "/booth/gemini/1", UPLOAD_PASSWORD, CLIENT_TIMEOUT_SECONDS)
         counter = Counter()
-        if target != "echo":
+        if target == "boothgate":
             _enable_slot(server)
         asyncio.run(_warm_up(booths, counter))
         provider_log.unlink(missing_ok=True)  # the warm-up's call is not one of the scenario's
+        booths.bytes_per_second = scenario.bytes_per_second
         t0, cpu0 = time.monotonic(), server.cpu_seconds()
-        posts = asyncio.run(run_pattern(booths, scenario, counter))
+        with TreeMemory(server.pid) as memory:
+            posts = asyncio.run(run_pattern(booths, scenario, counter))
         wall, cpu = time.monotonic() - t0, server.cpu_seconds() - cpu0
         health = _health(server)
         peak = server.peak_rss_mb()
@@ -156,6 +173,8 @@ def run_target(target: str, scenario: Scenario, workdir: Path) -> Outcome:
         photo_path(scenario.photo).stat().st_size,
         loop=health.get("loop_watch"),
         provider_calls=calls,
-        provider_seconds=scenario.provider_seconds if target == "boothgate" else 0.0,
+        provider_seconds=scenario.provider_seconds if target != "echo" else 0.0,
         cpu_seconds=cpu,
+        peak_tree_mb=memory.peak_mb,
+        workers=health.get("image_workers"),
     )

@@ -30,6 +30,8 @@ class Scenario:
     period_seconds: float = 0.0  # periodic
     duration_seconds: float = 0.0  # closed
     settings: tuple[tuple[str, str], ...] = ()  # extra BOOTHGATE_ settings for our server
+    bytes_per_second: float | None = None  # booths upload at this pace (a real network), else at full speed
+    floor: bool = False  # also run the same-run preparation floor (bench/prepfloor.py)
 
     def scaled(self, **changes: object) -> Scenario:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -57,6 +59,20 @@ def full_scenarios() -> list[Scenario]:
             "max", "max sustained throughput, 24 MP, 24 booths back to back, 1 s provider", "24mp", "closed",
             24, 1.0, duration_seconds=40.0,
         ),
+        *floor_scenarios(),
+    ]  # fmt: skip
+
+
+def floor_scenarios() -> list[Scenario]:
+    """Speed to the floor: each against our server and the same-run preparation floor."""
+    return [
+        Scenario("loop16", "16 simultaneous 24 MP posts over loopback, 2 s provider", "24mp", "burst", 16, 2.0,
+                 floor=True),
+        Scenario("paced", "8 booths, each uploading a 24 MP photo at 4 MB/s every 8 s, 2 s provider", "24mp",
+                 "periodic", 8, 2.0, posts_per_booth=2, period_seconds=8.0, bytes_per_second=4_000_000,
+                 floor=True),
+        Scenario("burst64", "64 simultaneous 24 MP posts, 10 s provider", "24mp", "burst", 64, 10.0, floor=True),
+        Scenario("burst128", "128 simultaneous 24 MP posts, 10 s provider", "24mp", "burst", 128, 10.0, floor=True),
     ]  # fmt: skip
 
 

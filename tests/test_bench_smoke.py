@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from bench import photos
 from bench.harness import Photo
-from bench.report import Pair, page, scenario_table, targets, targets_table
+from bench.report import Pair, floor_table, floor_targets, page, scenario_table, targets, targets_table
 from bench.run import run_target
 from bench.scenarios import Scenario, unique_photo
 from PIL import Image
@@ -67,3 +67,21 @@ def test_one_post_through_a_real_server_process(tmp_path: Path) -> None:
         "cmd", "machine", dt.datetime.now(), 1.0, [], scenario_table(pairs, 0.0), targets_table(targets(pairs, {})), []
     )
     assert "| 1 booth, 2 MP, smoke | 1 | 0 / 0 |" in text
+
+
+def test_the_prep_floor_and_paced_booths(tmp_path: Path) -> None:
+    """The same-run floor answers like our server, and a paced booth reports the time after its last byte."""
+    scenario = Scenario(
+        "paced", "1 paced booth, 2 MP, smoke", "2mp", "sequential", 1, 0.2, bytes_per_second=2_000_000, floor=True
+    )
+    floor = run_target("prepfloor", scenario, tmp_path / "floor")
+    ours = run_target("boothgate", scenario, tmp_path / "ours")
+    for outcome in (floor, ours):
+        assert [p.status for p in outcome.posts] == [200], outcome.first_errors()
+        assert 0 < outcome.posts[0].after_last_byte < outcome.posts[0].seconds
+        assert outcome.peak_tree_mb > 10
+    assert ours.workers is not None and ours.workers["stuck"] == 0
+    lines = floor_table([Pair(ours, None, floor)])
+    assert lines[2].startswith("| 1 paced booth, 2 MP, smoke | 1 | 0 / 0 (0 / 0) |")
+    [target] = floor_targets([Pair(ours, None, floor)])
+    assert target.text.startswith("4 MB/s uploads") and target.met is not None

@@ -27,6 +27,7 @@ class BoothAnswer:
     body: bytes
     seconds: float
     got_continue: bool = False
+    after_last_byte: float = 0.0  # from the body's last byte leaving the booth to the whole answer
 
     @property
     def content_type(self) -> str:
@@ -131,8 +132,13 @@ async def post_photo_async(
     timeout: float = 60.0,
     expect_continue: bool = True,
     body: bytes | None = None,
+    bytes_per_second: float | None = None,
+    stop_after: int | None = None,
 ) -> BoothAnswer:
-    """POST like the booth and wait for the answer (at most `timeout` seconds, like the booth's wait)."""
+    """POST like the booth and wait for the answer (at most `timeout` seconds, like the booth's wait).
+
+    `bytes_per_second` paces the body like a booth on a real network; `stop_after` sends only that many
+    body bytes and then waits (a booth whose network dropped mid-upload)."""
     parts = urlsplit(url)
     tls = parts.scheme == "https"
     port = parts.port or (443 if tls else 80)
@@ -169,16 +175,36 @@ async def post_photo_async(
                     got_continue = True
                 except TimeoutError:
                     pass
-            writer.write(body)
-            await writer.drain()
+            last_byte = await _send_body(writer, body, bytes_per_second, stop_after)
             status, answer_headers, answer_body = await _read_response(reader)
             while status == 100:
                 status, answer_headers, answer_body = await _read_response(reader)
-            return BoothAnswer(status, answer_headers, answer_body, time.monotonic() - started, got_continue)
+            now = time.monotonic()
+            return BoothAnswer(status, answer_headers, answer_body, now - started, got_continue, now - last_byte)
         finally:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+PACE_CHUNK_BYTES = 64 * 1024
+
+
+async def _send_body(
+    writer: asyncio.StreamWriter, body: bytes, bytes_per_second: float | None, stop_after: int | None
+) -> float:
+    """Write the body (all at once, or paced); the instant its last byte was handed to the network."""
+    end = len(body) if stop_after is None else min(stop_after, len(body))
+    if not bytes_per_second:
+        writer.write(body[:end])
+        await writer.drain()
+        return time.monotonic()
+    begin = time.monotonic()
+    for start in range(0, end, PACE_CHUNK_BYTES):
+        await asyncio.sleep(max(0.0, begin + start / bytes_per_second - time.monotonic()))
+        writer.write(body[start : min(end, start + PACE_CHUNK_BYTES)])
+        await writer.drain()
+    return time.monotonic()
 
 
 def post_photo(url: str, photo: bytes, password: str | None = None, **kwargs: object) -> BoothAnswer:

@@ -8,6 +8,7 @@ the environment always wins over a stored one.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -176,7 +177,12 @@ class Settings(BaseSettings):
         description="Photos are downscaled to at most this many pixels before they go to a provider.",
     )
     jpeg_quality: int = Field(90, ge=50, le=100, description="JPEG quality for prepared inputs and results.")
-    image_workers: int = Field(2, ge=1, le=64, description="How many images are decoded at once (memory bound).")
+    image_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 2,
+        ge=1,
+        le=64,
+        description="Image worker processes: how many images are decoded at once (default: the machine's cores).",
+    )
     result_long_side_pixels: int = Field(
         3000,
         ge=256,
@@ -481,6 +487,8 @@ def settings_table() -> str:
         default = info.default
         if name.startswith("gemini_template_"):
             shown = "(photobooth template)"
+        elif info.default_factory is not None:  # depends on the machine: said in the description
+            shown = "(see description)"
         elif default is None or default == "":
             shown = "—"
         else:

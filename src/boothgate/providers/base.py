@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict
 
 from boothgate.deadline import Deadline
 
+# Part of the provider contract, defined apart so that image worker processes need not import this module.
+from boothgate.prepared import PreparedImage
+
 if TYPE_CHECKING:
     from boothgate.settings import Settings
 
@@ -29,20 +32,6 @@ class Kind(StrEnum):
 
 
 KINDS_NEEDING_REFERENCE = frozenset({Kind.face_swap, Kind.background})
-
-
-@dataclass(frozen=True)
-class PreparedImage:
-    """An image ready to send: already oriented, downscaled and encoded."""
-
-    data: bytes
-    mime: str
-    width: int
-    height: int
-
-    @property
-    def pixels(self) -> int:
-        return self.width * self.height
 
 
 class NoOptions(BaseModel):

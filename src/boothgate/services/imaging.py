@@ -1,5 +1,6 @@
-"""Image work off the event loop, a bounded number at a time (earliest deadline first), with prepared
-references cached. `deadline` arguments are monotonic instants (`Deadline.at`)."""
+"""Image work in worker processes, a bounded number at a time (earliest deadline first), stopped when its
+job no longer needs it, with prepared references cached. `deadline` arguments are monotonic instants
+(`Deadline.at`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from collections import OrderedDict
 from pathlib import Path
 
 from boothgate import images, shaping
+from boothgate.errors import CorruptImage, ProviderFailed
 from boothgate.providers.base import PreparedImage
-from boothgate.services.workers import ImageWorkers
+from boothgate.services.workers import ImageWorkers, WorkerLost
 
 REFERENCE_CACHE_SIZE = 64
 
@@ -21,11 +23,36 @@ class Imaging:
         self.quality = quality
         self._references: OrderedDict[tuple[str, int], PreparedImage] = OrderedDict()
 
-    async def prepare(self, source: Path | bytes, max_pixels: int, deadline: float | None = None) -> PreparedImage:
-        """Decode, orient, downscale, encode — on an image worker."""
-        return await self.workers.run(
-            deadline, images.prepare, source, max_pixels, self.max_source_pixels, self.quality
-        )
+    async def start(self) -> None:
+        await self.workers.start()
+
+    async def prepare(
+        self, source: Path | bytes, max_pixels: int, deadline: float | None = None, admitted: bool = False
+    ) -> PreparedImage:
+        """Decode, orient, downscale, encode — in an image worker. `admitted`: `admit` has checked the
+        file's structure already (a booth photo), so the worker does not walk it again."""
+        try:
+            return await self.workers.run(
+                deadline, images.prepare, source, max_pixels, self.max_source_pixels, self.quality, admitted
+            )
+        except WorkerLost as exc:
+            raise CorruptImage(f"The image could not be decoded: {exc}") from exc
+
+    async def prepare_growing(self, path: Path, max_pixels: int, deadline: float) -> PreparedImage:
+        """`prepare` for an upload still arriving, in the stream lane (see `services/early.py`)."""
+        try:
+            return await self.workers.run_in(
+                "stream",
+                deadline,
+                images.prepare_growing,
+                path,
+                max_pixels,
+                self.max_source_pixels,
+                self.quality,
+                deadline,
+            )
+        except WorkerLost as exc:
+            raise CorruptImage(f"The image could not be decoded: {exc}") from exc
 
     async def prepare_reference(
         self, path: Path, digest: str, max_pixels: int, deadline: float | None = None
@@ -43,12 +70,18 @@ class Imaging:
         return prepared
 
     async def finish(self, data: bytes, output_format: str, deadline: float | None = None) -> tuple[bytes, str]:
-        """The result in the slot's format. A result already in that format needs no worker: it must not
-        queue behind the photos of a burst while its own deadline runs out."""
+        """The result in the slot's format, admitted with the same pixel cap as photos (502
+        provider_bad_response). A result already in that format needs no worker: it must not queue behind
+        the photos of a burst while its own deadline runs out; its check reads headers only (a thread)."""
+        await asyncio.to_thread(images.check_result, data, self.max_source_pixels)
         passed = images.pass_through(data, output_format)
         if passed is not None:
             return passed
-        return await self.workers.run(deadline, images.finish_result, data, output_format, self.quality)
+        try:
+            return await self.workers.run(deadline, images.finish_result, data, output_format, self.quality)
+        except WorkerLost as exc:
+            message = f"The provider's image could not be decoded: {exc}"
+            raise ProviderFailed(message, code="provider_bad_response") from exc
 
     # --- result shape and overlay (booth-links) -----------------------------------------------
     async def shape(self, data: bytes, plan: shaping.ShapePlan, deadline: float | None = None) -> tuple[bytes, str]:
@@ -65,7 +98,8 @@ class Imaging:
         return await self.workers.run(None, shaping.check_overlay, data, self.max_source_pixels)
 
     async def inspect(self, source: Path | bytes) -> images.ImageInfo:
-        return await asyncio.to_thread(images.inspect, source, self.max_source_pixels)
+        """Type, size and structural limits, from the bytes without decoding (a few ms in a thread)."""
+        return await asyncio.to_thread(images.admit, source, self.max_source_pixels)
 
     async def thumbnail(self, source: Path | bytes, size: int) -> bytes:
         return await self.workers.run(None, images.thumbnail, source, size)

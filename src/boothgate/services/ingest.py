@@ -35,8 +35,10 @@ from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind, Provider, Pr
 from boothgate.providers.registry import Registry, UnknownProvider
 from boothgate.redaction import escape_field
 from boothgate.services import placeholders, shaping
+from boothgate.services.capacity import Capacity
 from boothgate.services.config import RuntimeConfig
 from boothgate.services.credentials import Credentials
+from boothgate.services.early import EarlyDecode, watch_upload
 from boothgate.services.fallback import FallbackChain
 from boothgate.services.imaging import Imaging
 from boothgate.services.jobs import JobStore
@@ -47,6 +49,7 @@ from boothgate.services.multipart import PARSE_CONCURRENCY, Limits, Upload, read
 from boothgate.services.slots import SlotService, parse_number
 from boothgate.services.strangers import PasswordProof, Strangers
 from boothgate.services.throttle import Throttle
+from boothgate.services.workers import JOB
 from boothgate.settings import Settings
 from boothgate.storage.db import is_disk_full
 from boothgate.storage.media import MediaStore
@@ -123,6 +126,7 @@ class _Job:
     photo_size: tuple[int, int] | None = None  # upright, as the booth sent it: what the result is shaped to
     prompt: str = ""  # the slot's prompt with its placeholders filled from this request
     prompt_values: dict[str, str] = field(default_factory=dict)  # what fills placeholders (a fallback's too)
+    early: EarlyDecode | None = None  # the photo decoded while it arrived (services/early.py)
 
     def photo_shape(self) -> tuple[int, int]:
         """The photo's upright size as the booth sent it (for answers shaped like the photo)."""
@@ -162,6 +166,7 @@ class Ingest:
         self.strangers = Strangers()
         self.recorder = JobRecorder(jobs, Journal(media.root / "journal"))
         self.fallbacks = FallbackChain(config, registry, slots.get, slots.db)
+        self.capacity = Capacity(imaging.workers)
 
     # --- the whole path ---------------------------------------------------------------------
     async def handle(self, request: BoothRequest) -> Answer:
@@ -184,6 +189,7 @@ class Ingest:
         proven = request.source != "booth" or self.credentials.check_upload(known)
         proof = PasswordProof(self.strangers, self.credentials, self.throttle, request.client, proven)
         job = _Job(record, request, deadline, self.media.incoming_path(job_id), settings, proof)
+        JOB.set(job_id)  # image work started for this request is tagged with its job
         try:
             async with asyncio.timeout_at(deadline.at - ANSWER_MARGIN_SECONDS):
                 return await self._process(job)
@@ -204,6 +210,9 @@ class Ingest:
         except Exception as exc:
             log.exception("job=%s unexpected failure", job_id)
             return await self._fail(job, errors.BoothError(f"Internal error: {type(exc).__name__}."))
+        finally:
+            if job.early is not None:
+                job.early.close()  # no image work of this job outlives its answer
 
     async def _process(self, job: _Job) -> Answer:
         start = job.request.received_at
@@ -224,6 +233,7 @@ class Ingest:
         # A rehearsal must meet the real service, never a stored answer.
         if reused is not None and reused.result_path and job.request.source != "rehearsal":
             return await self._answer_reused(job, reused)
+        self.capacity.check(slot, job.deadline, job.early)
         job.record.status = "running"
         await self._record_running(job)
         job.stage = "provider"
@@ -250,9 +260,18 @@ class Ingest:
             )
         limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout_seconds)
         job.upload = Upload()  # filled while reading: a failed upload's fields are still known
+        job.early = watch_upload(self.imaging, self.registry, self.credentials, request, job.incoming, job.deadline.at)
         upload = await read_upload(
-            request.content_type, request.body, job.incoming, limits, self._parsing, job.proof, job.upload
+            request.content_type,
+            request.body,
+            job.incoming,
+            limits,
+            self._parsing,
+            job.proof,
+            job.upload,
+            on_progress=job.early.progress,
         )
+        await job.early.complete(upload.size)
         job.record.meta = _metadata(upload, request.query)
         job.record.photo_bytes = upload.size
         job.record.photo_sha256 = upload.sha256 or None
@@ -390,7 +409,9 @@ class Ingest:
         notes = job.record.provider_notes if notes is None else notes
         pixels = provider.input_pixels()
         started = time.monotonic()
-        photo = await self.imaging.prepare(job.photo, pixels, job.deadline.at)
+        photo = (job.early and await job.early.take(pixels)) or await self.capacity.prepare(
+            self.imaging, slot, job.deadline, job.photo, pixels
+        )
         reference = None
         # The admitted slot's file is held since admission; a fallback slot's is held from now on.
         own = job.slot is not None and (slot.provider, slot.number) == (job.slot.provider, job.slot.number)
@@ -430,6 +451,7 @@ class Ingest:
             raise mapped from exc
         finally:
             job.record.provider_seconds = round(time.monotonic() - provider_start, 4)
+            self.capacity.record(slot, job.record.provider_seconds)
         return _Outcome(result, job.record.provider_seconds, job.record.id)
 
     # --- fall back (between run and fail well) ----------------------------------------------
@@ -551,7 +573,7 @@ class Ingest:
             _error_body(exc, record.id),
             "application/json",
             record.id,
-            {"X-Job-Id": record.id},
+            {"X-Job-Id": record.id, **getattr(exc, "headers", {})},  # Retry-After of a busy answer
             exc.code,
         )
         if job.request.source == "booth" and not job.proof.proven:

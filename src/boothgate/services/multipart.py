@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
@@ -273,11 +273,13 @@ async def read_upload(
     gate: asyncio.Semaphore | None = None,
     proof: Proof | None = None,
     upload: Upload | None = None,
+    on_progress: Callable[[Upload], None] | None = None,
 ) -> Upload:
     """Read the whole body into an Upload, the file going to `dest`. Raises BoothError subclasses.
 
     `gate`, shared by all uploads, bounds how many parse a chunk at once (see PARSE_CONCURRENCY).
     `upload`, when given, is filled in place: the caller keeps the fields of a failed upload.
+    `on_progress` is called whenever more of the photo is on disk (an early decode follows it).
     """
     gate = gate or asyncio.Semaphore(1)
     upload = upload if upload is not None else Upload()
@@ -304,6 +306,8 @@ async def read_upload(
                     await collector.flush()
                 if collector.password is not None:
                     await collector.offer_password()  # outside the gate: a wrong one is held (throttle)
+                if on_progress is not None and collector.fh is not None:
+                    on_progress(upload)
         parser.finalize()
         await collector.flush()
     except MultipartParseError as exc:

@@ -79,6 +79,7 @@ class Services:
         http = _http_client()
         imaging = Imaging(settings.image_workers, settings.max_image_pixels, settings.jpeg_quality)
         registry = Registry(ProviderContext(settings, http, images=imaging.workers), provider_classes)
+        await imaging.start()  # worker processes up before the first photo, not during it
         slots = SlotService(db, media, registry, imaging)
         await slots.ensure()
         jobs = JobStore(db, media)

@@ -123,6 +123,10 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
             health["moderation"] = {"available": services.moderation.available, "problem": services.moderation.problem}
         if loop_watch is not None:
             health["loop_watch"] = loop_watch.snapshot()
+        # Image workers: a task running past its deadline was not stopped — the booths behind it wait.
+        health["image_workers"] = workers = services.imaging.workers.snapshot()
+        if workers["stuck"]:
+            health["status"] = "degraded"
         if not database:
             return JSONResponse(health, status_code=503)
         return health
