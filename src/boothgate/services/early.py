@@ -130,6 +130,13 @@ class EarlyDecode:
             self.task.cancel()
         self._remove_marker()
 
+    async def aclose(self) -> None:
+        """`close`, then wait (briefly) until the decode's worker process has really been ended: the booth's
+        answer goes out only after no image work of its job is left running."""
+        self.close()
+        if self.task is not None and not self.task.done():
+            await asyncio.wait({self.task}, timeout=1.0)
+
     def _remove_marker(self) -> None:
         with contextlib.suppress(OSError):
             growing.end_marker(self.path).unlink(missing_ok=True)

@@ -212,7 +212,7 @@ class Ingest:
             return await self._fail(job, errors.BoothError(f"Internal error: {type(exc).__name__}."))
         finally:
             if job.early is not None:
-                job.early.close()  # no image work of this job outlives its answer
+                await job.early.aclose()  # no image work of this job outlives its answer
 
     async def _process(self, job: _Job) -> Answer:
         start = job.request.received_at
