@@ -147,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\n== the content check (offline NSFW model)", flush=True)
     check_lines = moderation.measure(repeats=3 if args.quick else 10)
     print("\n".join(check_lines))
+    shape_lines = moderation.shape_table(repeats=3 if args.quick else 10)
+    print("\n".join(shape_lines))
     prep_lines += ["", "The content check (offline NSFW model, `python -m bench.moderation`):", "", *check_lines]
+    prep_lines += ["", "The result shape step (a 1024×1024 provider result for a 24 MP 3:2 photo):", "", *shape_lines]
 
     local_lines: list[str] = []
     if not args.only or "local" in args.only.split(","):

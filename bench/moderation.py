@@ -1,4 +1,5 @@
-"""The content check's cost: milliseconds per photo for the offline NSFW check (`boothgate.nsfw`).
+"""The optional result steps' cost per photo: the offline NSFW check (`boothgate.nsfw`) and the result
+shape (`boothgate.shaping`: fitting the provider's image to the photo's print layout).
 
     python -m bench.moderation
 
@@ -14,7 +15,7 @@ import statistics
 import time
 
 from bench import photos
-from boothgate import images, nsfw
+from boothgate import images, nsfw, shaping
 
 REPEATS = 10
 
@@ -59,8 +60,32 @@ def measure(repeats: int = REPEATS) -> list[str]:
     return lines
 
 
+def shape_table(repeats: int = REPEATS) -> list[str]:
+    """A 1024×1024 provider result fitted to a 6000×4000 (3:2) photo, as the booth gets it."""
+    result = _result_jpeg()
+    plans = [
+        (
+            "match_photo (default): crop to 3:2, enlarge to 3000×2000",
+            shaping.ShapePlan("match_photo", "jpeg", 90, (6000, 4000)),
+        ),
+        ("fixed 1800×1200 (6×4 in at 300 dpi)", shaping.ShapePlan("fixed", "jpeg", 90, (6000, 4000), (1800, 1200))),
+        ("as_returned (JPEG passes through)", shaping.ShapePlan("as_returned", "jpeg", 90, (6000, 4000))),
+    ]
+    lines = ["| result shape | CPU ms per photo (median) | worst of " + str(repeats) + " |", "|---|---:|---:|"]
+    for label, plan in plans:
+        times = []
+        for _ in range(repeats):
+            started = time.process_time()
+            shaping.shape_result(result, plan)
+            times.append((time.process_time() - started) * 1000)
+        lines.append(f"| {label} | {statistics.median(times):.0f} | {max(times):.0f} |")
+    return lines
+
+
 def main() -> None:
     print("\n".join(measure()))
+    print()
+    print("\n".join(shape_table()))
 
 
 if __name__ == "__main__":
