@@ -1,26 +1,25 @@
 """The spine: one photo from the booth's POST to the answer.
 
-    receive → admit → prepare → run → answer        (or, at any step, fail well)
+    receive → admit → fill prompt → run or fall back → shape → check result → answer
+                               (prepare → check photo → provider)          (or, at any step, fail well)
 
-Every request is bounded by its deadline (monotonic, from when the request arrived). Whatever
-happens, the booth gets an answer before the deadline, the job is recorded, and a failed original
-lands in trash with a sidecar that says why.
-
-Hardening (issue 14): a request that never proved the upload password leaves no body behind
-(services/strangers.py); database writes are bounded and fall back to a durable journal
-(services/journal.py); a job uses the slot, settings and reference file as they were at admission.
+Every request is bounded by its deadline (monotonic, from when the request arrived). Whatever happens,
+the booth gets an answer before the deadline, the job is recorded, and a failed original lands in trash
+with a sidecar that says why. Each step is one named call here; its mechanics live in a module of its own:
+receiving `multipart.py` + `early.py` (decoded while it arrives) + `strangers.py` (nothing kept before the
+password), admission `capacity.py` (busy answers), prompts `placeholders.py`, fallback and hedge
+`fallback.py`, result shape and overlay `shaping.py`, the content check `moderation.py`, and the
+fail-well half (error answers, mask, trash, bounded job records) `failwell.py`. A job uses the slot,
+settings and reference file as they were at admission.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +27,24 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from boothgate import errors
 from boothgate.deadline import Deadline
-from boothgate.images import MIME, sniff
+from boothgate.images import sniff
 from boothgate.link_secrets import public_query, query_password
 from boothgate.providers import transport
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind, Provider, ProviderRequest, ProviderResult
 from boothgate.providers.registry import Registry, UnknownProvider
-from boothgate.redaction import escape_field
 from boothgate.services import placeholders, shaping
+from boothgate.services.booth_job import Answer, BoothJob, BoothRequest
 from boothgate.services.capacity import Capacity
 from boothgate.services.config import RuntimeConfig
 from boothgate.services.credentials import Credentials
-from boothgate.services.early import EarlyDecode, watch_upload
+from boothgate.services.early import watch_upload
+from boothgate.services.failwell import (
+    ANSWER_MARGIN_SECONDS,
+    SECRET_FIELDS,
+    FailWell,
+    clean_notes,
+    shown,
+)
 from boothgate.services.fallback import FallbackChain
 from boothgate.services.imaging import Imaging
 from boothgate.services.jobs import JobStore
@@ -50,51 +56,13 @@ from boothgate.services.slots import SlotService, parse_number
 from boothgate.services.strangers import PasswordProof, Strangers
 from boothgate.services.throttle import Throttle
 from boothgate.services.workers import JOB
-from boothgate.settings import Settings
 from boothgate.storage.db import is_disk_full
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Job, Slot, utcnow
 
 log = logging.getLogger("boothgate.jobs")
 
-# Work stops this long before the deadline, leaving time to trash the original and answer.
-ANSWER_MARGIN_SECONDS = 0.25
-# Errors after which a slot set to on_failure="original" answers with the guest's own photo.
-FALLBACK_STATUSES = frozenset({429, 500, 502, 503, 504, 507})
-SECRET_FIELDS = frozenset({"password", "api_key", "apikey", "token", "key"})
-# Answers decided by the content check (the mask image or a refusal): never answered with the original.
-MODERATED = frozenset({PhotoHeld.code, ResultHeld.code})
-# Longest the answer waits for one database write; a write that does not fit goes to the journal.
-DB_WRITE_SECONDS = 1.0
-# Booth-side errors that, without a proved password, count as a wrong password (malformed, too large).
-STRANGER_COUNTED = frozenset({400, 413})
-
-
-@dataclass
-class BoothRequest:
-    """What the web layer hands over: path, headers that matter, and the body stream."""
-
-    provider: str
-    number: str
-    content_type: str | None
-    content_length: int | None
-    header_password: str | None
-    body: AsyncIterator[bytes]
-    received_at: float
-    client: str
-    source: str = "booth"  # "try" = Try it, "rehearsal" = rehearsal: no password, disabled slots allowed
-    fallback_only: bool = False  # Try it / rehearsal of the slot's fallback alone (the primary is skipped)
-    query: dict[str, str] = field(default_factory=dict)  # the upload link's query (?password=, ?style=)
-
-
-@dataclass
-class Answer:
-    status: int
-    body: bytes
-    media_type: str
-    job_id: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
+__all__ = ["Answer", "BoothRequest", "Ingest"]
 
 
 @dataclass
@@ -106,39 +74,7 @@ class _Outcome:
     job_id: str
 
 
-@dataclass
-class _Job:
-    """The request's state as it moves along the spine."""
-
-    record: Job
-    request: BoothRequest
-    deadline: Deadline
-    incoming: Path
-    settings: Settings  # as at arrival: a settings change never reaches a job in flight
-    proof: PasswordProof
-    stage: str = "receive"
-    slot: Slot | None = None
-    photo: Path | None = None
-    upload: Upload | None = None
-    reference: Path | None = None  # the slot's reference file at admission, held until the job ends
-    held: list[str] = field(default_factory=list)
-    marks: dict[str, float] = field(default_factory=dict)
-    photo_size: tuple[int, int] | None = None  # upright, as the booth sent it: what the result is shaped to
-    prompt: str = ""  # the slot's prompt with its placeholders filled from this request
-    prompt_values: dict[str, str] = field(default_factory=dict)  # what fills placeholders (a fallback's too)
-    early: EarlyDecode | None = None  # the photo decoded while it arrived (services/early.py)
-
-    def photo_shape(self) -> tuple[int, int]:
-        """The photo's upright size as the booth sent it (for answers shaped like the photo)."""
-        return self.photo_size or (1500, 1000)
-
-    def mark(self, name: str, since: float) -> float:
-        now = time.monotonic()
-        self.marks[name] = round(now - since, 4)
-        return now
-
-
-class Ingest:
+class Ingest(FailWell):
     def __init__(
         self,
         config: RuntimeConfig,
@@ -188,7 +124,7 @@ class Ingest:
         known = request.header_password or query_password(request.query)  # before the body: header or link
         proven = request.source != "booth" or self.credentials.check_upload(known)
         proof = PasswordProof(self.strangers, self.credentials, self.throttle, request.client, proven)
-        job = _Job(record, request, deadline, self.media.incoming_path(job_id), settings, proof)
+        job = BoothJob(record, request, deadline, self.media.incoming_path(job_id), settings, proof)
         JOB.set(job_id)  # image work started for this request is tagged with its job
         try:
             async with asyncio.timeout_at(deadline.at - ANSWER_MARGIN_SECONDS):
@@ -214,7 +150,7 @@ class Ingest:
             if job.early is not None:
                 await job.early.aclose()  # no image work of this job outlives its answer
 
-    async def _process(self, job: _Job) -> Answer:
+    async def _process(self, job: BoothJob) -> Answer:
         start = job.request.received_at
         upload = await self._receive(job)
         t = job.mark("receive", start)
@@ -248,7 +184,7 @@ class Ingest:
         return Answer(200, data, mime, job.record.id, {"X-Job-Id": job.record.id})
 
     # --- receive ----------------------------------------------------------------------------
-    async def _receive(self, job: _Job) -> Upload:
+    async def _receive(self, job: BoothJob) -> Upload:
         settings = job.settings
         request = job.request
         if self.throttle.retry_after(request.client) is not None and request.source == "booth":
@@ -278,7 +214,7 @@ class Ingest:
         return upload
 
     # --- admit ------------------------------------------------------------------------------
-    async def _admit(self, job: _Job, upload: Upload) -> tuple[Slot, Provider]:
+    async def _admit(self, job: BoothJob, upload: Upload) -> tuple[Slot, Provider]:
         request = job.request
         if request.source == "booth":
             await job.proof.offer(
@@ -286,7 +222,7 @@ class Ingest:
             )
         number = parse_number(request.number)
         if not self.registry.knows(request.provider) or number is None:
-            raise errors.SlotNotFound(f"There is no slot {_shown(request.provider)}/{_shown(request.number)}.")
+            raise errors.SlotNotFound(f"There is no slot {shown(request.provider)}/{shown(request.number)}.")
         slot = await self._snapshot(job, request.provider, number)
         if slot is None:
             raise errors.SlotNotFound(f"There is no slot {request.provider}/{number}.")
@@ -317,7 +253,7 @@ class Ingest:
             )
         return slot, provider
 
-    async def _snapshot(self, job: _Job, provider: str, number: int) -> Slot | None:
+    async def _snapshot(self, job: BoothJob, provider: str, number: int) -> Slot | None:
         """The slot as it is now — the job keeps this copy — with its reference file held until the job
         ends, so replacing the reference meanwhile cannot take it away (storage/media.ContentHolds)."""
         for _ in range(3):
@@ -330,7 +266,7 @@ class Ingest:
             # replaced between the read and the hold: read again
         return slot
 
-    def _hold_reference(self, job: _Job, slot: Slot) -> Path | None:
+    def _hold_reference(self, job: BoothJob, slot: Slot) -> Path | None:
         """Hold `slot`'s reference file for this job (until its answer), or None when it is gone."""
         if not slot.reference_path:
             return None
@@ -355,7 +291,7 @@ class Ingest:
         return provider
 
     # --- prompt variables (booth-links) ---------------------------------------------------------
-    def _fill_prompt(self, job: _Job, slot: Slot, upload: Upload) -> None:
+    def _fill_prompt(self, job: BoothJob, slot: Slot, upload: Upload) -> None:
         """`{name}` / `{name|default}` in the slot's prompt, from the booth's fields and the link's query."""
         job.prompt_values = placeholders.values(upload.fields, job.request.query, secret=SECRET_FIELDS)
         filled = placeholders.fill(slot.prompt, job.prompt_values)
@@ -367,7 +303,7 @@ class Ingest:
             job.record.provider_notes["placeholders_defaulted"] = filled.defaulted
 
     # --- result shape and overlay (booth-links) ------------------------------------------------
-    async def _shape(self, job: _Job, slot: Slot, data: bytes) -> tuple[bytes, str]:
+    async def _shape(self, job: BoothJob, slot: Slot, data: bytes) -> tuple[bytes, str]:
         """The result fitted to the print layout (shape, size, overlay) and in the slot's format."""
         settings = self.config.settings
         plan = shaping.plan_for(
@@ -383,7 +319,7 @@ class Ingest:
         return await self.imaging.finish(data, slot.output_format, job.deadline.at)
 
     # --- run (once per identical photo in flight) -------------------------------------------
-    async def _run_once(self, job: _Job, slot: Slot, provider: Provider, sha256: str) -> _Outcome:
+    async def _run_once(self, job: BoothJob, slot: Slot, provider: Provider, sha256: str) -> _Outcome:
         key = (slot.provider, slot.number, slot.revision, f"{sha256}:{hash(job.prompt)}")
         running = self._inflight.get(key)
         if running is not None:
@@ -403,7 +339,7 @@ class Ingest:
         return await task
 
     async def _run_provider(
-        self, job: _Job, slot: Slot, provider: Provider, notes: dict[str, Any] | None = None
+        self, job: BoothJob, slot: Slot, provider: Provider, notes: dict[str, Any] | None = None
     ) -> _Outcome:
         assert job.photo is not None
         notes = job.record.provider_notes if notes is None else notes
@@ -455,7 +391,7 @@ class Ingest:
         return _Outcome(result, job.record.provider_seconds, job.record.id)
 
     # --- fall back (between run and fail well) ----------------------------------------------
-    async def _run_or_fall_back(self, job: _Job, slot: Slot, provider: Provider, sha256: str) -> _Outcome:
+    async def _run_or_fall_back(self, job: BoothJob, slot: Slot, provider: Provider, sha256: str) -> _Outcome:
         """Run the slot; when its provider fails, is offline or cannot finish in time, the slot's fallback
         (and that one's) serves the photo with the time left. Mechanics: services/fallback.py."""
         served = await self.fallbacks.serve(
@@ -468,12 +404,12 @@ class Ingest:
         )
         job.record.served_by, job.record.fallback_reason = served.by, served.reason
         if served.reason is not None:  # the fallback's notes describe the result; the primary's its failure
-            primary = _clean(job.record.provider_notes)
+            primary = clean_notes(job.record.provider_notes)
             job.record.provider_notes = {"fallback_route": served.route, "primary": primary}
         return served.outcome
 
     # --- moderate (the offline NSFW check before and after the AI) ----------------------------
-    async def _moderate_photo(self, job: _Job, slot: Slot, prepared: bytes) -> None:
+    async def _moderate_photo(self, job: BoothJob, slot: Slot, prepared: bytes) -> None:
         """A photo that fails the before-check is never sent to a provider (nothing is paid)."""
         if self.moderation is None:
             return
@@ -483,7 +419,7 @@ class Ingest:
         if hit:
             raise PhotoHeld("The photo did not pass the content check; it was not sent to the AI.")
 
-    async def _moderate_result(self, job: _Job, slot: Slot, data: bytes, mime: str) -> None:
+    async def _moderate_result(self, job: BoothJob, slot: Slot, data: bytes, mime: str) -> None:
         """A result that fails the after-check is kept for the operator (never for the booth)."""
         if self.moderation is None:
             return
@@ -499,45 +435,22 @@ class Ingest:
         job.record.result_path, job.record.result_mime = self.media.relative(path), mime
         raise ResultHeld("The AI's result did not pass the content check; it is kept for the operator.")
 
-    def _answers_with_mask(self, job: _Job, exc: errors.BoothError) -> bool:
-        if self.moderation is None or job.slot is None:
-            return False
-        options = options_for(job.slot)
-        if exc.code in MODERATED:
-            return options.on_hit == "mask"
-        return exc.code == "provider_refused" and options.provider_refusal == "mask"
-
-    async def _mask_answer(self, job: _Job, exc: errors.BoothError) -> Answer | None:
-        """The mask image shaped like the photo, or None when it cannot be made before the deadline."""
-        assert self.moderation is not None
-        width, height = job.photo_shape()
-        if job.slot is not None and job.slot.result_shape == "fixed" and job.slot.result_size:
-            width, height = (int(side) for side in job.slot.result_size.split("x"))  # stored as "1800x1200"
-        try:
-            async with asyncio.timeout_at(job.deadline.at - ANSWER_MARGIN_SECONDS / 2):
-                data = await self.moderation.mask(job.slot, width, height, job.deadline.at)
-        except (TimeoutError, errors.BoothError, OSError):
-            log.warning("job=%s the mask image could not be made in time", job.record.id, exc_info=True)
-            return None
-        headers = {"X-Job-Id": job.record.id, "X-Boothgate-Moderation": exc.code}
-        return Answer(200, data, "image/jpeg", job.record.id, headers, exc.code)
-
     # --- answer -----------------------------------------------------------------------------
-    async def _succeed(self, job: _Job, data: bytes, mime: str, outcome: _Outcome) -> None:
+    async def _succeed(self, job: BoothJob, data: bytes, mime: str, outcome: _Outcome) -> None:
         record = job.record
         try:
             path = await asyncio.to_thread(self.media.write_result, record.id, data, mime)
         except OSError as exc:
             raise errors.StorageFailed(f"Could not save the result: {exc.strerror or exc}.") from exc
         notes = {**record.provider_notes, **outcome.result.notes}
-        record.provider_notes = _clean(notes)
+        record.provider_notes = clean_notes(notes)
         record.cost_usd = notes.get("cost_usd") if record.reused_from is None else 0.0
         record.provider_seconds = outcome.provider_seconds
         record.result_path = self.media.relative(path)
         record.result_mime = mime
         await self._close(job, "succeeded", 200)
 
-    async def _answer_reused(self, job: _Job, reused: Job) -> Answer:
+    async def _answer_reused(self, job: BoothJob, reused: Job) -> Answer:
         assert reused.result_path is not None
         try:
             data = await asyncio.to_thread(self.media.resolve(reused.result_path).read_bytes)
@@ -554,144 +467,6 @@ class Ingest:
         await self._close(job, "succeeded", 200)
         mime = reused.result_mime or "image/jpeg"
         return Answer(200, data, mime, record.id, {"X-Job-Id": record.id, "X-Reused-From": reused.id})
-
-    async def _fail(self, job: _Job, exc: errors.BoothError) -> Answer:
-        record = job.record
-        record.error_code, record.message = exc.code, exc.message
-        admission = job.stage in ("receive", "admit")
-        masked = await self._mask_answer(job, exc) if self._answers_with_mask(job, exc) else None
-        if isinstance(exc, errors.DeadlineReached):
-            status = "timed_out"
-        elif exc.code in MODERATED or masked is not None:
-            status = "moderated"  # the content check (or the provider's own) decided the answer
-        elif exc.status < 429 or (exc.status == 429 and admission):
-            status = "rejected"  # bad input or access: the booth's side, not a processing failure
-        else:
-            status = "failed"
-        answer = Answer(
-            exc.status,
-            _error_body(exc, record.id),
-            "application/json",
-            record.id,
-            {"X-Job-Id": record.id, **getattr(exc, "headers", {})},  # Retry-After of a busy answer
-            exc.code,
-        )
-        if job.request.source == "booth" and not job.proof.proven:
-            return await self._fail_stranger(job, exc, status, answer)
-        original = job.photo or (job.incoming if job.incoming.exists() else None)
-        fallback = (
-            job.slot is not None
-            and job.slot.on_failure == "original"
-            and job.photo is not None
-            and exc.status in FALLBACK_STATUSES
-        )
-        if masked is not None:
-            answer = masked
-        elif fallback and job.photo is not None:
-            answer = await self._original_answer(job, exc)
-        record.trash_path = await self._to_trash(job, original, exc, status)
-        if record.trash_path:
-            record.photo_path = None
-        await self._close(job, status, answer.status)
-        return answer
-
-    async def _fail_stranger(self, job: _Job, exc: errors.BoothError, status: str, answer: Answer) -> Answer:
-        """A failure before the upload password was proved: no body kept, at most a metadata record."""
-        client = job.request.client
-        if exc.status in STRANGER_COUNTED:
-            self.throttle.failed(client)  # a malformed request without a password counts as a wrong one
-        await asyncio.to_thread(job.incoming.unlink, True)  # nothing of it was written; to be sure
-        fields = len(job.upload.fields) if job.upload else 0
-        job.upload = None
-        job.record.meta = {"unauthenticated": True, "fields": fields}  # a stranger's text is not kept
-        if not self.strangers.may_record(client, job.settings.unauthenticated_records_per_minute):
-            self._let_go(job)  # over this address's budget: answered and counted, nothing written
-            return answer
-        job.record.photo_bytes = None
-        job.record.trash_path = await self._to_trash(job, None, exc, status)
-        await self._close(job, status, answer.status)
-        return answer
-
-    async def _original_answer(self, job: _Job, exc: errors.BoothError) -> Answer:
-        assert job.photo is not None
-        data = await asyncio.to_thread(job.photo.read_bytes)
-        mime = MIME.get(sniff(data[:16]) or "jpeg", "image/jpeg")
-        headers = {"X-Job-Id": job.record.id, "X-Boothgate-Fallback": exc.code}
-        return Answer(200, data, mime, job.record.id, headers, exc.code)
-
-    async def _to_trash(self, job: _Job, original: Path | None, exc: errors.BoothError, status: str) -> str | None:
-        record = job.record
-        sidecar = {
-            "job_id": record.id,
-            "slot": f"{record.provider}/{_shown(job.request.number, 8)}",
-            "status": status,
-            "error": exc.code,
-            "reason": exc.message,
-            "http_status": exc.status,
-            "received_at": record.created_at.isoformat() if record.created_at else None,
-            "failed_at": datetime.now(UTC).isoformat(),
-            "timings": job.marks,
-            "metadata": record.meta,
-            "filename": job.upload.filename if job.upload else None,
-            "provider_notes": _clean(record.provider_notes),
-        }
-        try:
-            path = await asyncio.to_thread(self.media.to_trash, original, record.id, sidecar)
-        except OSError:
-            log.exception("job=%s could not write to trash", record.id)
-            return None
-        return self.media.relative(path)
-
-    async def _record_running(self, job: _Job) -> None:
-        """The first row of the job (crash recovery finds it), bounded like every write on this path.
-        A full disk stops the job here (507); a slow or locked database only sends the row to the journal."""
-        try:
-            problem = await self.recorder.save(job.record, min(DB_WRITE_SECONDS, job.deadline.remaining() / 4))
-        except OSError as exc:
-            raise errors.StorageFailed(f"Could not record the job: {exc.strerror or exc}.") from exc
-        if problem == "disk full" or (problem and self.recorder.disk_full):
-            raise errors.StorageFailed("The disk is full: the job cannot be recorded.")
-
-    def _let_go(self, job: _Job) -> None:
-        """The booth is being answered: its media links end now, its held files are let go."""
-        self.links.revoke(job.record.id)
-        for relative in job.held:
-            self.media.holds.release(relative)
-        job.held.clear()
-
-    async def _close(self, job: _Job, status: str, http_status: int) -> None:
-        self._let_go(job)
-        record = job.record
-        total = time.monotonic() - job.request.received_at
-        record.status, record.http_status = status, http_status
-        record.total_seconds = round(total, 4)
-        record.finished_at = utcnow()
-        record.timings = {**job.marks, "total": round(total, 4)}
-        record.provider_notes = _clean(dict(record.provider_notes))
-        # Bounded by the deadline (and a short budget): a locked database sends the row to the journal.
-        budget = min(DB_WRITE_SECONDS, job.deadline.remaining() - 0.05)
-        try:
-            await self.recorder.save(record, budget)
-        except Exception:
-            log.exception("job=%s could not be recorded (database and journal failed)", record.id)
-        log.info(
-            "job=%s slot=%s/%s source=%s status=%s http=%s reason=%s total=%.3fs provider=%s bytes=%s",
-            record.id,
-            record.provider,
-            _shown(job.request.number, 8),
-            record.source,
-            status,
-            http_status,
-            record.error_code or "-",
-            total,
-            f"{record.provider_seconds:.3f}s" if record.provider_seconds is not None else "-",
-            record.photo_bytes if record.photo_bytes is not None else "-",
-        )
-
-
-def _shown(text: str, limit: int = 32) -> str:
-    """Text from the URL as it may appear in a message or log: escaped and short."""
-    return escape_field(text[:limit])
 
 
 def _database_error(exc: Exception) -> errors.BoothError:
@@ -717,11 +492,3 @@ def _metadata(upload: Upload, query: dict[str, str]) -> dict[str, Any]:
     if public := public_query(query):
         meta["query"] = public
     return meta
-
-
-def _clean(notes: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in notes.items() if k.lower() not in SECRET_FIELDS}
-
-
-def _error_body(exc: errors.BoothError, job_id: str) -> bytes:
-    return json.dumps({"error": exc.code, "message": exc.message, "job_id": job_id}, ensure_ascii=False).encode()

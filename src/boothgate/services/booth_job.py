@@ -1,0 +1,80 @@
+"""The state of one booth request as it moves along the spine, and what the spine answers.
+
+Shared by the spine (`services/ingest.py`) and its fail-well half (`services/failwell.py`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from boothgate.deadline import Deadline
+from boothgate.services.multipart import Upload
+from boothgate.services.strangers import PasswordProof
+from boothgate.settings import Settings
+from boothgate.storage.models import Job, Slot
+
+if TYPE_CHECKING:
+    from boothgate.services.early import EarlyDecode
+
+
+@dataclass
+class BoothRequest:
+    """What the web layer hands over: path, headers that matter, and the body stream."""
+
+    provider: str
+    number: str
+    content_type: str | None
+    content_length: int | None
+    header_password: str | None
+    body: AsyncIterator[bytes]
+    received_at: float
+    client: str
+    source: str = "booth"  # "try" = Try it, "rehearsal" = rehearsal: no password, disabled slots allowed
+    fallback_only: bool = False  # Try it / rehearsal of the slot's fallback alone (the primary is skipped)
+    query: dict[str, str] = field(default_factory=dict)  # the upload link's query (?password=, ?style=)
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+    media_type: str
+    job_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class BoothJob:
+    """The request's state as it moves along the spine."""
+
+    record: Job
+    request: BoothRequest
+    deadline: Deadline
+    incoming: Path
+    settings: Settings  # as at arrival: a settings change never reaches a job in flight
+    proof: PasswordProof
+    stage: str = "receive"
+    slot: Slot | None = None
+    photo: Path | None = None
+    upload: Upload | None = None
+    reference: Path | None = None  # the slot's reference file at admission, held until the job ends
+    held: list[str] = field(default_factory=list)
+    marks: dict[str, float] = field(default_factory=dict)
+    photo_size: tuple[int, int] | None = None  # upright, as the booth sent it: what the result is shaped to
+    prompt: str = ""  # the slot's prompt with its placeholders filled from this request
+    prompt_values: dict[str, str] = field(default_factory=dict)  # what fills placeholders (a fallback's too)
+    early: EarlyDecode | None = None  # the photo decoded while it arrived (services/early.py)
+
+    def photo_shape(self) -> tuple[int, int]:
+        """The photo's upright size as the booth sent it (for answers shaped like the photo)."""
+        return self.photo_size or (1500, 1000)
+
+    def mark(self, name: str, since: float) -> float:
+        now = time.monotonic()
+        self.marks[name] = round(now - since, 4)
+        return now
