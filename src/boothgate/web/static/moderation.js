@@ -31,12 +31,12 @@
     };
     // The preview is what a caught photo of this slot answers; load it only when "More" is opened.
     const details = block.closest("details");
-    if (details) {
+    if (details && !details.open) {
       details.addEventListener("toggle", function () {
         if (details.open && !preview.getAttribute("src")) show();
       });
     } else {
-      show();
+      show(); // no fold, or it is already open
     }
     block.querySelector(".mask-choose").addEventListener("click", function () {
       file.click();
