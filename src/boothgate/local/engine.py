@@ -10,8 +10,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from boothgate.local import background, face_swap, pixels, styles
-
 
 @dataclass(frozen=True)
 class Job:
@@ -28,6 +26,9 @@ class Job:
 
 def run(job: Job) -> tuple[bytes, dict[str, Any]]:
     """The result as JPEG bytes and notes for the job record (what ran, how long it took)."""
+    # Imported here, in the worker that runs it: the server process never loads OpenCV (~50 MB) for this.
+    from boothgate.local import background, face_swap, pixels, styles
+
     started = time.perf_counter()
     photo = pixels.fit_long_side(pixels.decode(job.photo), job.long_side)
     reference = pixels.fit_long_side(pixels.decode(job.reference), job.long_side) if job.reference else None

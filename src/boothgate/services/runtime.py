@@ -20,7 +20,7 @@ from boothgate.services.ingest import Ingest
 from boothgate.services.jobs import JobStore
 from boothgate.services.media_links import MediaLinks
 from boothgate.services.model_lists import ModelLists
-from boothgate.services.moderation import Moderation
+from boothgate.services.moderation import Moderation, options_for
 from boothgate.services.rehearsal import Rehearsals
 from boothgate.services.slots import SlotService
 from boothgate.services.throttle import Throttle
@@ -30,6 +30,15 @@ from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
 
 log = logging.getLogger("boothgate")
+
+
+async def _any_slot_checks(slots: SlotService) -> bool:
+    """Whether an enabled slot runs the content check (otherwise its model loads on the first check)."""
+    return any(
+        (options.before or options.after)
+        for slot in await slots.find()
+        if slot.enabled and (options := options_for(slot))
+    )
 
 
 def _http_client() -> httpx.AsyncClient:
@@ -94,7 +103,8 @@ class Services:
         admin_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds)
         links = MediaLinks(settings.public_base_url)
         moderation = Moderation(media.root, imaging, settings.result_long_side_pixels, settings.jpeg_quality)
-        moderation.warm()
+        if await _any_slot_checks(slots):  # the model (~100 MB) is loaded only where a slot uses it
+            moderation.warm()
         ingest = Ingest(
             config, registry, slots, jobs, media, imaging, credentials, booth_throttle, links, moderation=moderation
         )
