@@ -135,29 +135,26 @@ class SlotService:
         await self.imaging.prepare(data, 250_000)  # a real decode: refuses truncated files
         digest = hashlib.sha256(data).hexdigest()
         path = await _to_thread_write(self.media, data, info.format)
-        async with self.db.write() as session:
-            slot = await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
-            if slot is None:
-                return None
-            old = slot.reference_path
-            slot.reference_path = self.media.relative(path)
-            slot.reference_sha256 = digest
-            slot.revision += 1
-            slot.updated_at = utcnow()
-            unused = await _unused(session, old, keep=slot.reference_path)
-        self._forget(unused)
-        return slot
+        return await self._swap_file(provider, number, "reference", self.media.relative(path), digest)
 
     async def remove_reference(self, provider: str, number: int) -> Slot | None:
+        return await self._swap_file(provider, number, "reference", None, None)
+
+    async def _swap_file(
+        self, provider: str, number: int, what: str, relative: str | None, digest: str | None
+    ) -> Slot | None:
+        """Point the slot's `what` ("reference" or "overlay") at a file stored by content (None removes it); the
+        old file is deleted once no slot uses it and no running job holds it."""
         async with self.db.write() as session:
             slot = await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
             if slot is None:
                 return None
-            old = slot.reference_path
-            slot.reference_path = slot.reference_sha256 = None
+            old = getattr(slot, f"{what}_path")
+            setattr(slot, f"{what}_path", relative)
+            setattr(slot, f"{what}_sha256", digest)
             slot.revision += 1
             slot.updated_at = utcnow()
-            unused = await _unused(session, old, keep=None)
+            unused = await _unused(session, old, keep=relative)
         self._forget(unused)
         return slot
 
@@ -182,31 +179,10 @@ class SlotService:
             path = await asyncio.to_thread(self.media.write_overlay, provider, number, data, kind, digest)
         except OSError as exc:
             raise StorageFailed(f"Could not store the overlay: {exc.strerror}.") from exc
-        async with self.db.write() as session:
-            slot = await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
-            if slot is None:
-                return None
-            old = slot.overlay_path
-            slot.overlay_path = self.media.relative(path)
-            slot.overlay_sha256 = digest
-            slot.revision += 1
-            slot.updated_at = utcnow()
-            unused = await _unused(session, old, keep=slot.overlay_path)
-        self._forget(unused)
-        return slot
+        return await self._swap_file(provider, number, "overlay", self.media.relative(path), digest)
 
     async def remove_overlay(self, provider: str, number: int) -> Slot | None:
-        async with self.db.write() as session:
-            slot = await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
-            if slot is None:
-                return None
-            old = slot.overlay_path
-            slot.overlay_path = slot.overlay_sha256 = None
-            slot.revision += 1
-            slot.updated_at = utcnow()
-            unused = await _unused(session, old, keep=None)
-        self._forget(unused)
-        return slot
+        return await self._swap_file(provider, number, "overlay", None, None)
 
     def overlay_file(self, slot: Slot) -> Path | None:
         if not slot.overlay_path:
