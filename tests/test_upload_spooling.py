@@ -9,6 +9,7 @@ from pathlib import Path
 
 from boothgate.booth_client import BoothForm, build_multipart
 from boothgate.services.multipart import FLUSH_BYTES, Limits, read_upload
+from boothgate.services.turns import Turns
 from tests.conftest import Booth, make_jpeg
 
 
@@ -36,8 +37,8 @@ async def test_the_duplicate_check_hashes_the_whole_photo(booth: Booth) -> None:
     assert again.headers.get("x-reused-from") == first.headers["x-job-id"]
 
 
-async def test_uploads_parse_only_while_holding_the_shared_gate(tmp_path: Path) -> None:
-    """The gate bounds how many uploads parse at once (short event-loop passes during a burst)."""
+async def test_uploads_parse_only_while_holding_a_turn(tmp_path: Path) -> None:
+    """Arrived bytes are parsed only with a turn; while older uploads hold every lane, a younger one waits."""
     photo = make_jpeg(400, 300, seed=5)
     body, content_type = build_multipart(photo, BoothForm("pw"))
 
@@ -45,15 +46,87 @@ async def test_uploads_parse_only_while_holding_the_shared_gate(tmp_path: Path) 
         for start in range(0, len(body), 4096):
             yield body[start : start + 4096]
 
-    gate = asyncio.Semaphore(1)
-    await gate.acquire()  # another upload is parsing
+    turns = Turns(lanes=1)
+    older = turns.turn(arrived=1.0)
+    await older.take()  # an older upload is parsing
     limits = Limits(max_bytes=10_000_000, idle_timeout_seconds=5)
-    reading = asyncio.create_task(read_upload(content_type, chunks(), tmp_path / "photo", limits, gate))
+    reading = asyncio.create_task(read_upload(content_type, chunks(), tmp_path / "photo", limits, turns.turn(2.0)))
     await asyncio.sleep(0.1)
     assert not reading.done() and not (tmp_path / "photo").exists()
-    gate.release()
+    older.give_back()
     upload = await asyncio.wait_for(reading, 5)
     assert (tmp_path / "photo").read_bytes() == photo and upload.fields["password"] == "pw"
+    assert turns.busy == 0, "the lane is free again after the upload"
+
+
+async def test_a_burst_finishes_arriving_oldest_first(tmp_path: Path) -> None:
+    """Uploads whose bytes are all there (a burst over loopback) finish arriving in the order they came,
+    not all at the end: the first photos can be prepared while the later ones arrive."""
+    photo = make_jpeg(1200, 900, seed=7, quality=95)
+    body, content_type = build_multipart(photo, BoothForm("pw"))
+    turns = Turns(lanes=1)
+    finished: list[int] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 16384):
+            await asyncio.sleep(0)  # the next chunk is there at once, as over loopback
+            yield body[start : start + 16384]
+
+    async def one(n: int) -> None:
+        limits = Limits(max_bytes=10_000_000, idle_timeout_seconds=5)
+        await read_upload(content_type, chunks(), tmp_path / f"photo{n}", limits, turns.turn(float(n)))
+        finished.append(n)
+
+    first = turns.turn(-1.0)
+    await first.take()  # the lane is busy while they all come in, youngest first
+    burst = asyncio.gather(*(one(n) for n in (4, 3, 2, 1, 0)))
+    await asyncio.sleep(0.05)
+    first.give_back()
+    await asyncio.wait_for(burst, 20)
+    assert finished == [0, 1, 2, 3, 4]
+
+
+async def test_a_slow_upload_lends_its_turn_while_it_waits_for_the_network(tmp_path: Path) -> None:
+    """The oldest upload trickles (a booth on a slow network); younger ones with all their bytes there are
+    parsed meanwhile instead of waiting for it."""
+    photo = make_jpeg(400, 300, seed=8)
+    body, content_type = build_multipart(photo, BoothForm("pw"))
+    turns = Turns(lanes=1)
+    limits = Limits(max_bytes=10_000_000, idle_timeout_seconds=5)
+
+    async def slow() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 8192):
+            await asyncio.sleep(0.1)
+            yield body[start : start + 8192]
+
+    async def fast() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 8192):
+            yield body[start : start + 8192]
+
+    trickling = asyncio.create_task(read_upload(content_type, slow(), tmp_path / "slow", limits, turns.turn(0.0)))
+    await asyncio.sleep(0.15)  # its first chunk has been parsed: it holds or has lent its turn
+    quick = await asyncio.wait_for(read_upload(content_type, fast(), tmp_path / "fast", limits, turns.turn(1.0)), 1)
+    assert quick.path is not None and quick.path.read_bytes() == photo
+    assert not trickling.done(), "the slow upload is still arriving"
+    await asyncio.wait_for(trickling, 10)
+    assert (tmp_path / "slow").read_bytes() == photo and turns.busy == 0
+
+
+async def test_a_cancelled_wait_for_a_turn_leaks_no_lane() -> None:
+    turns = Turns(lanes=1)
+    holder = turns.turn(0.0)
+    await holder.take()
+    waiting = asyncio.create_task(turns.turn(1.0).take())
+    await asyncio.sleep(0.01)
+    assert turns.crowded
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    assert not turns.crowded
+    holder.give_back()
+    assert turns.busy == 0
+    latecomer = turns.turn(2.0)
+    await asyncio.wait_for(latecomer.take(), 1)
+    latecomer.give_back()
 
 
 async def test_what_arrived_is_on_disk_when_the_booth_pauses(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ photo decoded while its upload is still arriving (`boothgate.growing`).
 from __future__ import annotations
 
 import math
+import os
 import re
 import struct
 from pathlib import Path
@@ -89,7 +90,9 @@ class JpegWalker(Walker):
         self.scans = 0
         self.blocks = 0
         self.sequential = False
+        self.components = 0
         self.entropy_bytes = 0
+        self.single_scan_at: int | None = None  # where the one scan of a single-pass JPEG begins
 
     def _walk(self) -> int:
         buf, pos = self.buf, 0
@@ -134,6 +137,13 @@ class JpegWalker(Walker):
                 pos += 2 + length
                 if code == _SOS:
                     self._scan()
+                    if self.scans == 1 and self.sequential and payload[:1] == bytes([self.components]):
+                        # One interleaved scan of a baseline JPEG: libjpeg decodes it in a single pass and
+                        # refuses a second scan, so its cost is bounded by the frame already checked. Its
+                        # entropy-coded bytes need no walk: they are the rest of the file (see `finish`).
+                        self.single_scan_at = self.seen - (len(buf) - pos)
+                        self.done = True
+                        return pos
                 else:
                     self._frame(code, payload)
                 continue
@@ -145,6 +155,7 @@ class JpegWalker(Walker):
         if len(payload) < 6:
             raise CorruptImage("The JPEG's frame header is truncated.")
         height, width, count = struct.unpack_from(">HHB", payload, 1)
+        self.components = count
         if width == 0 or height == 0:
             raise CorruptImage("The JPEG declares no pixels.")
         self._too_many_pixels(width, height)
@@ -173,6 +184,8 @@ class JpegWalker(Walker):
         self.state = "entropy"
 
     def finish(self) -> None:
+        if self.single_scan_at is not None:
+            self.entropy_bytes = self.seen - self.single_scan_at
         if self.sequential and self.scans and self.entropy_bytes * 8 < self.blocks * MIN_BITS_PER_BLOCK:
             raise CorruptImage(
                 f"The JPEG declares {self.blocks:,} blocks but holds only {self.entropy_bytes:,} bytes of image "
@@ -260,9 +273,15 @@ def check(source: Path | bytes, max_pixels: int) -> None:
     """Walk a whole image file or buffer; raises CorruptImage or TooLarge when a limit is crossed."""
     if isinstance(source, bytes):
         walker = walker_for(source[:16], max_pixels)
-        if walker is not None:
-            walker.feed(source)
-            walker.finish()
+        if walker is None:
+            return
+        for start in range(0, len(source), BLOCK_BYTES):
+            end = min(start + BLOCK_BYTES, len(source))
+            walker.feed(source[start:end])
+            if walker.done:  # the rest needs no walk, only counting
+                walker.seen += len(source) - end
+                break
+        walker.finish()
         return
     with source.open("rb") as fh:
         block = fh.read(BLOCK_BYTES)
@@ -271,5 +290,8 @@ def check(source: Path | bytes, max_pixels: int) -> None:
             return
         while block:
             walker.feed(block)
+            if walker.done:  # the rest needs no walk, only counting
+                walker.seen += os.fstat(fh.fileno()).st_size - fh.tell()
+                break
             block = fh.read(BLOCK_BYTES)
     walker.finish()

@@ -36,6 +36,7 @@ from boothgate.providers.registry import Registry, UnknownProvider
 from boothgate.services.credentials import Credentials
 from boothgate.services.imaging import Imaging
 from boothgate.services.multipart import Upload
+from boothgate.services.turns import Turns
 
 if TYPE_CHECKING:
     from boothgate.services.ingest import BoothRequest
@@ -58,10 +59,12 @@ class EarlyDecode:
         deadline: float,
         content_length: int | None,
         allowed: Callable[[Upload], bool],
+        turns: Turns | None = None,
     ) -> None:
         self.imaging, self.path, self.pixels, self.deadline = imaging, path, pixels, deadline
         self.content_length = content_length
         self.allowed = allowed
+        self.turns = turns
         self.task: asyncio.Task[PreparedImage] | None = None
         self._probe: tuple[float, int] | None = None
         self._given_up = not SUPPORTED or pixels is None or content_length is None
@@ -92,8 +95,10 @@ class EarlyDecode:
             self._given_up = True
             return
         workers = self.imaging.workers
-        if workers.queued:
-            return  # the CPU is saturated by photos already here: decoding early would only reorder work
+        if workers.queued or (self.turns is not None and self.turns.crowded):
+            # the CPU is saturated by photos already here (or still arriving, waiting for their turn to be
+            # parsed): decoding early would only reorder work
+            return
         if not workers.has_free("stream"):
             return  # maybe a stream worker is free at the next batch
         self.task = asyncio.create_task(self.imaging.prepare_growing(self.path, self.pixels, self.deadline))
@@ -155,6 +160,7 @@ def watch_upload(
     request: BoothRequest,
     path: Path,
     deadline: float,
+    turns: Turns | None = None,
 ) -> EarlyDecode:
     """An EarlyDecode for a booth request, sized for its tab's provider (known from the URL alone)."""
     pixels = None
@@ -169,4 +175,4 @@ def watch_upload(
             upload.fields.get("password") or request.header_password or query_password(request.query)
         )
 
-    return EarlyDecode(imaging, path, pixels, deadline, request.content_length, allowed)
+    return EarlyDecode(imaging, path, pixels, deadline, request.content_length, allowed, turns)

@@ -51,10 +51,11 @@ from boothgate.services.jobs import JobStore
 from boothgate.services.journal import JobRecorder, Journal
 from boothgate.services.media_links import MediaLinks
 from boothgate.services.moderation import Moderation, PhotoHeld, ResultHeld, options_for
-from boothgate.services.multipart import PARSE_CONCURRENCY, Limits, Upload, read_upload
+from boothgate.services.multipart import Limits, Upload, read_upload
 from boothgate.services.slots import SlotService, parse_number
 from boothgate.services.strangers import PasswordProof, Strangers
 from boothgate.services.throttle import Throttle
+from boothgate.services.turns import Turns
 from boothgate.services.workers import JOB
 from boothgate.storage.db import is_disk_full
 from boothgate.storage.media import MediaStore
@@ -98,7 +99,7 @@ class Ingest(FailWell):
         )
         self.moderation = moderation
         self._inflight: dict[tuple[str, int, int, str], asyncio.Task[_Outcome]] = {}
-        self._parsing = asyncio.Semaphore(PARSE_CONCURRENCY)
+        self._turns = Turns()  # arrived bytes are parsed oldest upload first (services/turns.py)
         self.strangers = Strangers()
         self.recorder = JobRecorder(jobs, Journal(media.root / "journal"))
         self.fallbacks = FallbackChain(config, registry, slots.get, slots.db)
@@ -196,13 +197,15 @@ class Ingest(FailWell):
             )
         limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout_seconds)
         job.upload = Upload()  # filled while reading: a failed upload's fields are still known
-        job.early = watch_upload(self.imaging, self.registry, self.credentials, request, job.incoming, job.deadline.at)
+        job.early = watch_upload(
+            self.imaging, self.registry, self.credentials, request, job.incoming, job.deadline.at, self._turns
+        )
         upload = await read_upload(
             request.content_type,
             request.body,
             job.incoming,
             limits,
-            self._parsing,
+            self._turns.turn(request.received_at),
             job.proof,
             job.upload,
             on_progress=job.early.progress,

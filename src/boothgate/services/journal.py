@@ -15,16 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import json
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy import inspect as orm_inspect
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from boothgate.services.jobs import FINAL_STATUSES, OPEN_STATUSES, JobStore
 from boothgate.storage.db import is_disk_full
@@ -48,14 +53,6 @@ def job_row(job: Job) -> dict[str, Any]:
             value.isoformat() if isinstance(value, datetime) else json.loads(json.dumps(value, default=str))
         )
     return row
-
-
-def job_from_row(row: dict[str, Any]) -> Job:
-    values = dict(row)
-    for key in _DATETIMES:
-        if values.get(key):
-            values[key] = datetime.fromisoformat(values[key])
-    return Job(**values)
 
 
 class Journal:
@@ -230,11 +227,46 @@ class JobRecorder:
 
 
 async def upsert(jobs: JobStore, rows: list[dict[str, Any]], budget: float) -> None:
-    """Insert or update rows in one transaction. A row never takes a finished job back to an open state
-    (a late write of "running" after the final row must not undo it)."""
+    """Insert or update rows in one transaction, one statement a row (`INSERT … ON CONFLICT DO UPDATE`,
+    on SQLite and PostgreSQL alike). A row never takes a finished job back to an open state (a late write
+    of "running" after the final row must not undo it)."""
+    statement = _upsert_statement("sqlite" if jobs.db.is_sqlite else "postgresql")
     async with jobs.db.write(timeout=budget) as session:
+        connection = await session.connection()
         for row in rows:
-            existing = await session.get(Job, row["id"])
-            if existing is not None and existing.status in FINAL_STATUSES and row.get("status") in OPEN_STATUSES:
-                continue
-            await session.merge(job_from_row(row))
+            await connection.execute(statement, _values(row))
+
+
+def _values(row: dict[str, Any]) -> dict[str, Any]:
+    """Every column (a row from an older version lacks the newer ones: their defaults)."""
+    values = {key: row[key] if key in row else default() for key, default in _DEFAULTS.items()}
+    for key in _DATETIMES:
+        if isinstance(values.get(key), str):
+            values[key] = datetime.fromisoformat(values[key])
+    return values
+
+
+@functools.cache
+def _upsert_statement(dialect: str) -> Any:
+    """Built once per dialect (and compiled once): the values are bound at execution."""
+    table = Job.__table__
+    assert isinstance(table, Table)
+    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.id],
+        set_={column.key: statement.excluded[column.key] for column in table.columns if column.key != "id"},
+        where=~(table.c.status.in_(FINAL_STATUSES) & statement.excluded.status.in_(OPEN_STATUSES)),
+    )
+
+
+def _column_default(column: Any) -> Callable[[], Any]:
+    """The column's default as the ORM would fill it (a value, or a callable such as `dict` or `utcnow`)."""
+    default = column.default
+    if default is None:
+        return lambda: None
+    if default.is_callable:
+        return lambda: default.arg(None)  # SQLAlchemy wraps it to take an execution context
+    return lambda: default.arg
+
+
+_DEFAULTS = {column.key: _column_default(column) for column in Job.__table__.columns}

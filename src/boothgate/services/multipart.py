@@ -27,15 +27,14 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from boothgate.errors import MalformedRequest, StorageFailed, TooLarge, Unauthorized
+from boothgate.services.turns import Turn, Turns
 
 FILE_FIELDS = ("fileToUpload", "file")
 # Photo bytes kept in memory per upload before a threaded write: 200 uploads at once hold ~50 MB.
 FLUSH_BYTES = 256 * 1024
-# Uploads whose arrived bytes are parsed at the same moment. The event loop runs every ready task once per
-# pass, so 200 uploads streaming in together made passes of 100-200 ms (every booth waits that long);
-# a few at a time keeps passes short at the same total speed. The gate is held per chunk, not per
-# upload, so a booth on a slow network never blocks the others while it waits for its next bytes.
-PARSE_CONCURRENCY = 8
+# The batch of an upload whose bytes keep coming at once (it keeps its turn: loopback, a fast LAN). Only
+# the few uploads holding a turn gather this much; each threaded write costs the event loop a round trip.
+FAST_FLUSH_BYTES = 1024 * 1024
 # A booth that pauses longer than this finds what it has sent so far on disk (it survives a crash).
 PAUSE_FLUSH_SECONDS = 0.05
 # After a wrong password the rest of the body is read and dropped (at most this long), so the client
@@ -195,12 +194,12 @@ class _Collector:
         await self.proof.offer(candidate)
         await self.flush(now=True)
 
-    async def flush(self, now: bool = False) -> None:
-        """Write pending photo bytes once enough have gathered, or all of them once the photo part ended
+    async def flush(self, now: bool = False, batch: int = FLUSH_BYTES) -> None:
+        """Write pending photo bytes once `batch` have gathered, or all of them once the photo part ended
         (or `now`, when the upload pauses)."""
         if not self.file_seen or self.upload.path is not None or not self.may_write:
             return
-        if not (now or self.file_ended or len(self.pending) >= FLUSH_BYTES):
+        if not (now or self.file_ended or len(self.pending) >= batch):
             return
         data, last = bytes(self.pending), self.file_ended
         self.pending.clear()
@@ -243,26 +242,29 @@ def boundary_of(content_type: str | None) -> bytes:
     return params[b"boundary"]
 
 
-async def _next_chunk(
-    iterator: AsyncIterator[bytes], collector: _Collector, limits: Limits, gate: asyncio.Semaphore
-) -> bytes:
-    """The next chunk of the body. When the booth pauses with photo bytes still in memory, they are
-    written first: what has arrived is on disk within PAUSE_FLUSH_SECONDS, even if the server dies."""
-    if not collector.has_pending:
-        async with asyncio.timeout(limits.idle_timeout_seconds):
-            return await iterator.__anext__()
-    # A task, because cancelling the body iterator itself would close it.
-    arriving = asyncio.ensure_future(iterator.__anext__())
-    done, _ = await asyncio.wait({arriving}, timeout=PAUSE_FLUSH_SECONDS)
-    if not done:
-        try:
-            async with gate:
+async def _next_chunk(iterator: AsyncIterator[bytes], collector: _Collector, limits: Limits, turn: Turn) -> bytes:
+    """The next chunk of the body. The upload keeps its turn only if the chunk comes at once (see
+    services/turns.py). When the booth pauses with photo bytes still in memory, they are written first:
+    what has arrived is on disk within PAUSE_FLUSH_SECONDS, even if the server dies."""
+    turn.waiting_for_bytes()
+    try:
+        if not collector.has_pending:
+            async with asyncio.timeout(limits.idle_timeout_seconds):
+                return await iterator.__anext__()
+        # A task, because cancelling the body iterator itself would close it.
+        arriving = asyncio.ensure_future(iterator.__anext__())
+        done, _ = await asyncio.wait({arriving}, timeout=PAUSE_FLUSH_SECONDS)
+        if not done:
+            turn.give_back()
+            try:
                 await collector.flush(now=True)
-        except BaseException:
-            arriving.cancel()
-            raise
-    async with asyncio.timeout(limits.idle_timeout_seconds):
-        return await arriving
+            except BaseException:
+                arriving.cancel()
+                raise
+        async with asyncio.timeout(limits.idle_timeout_seconds):
+            return await arriving
+    finally:
+        turn.bytes_came()
 
 
 async def read_upload(
@@ -270,18 +272,19 @@ async def read_upload(
     chunks: AsyncIterator[bytes],
     dest: Path,
     limits: Limits,
-    gate: asyncio.Semaphore | None = None,
+    turn: Turn | None = None,
     proof: Proof | None = None,
     upload: Upload | None = None,
     on_progress: Callable[[Upload], None] | None = None,
 ) -> Upload:
     """Read the whole body into an Upload, the file going to `dest`. Raises BoothError subclasses.
 
-    `gate`, shared by all uploads, bounds how many parse a chunk at once (see PARSE_CONCURRENCY).
+    `turn`, this upload's place among all uploads (services/turns.py): arrived chunks are parsed only
+    while holding it, so during a burst the oldest uploads finish arriving first.
     `upload`, when given, is filled in place: the caller keeps the fields of a failed upload.
     `on_progress` is called whenever more of the photo is on disk (an early decode follows it).
     """
-    gate = gate or asyncio.Semaphore(1)
+    turn = turn or Turns(1).turn(0.0)
     upload = upload if upload is not None else Upload()
     collector = _Collector(upload, dest, limits, proof)
     parser = MultipartParser(boundary_of(content_type), collector.callbacks())  # type: ignore[arg-type]
@@ -289,7 +292,7 @@ async def read_upload(
     try:
         while True:
             try:
-                chunk = await _next_chunk(iterator, collector, limits, gate)
+                chunk = await _next_chunk(iterator, collector, limits, turn)
             except StopAsyncIteration:
                 break
             except TimeoutError:
@@ -301,21 +304,28 @@ async def read_upload(
             if upload.body_bytes > limits.max_bytes:
                 raise TooLarge(f"The upload is larger than {limits.max_bytes:,} bytes.")
             if chunk:
-                async with gate:
-                    parser.write(chunk)
-                    await collector.flush()
+                fast = turn.held  # kept since the last chunk: the bytes come as fast as they are parsed
+                if not fast:
+                    await collector.flush()  # nothing over one ordinary batch waits for a turn in memory
+                await turn.take()
+                parser.write(chunk)
+                await collector.flush(batch=FAST_FLUSH_BYTES if fast else FLUSH_BYTES)
                 if collector.password is not None:
-                    await collector.offer_password()  # outside the gate: a wrong one is held (throttle)
+                    turn.give_back()  # a wrong password is held (throttle): not while holding a turn
+                    await collector.offer_password()
                 if on_progress is not None and collector.fh is not None:
                     on_progress(upload)
+        turn.give_back()
         parser.finalize()
         await collector.flush()
     except MultipartParseError as exc:
         raise MalformedRequest(f"The multipart body is malformed: {exc}.", code="bad_multipart") from exc
     except Unauthorized:
+        turn.give_back()
         await _drain(iterator, limits)
         raise
     finally:
+        turn.give_back()
         collector.close()
         if proof is not None:
             proof.release()
