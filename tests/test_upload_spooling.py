@@ -153,3 +153,33 @@ async def test_what_arrived_is_on_disk_when_the_booth_pauses(tmp_path: Path) -> 
     resume.set()
     await asyncio.wait_for(reading, 5)
     assert dest.read_bytes() == photo
+
+
+async def test_new_uploads_wait_while_held_and_uploads_under_way_go_on(tmp_path: Path) -> None:
+    """Back-pressure: while the image workers have enough waiting, a new upload is not parsed (its bytes
+    wait at the socket), but one already arriving finishes; when the hold ends, the new one goes on."""
+    photo = make_jpeg(400, 300, seed=9)
+    body, content_type = build_multipart(photo, BoothForm("pw"))
+    held = {"now": False}
+    turns = Turns(lanes=2, hold=lambda: held["now"])
+    limits = Limits(max_bytes=10_000_000, idle_timeout_seconds=5)
+
+    async def trickle() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 8192):
+            await asyncio.sleep(0.02)
+            yield body[start : start + 8192]
+
+    async def at_once() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 8192):
+            yield body[start : start + 8192]
+
+    under_way = asyncio.create_task(read_upload(content_type, trickle(), tmp_path / "a", limits, turns.turn(0.0)))
+    await asyncio.sleep(0.05)
+    held["now"] = True
+    new = asyncio.create_task(read_upload(content_type, at_once(), tmp_path / "b", limits, turns.turn(1.0)))
+    await asyncio.wait_for(under_way, 10)
+    assert (tmp_path / "a").read_bytes() == photo
+    assert not new.done() and not (tmp_path / "b").exists()
+    held["now"] = False
+    await asyncio.wait_for(new, 2)
+    assert (tmp_path / "b").read_bytes() == photo and turns.busy == 0

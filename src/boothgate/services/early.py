@@ -8,7 +8,9 @@ usual), and the prepared photo is ready a few milliseconds after the last byte.
 
 Bounded: only when a stream worker is free at that moment (never more early decoders than image workers,
 each holding one scaled image); only when no photo waits in the image queue (then the CPU is saturated
-and an early decode would only reorder the work: a burst over a fast network); only when the rest of the
+and an early decode would only reorder the work: a burst over a fast network, or uploads waiting for their
+turn to be parsed, services/turns.py); only when the network sets the upload's pace (it has had to wait
+for its next bytes: an upload slowed only by the server's own work gains nothing) and the rest of the
 upload is expected to take long enough to pay (over loopback a photo arrives in milliseconds and is
 prepared as before); and only for a request that proved the password (a stranger makes us decode
 nothing). A decode whose job ends — failed, answered,
@@ -36,7 +38,7 @@ from boothgate.providers.registry import Registry, UnknownProvider
 from boothgate.services.credentials import Credentials
 from boothgate.services.imaging import Imaging
 from boothgate.services.multipart import Upload
-from boothgate.services.turns import Turns
+from boothgate.services.turns import Turn
 
 if TYPE_CHECKING:
     from boothgate.services.ingest import BoothRequest
@@ -59,12 +61,12 @@ class EarlyDecode:
         deadline: float,
         content_length: int | None,
         allowed: Callable[[Upload], bool],
-        turns: Turns | None = None,
+        turn: Turn | None = None,
     ) -> None:
         self.imaging, self.path, self.pixels, self.deadline = imaging, path, pixels, deadline
         self.content_length = content_length
         self.allowed = allowed
-        self.turns = turns
+        self.turn = turn
         self.task: asyncio.Task[PreparedImage] | None = None
         self._probe: tuple[float, int] | None = None
         self._given_up = not SUPPORTED or pixels is None or content_length is None
@@ -95,7 +97,9 @@ class EarlyDecode:
             self._given_up = True
             return
         workers = self.imaging.workers
-        if workers.queued or (self.turns is not None and self.turns.crowded):
+        if self.turn is not None and not self.turn.network_paced:
+            return  # its bytes are mostly there at once: the server, not the network, sets the pace
+        if workers.queued or (self.turn is not None and self.turn.turns.crowded):
             # the CPU is saturated by photos already here (or still arriving, waiting for their turn to be
             # parsed): decoding early would only reorder work
             return
@@ -160,7 +164,7 @@ def watch_upload(
     request: BoothRequest,
     path: Path,
     deadline: float,
-    turns: Turns | None = None,
+    turn: Turn | None = None,
 ) -> EarlyDecode:
     """An EarlyDecode for a booth request, sized for its tab's provider (known from the URL alone)."""
     pixels = None
@@ -175,4 +179,4 @@ def watch_upload(
             upload.fields.get("password") or request.header_password or query_password(request.query)
         )
 
-    return EarlyDecode(imaging, path, pixels, deadline, request.content_length, allowed, turns)
+    return EarlyDecode(imaging, path, pixels, deadline, request.content_length, allowed, turn)

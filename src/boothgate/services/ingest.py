@@ -6,10 +6,11 @@
 Every request is bounded by its deadline (monotonic, from when the request arrived). Whatever happens,
 the booth gets an answer before the deadline, the job is recorded, and a failed original lands in trash
 with a sidecar that says why. Each step is one named call here; its mechanics live in a module of its own:
-receiving `multipart.py` + `early.py` (decoded while it arrives) + `strangers.py` (nothing kept before the
-password), admission `capacity.py` (busy answers), prompts `placeholders.py`, fallback and hedge
-`fallback.py`, result shape and overlay `shaping.py`, the content check `moderation.py`, and the
-fail-well half (error answers, mask, trash, bounded job records) `failwell.py`. A job uses the slot,
+receiving `multipart.py` + `turns.py` (oldest uploads parsed first) + `early.py` (decoded while it
+arrives) + `strangers.py` (nothing kept before the password), admission `capacity.py` (busy answers),
+prompts `placeholders.py`, fallback and hedge `fallback.py`, result shape and overlay `shaping.py`, the
+content check `moderation.py`, and the fail-well half (error answers, mask, trash, bounded job records)
+`failwell.py`. A job uses the slot,
 settings and reference file as they were at admission.
 """
 
@@ -99,7 +100,10 @@ class Ingest(FailWell):
         )
         self.moderation = moderation
         self._inflight: dict[tuple[str, int, int, str], asyncio.Task[_Outcome]] = {}
-        self._turns = Turns()  # arrived bytes are parsed oldest upload first (services/turns.py)
+        # Arrived bytes are parsed oldest upload first; no new upload starts while every image worker
+        # already has a photo waiting for it (services/turns.py).
+        workers = imaging.workers
+        self._turns = Turns(hold=lambda: workers.queued >= workers.workers)
         self.strangers = Strangers()
         self.recorder = JobRecorder(jobs, Journal(media.root / "journal"))
         self.fallbacks = FallbackChain(config, registry, slots.get, slots.db)
@@ -197,15 +201,16 @@ class Ingest(FailWell):
             )
         limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout_seconds)
         job.upload = Upload()  # filled while reading: a failed upload's fields are still known
+        turn = self._turns.turn(request.received_at)
         job.early = watch_upload(
-            self.imaging, self.registry, self.credentials, request, job.incoming, job.deadline.at, self._turns
+            self.imaging, self.registry, self.credentials, request, job.incoming, job.deadline.at, turn
         )
         upload = await read_upload(
             request.content_type,
             request.body,
             job.incoming,
             limits,
-            self._turns.turn(request.received_at),
+            turn,
             job.proof,
             job.upload,
             on_progress=job.early.progress,

@@ -11,73 +11,115 @@ An upload keeps its turn only while its next bytes are already there (`KEEP_SECO
 network lends its turn back while it waits for the network, so it never holds up the others, and asks
 again (in order of age) when its next bytes come. Uploads waiting for a turn do not read their sockets:
 the server holds one chunk of each (uvicorn pauses the connection), and TCP holds the rest at the booth.
+
+`hold` adds back-pressure: while it is true (the image workers already have a photo waiting for each of
+them), no *new* upload starts to be parsed; the CPU goes to the photos already here, so they finish in
+the order they came instead of all together. Uploads already under way go on (a booth on a slow network
+is never stopped halfway), and `hold` is asked again every `HOLD_POLL_SECONDS`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
+import bisect
 import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 # Uploads parsed at the same moment. Two: while one waits for its threaded write, the next uses the loop.
 LANES = 2
 # How long an upload keeps its turn waiting for its next chunk. Over loopback or a LAN the next chunk is
 # there within a pass or two of the event loop; a booth on a real network waits longer and lends its turn.
 KEEP_SECONDS = 0.003
+# While held back, new uploads are looked at again this often (a photo takes ~100 ms to prepare).
+HOLD_POLL_SECONDS = 0.01
+
+
+@dataclass(order=True)
+class _Waiter:
+    arrived: float
+    order: int
+    new: bool = field(compare=False)
+    granted: asyncio.Future[None] = field(compare=False)
 
 
 class Turns:
     """A semaphore of `lanes` whose waiters are served oldest first (by `arrived`, then first come)."""
 
-    def __init__(self, lanes: int = LANES) -> None:
+    def __init__(self, lanes: int = LANES, hold: Callable[[], bool] | None = None) -> None:
         self.lanes = lanes
+        self.hold = hold
         self.busy = 0
-        self._waiting: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._waiting: list[_Waiter] = []  # sorted, oldest first
         self._order = itertools.count()
-
-    @property
-    def crowded(self) -> bool:
-        """Uploads wait for a turn: receiving alone keeps the server's CPU busy."""
-        return any(not granted.done() for _, _, granted in self._waiting)
+        self._poll: asyncio.TimerHandle | None = None
 
     def turn(self, arrived: float) -> Turn:
         return Turn(self, arrived)
 
-    async def _acquire(self, arrived: float) -> None:
-        if self.busy < self.lanes:  # then nobody waits (a lane passes straight to a waiter on release)
-            self.busy += 1
-            return
-        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiting, (arrived, next(self._order), granted))
+    @property
+    def crowded(self) -> bool:
+        """Uploads wait for a turn: receiving alone keeps the server's CPU busy."""
+        return any(not waiter.granted.done() for waiter in self._waiting)
+
+    async def _acquire(self, arrived: float, new: bool) -> None:
+        waiter = _Waiter(arrived, next(self._order), new, asyncio.get_running_loop().create_future())
+        bisect.insort(self._waiting, waiter)
+        self._grant()
         try:
-            await granted
+            await waiter.granted  # returns at once when granted just now
         except BaseException:
-            if granted.done() and not granted.cancelled():
+            if waiter.granted.done() and not waiter.granted.cancelled():
                 self._release()  # granted as it was cancelled: hand the lane on
             raise
 
     def _release(self) -> None:
-        while self._waiting:
-            _, _, granted = heapq.heappop(self._waiting)
-            if not granted.done():
-                granted.set_result(None)  # the lane passes straight to the oldest waiter
-                return
         self.busy -= 1
+        self._grant()
+
+    def _grant(self) -> None:
+        """Give free lanes to the oldest waiters; a new upload only while `hold` is false."""
+        held: bool | None = None
+        index = 0
+        while self.busy < self.lanes and index < len(self._waiting):
+            waiter = self._waiting[index]
+            if waiter.granted.done():  # cancelled while waiting
+                del self._waiting[index]
+                continue
+            if waiter.new:
+                if held is None:
+                    held = self.hold is not None and self.hold()
+                if held:
+                    index += 1
+                    continue
+            del self._waiting[index]
+            self.busy += 1
+            waiter.granted.set_result(None)
+        if held and self._poll is None:
+            self._poll = asyncio.get_running_loop().call_later(HOLD_POLL_SECONDS, self._look_again)
+
+    def _look_again(self) -> None:
+        self._poll = None
+        self._grant()
 
 
 class Turn:
-    """One upload's place in `Turns`: `take` before parsing a chunk; `hold_while` around waiting for the
-    next chunk keeps the turn only `KEEP_SECONDS`; `give_back` before anything that may wait long."""
+    """One upload's place in `Turns`: `take` before parsing a chunk; `waiting_for_bytes` / `bytes_came`
+    around waiting for the next chunk keep the turn only `KEEP_SECONDS`; `give_back` before anything that
+    may wait long."""
 
     def __init__(self, turns: Turns, arrived: float) -> None:
         self.turns, self.arrived = turns, arrived
         self.held = False
+        self.started = False
+        self.lent = 0  # times its next bytes were not there at once
+        self.kept = 0  # times they were
         self._lend: asyncio.TimerHandle | None = None
 
     async def take(self) -> None:
         if not self.held:
-            await self.turns._acquire(self.arrived)
-            self.held = True
+            await self.turns._acquire(self.arrived, new=not self.started)
+            self.held = self.started = True
 
     def give_back(self) -> None:
         if self._lend is not None:
@@ -92,13 +134,20 @@ class Turn:
         if self.held and self._lend is None:
             self._lend = asyncio.get_running_loop().call_later(KEEP_SECONDS, self._lent)
 
+    @property
+    def network_paced(self) -> bool:
+        """Its bytes mostly had to be waited for: the network, not the server, sets this upload's pace."""
+        return self.lent > self.kept
+
     def bytes_came(self) -> None:
         if self._lend is not None:
+            self.kept += 1
             self._lend.cancel()
             self._lend = None
 
     def _lent(self) -> None:
         self._lend = None
+        self.lent += 1
         if self.held:
             self.held = False
             self.turns._release()
