@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
 
+from boothgate.services import credentials as credentials_module
 from boothgate.services import retention
 from boothgate.services.credentials import verify_hash
 from boothgate.storage.models import Job
@@ -33,6 +35,32 @@ async def test_first_start_generates_and_keeps_credentials(booth_factory, capsys
     assert "Admin login:" not in capsys.readouterr().out, "printed once, on the first start only"
     async with httpx.AsyncClient(base_url=again.url, auth=("admin", admin_password)) as client:
         assert (await client.get("/api/stats")).json()["upload_password"] == upload_password
+
+
+async def test_the_stored_admin_password_is_checked_off_the_event_loop(booth_factory, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """scrypt costs ~50 ms of CPU: on the event loop every sign-in (and every wrong password) would hold up
+    every booth that long. It runs in a thread, and a right password is checked once."""
+    booth = booth_factory(admin_password=None, upload_password=None)
+    admin_password = capsys.readouterr().out.split("Admin login:")[1].split("/")[1].split()[0]
+    on_loop: list[bool] = []
+
+    def recording(password: str, stored: str) -> bool:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)  # called from the server's event loop
+        except RuntimeError:
+            on_loop.append(False)  # from a thread with no loop
+        return verify_hash(password, stored)
+
+    monkeypatch.setattr(credentials_module, "verify_hash", recording)
+    async with httpx.AsyncClient(base_url=booth.url, auth=("admin", "wrong-" + admin_password)) as client:
+        assert (await client.get("/api/stats")).status_code == 401
+    async with httpx.AsyncClient(base_url=booth.url, auth=("admin", admin_password)) as client:
+        assert (await client.get("/api/stats")).status_code == 200
+        assert (await client.get("/api/stats")).status_code == 200
+    assert on_loop == [False, False], (
+        "the wrong one and the first right one, both off the loop; the second is remembered"
+    )
 
 
 async def test_interrupted_jobs_are_failed_and_trashed_on_start(booth_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]

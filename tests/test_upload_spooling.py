@@ -13,6 +13,14 @@ from boothgate.services.turns import Turns
 from tests.conftest import Booth, make_jpeg
 
 
+async def pieces(body: bytes, size: int = 8192, pause: float | None = None) -> AsyncIterator[bytes]:
+    """The body in `size`-byte chunks, each after `pause` seconds (None: all there at once)."""
+    for start in range(0, len(body), size):
+        if pause is not None:
+            await asyncio.sleep(pause)
+        yield body[start : start + size]
+
+
 async def test_photo_larger_than_a_batch_is_stored_byte_for_byte(booth: Booth) -> None:
     await booth.configure("gemini", 1, kind="prompt", prompt="x")
     photo = make_jpeg(2000, 1500, seed=3, quality=98)
@@ -67,14 +75,11 @@ async def test_a_burst_finishes_arriving_oldest_first(tmp_path: Path) -> None:
     turns = Turns(lanes=1)
     finished: list[int] = []
 
-    async def chunks() -> AsyncIterator[bytes]:
-        for start in range(0, len(body), 16384):
-            await asyncio.sleep(0)  # the next chunk is there at once, as over loopback
-            yield body[start : start + 16384]
-
     async def one(n: int) -> None:
         limits = Limits(max_bytes=10_000_000, idle_timeout_seconds=5)
-        await read_upload(content_type, chunks(), tmp_path / f"photo{n}", limits, turns.turn(float(n)))
+        # each chunk there at once, as over loopback (a pass of the loop between chunks)
+        chunks = pieces(body, 16384, pause=0.0)
+        await read_upload(content_type, chunks, tmp_path / f"photo{n}", limits, turns.turn(float(n)))
         finished.append(n)
 
     first = turns.turn(-1.0)
@@ -94,18 +99,13 @@ async def test_a_slow_upload_lends_its_turn_while_it_waits_for_the_network(tmp_p
     turns = Turns(lanes=1)
     limits = Limits(max_bytes=10_000_000, idle_timeout_seconds=5)
 
-    async def slow() -> AsyncIterator[bytes]:
-        for start in range(0, len(body), 8192):
-            await asyncio.sleep(0.1)
-            yield body[start : start + 8192]
-
-    async def fast() -> AsyncIterator[bytes]:
-        for start in range(0, len(body), 8192):
-            yield body[start : start + 8192]
-
-    trickling = asyncio.create_task(read_upload(content_type, slow(), tmp_path / "slow", limits, turns.turn(0.0)))
+    trickling = asyncio.create_task(
+        read_upload(content_type, pieces(body, pause=0.1), tmp_path / "slow", limits, turns.turn(0.0))
+    )
     await asyncio.sleep(0.15)  # its first chunk has been parsed: it holds or has lent its turn
-    quick = await asyncio.wait_for(read_upload(content_type, fast(), tmp_path / "fast", limits, turns.turn(1.0)), 1)
+    quick = await asyncio.wait_for(
+        read_upload(content_type, pieces(body), tmp_path / "fast", limits, turns.turn(1.0)), 1
+    )
     assert quick.path is not None and quick.path.read_bytes() == photo
     assert not trickling.done(), "the slow upload is still arriving"
     await asyncio.wait_for(trickling, 10)
@@ -164,19 +164,12 @@ async def test_new_uploads_wait_while_held_and_uploads_under_way_go_on(tmp_path:
     turns = Turns(lanes=2, hold=lambda: held["now"])
     limits = Limits(max_bytes=10_000_000, idle_timeout_seconds=5)
 
-    async def trickle() -> AsyncIterator[bytes]:
-        for start in range(0, len(body), 8192):
-            await asyncio.sleep(0.02)
-            yield body[start : start + 8192]
-
-    async def at_once() -> AsyncIterator[bytes]:
-        for start in range(0, len(body), 8192):
-            yield body[start : start + 8192]
-
-    under_way = asyncio.create_task(read_upload(content_type, trickle(), tmp_path / "a", limits, turns.turn(0.0)))
+    under_way = asyncio.create_task(
+        read_upload(content_type, pieces(body, pause=0.02), tmp_path / "a", limits, turns.turn(0.0))
+    )
     await asyncio.sleep(0.05)
     held["now"] = True
-    new = asyncio.create_task(read_upload(content_type, at_once(), tmp_path / "b", limits, turns.turn(1.0)))
+    new = asyncio.create_task(read_upload(content_type, pieces(body), tmp_path / "b", limits, turns.turn(1.0)))
     await asyncio.wait_for(under_way, 10)
     assert (tmp_path / "a").read_bytes() == photo
     assert not new.done() and not (tmp_path / "b").exists()

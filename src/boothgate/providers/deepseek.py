@@ -16,6 +16,7 @@ under "deepseek", next to the instruction when there is one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, Literal
@@ -68,6 +69,7 @@ class DeepSeekProvider(DeepSeekLive, Provider):
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
         self._client: InstructionWriter | None = None
+        self._building = asyncio.Lock()
 
     # --- the renderer -------------------------------------------------------------------------
     def _lookup(self, name: str) -> Provider | None:
@@ -202,7 +204,7 @@ class DeepSeekProvider(DeepSeekLive, Provider):
         request.notes["model"] = self.settings.deepseek_model
         started = time.monotonic()
         try:
-            written = await self._writer().write(
+            written = await (await self._writer()).write(
                 request.kind, request.prompt, request.photo, request.reference, stage, thinking=options.thinking
             )
         except StageFailed as failed:
@@ -244,13 +246,15 @@ class DeepSeekProvider(DeepSeekLive, Provider):
         request.notes["cost_usd"] = failed.cost_usd
         log.info("job=%s deepseek fallback code=%s seconds=%.3f", request.job_id, failed.code, notes["seconds"])
 
-    def _writer(self) -> InstructionWriter:
-        # Built once: a settings change builds a new provider (and closes this one).
+    async def _writer(self) -> InstructionWriter:
+        # Built once: a settings change builds a new provider (and closes this one). In a thread: its SDK
+        # client loads the CA certificates (30-70 ms of CPU that would hold up every booth on the loop).
         key = self.api_key()
         if key is None:
             raise StageFailed("not_configured", "The DeepSeek API key is not set.")
-        if self._client is None:
-            self._client = InstructionWriter(self.settings, key)
+        async with self._building:
+            if self._client is None:
+                self._client = await asyncio.to_thread(InstructionWriter, self.settings, key)
         return self._client
 
     async def aclose(self) -> None:

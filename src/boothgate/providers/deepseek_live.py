@@ -33,12 +33,12 @@ class DeepSeekLive:
 
         def api_key(self) -> str | None: ...
 
-        def _writer(self) -> InstructionWriter: ...
+        async def _writer(self) -> InstructionWriter: ...
 
     async def list_models(self) -> list[ModelInfo] | None:
         if self.api_key() is None:
             raise LookupError("The DeepSeek API key is not set.")
-        client = self._writer().client
+        client = (await self._writer()).client
         models: list[ModelInfo] = []
         async with asyncio.timeout(LIST_TIMEOUT_SECONDS):
             async for model in client.models.list(timeout=LIST_TIMEOUT_SECONDS):
@@ -80,7 +80,7 @@ class DeepSeekLive:
 
     async def _balance(self) -> bool | None:
         """Whether the account can pay for calls (`is_available`), or None when the service does not say."""
-        client = self._writer().client
+        client = (await self._writer()).client
         try:
             answer: Any = await client.get("/user/balance", cast_to=object, options={"timeout": LIST_TIMEOUT_SECONDS})
         except openai.NotFoundError:

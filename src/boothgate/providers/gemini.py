@@ -95,13 +95,16 @@ class GeminiProvider(GeminiLive, Provider):
         super().__init__(context)
         self._sdk: genai.Client | None = None
         self._sdk_for: tuple[str, str] | None = None
+        self._building = asyncio.Lock()
         # Fields a model answered 400 INVALID_ARGUMENT to ("imageSize", "aspectRatio"): not sent again.
         self.refused_fields: dict[str, set[str]] = {}
 
     # --- connection ---------------------------------------------------------------------------
 
-    def _client(self, key: str) -> genai.Client:
-        """The SDK client for the current key and base URL (built once: construction costs ~40 ms).
+    async def _client(self, key: str) -> genai.Client:
+        """The SDK client for the current key and base URL, built once, in a thread: construction costs
+        40-60 ms of CPU (its own HTTP clients load the CA certificates), which would hold up every booth on
+        the event loop.
 
         Everything is explicit so the environment cannot redirect it: `vertexai=False` beats
         GOOGLE_GENAI_USE_VERTEXAI, the key beats GOOGLE_API_KEY/GEMINI_API_KEY, the base URL beats
@@ -110,16 +113,18 @@ class GeminiProvider(GeminiLive, Provider):
         no `retry_options` the SDK makes exactly one HTTP call per `generate_content`.
         """
         base_url = self.settings.gemini_base_url.strip()
-        if self._sdk is None or self._sdk_for != (key, base_url):
-            self._sdk = genai.Client(
-                vertexai=False,
-                api_key=key,
-                debug_config=DebugConfig(client_mode=None, replays_directory=None, replay_id=None),
-                http_options=types.HttpOptions(
-                    base_url=base_url, api_version="v1beta", httpx_async_client=self.context.http
-                ),
-            )
-            self._sdk_for = (key, base_url)
+        async with self._building:
+            if self._sdk is None or self._sdk_for != (key, base_url):
+                self._sdk = await asyncio.to_thread(
+                    genai.Client,
+                    vertexai=False,
+                    api_key=key,
+                    debug_config=DebugConfig(client_mode=None, replays_directory=None, replay_id=None),
+                    http_options=types.HttpOptions(
+                        base_url=base_url, api_version="v1beta", httpx_async_client=self.context.http
+                    ),
+                )
+                self._sdk_for = (key, base_url)
         return self._sdk
 
     async def aclose(self) -> None:
@@ -166,7 +171,7 @@ class GeminiProvider(GeminiLive, Provider):
             image_size=call.image.image_size,
             problems=[],
         )
-        client = self._client(key)
+        client = await self._client(key)
         backoff = self.first_backoff_seconds
         empty_answers = 0
         while True:

@@ -42,13 +42,13 @@ class GeminiLive:
 
         def problem(self) -> str | None: ...
 
-        def _client(self, key: str) -> genai.Client: ...
+        async def _client(self, key: str) -> genai.Client: ...
 
     async def list_models(self) -> list[ModelInfo] | None:
         key = self.api_key()
         if key is None:
             raise LookupError(self.problem() or "The Gemini API key is not set.")
-        client = self._client(key)
+        client = await self._client(key)
         models: list[ModelInfo] = []
         async with asyncio.timeout(LIST_TIMEOUT_SECONDS):
             pager = await client.aio.models.list(config={"page_size": 100})

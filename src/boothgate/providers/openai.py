@@ -82,17 +82,22 @@ class OpenAIProvider(Provider):
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
         self._sdk: AsyncOpenAI | None = None
+        self._building = asyncio.Lock()
 
     # --- connection ---------------------------------------------------------------------------
-    def _client(self, key: str) -> AsyncOpenAI:
-        # Built once per provider: a settings change (key, base URL) builds a new provider.
-        if self._sdk is None:
-            self._sdk = AsyncOpenAI(
-                api_key=key,
-                base_url=self.settings.openai_base_url.strip().rstrip("/"),
-                max_retries=0,
-                timeout=self.settings.deadline_seconds,
-            )
+    async def _client(self, key: str) -> AsyncOpenAI:
+        # Built once per provider: a settings change (key, base URL) builds a new provider. Built in a thread:
+        # the SDK's HTTP client loads the system's CA certificates (30-70 ms of CPU that would hold up every
+        # booth on the event loop).
+        async with self._building:
+            if self._sdk is None:
+                self._sdk = await asyncio.to_thread(
+                    AsyncOpenAI,
+                    api_key=key,
+                    base_url=self.settings.openai_base_url.strip().rstrip("/"),
+                    max_retries=0,
+                    timeout=self.settings.deadline_seconds,
+                )
         return self._sdk
 
     async def aclose(self) -> None:
@@ -109,7 +114,7 @@ class OpenAIProvider(Provider):
     # --- model list and check -----------------------------------------------------------------
     async def list_models(self) -> list[ModelInfo] | None:
         """`GET /models`: everything the key may use, image models first (the slot editor offers them)."""
-        client = self._client(self._key())
+        client = await self._client(self._key())
         async with asyncio.timeout(self.check_seconds):
             page = await client.models.list(timeout=self.check_seconds)
             ids = [model.id async for model in page]
@@ -125,7 +130,7 @@ class OpenAIProvider(Provider):
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.check_seconds):
-                await self._client(self._key()).models.retrieve(model, timeout=self.check_seconds)
+                await (await self._client(self._key())).models.retrieve(model, timeout=self.check_seconds)
         except openai.APIStatusError as exc:
             sorted_ = wire.sort_status_error(exc, model, False, self.api_key() or "")
             message = sorted_.error.message if sorted_.error else f"OpenAI answered {sorted_.note}."
@@ -177,7 +182,7 @@ class OpenAIProvider(Provider):
             problems=[],
             cost_usd=0.0,
         )
-        client = self._client(key)
+        client = await self._client(key)
         backoff = self.first_backoff_seconds
         while True:
             self._check_can_try(request.deadline, notes)

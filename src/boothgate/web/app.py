@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
         services = await Services.start(settings, registry_classes)
         app.state.services = services
         announce(services)
+        _warm_up(app)
         _freeze_startup_objects()
         if loop_watch is not None:
             loop_watch.start()  # after start-up work: stalls while serving are what count
@@ -137,6 +138,35 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
 
     app.add_middleware(ArrivalClock)
     return app
+
+
+def _warm_up(app: FastAPI) -> None:
+    """Do at start what the first requests would otherwise do on the event loop while booths wait: FastAPI
+    builds each router's route table on its first match (~35 ms for ours), Jinja compiles each template on
+    its first render (~50 ms for the first page). Measured with cProfile on a first `/health`."""
+    _warm_routes(app.router)
+    for name in pages.templates.env.list_templates(extensions=["html"]):
+        pages.templates.env.get_template(name)
+
+
+def _warm_routes(router: object) -> None:
+    # FastAPI 0.165 builds included routers' routes lazily (`effective_candidates`); with another
+    # version this finds nothing to build and does nothing.
+    for route in getattr(router, "routes", []):
+        candidates = getattr(route, "effective_candidates", None)
+        if callable(candidates):
+            for candidate in candidates():
+                _warm_routes_of(candidate)
+        low_priority = getattr(route, "effective_low_priority_routes", None)
+        if callable(low_priority):
+            low_priority()
+
+
+def _warm_routes_of(candidate: object) -> None:
+    candidates = getattr(candidate, "effective_candidates", None)
+    if callable(candidates):
+        for child in candidates():
+            _warm_routes_of(child)
 
 
 def _freeze_startup_objects() -> None:

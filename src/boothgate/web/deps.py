@@ -70,7 +70,7 @@ async def require_admin(request: Request, services: ServicesDep) -> str:
             headers={"Retry-After": str(int(retry_after) + 1)},
         )
     credentials = _basic_credentials(request)
-    if credentials is None or not services.credentials.check_admin(*credentials):
+    if credentials is None or not await services.credentials.check_admin(*credentials):
         delay = throttle.delay(address)
         if credentials is not None:
             throttle.failed(address)
