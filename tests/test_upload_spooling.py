@@ -9,7 +9,7 @@ from pathlib import Path
 
 from boothgate.booth_client import BoothForm, build_multipart
 from boothgate.services.multipart import FLUSH_BYTES, Limits, read_upload
-from boothgate.services.turns import Turns
+from boothgate.services.turns import Turn, Turns
 from tests.conftest import Booth, make_jpeg
 
 
@@ -19,6 +19,13 @@ async def pieces(body: bytes, size: int = 8192, pause: float | None = None) -> A
         if pause is not None:
             await asyncio.sleep(pause)
         yield body[start : start + size]
+
+
+async def _started(turn: Turn) -> None:
+    """Until the upload has parsed its first chunk."""
+    async with asyncio.timeout(5):
+        while not turn.started:  # noqa: ASYNC110  (a flag of the code under test, not an event of ours)
+            await asyncio.sleep(0.005)
 
 
 async def test_photo_larger_than_a_batch_is_stored_byte_for_byte(booth: Booth) -> None:
@@ -99,12 +106,13 @@ async def test_a_slow_upload_lends_its_turn_while_it_waits_for_the_network(tmp_p
     turns = Turns(lanes=1)
     limits = Limits(max_bytes=10_000_000, idle_timeout_seconds=5)
 
+    slow_turn = turns.turn(0.0)
     trickling = asyncio.create_task(
-        read_upload(content_type, pieces(body, pause=0.1), tmp_path / "slow", limits, turns.turn(0.0))
+        read_upload(content_type, pieces(body, pause=0.1), tmp_path / "slow", limits, slow_turn)
     )
-    await asyncio.sleep(0.15)  # its first chunk has been parsed: it holds or has lent its turn
+    await _started(slow_turn)  # its first chunk has been parsed: it holds or has lent its turn
     quick = await asyncio.wait_for(
-        read_upload(content_type, pieces(body), tmp_path / "fast", limits, turns.turn(1.0)), 1
+        read_upload(content_type, pieces(body), tmp_path / "fast", limits, turns.turn(1.0)), 5
     )
     assert quick.path is not None and quick.path.read_bytes() == photo
     assert not trickling.done(), "the slow upload is still arriving"
@@ -164,10 +172,11 @@ async def test_new_uploads_wait_while_held_and_uploads_under_way_go_on(tmp_path:
     turns = Turns(lanes=2, hold=lambda: held["now"])
     limits = Limits(max_bytes=10_000_000, idle_timeout_seconds=5)
 
+    first_turn = turns.turn(0.0)
     under_way = asyncio.create_task(
-        read_upload(content_type, pieces(body, pause=0.02), tmp_path / "a", limits, turns.turn(0.0))
+        read_upload(content_type, pieces(body, pause=0.02), tmp_path / "a", limits, first_turn)
     )
-    await asyncio.sleep(0.05)
+    await _started(first_turn)
     held["now"] = True
     new = asyncio.create_task(read_upload(content_type, pieces(body), tmp_path / "b", limits, turns.turn(1.0)))
     await asyncio.wait_for(under_way, 10)
