@@ -9,16 +9,11 @@ Run as `python -m bench.echo --port N`.
 
 from __future__ import annotations
 
-import argparse
-import os
-
-import uvicorn
-from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
+from bench.floor_server import floor_app, serve
 from bench.provider import result_jpeg
 
 
@@ -34,24 +29,11 @@ async def upload(request: Request) -> Response:
     return Response(result_jpeg(), media_type="image/jpeg")
 
 
-async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
-
-
-app = Starlette(
-    routes=[
-        Route("/booth/{provider}/{number}", upload, methods=["POST"]),
-        Route("/health", health, methods=["GET"]),
-    ]
-)
+app = floor_app(upload)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="bench echo endpoint")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8099")))
-    args = parser.parse_args()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    serve(app, "bench echo endpoint", 8099)
 
 
 if __name__ == "__main__":

@@ -12,21 +12,18 @@ Run as `python -m bench.prepfloor --port N`; `BOOTHGATE_BENCH_PROVIDER_SECONDS` 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
-import uvicorn
 from PIL import Image
-from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
+from bench.floor_server import floor_app, serve
 from bench.provider import result_jpeg
 
 INPUT_PIXELS = 2_000_000
@@ -66,25 +63,12 @@ async def upload(request: Request) -> Response:
     return Response(result_jpeg(), media_type="image/jpeg")
 
 
-async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
-
-
-app = Starlette(
-    routes=[
-        Route("/booth/{provider}/{number}", upload, methods=["POST"]),
-        Route("/health", health, methods=["GET"]),
-    ]
-)
+app = floor_app(upload)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="bench preparation floor")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8098")))
-    args = parser.parse_args()
     result_jpeg()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    serve(app, "bench preparation floor", 8098)
 
 
 if __name__ == "__main__":
