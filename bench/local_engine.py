@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from tests import local_photos as photos
 
-from boothgate import images
+from boothgate.imaging import images
 from boothgate.local import engine, models, styles
 from boothgate.settings import get_settings
 

@@ -1,5 +1,5 @@
-"""The optional result steps' cost per photo: the offline NSFW check (`boothgate.nsfw`) and the result
-shape (`boothgate.shaping`: fitting the provider's image to the photo's print layout).
+"""The optional result steps' cost per photo: the offline NSFW check (`boothgate.imaging.nsfw`) and the result
+shape (`boothgate.imaging.shape`: fitting the provider's image to the photo's print layout).
 
     python -m bench.moderation
 
@@ -15,7 +15,8 @@ import statistics
 import time
 
 from bench import photos
-from boothgate import images, nsfw, shaping
+from boothgate.imaging import images, nsfw
+from boothgate.imaging import shape as shaping
 
 REPEATS = 10
 

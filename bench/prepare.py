@@ -3,7 +3,7 @@
 Every candidate turns the same spooled file into an upright JPEG of at most `provider_input_pixels`:
 
 - naive: full-size decode, then a high-quality (LANCZOS) resize — what the obvious code costs;
-- pillow-draft: `boothgate.images.prepare` (libjpeg DCT scaling through Pillow's draft mode; no resize when
+- pillow-draft: `boothgate.imaging.images.prepare` (libjpeg DCT scaling through Pillow's draft mode; no resize when
   a DCT scale is within reach of the target);
 - simplejpeg: libjpeg-turbo's scaled decode through simplejpeg with the same scale choice, Pillow for a
   resize when one is needed;
@@ -37,7 +37,7 @@ SOURCE_LIMIT = 100_000_000
 
 
 def _target(width: int, height: int) -> tuple[int, int]:
-    from boothgate.images import target_size
+    from boothgate.imaging.images import target_size
 
     return target_size(width, height, INPUT_PIXELS)
 
@@ -52,7 +52,7 @@ def naive(path: Path) -> bytes:
 
 
 def pillow_draft(path: Path) -> bytes:
-    from boothgate.images import prepare
+    from boothgate.imaging.images import prepare
 
     return prepare(path, INPUT_PIXELS, SOURCE_LIMIT, QUALITY).data
 
@@ -71,7 +71,7 @@ _TRANSPOSE = {
 def simplejpeg_scaled(path: Path) -> bytes:
     import simplejpeg
 
-    from boothgate.images import draft_size
+    from boothgate.imaging.images import draft_size
 
     data = path.read_bytes()
     with Image.open(io.BytesIO(data)) as header:  # header only: size and EXIF orientation
@@ -231,7 +231,7 @@ if __name__ == "__main__":
 
 def input_size_table(photo: str = "24mp", repeats: int = 5) -> list[str]:
     """The quality/speed trade of BOOTHGATE_PROVIDER_INPUT_PIXELS: cost and bytes per setting."""
-    from boothgate.images import prepare
+    from boothgate.imaging.images import prepare
 
     path = photo_path(photo)
     upload = path.stat().st_size

@@ -20,9 +20,9 @@ import pytest
 from PIL import Image
 
 from boothgate.deadline import Deadline
+from boothgate.imaging.workers import ImageWorkers
 from boothgate.providers.base import ProviderRequest, ProviderResult
 from boothgate.services.capacity import PACE_TTL_SECONDS, Busy, Capacity
-from boothgate.services.workers import ImageWorkers
 from boothgate.storage.models import Slot
 from tests.conftest import Booth, ScriptedProvider, make_jpeg, photo_array
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from boothgate.errors import TooLarge
-from boothgate.services.workers import JOB, ImageWorkers, WorkerLost
+from boothgate.imaging.workers import JOB, ImageWorkers, WorkerLost
 from tests import worker_tasks
 
 

@@ -9,7 +9,8 @@ import zlib
 import pytest
 from PIL import Image
 
-from boothgate import errors, images
+from boothgate import errors
+from boothgate.imaging import images
 from tests.conftest import make_jpeg, make_png
 
 

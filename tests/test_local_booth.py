@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from boothgate.booth_client import BoothAnswer
-from boothgate.images import target_size
+from boothgate.imaging.images import target_size
 from boothgate.local import faces, models
 from boothgate.web.app import create_app
 from tests import local_photos as photos

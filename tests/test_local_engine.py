@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from boothgate.imaging.workers import ImageWorkers
 from boothgate.local import engine, face_swap, faces, models, styles
 from boothgate.providers.base import ProviderContext
 from boothgate.providers.local import LocalOptions, LocalProvider, Style
-from boothgate.services.workers import ImageWorkers
 from boothgate.settings import get_settings
 from tests import local_photos as photos
 

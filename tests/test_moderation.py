@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 from skimage import data as samples
 
-from boothgate import mask
 from boothgate.booth_client import BoothAnswer
+from boothgate.imaging import mask
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, Booth, booth_settings, make_jpeg, open_image
 from tests.fakes.gemini import GeminiFake

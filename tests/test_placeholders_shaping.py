@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 from PIL import Image
 
-from boothgate import shaping
+from boothgate.imaging import shape as shaping
 from boothgate.link_secrets import AccessLogMask, mask_query, public_query, query_password
 from boothgate.services import placeholders
 from boothgate.services.shaping import parse_size

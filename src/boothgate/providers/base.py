@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from boothgate.deadline import Deadline
 
 # Part of the provider contract, defined apart so that image worker processes need not import this module.
-from boothgate.prepared import PreparedImage
+from boothgate.imaging.prepared import PreparedImage
 
 if TYPE_CHECKING:
     from boothgate.settings import Settings

@@ -25,7 +25,7 @@ import httpx
 
 from boothgate.deadline import Deadline
 from boothgate.errors import BoothError, ProviderFailed, ProviderRefused
-from boothgate.images import MIME, sniff
+from boothgate.imaging.images import MIME, sniff
 from boothgate.providers.openai_wire import retry_after_seconds
 
 KEY_SETTING = "BOOTHGATE_FAL_API_KEY"

@@ -18,7 +18,7 @@ import httpx
 
 from boothgate.deadline import Deadline
 from boothgate.errors import DeadlineReached, ProviderFailed, ProviderRefused, RateLimited
-from boothgate.images import MIME, sniff
+from boothgate.imaging.images import MIME, sniff
 
 log = logging.getLogger(__name__)
 

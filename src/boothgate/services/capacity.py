@@ -17,10 +17,10 @@ from pathlib import Path
 
 from boothgate.deadline import Deadline
 from boothgate.errors import BoothError
-from boothgate.prepared import PreparedImage
+from boothgate.imaging.pool import Imaging
+from boothgate.imaging.prepared import PreparedImage
+from boothgate.imaging.workers import ImageWorkers
 from boothgate.services.early import EarlyDecode
-from boothgate.services.imaging import Imaging
-from boothgate.services.workers import ImageWorkers
 from boothgate.storage.models import Slot
 
 # A slot's provider pace: moving average of its recent call times (seconds). Per slot, not per tab: the

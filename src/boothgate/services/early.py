@@ -3,7 +3,7 @@
 On a real network a booth uploads at a few MB/s, so a 10 MB photo takes seconds to arrive; preparing it
 only after the last byte adds the whole decode (and any queueing) to the guest's wait. Instead, once the
 upload has shown its pace and proven the upload password, a worker process of the `stream` lane decodes
-the file while it grows (`boothgate.growing`; reduced-scale decoding and the structural limits apply as
+the file while it grows (`boothgate.imaging.growing`; reduced-scale decoding and the structural limits apply as
 usual), and the prepared photo is ready a few milliseconds after the last byte.
 
 Bounded: only when a stream worker is free at that moment (never more early decoders than image workers,
@@ -29,14 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from boothgate import growing
 from boothgate.errors import BoothError
-from boothgate.images import sniff
+from boothgate.imaging import growing
+from boothgate.imaging.images import sniff
+from boothgate.imaging.pool import Imaging
 from boothgate.link_secrets import query_password
 from boothgate.providers.base import PreparedImage
 from boothgate.providers.registry import Registry, UnknownProvider
 from boothgate.services.credentials import Credentials
-from boothgate.services.imaging import Imaging
 from boothgate.services.multipart import Upload
 from boothgate.services.turns import Turn
 

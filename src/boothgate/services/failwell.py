@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from boothgate import errors
-from boothgate.images import MIME, sniff
+from boothgate.imaging.images import MIME, sniff
 from boothgate.redaction import escape_field
 from boothgate.services.booth_job import Answer, BoothJob
 from boothgate.services.journal import JobRecorder

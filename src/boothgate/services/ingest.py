@@ -28,7 +28,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from boothgate import errors
 from boothgate.deadline import Deadline
-from boothgate.images import sniff
+from boothgate.imaging.images import sniff
+from boothgate.imaging.pool import Imaging
+from boothgate.imaging.workers import JOB
 from boothgate.link_secrets import public_query, query_password
 from boothgate.providers import transport
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind, Provider, ProviderRequest, ProviderResult
@@ -47,7 +49,6 @@ from boothgate.services.failwell import (
     shown,
 )
 from boothgate.services.fallback import FallbackChain
-from boothgate.services.imaging import Imaging
 from boothgate.services.jobs import JobStore
 from boothgate.services.journal import JobRecorder, Journal
 from boothgate.services.media_links import MediaLinks
@@ -57,7 +58,6 @@ from boothgate.services.slots import SlotService, parse_number
 from boothgate.services.strangers import PasswordProof, Strangers
 from boothgate.services.throttle import Throttle
 from boothgate.services.turns import Turns
-from boothgate.services.workers import JOB
 from boothgate.storage.db import is_disk_full
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Job, Slot, utcnow

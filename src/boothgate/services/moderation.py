@@ -20,9 +20,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from boothgate import errors, mask, nsfw
-from boothgate.images import sniff
-from boothgate.services.imaging import Imaging
+from boothgate import errors
+from boothgate.imaging import mask, nsfw
+from boothgate.imaging.images import sniff
+from boothgate.imaging.pool import Imaging
 from boothgate.storage.models import Slot
 
 log = logging.getLogger("boothgate.moderation")

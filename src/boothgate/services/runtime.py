@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 import httpx
 
 from boothgate import link_secrets, redaction
+from boothgate.imaging.pool import Imaging
 from boothgate.providers.base import Provider, ProviderContext
 from boothgate.providers.registry import Registry
 from boothgate.services import offline, recovery, retention
 from boothgate.services.config import RuntimeConfig
 from boothgate.services.credentials import Credentials, Generated
-from boothgate.services.imaging import Imaging
 from boothgate.services.ingest import Ingest
 from boothgate.services.jobs import JobStore
 from boothgate.services.media_links import MediaLinks

@@ -1,6 +1,6 @@
 """The result-shape step of the spine: which plan a slot's result gets, and the slot fields behind it.
 
-The image work itself is `boothgate.shaping` (pure functions run on an image worker); this module only
+The image work itself is `boothgate.imaging.shape` (pure functions run on an image worker); this module only
 decides: the slot's `result_shape` (`match_photo` default | `as_returned` | `fixed` with `result_size`),
 the photo's upright size recorded at admission, the cap on the long side, and the overlay.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from boothgate.shaping import ShapePlan
+from boothgate.imaging.shape import ShapePlan
 from boothgate.storage.models import Slot
 
 SHAPES = ("match_photo", "as_returned", "fixed")

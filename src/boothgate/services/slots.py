@@ -12,10 +12,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boothgate.errors import StorageFailed
+from boothgate.imaging.pool import Imaging
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
 from boothgate.providers.registry import SLOTS_PER_TAB, Registry
 from boothgate.services import fallback_rules, placeholders
-from boothgate.services.imaging import Imaging
 from boothgate.services.moderation import ModerationOptions
 from boothgate.services.shaping import normal_size
 from boothgate.storage.db import Database

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from boothgate.images import sniff
+from boothgate.imaging.images import sniff
 
 log = logging.getLogger("boothgate.media")
 

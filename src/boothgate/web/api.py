@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from boothgate import errors
-from boothgate.images import sniff
+from boothgate.imaging.images import sniff
 from boothgate.services import stats
 from boothgate.services.ingest import BoothRequest
 from boothgate.services.jobs import public_job

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
-from boothgate.images import sniff
+from boothgate.imaging.images import sniff
 from boothgate.providers.base import Provider
 from boothgate.providers.registry import UnknownProvider
 from boothgate.services import rehearsal

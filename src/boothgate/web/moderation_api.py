@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
-from boothgate import errors, mask
+from boothgate import errors
+from boothgate.imaging import mask
 from boothgate.services.moderation import Moderation, slot_mask_name
 from boothgate.services.runtime import Services
 from boothgate.web.api import read_file_field, slot_or_404

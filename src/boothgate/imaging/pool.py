@@ -8,10 +8,11 @@ import asyncio
 from collections import OrderedDict
 from pathlib import Path
 
-from boothgate import images, shaping
 from boothgate.errors import CorruptImage, ProviderFailed
+from boothgate.imaging import images
+from boothgate.imaging import shape as shaping
+from boothgate.imaging.workers import ImageWorkers, WorkerLost
 from boothgate.providers.base import PreparedImage
-from boothgate.services.workers import ImageWorkers, WorkerLost
 
 REFERENCE_CACHE_SIZE = 64
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image
 
-from boothgate.images import UNREADABLE
+from boothgate.imaging.images import UNREADABLE
 
 MODEL_FILE = "open-nsfw.onnx"
 # The model looks at 224×224; decoding more than this many pixels of a big result is wasted work.

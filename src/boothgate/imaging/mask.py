@@ -11,7 +11,7 @@ import io
 
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from boothgate.images import UNREADABLE
+from boothgate.imaging.images import UNREADABLE
 
 TOP, BOTTOM = (236, 231, 223), (203, 195, 183)
 LINE = (255, 255, 255)

@@ -20,10 +20,10 @@ from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from boothgate import imagecheck
 from boothgate.errors import BoothError, CorruptImage, ProviderFailed, TooLarge, UnsupportedImage
-from boothgate.growing import GrowingFile
-from boothgate.prepared import PreparedImage
+from boothgate.imaging import imagecheck
+from boothgate.imaging.growing import GrowingFile
+from boothgate.imaging.prepared import PreparedImage
 
 MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "heic": "image/heic"}
 PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}

@@ -21,9 +21,9 @@ from typing import Any
 from PIL import Image, ImageFilter, ImageOps
 
 from boothgate.errors import CorruptImage, ProviderFailed, UnsupportedImage
-from boothgate.images import UNREADABLE, _has_transparency, encode, finish_result, sniff
+from boothgate.imaging.images import UNREADABLE, _has_transparency, encode, finish_result, sniff
 
-log = logging.getLogger("boothgate.shaping")
+log = logging.getLogger("boothgate.imaging.shape")
 
 # Below this relative difference two aspect ratios count as the same (a pixel of rounding).
 SAME_RATIO = 0.004

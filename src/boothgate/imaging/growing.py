@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from boothgate.errors import CorruptImage
-from boothgate.imagecheck import Walker, walker_for
+from boothgate.imaging.imagecheck import Walker, walker_for
 
 # How often a waiting read looks for new bytes: the decode follows the upload at most this far behind.
 POLL_SECONDS = 0.01

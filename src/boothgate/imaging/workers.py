@@ -22,7 +22,7 @@ at once — the memory bound; see `services/early.py`).
 The contract for callers (other branches rely on it): `run(deadline, func, *args)` with `func` a
 module-level function and picklable arguments (paths, bytes, ints, dicts). The worker imports `func`'s
 module on first use; anything a function loads (a model) belongs in a module-level cache, kept for the life
-of the worker process. A worker is a plain `python -m boothgate.services.workers` child speaking pickles
+of the worker process. A worker is a plain `python -m boothgate.imaging.workers` child speaking pickles
 over its stdin/stdout: the same on Linux and Windows, nothing inherited from the server (threads, locks,
 sockets, its main module), ~25 MB each with Pillow loaded.
 """
@@ -121,13 +121,13 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes:
 
 
 def _serve() -> None:
-    """A worker process (`python -m boothgate.services.workers`): run each (func, args) it is sent on stdin,
+    """A worker process (`python -m boothgate.imaging.workers`): run each (func, args) it is sent on stdin,
     answer ("ok", result) or an error on stdout. Anything the work prints goes to stderr."""
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr
     sys.path[:] = _receive(requests)  # the server's import path (tests, the bench, plugins)
     _lower_priority()
-    import boothgate.images  # noqa: F401  (most work needs it: loaded before the first task, not during it)
+    import boothgate.imaging.images  # noqa: F401  (most work needs it: loaded before the first task, not during it)
 
     while True:
         try:
@@ -159,7 +159,7 @@ class _Process:
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "boothgate.services.workers"],
+            [sys.executable, "-m", "boothgate.imaging.workers"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
