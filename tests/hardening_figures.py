@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from boothgate.services.journal import Journal
+from boothgate.records.journal import Journal
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, ScriptedProvider, booth_settings, make_jpeg
 from tests.fakes.server import serve

@@ -90,7 +90,7 @@ def _assert_data_dir_tidy(data_dir: Path) -> None:
         if len(relative.parts) == 1:
             assert relative.name.startswith("boothgate.db"), relative
             continue
-        if relative.parts[0] == "journal":  # the job journal and its disk reserve (services/journal.py)
+        if relative.parts[0] == "journal":  # the job journal and its disk reserve (records/journal.py)
             assert relative.name in ("reserve", "jobs.jsonl") or relative.suffix == ".draining", relative
             continue
         assert relative.parts[0] in ("photos", "results", "trash", "incoming"), relative

@@ -163,7 +163,7 @@ async def test_a_disk_too_full_even_for_the_journal_uses_its_reserve(
 ) -> None:
     """The disk is full for everything: database writes and journal appends fail with ENOSPC until the
     journal gives up its reserve (the only free space there is). The failure is still recorded."""
-    from boothgate.services import journal as journal_module
+    from boothgate.records import journal as journal_module
 
     journal = booth.services.ingest.recorder.journal
     await _until(_reserve_back(journal))  # set aside in the background at start

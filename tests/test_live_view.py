@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from boothgate.services.live import BUCKET_MINUTES, live_view, slot_activity
+from boothgate.records.live import BUCKET_MINUTES, live_view, slot_activity
 from boothgate.storage.db import Database
 from boothgate.storage.models import Job
 

@@ -16,7 +16,7 @@ from boothgate.deadline import Deadline
 from boothgate.errors import DeadlineReached, ProviderFailed, ProviderNotConfigured, ProviderRefused
 from boothgate.providers.base import Kind, ProviderContext, ProviderRequest, ProviderResult
 from boothgate.providers.turbotext import TurbotextOptions, TurbotextProvider
-from boothgate.services.media_links import MediaLinks
+from boothgate.records.media_links import MediaLinks
 from boothgate.settings import get_settings
 from tests.fakes.server import free_port, serve
 from tests.fakes.turbotext import FakeTurbotext

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from boothgate import errors, i18n
 from boothgate.providers.base import Kind
+from boothgate.records.stats import STATUSES
 from boothgate.services import settings_view
-from boothgate.services.stats import STATUSES
 from boothgate.settings import RUNTIME_EDITABLE
 from boothgate.web.options_form import option_fields
 from tests.conftest import ADMIN, Booth, ScriptedProvider

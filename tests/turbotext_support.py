@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from PIL import Image, ImageOps
 
 from boothgate.providers.base import PreparedImage
-from boothgate.services.media_links import MediaLinks
+from boothgate.records.media_links import MediaLinks
 from boothgate.web import hooks, media
 
 

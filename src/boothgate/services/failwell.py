@@ -18,10 +18,10 @@ from typing import Any
 
 from boothgate import errors
 from boothgate.imaging.images import MIME, sniff
+from boothgate.records.journal import JobRecorder
+from boothgate.records.media_links import MediaLinks
 from boothgate.redaction import escape_field
 from boothgate.services.booth_job import Answer, BoothJob
-from boothgate.services.journal import JobRecorder
-from boothgate.services.media_links import MediaLinks
 from boothgate.services.moderation import Moderation, PhotoHeld, ResultHeld, options_for
 from boothgate.services.strangers import Strangers
 from boothgate.services.throttle import Throttle

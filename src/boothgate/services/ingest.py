@@ -35,6 +35,9 @@ from boothgate.link_secrets import public_query, query_password
 from boothgate.providers import transport
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind, Provider, ProviderRequest, ProviderResult
 from boothgate.providers.registry import Registry, UnknownProvider
+from boothgate.records.jobs import JobStore
+from boothgate.records.journal import JobRecorder, Journal
+from boothgate.records.media_links import MediaLinks
 from boothgate.services import placeholders, shaping
 from boothgate.services.booth_job import Answer, BoothJob, BoothRequest
 from boothgate.services.capacity import Capacity
@@ -49,9 +52,6 @@ from boothgate.services.failwell import (
     shown,
 )
 from boothgate.services.fallback import FallbackChain
-from boothgate.services.jobs import JobStore
-from boothgate.services.journal import JobRecorder, Journal
-from boothgate.services.media_links import MediaLinks
 from boothgate.services.moderation import Moderation, PhotoHeld, ResultHeld, options_for
 from boothgate.services.multipart import Limits, Upload, read_upload
 from boothgate.services.slots import SlotService, parse_number

@@ -10,7 +10,7 @@ from collections import deque
 
 from sqlalchemy import select
 
-from boothgate.services.stats import percentile
+from boothgate.records.stats import percentile
 from boothgate.storage.db import Database
 from boothgate.storage.models import Job
 

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from boothgate.providers.registry import Registry, UnknownProvider
+from boothgate.records.jobs import JobStore
 from boothgate.services.config import RuntimeConfig
 from boothgate.services.ingest import BoothRequest, Ingest
-from boothgate.services.jobs import JobStore
 from boothgate.services.slots import SlotService
 from boothgate.storage.models import Slot
 

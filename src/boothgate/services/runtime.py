@@ -13,18 +13,19 @@ from boothgate import link_secrets, redaction
 from boothgate.imaging.pool import Imaging
 from boothgate.providers.base import Provider, ProviderContext
 from boothgate.providers.registry import Registry
-from boothgate.services import offline, recovery, retention
+from boothgate.records import recovery, retention
+from boothgate.records.jobs import JobStore
+from boothgate.records.media_links import MediaLinks
+from boothgate.records.trash import TrashBudget
+from boothgate.services import offline
 from boothgate.services.config import RuntimeConfig
 from boothgate.services.credentials import Credentials, Generated
 from boothgate.services.ingest import Ingest
-from boothgate.services.jobs import JobStore
-from boothgate.services.media_links import MediaLinks
 from boothgate.services.model_lists import ModelLists
 from boothgate.services.moderation import Moderation, options_for
 from boothgate.services.rehearsal import Rehearsals
 from boothgate.services.slots import SlotService
 from boothgate.services.throttle import Throttle
-from boothgate.services.trash import TrashBudget
 from boothgate.settings import Settings
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore

@@ -81,7 +81,7 @@ class MediaStore:
         for name in ("photos", "results", "references", "trash", "incoming"):
             (self.root / name).mkdir(parents=True, exist_ok=True)
         self.holds = ContentHolds(self)
-        # Bytes moved or written into trash/ since start; the trash budget reads it (services/trash.py).
+        # Bytes moved or written into trash/ since start; the trash budget reads it (records/trash.py).
         self.trash_bytes_added = 0
 
     # --- paths ------------------------------------------------------------------------------

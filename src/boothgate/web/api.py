@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 
 from boothgate import errors
 from boothgate.imaging.images import sniff
-from boothgate.services import stats
+from boothgate.records import stats
+from boothgate.records.jobs import public_job
 from boothgate.services.ingest import BoothRequest
-from boothgate.services.jobs import public_job
 from boothgate.services.slots import SlotOptionsInvalid, SlotUpdate, parse_number
 from boothgate.storage.models import Job, Slot
 from boothgate.web.booth import body_stream

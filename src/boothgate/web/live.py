@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from boothgate.providers.registry import TAB_LABELS
-from boothgate.services.live import live_view
+from boothgate.records.live import live_view
 from boothgate.web import pages
 from boothgate.web.deps import ServicesDep, require_admin
 

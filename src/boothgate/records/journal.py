@@ -31,7 +31,7 @@ from sqlalchemy import inspect as orm_inspect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from boothgate.services.jobs import FINAL_STATUSES, OPEN_STATUSES, JobStore
+from boothgate.records.jobs import FINAL_STATUSES, OPEN_STATUSES, JobStore
 from boothgate.storage.db import is_disk_full
 from boothgate.storage.models import Job
 

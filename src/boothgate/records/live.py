@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from boothgate.services.jobs import public_job
-from boothgate.services.stats import percentile, start_of_today
+from boothgate.records.jobs import public_job
+from boothgate.records.stats import percentile, start_of_today
 from boothgate.storage.db import Database
 from boothgate.storage.models import Job
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from boothgate.services.jobs import JobStore
+from boothgate.records.jobs import JobStore
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import utcnow
 
