@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from boothgate.services.offline import Breaker, Probe, ReachTransport, context_with
+from boothgate.run.offline import Breaker, Probe, ReachTransport, context_with
 from boothgate.settings import Settings, get_settings
 from tests.fakes.server import free_port, serve
 

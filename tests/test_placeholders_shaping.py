@@ -16,8 +16,8 @@ from PIL import Image
 
 from boothgate.imaging import shape as shaping
 from boothgate.link_secrets import AccessLogMask, mask_query, public_query, query_password
+from boothgate.run.shaping import parse_size
 from boothgate.services import placeholders
-from boothgate.services.shaping import parse_size
 from tests.conftest import make_jpeg, open_image
 
 

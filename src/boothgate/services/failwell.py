@@ -21,8 +21,8 @@ from boothgate.imaging.images import MIME, sniff
 from boothgate.records.journal import JobRecorder
 from boothgate.records.media_links import MediaLinks
 from boothgate.redaction import escape_field
+from boothgate.run.moderation import Moderation, PhotoHeld, ResultHeld, options_for
 from boothgate.services.booth_job import Answer, BoothJob
-from boothgate.services.moderation import Moderation, PhotoHeld, ResultHeld, options_for
 from boothgate.services.strangers import Strangers
 from boothgate.services.throttle import Throttle
 from boothgate.storage.media import MediaStore

@@ -38,7 +38,10 @@ from boothgate.providers.registry import Registry, UnknownProvider
 from boothgate.records.jobs import JobStore
 from boothgate.records.journal import JobRecorder, Journal
 from boothgate.records.media_links import MediaLinks
-from boothgate.services import placeholders, shaping
+from boothgate.run import shaping
+from boothgate.run.fallback import FallbackChain
+from boothgate.run.moderation import Moderation, PhotoHeld, ResultHeld, options_for
+from boothgate.services import placeholders
 from boothgate.services.booth_job import Answer, BoothJob, BoothRequest
 from boothgate.services.capacity import Capacity
 from boothgate.services.config import RuntimeConfig
@@ -51,8 +54,6 @@ from boothgate.services.failwell import (
     clean_notes,
     shown,
 )
-from boothgate.services.fallback import FallbackChain
-from boothgate.services.moderation import Moderation, PhotoHeld, ResultHeld, options_for
 from boothgate.services.multipart import Limits, Upload, read_upload
 from boothgate.services.slots import SlotService, parse_number
 from boothgate.services.strangers import PasswordProof, Strangers
@@ -401,7 +402,7 @@ class Ingest(FailWell):
     # --- fall back (between run and fail well) ----------------------------------------------
     async def _run_or_fall_back(self, job: BoothJob, slot: Slot, provider: Provider, sha256: str) -> _Outcome:
         """Run the slot; when its provider fails, is offline or cannot finish in time, the slot's fallback
-        (and that one's) serves the photo with the time left. Mechanics: services/fallback.py."""
+        (and that one's) serves the photo with the time left. Mechanics: run/fallback.py."""
         served = await self.fallbacks.serve(
             slot,
             provider,

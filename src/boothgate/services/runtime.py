@@ -17,12 +17,12 @@ from boothgate.records import recovery, retention
 from boothgate.records.jobs import JobStore
 from boothgate.records.media_links import MediaLinks
 from boothgate.records.trash import TrashBudget
-from boothgate.services import offline
+from boothgate.run import offline
+from boothgate.run.moderation import Moderation, options_for
 from boothgate.services.config import RuntimeConfig
 from boothgate.services.credentials import Credentials, Generated
 from boothgate.services.ingest import Ingest
 from boothgate.services.model_lists import ModelLists
-from boothgate.services.moderation import Moderation, options_for
 from boothgate.services.rehearsal import Rehearsals
 from boothgate.services.slots import SlotService
 from boothgate.services.throttle import Throttle
@@ -44,7 +44,7 @@ async def _any_slot_checks(slots: SlotService) -> bool:
 
 def _http_client() -> httpx.AsyncClient:
     # Providers pass a per-request timeout bounded by the deadline; this is only the outer bound.
-    # The transport tells the fallback step when a provider's service cannot be reached (services/offline.py).
+    # The transport tells the fallback step when a provider's service cannot be reached (run/offline.py).
     return httpx.AsyncClient(
         timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, transport=offline.ReachTransport()
     )

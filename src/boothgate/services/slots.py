@@ -15,9 +15,10 @@ from boothgate.errors import StorageFailed
 from boothgate.imaging.pool import Imaging
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
 from boothgate.providers.registry import SLOTS_PER_TAB, Registry
-from boothgate.services import fallback_rules, placeholders
-from boothgate.services.moderation import ModerationOptions
-from boothgate.services.shaping import normal_size
+from boothgate.run import fallback_rules
+from boothgate.run.moderation import ModerationOptions
+from boothgate.run.shaping import normal_size
+from boothgate.services import placeholders
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Slot, utcnow

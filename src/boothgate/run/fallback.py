@@ -3,7 +3,7 @@ reached, or will not answer in time — inside the same deadline (design.md, ste
 
 One hop of the chain runs like this:
 
-- the slot's provider is marked offline (services/offline.py) → straight to the next hop ("offline");
+- the slot's provider is marked offline (run/offline.py) → straight to the next hop ("offline");
 - otherwise the slot runs; if its traffic shows the service cannot be reached (name not resolved,
   connection refused) the run is cancelled and the next hop starts at once ("unreachable");
 - if it fails with a provider-side error (429, 502, 503, 504) the next hop gets the time left (the
@@ -30,10 +30,10 @@ from boothgate import errors
 from boothgate.deadline import Deadline
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind, Provider
 from boothgate.providers.registry import Registry, UnknownProvider
-from boothgate.services import fallback_rules
+from boothgate.run import fallback_rules
+from boothgate.run.latency import LatencyBook, slot_key
+from boothgate.run.offline import Breaker, Probe, context_with
 from boothgate.services.config import RuntimeConfig
-from boothgate.services.latency import LatencyBook, slot_key
-from boothgate.services.offline import Breaker, Probe, context_with
 from boothgate.storage.db import Database
 from boothgate.storage.models import Slot
 
