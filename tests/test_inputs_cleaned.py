@@ -13,11 +13,11 @@ import httpx
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from boothgate.operator import settings_view
 from boothgate.providers.deepseek import DeepSeekProvider
 from boothgate.providers.gemini import GeminiProvider
 from boothgate.providers.registry import TABS, builtin_provider_class
 from boothgate.providers.turbotext import TurbotextProvider
-from boothgate.services import settings_view
 from boothgate.settings import RUNTIME_EDITABLE, Settings, get_settings
 from tests.bad_inputs import MULTIPART, booth_form, exchange
 from tests.conftest import ADMIN, Booth, make_jpeg

@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 
+from boothgate.operator import credentials as credentials_module
+from boothgate.operator.credentials import verify_hash
 from boothgate.records import retention
-from boothgate.services import credentials as credentials_module
-from boothgate.services.credentials import verify_hash
 from boothgate.storage.models import Job
 from tests.conftest import make_jpeg
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from boothgate.services.settings_view import mask
+from boothgate.operator.settings_view import mask
 from boothgate.settings import RUNTIME_EDITABLE
 from tests.conftest import ADMIN, Booth
 

@@ -11,9 +11,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from boothgate import errors, i18n
+from boothgate.operator import settings_view
 from boothgate.providers.base import Kind
 from boothgate.records.stats import STATUSES
-from boothgate.services import settings_view
 from boothgate.settings import RUNTIME_EDITABLE
 from boothgate.web.options_form import option_fields
 from tests.conftest import ADMIN, Booth, ScriptedProvider

@@ -5,7 +5,7 @@ The running server reads the stored hash at start, so it is restarted afterwards
 
 from __future__ import annotations
 
-from boothgate.services.credentials import ADMIN_HASH_KEY, generate_password, hash_password
+from boothgate.operator.credentials import ADMIN_HASH_KEY, generate_password, hash_password
 from boothgate.settings import Settings
 from boothgate.storage.db import Database
 from boothgate.storage.models import StoredSetting, utcnow

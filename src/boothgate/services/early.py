@@ -34,9 +34,9 @@ from boothgate.imaging import growing
 from boothgate.imaging.images import sniff
 from boothgate.imaging.pool import Imaging
 from boothgate.link_secrets import query_password
+from boothgate.operator.credentials import Credentials
 from boothgate.providers.base import PreparedImage
 from boothgate.providers.registry import Registry, UnknownProvider
-from boothgate.services.credentials import Credentials
 from boothgate.services.multipart import Upload
 from boothgate.services.turns import Turn
 

@@ -32,6 +32,9 @@ from boothgate.imaging.images import sniff
 from boothgate.imaging.pool import Imaging
 from boothgate.imaging.workers import JOB
 from boothgate.link_secrets import public_query, query_password
+from boothgate.operator.config import RuntimeConfig
+from boothgate.operator.credentials import Credentials
+from boothgate.operator.slots import SlotService, parse_number
 from boothgate.providers import transport
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind, Provider, ProviderRequest, ProviderResult
 from boothgate.providers.registry import Registry, UnknownProvider
@@ -44,8 +47,6 @@ from boothgate.run.moderation import Moderation, PhotoHeld, ResultHeld, options_
 from boothgate.services import placeholders
 from boothgate.services.booth_job import Answer, BoothJob, BoothRequest
 from boothgate.services.capacity import Capacity
-from boothgate.services.config import RuntimeConfig
-from boothgate.services.credentials import Credentials
 from boothgate.services.early import watch_upload
 from boothgate.services.failwell import (
     ANSWER_MARGIN_SECONDS,
@@ -55,7 +56,6 @@ from boothgate.services.failwell import (
     shown,
 )
 from boothgate.services.multipart import Limits, Upload, read_upload
-from boothgate.services.slots import SlotService, parse_number
 from boothgate.services.strangers import PasswordProof, Strangers
 from boothgate.services.throttle import Throttle
 from boothgate.services.turns import Turns

@@ -11,6 +11,10 @@ import httpx
 
 from boothgate import link_secrets, redaction
 from boothgate.imaging.pool import Imaging
+from boothgate.operator.config import RuntimeConfig
+from boothgate.operator.credentials import Credentials, Generated
+from boothgate.operator.model_lists import ModelLists
+from boothgate.operator.slots import SlotService
 from boothgate.providers.base import Provider, ProviderContext
 from boothgate.providers.registry import Registry
 from boothgate.records import recovery, retention
@@ -19,12 +23,8 @@ from boothgate.records.media_links import MediaLinks
 from boothgate.records.trash import TrashBudget
 from boothgate.run import offline
 from boothgate.run.moderation import Moderation, options_for
-from boothgate.services.config import RuntimeConfig
-from boothgate.services.credentials import Credentials, Generated
 from boothgate.services.ingest import Ingest
-from boothgate.services.model_lists import ModelLists
 from boothgate.services.rehearsal import Rehearsals
-from boothgate.services.slots import SlotService
 from boothgate.services.throttle import Throttle
 from boothgate.settings import Settings
 from boothgate.storage.db import Database

@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict, deque
 
 from boothgate import errors
-from boothgate.services.credentials import Credentials
+from boothgate.operator.credentials import Credentials
 from boothgate.services.throttle import Throttle
 
 MB = 1024 * 1024

@@ -18,11 +18,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from boothgate import __version__, i18n
+from boothgate.operator import settings_view
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
 from boothgate.providers.registry import TAB_LABELS
 from boothgate.records.live import SlotActivity, slot_activity
 from boothgate.run.moderation import ModerationOptions
-from boothgate.services import settings_view
 from boothgate.web import model_flags
 from boothgate.web.deps import ServicesDep, base_url, require_admin
 from boothgate.web.options_form import option_fields

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends
 from fastapi.responses import JSONResponse
 
-from boothgate.services import settings_view
+from boothgate.operator import settings_view
 from boothgate.web.deps import ServicesDep, require_admin
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])

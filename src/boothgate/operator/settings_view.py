@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
-from boothgate.services.config import RuntimeConfig, SettingLockedError
+from boothgate.operator.config import RuntimeConfig, SettingLockedError
 from boothgate.settings import RUNTIME_EDITABLE, Settings, env_name
 
 MASK = "••••"
