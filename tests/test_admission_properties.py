@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 from boothgate import errors
+from boothgate.booth.multipart import Limits, Upload, read_upload
 from boothgate.imaging import images
-from boothgate.services.multipart import Limits, Upload, read_upload
 from tests.bad_inputs import CORRUPT_EXIF, jpeg_with_app1, png_declaring
 from tests.conftest import make_jpeg, make_png
 

@@ -19,10 +19,10 @@ from typing import Any, ClassVar
 import pytest
 from PIL import Image
 
+from boothgate.booth.capacity import PACE_TTL_SECONDS, Busy, Capacity
 from boothgate.deadline import Deadline
 from boothgate.imaging.workers import ImageWorkers
 from boothgate.providers.base import ProviderRequest, ProviderResult
-from boothgate.services.capacity import PACE_TTL_SECONDS, Busy, Capacity
 from boothgate.storage.models import Slot
 from tests.conftest import Booth, ScriptedProvider, make_jpeg, photo_array
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from boothgate.services.rehearsal import SAMPLE_PHOTO
+from boothgate.booth.rehearsal import SAMPLE_PHOTO
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, Booth, booth_settings
 from tests.fakes.gemini import GeminiFake

@@ -327,7 +327,7 @@ async def test_paths_from_the_database_cannot_leave_the_data_dir(booth: Booth) -
 
 
 def test_throttle_memory_is_bounded() -> None:
-    from boothgate.services.throttle import MAX_TRACKED, Throttle
+    from boothgate.booth.throttle import MAX_TRACKED, Throttle
 
     throttle = Throttle(max_failures=3, lockout_seconds=60)
     started = time.monotonic()

@@ -7,9 +7,9 @@ import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from boothgate.booth.multipart import FLUSH_BYTES, Limits, read_upload
+from boothgate.booth.turns import Turn, Turns
 from boothgate.booth_client import BoothForm, build_multipart
-from boothgate.services.multipart import FLUSH_BYTES, Limits, read_upload
-from boothgate.services.turns import Turn, Turns
 from tests.conftest import Booth, make_jpeg
 
 

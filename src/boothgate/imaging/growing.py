@@ -1,6 +1,6 @@
 """A photo file that is still being written by its upload, read by a decoder as its bytes arrive.
 
-The upload (`services/multipart.py`) appends to the file in batches; a worker process decodes it at the
+The upload (`booth/multipart.py`) appends to the file in batches; a worker process decodes it at the
 same time (`images.prepare_growing`). Reads past the bytes written so far wait until more arrive, or until
 the end marker says how long the file is (the upload is complete) — or that it never will be. The
 structural limits (`imagecheck`) are checked on every new byte, so a hostile photo is refused while it

@@ -40,7 +40,7 @@ class Imaging:
             raise CorruptImage(f"The image could not be decoded: {exc}") from exc
 
     async def prepare_growing(self, path: Path, max_pixels: int, deadline: float) -> PreparedImage:
-        """`prepare` for an upload still arriving, in the stream lane (see `services/early.py`)."""
+        """`prepare` for an upload still arriving, in the stream lane (see `booth/early.py`)."""
         try:
             return await self.workers.run_in(
                 "stream",

@@ -17,7 +17,7 @@ the job closest to its deadline first keeps the oldest jobs in time while the ne
 
 Two lanes share the processes: `queue` (ordinary image work, at most `workers` at once — the CPU bound) and
 `stream` (a photo decoded while its upload is still arriving: mostly waiting for bytes, at most `workers`
-at once — the memory bound; see `services/early.py`).
+at once — the memory bound; see `booth/early.py`).
 
 The contract for callers (other branches rely on it): `run(deadline, func, *args)` with `func` a
 module-level function and picklable arguments (paths, bytes, ints, dicts). The worker imports `func`'s

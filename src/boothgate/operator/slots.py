@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boothgate.booth import placeholders
 from boothgate.errors import StorageFailed
 from boothgate.imaging.pool import Imaging
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
@@ -18,7 +19,6 @@ from boothgate.providers.registry import SLOTS_PER_TAB, Registry
 from boothgate.run import fallback_rules
 from boothgate.run.moderation import ModerationOptions
 from boothgate.run.shaping import normal_size
-from boothgate.services import placeholders
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Slot, utcnow

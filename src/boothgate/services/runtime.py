@@ -9,7 +9,11 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from boothgate import link_secrets, redaction
+from boothgate import redaction
+from boothgate.booth import link_secrets
+from boothgate.booth.rehearsal import Rehearsals
+from boothgate.booth.spine import Ingest
+from boothgate.booth.throttle import Throttle
 from boothgate.imaging.pool import Imaging
 from boothgate.operator.config import RuntimeConfig
 from boothgate.operator.credentials import Credentials, Generated
@@ -23,9 +27,6 @@ from boothgate.records.media_links import MediaLinks
 from boothgate.records.trash import TrashBudget
 from boothgate.run import offline
 from boothgate.run.moderation import Moderation, options_for
-from boothgate.services.ingest import Ingest
-from boothgate.services.rehearsal import Rehearsals
-from boothgate.services.throttle import Throttle
 from boothgate.settings import Settings
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from boothgate import errors
+from boothgate.booth.spine import BoothRequest
 from boothgate.imaging.images import sniff
 from boothgate.operator.slots import SlotOptionsInvalid, SlotUpdate, parse_number
 from boothgate.records import stats
 from boothgate.records.jobs import public_job
-from boothgate.services.ingest import BoothRequest
 from boothgate.storage.models import Job, Slot
 from boothgate.web.booth import body_stream
 from boothgate.web.deps import ServicesDep, base_url, client_address, require_admin

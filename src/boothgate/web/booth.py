@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from boothgate import errors
-from boothgate.services.ingest import BoothRequest
+from boothgate.booth.spine import BoothRequest
 from boothgate.web.deps import ServicesDep, client_address
 
 router = APIRouter()

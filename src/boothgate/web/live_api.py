@@ -17,10 +17,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
+from boothgate.booth import rehearsal
 from boothgate.imaging.images import sniff
 from boothgate.providers.base import Provider
 from boothgate.providers.registry import UnknownProvider
-from boothgate.services import rehearsal
 from boothgate.web.deps import ServicesDep, require_admin
 
 log = logging.getLogger("boothgate.web")

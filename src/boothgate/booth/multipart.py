@@ -10,7 +10,7 @@ fields, size of a field, and an idle timeout per chunk so a client that trickles
 
 With a `proof` (the booth path), photo bytes reach the disk only once the upload password is proved:
 until then they stay in memory, accounted by the proof; a `password` field is offered to the proof as
-soon as it has arrived, so a wrong one ends the upload there (see services/strangers.py).
+soon as it has arrived, so a wrong one ends the upload there (see booth/strangers.py).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import IO, Protocol
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from boothgate.booth.turns import Turn, Turns
 from boothgate.errors import MalformedRequest, StorageFailed, TooLarge, Unauthorized
-from boothgate.services.turns import Turn, Turns
 
 FILE_FIELDS = ("fileToUpload", "file")
 # Photo bytes kept in memory per upload before a threaded write: 200 uploads at once hold ~50 MB.
@@ -244,7 +244,7 @@ def boundary_of(content_type: str | None) -> bytes:
 
 async def _next_chunk(iterator: AsyncIterator[bytes], collector: _Collector, limits: Limits, turn: Turn) -> bytes:
     """The next chunk of the body. The upload keeps its turn only if the chunk comes at once (see
-    services/turns.py). When the booth pauses with photo bytes still in memory, they are written first:
+    booth/turns.py). When the booth pauses with photo bytes still in memory, they are written first:
     what has arrived is on disk within PAUSE_FLUSH_SECONDS, even if the server dies."""
     turn.waiting_for_bytes()
     try:
@@ -279,7 +279,7 @@ async def read_upload(
 ) -> Upload:
     """Read the whole body into an Upload, the file going to `dest`. Raises BoothError subclasses.
 
-    `turn`, this upload's place among all uploads (services/turns.py): arrived chunks are parsed only
+    `turn`, this upload's place among all uploads (booth/turns.py): arrived chunks are parsed only
     while holding it, so during a burst the oldest uploads finish arriving first.
     `upload`, when given, is filled in place: the caller keeps the fields of a failed upload.
     `on_progress` is called whenever more of the photo is on disk (an early decode follows it).

@@ -1,6 +1,6 @@
 """The state of one booth request as it moves along the spine, and what the spine answers.
 
-Shared by the spine (`services/ingest.py`) and its fail-well half (`services/failwell.py`).
+Shared by the spine (`booth/spine.py`) and its fail-well half (`booth/failwell.py`).
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from boothgate.booth.multipart import Upload
+from boothgate.booth.strangers import PasswordProof
 from boothgate.deadline import Deadline
-from boothgate.services.multipart import Upload
-from boothgate.services.strangers import PasswordProof
 from boothgate.settings import Settings
 from boothgate.storage.models import Job, Slot
 
 if TYPE_CHECKING:
-    from boothgate.services.early import EarlyDecode
+    from boothgate.booth.early import EarlyDecode
 
 
 @dataclass
@@ -68,7 +68,7 @@ class BoothJob:
     photo_size: tuple[int, int] | None = None  # upright, as the booth sent it: what the result is shaped to
     prompt: str = ""  # the slot's prompt with its placeholders filled from this request
     prompt_values: dict[str, str] = field(default_factory=dict)  # what fills placeholders (a fallback's too)
-    early: EarlyDecode | None = None  # the photo decoded while it arrived (services/early.py)
+    early: EarlyDecode | None = None  # the photo decoded while it arrived (booth/early.py)
 
     def photo_shape(self) -> tuple[int, int]:
         """The photo's upright size as the booth sent it (for answers shaped like the photo)."""

@@ -27,11 +27,26 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from boothgate import errors
+from boothgate.booth import placeholders
+from boothgate.booth.booth_job import Answer, BoothJob, BoothRequest
+from boothgate.booth.capacity import Capacity
+from boothgate.booth.early import watch_upload
+from boothgate.booth.failwell import (
+    ANSWER_MARGIN_SECONDS,
+    SECRET_FIELDS,
+    FailWell,
+    clean_notes,
+    shown,
+)
+from boothgate.booth.link_secrets import public_query, query_password
+from boothgate.booth.multipart import Limits, Upload, read_upload
+from boothgate.booth.strangers import PasswordProof, Strangers
+from boothgate.booth.throttle import Throttle
+from boothgate.booth.turns import Turns
 from boothgate.deadline import Deadline
 from boothgate.imaging.images import sniff
 from boothgate.imaging.pool import Imaging
 from boothgate.imaging.workers import JOB
-from boothgate.link_secrets import public_query, query_password
 from boothgate.operator.config import RuntimeConfig
 from boothgate.operator.credentials import Credentials
 from boothgate.operator.slots import SlotService, parse_number
@@ -44,21 +59,6 @@ from boothgate.records.media_links import MediaLinks
 from boothgate.run import shaping
 from boothgate.run.fallback import FallbackChain
 from boothgate.run.moderation import Moderation, PhotoHeld, ResultHeld, options_for
-from boothgate.services import placeholders
-from boothgate.services.booth_job import Answer, BoothJob, BoothRequest
-from boothgate.services.capacity import Capacity
-from boothgate.services.early import watch_upload
-from boothgate.services.failwell import (
-    ANSWER_MARGIN_SECONDS,
-    SECRET_FIELDS,
-    FailWell,
-    clean_notes,
-    shown,
-)
-from boothgate.services.multipart import Limits, Upload, read_upload
-from boothgate.services.strangers import PasswordProof, Strangers
-from boothgate.services.throttle import Throttle
-from boothgate.services.turns import Turns
 from boothgate.storage.db import is_disk_full
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Job, Slot, utcnow
@@ -102,7 +102,7 @@ class Ingest(FailWell):
         self.moderation = moderation
         self._inflight: dict[tuple[str, int, int, str], asyncio.Task[_Outcome]] = {}
         # Arrived bytes are parsed oldest upload first; no new upload starts while every image worker
-        # already has a photo waiting for it (services/turns.py).
+        # already has a photo waiting for it (booth/turns.py).
         workers = imaging.workers
         self._turns = Turns(hold=lambda: workers.queued >= workers.workers)
         self.strangers = Strangers()

@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from boothgate.booth.spine import BoothRequest, Ingest
 from boothgate.operator.config import RuntimeConfig
 from boothgate.operator.slots import SlotService
 from boothgate.providers.registry import Registry, UnknownProvider
 from boothgate.records.jobs import JobStore
-from boothgate.services.ingest import BoothRequest, Ingest
 from boothgate.storage.models import Slot
 
 log = logging.getLogger("boothgate.rehearsal")

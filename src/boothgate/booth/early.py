@@ -9,7 +9,7 @@ usual), and the prepared photo is ready a few milliseconds after the last byte.
 Bounded: only when a stream worker is free at that moment (never more early decoders than image workers,
 each holding one scaled image); only when no photo waits in the image queue (then the CPU is saturated
 and an early decode would only reorder the work: a burst over a fast network, or uploads waiting for their
-turn to be parsed, services/turns.py); only when the network sets the upload's pace (it has had to wait
+turn to be parsed, booth/turns.py); only when the network sets the upload's pace (it has had to wait
 for its next bytes: an upload slowed only by the server's own work gains nothing) and the rest of the
 upload is expected to take long enough to pay (over loopback a photo arrives in milliseconds and is
 prepared as before); and only for a request that proved the password (a stranger makes us decode
@@ -29,19 +29,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from boothgate.booth.link_secrets import query_password
+from boothgate.booth.multipart import Upload
+from boothgate.booth.turns import Turn
 from boothgate.errors import BoothError
 from boothgate.imaging import growing
 from boothgate.imaging.images import sniff
 from boothgate.imaging.pool import Imaging
-from boothgate.link_secrets import query_password
 from boothgate.operator.credentials import Credentials
 from boothgate.providers.base import PreparedImage
 from boothgate.providers.registry import Registry, UnknownProvider
-from boothgate.services.multipart import Upload
-from boothgate.services.turns import Turn
 
 if TYPE_CHECKING:
-    from boothgate.services.ingest import BoothRequest
+    from boothgate.booth.spine import BoothRequest
 
 # Judge the upload's pace after this many photo bytes (the first flush batches).
 PROBE_BYTES = 512 * 1024

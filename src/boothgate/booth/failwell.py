@@ -2,7 +2,7 @@
 mask image, or the guest's own photo when the slot says so), the original goes to trash with a sidecar,
 and the job is recorded — bounded by the deadline, a locked database only sends the row to the journal.
 
-The fail-well half of the spine (`services/ingest.py`), kept in a module of its own so the spine reads
+The fail-well half of the spine (`booth/spine.py`), kept in a module of its own so the spine reads
 as one page.
 """
 
@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from boothgate import errors
+from boothgate.booth.booth_job import Answer, BoothJob
+from boothgate.booth.strangers import Strangers
+from boothgate.booth.throttle import Throttle
 from boothgate.imaging.images import MIME, sniff
 from boothgate.records.journal import JobRecorder
 from boothgate.records.media_links import MediaLinks
 from boothgate.redaction import escape_field
 from boothgate.run.moderation import Moderation, PhotoHeld, ResultHeld, options_for
-from boothgate.services.booth_job import Answer, BoothJob
-from boothgate.services.strangers import Strangers
-from boothgate.services.throttle import Throttle
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import utcnow
 

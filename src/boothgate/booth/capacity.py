@@ -15,12 +15,12 @@ import math
 import time
 from pathlib import Path
 
+from boothgate.booth.early import EarlyDecode
 from boothgate.deadline import Deadline
 from boothgate.errors import BoothError
 from boothgate.imaging.pool import Imaging
 from boothgate.imaging.prepared import PreparedImage
 from boothgate.imaging.workers import ImageWorkers
-from boothgate.services.early import EarlyDecode
 from boothgate.storage.models import Slot
 
 # A slot's provider pace: moving average of its recent call times (seconds). Per slot, not per tab: the

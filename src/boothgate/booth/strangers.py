@@ -16,8 +16,8 @@ import time
 from collections import OrderedDict, deque
 
 from boothgate import errors
+from boothgate.booth.throttle import Throttle
 from boothgate.operator.credentials import Credentials
-from boothgate.services.throttle import Throttle
 
 MB = 1024 * 1024
 # Photo bytes of not-yet-authenticated uploads held in memory, all requests together.
@@ -64,7 +64,7 @@ class Strangers:
 
 
 class PasswordProof:
-    """One request's state: has it proved the upload password? (`services/multipart.py` asks it.)"""
+    """One request's state: has it proved the upload password? (`booth/multipart.py` asks it.)"""
 
     def __init__(
         self, strangers: Strangers, credentials: Credentials, throttle: Throttle, client: str, proven: bool
