@@ -98,7 +98,7 @@ def notes(quick: bool) -> list[str]:
         "Peak RSS is the server process's VmHWM; image work runs in worker processes, so the floor table's "
         "memory is the sampled peak of the server and its workers together (sum of PSS), and CPU per photo "
         "counts the workers too. Loop stall is the worst lateness of a task that sleeps 10 ms "
-        "in the server's event loop (`services/loopwatch.py`).",
+        "in the server's event loop (`web/loopwatch.py`).",
         "The paced scenario throttles each booth's upload in the client (4 MB/s, like a booth on a real "
         "network); *last byte → answer* is measured at the booth from handing the last byte to the socket.",
         "The booths run in the bench process on the same 2 cores, and other work on the machine counts: "

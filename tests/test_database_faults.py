@@ -198,7 +198,7 @@ def _reserve_back(journal: Any) -> Any:
 async def test_journaled_rows_reach_a_new_database_at_the_next_start(booth: Booth) -> None:
     """After the database file was deleted, the next start (a new, empty database) gets the rows the
     journal kept: `Services.start` drains the journal before crash recovery runs."""
-    from boothgate.services.runtime import Services
+    from boothgate.runtime import Services
 
     await booth.configure("gemini", 1, prompt="x")
     for name in ("boothgate.db", "boothgate.db-wal", "boothgate.db-shm"):

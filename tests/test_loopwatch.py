@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from boothgate.services.loopwatch import LoopWatch
+from boothgate.web.loopwatch import LoopWatch
 
 
 async def test_a_blocked_loop_is_measured() -> None:

@@ -17,11 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from boothgate import __version__
 from boothgate.ops.banner import banner
 from boothgate.providers.base import Provider
-from boothgate.services.loopwatch import LoopWatch
-from boothgate.services.runtime import Services
+from boothgate.runtime import Services
 from boothgate.settings import Settings, get_settings
 from boothgate.web import api, booth, hooks, live, live_api, media, moderation_api, pages, settings_api
 from boothgate.web.deps import ServicesDep
+from boothgate.web.loopwatch import LoopWatch
 
 log = logging.getLogger("boothgate")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from boothgate.providers.base import ModelInfo
 from boothgate.providers.registry import TAB_LABELS, UnknownProvider
-from boothgate.services.runtime import Services
+from boothgate.runtime import Services
 
 SUGGESTIONS = 3
 

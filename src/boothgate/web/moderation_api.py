@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from boothgate import errors
 from boothgate.imaging import mask
 from boothgate.run.moderation import Moderation, slot_mask_name
-from boothgate.services.runtime import Services
+from boothgate.runtime import Services
 from boothgate.web.api import read_file_field, slot_or_404
 from boothgate.web.deps import ServicesDep, require_admin
 
