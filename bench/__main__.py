@@ -87,7 +87,7 @@ def notes(quick: bool) -> list[str]:
         "Each scenario runs against a fresh server process (`boothgate serve` with SQLite in a new data "
         "folder and `BOOTHGATE_LOOP_WATCH=1`), after one warm-up post that is not counted. The AI provider is "
         "`bench/provider.py`: it sleeps the scenario's latency and answers a 1024×1024 JPEG.",
-        "Booths post exactly like DSLR Remote Pro (`boothgate.booth_client`: the same fields, "
+        "Booths post exactly like DSLR Remote Pro (`boothgate.cli.booth_client`: the same fields, "
         "`Expect: 100-continue`, a new connection per photo). Every photo differs by a JPEG comment, so "
         "duplicate detection never answers from its cache.",
         "Overhead percentiles are over answered (200) posts; *late* counts answers after the 48 s deadline. "

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from boothgate.booth_client import BoothForm, build_multipart, post_photo_async
+from boothgate.cli.booth_client import BoothForm, build_multipart, post_photo_async
 
 ROOT = Path(__file__).resolve().parent.parent
 

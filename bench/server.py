@@ -6,7 +6,7 @@ Run as `python -m bench.server --host 127.0.0.1 --port N`; settings come from th
 from __future__ import annotations
 
 from bench.provider import BenchProvider
-from boothgate.cli import parser, serve
+from boothgate.cli.main import parser, serve
 
 
 def main() -> int:

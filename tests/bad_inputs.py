@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from boothgate.booth_client import _read_response
+from boothgate.cli.booth_client import _read_response
 from tests.conftest import UPLOAD_PASSWORD, make_jpeg, make_png
 
 CORPUS_SETTINGS = {

@@ -23,7 +23,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from boothgate import errors
-from boothgate.booth_client import BoothAnswer, post_photo_async
+from boothgate.cli.booth_client import BoothAnswer, post_photo_async
 from boothgate.providers.base import Provider, ProviderRequest, ProviderResult
 from boothgate.settings import Settings, get_settings
 from boothgate.web.app import create_app

@@ -30,7 +30,7 @@ DEADLINE = 3.0
 
 
 async def _post_all(url: str, photos: list[bytes]) -> list[float]:
-    from boothgate.booth_client import post_photo_async
+    from boothgate.cli.booth_client import post_photo_async
     from tests.conftest import UPLOAD_PASSWORD
 
     async def one(photo: bytes) -> float:

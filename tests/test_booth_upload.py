@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 
-from boothgate.booth_client import BoothForm, _read_response, build_multipart, post_photo_async
+from boothgate.cli.booth_client import BoothForm, _read_response, build_multipart, post_photo_async
 from tests.conftest import Booth, make_jpeg, make_png, open_image
 
 

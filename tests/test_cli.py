@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from boothgate.cli import main
+from boothgate.cli.main import main
 from tests.conftest import Booth, make_jpeg, open_image
 
 

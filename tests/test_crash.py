@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from boothgate.booth_client import post_photo_async
+from boothgate.cli.booth_client import post_photo_async
 from tests.bad_inputs import MULTIPART, booth_form
 from tests.conftest import ADMIN, UPLOAD_PASSWORD, make_jpeg
 from tests.fakes.server import free_port

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from boothgate.booth_client import BoothForm, build_multipart, post_photo_async
+from boothgate.cli.booth_client import BoothForm, build_multipart, post_photo_async
 from tests.conftest import UPLOAD_PASSWORD, Booth, make_jpeg
 
 RATE = 1_500_000  # bytes per second: a booth on a modest network

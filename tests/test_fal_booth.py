@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from boothgate.booth_client import BoothAnswer
+from boothgate.cli.booth_client import BoothAnswer
 from boothgate.providers import fal_models
 from boothgate.providers.base import ProviderContext
 from boothgate.providers.fal import FalProvider

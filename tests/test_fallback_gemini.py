@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from boothgate.booth_client import BoothAnswer
+from boothgate.cli.booth_client import BoothAnswer
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, Booth, booth_settings
 from tests.fakes.server import free_port, serve

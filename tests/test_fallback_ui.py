@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from boothgate.booth_client import post_photo
+from boothgate.cli.booth_client import post_photo
 from boothgate.providers.registry import SLOTS_PER_TAB
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, booth_settings, make_jpeg

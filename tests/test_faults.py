@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from boothgate.booth_client import BoothAnswer
+from boothgate.cli.booth_client import BoothAnswer
 from tests.conftest import Booth, ScriptedProvider, make_jpeg
 from tests.fakes.wire import WireFake, WireProvider, wire_fake
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from boothgate.booth_client import BoothAnswer
+from boothgate.cli.booth_client import BoothAnswer
 from boothgate.web.app import create_app
 from tests.conftest import Booth, booth_settings
 from tests.fakes.gemini import GeminiFake

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from boothgate.booth_client import post_photo
+from boothgate.cli.booth_client import post_photo
 from boothgate.providers.turbotext import TurbotextProvider
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, UPLOAD_PASSWORD, booth_settings, make_jpeg

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from boothgate.booth_client import post_photo_async
+from boothgate.cli.booth_client import post_photo_async
 from tests.conftest import ADMIN, make_jpeg
 from tests.fakes.gemini import GeminiFake
 from tests.fakes.server import free_port, serve

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from boothgate.booth_client import BoothAnswer
+from boothgate.cli.booth_client import BoothAnswer
 from boothgate.imaging.images import target_size
 from boothgate.local import faces, models
 from boothgate.web.app import create_app

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from skimage import data as samples
 
-from boothgate.booth_client import BoothAnswer
+from boothgate.cli.booth_client import BoothAnswer
 from boothgate.imaging import mask
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, Booth, booth_settings, make_jpeg, open_image

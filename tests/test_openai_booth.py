@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from boothgate.booth_client import BoothAnswer
+from boothgate.cli.booth_client import BoothAnswer
 from boothgate.providers.base import ProviderContext
 from boothgate.providers.openai import OpenAIProvider
 from boothgate.web.app import create_app

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from boothgate.cli import main
+from boothgate.cli.main import main
 from boothgate.ops.banner import banner, lan_addresses
 from tests.conftest import ADMIN
 from tests.fakes.server import free_port

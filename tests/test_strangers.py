@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from boothgate.booth_client import _read_response
+from boothgate.cli.booth_client import _read_response
 from tests.bad_inputs import BOUNDARY, DSLR_FIELDS, MULTIPART, booth_form, exchange, multipart
 from tests.conftest import ADMIN, Booth, make_jpeg
 

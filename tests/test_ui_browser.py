@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from boothgate.booth_client import BoothAnswer, post_photo
+from boothgate.cli.booth_client import BoothAnswer, post_photo
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, booth_settings, make_jpeg
 from tests.fakes.server import serve

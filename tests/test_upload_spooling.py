@@ -9,7 +9,7 @@ from pathlib import Path
 
 from boothgate.booth.multipart import FLUSH_BYTES, Limits, read_upload
 from boothgate.booth.turns import Turn, Turns
-from boothgate.booth_client import BoothForm, build_multipart
+from boothgate.cli.booth_client import BoothForm, build_multipart
 from tests.conftest import Booth, make_jpeg
 
 

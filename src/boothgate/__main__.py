@@ -1,3 +1,3 @@
-from boothgate.cli import main
+from boothgate.cli.main import main
 
 raise SystemExit(main())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from boothgate.cli import configure_logging
+from boothgate.cli.main import configure_logging
 from boothgate.settings import get_settings
 from boothgate.web.app import create_app
 from boothgate.web.server import uvicorn_options

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from boothgate import __version__, rehearse_cli
+from boothgate import __version__
+from boothgate.cli import rehearse as rehearse_cli
 
 if TYPE_CHECKING:
     from boothgate.providers.base import Provider
@@ -54,7 +55,7 @@ def serve(args: argparse.Namespace, registry_classes: dict[str, type[Provider]] 
 
 def send(args: argparse.Namespace) -> int:
     from boothgate.booth.link_secrets import mask_query
-    from boothgate.booth_client import post_photo
+    from boothgate.cli.booth_client import post_photo
 
     photo_path = Path(args.photo)
     if not photo_path.is_file():

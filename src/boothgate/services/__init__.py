@@ -1,1 +1,0 @@
-"""Services: the spine (ingest pipeline), slots, statistics, retention. No FastAPI imports here."""
