@@ -14,9 +14,9 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 from PIL import Image
 
-from boothgate.booth import placeholders
-from boothgate.booth.link_secrets import AccessLogMask, mask_query, public_query, query_password
 from boothgate.imaging import shape as shaping
+from boothgate.link_secrets import AccessLogMask, mask_query, public_query, query_password
+from boothgate.run import placeholders
 from boothgate.run.shaping import parse_size
 from tests.conftest import make_jpeg, open_image
 

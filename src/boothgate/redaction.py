@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from boothgate.booth.link_secrets import mask_query
+from boothgate.link_secrets import mask_query
 from boothgate.settings import Settings
 
 MIN_SECRET_LENGTH = 4  # shorter values would blank out ordinary words and numbers

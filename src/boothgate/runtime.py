@@ -9,13 +9,11 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from boothgate import redaction
-from boothgate.booth import link_secrets
+from boothgate import link_secrets, redaction
 from boothgate.booth.rehearsal import Rehearsals
 from boothgate.booth.spine import Ingest
 from boothgate.booth.throttle import Throttle
 from boothgate.imaging.pool import Imaging
-from boothgate.operator.config import RuntimeConfig
 from boothgate.operator.credentials import Credentials, Generated
 from boothgate.operator.model_lists import ModelLists
 from boothgate.operator.slots import SlotService
@@ -28,6 +26,7 @@ from boothgate.records.trash import TrashBudget
 from boothgate.run import offline
 from boothgate.run.moderation import Moderation, options_for
 from boothgate.settings import Settings
+from boothgate.storage.config import RuntimeConfig
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
 

@@ -1,4 +1,6 @@
 """The booth's request from its first byte to its answer: the spine (`spine.py`) and the steps it names.
 
-May import: `operator/`, `run/`, `records/`, `providers/`, `imaging/`, `storage/`, `local/` and the base modules. Never `web/`, `cli/` or `runtime.py`.
+Receiving (multipart, turns, early decode, strangers, throttle, capacity), admission and failing well live
+here; what happens to an admitted photo is `run/`. May import `operator/`, `run/`, `records/`,
+`providers/`, `storage/`, `imaging/`, `local/` and the base modules; never `web/`, `cli/` or `runtime.py`.
 """

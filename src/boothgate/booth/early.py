@@ -27,21 +27,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from boothgate.booth.link_secrets import query_password
 from boothgate.booth.multipart import Upload
 from boothgate.booth.turns import Turn
 from boothgate.errors import BoothError
 from boothgate.imaging import growing
 from boothgate.imaging.images import sniff
 from boothgate.imaging.pool import Imaging
-from boothgate.operator.credentials import Credentials
 from boothgate.providers.base import PreparedImage
 from boothgate.providers.registry import Registry, UnknownProvider
-
-if TYPE_CHECKING:
-    from boothgate.booth.spine import BoothRequest
 
 # Judge the upload's pace after this many photo bytes (the first flush batches).
 PROBE_BYTES = 512 * 1024
@@ -160,23 +154,17 @@ def _retrieve(task: asyncio.Task[PreparedImage]) -> None:
 def watch_upload(
     imaging: Imaging,
     registry: Registry,
-    credentials: Credentials,
-    request: BoothRequest,
+    provider_name: str,
+    content_length: int | None,
+    allowed: Callable[[Upload], bool],
     path: Path,
     deadline: float,
     turn: Turn | None = None,
 ) -> EarlyDecode:
-    """An EarlyDecode for a booth request, sized for its tab's provider (known from the URL alone)."""
+    """An EarlyDecode for an upload to one tab, sized for its provider (known from the URL alone).
+    `allowed` says whether the upload has proved the password (nothing is decoded for a stranger)."""
     pixels = None
     with contextlib.suppress(UnknownProvider):
-        provider = registry.get(request.provider)
+        provider = registry.get(provider_name)
         pixels = provider.input_pixels() if provider is not None else None
-
-    def allowed(upload: Upload) -> bool:
-        if request.source != "booth":
-            return True
-        return credentials.check_upload(
-            upload.fields.get("password") or request.header_password or query_password(request.query)
-        )
-
-    return EarlyDecode(imaging, path, pixels, deadline, request.content_length, allowed, turn)
+    return EarlyDecode(imaging, path, pixels, deadline, content_length, allowed, turn)

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from boothgate.booth.spine import BoothRequest, Ingest
-from boothgate.operator.config import RuntimeConfig
 from boothgate.operator.slots import SlotService
 from boothgate.providers.registry import Registry, UnknownProvider
 from boothgate.records.jobs import JobStore
+from boothgate.storage.config import RuntimeConfig
 from boothgate.storage.models import Slot
 
 log = logging.getLogger("boothgate.rehearsal")

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,6 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from boothgate import errors
-from boothgate.booth import placeholders
 from boothgate.booth.booth_job import Answer, BoothJob, BoothRequest
 from boothgate.booth.capacity import Capacity
 from boothgate.booth.early import watch_upload
@@ -38,7 +38,6 @@ from boothgate.booth.failwell import (
     clean_notes,
     shown,
 )
-from boothgate.booth.link_secrets import public_query, query_password
 from boothgate.booth.multipart import Limits, Upload, read_upload
 from boothgate.booth.strangers import PasswordProof, Strangers
 from boothgate.booth.throttle import Throttle
@@ -47,7 +46,7 @@ from boothgate.deadline import Deadline
 from boothgate.imaging.images import sniff
 from boothgate.imaging.pool import Imaging
 from boothgate.imaging.workers import JOB
-from boothgate.operator.config import RuntimeConfig
+from boothgate.link_secrets import public_query, query_password
 from boothgate.operator.credentials import Credentials
 from boothgate.operator.slots import SlotService, parse_number
 from boothgate.providers import transport
@@ -56,9 +55,10 @@ from boothgate.providers.registry import Registry, UnknownProvider
 from boothgate.records.jobs import JobStore
 from boothgate.records.journal import JobRecorder, Journal
 from boothgate.records.media_links import MediaLinks
-from boothgate.run import shaping
+from boothgate.run import placeholders, shaping
 from boothgate.run.fallback import FallbackChain
 from boothgate.run.moderation import Moderation, PhotoHeld, ResultHeld, options_for
+from boothgate.storage.config import RuntimeConfig
 from boothgate.storage.db import is_disk_full
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Job, Slot, utcnow
@@ -204,7 +204,14 @@ class Ingest(FailWell):
         job.upload = Upload()  # filled while reading: a failed upload's fields are still known
         turn = self._turns.turn(request.received_at)
         job.early = watch_upload(
-            self.imaging, self.registry, self.credentials, request, job.incoming, job.deadline.at, turn
+            self.imaging,
+            self.registry,
+            request.provider,
+            request.content_length,
+            self._proves_password(request),
+            job.incoming,
+            job.deadline.at,
+            turn,
         )
         upload = await read_upload(
             request.content_type,
@@ -223,6 +230,17 @@ class Ingest(FailWell):
         return upload
 
     # --- admit ------------------------------------------------------------------------------
+    def _proves_password(self, request: BoothRequest) -> Callable[[Upload], bool]:
+        """Whether an upload still arriving has given the upload password (field, header or link)."""
+
+        def proves(upload: Upload) -> bool:
+            if request.source != "booth":
+                return True
+            given = upload.fields.get("password") or request.header_password or query_password(request.query)
+            return self.credentials.check_upload(given)
+
+        return proves
+
     async def _admit(self, job: BoothJob, upload: Upload) -> tuple[Slot, Provider]:
         request = job.request
         if request.source == "booth":

@@ -1,4 +1,1 @@
-"""The command line: `boothgate serve|rehearse|…`, and the booth simulator.
-
-May import everything in boothgate.
-"""
+"""The command line (`boothgate serve|send|rehearse|…`) and the booth simulator. May import anything."""

@@ -54,8 +54,8 @@ def serve(args: argparse.Namespace, registry_classes: dict[str, type[Provider]] 
 
 
 def send(args: argparse.Namespace) -> int:
-    from boothgate.booth.link_secrets import mask_query
     from boothgate.cli.booth_client import post_photo
+    from boothgate.link_secrets import mask_query
 
     photo_path = Path(args.photo)
     if not photo_path.is_file():

@@ -1,4 +1,5 @@
-"""Pixels and the worker processes that touch them: decode, check, shape, mask, the NSFW model, the image-worker pool.
+"""Pixels and the worker processes that touch them: decode, checks, shaping, masks, the NSFW model
+and the image-worker pool.
 
-May import: `local/` and the base modules (settings, errors, deadline, redaction, i18n). Nothing above.
+May import `local/` and the base modules.
 """

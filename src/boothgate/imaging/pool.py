@@ -11,8 +11,8 @@ from pathlib import Path
 from boothgate.errors import CorruptImage, ProviderFailed
 from boothgate.imaging import images
 from boothgate.imaging import shape as shaping
+from boothgate.imaging.prepared import PreparedImage
 from boothgate.imaging.workers import ImageWorkers, WorkerLost
-from boothgate.providers.base import PreparedImage
 
 REFERENCE_CACHE_SIZE = 64
 

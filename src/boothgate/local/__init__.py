@@ -3,4 +3,6 @@
 Models ship inside the mediapipe 0.10.21 wheel (nothing is downloaded at run time); OpenCV does the
 rest. Modules: `models` (lazy loading), `pixels` (decode/encode/resize), `faces`, `background`,
 `styles`, `face_swap`, and `engine` (the one function image workers run).
+
+May import the base modules only.
 """

@@ -1,4 +1,4 @@
-"""The operator's tools: slots, the settings view, provider credentials, model lists, configuration files.
+"""The operator's tools: slots, the settings view, provider credentials, model lists.
 
-May import: `run/`, `records/`, `providers/`, `imaging/`, `storage/`, `local/` and the base modules. Nothing above.
+May import `run/`, `records/`, `providers/`, `storage/`, `imaging/`, `local/` and the base modules.
 """

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
-from boothgate.operator.config import RuntimeConfig, SettingLockedError
 from boothgate.settings import RUNTIME_EDITABLE, Settings, env_name
+from boothgate.storage.config import RuntimeConfig, SettingLockedError
 
 MASK = "••••"
 GROUPS: tuple[str, ...] = ("general", "gemini", "turbotext", "deepseek", "openai", "fal")

@@ -11,12 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boothgate.booth import placeholders
 from boothgate.errors import StorageFailed
 from boothgate.imaging.pool import Imaging
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
 from boothgate.providers.registry import SLOTS_PER_TAB, Registry
-from boothgate.run import fallback_rules
+from boothgate.run import fallback_rules, placeholders
 from boothgate.run.moderation import ModerationOptions
 from boothgate.run.shaping import normal_size
 from boothgate.storage.db import Database

@@ -1,4 +1,5 @@
-"""What is kept of each photo: job rows, the journal, statistics, the live view's feed, trash, retention, recovery, media links.
+"""What is kept of each photo: job rows, the journal, statistics, the live view's feed, trash,
+retention, recovery and media links.
 
-May import: `storage/`, `imaging/`, `local/` and the base modules. Nothing above (no booth, run, operator or web).
+May import `providers/` (for the names of what ran), `storage/`, `imaging/`, `local/` and the base modules.
 """

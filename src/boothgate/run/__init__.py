@@ -1,4 +1,5 @@
-"""What happens to an admitted photo: the fallback chain, latency figures, the offline breaker, moderation, the shaping step.
+"""What happens to an admitted photo: prompt placeholders, the fallback chain, latency, the offline
+breaker, moderation and the shaping step.
 
-May import: `records/`, `providers/`, `imaging/`, `storage/`, `local/` and the base modules. Nothing above.
+May import `records/`, `providers/`, `storage/`, `imaging/`, `local/` and the base modules.
 """

@@ -28,12 +28,12 @@ from typing import Any, Generic, TypeVar
 
 from boothgate import errors
 from boothgate.deadline import Deadline
-from boothgate.operator.config import RuntimeConfig
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind, Provider
 from boothgate.providers.registry import Registry, UnknownProvider
 from boothgate.run import fallback_rules
 from boothgate.run.latency import LatencyBook, slot_key
 from boothgate.run.offline import Breaker, Probe, context_with
+from boothgate.storage.config import RuntimeConfig
 from boothgate.storage.db import Database
 from boothgate.storage.models import Slot
 

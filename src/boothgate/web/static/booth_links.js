@@ -8,7 +8,7 @@
   const container = document.getElementById("cards");
   if (!B || !container) return;
 
-  // The same rule as booth/placeholders.py: {name} or {name|default}, {{name}} too.
+  // The same rule as run/placeholders.py: {name} or {name|default}, {{name}} too.
   const PATTERN = /\{\{\s*([A-Za-z0-9_.\-]{1,64})\s*(?:\|([^{}]*))?\}\}|\{\s*([A-Za-z0-9_.\-]{1,64})\s*(?:\|([^{}]*))?\}/g;
 
   function placeholders(prompt) {
