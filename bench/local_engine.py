@@ -51,6 +51,22 @@ def _group_photo() -> np.ndarray:
     return cv2.resize(canvas, SIZE, interpolation=cv2.INTER_CUBIC)
 
 
+def _green_screen_photo() -> np.ndarray:
+    """Grace Hopper cut out by the person model and laid on an unevenly lit green cloth with noise, 24 MP."""
+    from boothgate.local import background
+
+    portrait = photos.grace_hopper(1.28)  # 655×768
+    soft, _ = background.person_mask(portrait)
+    alpha = cv2.resize(background.smoothstep(soft), (portrait.shape[1], portrait.shape[0]))[..., None]
+    canvas = np.zeros((768, 1152, 3), np.float32)
+    canvas[:] = (52, 177, 72)
+    canvas *= np.linspace(0.85, 1.1, 1152, dtype=np.float32)[None, :, None]
+    x0 = (1152 - portrait.shape[1]) // 2
+    canvas[:, x0 : x0 + portrait.shape[1]] = portrait * alpha + canvas[:, x0 : x0 + portrait.shape[1]] * (1 - alpha)
+    canvas += np.random.default_rng(7).normal(0, 5, canvas.shape)
+    return cv2.resize(np.clip(canvas, 0, 255).astype(np.uint8), SIZE, interpolation=cv2.INTER_CUBIC)
+
+
 def _template() -> np.ndarray:
     """The astronaut as a 3:2 face-swap template (her whole head inside), 24 MP."""
     portrait = photos.astronaut()[:341, :]
@@ -79,9 +95,9 @@ def measure(repeats: int = 3) -> tuple[list[Figure], float, str]:
     def prepared(data: bytes) -> bytes:
         return images.prepare(data, pixels, settings.max_image_pixels, settings.jpeg_quality).data
 
-    def job(kind: str, photo: bytes, reference: bytes | None, style: str = "warm_film") -> engine.Job:
+    def job(kind: str, photo: bytes, reference: bytes | None, style: str = "warm_film", **more: object) -> engine.Job:
         return engine.Job(kind, photo, reference, style, long_side, settings.jpeg_quality,
-                          settings.local_face_swap_min_face_pixels)  # fmt: skip
+                          settings.local_face_swap_min_face_pixels, **more)  # type: ignore[arg-type]  # fmt: skip
 
     started = time.perf_counter()
     engine.run(job("background", prepared(group), prepared(background)))
@@ -89,7 +105,9 @@ def measure(repeats: int = 3) -> tuple[list[Figure], float, str]:
 
     prepare_ms, prepare_cpu_ms = _median_ms(lambda: prepared(group), repeats)
     photo, ref, tpl = prepared(group), prepared(background), prepared(template)
+    green = prepared(photos.jpeg(_green_screen_photo(), 95))
     cases = [("background", job("background", photo, ref))]
+    cases += [("background: green screen", job("background", green, ref, backdrop="green_screen"))]
     cases += [(f"prompt: {name}", job("prompt", photo, None, name)) for name in styles.STYLE_NAMES]
     cases += [("face_swap", job("face_swap", photo, tpl))]
     figures = []

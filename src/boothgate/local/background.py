@@ -9,12 +9,14 @@ example images: the README's "Offline tab" section.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
-from boothgate.local import faces, models, pixels
+from boothgate.errors import BoothError
+from boothgate.local import chroma, faces, models, pixels
 
 SEGMENT_LONG_SIDE = 1024  # the model sees 256×256; more only costs resize time
 GUIDE_LONG_SIDE = 1536  # the guided filter's working size: edge detail without a full-size filter
@@ -26,6 +28,36 @@ MAX_FACE_PASSES = 12
 CROP_WIDTH_FACES, CROP_ABOVE_FACES, CROP_BELOW_FACES = 4.0, 0.8, 4.5
 # A face this big already fills the frame: the whole-frame pass has it.
 SMALL_FACE_SHARE = 0.22
+# Less person than this share of the frame (and no face) is a photo without a person.
+MIN_PERSON_SHARE = 0.01
+# A region without a face is a person only when most of it is this sure (see `keep_people`).
+SURE, SURE_SHARE = 0.9, 0.6
+BACKDROPS = ("auto", "green_screen", "blue_screen", "any_wall")
+POSITIONS = ("keep", "left", "center", "right")
+
+
+class NoPerson(BoothError):
+    """Nobody to put on the new background (422): the slot's on_failure decides what the booth gets."""
+
+    status, code = 422, "no_person"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the subject stands on the new background: `keep` leaves it where the camera saw it; left,
+    center or right move it there (bottom-anchored) inside a safe margin, scaled by `scale`."""
+
+    position: str = "keep"
+    scale: float = 1.0
+    margin: float = 0.0  # share of the width and height kept free on each side (a frame, a caption)
+
+
+@dataclass(frozen=True)
+class Keying:
+    backdrop: str = "auto"  # auto | green_screen | blue_screen | any_wall
+    tolerance: float = 0.5
+    feather: float = 0.5
+    spill: float = 0.6
 
 
 def _segment(rgb: np.ndarray) -> np.ndarray:
@@ -35,11 +67,19 @@ def _segment(rgb: np.ndarray) -> np.ndarray:
 
 def person_mask(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     """A soft person mask (float32 0..1) at segmentation size, and how many faces got their own pass."""
+    mask, passes, _ = people(rgb)
+    return mask, passes
+
+
+def people(rgb: np.ndarray) -> tuple[np.ndarray, int, list[tuple[int, int, int, int]]]:
+    """`person_mask`, with only the regions that belong to a person (a face, or connected to one), and
+    the faces found (at segmentation size)."""
     small = pixels.fit_long_side(rgb, SEGMENT_LONG_SIDE)
     h, w = small.shape[:2]
     mask = _segment(small)
     passes = 0
-    for x, y, fw, fh in faces.find_faces(small)[:MAX_FACE_PASSES]:
+    found = faces.find_faces(small)
+    for x, y, fw, fh in found[:MAX_FACE_PASSES]:
         if fw > SMALL_FACE_SHARE * w:
             continue
         cx = x + fw / 2
@@ -50,7 +90,30 @@ def person_mask(rgb: np.ndarray) -> tuple[np.ndarray, int]:
         crop_mask = _segment(small[y0:y1, x0:x1]) * _person_shape(x - x0, y - y0, fw, fh, x1 - x0, y1 - y0)
         np.maximum(mask[y0:y1, x0:x1], crop_mask, out=mask[y0:y1, x0:x1])
         passes += 1
-    return mask, passes
+    return keep_people(mask, found), passes, found
+
+
+def keep_people(mask: np.ndarray, found: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """Per region, not per pixel: a region of the mask that holds no face and that the model is not sure
+    of is its mistake (a flag, a poster, a lamp: the half-transparent ghosts); a region the model is sure
+    of stays (a guest whose face is too small to be found), and so does whatever is connected to a face
+    (what a person holds). Without any face the mask is left as it is (the caller decides)."""
+    if not found:
+        return mask
+    solid = (mask > 0.25).astype(np.uint8)
+    count, labels = cv2.connectedComponents(solid, connectivity=8)
+    # the share of each region the model is sure of
+    sure = np.bincount(labels.ravel(), weights=(mask > SURE).ravel(), minlength=count)
+    size = np.maximum(np.bincount(labels.ravel(), minlength=count), 1)
+    keep = sure / size >= SURE_SHARE
+    h, w = mask.shape
+    for x, y, fw, fh in found:
+        cx, cy = min(w - 1, int(x + fw / 2)), min(h - 1, int(y + fh / 2))
+        box = labels[max(0, y) : min(h, y + fh), max(0, x) : min(w, x + fw)]
+        keep[np.unique(box)] = True
+        keep[labels[cy, cx]] = True
+    keep[0] = False
+    return np.where(keep[labels], mask, np.minimum(mask, 0.0)).astype(np.float32)
 
 
 def _person_shape(x: float, y: float, fw: float, fh: float, width: int, height: int) -> np.ndarray:
@@ -89,14 +152,71 @@ def refine(mask: np.ndarray, work: np.ndarray) -> np.ndarray:
     return np.clip(refined, 0.0, 1.0)
 
 
-def replace_background(photo: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
-    """The people of `photo` over `reference` (cover-fitted), at the photo's size."""
+def replace_background(
+    photo: np.ndarray, reference: np.ndarray, keying: Keying = Keying(), placement: Placement = Placement()
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The people of `photo` over `reference` (cover-fitted), at the photo's size.
+
+    A green or blue screen (asked for, or found on the border with `auto`) is keyed by colour; any other
+    wall goes through the person model. Nobody in the photo is a `NoPerson` refusal, never a blend."""
     h, w = photo.shape[:2]
-    work = pixels.fit_long_side(photo, GUIDE_LONG_SIDE)  # one big resize; the segmenter's input comes from it
-    soft, passes = person_mask(work)
-    mask = refine(smoothstep(soft), work)
-    mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
+    notes: dict[str, Any] = {}
+    key = None
+    if keying.backdrop != "any_wall":
+        wanted = {"green_screen": "green", "blue_screen": "blue"}.get(keying.backdrop)
+        key = chroma.find_screen(photo, wanted)
+        if key is None and wanted is not None:
+            notes["screen"] = f"no {wanted} screen on the border: the person model keyed it"
+    if key is not None:
+        alpha = chroma.matte(photo, key, keying.tolerance, keying.feather)
+        foreground: np.ndarray = chroma.unmix(photo, alpha, key, keying.spill)
+        notes["matte"] = f"{key.screen} screen"
+        if float((alpha > 0.5).mean()) < MIN_PERSON_SHARE:
+            raise NoPerson("Nobody is in front of the screen: there is no person to put on the background.")
+    else:
+        work = pixels.fit_long_side(photo, GUIDE_LONG_SIDE)  # one big resize; the segmenter's input comes from it
+        soft, passes, found = people(work)
+        if not found or float((soft > 0.5).mean()) < MIN_PERSON_SHARE:
+            raise NoPerson("No person was found in the photo: there is nobody to put on the background.")
+        mask = refine(smoothstep(soft), work)
+        alpha = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
+        foreground = photo
+        notes.update(matte="person model", face_passes=passes)
     background = pixels.cover(reference, w, h)
-    weight = np.ascontiguousarray(mask, dtype=np.float32)
-    result = cv2.blendLinear(photo, background, weight, 1.0 - weight)
-    return result, {"face_passes": passes}
+    if placement.position != "keep" or placement.scale != 1.0:
+        foreground, alpha = place(foreground, alpha, placement)
+    return chroma.composite(foreground, alpha, background), notes
+
+
+def place(foreground: np.ndarray, alpha: np.ndarray, placement: Placement) -> tuple[np.ndarray, np.ndarray]:
+    """The subject (its alpha's box) moved and scaled on a canvas of the same size, feet on the bottom
+    edge of the safe area (or where they were, when the photo cuts the subject off at the bottom)."""
+    h, w = alpha.shape
+    ys, xs = np.nonzero(alpha > 0.5)
+    if ys.size == 0:
+        return foreground, alpha
+    x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
+    margin_x, margin_y = round(placement.margin * w), round(placement.margin * h)
+    box_w, box_h = max(1, w - 2 * margin_x), max(1, h - 2 * margin_y)
+    scale = placement.scale * min(1.0, box_w / (x1 - x0), box_h / (y1 - y0))
+    sub_w, sub_h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
+    sub_fg = cv2.resize(np.ascontiguousarray(foreground[y0:y1, x0:x1], np.float32), (sub_w, sub_h))
+    sub_alpha = cv2.resize(np.ascontiguousarray(alpha[y0:y1, x0:x1]), (sub_w, sub_h))
+    cut_at_bottom = y1 >= h - 2
+    bottom = h if cut_at_bottom else h - margin_y
+    left = {
+        "left": margin_x,
+        "center": (w - sub_w) // 2,
+        "right": w - margin_x - sub_w,
+        "keep": round((x0 + x1) / 2 - sub_w / 2),
+    }[placement.position]
+    canvas_fg = np.zeros((h, w, 3), np.float32)
+    canvas_alpha = np.zeros((h, w), np.float32)
+    top = bottom - sub_h
+    # the part of the subject that falls on the canvas
+    cx0, cy0 = max(0, left), max(0, top)
+    cx1, cy1 = min(w, left + sub_w), min(h, top + sub_h)
+    if cx1 > cx0 and cy1 > cy0:
+        canvas_fg[cy0:cy1, cx0:cx1] = sub_fg[cy0 - top : cy1 - top, cx0 - left : cx1 - left]
+        canvas_alpha[cy0:cy1, cx0:cx1] = sub_alpha[cy0 - top : cy1 - top, cx0 - left : cx1 - left]
+    return canvas_fg, canvas_alpha

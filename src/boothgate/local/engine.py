@@ -22,6 +22,13 @@ class Job:
     long_side: int  # the result's long side is at most this
     quality: int  # JPEG quality of the result
     min_face_pixels: int  # face swap refuses a smaller guest face
+    backdrop: str = "auto"  # background: auto | green_screen | blue_screen | any_wall
+    key_tolerance: float = 0.5
+    key_feather: float = 0.5
+    key_spill: float = 0.6
+    subject_position: str = "keep"  # background: keep | left | center | right
+    subject_scale: float = 1.0
+    safe_margin: float = 0.0
 
 
 def run(job: Job) -> tuple[bytes, dict[str, Any]]:
@@ -36,7 +43,9 @@ def run(job: Job) -> tuple[bytes, dict[str, Any]]:
     if job.kind == "background":
         if reference is None:
             raise ValueError("background needs a reference")
-        result, notes = background.replace_background(photo, reference)
+        keying = background.Keying(job.backdrop, job.key_tolerance, job.key_feather, job.key_spill)
+        placement = background.Placement(job.subject_position, job.subject_scale, job.safe_margin)
+        result, notes = background.replace_background(photo, reference, keying, placement)
     elif job.kind == "face_swap":
         if reference is None:
             raise ValueError("face_swap needs a reference")

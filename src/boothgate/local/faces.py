@@ -43,16 +43,49 @@ def find_faces(rgb: np.ndarray) -> list[Box]:
 
 
 def unclipped_faces(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
-    """Faces as the detector sees them, largest first: a box may reach past the frame when the face is cut."""
+    """Faces as the detector sees them, largest first: a box may reach past the frame when the face is cut.
+
+    The detector squeezes its input to 192×192, so in a wide group photo each face shrinks past what it
+    finds; a frame wider (or taller) than TILE_ASPECT is also searched in overlapping square tiles."""
     h, w = rgb.shape[:2]
+    boxes = _detect(rgb, 0, 0, w, h)
+    short, long = min(h, w), max(h, w)
+    if long > TILE_ASPECT * short:
+        step = max(1, short // 2)
+        for start in range(0, long - short + step, step):
+            start = min(start, long - short)
+            x0, y0 = (start, 0) if w >= h else (0, start)
+            boxes.extend(
+                _detect(rgb[y0 : y0 + min(h, short), x0 : x0 + min(w, short)], x0, y0, min(w, short), min(h, short))
+            )
+    boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
+    kept: list[tuple[float, float, float, float]] = []
+    for box in boxes:
+        if all(_overlap(box, other) < 0.3 for other in kept):
+            kept.append(box)
+    return kept
+
+
+# A frame this much wider than tall (or taller than wide) is also searched in square tiles.
+TILE_ASPECT = 1.25
+
+
+def _detect(rgb: np.ndarray, x0: int, y0: int, w: int, h: int) -> list[tuple[float, float, float, float]]:
     small = pixels.fit_long_side(rgb, DETECT_LONG_SIDE)
     result = models.face_detection().process(np.ascontiguousarray(small))
     boxes = []
     for detection in result.detections or []:
         rel = detection.location_data.relative_bounding_box
-        boxes.append((rel.xmin * w, rel.ymin * h, rel.width * w, rel.height * h))
-    boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
+        boxes.append((x0 + rel.xmin * w, y0 + rel.ymin * h, rel.width * w, rel.height * h))
     return boxes
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over the smaller box: a face found whole and again cut by a tile's edge is one face."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    smaller = min(a[2] * a[3], b[2] * b[3])
+    return ix * iy / smaller if smaller > 0 else 0.0
 
 
 def landmarks(rgb: np.ndarray, box: Box) -> np.ndarray | None:

@@ -45,6 +45,38 @@ class LocalOptions(BaseModel):
         "black and white with grain; sepia; hdr: local detail; comic: ink drawing. Offline styles do not "
         "follow the text prompt.",
     )
+    backdrop: Literal["auto", "green_screen", "blue_screen", "any_wall"] = Field(
+        default="auto",
+        description="Background slots: what is behind the guest. green_screen / blue_screen: the cloth is "
+        "keyed out by its colour (the cleanest result: hair, glasses and held things stay). any_wall: a "
+        "person model finds the people. auto: a screen when the photo's border is one, the person model "
+        "otherwise.",
+    )
+    key_tolerance: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Screen: higher keys out more of an uneven screen, lower keeps fine hair.",
+    )
+    key_feather: float = Field(default=0.5, ge=0.0, le=1.0, description="Screen: how soft the subject's edge is.")
+    key_spill: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=1.0,
+        description="Screen: how much of the screen's colour reflected on hair and shoulders is taken out.",
+    )
+    subject_position: Literal["keep", "left", "center", "right"] = Field(
+        default="keep",
+        description="Background slots: where the guest stands on the new background (feet on the bottom of "
+        "the safe area); keep: where the camera saw them.",
+    )
+    subject_scale: float = Field(default=1.0, ge=0.3, le=1.5, description="Background slots: the guest's size.")
+    safe_margin: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.3,
+        description="Background slots: share of each side kept free (a frame or a caption).",
+    )
 
 
 class LocalProvider(Provider):
@@ -103,6 +135,13 @@ class LocalProvider(Provider):
             long_side=self.settings.local_output_long_side_pixels,
             quality=self.settings.jpeg_quality,
             min_face_pixels=self.settings.local_face_swap_min_face_pixels,
+            backdrop=options.backdrop,
+            key_tolerance=options.key_tolerance,
+            key_feather=options.key_feather,
+            key_spill=options.key_spill,
+            subject_position=options.subject_position,
+            subject_scale=options.subject_scale,
+            safe_margin=options.safe_margin,
         )
         try:
             async with request.deadline.timeout():
