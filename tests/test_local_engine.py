@@ -256,3 +256,31 @@ async def test_check_loads_the_models_on_an_image_worker(monkeypatch: pytest.Mon
         verdict = await provider.check()
         assert not verdict.ok and "Python 3.11 or 3.12" in verdict.message
     workers.shutdown()
+
+
+def test_face_swap_in_a_group_swaps_every_guest_onto_the_templates_faces_in_order() -> None:
+    """Two guests (left: Grace Hopper, right: the astronaut) onto a two-face template (the same two real
+    portraits, the other way round): both template faces change, each toward the guest on its side."""
+    guests = np.full((1200, 2400, 3), 128, np.uint8)
+    guests[0:1200, 100:1124] = photos.grace_hopper(2.0)[:1200]
+    guests[176:1200, 1300:2324] = photos.astronaut(2.0)
+    template = np.full((1200, 2400, 3), 90, np.uint8)
+    template[176:1200, 100:1124] = photos.astronaut(2.0)
+    template[0:1200, 1300:2324] = photos.grace_hopper(2.0)[:1200]
+    data, notes = engine.run(job("face_swap", guests, template, min_face_pixels=150))
+    result = photos.decode(data)
+    assert result.shape == template.shape
+    assert notes["faces_swapped"] == 2 and notes["template_faces"] == 2
+    assert "faces_not_swapped" not in notes
+    changed = []
+    for x, y, w, h in sorted(faces.find_faces(template), key=lambda b: b[0]):
+        inner = (x + w // 4, y + h // 4, w // 2, h // 2)
+        changed.append(photos.difference(photos.region(result, inner), photos.region(template, inner)))
+    assert len(changed) == 2 and min(changed) > 8, changed
+
+
+def test_face_swap_says_which_guests_were_not_swapped() -> None:
+    guests, _ = photos.two_people()  # the astronaut's face (~105 px) is under the minimum
+    data, notes = engine.run(job("face_swap", guests, photos.grace_hopper(2.0), min_face_pixels=150))
+    assert notes["faces_swapped"] == 1
+    assert any("face_too_small" in reason for reason in notes["faces_not_swapped"])

@@ -355,11 +355,12 @@ class Settings(BaseSettings):
         "size; 3000 = 3000×2000 from a 24 MP camera). Bigger is sharper and slower.",
     )
     local_face_swap_min_face_pixels: int = Field(
-        200,
+        140,
         ge=32,
         le=4000,
         description="Offline face swap: a guest face narrower than this many pixels (in the photo at the size "
-        "above) is refused with 422 instead of printed blurred.",
+        "above) is refused with 422 and a retake message instead of printed blurred. In a group every usable "
+        "face is swapped.",
     )
 
     # --- OpenAI -----------------------------------------------------------------------------

@@ -28,6 +28,8 @@ CROP_PAD_FACES = 0.3  # room around the template's face for the blend to fade ou
 # above and cheek/jaw on the other sides must stay inside the frame.
 EDGE_ABOVE, EDGE_SIDES, EDGE_BELOW = 0.45, 0.1, 0.1
 # The inner lip line of mediapipe's 468-point face mesh (a closed loop).
+# At most this many faces of a group are swapped (each costs a mesh and a blend).
+MAX_FACES = 8
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 
 
@@ -55,13 +57,35 @@ class ReferenceWithoutFace(ProviderNotConfigured):
     code = "reference_without_face"
 
 
-def guest_landmarks(photo: np.ndarray, min_face_pixels: int) -> tuple[np.ndarray, int]:
-    """The landmarks of the largest face in the guest's photo and its width, or a 422 saying why not."""
-    h, w = photo.shape[:2]
+def guest_faces(photo: np.ndarray, min_face_pixels: int) -> tuple[list[tuple[np.ndarray, int]], list[str]]:
+    """Every usable face of the guests, left to right (landmarks, width), and why the others were not.
+    Raises the largest face's reason when none is usable: the booth's answer says what to change."""
     found = faces.unclipped_faces(photo)
     if not found:
         raise NoFace("No face was found in the photo: the offline face swap needs a face looking at the camera.")
-    fx, fy, fw, fh = found[0]
+    usable: list[tuple[float, np.ndarray, int]] = []
+    skipped: list[str] = []
+    first_error: FaceNotUsable | None = None
+    for box in found[:MAX_FACES]:
+        try:
+            points, width = _usable(photo, box, min_face_pixels)
+        except FaceNotUsable as exc:
+            first_error = first_error or exc
+            skipped.append(f"{exc.code} at x={box[0]:.0f}")
+            continue
+        usable.append((box[0], points, width))
+    if not usable:
+        assert first_error is not None
+        raise first_error
+    usable.sort(key=lambda item: item[0])
+    return [(points, width) for _, points, width in usable], skipped
+
+
+def _usable(
+    photo: np.ndarray, found: tuple[float, float, float, float], min_face_pixels: int
+) -> tuple[np.ndarray, int]:
+    h, w = photo.shape[:2]
+    fx, fy, fw, fh = found
     if fw < min_face_pixels:
         raise FaceTooSmall(
             f"The face in the photo is {fw:.0f} px wide; the offline face swap needs at least {min_face_pixels} px. "
@@ -81,14 +105,19 @@ def guest_landmarks(photo: np.ndarray, min_face_pixels: int) -> tuple[np.ndarray
     return points, round(fw)
 
 
-def _template_landmarks(template: np.ndarray) -> tuple[np.ndarray, int]:
-    found = faces.find_faces(template)
-    points = faces.landmarks(template, found[0]) if found else None
-    if points is None:
+def _template_faces(template: np.ndarray) -> list[np.ndarray]:
+    """The template's faces that the mesh can map, left to right."""
+    mapped = []
+    for box in faces.find_faces(template)[:MAX_FACES]:
+        points = faces.landmarks(template, box)
+        if points is not None:
+            mapped.append((box[0], points))
+    if not mapped:
         raise ReferenceWithoutFace(
             "The slot's reference has no face the offline engine can find: choose a template with one clear face."
         )
-    return points, len(found)
+    mapped.sort(key=lambda item: item[0])
+    return [points for _, points in mapped]
 
 
 def _triangles(points: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -168,17 +197,35 @@ def _scaled_size(width: int, height: int, long_side: int) -> tuple[int, int]:
 
 
 def swap_face(photo: np.ndarray, template: np.ndarray, min_face_pixels: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """The template with the guest's face, at the template's size."""
-    guest_points, guest_width = guest_landmarks(photo, min_face_pixels)
-    template_points, template_faces = _template_landmarks(template)
+    """The template with the guests' faces, at the template's size: in a group, the guests' faces left to
+    right onto the template's faces left to right (as many as both have); the notes say who was not."""
+    guests, skipped = guest_faces(photo, min_face_pixels)
+    templates = _template_faces(template)
+    out = template.copy()
+    pairs = list(zip(guests, templates, strict=False))
+    for (guest_points, _), template_points in pairs:
+        _swap_one(photo, out, guest_points, template_points)
+    notes: dict[str, Any] = {
+        "guest_face_pixels": guests[0][1],
+        "template_faces": len(templates),
+        "faces_swapped": len(pairs),
+    }
+    if len(guests) > len(templates):
+        skipped.append(f"{len(guests) - len(templates)} guest face(s) beyond the template's {len(templates)}")
+    if skipped:
+        notes["faces_not_swapped"] = skipped
+    return out, notes
 
+
+def _swap_one(photo: np.ndarray, out: np.ndarray, guest_points: np.ndarray, template_points: np.ndarray) -> None:
+    """One guest face into one template face of `out`, in place."""
     # A crop around the template's face, scaled to at most CLONE_LONG_SIDE: the blend's cost stays flat.
-    th, tw = template.shape[:2]
+    th, tw = out.shape[:2]
     x, y, w, h = cv2.boundingRect(template_points.astype(np.int32))
     pad = CROP_PAD_FACES * max(w, h)
     x0, y0 = max(0, int(x - pad)), max(0, int(y - pad))
     x1, y1 = min(tw, int(x + w + pad)), min(th, int(y + h + pad))
-    crop = template[y0:y1, x0:x1]
+    crop = out[y0:y1, x0:x1].copy()
     scale = min(1.0, CLONE_LONG_SIDE / max(crop.shape[:2]))
     cw, ch = max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))
     small = pixels.resize(crop, cw, ch)
@@ -196,6 +243,4 @@ def swap_face(photo: np.ndarray, template: np.ndarray, min_face_pixels: int) -> 
     cloned, feather = _blend(warped, small, mask)
     feather = pixels.resize(feather, crop.shape[1], crop.shape[0])
     face = pixels.resize(cloned, crop.shape[1], crop.shape[0])
-    out = template.copy()
     out[y0:y1, x0:x1] = cv2.blendLinear(face, crop, feather, 1.0 - feather)
-    return out, {"guest_face_pixels": guest_width, "template_faces": template_faces}
