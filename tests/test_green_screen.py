@@ -181,3 +181,34 @@ async def test_the_booth_gets_no_person_for_an_empty_screen(server) -> None:  # 
     answer = await post(server, 16, empty)
     assert answer.status == 422
     assert b"no_person" in answer.body
+
+
+def test_built_in_backdrops_are_deterministic_smooth_and_distinct() -> None:
+    from boothgate.local import backdrops
+
+    made = {b.name: backdrops.make(b.name, 600, 400) for b in backdrops.BACKDROPS}
+    for name, image in made.items():
+        assert image.shape == (400, 600, 3) and image.dtype == np.uint8
+        assert np.array_equal(image, backdrops.make(name, 600, 400))  # the same on every machine
+        assert image.std() > 3  # not a flat colour
+    means = [image.reshape(-1, 3).mean(axis=0) for image in made.values()]
+    assert min(np.abs(a - b).sum() for i, a in enumerate(means) for b in means[i + 1 :]) > 10
+
+
+async def test_a_built_in_backdrop_becomes_the_slots_reference_and_is_used(server, portrait_2mp) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    portrait, truth = portrait_2mp
+    async with server.api() as client:
+        listed = (await client.get("/api/backdrops")).json()
+        assert {"bokeh_gold", "studio_grey"} <= {b["name"] for b in listed}
+        preview = await client.get(listed[0]["preview_url"])
+        assert preview.status_code == 200 and preview.content[:3] == b"\xff\xd8\xff"
+        assert (await client.get("/api/backdrops/nope/preview.jpg")).status_code == 404
+        await server.configure("local", 17, kind="background", prompt="", result_shape="as_returned")
+        used = await client.put("/api/slots/local/17/reference/backdrop", json={"name": "studio_grey"})
+        assert used.status_code == 200, used.text
+        assert (await client.put("/api/slots/local/17/reference/backdrop", json={"name": "x"})).status_code == 404
+    answer = await post(server, 17, on_screen(portrait, truth, SCREENS["green"], 8))
+    assert answer.status == 200
+    result = photos.decode(answer.body)
+    corner = result[:40, :40].reshape(-1, 3).mean(axis=0)
+    assert np.abs(corner - np.array([70, 70, 74])).max() < 40  # the studio paper's darker edge, not green

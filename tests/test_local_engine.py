@@ -281,6 +281,6 @@ def test_face_swap_in_a_group_swaps_every_guest_onto_the_templates_faces_in_orde
 
 def test_face_swap_says_which_guests_were_not_swapped() -> None:
     guests, _ = photos.two_people()  # the astronaut's face (~105 px) is under the minimum
-    data, notes = engine.run(job("face_swap", guests, photos.grace_hopper(2.0), min_face_pixels=150))
+    _, notes = engine.run(job("face_swap", guests, photos.grace_hopper(2.0), min_face_pixels=150))
     assert notes["faces_swapped"] == 1
     assert any("face_too_small" in reason for reason in notes["faces_not_swapped"])
