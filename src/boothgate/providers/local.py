@@ -42,7 +42,8 @@ class LocalOptions(BaseModel):
     style: Style = Field(
         default="warm_film",
         description="Prompt slots: the offline look. warm_film, teal_orange, faded: colour grades; noir: "
-        "black and white with grain; sepia; hdr: local detail; comic: ink drawing. Offline styles do not "
+        "black and white with grain; sepia; hdr: local detail (kept off skin); comic: ink drawing (stylised). "
+        "Offline styles do not "
         "follow the text prompt.",
     )
     backdrop: Literal["auto", "green_screen", "blue_screen", "any_wall"] = Field(
