@@ -29,9 +29,12 @@ def test_settings_table_matches_the_code() -> None:
     assert block.group(1) == settings_table(), "docs/settings.md is stale: run `make docs`"
 
 
-def test_readme_names_the_two_commands() -> None:
+def test_readme_is_short_and_names_the_two_commands() -> None:
     text = README.read_text()
+    assert len(text.splitlines()) <= 250, "README.md is for a first read: move the detail into docs/"
     assert "make run" in text and "make test" in text
+    assert "](docs/settings.md)" in text, "README links to the settings table"
+    assert "](docs/ru/index.md)" in text, "README links to the Russian quick start"
 
 
 def test_every_relative_link_resolves() -> None:
