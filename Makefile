@@ -5,10 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.test-installed
 BENCH_STAMP := $(VENV)/.bench-installed
+# The manual (docs/ built by mkdocs-material), served by the server at /help; not committed.
+MANUAL := src/boothgate/web/manual/index.html
+MANUAL_SOURCES := mkdocs.yml $(shell find docs -type f 2>/dev/null)
 # The offline engine's models ship inside this wheel (the last mediapipe release that bundles them).
 MEDIAPIPE := mediapipe==0.10.21
 
-.PHONY: install run test lint format bench clean docs local-engine lock
+.PHONY: install run test lint format bench clean docs manual local-engine lock
 
 # Every install is constrained by requirements.lock: the exact versions this code was tested with.
 PIP_INSTALL := $(BIN)/python -m pip install --quiet -c requirements.lock
@@ -30,7 +33,15 @@ local-engine:
 		echo "Offline engine skipped: mediapipe 0.10.21 needs Python 3.11 or 3.12."; \
 	fi
 
-install: $(STAMP)
+install: $(STAMP) $(MANUAL)
+
+# Strict (a link or anchor that does not resolve fails the build) and quiet unless it fails (~1 s).
+# Not `mkdocs -q`: it hides the warnings that strict mode counts, and a broken link would pass.
+$(MANUAL): $(MANUAL_SOURCES) | $(STAMP)
+	@NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build > $(VENV)/mkdocs.log 2>&1 \
+		|| { cat $(VENV)/mkdocs.log; rm -f $@; echo "The manual did not build (see above)."; exit 1; }
+
+manual: $(MANUAL)
 
 $(TEST_STAMP): $(STAMP)
 	$(PIP_INSTALL) -e '.[test]'
@@ -39,10 +50,10 @@ $(TEST_STAMP): $(STAMP)
 
 # Host and port come from the settings (BOOTHGATE_HOST / BOOTHGATE_PORT, or .env); `make run PORT=8011`
 # (or PORT in the environment, as hosting platforms set it) passes a flag that wins over them.
-run: $(STAMP)
+run: $(STAMP) $(MANUAL)
 	BOOTHGATE_DATA_DIR=$${BOOTHGATE_DATA_DIR:-./data} $(BIN)/boothgate serve $(if $(PORT),--port $(PORT))
 
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) $(MANUAL)
 	$(BIN)/python -m pytest -q
 
 lint: $(TEST_STAMP)
@@ -50,10 +61,11 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/python scripts/check_layers.py
+	$(BIN)/python scripts/check_links.py
 
 format: $(TEST_STAMP)
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench scripts
+	$(BIN)/ruff format src tests bench scripts
 
 $(BENCH_STAMP): $(TEST_STAMP)
 	$(PIP_INSTALL) -e '.[test,bench]'
@@ -65,8 +77,10 @@ bench: $(BENCH_STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
+# The settings table in docs/settings.md from the settings class, then the manual (strict).
 docs: $(STAMP)
-	$(BIN)/python scripts/update_readme.py
+	$(BIN)/python scripts/update_settings_doc.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build
 
 # Write requirements.lock from a fresh install of pyproject.toml's newest allowed versions (then run make test).
 lock:

@@ -1,4 +1,4 @@
-"""Make the README's offline-engine example images (docs/local-engine/*.jpg) from real photos.
+"""Make the manual's offline-engine example images (docs/local-engine/*.jpg) from real photos.
 
     .venv/bin/python scripts/local_engine_examples.py
 

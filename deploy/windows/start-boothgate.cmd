@@ -1,6 +1,6 @@
 @echo off
 rem Starts boothgate from this checkout and starts it again if it stops (crash, update).
-rem Settings: put BOOTHGATE_... lines in the .env file in the checkout's folder (see README).
+rem Settings: put BOOTHGATE_... lines in the .env file in the checkout's folder (see docs/setup.md).
 rem Used by install-autostart.ps1 (a Task Scheduler task at logon); you can also double-click it.
 setlocal
 cd /d "%~dp0..\.."

@@ -1,6 +1,7 @@
 """Settings: one pydantic-settings class, built by `get_settings()` and injected.
 
-Every field carries a description; the README table and the settings page are made from them.
+Every field carries a description; the manual's settings table (docs/settings.md) and the settings page
+are made from them.
 Fields listed in `RUNTIME_EDITABLE` can also be changed from the admin settings page; a value set in
 the environment always wins over a stored one.
 """
@@ -482,7 +483,7 @@ def env_name(field: str) -> str:
 
 
 def settings_table() -> str:
-    """The README's settings table, made from the field descriptions (tests keep the README in sync)."""
+    """The manual's settings table, made from the field descriptions (tests keep docs/settings.md in sync)."""
     rows = ["| variable | default | what it does |", "|---|---|---|"]
     for name, info in Settings.model_fields.items():
         default = info.default

@@ -4,7 +4,7 @@ Selfie segmentation on the whole frame misses people at the back (they come out 
 ghosts), so each detected face gets a second pass on a crop around it and the masks are combined by
 their maximum. A smoothstep then pushes the half-transparent areas to 0 or 1, and a guided filter
 (guided by the photo) snaps the mask's edge to the real edges of hair and clothes. Limits, with
-example images: the README's "Offline tab" section.
+example images: the manual's "The offline engine" page (docs/offline-engine.md).
 """
 
 from __future__ import annotations

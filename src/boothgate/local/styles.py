@@ -101,8 +101,8 @@ def hdr(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
     small = pixels.fit_long_side(rgb, HDR_LONG_SIDE)
     enhanced = cv2.detailEnhance(small, sigma_s=10, sigma_r=0.15)
-    boost = cv2.subtract(enhanced.astype(np.int16), small.astype(np.int16)).astype(np.float32)
-    boost *= (1.0 - HDR_SKIN_KEEP * _skin(small))[..., None]
+    raw = cv2.subtract(enhanced.astype(np.int16), small.astype(np.int16)).astype(np.float32)
+    boost: np.ndarray = raw * (1.0 - HDR_SKIN_KEEP * _skin(small))[..., None]
     if small.shape[:2] != (h, w):
         boost = cv2.resize(boost, (w, h), interpolation=cv2.INTER_LINEAR)
     detailed = np.clip(rgb.astype(np.float32) + boost, 0, 255).astype(np.uint8)
@@ -114,7 +114,7 @@ def _skin(rgb: np.ndarray) -> np.ndarray:
     """A soft skin mask (0..1) from the YCrCb skin cluster: wide enough for every skin tone under warm or
     cold light, soft so a boundary never shows."""
     ycrcb = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
-    inside = cv2.inRange(ycrcb, (40, 135, 80), (250, 180, 130))
+    inside = cv2.inRange(ycrcb, np.array([40, 135, 80], np.uint8), np.array([250, 180, 130], np.uint8))
     size = max(3, round(max(rgb.shape[:2]) / 150) | 1)
     return cv2.GaussianBlur(inside, (size * 2 + 1, size * 2 + 1), 0).astype(np.float32) / 255.0
 

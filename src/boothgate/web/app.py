@@ -19,7 +19,19 @@ from boothgate.ops.banner import banner
 from boothgate.providers.base import Provider
 from boothgate.runtime import Services
 from boothgate.settings import Settings, get_settings
-from boothgate.web import api, backdrops_api, booth, hooks, live, live_api, media, moderation_api, pages, settings_api
+from boothgate.web import (
+    api,
+    backdrops_api,
+    booth,
+    hooks,
+    live,
+    live_api,
+    manual_site,
+    media,
+    moderation_api,
+    pages,
+    settings_api,
+)
 from boothgate.web.deps import ServicesDep
 from boothgate.web.loopwatch import LoopWatch
 
@@ -96,6 +108,7 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
     app.include_router(live.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
+    app.include_router(manual_site.router())  # /help: the manual, built from docs/
 
     @app.get("/health", response_model=None)
     async def health(services: ServicesDep) -> dict[str, Any] | JSONResponse:
