@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.test-installed
 BENCH_STAMP := $(VENV)/.bench-installed
 # The manual (docs/ built by mkdocs-material), served by the server at /help; not committed.
 MANUAL := src/boothgate/web/manual/index.html
-MANUAL_SOURCES := mkdocs.yml $(shell find docs -type f 2>/dev/null)
+MANUAL_SOURCES := mkdocs.yml scripts/mkdocs_hooks.py $(shell find docs -type f 2>/dev/null)
 # The offline engine's models ship inside this wheel (the last mediapipe release that bundles them).
 MEDIAPIPE := mediapipe==0.10.21
 

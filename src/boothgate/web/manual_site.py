@@ -3,8 +3,9 @@
 Behind the admin's Basic Auth like every other page: the manual holds no secret, but a public copy would
 tell scanners what runs on an internet-facing booth server, and the operator reading it is signed in.
 The files are listed once (and again when a page is missing, e.g. after `make docs` on a running server),
-so a request never touches a path it was not given by that listing. The theme's pages carry two small
-inline scripts; the page's Content-Security-Policy allows exactly those by hash, nothing from other hosts.
+so a request never touches a path it was not given by that listing. The build moves the theme's inline
+scripts into files (scripts/mkdocs_hooks.py), so the pages run no inline code; should one remain (a
+manual built without the hook), the page's Content-Security-Policy allows exactly it by hash.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ class Manual:
             }
         )
         self.files = files
+        scripts = " ".join(["'self'", *hashes])
         self.policy = (
-            f"default-src 'self'; script-src 'self' {' '.join(hashes)}; style-src 'self'; img-src 'self' data:; "
+            f"default-src 'self'; script-src {scripts}; style-src 'self'; img-src 'self' data:; "
             "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
         )
 
