@@ -1,7 +1,7 @@
 """The tables of docs/reliability.md, made from the test corpus and fault plans themselves.
 
 `python -m tests.reliability_doc` rewrites the blocks between the `<!-- name:start -->` and
-`<!-- name:end -->` markers; `tests/test_reliability_doc.py` fails when the document is stale.
+`<!-- name:end -->` markers; `tests/reliability/test_reliability_doc.py` fails when the document is stale.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from tests.bad_inputs import CORPUS
-from tests.test_faults import SCRIPTED, UNGUARDED, WIRE
+from tests.reliability.test_faults import SCRIPTED, UNGUARDED, WIRE
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
 

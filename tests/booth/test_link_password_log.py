@@ -26,7 +26,7 @@ from tests.conftest import ADMIN, make_jpeg
 from tests.fakes.gemini import GeminiFake
 from tests.fakes.server import free_port, serve
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GEMINI_KEY = "AIzaSy-link-log-test-key-0123456789"
 PASSWORD = "Link-Pass-7Hq2x"  # the real upload password, in the link
 WRONG = "typo-pass-4kd8"  # a wrong one: no known secret, still never to be written down

@@ -25,7 +25,7 @@ from tests.conftest import ADMIN, UPLOAD_PASSWORD, booth_settings, make_jpeg
 from tests.fakes.server import free_port, serve
 from tests.fakes.turbotext import FakeTurbotext
 
-RECIPE = Path(__file__).parents[1] / "deploy" / "caddy" / "Caddyfile"
+RECIPE = Path(__file__).parents[2] / "deploy" / "caddy" / "Caddyfile"
 CADDY = shutil.which("caddy")
 
 pytestmark = pytest.mark.skipif(

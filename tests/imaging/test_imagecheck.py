@@ -13,7 +13,7 @@ from PIL import Image
 from boothgate.errors import CorruptImage
 from boothgate.imaging import imagecheck, images
 from tests.conftest import make_jpeg
-from tests.test_image_limits import progressive_with_many_scans
+from tests.imaging.test_image_limits import progressive_with_many_scans
 
 MAX_PIXELS = 200_000_000
 

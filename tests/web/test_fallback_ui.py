@@ -17,7 +17,7 @@ from boothgate.providers.registry import SLOTS_PER_TAB
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, booth_settings, make_jpeg
 from tests.fakes.server import serve
-from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, screenshot
+from tests.web.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, screenshot
 
 pytestmark = pytest.mark.browser
 

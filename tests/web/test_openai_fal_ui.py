@@ -19,7 +19,7 @@ from tests.fakes.fal import FakeFal
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import serve
 from tests.gemini_support import REFERENCE_TINT, encode, gradient
-from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, SOME_TEXT, TIMEOUT_MS, jpeg_file, screenshot, shown
+from tests.web.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, SOME_TEXT, TIMEOUT_MS, jpeg_file, screenshot, shown
 
 pytestmark = pytest.mark.browser
 

@@ -15,7 +15,16 @@ from PIL import Image
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, booth_settings
 from tests.fakes.server import serve
-from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, SOME_TEXT, TIMEOUT_MS, Server, jpeg_file, screenshot, shown
+from tests.web.test_ui_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SOME_TEXT,
+    TIMEOUT_MS,
+    Server,
+    jpeg_file,
+    screenshot,
+    shown,
+)
 
 pytestmark = pytest.mark.browser
 

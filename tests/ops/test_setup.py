@@ -23,7 +23,7 @@ from boothgate.ops.banner import banner, lan_addresses
 from tests.conftest import ADMIN
 from tests.fakes.server import free_port
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 UNIT = ROOT / "deploy" / "systemd" / "boothgate.service"
 
 

@@ -18,7 +18,7 @@ from boothgate.settings import RUNTIME_EDITABLE
 from boothgate.web.options_form import option_fields
 from tests.conftest import ADMIN, Booth, ScriptedProvider
 
-WEB = Path(__file__).parents[1] / "src" / "boothgate" / "web"
+WEB = Path(__file__).parents[2] / "src" / "boothgate" / "web"
 TEMPLATES = sorted((WEB / "templates").glob("*.html"))
 SCRIPTS = sorted((WEB / "static").glob("*.js"))
 

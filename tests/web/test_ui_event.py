@@ -16,7 +16,7 @@ from pydantic import Field
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, ScriptedOptions, ScriptedProvider, booth_settings, make_jpeg
 from tests.fakes.server import serve
-from tests.test_ui_browser import (
+from tests.web.test_ui_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     TIMEOUT_MS,
@@ -325,7 +325,7 @@ def test_screenshots_of_every_page(browser: Any, server: Server, language: str, 
 
 
 def screenshot_path(name: str) -> Any:
-    from tests.test_ui_browser import ARTIFACTS
+    from tests.web.test_ui_browser import ARTIFACTS
 
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS / name

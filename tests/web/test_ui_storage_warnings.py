@@ -14,7 +14,7 @@ from boothgate.web.app import create_app
 from tests.bad_inputs import MULTIPART
 from tests.conftest import ADMIN, UPLOAD_PASSWORD, ScriptedProvider, booth_settings, make_jpeg
 from tests.fakes.server import serve
-from tests.test_ui_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.web.test_ui_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 

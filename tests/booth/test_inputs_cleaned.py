@@ -22,7 +22,7 @@ from boothgate.settings import RUNTIME_EDITABLE, Settings, get_settings
 from tests.bad_inputs import MULTIPART, booth_form, exchange
 from tests.conftest import ADMIN, Booth, make_jpeg
 from tests.fakes.turbotext import FakeTurbotext
-from tests.test_turbotext_booth import PHOTO, Start, fake, fake_server, slot, start  # noqa: F401
+from tests.providers.test_turbotext_booth import PHOTO, Start, fake, fake_server, slot, start  # noqa: F401
 
 FORGED = "job=forged0000 slot=gemini:1 status=succeeded http=200"
 

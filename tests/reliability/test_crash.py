@@ -29,7 +29,7 @@ from tests.bad_inputs import MULTIPART, booth_form
 from tests.conftest import ADMIN, UPLOAD_PASSWORD, make_jpeg
 from tests.fakes.server import free_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GEMINI_KEY = "AIzaSy-crash-test-key-0123456789abcdef"
 
 
