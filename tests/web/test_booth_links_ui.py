@@ -17,7 +17,6 @@ from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, booth_setting
 from tests.fakes.server import serve
 from tests.web.test_ui_browser import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     SOME_TEXT,
     TIMEOUT_MS,
     Server,
@@ -44,14 +43,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     app = create_app(settings, {"gemini": ScriptedProvider, "turbotext": KeyedProvider})
     with serve(app) as url:
         yield Server(url)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from boothgate.providers.registry import SLOTS_PER_TAB
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, booth_settings, make_jpeg
 from tests.fakes.server import serve
-from tests.web.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, screenshot
+from tests.web.conftest import CHROMIUM, admin_page
+from tests.web.test_ui_browser import screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -46,22 +47,9 @@ def api(server: tuple[str, Any]) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def page(server: tuple[str, Any]) -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(
-            base_url=server[0],
-            http_credentials={"username": ADMIN[0], "password": ADMIN[1]},
-            viewport={"width": 1366, "height": 900},
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
+def page(browser: Any, server: tuple[str, Any]) -> Iterator[Any]:
+    with admin_page(browser, server[0]) as page:
         yield page
-        context.close()
-        browser.close()
-        assert not errors, errors
 
 
 def configure(api: httpx.Client, provider: str, number: int, **fields: Any) -> None:

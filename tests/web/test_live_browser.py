@@ -17,11 +17,10 @@ from boothgate.web.app import create_app
 from tests.conftest import ADMIN, booth_settings
 from tests.fakes.gemini import GeminiFake
 from tests.fakes.server import serve
+from tests.web.conftest import CHROMIUM, admin_page
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 KEY = "browser-gemini-key"
 
@@ -52,21 +51,9 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GeminiFake, 
 
 
 @pytest.fixture
-def page(rig: tuple[GeminiFake, str]) -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        context = browser.new_context(
-            base_url=rig[1],
-            http_credentials={"username": ADMIN[0], "password": ADMIN[1]},
-            viewport={"width": 1366, "height": 900},
-        )
-        context.set_default_timeout(15_000)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
+def page(browser: Any, rig: tuple[GeminiFake, str]) -> Iterator[Any]:
+    with admin_page(browser, rig[1], timeout_ms=15_000) as page:
         yield page
-        browser.close()
-        assert not errors, errors
 
 
 def test_flag_datalist_and_rehearsal(page: Any, rig: tuple[GeminiFake, str]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_jpeg
-from tests.web.test_ui_browser import Server, browser, card, page, screenshot, server, shown  # noqa: F401
+from tests.web.test_ui_browser import Server, card, page, screenshot, server, shown  # noqa: F401
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect

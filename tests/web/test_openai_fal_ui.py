@@ -19,7 +19,7 @@ from tests.fakes.fal import FakeFal
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import serve
 from tests.gemini_support import REFERENCE_TINT, encode, gradient
-from tests.web.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, SOME_TEXT, TIMEOUT_MS, jpeg_file, screenshot, shown
+from tests.web.test_ui_browser import CHROMIUM, SOME_TEXT, TIMEOUT_MS, jpeg_file, screenshot, shown
 
 pytestmark = pytest.mark.browser
 
@@ -66,14 +66,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             )
             with serve(create_app(settings, {})) as url:
                 yield Stack(url, openai, fal)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -20,22 +20,12 @@ from boothgate.cli.booth_client import BoothAnswer, post_photo
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, booth_settings, make_jpeg
 from tests.fakes.server import serve
+from tests.web.conftest import CHROMIUM, TIMEOUT_MS
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 SOME_TEXT = re.compile(r"\S")
-TIMEOUT_MS = 10_000
 
 if not os.path.exists(CHROMIUM):
     pytest.skip("Debian's chromium is not installed (scripts/install-test-system-deps.sh)", allow_module_level=True)
@@ -92,14 +82,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     app = create_app(settings, {"gemini": ScriptedProvider, "turbotext": KeyedProvider, "deepseek": WritingProvider})
     with serve(app) as url:
         yield Server(url)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -17,8 +17,6 @@ from boothgate.web.app import create_app
 from tests.conftest import ADMIN, ScriptedOptions, ScriptedProvider, booth_settings, make_jpeg
 from tests.fakes.server import serve
 from tests.web.test_ui_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     TIMEOUT_MS,
     Server,
     card,
@@ -55,14 +53,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         settings = booth_settings(tmp_path_factory.mktemp("event"), upload_password=None)
     with serve(create_app(settings, {"gemini": ModelledProvider})) as url:
         yield Server(url)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 def new_page(browser: Any, server: Server, viewport: dict[str, int] = DESKTOP, **options: Any) -> tuple[Any, list[str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +15,8 @@ from boothgate.web.app import create_app
 from tests.bad_inputs import MULTIPART
 from tests.conftest import ADMIN, UPLOAD_PASSWORD, ScriptedProvider, booth_settings, make_jpeg
 from tests.fakes.server import serve
-from tests.web.test_ui_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.web.conftest import CHROMIUM, admin_page
+from tests.web.test_ui_browser import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 
@@ -23,7 +25,7 @@ if not os.path.exists(CHROMIUM):
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-def test_statistics_show_storage_warnings(tmp_path: Path) -> None:
+def test_statistics_show_storage_warnings(tmp_path: Path, browser: Any) -> None:
     settings = booth_settings(tmp_path, trash_max_bytes=1024 * 1024, unauthenticated_records_per_minute=1)
     with serve(create_app(settings, {"gemini": ScriptedProvider})) as url:
         with httpx.Client(base_url=url, auth=ADMIN, timeout=30) as client:
@@ -41,16 +43,7 @@ def test_statistics_show_storage_warnings(tmp_path: Path) -> None:
                 if client.get("/api/stats").json()["storage"]["trash"]["removed_entries"]:
                     break
                 time.sleep(0.1)
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            context = browser.new_context(
-                base_url=url,
-                http_credentials={"username": ADMIN[0], "password": ADMIN[1]},
-                viewport={"width": 1366, "height": 900},
-            )
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
+        with admin_page(browser, url) as page:
             page.goto("/tabs/gemini")
             page.locator("#stats-open").click()
             page.wait_for_selector("#stats-title[data-loaded]")
@@ -58,8 +51,6 @@ def test_statistics_show_storage_warnings(tmp_path: Path) -> None:
             texts = [warnings.nth(i).inner_text() for i in range(warnings.count())]
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "statistics-storage-warnings.png"))
-            browser.close()
-    assert not errors, errors
     assert len(texts) == 2, texts
     assert "Корзина превысила свой лимит (1.0 MB)" in texts[0], "Russian first, with the budget filled in"
     assert texts[1].endswith(": 2."), "two unrecorded requests from the stranger's address"
