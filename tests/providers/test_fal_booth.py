@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,8 @@ from boothgate.cli.booth_client import BoothAnswer
 from boothgate.providers import fal_models
 from boothgate.providers.base import ProviderContext
 from boothgate.providers.fal import FalProvider
-from boothgate.web.app import create_app
-from tests.conftest import Booth, booth_settings, open_image
+from tests.conftest import Booth, Tab, booth_settings, open_image
 from tests.fakes.fal import FakeFal
-from tests.fakes.server import free_port, serve
 from tests.gemini_support import PHOTO_TINT, REFERENCE_TINT, encode, gradient, looks_inverted, mean_colour
 
 KEY = "fal-booth-test:secret-0123456789"
@@ -38,39 +35,24 @@ NANO, SEEDREAM, KONTEXT, BIREFNET = (
 )
 
 
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[tuple[FakeFal, str]]:
-    fake = FakeFal(api_key=KEY)
-    with serve(fake.app) as url:
-        yield fake, url
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, fake_server: tuple[FakeFal, str]) -> Iterator[Booth]:
-    tmp: Path = tmp_path_factory.mktemp("fal-booth")
-    port = free_port()  # known in advance: the public address media links are published on
-    settings = booth_settings(
-        tmp,
-        deadline_seconds=DEADLINE,
-        fal_api_key=KEY,
-        fal_queue_url=fake_server[1],
-        fal_poll_interval_seconds=POLL,
-        public_base_url=f"http://127.0.0.1:{port}",
-    )
-    app = create_app(settings, {})  # the built-in fal provider serves the tab
-    with serve(app, port=port) as url:
-        yield Booth(url, settings, app)
+TAB = "fal"  # the module's server and fake: `tab_rig` in tests/conftest.py
+TAB_SETTINGS = {"deadline_seconds": DEADLINE, "fal_poll_interval_seconds": POLL}
 
 
 @pytest.fixture
-def fake(fake_server: tuple[FakeFal, str]) -> FakeFal:
-    fake_server[0].reset()
-    return fake_server[0]
+def fake(tab: Tab) -> FakeFal:
+    return tab.fake  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def booth(server: Booth, fake: FakeFal) -> Booth:
-    return server
+def booth(tab: Tab) -> Booth:
+    return tab.booth
+
+
+@pytest.fixture
+def fake_server(tab_rig: Tab) -> tuple[FakeFal, str]:
+    """The fake and the address of its gate (which passes everything without a fault marker)."""
+    return tab_rig.fake, tab_rig.gate.url + ""
 
 
 _seed = iter(range(1, 10_000))
@@ -216,9 +198,11 @@ async def test_options_reach_the_wire(booth: Booth, fake: FakeFal) -> None:
 async def test_unknown_curated_model_is_refused_on_save(booth: Booth) -> None:
     async with booth.api() as client:
         response = await client.put("/api/slots/fal/12", json={"options": {"model": "fal-ai/whatever"}})
-        assert response.status_code in (400, 422)
+        assert response.status_code == 422, response.text  # the API's field errors
+        assert "model" in response.text
         response = await client.put("/api/slots/fal/12", json={"options": {"model": "custom", "custom_model": ""}})
-        assert response.status_code in (400, 422)
+        assert response.status_code == 422, response.text  # the API's field errors
+        assert "model" in response.text
 
 
 async def test_custom_model_with_its_own_price(booth: Booth, fake: FakeFal) -> None:

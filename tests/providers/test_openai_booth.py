@@ -8,7 +8,6 @@ its own photo, and the fake is reset between tests.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,8 @@ import pytest
 from boothgate.cli.booth_client import BoothAnswer
 from boothgate.providers.base import ProviderContext
 from boothgate.providers.openai import OpenAIProvider
-from boothgate.web.app import create_app
-from tests.conftest import Booth, booth_settings, open_image
+from tests.conftest import Booth, Tab, booth_settings, open_image
 from tests.fakes.openai import FakeOpenAI
-from tests.fakes.server import serve
 from tests.gemini_support import PHOTO_TINT, REFERENCE_TINT, encode, gradient, looks_inverted, mean_colour
 
 KEY = "sk-booth-test-openai-key-0123"
@@ -29,31 +26,24 @@ DEADLINE = 3.0
 SLACK = 0.5
 
 
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[tuple[FakeOpenAI, str]]:
-    fake = FakeOpenAI(api_key=KEY)
-    with serve(fake.app) as url:
-        yield fake, url + "/v1"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, fake_server: tuple[FakeOpenAI, str]) -> Iterator[Booth]:
-    tmp: Path = tmp_path_factory.mktemp("openai-booth")
-    settings = booth_settings(tmp, deadline_seconds=DEADLINE, openai_api_key=KEY, openai_base_url=fake_server[1])
-    app = create_app(settings, {})  # the built-in OpenAI provider serves the tab
-    with serve(app) as url:
-        yield Booth(url, settings, app)
+TAB = "openai"  # the module's server and fake: `tab_rig` in tests/conftest.py
+TAB_SETTINGS = {"deadline_seconds": DEADLINE}
 
 
 @pytest.fixture
-def fake(fake_server: tuple[FakeOpenAI, str]) -> FakeOpenAI:
-    fake_server[0].reset()
-    return fake_server[0]
+def fake(tab: Tab) -> FakeOpenAI:
+    return tab.fake  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def booth(server: Booth, fake: FakeOpenAI) -> Booth:
-    return server
+def booth(tab: Tab) -> Booth:
+    return tab.booth
+
+
+@pytest.fixture
+def fake_server(tab_rig: Tab) -> tuple[FakeOpenAI, str]:
+    """The fake and the address of its gate (which passes everything without a fault marker)."""
+    return tab_rig.fake, tab_rig.gate.url + "/v1"
 
 
 _seed = iter(range(1, 10_000))
