@@ -21,7 +21,7 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from tests.conftest import ADMIN, Booth, make_jpeg
+from tests.conftest import Booth, make_jpeg
 
 
 @contextlib.contextmanager
@@ -145,9 +145,8 @@ async def test_health_reports_a_deleted_database_file_and_booths_get_no_500(boot
         assert broken.status_code == 503
         assert broken.json()["database"] is False and "deleted" in broken.json()["database_problem"]
         answer = await booth.post("gemini", 1, make_jpeg(200, 150, seed=9))
-        assert answer.status in (200, 503), answer.body[:200]
-        if answer.status == 503:
-            assert answer.json()["error"] == "database_unavailable"
+        # the booth is served (docs/reliability.md: "booths answered (no 500)"); the row goes to the journal
+        assert answer.status == 200, answer.body[:200]
         assert (await client.get("/health")).status_code == 503
     journal = booth.settings.data_dir / "journal"
     kept = "".join(p.read_text() for p in journal.glob("jobs*"))
@@ -155,7 +154,8 @@ async def test_health_reports_a_deleted_database_file_and_booths_get_no_500(boot
 
 
 def test_admin_password_is_not_needed_for_health(booth: Booth) -> None:
-    assert httpx.get(f"{booth.url}/health", auth=ADMIN).status_code == 200
+    answer = httpx.get(f"{booth.url}/health")  # no credentials at all
+    assert answer.status_code == 200 and answer.json()["database"] is True
 
 
 async def test_a_disk_too_full_even_for_the_journal_uses_its_reserve(
