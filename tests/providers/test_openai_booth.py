@@ -7,6 +7,7 @@ its own photo, and the fake is reset between tests.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -183,10 +184,14 @@ async def test_429_asking_for_longer_than_the_deadline_answers_429_at_once(booth
 async def test_moderation_blocked_answers_502_refused(booth: Booth, fake: FakeOpenAI) -> None:
     await slot(booth, 9, "face_swap")
     fake.default_mode = "moderation_blocked"
-    answer, _ = await post(booth, 9)
+    sent = photo()
+    answer, _ = await post(booth, 9, sent)
     assert answer.status == 502 and error_of(answer) == "provider_refused"
     assert len(fake.received) == 1  # a refusal is not retried
-    assert len(booth.trash_files()) >= 2  # the original and its sidecar
+    job_id = str(answer.json()["job_id"])
+    trash = {p.name: p for p in booth.trash_files()}
+    assert trash[f"{job_id}.jpg"].read_bytes() == sent, "this job's original, byte for byte"
+    assert json.loads(trash[f"{job_id}.json"].read_text())["error"] == "provider_refused"
 
 
 async def test_invalid_key_answers_502_auth_and_shows_on_the_tab(booth: Booth, fake: FakeOpenAI) -> None:
