@@ -24,6 +24,7 @@ from boothgate.errors import (
 from boothgate.providers.base import Kind, ProviderContext, ProviderRequest
 from boothgate.providers.gemini import GeminiOptions, GeminiProvider
 from boothgate.settings import get_settings
+from tests.conftest import open_image
 from tests.fakes.gemini import GeminiFake
 from tests.fakes.server import serve
 from tests.gemini_support import PHOTO_TINT, REFERENCE_TINT, looks_inverted, mean_colour, prepared
@@ -322,7 +323,8 @@ async def test_slow_answer_within_the_deadline_succeeds(provider: GeminiProvider
     fake.push("slow")
     fake.slow_seconds = 0.5
     result = await provider.run(job(deadline=3))
-    assert result.data
+    assert open_image(result.data).size[0] > 0, "a whole image came back"
+    assert len(fake.received) == 1, "waited for the slow answer instead of asking again"
 
 
 @pytest.mark.parametrize("mode", ["invalid_key"])
@@ -341,6 +343,7 @@ async def test_wrong_key_is_caught_and_never_repeated(provider_for: Any, fake: G
     with pytest.raises(ProviderFailed) as caught:
         await provider.run(job())
     assert fake.last.api_key == "AIza-wrong-key"
+    assert len(fake.received) == 1, "a wrong key is never asked again"
     assert caught.value.code == "provider_auth"
     assert "AIza-wrong-key" not in caught.value.message
 
