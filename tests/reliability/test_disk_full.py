@@ -23,6 +23,8 @@ import pytest
 
 from tests.conftest import Booth, Tab, make_jpeg, running_tab
 
+pytestmark = pytest.mark.slow
+
 SIZE_MB = 48
 DEADLINE = 6.0
 

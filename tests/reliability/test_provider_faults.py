@@ -25,6 +25,8 @@ from tests.fakes.faults import FAULTS, marker
 from tests.gemini_support import PHOTO_TINT, encode, gradient
 from tests.reliability.test_faults import _assert_books_match, _assert_failed_originals_in_trash, _journal_drained
 
+pytestmark = pytest.mark.slow
+
 DEADLINE = 4.0  # DeepSeek's 1 s stage plus a Gemini render must fit, as in test_deepseek_gemini.py
 OK = (200, None)
 GAVE_UP = (502, "provider_unavailable")  # retried while time remained, then "no time left for another try"
@@ -34,6 +36,14 @@ LATE = (504, "deadline")
 # Gemini, OpenAI and fal then stop with time to spare ("no time left for another try"); Turbotext retries
 # until the deadline itself. DeepSeek only writes the instruction: when it fails in any way, Gemini renders
 # the slot's own template and the guest still gets a print.
+FAULT_WORDS = {
+    "pass": "none (the fake's normal answer)",
+    "reset": "TCP RST after the request",
+    "stall": "request read, never answered",
+    "truncated": "real answer, half its body, then close",
+    "html": "a proxy's `502 Bad Gateway` HTML page",
+    "drip": "real answer, one byte per 0.1 s",
+}
 CLOUD = {"pass": OK, "reset": GAVE_UP, "stall": LATE, "truncated": GAVE_UP, "html": GAVE_UP, "drip": LATE}
 EXPECTED: dict[str, dict[str, tuple[int, str | None]]] = {
     "gemini": CLOUD,

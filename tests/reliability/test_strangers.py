@@ -18,7 +18,7 @@ import pytest
 
 from boothgate.cli.booth_client import _read_response
 from tests.bad_inputs import BOUNDARY, DSLR_FIELDS, MULTIPART, booth_form, exchange, multipart
-from tests.conftest import ADMIN, Booth, make_jpeg
+from tests.conftest import ADMIN, REAL_TABS, Booth, make_jpeg
 
 MB = 1024 * 1024
 
@@ -35,12 +35,14 @@ def _file_head(password: bytes | None = None) -> bytes:
     )
 
 
-async def _hostile(port: int, address: str, head: bytes, garbage: int, tail: bytes = b"") -> tuple[int, dict[str, Any]]:
+async def _hostile(
+    port: int, address: str, head: bytes, garbage: int, tail: bytes = b"", path: str = "/booth/gemini/1"
+) -> tuple[int, dict[str, Any]]:
     """POST `head`, then `garbage` bytes of a "photo" in 64 kB pieces (a little paced), then `tail`."""
     total = len(head) + garbage + len(tail)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     request = (
-        f"POST /booth/gemini/1 HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {address}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {address}\r\n"
         f"Content-Type: {MULTIPART['Content-Type']}\r\nContent-Length: {total}\r\n\r\n"
     )
     writer.write(request.encode() + head)
@@ -77,25 +79,26 @@ async def _watch_incoming(data_dir: Path, stop: asyncio.Event, seen: list[int]) 
         await asyncio.sleep(0.02)
 
 
-async def test_hostile_uploads_leave_no_body_and_booths_keep_getting_200(booth_factory: Any) -> None:
-    booth: Booth = booth_factory(
-        auth_max_failures=2, auth_lockout_seconds=60, deadline_seconds=8.0, upload_idle_timeout_seconds=2.0
-    )
-    await booth.configure("gemini", 1, prompt="x")
+@pytest.mark.parametrize("tab", REAL_TABS)
+async def test_hostile_uploads_leave_no_body_and_booths_keep_getting_200(tab_factory: Any, tab: str) -> None:
+    booth: Booth = tab_factory(
+        tab, auth_max_failures=2, auth_lockout_seconds=60, deadline_seconds=8.0, upload_idle_timeout_seconds=2.0
+    ).booth
+    await booth.configure(tab, 1, prompt="x")
     port = int(booth.url.rsplit(":", 1)[1])
     data_dir = booth.settings.data_dir
     stop, seen = asyncio.Event(), [0]
     watcher = asyncio.create_task(_watch_incoming(data_dir, stop, seen))
 
     # 1: no password, a file part that never ends (the body is over after 6 MB of "photo", no boundary).
-    never_ends = _hostile(port, "10.9.0.1", _file_head(), 6 * MB)
+    never_ends = _hostile(port, "10.9.0.1", _file_head(), 6 * MB, path=f"/booth/{tab}/1")
     # 2: 6 MB of "photo" first, then a wrong password.
     wrong_after = multipart([(b"password", None, b"guess")])
-    wrong = _hostile(port, "10.9.0.2", _file_head(), 6 * MB, b"\r\n" + wrong_after)
+    wrong = _hostile(port, "10.9.0.2", _file_head(), 6 * MB, b"\r\n" + wrong_after, path=f"/booth/{tab}/1")
     hostile = [asyncio.create_task(never_ends), asyncio.create_task(wrong)]
     ordinary = []
     for i in range(6):
-        ordinary.append(await booth.post("gemini", 1, make_jpeg(320, 240, seed=200 + i)))
+        ordinary.append(await booth.post(tab, 1, make_jpeg(320, 240, seed=200 + i)))
         await asyncio.sleep(0.1)
     (status1, body1), (status2, body2) = await asyncio.gather(*hostile)
     stop.set()
@@ -113,17 +116,17 @@ async def test_hostile_uploads_leave_no_body_and_booths_keep_getting_200(booth_f
     assert not list((data_dir / "incoming").iterdir())
 
     # The malformed request counted as a wrong password: one more failure locks that address out.
-    answer = await exchange(port, "/booth/gemini/1", b"garbage", {**MULTIPART, "X-Forwarded-For": "10.9.0.1"})
+    answer = await exchange(port, f"/booth/{tab}/1", b"garbage", {**MULTIPART, "X-Forwarded-For": "10.9.0.1"})
     assert answer.status == 400
     locked = await exchange(
-        port, "/booth/gemini/1", booth_form(make_jpeg(64, 48, seed=3)), {**MULTIPART, "X-Forwarded-For": "10.9.0.1"}
+        port, f"/booth/{tab}/1", booth_form(make_jpeg(64, 48, seed=3)), {**MULTIPART, "X-Forwarded-For": "10.9.0.1"}
     )
     assert locked.status == 429, "malformed requests without a password count for the throttle"
-    assert (await booth.post("gemini", 1, make_jpeg(64, 48, seed=4))).status == 200, "other addresses unaffected"
+    assert (await booth.post(tab, 1, make_jpeg(64, 48, seed=4))).status == 200, "other addresses unaffected"
 
 
-async def test_a_wrong_password_before_the_file_ends_the_upload_with_nothing_written(booth_factory: Any) -> None:
-    booth: Booth = booth_factory(deadline_seconds=8.0)
+async def test_a_wrong_password_before_the_file_ends_the_upload_with_nothing_written(tab_factory: Any) -> None:
+    booth: Booth = tab_factory("gemini", deadline_seconds=8.0).booth
     await booth.configure("gemini", 1, prompt="x")
     port = int(booth.url.rsplit(":", 1)[1])
     status, body = await _hostile(
@@ -134,7 +137,8 @@ async def test_a_wrong_password_before_the_file_ends_the_upload_with_nothing_wri
     assert not list((booth.settings.data_dir / "photos").rglob("*.*"))
 
 
-async def test_a_password_after_the_file_still_works(booth: Booth) -> None:
+async def test_a_password_after_the_file_still_works(tab_factory: Any) -> None:
+    booth: Booth = tab_factory("gemini").booth
     """A client that sends the file first (curl -F in that order) is held in memory, then written."""
     await booth.configure("gemini", 1, prompt="x")
     photo = make_jpeg(400, 300, seed=9)
@@ -146,8 +150,8 @@ async def test_a_password_after_the_file_still_works(booth: Booth) -> None:
     assert stored is not None and (booth.settings.data_dir / stored.photo_path).read_bytes() == photo
 
 
-async def test_records_of_strangers_are_bounded_per_address_and_minute(booth_factory: Any) -> None:
-    booth: Booth = booth_factory(unauthenticated_records_per_minute=3, auth_max_failures=1000)
+async def test_records_of_strangers_are_bounded_per_address_and_minute(tab_factory: Any) -> None:
+    booth: Booth = tab_factory("gemini", unauthenticated_records_per_minute=3, auth_max_failures=1000).booth
     await booth.configure("gemini", 1, prompt="x")
     port = int(booth.url.rsplit(":", 1)[1])
     headers = {**MULTIPART, "X-Forwarded-For": "10.9.2.1"}
@@ -167,9 +171,11 @@ async def test_records_of_strangers_are_bounded_per_address_and_minute(booth_fac
 
 
 @pytest.mark.parametrize("entries", [10])
-async def test_trash_has_a_size_budget_oldest_removed_first(booth_factory: Any, entries: int) -> None:
-    booth: Booth = booth_factory(trash_max_bytes=MB)
-    await booth.configure("gemini", 1, prompt="x", options={"mode": "fail"})
+async def test_trash_has_a_size_budget_oldest_removed_first(tab_factory: Any, entries: int) -> None:
+    tab = tab_factory("gemini", trash_max_bytes=MB)
+    tab.fake.default_mode = "invalid_key"  # every photo fails at once (a wrong key is never retried)
+    booth: Booth = tab.booth
+    await booth.configure("gemini", 1, prompt="x")
     photos = [make_jpeg(700, 500, seed=300 + i, quality=97) for i in range(entries)]
     assert sum(len(p) for p in photos) > 2 * MB
     ids = []
