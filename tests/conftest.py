@@ -12,6 +12,7 @@ import io
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,9 +38,8 @@ _real_getaddrinfo = socket.getaddrinfo
 
 
 def _loopback_only(host: Any, *args: Any, **kwargs: Any) -> Any:
-    if host not in (None, "localhost", "127.0.0.1", "::1", b"localhost", b"127.0.0.1") and not str(host).startswith(
-        "127."
-    ):
+    name = host.decode() if isinstance(host, bytes) else host
+    if name not in (None, "localhost", "::1") and not str(name).startswith("127."):
         raise OSError(f"tests may only reach loopback, not {host!r}")
     return _real_getaddrinfo(host, *args, **kwargs)
 
@@ -259,3 +259,133 @@ def booth_factory(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 async def booth(booth_factory: Any) -> AsyncIterator[Booth]:
     yield booth_factory()
+
+
+# ---------------------------------------------------------------- a real provider tab against its wire fake
+REAL_TABS = ("gemini", "turbotext", "openai", "fal", "deepseek", "local")
+TAB_KEYS = {
+    "gemini": "booth-test-gemini-key",
+    "openai": "sk-booth-test-openai-key-0123",
+    "fal": "fal-booth-test:secret-0123456789",
+    "turbotext": "tt-test-key",
+    "deepseek": "sk-fake-deepseek-0123456789",
+}
+
+
+@dataclass
+class Tab:
+    """One provider tab served by its real module: boothgate, the tab's wire-format fake behind a
+    FaultGate (`fake`, `gate`; None for the offline tab) and, for DeepSeek, the Gemini fake it renders with."""
+
+    name: str
+    booth: Booth
+    fake: Any = None
+    gate: Any = None
+    renderer: Any = None
+
+    def reset(self) -> None:
+        for fake in (self.fake, self.renderer):
+            if fake is None:
+                continue
+            if hasattr(fake, "reset"):
+                fake.reset()
+            else:  # the DeepSeek fake: recorded requests and its default answer
+                fake.received.clear()
+                fake.default_mode = "instruction"
+        if self.gate is not None:
+            self.gate.reset()
+
+
+def start_fakes(name: str, stack: ExitStack) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """Tab `name`'s wire fake behind a FaultGate (and DeepSeek's Gemini renderer behind one too), running
+    until `stack` closes; returns (fake, gate, renderer, the settings that point boothgate at them)."""
+    from tests.fakes.deepseek import FakeDeepSeek
+    from tests.fakes.fal import FakeFal
+    from tests.fakes.faults import fault_gate
+    from tests.fakes.gemini import GeminiFake
+    from tests.fakes.openai import FakeOpenAI
+    from tests.fakes.turbotext import FakeTurbotext
+
+    values: dict[str, Any] = {}
+    fake: Any = None
+    renderer: Any = None
+    if name == "gemini":
+        fake = GeminiFake(api_key=TAB_KEYS["gemini"])
+    elif name == "openai":
+        fake = FakeOpenAI(api_key=TAB_KEYS["openai"])
+    elif name == "fal":
+        fake = FakeFal(api_key=TAB_KEYS["fal"])
+    elif name == "turbotext":
+        fake = FakeTurbotext()
+    elif name == "deepseek":
+        fake = FakeDeepSeek()
+        renderer = GeminiFake(api_key=TAB_KEYS["gemini"])
+        renderer_gate = stack.enter_context(fault_gate(stack.enter_context(serve(renderer.app))))
+        values.update(gemini_api_key=TAB_KEYS["gemini"], gemini_base_url=renderer_gate.url, deepseek_stage_seconds=1.0)
+    elif name != "local":
+        raise ValueError(f"no such tab: {name}")
+    if fake is None:
+        return None, None, None, values
+    gate = stack.enter_context(fault_gate(stack.enter_context(serve(fake.app))))
+    values.update(
+        {
+            "gemini": {"gemini_api_key": TAB_KEYS["gemini"], "gemini_base_url": gate.url},
+            "openai": {"openai_api_key": TAB_KEYS["openai"], "openai_base_url": gate.url + "/v1"},
+            "fal": {"fal_api_key": TAB_KEYS["fal"], "fal_queue_url": gate.url, "fal_poll_interval_seconds": 0.1},
+            "turbotext": {
+                "turbotext_api_key": TAB_KEYS["turbotext"],
+                "turbotext_base_url": gate.url + "/api_ai",
+                "turbotext_poll_interval_seconds": 0.05,
+            },
+            "deepseek": {"deepseek_api_key": TAB_KEYS["deepseek"], "deepseek_base_url": gate.url},
+        }[name]
+    )
+    return fake, gate, renderer, values
+
+
+@contextmanager
+def running_tab(name: str, tmp: Path, **overrides: Any) -> Iterator[Tab]:
+    """boothgate with the built-in provider of tab `name` pointed at its fake through a fault gate.
+
+    The one way every provider's booth test starts its server and fake; `overrides` are settings."""
+    from tests.fakes.server import free_port
+
+    port = free_port()  # known in advance: the public address media links are published on
+    with ExitStack() as stack:
+        fake, gate, renderer, values = start_fakes(name, stack)
+        values = {"deadline_seconds": 3.0, "public_base_url": f"http://127.0.0.1:{port}", **values, **overrides}
+        settings = booth_settings(tmp, **values)
+        app = create_app(settings, {})  # no replacements: the built-in provider modules serve every tab
+        url = stack.enter_context(serve(app, port=port))
+        yield Tab(name, Booth(url, settings, app), fake, gate, renderer)
+
+
+@pytest.fixture(scope="module")
+def tab_rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tab]:
+    """The module's tab (`TAB = "gemini"`, settings in `TAB_SETTINGS`), one server and fake per module."""
+    name: str = request.module.TAB
+    with running_tab(
+        name, tmp_path_factory.mktemp(f"{name}-tab"), **getattr(request.module, "TAB_SETTINGS", {})
+    ) as tab:
+        yield tab
+
+
+@pytest.fixture
+def tab(tab_rig: Tab) -> Tab:
+    """The module's tab with its fakes and gate reset for this test."""
+    tab_rig.reset()
+    return tab_rig
+
+
+@pytest.fixture
+def tab_factory(tmp_path: Path) -> Iterator[Any]:
+    """Start a real tab with chosen settings for one test: `tab = tab_factory("gemini", deadline_seconds=8)`."""
+    with ExitStack() as stack:
+
+        def start(name: str, **overrides: Any) -> Tab:
+            tab: Tab = stack.enter_context(
+                running_tab(name, tmp_path / f"{name}-{len(stack._exit_callbacks)}", **overrides)
+            )
+            return tab
+
+        yield start

@@ -23,7 +23,7 @@ from boothgate.records.journal import Journal
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, ScriptedProvider, booth_settings, make_jpeg
 from tests.fakes.server import serve
-from tests.test_strangers import MB, _file_head, _hostile, _largest_file
+from tests.reliability.test_strangers import MB, _file_head, _hostile, _largest_file
 
 BOOTHS = 20
 DEADLINE = 3.0

@@ -1,7 +1,7 @@
 """The tables of docs/reliability.md, made from the test corpus and fault plans themselves.
 
 `python -m tests.reliability_doc` rewrites the blocks between the `<!-- name:start -->` and
-`<!-- name:end -->` markers; `tests/test_reliability_doc.py` fails when the document is stale.
+`<!-- name:end -->` markers; `tests/reliability/test_reliability_doc.py` fails when the document is stale.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 
 from tests.bad_inputs import CORPUS
-from tests.test_faults import SCRIPTED, UNGUARDED, WIRE
+from tests.reliability.test_faults import SCRIPTED, UNGUARDED, WIRE
+from tests.reliability.test_provider_faults import DEADLINE, EXPECTED, FAULT_WORDS
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
 
@@ -36,7 +37,26 @@ def faults_table() -> str:
     return "\n".join(rows)
 
 
-BLOCKS = {"corpus": corpus_table, "faults": faults_table}
+def provider_faults_table() -> str:
+    """The plan `tests/reliability/test_provider_faults.py` asserts, one column per real provider tab."""
+    tabs = [tab for tab in EXPECTED if len(EXPECTED[tab]) > 1]
+    rows = ["| fault on the wire | " + " | ".join(tabs) + " |", "|---|" + "---|" * len(tabs)]
+    for fault, words in FAULT_WORDS.items():
+        cells = []
+        for tab in tabs:
+            status, code = EXPECTED[tab][fault]
+            cells.append(f"{status} `{code}`" if code else f"{status}")
+        rows.append(f"| {fault}: {words} | " + " | ".join(cells) + " |")
+    rows.append("")
+    rows.append(
+        f"All at once per tab, {DEADLINE:g} s deadline: every job's recorded time inside the deadline, the statistics "
+        "equal to the answers, every failed original byte-identical in trash. The offline tab (no wire) serves its "
+        "clean photo in the same run."
+    )
+    return "\n".join(rows)
+
+
+BLOCKS = {"corpus": corpus_table, "faults": faults_table, "provider_faults": provider_faults_table}
 
 
 def render(text: str) -> str:

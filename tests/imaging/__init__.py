@@ -1,0 +1,1 @@
+"""Pixels and worker processes: checks, preparation, limits (src/boothgate/imaging/)."""

@@ -1,0 +1,1 @@
+"""The offline engine and its booth tab (src/boothgate/local/)."""

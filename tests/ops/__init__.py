@@ -1,0 +1,1 @@
+"""Running it: setup, the command line, Caddy, the docs and the bench harness (ops/, cli/)."""

@@ -1,0 +1,1 @@
+"""One provider module family per service against its wire-format fake (src/boothgate/providers/)."""

@@ -1,0 +1,1 @@
+"""What is kept: job rows, statistics, the live view, restarts, PostgreSQL (src/boothgate/records/, storage/)."""

@@ -1,0 +1,1 @@
+"""The run of an admitted photo: fallback, moderation, offline detection, shaping (src/boothgate/run/)."""
