@@ -43,6 +43,9 @@ from starlette.routing import Route
 from tests.fakes.server import serve
 
 API_KEY = "fal-key-id:fal-key-secret-0123456789"
+# The catalogue as fal serves it on 2026-12-02: retired ids answer 404, owners other than these too.
+RETIRED = frozenset({"fal-ai/birefnet", "fal-ai/nano-banana-2/edit"})
+OWNERS = frozenset({"fal-ai", "google"})
 
 
 @dataclass
@@ -137,6 +140,8 @@ class FakeFal:
         parts = path.split("/")
         if "requests" in parts:
             index = parts.index("requests")
+            if index != 2:  # fal: status/result/cancel URLs take owner/app only, never the endpoint's sub-path
+                return _error(405, "Method not allowed: do not add the endpoint path to queue request URLs")
             request_id = parts[index + 1] if len(parts) > index + 1 else ""
             rest = parts[index + 2 :]
             job = self.jobs.get(request_id)
@@ -168,7 +173,7 @@ class FakeFal:
             return _error(
                 403, "User is locked. Reason: Exhausted balance. Top up your balance at fal.ai/dashboard/billing."
             )
-        if mode == "unknown_model" or not model.startswith("fal-ai/"):
+        if mode == "unknown_model" or model.split("/")[0] not in OWNERS or model in RETIRED:
             return _error(404, f"Application '{model}' not found")
         if mode == "unavailable":
             return _error(503, "Service temporarily unavailable", {"X-Fal-Retryable": "true"})
@@ -233,7 +238,7 @@ class FakeFal:
         if job.mode == "no_image":
             return JSONResponse({"images": [], "seed": 1})
         submit = job.submit
-        if job.model == "fal-ai/birefnet":
+        if job.model == "fal-ai/birefnet/v2":
             return JSONResponse({"image": self._publish(self._cutout(submit.images[0].data), "image/png")})
         fmt = str(submit.body.get("output_format", "png"))
         image = self._publish(self._derived(submit), "image/jpeg" if fmt == "jpeg" else "image/png")

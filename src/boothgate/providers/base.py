@@ -20,6 +20,8 @@ from boothgate.deadline import Deadline
 
 # Part of the provider contract, defined apart so that image worker processes need not import this module.
 from boothgate.imaging.prepared import PreparedImage
+from boothgate.providers.capabilities import RefusedCapabilities
+from boothgate.providers.keys import KeyPool, KeyPools, key_list
 
 if TYPE_CHECKING:
     from boothgate.settings import Settings
@@ -110,6 +112,11 @@ class ProviderContext:
     # The image workers, for providers that compute on this machine (the offline tab). None in tests
     # that build a context by hand: such a provider then runs its work on a plain thread.
     images: ImageRunner | None = None
+    # Fields a service refused per provider and model (kept in the database by the runtime; in memory in
+    # tests that build a context by hand). The same object across settings changes.
+    refusals: RefusedCapabilities = field(default_factory=RefusedCapabilities)
+    # Several API keys per provider: which key a call uses, which rest after a 429, which are flagged.
+    keys: KeyPools = field(default_factory=KeyPools)
 
 
 class Provider(abc.ABC):
@@ -134,14 +141,28 @@ class Provider(abc.ABC):
     def settings(self) -> Settings:
         return self.context.settings
 
+    def api_keys(self) -> list[str]:
+        """Every key of this provider: `<key_setting>s` (comma-separated) first, then the single key."""
+        if not self.key_setting:
+            return []
+        return key_list(
+            getattr(self.settings, self.key_setting + "s", None), getattr(self.settings, self.key_setting, None)
+        )
+
+    def key_pool(self) -> KeyPool:
+        return self.context.keys.pool(self.name, self.api_keys())
+
     def api_key(self) -> str | None:
-        secret = getattr(self.settings, self.key_setting, None) if self.key_setting else None
-        value = secret.get_secret_value() if secret is not None else ""
-        return value or None
+        """The key for a call that uses one key (a check, a model list): the pool's pick, else the first."""
+        keys = self.api_keys()
+        if not keys:
+            return None
+        state = self.key_pool().pick()
+        return state.key if state is not None else keys[0]
 
     def problem(self) -> str | None:
         """Why this provider cannot run now (operator-facing text), or None when it is ready."""
-        if self.key_setting and not self.api_key():
+        if self.key_setting and not self.api_keys():
             return f"API key is not set: set BOOTHGATE_{self.key_setting.upper()} or enter it on the settings page."
         if self.needs_public_urls and not self.settings.public_base_url:
             return "Public base URL is not set: set BOOTHGATE_PUBLIC_BASE_URL so the provider can download photos."
@@ -159,6 +180,13 @@ class Provider(abc.ABC):
             "max_input_pixels": self.max_input_pixels,
             "needs_public_urls": self.needs_public_urls,
             "options_schema": self.Options.model_json_schema(),
+            # Per key (masked, never the value): calls, failures, rest after a 429, flag after a refusal.
+            "keys": self.key_pool().public() if self.key_setting else [],
+            "refused_fields": [
+                {"model": r.model, "field": r.field, "message": r.message}
+                for r in self.context.refusals.listing()
+                if r.provider == self.name
+            ],
         }
 
     def validate_options(self, options: dict[str, Any]) -> BaseModel:
@@ -176,6 +204,12 @@ class Provider(abc.ABC):
         """The models the service offers now (a live call; callers cache it), or None when the service has
         no model list (Turbotext: its methods are the choice). Raises on a failed call."""
         return None
+
+    def prices_checked(self) -> str | None:
+        """The day this provider's prices were last compared with the service's price page (a setting
+        `<name>_prices_checked`, or the catalogue's date), or None when it has no prices."""
+        value = getattr(self.settings, f"{self.name}_prices_checked", None)
+        return str(value) if value else None
 
     def estimated_cost_usd(self, options: dict[str, Any]) -> float | None:
         """What one result of a slot with these options is expected to cost in USD (the rehearsal's

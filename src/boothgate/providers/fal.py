@@ -87,6 +87,7 @@ class FalOptions(BaseModel):
     @model_validator(mode="after")
     def _known_model(self) -> FalOptions:
         self.custom_model = self.custom_model.strip()
+        self.model = models.RENAMED.get(self.model, self.model)  # a slot saved with an id fal has retired
         if self.model == models.CUSTOM:
             if not MODEL_ID.match(self.custom_model):
                 raise ValueError("custom model: a fal.ai model id such as fal-ai/nano-banana-pro/edit")
@@ -118,6 +119,10 @@ class FalProvider(Provider):
         # Cancels sent after a job stopped waiting; kept so they are not garbage-collected mid-flight.
         self._cancels: set[asyncio.Task[None]] = set()
 
+    def prices_checked(self) -> str | None:
+        dates = sorted(m.price_checked for m in models.CURATED.values() if m.price_checked)
+        return dates[0] if dates else None
+
     # --- model list and check -----------------------------------------------------------------
     async def list_models(self) -> list[ModelInfo] | None:
         """fal.ai has no endpoint listing its thousand-odd apps, and most of them are not image edits a
@@ -125,14 +130,16 @@ class FalProvider(Provider):
         return [ModelInfo(m.id, m.label) for m in models.CURATED.values()]
 
     async def check(self) -> CheckResult:
-        """A status query for a request id that does not exist: free, and it proves the key and the
-        queue address (401 = key wrong; 404/400 = the key was accepted)."""
+        """A status query for a request id that does not exist: free, and it proves the key and the queue
+        address. The URL takes owner/app only (fal's docs: "do not add the endpoint path"; a sub-path answers
+        405). 401/403 = the key is refused. Only a 404 that names the request (the queue looked it up, so the
+        key passed) counts as accepted: a 404 for the app, a 405 or any other answer says the address is wrong."""
         problem = self.problem()
         if problem:
             return CheckResult(False, problem)
-        url = (
-            f"{self.settings.fal_queue_url.strip().rstrip('/')}/{models.DEFAULT_MODEL}/requests/boothgate-check/status"
-        )
+        request_id = "00000000-0000-0000-0000-000000000000"
+        queue = self.settings.fal_queue_url.strip().rstrip("/")
+        url = f"{queue}/{models.app_of(models.DEFAULT_MODEL)}/requests/{request_id}/status"
         started = time.monotonic()
         try:
             response = await self.context.http.get(
@@ -144,19 +151,25 @@ class FalProvider(Provider):
                 f"fal.ai could not be reached ({type(exc).__name__}): check BOOTHGATE_FAL_QUEUE_URL.",
                 _since(started),
             )
-        if response.status_code in (401, 403):
-            said = detail_text(_json_or_text(response))
+        said = detail_text(_json_or_text(response))
+        status = response.status_code
+        if status in (401, 403):
             return CheckResult(
                 False,
-                f"fal.ai rejected the key ({response.status_code}: {said}). Check BOOTHGATE_FAL_API_KEY.",
+                f"fal.ai refused the key ({status}: {said}). Check BOOTHGATE_FAL_API_KEY.",
                 _since(started),
             )
-        if response.status_code >= 500:
-            return CheckResult(
-                False, f"fal.ai answered HTTP {response.status_code}; try again in a minute.", _since(started)
-            )
-        self.last_error = None
-        return CheckResult(True, "fal.ai accepts the key.", _since(started))  # fmt: skip
+        if status >= 500:
+            return CheckResult(False, f"fal.ai answered HTTP {status}; try again in a minute.", _since(started))
+        if status == 404 and "request" in said.lower():
+            self.last_error = None
+            return CheckResult(True, "fal.ai accepts the key.", _since(started))
+        return CheckResult(
+            False,
+            f"fal.ai's queue answered HTTP {status} ({said or 'no detail'}) where it should say the test request "
+            "does not exist: check BOOTHGATE_FAL_QUEUE_URL.",
+            _since(started),
+        )  # fmt: skip
 
     # --- one job ------------------------------------------------------------------------------
     async def run(self, request: ProviderRequest) -> ProviderResult:

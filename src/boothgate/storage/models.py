@@ -96,3 +96,19 @@ class StoredSetting(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RefusedCapability(Base):
+    """A field a provider's model answered 400 to (issue 28): not sent to that model again, across restarts,
+    until the operator forgets it on the settings page."""
+
+    __tablename__ = "refused_capabilities"
+    __table_args__ = (UniqueConstraint("provider", "model", "field", name="uq_refused_capability"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    model: Mapped[str] = mapped_column(String(200))
+    field: Mapped[str] = mapped_column(String(80))
+    # What the service said (trimmed; never a key: provider messages go through redaction first).
+    message: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
