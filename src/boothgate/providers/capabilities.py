@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, select
 
+from boothgate import redaction
 from boothgate.storage.db import Database
 from boothgate.storage.models import RefusedCapability
 
@@ -59,7 +60,7 @@ class RefusedCapabilities:
         key = (provider, model[:200], field[:80])
         if key in self._known:
             return
-        refusal = Refusal(*key, " ".join(message.split())[:300], None)
+        refusal = Refusal(*key, " ".join(redaction.REDACTOR.scrub(message).split())[:300], None)
         self._known[key] = refusal
         if self.db is None:
             return

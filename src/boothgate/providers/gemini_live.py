@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from google import genai
 
     from boothgate.providers.keys import KeyPool
-
     from boothgate.settings import Settings
 
 # Listing answers in well under a second; past this the service is as good as unreachable.
