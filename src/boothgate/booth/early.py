@@ -176,7 +176,7 @@ def watch_upload(
         if request.source != "booth":
             return True
         return credentials.check_upload(
-            upload.fields.get("password") or request.header_password or query_password(request.query)
+            upload.form_password or request.header_password or query_password(request.query)
         )
 
     return EarlyDecode(imaging, path, pixels, deadline, request.content_length, allowed, turn)

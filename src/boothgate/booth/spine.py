@@ -39,7 +39,7 @@ from boothgate.booth.failwell import (
     shown,
 )
 from boothgate.booth.link_secrets import public_query, query_password
-from boothgate.booth.multipart import Limits, Upload, read_upload
+from boothgate.booth.multipart import Limits, Upload, no_file_message, read_upload
 from boothgate.booth.strangers import PasswordProof, Strangers
 from boothgate.booth.throttle import Throttle
 from boothgate.booth.turns import Turns
@@ -226,9 +226,7 @@ class Ingest(FailWell):
     async def _admit(self, job: BoothJob, upload: Upload) -> tuple[Slot, Provider]:
         request = job.request
         if request.source == "booth":
-            await job.proof.offer(
-                upload.fields.get("password") or request.header_password or query_password(request.query)
-            )
+            await job.proof.offer(upload.form_password or request.header_password or query_password(request.query))
         number = parse_number(request.number)
         if not self.registry.knows(request.provider) or number is None:
             raise errors.SlotNotFound(f"There is no slot {shown(request.provider)}/{shown(request.number)}.")
@@ -240,7 +238,7 @@ class Ingest(FailWell):
         if not slot.enabled and request.source == "booth":
             raise errors.SlotDisabled(f"Slot {slot.provider}/{slot.number} is switched off in the admin UI.")
         if upload.path is None:
-            raise errors.MalformedRequest("No photo: send the file in the form field 'fileToUpload'.", code="no_file")
+            raise errors.MalformedRequest(no_file_message(upload), code="no_file")
         if upload.size == 0:
             raise errors.MalformedRequest("The photo file is empty (0 bytes).", code="empty_file")
         image_type = sniff(upload.head)
