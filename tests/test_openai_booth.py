@@ -39,7 +39,14 @@ def fake_server() -> Iterator[tuple[FakeOpenAI, str]]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, fake_server: tuple[FakeOpenAI, str]) -> Iterator[Booth]:
     tmp: Path = tmp_path_factory.mktemp("openai-booth")
-    settings = booth_settings(tmp, deadline_seconds=DEADLINE, openai_api_key=KEY, openai_base_url=fake_server[1])
+    settings = booth_settings(
+        tmp,
+        deadline_seconds=DEADLINE,
+        openai_api_key=KEY,
+        openai_base_url=fake_server[1],
+        # The default list is empty since 2026-12-01 (issue 28); a model named here gets high fidelity.
+        openai_input_fidelity_models="gpt-image-1.5",
+    )
     app = create_app(settings, {})  # the built-in OpenAI provider serves the tab
     with serve(app) as url:
         yield Booth(url, settings, app)
