@@ -269,6 +269,7 @@ class Ingest(FailWell):
                 return slot
             job.reference = self._hold_reference(job, slot)
             if job.reference is not None:
+                job.more_references = self._hold_more_references(job, slot)
                 return slot
             # replaced between the read and the hold: read again
         return slot
@@ -284,6 +285,26 @@ class Ingest(FailWell):
             return None
         job.held.append(slot.reference_path)
         return path
+
+    def _hold_more_references(self, job: BoothJob, slot: Slot) -> list[tuple[Path, str]]:
+        """Hold the slot's further references (issue 28) like the first; a file already gone is left out."""
+        held = []
+        for ref in slot.more_references or []:
+            relative = ref.get("path")
+            if not relative:
+                continue
+            self.media.holds.hold(relative)
+            path = self.media.resolve(relative)
+            if not path.exists():
+                self.media.holds.release(relative)
+                continue
+            job.held.append(relative)
+            held.append((path, str(ref.get("sha256") or "")))
+        return held
+
+    async def _prepare_more_references(self, job: BoothJob, slot: Slot, own: bool, pixels: int) -> list[Any]:
+        files = job.more_references if own else self._hold_more_references(job, slot)
+        return [await self.imaging.prepare_reference(path, digest, pixels, job.deadline.at) for path, digest in files]
 
     def _provider(self, slot: Slot) -> Provider:
         try:
@@ -365,6 +386,7 @@ class Ingest(FailWell):
             )
         if reference is None and slot.kind in KINDS_NEEDING_REFERENCE:  # never bill a swap without one
             raise errors.ProviderNotConfigured(f"Slot {slot.provider}/{slot.number} has no reference image.")
+        more_references = await self._prepare_more_references(job, slot, own, pixels) if reference else []
         job.marks["prepare"] = round(time.monotonic() - started, 4)
         await self._moderate_photo(job, slot, photo.data)
         notes["input_bytes"] = len(photo.data) + (len(reference.data) if reference else 0)
@@ -374,6 +396,7 @@ class Ingest(FailWell):
             kind=Kind(slot.kind),
             photo=photo,
             reference=reference,
+            references=more_references,
             # A fallback slot's own prompt, filled from the same booth fields and link.
             prompt=job.prompt if own else placeholders.fill(slot.prompt, job.prompt_values).prompt,
             options=provider.Options.model_validate(slot.options or {}),

@@ -61,9 +61,16 @@ class ProviderRequest:
     publish: Callable[[PreparedImage, Deadline], Awaitable[str]] | None = None
     # Free-form notes the provider wants recorded with the job (model, attempts, usage, cost...).
     notes: dict[str, Any] = field(default_factory=dict)
+    # Issue 28: the slot's further references after `reference`, in order (each sent after the one before).
+    references: list[PreparedImage] = field(default_factory=list)
     # The aspect (width, height) the result will be cut to for the booth's print layout; providers that
     # take a shape ask for the nearest one they support, so the cut removes as little as possible.
     result_aspect: tuple[int, int] | None = None
+
+
+def all_references(request: ProviderRequest) -> list[PreparedImage]:
+    """The slot's references in order: the first, then the further ones."""
+    return ([request.reference] if request.reference is not None else []) + list(request.references)
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,9 @@ class Provider(abc.ABC):
     label: ClassVar[str]
     kinds: ClassVar[frozenset[Kind]] = frozenset(Kind)
     max_input_pixels: ClassVar[int] = 4_000_000
+    # How many reference images a slot may hold, sent after the photo in order (from the provider's
+    # documentation; 1 where the service takes only one or says nothing).
+    max_references: ClassVar[int] = 1
     needs_public_urls: ClassVar[bool] = False
     key_setting: ClassVar[str] = ""  # settings field holding the API key, e.g. "gemini_api_key"
     model_setting: ClassVar[str] = ""  # settings field holding the default model, e.g. "gemini_model"
@@ -178,6 +188,7 @@ class Provider(abc.ABC):
             "problem": self.problem(),
             "last_error": self.last_error,
             "max_input_pixels": self.max_input_pixels,
+            "max_references": self.max_references,
             "needs_public_urls": self.needs_public_urls,
             "options_schema": self.Options.model_json_schema(),
             # Per key (masked, never the value): calls, failures, rest after a 429, flag after a refusal.

@@ -36,6 +36,7 @@ from boothgate.providers.base import (
     ProviderContext,
     ProviderRequest,
     ProviderResult,
+    all_references,
 )
 from boothgate.providers.fal_queue import FalQueue, Retryable, Submitted, detail_text
 from boothgate.providers.openai_wire import instruction_text
@@ -107,6 +108,8 @@ class FalProvider(Provider):
     kinds = frozenset(Kind)
     # Inputs travel inside the JSON as data URIs: keep them to what the models use.
     max_input_pixels = 2_000_000
+    # Nano Banana on fal takes up to 14 image_urls (fal's model page): the photo + 13.
+    max_references = 13
     key_setting = "fal_api_key"
     Options = FalOptions
 
@@ -226,8 +229,8 @@ class FalProvider(Provider):
         """The photo (and reference, except for BiRefNet) as data URIs, or as published links when the
         operator prefers them and a public address is set."""
         images = [request.photo]
-        if request.reference is not None and model.style != "birefnet":
-            images.append(request.reference)
+        if model.style != "birefnet":
+            images += all_references(request)
         if self.settings.fal_inputs == "media_link" and request.publish is not None:
             notes["inputs"] = "media_link"
             return [await request.publish(image, request.deadline) for image in images]

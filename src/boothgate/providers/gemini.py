@@ -81,6 +81,8 @@ class GeminiProvider(GeminiLive, Provider):
     kinds = frozenset(Kind)
     # Enough detail for 2K results; more pixels add upload time but little the model uses.
     max_input_pixels = 3_000_000
+    # Gemini 3 image models take up to 14 input images (Google's image-generation guide): the photo + 13.
+    max_references = 13
     key_setting = "gemini_api_key"
     model_setting = "gemini_model"
     Options = GeminiOptions
@@ -163,7 +165,7 @@ class GeminiProvider(GeminiLive, Provider):
         return _Call(
             model=model,
             model_from_slot=bool(options.model),
-            contents=wire.build_contents(request.photo, request.reference, text),
+            contents=wire.build_contents(request.photo, request.reference, text, request.references),
             image=wire.choose_image(
                 model, request.photo, options.aspect_ratio, options.image_size, sizes, refused, request.result_aspect
             ),

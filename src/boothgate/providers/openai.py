@@ -73,6 +73,8 @@ class OpenAIProvider(Provider):
     kinds = frozenset(Kind)
     # GPT Image reads inputs at about this detail; more pixels only add upload time.
     max_input_pixels = 2_500_000
+    # images.edit takes up to 16 images (OpenAI's API reference): the photo + 15.
+    max_references = 15
     key_setting = "openai_api_key"
     model_setting = "openai_model"
     Options = OpenAIOptions
@@ -155,7 +157,9 @@ class OpenAIProvider(Provider):
         )
         arguments: dict[str, Any] = {
             "model": model,
-            "image": wire.input_files(photo, request.reference),  # a prompt slot's reference is a style example
+            "image": wire.input_files(
+                photo, request.reference, request.references
+            ),  # a prompt slot's reference is a style example
             "prompt": wire.instruction_text(request.kind, request.prompt, request.instruction),
             "quality": options.quality,
             "output_format": options.output_format,

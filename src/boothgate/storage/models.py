@@ -14,7 +14,11 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map = {
+        dict[str, Any]: JSON,
+        list[dict[str, str]]: JSON,
+        datetime: DateTime(timezone=True),
+    }
 
 
 class Slot(Base):
@@ -32,6 +36,9 @@ class Slot(Base):
     prompt: Mapped[str] = mapped_column(Text, default="")
     reference_path: Mapped[str | None] = mapped_column(String(500), default=None)
     reference_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Issue 28: the references after the first, in order: [{"path", "sha256"}] (the first is the two columns
+    # above, so the single-reference routes keep meaning "the first").
+    more_references: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, default=None)
     output_format: Mapped[str] = mapped_column(String(8), default="jpeg")
     on_failure: Mapped[str] = mapped_column(String(16), default="error")
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

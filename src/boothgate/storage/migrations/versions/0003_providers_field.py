@@ -1,4 +1,4 @@
-"""refused capabilities per provider and model (issue 28)
+"""refused capabilities per provider and model; a slot's further reference images (issue 28)
 
 Revision ID: 0003
 Revises: 0002
@@ -25,7 +25,11 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("provider", "model", "field", name="uq_refused_capability"),
     )
+    with op.batch_alter_table("slots", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("more_references", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("slots", schema=None) as batch_op:
+        batch_op.drop_column("more_references")
     op.drop_table("refused_capabilities")
