@@ -107,6 +107,7 @@ def test_the_tabs_are_in_the_bar_with_their_options_in_russian(page: Any, stack:
         "google/nano-banana-2.1/edit",
         "fal-ai/bytedance/seedream/v4.5/edit",
         "fal-ai/flux-pro/kontext",
+        "fal-ai/flux-kontext-lora",
         "fal-ai/birefnet/v2",
         "custom",
     ]

@@ -224,3 +224,59 @@ async def test_settings_page_lists_refusals_and_keys_and_forget_works(tmp_path: 
             assert (await client.get("/api/providers/fal/refused")).json() == []
             page = (await client.get("/settings?lang=ru")).text
             assert "Провайдеры в работе" in page
+
+
+# --- fal: LoRA styles and AI upscale ------------------------------------------------------------------
+
+
+async def test_a_fal_lora_slot_sends_loras_as_set(
+    fal_server: tuple[FakeFal, str], http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    fake, url = fal_server
+    fake.reset()
+    settings = booth_settings(tmp_path, fal_api_key=FAL_KEY, fal_queue_url=url, fal_poll_interval_seconds=0.05)
+    fal = FalProvider(ProviderContext(settings, http))
+    loras = [
+        {"path": "https://example.com/weights/our-style.safetensors", "scale": 0.8},
+        {"path": "https://example.com/weights/film-grain.safetensors", "scale": 1.2},
+    ]
+    result = await fal.run(request(FalOptions(model="fal-ai/flux-kontext-lora", loras=loras), kind=Kind.prompt))
+    assert result.data
+    sent = fake.last
+    assert sent.model == "fal-ai/flux-kontext-lora"
+    assert sent.body["loras"] == loras
+    assert sent.body["resolution_mode"] == "match_input" and len(sent.images) == 1  # the photo
+    with pytest.raises(ValueError, match="loras"):
+        FalOptions(model="google/nano-banana-2.1/edit", loras=loras)
+
+
+async def test_an_upscale_slot_answers_at_the_print_size_and_skips_when_time_is_short(
+    fal_server: tuple[FakeFal, str], http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    fake, url = fal_server
+    fake.reset()
+    settings = booth_settings(
+        tmp_path, fal_api_key=FAL_KEY, fal_queue_url=url, fal_poll_interval_seconds=0.05, fal_upscale_min_seconds=2.0
+    )
+    fal = FalProvider(ProviderContext(settings, http))
+    job = request(FalOptions(upscale_model="fal-ai/esrgan"), kind=Kind.prompt)
+    job.result_aspect = (960, 720)  # the print size; the fake draws at the photo's 320×240
+    result = await fal.run(job)
+    assert [s.model for s in fake.submits] == ["google/nano-banana-2.1/edit", "fal-ai/esrgan"]
+    assert fake.last.body["scale"] == 3
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(result.data)) as im:
+        assert im.size == (960, 720)
+    assert result.notes["upscale"] == "fal-ai/esrgan ×3"
+
+    # An upscale needs 10 s here and the photo has 5 s in all: the result keeps its size, no upscaler is paid.
+    hurried = FalProvider(ProviderContext(settings.model_copy(update={"fal_upscale_min_seconds": 10.0}), http))
+    short = request(FalOptions(upscale_model="fal-ai/esrgan"), kind=Kind.prompt)
+    short.result_aspect = (960, 720)
+    fake.submits.clear()
+    skipped = await hurried.run(short)
+    assert [s.model for s in fake.submits] == ["google/nano-banana-2.1/edit"]
+    assert skipped.notes["upscale"] == "skipped: too little time left"

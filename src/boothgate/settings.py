@@ -458,6 +458,13 @@ class Settings(BaseSettings):
     fal_poll_interval_seconds: float = Field(
         0.5, gt=0, le=10, description="Seconds between fal.ai status polls while a request is queued or running."
     )
+    fal_upscale_min_seconds: float = Field(
+        8.0,
+        gt=0,
+        le=600,
+        description="AI upscale (a fal slot option): skipped, keeping the ordinary resampling, when less than this "
+        "many seconds are left before the booth's deadline.",
+    )
     fal_inputs: Literal["data_uri", "media_link"] = Field(
         "data_uri",
         description="How photos reach fal.ai: data_uri (inside the request, no public address needed) or "

@@ -46,6 +46,12 @@ API_KEY = "fal-key-id:fal-key-secret-0123456789"
 # The catalogue as fal serves it on 2026-12-02: retired ids answer 404, owners other than these too.
 RETIRED = frozenset({"fal-ai/birefnet", "fal-ai/nano-banana-2/edit"})
 OWNERS = frozenset({"fal-ai", "google"})
+# Upscalers the fake serves: the input enlarged by the factor argument named here (2 when none).
+UPSCALERS = {
+    "fal-ai/esrgan": "scale",
+    "fal-ai/clarity-upscaler": "upscale_factor",
+    "fal-ai/recraft/upscale/crisp": None,
+}
 
 
 @dataclass
@@ -238,6 +244,12 @@ class FakeFal:
         if job.mode == "no_image":
             return JSONResponse({"images": [], "seed": 1})
         submit = job.submit
+        if job.model in UPSCALERS:
+            name = UPSCALERS[job.model]
+            factor = int(submit.body.get(name, 2)) if name else 2
+            with Image.open(io.BytesIO(submit.images[0].data)) as im:
+                bigger = im.convert("RGB").resize((im.width * factor, im.height * factor))
+            return JSONResponse({"image": self._publish(_png(bigger), "image/png")})
         if job.model == "fal-ai/birefnet/v2":
             return JSONResponse({"image": self._publish(self._cutout(submit.images[0].data), "image/png")})
         fmt = str(submit.body.get("output_format", "png"))

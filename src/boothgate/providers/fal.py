@@ -15,16 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import logging
+import math
 import re
 import time
 from typing import Any, ClassVar, Literal
 
 import httpx
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from boothgate.deadline import Deadline
-from boothgate.errors import DeadlineReached, ProviderFailed, ProviderNotConfigured, ProviderRefused, RateLimited
+from boothgate.errors import (
+    BoothError,
+    DeadlineReached,
+    ProviderFailed,
+    ProviderNotConfigured,
+    ProviderRefused,
+    RateLimited,
+)
 from boothgate.providers import fal_composite
 from boothgate.providers import fal_models as models
 from boothgate.providers.base import (
@@ -46,6 +56,15 @@ log = logging.getLogger(__name__)
 AspectRatio = Literal["auto", "21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21"]
 MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)+$")
 OPERATOR_CODES = frozenset({"provider_auth", "provider_model", "provider_billing"})
+
+
+class LoraWeight(BaseModel):
+    """One LoRA of the slot's style: where fal downloads the weights, and how strongly they apply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(..., min_length=8, max_length=500, pattern=r"^https://\S+$", description="URL of the weights.")
+    scale: float = Field(1.0, ge=0, le=4, description="How strongly the LoRA applies (1 = as trained).")
 
 
 class FalOptions(BaseModel):
@@ -81,6 +100,18 @@ class FalOptions(BaseModel):
         le=1000,
         description="What one result costs, for statistics. Empty: the price in boothgate's model list.",
     )
+    loras: list[LoraWeight] = Field(
+        default_factory=list,
+        max_length=5,
+        description="FLUX Kontext + LoRA: the LoRA weights of your own trained styles (URL and scale), sent as "
+        "loras in this order.",
+    )
+    upscale_model: str = Field(
+        "",
+        description="AI upscale: when the result is smaller than the print size, send it through this fal "
+        "upscaler (empty: the ordinary resampling). Skipped when too little time is left.",
+        json_schema_extra={"enum": ["", *models.UPSCALERS]},
+    )
     extra_arguments: dict[str, Any] = Field(
         default_factory=dict, description="Experts: more JSON arguments for the model (they override the built ones)."
     )  # fmt: skip
@@ -94,6 +125,10 @@ class FalOptions(BaseModel):
                 raise ValueError("custom model: a fal.ai model id such as fal-ai/nano-banana-pro/edit")
         elif self.model not in models.CURATED:
             raise ValueError(f"model: one of {', '.join(models.CURATED)} or custom")
+        if self.loras and self.resolved().style != "kontext_lora":
+            raise ValueError("loras: only the FLUX Kontext + LoRA model takes LoRA weights")
+        if self.upscale_model and self.upscale_model not in models.UPSCALERS:
+            raise ValueError(f"upscale model: one of {', '.join(models.UPSCALERS)} or empty")
         return self
 
     def resolved(self) -> models.FalModel:
@@ -185,7 +220,8 @@ class FalProvider(Provider):
         model = options.resolved()
         if request.kind not in model.kinds:
             raise ProviderNotConfigured(
-                f"{model.label} can only be used for background slots: choose another model for this slot.",
+                f"{model.label} can only be used for {' and '.join(sorted(model.kinds))} slots: choose another model "
+                "for this slot.",
                 code="slot_incomplete",
             )
         if model.style == "birefnet" and request.reference is None:
@@ -202,6 +238,7 @@ class FalProvider(Provider):
             options.resolution,
             options.output_format,
             options.safety_tolerance,
+            [weight.model_dump() for weight in options.loras],
         )
         call.arguments.update(options.extra_arguments)
         notes["endpoint"] = call.endpoint
@@ -219,6 +256,8 @@ class FalProvider(Provider):
             assert request.reference is not None
             data, mime = await self._composite(data, request.reference, options.output_format, request.deadline)
             notes["composited"] = True
+        if options.upscale_model:
+            data, mime = await self._upscale(queue, options.upscale_model, data, mime, request)
         self.last_error = None
         notes["cost_usd"] = round(
             options.price_usd if options.price_usd is not None else models.price(model, options.resolution), 6
@@ -303,6 +342,39 @@ class FalProvider(Provider):
                 raise TimeoutError
             await asyncio.sleep(interval)
 
+    async def _upscale(
+        self, queue: FalQueue, upscaler: str, data: bytes, mime: str, request: ProviderRequest
+    ) -> tuple[bytes, str]:
+        """AI upscale (seed 003's "generate small, enlarge to the print size"): when the result is smaller than
+        the print size, send it through the slot's fal upscaler. Skipped when too little time is left; a failed
+        upscale keeps the result as it is (the shaping step resamples it as before)."""
+        notes = request.notes
+        target = _print_size(request.result_aspect, self.settings.result_long_side_pixels)
+        size = _image_size(data)
+        if target is None or size is None:
+            notes["upscale"] = "skipped: no print size"
+            return data, mime
+        factor = max(target[0] / size[0], target[1] / size[1])
+        if factor <= 1.05:
+            notes["upscale"] = "not needed"
+            return data, mime
+        if not request.deadline.fits(self.settings.fal_upscale_min_seconds):
+            notes["upscale"] = "skipped: too little time left"
+            return data, mime
+        arguments: dict[str, Any] = {"image_url": f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"}
+        factor_name = models.UPSCALERS.get(upscaler)
+        if factor_name:
+            arguments[factor_name] = min(4, math.ceil(factor))
+        step: dict[str, Any] = {"polls": 0}
+        try:
+            bigger, bigger_mime = await self._attempt(queue, models.Call(upscaler, arguments), request.deadline, step)
+        except (BoothError, Retryable, TimeoutError, httpx.HTTPError) as exc:
+            notes["upscale"] = f"failed, kept the result: {type(exc).__name__}"
+            return data, mime
+        notes["upscale"] = f"{upscaler} ×{arguments.get(factor_name or '', 'auto')}"
+        notes["upscaled_size"] = "x".join(str(v) for v in (_image_size(bigger) or (0, 0)))
+        return bigger, bigger_mime
+
     def _cancel_later(self, queue: FalQueue, submitted: Submitted) -> None:
         async def cancel() -> None:
             status = await queue.cancel(submitted)
@@ -324,6 +396,23 @@ class FalProvider(Provider):
     async def aclose(self) -> None:
         if self._cancels:  # let cancels already on their way finish (each has its own short timeout)
             await asyncio.gather(*self._cancels, return_exceptions=True)
+
+
+def _print_size(aspect: tuple[int, int] | None, long_side: int) -> tuple[int, int] | None:
+    """The size the result is printed at: the slot's fixed size or the photo's, its long side at most `long_side`."""
+    if aspect is None or min(aspect) <= 0:
+        return None
+    scale = min(1.0, long_side / max(aspect))
+    return max(1, round(aspect[0] * scale)), max(1, round(aspect[1] * scale))
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the image header (no decode)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except (OSError, ValueError):
+        return None
 
 
 def _data_uri(image: PreparedImage) -> str:

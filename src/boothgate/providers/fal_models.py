@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from boothgate.providers.base import Kind
 
-Style = Literal["nano_banana", "seedream", "kontext", "birefnet"]
-STYLES: tuple[str, ...] = ("nano_banana", "seedream", "kontext", "birefnet")
+Style = Literal["nano_banana", "seedream", "kontext", "birefnet", "kontext_lora"]
+STYLES: tuple[str, ...] = ("nano_banana", "seedream", "kontext", "birefnet", "kontext_lora")
 
 ALL_KINDS = frozenset(Kind)
 NANO_BANANA_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16")
@@ -76,6 +76,11 @@ CURATED: dict[str, FalModel] = {
             aspect_ratios=KONTEXT_RATIOS,
             price_checked="2026-12-02",
         ),
+        # The operator's own trained styles: FLUX Kontext with LoRA weights (`loras: [{path, scale}]`, seeds
+        # 000/001/003); $0.035 per megapixel on fal's model page, about one megapixel per result.
+        # One input image: restyling (prompt) slots only.
+        FalModel("fal-ai/flux-kontext-lora", "FLUX.1 Kontext [dev] + your LoRA styles", "kontext_lora", 0.035,
+                 frozenset({Kind.prompt}), price_checked="2026-12-02"),
         # Two steps: fal cuts the guests out, boothgate lays them onto the slot's reference.
         # (`fal-ai/birefnet` is deprecated on fal: "use birefnet-v2", same fields.)
         FalModel("fal-ai/birefnet/v2", "BiRefNet v2 cut-out + the slot's background", "birefnet", 0.0,
@@ -102,7 +107,11 @@ def custom_model(model_id: str, style: Style) -> FalModel:
         model_id,
         style,
         0.0,
-        kinds=frozenset({Kind.background}) if style == "birefnet" else ALL_KINDS,
+        kinds=frozenset({Kind.background})
+        if style == "birefnet"
+        else frozenset({Kind.prompt})
+        if style == "kontext_lora"
+        else ALL_KINDS,
         aspect_ratios=NANO_BANANA_RATIOS if style == "nano_banana" else KONTEXT_RATIOS if style == "kontext" else (),
         size_pixels=2560 * 1440 if style == "seedream" else 0,
         min_pixels=1920 * 1920 if style == "seedream" else 0,
@@ -135,6 +144,15 @@ def shaped_size(width: int, height: int, pixels: int, step: int = 16, min_pixels
     return {"width": out_w, "height": out_h}
 
 
+# Upscalers on fal an operator may pick for "AI upscale" (model id → the name of its factor argument;
+# None: the model picks its own factor). Data, like the table above.
+UPSCALERS: dict[str, str | None] = {
+    "fal-ai/esrgan": "scale",
+    "fal-ai/clarity-upscaler": "upscale_factor",
+    "fal-ai/recraft/upscale/crisp": None,
+}
+
+
 @dataclass(frozen=True)
 class Call:
     """One fal request: the endpoint and its JSON body."""
@@ -152,9 +170,25 @@ def build_call(
     resolution: str,
     output_format: str,
     safety_tolerance: str,
+    loras: list[dict[str, Any]] | None = None,
 ) -> Call:
     """The endpoint and arguments for `model`. `images` are links or data URIs, the photo first."""
     width, height = photo_size
+    if model.style == "kontext_lora":
+        return Call(
+            model.id,
+            {
+                "image_url": images[0],
+                "prompt": text,
+                "loras": list(loras or []),
+                "num_inference_steps": 30,
+                "guidance_scale": 2.5,
+                "output_format": output_format,
+                "enable_safety_checker": True,
+                "resolution_mode": "match_input",
+                "num_images": 1,
+            },
+        )
     if model.style == "birefnet":
         return Call(
             model.id,
