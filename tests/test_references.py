@@ -146,3 +146,31 @@ async def test_a_running_job_keeps_the_references_it_was_admitted_with(server: B
             break
         await asyncio.sleep(0.05)
     assert not second.exists()
+
+
+async def test_a_reference_made_from_a_prompt_is_stored_and_used_by_the_next_photo(
+    server: Booth, fake: GeminiFake
+) -> None:
+    await server.configure("gemini", 9, kind="background", prompt="in front of it")
+    async with server.api() as client:
+        price = (await client.get("/api/slots/gemini/9/references/generate")).json()
+        assert price["via"] == "gemini" and price["cost_usd"] == pytest.approx(0.0336)  # said before paying
+        made = await client.post("/api/slots/gemini/9/references/generate", json={"prompt": "a sunny beach at noon"})
+        assert made.status_code == 200, made.text
+        draft = made.json()
+        assert draft["cost_usd"] == pytest.approx(0.0336)
+        [asked] = fake.received
+        assert asked.images == [] and "a sunny beach at noon" in asked.text  # text only: no photo involved
+        preview = await client.get(draft["preview_url"])
+        assert preview.status_code == 200 and preview.content[:4] == b"\x89PNG"
+        # Not stored until confirmed.
+        assert (await client.get("/api/slots/gemini/9")).json()["references"] == []
+        stored = await client.post(draft["preview_url"])
+        assert stored.status_code == 200
+        [ref] = stored.json()["references"]
+        assert ref["sha256"] == hashlib.sha256(preview.content).hexdigest()
+        assert (await client.post(draft["preview_url"])).status_code == 404  # confirmed once
+    answer = await server.post("gemini", 9, photo())
+    assert answer.status == 200
+    sent = fake.last.images
+    assert len(sent) == 2 and (sent[1].width, sent[1].height) == (512, 384)  # the generated background

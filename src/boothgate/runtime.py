@@ -18,6 +18,7 @@ from boothgate.imaging.pool import Imaging
 from boothgate.operator.config import RuntimeConfig
 from boothgate.operator.credentials import Credentials, Generated
 from boothgate.operator.model_lists import ModelLists
+from boothgate.operator.reference_drafts import ReferenceDrafts
 from boothgate.operator.slots import SlotService
 from boothgate.providers.base import Provider, ProviderContext
 from boothgate.providers.capabilities import RefusedCapabilities
@@ -72,6 +73,8 @@ class Services:
     moderation: Moderation | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     trash: TrashBudget | None = None
+    # Issue 28: images made from a prompt for a slot's reference, until the operator confirms one.
+    drafts: ReferenceDrafts = field(default_factory=ReferenceDrafts)
     # Issue 11: live model lists and rehearsals (set in `start`, after the services they use).
     model_lists: ModelLists = field(init=False)
     rehearsals: Rehearsals = field(init=False)

@@ -293,6 +293,10 @@ class GeminiFake:
         return _candidate([{"text": "Here is the picture."}, _inline(self._result(received))])
 
     def _result(self, received: Received) -> Image.Image:
+        if not received.images:  # text to image: a picture whose colour is derived from the prompt
+            shade = sum(received.text.encode()) % 200
+            drawn = Image.new("RGB", (512, 384), (40 + shade // 2, 30 + shade, 90))
+            return drawn.resize(self.answer_size) if self.answer_size else drawn
         photo = received.images[0].data
         reference = received.images[1].data if len(received.images) > 1 else None
         result = derived_result(photo, reference)

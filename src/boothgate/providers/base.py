@@ -227,6 +227,17 @@ class Provider(abc.ABC):
         estimate before it spends money), or None when unknown."""
         return None
 
+    # Text to image for the operator (issue 28): "make a reference from a prompt" on a slot card.
+    can_generate: ClassVar[bool] = False
+
+    def generate_cost_usd(self) -> float | None:
+        """What one generated image costs (said before the operator pays), or None when unknown."""
+        return None
+
+    async def generate(self, prompt: str, deadline: Deadline) -> ProviderResult:
+        """One image from a prompt alone (paid). Providers that can set `can_generate`."""
+        raise NotImplementedError(f"{self.label} cannot make an image from a prompt alone.")
+
     async def check(self) -> CheckResult:
         """A cheap live call that creates no paid work and says in plain words what is wrong, if anything."""
         problem = self.problem()

@@ -239,6 +239,46 @@ class GeminiProvider(GeminiLive, Provider):
                     code="provider_no_image",
                 )
 
+    can_generate = True
+
+    def generate_cost_usd(self) -> float | None:
+        return self.price_usd(self.settings.gemini_model)
+
+    async def generate(self, prompt: str, deadline: Deadline) -> ProviderResult:
+        """A background or template image from a prompt alone, for a slot's reference (the operator pays)."""
+        if not self.api_keys():
+            raise ProviderNotConfigured(self.problem() or "Gemini API key is not set.")
+        model = self.settings.gemini_model
+        contents = [types.Content(role="user", parts=[types.Part.from_text(text=prompt)])]
+        call = _Call(model, False, contents, wire.ImageChoice(None, None))
+        notes: dict[str, Any] = {"model": model, "attempts": 0, "usage": {}, "problems": [], "image_size": None}
+        keys = KeyTurn(self.key_pool(), deadline, notes, self.label)
+        try:
+            state = await keys.take()
+            client = await self._client(state.key)
+            while True:
+                self._check_can_try(deadline, notes)
+                notes["attempts"] += 1
+                try:
+                    answer = await self._attempt(client, call, deadline, notes)
+                except genai_errors.APIError as exc:
+                    notes["problems"].append(errs.describe(exc))
+                    other = self._hand_over(keys, exc, call)
+                    if other is not None:
+                        client = await self._client(other.key)
+                        continue
+                    raise errs.fatal_error(exc, model, False) from exc
+                if answer.data is not None:
+                    keys.succeeded()
+                    return self._success(answer, notes)
+                if answer.refusal is not None:
+                    raise ProviderRefused(answer.refusal)
+                notes["problems"].append(answer.missing or "no image")
+                if notes["attempts"] >= 3:
+                    raise ProviderFailed(f"Gemini drew no image for this prompt ({_summary(notes)}).")
+        finally:
+            keys.release()
+
     @staticmethod
     def _hand_over(keys: KeyTurn, exc: genai_errors.APIError, call: _Call) -> KeyState | None:
         """With several keys: a 429 rests this key, a refused key (bad, unauthenticated, no billing) is taken
