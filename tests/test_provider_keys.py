@@ -151,3 +151,22 @@ def test_each_key_of_a_list_is_redacted_from_logs() -> None:
     settings = get_settings(gemini_api_keys=f"{KEY_B},{KEY_C}")
     redaction.protect_settings(settings)
     assert KEY_C not in redaction.REDACTOR.scrub(f"x-goog-api-key: {KEY_C}")
+
+
+async def test_fal_photos_skip_a_refused_key_and_flag_it(http: httpx.AsyncClient, tmp_path: Any) -> None:
+    from boothgate.providers.fal import FalOptions, FalProvider
+    from tests.fakes.fal import FakeFal
+
+    good, bad = "good-fal:secret-0123456789abcd01", "bad-fal:secret-0123456789abcd02"
+    fake = FakeFal(api_key=good)
+    with serve(fake.app) as url:
+        settings = get_settings(fal_api_key=bad, fal_api_keys=good, fal_queue_url=url, fal_poll_interval_seconds=0.05)
+        fal = FalProvider(ProviderContext(settings, http, keys=KeyPools()))
+        for _ in range(4):
+            request = job()
+            request.options = FalOptions()
+            assert (await fal.run(request)).data
+        keys = {k["key"]: k for k in fal.describe()["keys"]}
+    assert keys[mask(bad)]["flagged"] and keys[mask(bad)]["calls"] == 1
+    assert keys[mask(good)]["calls"] == 4 and keys[mask(good)]["failures"] == 0
+    assert all(s.authorization == f"Key {good}" for s in fake.submits[1:])

@@ -118,6 +118,7 @@ class FakeFal:
         self.progress_polls = 1  # then polls answered IN_PROGRESS before COMPLETED
         self.retry_after: str | None = None
         self.url_base: str | None = None  # the base of the URLs the fake hands out (default: its own)
+        self.more_keys: set[str] = set()  # further keys it accepts (several keys per provider, issue 28)
         self.submits: list[Submit] = []
         self.polls: list[tuple[str, float]] = []
         self.results: list[str] = []
@@ -141,7 +142,7 @@ class FakeFal:
         self.base_url = str(request.base_url).rstrip("/")
         if request.method == "GET" and path.startswith("files/"):
             return self._file(path[len("files/") :])
-        if request.headers.get("authorization") != f"Key {self.api_key}":
+        if request.headers.get("authorization") not in {f"Key {k}" for k in (self.api_key, *self.more_keys)}:
             return _error(401, "No user found for Key ID and Secret")
         parts = path.split("/")
         if "requests" in parts:

@@ -49,6 +49,7 @@ from boothgate.providers.base import (
     all_references,
 )
 from boothgate.providers.fal_queue import FalQueue, Retryable, Submitted, detail_text
+from boothgate.providers.key_turn import KeyTurn
 from boothgate.providers.openai_wire import instruction_text
 
 log = logging.getLogger(__name__)
@@ -211,8 +212,7 @@ class FalProvider(Provider):
 
     # --- one job ------------------------------------------------------------------------------
     async def run(self, request: ProviderRequest) -> ProviderResult:
-        key = self.api_key()
-        if key is None:
+        if not self.api_keys():
             raise ProviderNotConfigured(self.problem() or "The fal.ai API key is not set.")
         options = request.options
         if not isinstance(options, FalOptions):
@@ -245,13 +245,15 @@ class FalProvider(Provider):
         for name in ("aspect_ratio", "image_size", "resolution"):
             if name in call.arguments:
                 notes[name] = call.arguments[name]
-        queue = FalQueue(self.context.http, self.settings.fal_queue_url, key)
+        turn = KeyTurn(self.key_pool(), request.deadline, notes, self.label)
         try:
-            data, mime = await self._attempts(queue, call, request.deadline, notes)
+            queue, data, mime = await self._with_keys(turn, call, request.deadline, notes)
         except ProviderFailed as exc:
             if exc.code in OPERATOR_CODES:
                 self.last_error = exc.message
             raise
+        finally:
+            turn.release()
         if model.style == "birefnet":
             assert request.reference is not None
             data, mime = await self._composite(data, request.reference, options.output_format, request.deadline)
@@ -276,8 +278,38 @@ class FalProvider(Provider):
         notes["inputs"] = "data_uri"
         return [_data_uri(image) for image in images]
 
+    async def _with_keys(
+        self, turn: KeyTurn, call: models.Call, deadline: Deadline, notes: dict[str, Any]
+    ) -> tuple[FalQueue, bytes, str]:
+        """The attempts with one key; with several keys a refused key is taken out and a rate-limited one
+        rests, and the photo goes on at once with another key (issue 28)."""
+        state = await turn.take()
+        while True:
+            queue = FalQueue(self.context.http, self.settings.fal_queue_url, state.key)
+            try:
+                data, mime = await self._attempts(queue, call, deadline, notes, hand_over_429=turn.several)
+            except RateLimited as exc:
+                other = turn.rest_and_switch(getattr(exc, "wait", None))
+                if other is None:
+                    raise
+                state = other
+                continue
+            except ProviderFailed as exc:
+                other = turn.flag_and_switch(exc) if exc.code in ("provider_auth", "provider_billing") else None
+                if other is None:
+                    raise
+                state = other
+                continue
+            turn.succeeded()
+            return queue, data, mime
+
     async def _attempts(
-        self, queue: FalQueue, call: models.Call, deadline: Deadline, notes: dict[str, Any]
+        self,
+        queue: FalQueue,
+        call: models.Call,
+        deadline: Deadline,
+        notes: dict[str, Any],
+        hand_over_429: bool = False,
     ) -> tuple[bytes, str]:
         backoff = self.first_backoff_seconds
         while True:
@@ -288,6 +320,10 @@ class FalProvider(Provider):
                 return await self._attempt(queue, call, deadline, notes)
             except Retryable as retry:
                 notes["problems"].append(retry.note)
+                if retry.rate_limited and hand_over_429:  # several keys: another key goes on at once
+                    limited = RateLimited(f"fal.ai rate limited this key (429); Retry-After {retry.wait}.")
+                    limited.wait = retry.wait  # type: ignore[attr-defined]
+                    raise limited from None
                 wait = retry.wait if retry.wait is not None else backoff
                 if retry.rate_limited and retry.wait is None:
                     raise RateLimited("fal.ai is rate limiting requests (429) and names no time to wait.") from None
