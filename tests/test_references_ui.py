@@ -75,7 +75,9 @@ def fits(page: Any) -> None:
         "window.innerWidth + 1).slice(0, 5).map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' + "
         "Math.round(e.getBoundingClientRect().right))"
     )
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), f"wider than the viewport: {wide}"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), (
+        f"wider than the viewport: {wide}"
+    )
 
 
 def test_the_card_adds_reorders_and_removes_references(browser: Any, url: str) -> None:
