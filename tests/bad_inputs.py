@@ -251,12 +251,18 @@ CORPUS: list[Case] = [
         lambda: f"--{BOUNDARY}\r\nContent-Disposition: form-data\r\n\r\nx\r\n--{BOUNDARY}--\r\n".encode(),
     ),
     Case("no file field", 400, "no_file", lambda: booth_form(None)),
+    # One file part is the photo whatever its name (issue 28); two with names that say nothing cannot be told apart.
     Case(
-        "photo in an unknown field name",
+        "two photos in unknown field names",
         400,
-        "no_file",
+        "ambiguous_file",
         lambda: multipart(
-            [*DSLR_FIELDS, (b"password", None, UPLOAD_PASSWORD.encode()), (b"image", b"a.jpg", make_jpeg(64, 48))]
+            [
+                *DSLR_FIELDS,
+                (b"password", None, UPLOAD_PASSWORD.encode()),
+                (b"upload1", b"a.jpg", make_jpeg(64, 48)),
+                (b"upload2", b"b.jpg", make_jpeg(64, 48)),
+            ]
         ),
     ),
     Case("zero-byte file", 400, "empty_file", lambda: booth_form(b"")),

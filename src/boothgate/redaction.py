@@ -87,7 +87,11 @@ REDACTOR = SecretFilter()
 
 def protect_settings(settings: Settings) -> None:
     """Register every secret setting (passwords and API keys) with the filter."""
-    REDACTOR.protect(*(value for value in settings.__dict__.values() if isinstance(value, SecretStr)))
+    secrets = [value for value in settings.__dict__.values() if isinstance(value, SecretStr)]
+    REDACTOR.protect(*secrets)
+    # Lists of keys (BOOTHGATE_<PROVIDER>_API_KEYS): each key on its own, as it appears in a request.
+    parts = [p.strip() for s in secrets if "," in s.get_secret_value() for p in s.get_secret_value().split(",")]
+    REDACTOR.protect(*(SecretStr(p) for p in parts if p))
 
 
 def install() -> None:

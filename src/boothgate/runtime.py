@@ -16,8 +16,11 @@ from boothgate.booth.throttle import Throttle
 from boothgate.imaging.pool import Imaging
 from boothgate.operator.credentials import Credentials, Generated
 from boothgate.operator.model_lists import ModelLists
+from boothgate.operator.reference_drafts import ReferenceDrafts
 from boothgate.operator.slots import SlotService
 from boothgate.providers.base import Provider, ProviderContext
+from boothgate.providers.capabilities import RefusedCapabilities
+from boothgate.providers.keys import KeyPools
 from boothgate.providers.registry import Registry
 from boothgate.records import recovery, retention
 from boothgate.records.jobs import JobStore
@@ -69,6 +72,8 @@ class Services:
     moderation: Moderation | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     trash: TrashBudget | None = None
+    # Issue 28: images made from a prompt for a slot's reference, until the operator confirms one.
+    drafts: ReferenceDrafts = field(default_factory=ReferenceDrafts)
     # Issue 11: live model lists and rehearsals (set in `start`, after the services they use).
     model_lists: ModelLists = field(init=False)
     rehearsals: Rehearsals = field(init=False)
@@ -88,7 +93,14 @@ class Services:
         media = MediaStore(settings.data_dir)
         http = _http_client()
         imaging = Imaging(settings.image_workers, settings.max_image_pixels, settings.jpeg_quality)
-        registry = Registry(ProviderContext(settings, http, images=imaging.workers), provider_classes)
+        # Issue 28: refused fields (kept in the database) and the key pools outlive every settings change.
+        refusals = RefusedCapabilities(db)
+        await refusals.load()
+        key_pools = KeyPools()
+        registry = Registry(
+            ProviderContext(settings, http, images=imaging.workers, refusals=refusals, keys=key_pools),
+            provider_classes,
+        )
         await imaging.start()  # worker processes up before the first photo, not during it
         slots = SlotService(db, media, registry, imaging)
         await slots.ensure()
@@ -130,7 +142,10 @@ class Services:
     async def _settings_changed(self, settings: Settings) -> None:
         redaction.protect_settings(settings)  # a key entered on the settings page
         self.links.public_base_url = settings.public_base_url
-        await self.registry.rebuild(ProviderContext(settings, self.http, images=self.imaging.workers))
+        old = self.registry.context
+        await self.registry.rebuild(
+            ProviderContext(settings, self.http, images=self.imaging.workers, refusals=old.refusals, keys=old.keys)
+        )
         self.model_lists.settings_changed()
 
     async def stop(self) -> None:

@@ -78,11 +78,14 @@ DEEPSEEK_SYSTEM_PROMPTS = {
 
 # What Google published on 2026-11-28 (shared/providers/gemini.md). These are defaults an operator can
 # change on the settings page when Google changes them; nothing in the code decides by model name.
-GEMINI_PRICES_USD: dict[str, float] = {
-    "gemini-nano-banana-2.1": 0.0336,
-    "gemini-3-pro-image": 0.134,
-    "gemini-3.1-flash-lite-image": 0.0336,
+# USD per image by size (Google prices images as output tokens: 1K/2K/4K take different token counts).
+GEMINI_PRICES_USD: dict[str, dict[str, float]] = {
+    "gemini-nano-banana-2.1": {"1K": 0.0336, "2K": 0.0504, "4K": 0.0756},
+    "gemini-3-pro-image": {"1K": 0.134, "2K": 0.134, "4K": 0.24},
+    "gemini-3.1-flash-lite-image": {"1K": 0.0336},
 }
+# The day the default prices above and the OpenAI ones below were read from the services' price pages.
+PRICES_CHECKED = "2026-12-02"
 GEMINI_IMAGE_SIZES: dict[str, list[str]] = {
     "gemini-nano-banana-2.1": ["1K", "2K", "4K"],
     "gemini-3-pro-image": ["1K", "2K", "4K"],
@@ -100,14 +103,36 @@ def prefix_map(text: str, kind: type) -> dict[str, Any]:
         raise ValueError("must be a JSON object: model-id prefix → value")
     for key, item in value.items():
         ok = (
-            isinstance(item, int | float) and not isinstance(item, bool) and item >= 0
+            _is_price(item) or (isinstance(item, dict) and bool(item) and all(_is_price(v) for v in item.values()))
             if kind is float
             else (isinstance(item, list) and all(isinstance(x, str) for x in item))
         )
         if not ok:
-            expected = "a price in USD (0 or more)" if kind is float else 'a list such as ["1K", "2K"]'
+            expected = (
+                'a price in USD (0 or more), or prices by image size such as {"1K": 0.03, "4K": 0.07}'
+                if kind is float
+                else 'a list such as ["1K", "2K"]'
+            )
             raise ValueError(f"{key!r}: must be {expected}")
     return value
+
+
+def _is_price(item: object) -> bool:
+    return isinstance(item, int | float) and not isinstance(item, bool) and item >= 0
+
+
+def sized_price(entry: Any, size: str | None) -> float | None:
+    """A price-table entry (one number, or {"1K": …, "4K": …}) for an image size; a size not named costs
+    what the largest named size below it costs (else the smallest named)."""
+    if entry is None:
+        return None
+    if not isinstance(entry, dict):
+        return float(entry)
+    if size in entry:
+        return float(entry[size])
+    order = sorted(entry, key=lambda k: (len(k), k))
+    below = [k for k in order if size and (len(k), k) <= (len(size), size)]
+    return float(entry[(below or order)[-1 if below else 0]])
 
 
 def by_prefix(table: dict[str, Any], model: str) -> Any:
@@ -236,6 +261,11 @@ class Settings(BaseSettings):
 
     # --- Gemini -----------------------------------------------------------------------------
     gemini_api_key: SecretStr | None = Field(None, description="Google Gemini API key.")
+    gemini_api_keys: SecretStr | None = Field(
+        None,
+        description="More Gemini API keys, comma-separated: calls are spread over them and the single "
+        "key; a rate-limited key rests while the others carry on, a refused key is taken out.",
+    )
     gemini_base_url: str = Field("https://generativelanguage.googleapis.com", description="Gemini API base URL.")
     gemini_model: str = Field(
         "gemini-nano-banana-2.1",
@@ -263,8 +293,15 @@ class Settings(BaseSettings):
     # --- model knowledge as data (issue 11): edited here, never parsed out of model names ---
     gemini_prices_usd: str = Field(
         json.dumps(GEMINI_PRICES_USD),
-        description="Gemini cost per image by model (JSON: model-id prefix → USD at 1K; the longest "
-        "matching prefix wins). Used for statistics and the rehearsal estimate.",
+        description="Gemini cost per image by model (JSON: model-id prefix → USD, or USD by image size such as "
+        '{"1K": 0.0336, "4K": 0.0756}; the longest matching prefix wins). Used for statistics and the rehearsal '
+        "estimate.",
+    )
+    gemini_prices_checked: str = Field(
+        PRICES_CHECKED,
+        max_length=40,
+        description="The day the Gemini prices were last compared with Google's price page (shown on the "
+        "settings page).",
     )
     gemini_image_sizes: str = Field(
         json.dumps(GEMINI_IMAGE_SIZES),
@@ -275,6 +312,11 @@ class Settings(BaseSettings):
 
     # --- Turbotext --------------------------------------------------------------------------
     turbotext_api_key: SecretStr | None = Field(None, description="Turbotext API key (paid tariff).")
+    turbotext_api_keys: SecretStr | None = Field(
+        None,
+        description="More Turbotext API keys, comma-separated: calls are spread over them and the single "
+        "key; a rate-limited key rests while the others carry on, a refused key is taken out.",
+    )
     turbotext_base_url: str = Field("https://www.turbotext.ru/api_ai", description="Turbotext API base URL.")
     turbotext_poll_interval_seconds: float = Field(
         1.5, gt=0, le=60, description="Seconds between Turbotext result polls."
@@ -292,6 +334,11 @@ class Settings(BaseSettings):
 
     # --- DeepSeek ---------------------------------------------------------------------------
     deepseek_api_key: SecretStr | None = Field(None, description="DeepSeek API key.")
+    deepseek_api_keys: SecretStr | None = Field(
+        None,
+        description="More DeepSeek API keys, comma-separated: calls are spread over them and the single "
+        "key; a rate-limited key rests while the others carry on, a refused key is taken out.",
+    )
     deepseek_base_url: str = Field("https://api.deepseek.com", description="DeepSeek API base URL.")
     deepseek_model: str = Field("deepseek-flash", description="DeepSeek vision model that writes instructions.")
     deepseek_stage_seconds: float = Field(
@@ -366,33 +413,59 @@ class Settings(BaseSettings):
 
     # --- OpenAI -----------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(None, description="OpenAI API key (platform.openai.com).")
+    openai_api_keys: SecretStr | None = Field(
+        None,
+        description="More OpenAI API keys, comma-separated: calls are spread over them and the single "
+        "key; a rate-limited key rests while the others carry on, a refused key is taken out.",
+    )
     openai_base_url: str = Field("https://api.openai.com/v1", description="OpenAI API base URL.")
     openai_model: str = Field("gpt-image-2", description="Default OpenAI image model for edits.")
     openai_free_size_models: str = Field(
-        "gpt-image-2, gpt-image-2-2026-04-21, gpt-image-2.5-sunburst, gpt-image-2.5-flare",
+        "gpt-image-2, gpt-image-2-2026-04-21, gpt-image-2.5-sunburst, gpt-image-2.5-flare, gpt-image-2.6-sunburst, "
+        "gpt-image-2.6-flare",
         description="Comma-separated OpenAI models that accept any WIDTHxHEIGHT divisible by 16: their "
         "results get the photo's exact shape. Other models get 1536x1024, 1024x1536 or 1024x1024.",
     )
     openai_input_fidelity_models: str = Field(
-        "gpt-image-1.5, gpt-image-1-mini",
-        description="Comma-separated OpenAI models that accept input_fidelity (sent as high for faces); "
-        "OpenAI says to leave it out for gpt-image-2, which keeps faces on its own.",
+        "",
+        description="Comma-separated OpenAI models that accept input_fidelity (sent as high for faces). Empty by "
+        "default: gpt-image-1.5 and gpt-image-1-mini were shut down on 2026-12-01, and OpenAI's API reference says "
+        "to leave it out for gpt-image-2, which keeps faces on its own. A model that answers 400 naming the field "
+        "is remembered and not sent it again.",
     )
     openai_price_low_usd: float = Field(
-        0.011, ge=0, le=1000, description="Estimated OpenAI cost per image at quality low."
+        0.006, ge=0, le=1000, description="Estimated OpenAI cost per image at quality low (gpt-image-2, 1024x1024)."
     )
     openai_price_medium_usd: float = Field(
-        0.042, ge=0, le=1000, description="Estimated OpenAI cost per image at quality medium."
+        0.053, ge=0, le=1000, description="Estimated OpenAI cost per image at quality medium (gpt-image-2, 1024x1024)."
     )
     openai_price_high_usd: float = Field(
-        0.167, ge=0, le=1000, description="Estimated OpenAI cost per image at quality high."
+        0.211, ge=0, le=1000, description="Estimated OpenAI cost per image at quality high (gpt-image-2, 1024x1024)."
+    )
+    openai_prices_checked: str = Field(
+        PRICES_CHECKED,
+        max_length=40,
+        description="The day the OpenAI prices were last compared with OpenAI's price page (shown on the "
+        "settings page).",
     )
 
     # --- fal.ai -----------------------------------------------------------------------------
     fal_api_key: SecretStr | None = Field(None, description="fal.ai API key (fal.ai/dashboard/keys).")
+    fal_api_keys: SecretStr | None = Field(
+        None,
+        description="More fal.ai API keys, comma-separated: calls are spread over them and the single "
+        "key; a rate-limited key rests while the others carry on, a refused key is taken out.",
+    )
     fal_queue_url: str = Field("https://queue.fal.run", description="fal.ai queue address (submit, status, result).")
     fal_poll_interval_seconds: float = Field(
         0.5, gt=0, le=10, description="Seconds between fal.ai status polls while a request is queued or running."
+    )
+    fal_upscale_min_seconds: float = Field(
+        8.0,
+        gt=0,
+        le=600,
+        description="AI upscale (a fal slot option): skipped, keeping the ordinary resampling, when less than this "
+        "many seconds are left before the booth's deadline.",
     )
     fal_inputs: Literal["data_uri", "media_link"] = Field(
         "data_uri",
@@ -436,6 +509,7 @@ RUNTIME_EDITABLE: tuple[str, ...] = (
     "retention_days",
     "trash_retention_days",
     "gemini_api_key",
+    "gemini_api_keys",
     "gemini_base_url",
     "gemini_model",
     "gemini_template_face_swap",
@@ -443,13 +517,16 @@ RUNTIME_EDITABLE: tuple[str, ...] = (
     "gemini_template_prompt",
     "gemini_price_per_image_usd",
     "gemini_prices_usd",
+    "gemini_prices_checked",
     "gemini_image_sizes",
     "turbotext_api_key",
+    "turbotext_api_keys",
     "turbotext_base_url",
     "turbotext_poll_interval_seconds",
     "turbotext_mode",
     "turbotext_price_per_image_usd",
     "deepseek_api_key",
+    "deepseek_api_keys",
     "deepseek_base_url",
     "deepseek_model",
     "deepseek_stage_seconds",
@@ -459,6 +536,7 @@ RUNTIME_EDITABLE: tuple[str, ...] = (
     "deepseek_price_input_per_mtok_usd",
     "deepseek_price_output_per_mtok_usd",
     "openai_api_key",
+    "openai_api_keys",
     "openai_base_url",
     "openai_model",
     "openai_free_size_models",
@@ -466,7 +544,9 @@ RUNTIME_EDITABLE: tuple[str, ...] = (
     "openai_price_low_usd",
     "openai_price_medium_usd",
     "openai_price_high_usd",
+    "openai_prices_checked",
     "fal_api_key",
+    "fal_api_keys",
     "fal_queue_url",
     "fal_poll_interval_seconds",
     "fal_inputs",

@@ -43,6 +43,15 @@ from starlette.routing import Route
 from tests.fakes.server import serve
 
 API_KEY = "fal-key-id:fal-key-secret-0123456789"
+# The catalogue as fal serves it on 2026-12-02: retired ids answer 404, owners other than these too.
+RETIRED = frozenset({"fal-ai/birefnet", "fal-ai/nano-banana-2/edit"})
+OWNERS = frozenset({"fal-ai", "google"})
+# Upscalers the fake serves: the input enlarged by the factor argument named here (2 when none).
+UPSCALERS = {
+    "fal-ai/esrgan": "scale",
+    "fal-ai/clarity-upscaler": "upscale_factor",
+    "fal-ai/recraft/upscale/crisp": None,
+}
 
 
 @dataclass
@@ -109,6 +118,7 @@ class FakeFal:
         self.progress_polls = 1  # then polls answered IN_PROGRESS before COMPLETED
         self.retry_after: str | None = None
         self.url_base: str | None = None  # the base of the URLs the fake hands out (default: its own)
+        self.more_keys: set[str] = set()  # further keys it accepts (several keys per provider, issue 28)
         self.submits: list[Submit] = []
         self.polls: list[tuple[str, float]] = []
         self.results: list[str] = []
@@ -132,11 +142,13 @@ class FakeFal:
         self.base_url = str(request.base_url).rstrip("/")
         if request.method == "GET" and path.startswith("files/"):
             return self._file(path[len("files/") :])
-        if request.headers.get("authorization") != f"Key {self.api_key}":
+        if request.headers.get("authorization") not in {f"Key {k}" for k in (self.api_key, *self.more_keys)}:
             return _error(401, "No user found for Key ID and Secret")
         parts = path.split("/")
         if "requests" in parts:
             index = parts.index("requests")
+            if index != 2:  # fal: status/result/cancel URLs take owner/app only, never the endpoint's sub-path
+                return _error(405, "Method not allowed: do not add the endpoint path to queue request URLs")
             request_id = parts[index + 1] if len(parts) > index + 1 else ""
             rest = parts[index + 2 :]
             job = self.jobs.get(request_id)
@@ -168,7 +180,7 @@ class FakeFal:
             return _error(
                 403, "User is locked. Reason: Exhausted balance. Top up your balance at fal.ai/dashboard/billing."
             )
-        if mode == "unknown_model" or not model.startswith("fal-ai/"):
+        if mode == "unknown_model" or model.split("/")[0] not in OWNERS or model in RETIRED:
             return _error(404, f"Application '{model}' not found")
         if mode == "unavailable":
             return _error(503, "Service temporarily unavailable", {"X-Fal-Retryable": "true"})
@@ -233,7 +245,13 @@ class FakeFal:
         if job.mode == "no_image":
             return JSONResponse({"images": [], "seed": 1})
         submit = job.submit
-        if job.model == "fal-ai/birefnet":
+        if job.model in UPSCALERS:
+            name = UPSCALERS[job.model]
+            factor = int(submit.body.get(name, 2)) if name else 2
+            with Image.open(io.BytesIO(submit.images[0].data)) as im:
+                bigger = im.convert("RGB").resize((im.width * factor, im.height * factor))
+            return JSONResponse({"image": self._publish(_png(bigger), "image/png")})
+        if job.model == "fal-ai/birefnet/v2":
             return JSONResponse({"image": self._publish(self._cutout(submit.images[0].data), "image/png")})
         fmt = str(submit.body.get("output_format", "png"))
         image = self._publish(self._derived(submit), "image/jpeg" if fmt == "jpeg" else "image/png")

@@ -165,13 +165,20 @@ class GeminiFake:
         self.image_sizes: dict[str, list[str]] = {k: list(v) for k, v in IMAGE_SIZES.items()}
         self.list_mode = "ok"  # ok | invalid_key | unavailable
         self.list_calls = 0
+        # Several keys (issue 28): more keys it accepts, and a mode forced for every call with a given key
+        # ("rate_limited" answers 429 with retryDelay and Retry-After = `retry_delay`; "unauthenticated" 401).
+        self.more_keys: set[str] = set()
+        self.key_modes: dict[str, str] = {}
         self.page_size_cap = 2  # small pages, so the SDK's pager is exercised
 
     async def _list(self, request: Request) -> JSONResponse:
         """`GET /v1beta/models`: the catalogue, paged like the real API."""
         self.list_calls += 1
-        if request.headers.get("x-goog-api-key") != self.api_key or self.list_mode == "invalid_key":
+        listing_key = request.headers.get("x-goog-api-key")
+        if listing_key not in {self.api_key, *self.more_keys} or self.list_mode == "invalid_key":
             return _invalid_key()
+        if self.key_modes.get(listing_key or "") == "unauthenticated":
+            return self._unauthenticated(None)
         if self.list_mode == "unavailable":
             return _error(503, "UNAVAILABLE", "The service is currently unavailable.")
         models = [
@@ -201,8 +208,11 @@ class GeminiFake:
             return _error(404, "NOT_FOUND", f"Method {method!r} not found for API version.")
         body = await request.json()
         received = self._record(model, request, body)
-        if received.api_key != self.api_key:
+        if received.api_key not in {self.api_key, *self.more_keys}:
             return _invalid_key()
+        forced = self.key_modes.get(received.api_key or "")
+        if forced is not None:
+            return await self._answer(forced, received, request)
         if model not in self.catalogue:
             return _error(
                 404,
@@ -283,6 +293,10 @@ class GeminiFake:
         return _candidate([{"text": "Here is the picture."}, _inline(self._result(received))])
 
     def _result(self, received: Received) -> Image.Image:
+        if not received.images:  # text to image: a picture whose colour is derived from the prompt
+            shade = sum(received.text.encode()) % 200
+            drawn = Image.new("RGB", (512, 384), (40 + shade // 2, 30 + shade, 90))
+            return drawn.resize(self.answer_size) if self.answer_size else drawn
         photo = received.images[0].data
         reference = received.images[1].data if len(received.images) > 1 else None
         result = derived_result(photo, reference)
@@ -339,6 +353,19 @@ class GeminiFake:
                 },
                 {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": self.retry_delay},
             ],
+        )
+
+    def _rate_limited_for_key(self, received: Received) -> JSONResponse:
+        answer = self._rate_limited(received)
+        answer.headers["Retry-After"] = self.retry_delay.rstrip("s")
+        return answer
+
+    def _unauthenticated(self, received: Received | None) -> JSONResponse:
+        return _error(
+            401,
+            "UNAUTHENTICATED",
+            "API keys are not supported by this API. Expected OAuth2 access token or other authentication credentials.",
+            [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "ACCESS_TOKEN_TYPE_UNSUPPORTED"}],
         )
 
     def _free_tier(self, received: Received) -> JSONResponse:
@@ -422,6 +449,8 @@ ANSWERS = {
     "prompt_blocked": GeminiFake._prompt_blocked,
     "candidate_blocked": GeminiFake._candidate_blocked,
     "rate_limited": GeminiFake._rate_limited,
+    "rate_limited_for_key": GeminiFake._rate_limited_for_key,
+    "unauthenticated": GeminiFake._unauthenticated,
     "unavailable": GeminiFake._unavailable,
     "internal": GeminiFake._internal,
     "invalid_key": GeminiFake._invalid_key,

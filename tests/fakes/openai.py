@@ -89,8 +89,15 @@ def derived_result(photo: bytes, reference: bytes | None, size: tuple[int, int],
     return out.getvalue()
 
 
-def _error(status: int, message: str, kind: str, code: str | None, headers: dict[str, str] | None = None) -> Response:
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+def _error(
+    status: int,
+    message: str,
+    kind: str,
+    code: str | None,
+    headers: dict[str, str] | None = None,
+    param: str | None = None,
+) -> Response:
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return JSONResponse(body, status, headers=headers)
 
 
@@ -104,6 +111,8 @@ class FakeOpenAI:
         self.received: list[Received] = []
         self.model_calls: list[str] = []
         self._queue: deque[str] = deque()
+        # model → fields it answers 400 unknown_parameter for, as OpenAI does for a field a model does not take
+        self.refused_fields: dict[str, set[str]] = {}
         routes = []
         for prefix in ("", "/v1"):
             routes += [
@@ -121,6 +130,7 @@ class FakeOpenAI:
         self.model_calls.clear()
         self._queue.clear()
         self.models = list(MODELS)
+        self.refused_fields = {}
 
     def push(self, mode: str, times: int = 1) -> None:
         self._queue.extend([mode] * times)
@@ -181,6 +191,15 @@ class FakeOpenAI:
             return _error(
                 404, f"The model '{received.model}' does not exist", "invalid_request_error", "model_not_found"
             )
+        for name in sorted(self.refused_fields.get(received.model, set())):
+            if name in received.fields:
+                return _error(
+                    400,
+                    f"Unknown parameter: '{name}'.",
+                    "invalid_request_error",
+                    "unknown_parameter",
+                    param=name,
+                )
         if mode == "moderation_blocked":
             return _error(
                 400,

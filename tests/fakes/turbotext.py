@@ -191,7 +191,9 @@ class FakeTurbotext:
             return JSONResponse({"success": False, "error": self.error_text})
         if form.get("do") == "create_queue":
             return JSONResponse({"success": True, "queueid": 1})
-        return JSONResponse({"success": True, "error": "", "data": sorted(REQUIRED)})
+        # As Turbotext's docs show it: a top-level list of {name, description} objects.
+        methods = [{"name": name, "description": f"{name} (fake)"} for name in sorted(REQUIRED)]
+        return JSONResponse({"success": True, "error": "", "available_api": methods})
 
     def _get_result(self, queue_id: str, base_url: str) -> Response:
         job = self.jobs.get(queue_id)

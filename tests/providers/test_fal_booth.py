@@ -28,10 +28,10 @@ DEADLINE = 3.0
 SLACK = 0.5
 POLL = 0.1
 NANO, SEEDREAM, KONTEXT, BIREFNET = (
-    "fal-ai/nano-banana-2/edit",
+    "google/nano-banana-2.1/edit",
     "fal-ai/bytedance/seedream/v4.5/edit",
     "fal-ai/flux-pro/kontext",
-    "fal-ai/birefnet",
+    "fal-ai/birefnet/v2",
 )
 
 

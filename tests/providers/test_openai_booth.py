@@ -28,7 +28,8 @@ SLACK = 0.5
 
 
 TAB = "openai"  # the module's server and fake: `tab_rig` in tests/conftest.py
-TAB_SETTINGS = {"deadline_seconds": DEADLINE}
+# The default fidelity list is empty since 2026-12-01 (issue 28); a model named here gets high fidelity.
+TAB_SETTINGS = {"deadline_seconds": DEADLINE, "openai_input_fidelity_models": "gpt-image-1.5"}
 
 
 @pytest.fixture

@@ -72,6 +72,8 @@ def test_every_curated_model_builds_its_own_arguments() -> None:
         call = fal_models.build_call(model, "text", links, (1500, 1000), "auto", "1K", "jpeg", "2")
         if model.style == "birefnet":
             assert call.arguments["image_url"] == links[0] and "prompt" not in call.arguments
+        elif model.style == "kontext_lora":  # one input image: the photo (prompt slots only)
+            assert call.arguments["image_url"] == links[0] and call.arguments["prompt"] == "text"
         else:
             assert call.arguments["prompt"] == "text"
             assert links[1] in str(call.arguments)  # the reference goes along

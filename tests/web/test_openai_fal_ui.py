@@ -96,10 +96,11 @@ def test_the_tabs_are_in_the_bar_with_their_options_in_russian(page: Any, stack:
     card = page.locator("#slot-1")
     choices = card.locator('select[data-option="model"] option').all_text_contents()
     assert [c.strip() for c in choices] == [
-        "fal-ai/nano-banana-2/edit",
+        "google/nano-banana-2.1/edit",
         "fal-ai/bytedance/seedream/v4.5/edit",
         "fal-ai/flux-pro/kontext",
-        "fal-ai/birefnet",
+        "fal-ai/flux-kontext-lora",
+        "fal-ai/birefnet/v2",
         "custom",
     ]
     assert "Своя модель (id)" in page.content()
@@ -124,7 +125,7 @@ def test_try_it_on_openai(page: Any, stack: Stack) -> None:
 def test_try_it_on_fal_with_the_birefnet_background(page: Any, stack: Stack) -> None:
     assert stack.api.put("/api/settings", json={"fal_api_key": FAL_KEY}).status_code == 200
     stack.fal.api_key = FAL_KEY
-    stack.configure("fal", 4, kind="background", prompt="", options={"model": "fal-ai/birefnet"})
+    stack.configure("fal", 4, kind="background", prompt="", options={"model": "fal-ai/birefnet/v2"})
     stack.reference("fal", 4, encode(gradient(900, 600, REFERENCE_TINT)))
     page.goto("/tabs/fal/4?lang=en")
     slot = page.locator("#slot-4")
@@ -132,7 +133,7 @@ def test_try_it_on_fal_with_the_birefnet_background(page: Any, stack: Stack) -> 
     expect(slot.locator(".try-summary")).to_have_text(SOME_TEXT)
     assert slot.locator(".try-summary").inner_text().startswith("Done"), slot.locator(".try-summary").inner_text()
     shown(page, slot.locator(".try-result"))
-    assert stack.fal.last.model == "fal-ai/birefnet"
+    assert stack.fal.last.model == "fal-ai/birefnet/v2"
     screenshot(slot, "try-it-fal.png")
 
 

@@ -63,6 +63,8 @@ class BoothJob:
     photo: Path | None = None
     upload: Upload | None = None
     reference: Path | None = None  # the slot's reference file at admission, held until the job ends
+    # The slot's further references at admission (issue 28), in order, held like the first.
+    more_references: list[tuple[Path, str]] = field(default_factory=list)  # (file, sha256)
     held: list[str] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)
     photo_size: tuple[int, int] | None = None  # upright, as the booth sent it: what the result is shaped to

@@ -29,7 +29,14 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from boothgate.booth.turns import Turn, Turns
 from boothgate.errors import MalformedRequest, StorageFailed, TooLarge, Unauthorized
 
-FILE_FIELDS = ("fileToUpload", "file")
+# Booth and client programs name their file part differently (Breeze `fileToUpload`, others `file`, `image`,
+# `photo`). One file part is the photo whatever its name; of several, the first of these names wins.
+FILE_FIELDS = ("fileToUpload", "file", "image", "photo")
+# The upload password may come in any of these form fields (Breeze documents "password or API key" without
+# naming the field). They are secrets: never logged or recorded (`failwell.SECRET_FIELDS`).
+PASSWORD_FIELDS = ("password", "api_key", "apikey", "key")
+# Most file-part names remembered for the error that names them.
+MAX_FILE_NAMES = 10
 # Photo bytes kept in memory per upload before a threaded write: 200 uploads at once hold ~50 MB.
 FLUSH_BYTES = 256 * 1024
 # The batch of an upload whose bytes keep coming at once (it keeps its turn: loopback, a fast LAN). Only
@@ -74,6 +81,16 @@ class Upload:
     sha256: str = ""
     head: bytes = b""
     body_bytes: int = 0
+    # The names of the file parts the body carried, in order (the photo is one of them).
+    file_parts: list[str] = field(default_factory=list)
+
+    @property
+    def form_password(self) -> str | None:
+        """The upload password from whichever password field the booth used."""
+        for name in PASSWORD_FIELDS:
+            if self.fields.get(name):
+                return self.fields[name]
+        return None
 
 
 class _Collector:
@@ -91,7 +108,8 @@ class _Collector:
         self.fh: IO[bytes] | None = None
         self.hasher = hashlib.sha256()
         self.pending = bytearray()  # photo bytes not yet written (see `flush`)
-        self.file_seen = False  # only the first file field is the photo
+        self.file_seen = False  # a file part has become the photo (a better-named later one replaces it)
+        self.file_rank = len(FILE_FIELDS)  # the photo part's place in FILE_FIELDS (len: another name)
         self.file_ended = False  # the photo part is complete; finished at the next flush
         self.field_count = 0
         self.finished = False
@@ -124,12 +142,16 @@ class _Collector:
             raise MalformedRequest("A form part has no name.", code="bad_multipart")
         self.name = _text(params[b"name"])
         filename = params.get(b"filename")
-        if self.name in FILE_FIELDS and not self.file_seen:
-            self.file_seen = True
-            self.kind = "file"
-            self.upload.filename = _safe_filename(_text(filename or b""))
-            return
-        if filename is not None:
+        if filename is not None or self.name in FILE_FIELDS:
+            if len(self.upload.file_parts) < MAX_FILE_NAMES:
+                self.upload.file_parts.append(self.name[:60])
+            rank = FILE_FIELDS.index(self.name) if self.name in FILE_FIELDS else len(FILE_FIELDS)
+            if not self.file_seen or rank < self.file_rank:
+                if self.file_seen:
+                    self._restart_photo()
+                self.file_seen, self.file_rank = True, rank
+                self.kind = "file"
+                self.upload.filename = _safe_filename(_text(filename or b""))
             return  # other files are read past and dropped
         self.field_count += 1
         if self.field_count > self.limits.max_fields:
@@ -161,12 +183,33 @@ class _Collector:
             self.file_ended = True
         elif self.kind == "field":
             self.upload.fields[self.name] = _text(bytes(self.buffer))
-            if self.name == "password":
+            if self.name in PASSWORD_FIELDS and self.upload.fields[self.name]:
                 self.password = self.upload.fields[self.name]
         self.kind = "skip"
 
     def end(self) -> None:
         self.finished = True
+
+    def _restart_photo(self) -> None:
+        """A better-named file part follows the one taken so far: the photo starts again with it."""
+        self.pending.clear()
+        if self.fh is not None:
+            self.fh.close()  # the next write reopens it, truncated
+            self.fh = None
+        self.hasher = hashlib.sha256()
+        self.file_ended = False
+        up = self.upload
+        up.path, up.sha256, up.size, up.head = None, "", 0, b""
+
+    def check_parts(self) -> None:
+        """Several file parts and none named as a photo: which one is meant cannot be known."""
+        parts = self.upload.file_parts
+        if len(parts) > 1 and self.file_rank == len(FILE_FIELDS):
+            raise MalformedRequest(
+                f"The upload has several file parts ({', '.join(repr(p) for p in parts)}) and none named "
+                f"{', '.join(FILE_FIELDS)}: send the photo in 'fileToUpload' (or send only one file).",
+                code="ambiguous_file",
+            )
 
     def _write(self, data: bytes, last: bool) -> None:
         """In a thread: append to the file (opened on the first write) and the hash; close after the last."""
@@ -331,6 +374,7 @@ async def read_upload(
             proof.release()
     if not collector.finished:
         raise MalformedRequest("The upload ended before the multipart body was complete.", code="upload_incomplete")
+    collector.check_parts()
     return upload
 
 
@@ -343,3 +387,10 @@ async def _drain(iterator: AsyncIterator[bytes], limits: Limits) -> None:
                 received += len(chunk)
                 if received > limits.max_bytes:
                     return
+
+
+def no_file_message(upload: Upload) -> str:
+    """The 400 for a body without a photo, naming the parts it did carry."""
+    seen = [*upload.file_parts, *upload.fields]
+    named = f" The request had: {', '.join(repr(n[:40]) for n in seen[:10])}." if seen else ""
+    return f"No photo: send the file in the form field 'fileToUpload' (or 'file', 'image', 'photo').{named}"

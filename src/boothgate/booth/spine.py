@@ -38,7 +38,7 @@ from boothgate.booth.failwell import (
     clean_notes,
     shown,
 )
-from boothgate.booth.multipart import Limits, Upload, read_upload
+from boothgate.booth.multipart import Limits, Upload, no_file_message, read_upload
 from boothgate.booth.strangers import PasswordProof, Strangers
 from boothgate.booth.throttle import Throttle
 from boothgate.booth.turns import Turns
@@ -236,7 +236,7 @@ class Ingest(FailWell):
         def proves(upload: Upload) -> bool:
             if request.source != "booth":
                 return True
-            given = upload.fields.get("password") or request.header_password or query_password(request.query)
+            given = upload.form_password or request.header_password or query_password(request.query)
             return self.credentials.check_upload(given)
 
         return proves
@@ -244,9 +244,7 @@ class Ingest(FailWell):
     async def _admit(self, job: BoothJob, upload: Upload) -> tuple[Slot, Provider]:
         request = job.request
         if request.source == "booth":
-            await job.proof.offer(
-                upload.fields.get("password") or request.header_password or query_password(request.query)
-            )
+            await job.proof.offer(upload.form_password or request.header_password or query_password(request.query))
         number = parse_number(request.number)
         if not self.registry.knows(request.provider) or number is None:
             raise errors.SlotNotFound(f"There is no slot {shown(request.provider)}/{shown(request.number)}.")
@@ -258,7 +256,7 @@ class Ingest(FailWell):
         if not slot.enabled and request.source == "booth":
             raise errors.SlotDisabled(f"Slot {slot.provider}/{slot.number} is switched off in the admin UI.")
         if upload.path is None:
-            raise errors.MalformedRequest("No photo: send the file in the form field 'fileToUpload'.", code="no_file")
+            raise errors.MalformedRequest(no_file_message(upload), code="no_file")
         if upload.size == 0:
             raise errors.MalformedRequest("The photo file is empty (0 bytes).", code="empty_file")
         image_type = sniff(upload.head)
@@ -289,6 +287,7 @@ class Ingest(FailWell):
                 return slot
             job.reference = self._hold_reference(job, slot)
             if job.reference is not None:
+                job.more_references = self._hold_more_references(job, slot)
                 return slot
             # replaced between the read and the hold: read again
         return slot
@@ -304,6 +303,26 @@ class Ingest(FailWell):
             return None
         job.held.append(slot.reference_path)
         return path
+
+    def _hold_more_references(self, job: BoothJob, slot: Slot) -> list[tuple[Path, str]]:
+        """Hold the slot's further references (issue 28) like the first; a file already gone is left out."""
+        held = []
+        for ref in slot.more_references or []:
+            relative = ref.get("path")
+            if not relative:
+                continue
+            self.media.holds.hold(relative)
+            path = self.media.resolve(relative)
+            if not path.exists():
+                self.media.holds.release(relative)
+                continue
+            job.held.append(relative)
+            held.append((path, str(ref.get("sha256") or "")))
+        return held
+
+    async def _prepare_more_references(self, job: BoothJob, slot: Slot, own: bool, pixels: int) -> list[Any]:
+        files = job.more_references if own else self._hold_more_references(job, slot)
+        return [await self.imaging.prepare_reference(path, digest, pixels, job.deadline.at) for path, digest in files]
 
     def _provider(self, slot: Slot) -> Provider:
         try:
@@ -385,6 +404,7 @@ class Ingest(FailWell):
             )
         if reference is None and slot.kind in KINDS_NEEDING_REFERENCE:  # never bill a swap without one
             raise errors.ProviderNotConfigured(f"Slot {slot.provider}/{slot.number} has no reference image.")
+        more_references = await self._prepare_more_references(job, slot, own, pixels) if reference else []
         job.marks["prepare"] = round(time.monotonic() - started, 4)
         await self._moderate_photo(job, slot, photo.data)
         notes["input_bytes"] = len(photo.data) + (len(reference.data) if reference else 0)
@@ -394,6 +414,7 @@ class Ingest(FailWell):
             kind=Kind(slot.kind),
             photo=photo,
             reference=reference,
+            references=more_references,
             # A fallback slot's own prompt, filled from the same booth fields and link.
             prompt=job.prompt if own else placeholders.fill(slot.prompt, job.prompt_values).prompt,
             options=provider.Options.model_validate(slot.options or {}),

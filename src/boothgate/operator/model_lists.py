@@ -139,3 +139,24 @@ class ModelLists:
 def _quiet(task: asyncio.Task[Listing]) -> None:
     if not task.cancelled():
         task.exception()  # retrieved, so a failure is not reported as "never retrieved"
+
+
+def field_report(registry: Registry) -> list[dict[str, Any]]:
+    """Issue 28, per provider tab: its keys (masked, with calls, failures, rest and flag), the fields its
+    models refused (remembered in the database), and the day its prices were checked. Never a key."""
+    report = []
+    for name in registry.tabs:
+        provider = registry.get(name)
+        if provider is None:
+            continue
+        described = provider.describe()
+        report.append(
+            {
+                "name": name,
+                "label": provider.label,
+                "keys": described.get("keys", []),
+                "refused_fields": described.get("refused_fields", []),
+                "prices_checked": provider.prices_checked(),
+            }
+        )
+    return report

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boothgate.errors import StorageFailed
+from boothgate.errors import BoothError, StorageFailed
 from boothgate.imaging.pool import Imaging
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
 from boothgate.providers.registry import SLOTS_PER_TAB, Registry
@@ -21,6 +21,18 @@ from boothgate.run.shaping import normal_size
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Slot, utcnow
+
+
+class ReferencesFull(BoothError):
+    """The slot holds as many references as its provider takes."""
+
+    status = 409
+    code = "references_full"
+
+
+class ReferenceIndexInvalid(BoothError):
+    status = 422
+    code = "reference_index"
 
 
 class SlotUpdate(BaseModel):
@@ -138,7 +150,87 @@ class SlotService:
         return await self._swap_file(provider, number, "reference", self.media.relative(path), digest)
 
     async def remove_reference(self, provider: str, number: int) -> Slot | None:
-        return await self._swap_file(provider, number, "reference", None, None)
+        """The old single-reference route: removes the first reference (the next one becomes the first)."""
+        slot = await self.get(provider, number)
+        if slot is None:
+            return None
+        if not slot.more_references:
+            return await self._swap_file(provider, number, "reference", None, None)
+        return await self.remove_reference_at(provider, number, 0)
+
+    # --- several references per slot (issue 28) -------------------------------------------------
+    def max_references(self, provider: str) -> int:
+        """How many reference images the tab's provider takes beside the photo (from its documentation)."""
+        implementation = self.registry.get(provider) if self.registry.knows(provider) else None
+        return implementation.max_references if implementation is not None else 1
+
+    @staticmethod
+    def references(slot: Slot) -> list[dict[str, str]]:
+        """Every reference of the slot in order: [{"path", "sha256"}] (the first from the old columns)."""
+        first = [{"path": slot.reference_path, "sha256": slot.reference_sha256 or ""}] if slot.reference_path else []
+        more = [dict(r) for r in slot.more_references or [] if r.get("path")]
+        return first + more
+
+    async def add_reference(self, provider: str, number: int, data: bytes) -> Slot | None:
+        """Append one reference (checked like a booth photo); 409 when the provider's limit is reached."""
+        slot = await self.get(provider, number)
+        if slot is None:
+            return None
+        limit = self.max_references(provider)
+        if len(self.references(slot)) >= limit:
+            raise ReferencesFull(
+                f"This slot already has {limit} reference image{'s' * (limit != 1)}, as many as "
+                f"{provider} takes with one photo: remove one first."
+            )
+        info = await self.imaging.inspect(data)
+        await self.imaging.prepare(data, 250_000)  # a real decode: refuses truncated files
+        digest = hashlib.sha256(data).hexdigest()
+        path = await _to_thread_write(self.media, data, info.format)
+        relative = self.media.relative(path)
+        return await self._set_references(provider, number, lambda refs: [*refs, {"path": relative, "sha256": digest}])
+
+    async def remove_reference_at(self, provider: str, number: int, index: int) -> Slot | None:
+        def drop(refs: list[dict[str, str]]) -> list[dict[str, str]]:
+            if not 0 <= index < len(refs):
+                raise ReferenceIndexInvalid(f"There is no reference {index} (the slot has {len(refs)}).")
+            return refs[:index] + refs[index + 1 :]
+
+        return await self._set_references(provider, number, drop)
+
+    async def reorder_references(self, provider: str, number: int, order: list[int]) -> Slot | None:
+        def reorder(refs: list[dict[str, str]]) -> list[dict[str, str]]:
+            if sorted(order) != list(range(len(refs))):
+                raise ReferenceIndexInvalid(
+                    f"order must list each of the {len(refs)} reference indexes 0..{len(refs) - 1} once."
+                )
+            return [refs[i] for i in order]
+
+        return await self._set_references(provider, number, reorder)
+
+    async def _set_references(self, provider: str, number: int, change: Any) -> Slot | None:
+        """Apply `change` (old list → new list) to the slot's references in one write; files no slot uses
+        any more are deleted once no running job holds them."""
+        async with self.db.write() as session:
+            slot = await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
+            if slot is None:
+                return None
+            old = self.references(slot)
+            new = change(old)
+            slot.reference_path = new[0]["path"] if new else None
+            slot.reference_sha256 = new[0]["sha256"] if new else None
+            slot.more_references = [dict(r) for r in new[1:]] or None
+            slot.revision += 1
+            slot.updated_at = utcnow()
+            kept = {r["path"] for r in new}
+            gone = []
+            for ref in old:
+                if ref["path"] not in kept:
+                    unused = await _unused(session, ref["path"], keep=None)
+                    if unused is not None:
+                        gone.append(unused)
+        for relative in gone:
+            self._forget(relative)
+        return slot
 
     async def _swap_file(
         self, provider: str, number: int, what: str, relative: str | None, digest: str | None
@@ -150,6 +242,8 @@ class SlotService:
             if slot is None:
                 return None
             old = getattr(slot, f"{what}_path")
+            if what == "reference" and old and old in {r.get("path") for r in slot.more_references or []}:
+                old = None  # the same file is still one of the slot's further references
             setattr(slot, f"{what}_path", relative)
             setattr(slot, f"{what}_sha256", digest)
             slot.revision += 1
@@ -163,10 +257,11 @@ class SlotService:
         if relative:
             self.media.holds.discard(relative)
 
-    def reference_path(self, slot: Slot) -> Path | None:
-        if not slot.reference_path:
+    def reference_path(self, slot: Slot, index: int = 0) -> Path | None:
+        refs = self.references(slot)
+        if not 0 <= index < len(refs):
             return None
-        path = self.media.resolve(slot.reference_path)
+        path = self.media.resolve(refs[index]["path"])
         return path if path.exists() else None
 
     # --- overlay (booth-links): stored by content like references, in a folder of its own ----------
@@ -224,6 +319,16 @@ class SlotService:
             "placeholders": placeholders.names(slot.prompt),
             "moderation": slot.moderation,
             "has_reference": bool(slot.reference_path),
+            "references": [
+                {
+                    "index": i,
+                    "url": f"{api}/references/{i}?v={(ref['sha256'] or '')[:12]}",
+                    "thumbnail_url": f"{api}/references/{i}/thumbnail?v={(ref['sha256'] or '')[:12]}",
+                    "sha256": ref["sha256"],
+                }
+                for i, ref in enumerate(self.references(slot))
+            ],
+            "max_references": self.max_references(slot.provider),
             "reference_url": f"{api}/reference?v={version}" if slot.reference_path else None,
             "reference_thumbnail_url": f"{api}/reference/thumbnail?v={version}" if slot.reference_path else None,
             "upload_url": f"{base_url.rstrip('/')}/booth/{slot.provider}/{slot.number}",
@@ -266,7 +371,13 @@ async def _unused(session: AsyncSession, relative: str | None, keep: str | None)
         .select_from(Slot)
         .where(or_(Slot.reference_path == relative, Slot.overlay_path == relative))
     )
-    return relative if not await session.scalar(query) else None
+    if await session.scalar(query):
+        return None
+    # Further references live in a JSON list: a handful of slots, read in Python (portable across databases).
+    lists = (await session.execute(select(Slot.more_references).where(Slot.more_references.is_not(None)))).scalars()
+    if any(relative == r.get("path") for refs in lists for r in refs or []):
+        return None
+    return relative
 
 
 async def _to_thread_write(media: MediaStore, data: bytes, image_type: str) -> Path:

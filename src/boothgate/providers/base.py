@@ -20,6 +20,8 @@ from boothgate.deadline import Deadline
 
 # Part of the provider contract, defined apart so that image worker processes need not import this module.
 from boothgate.imaging.prepared import PreparedImage
+from boothgate.providers.capabilities import RefusedCapabilities
+from boothgate.providers.keys import KeyPool, KeyPools, key_list
 
 if TYPE_CHECKING:
     from boothgate.settings import Settings
@@ -59,9 +61,16 @@ class ProviderRequest:
     publish: Callable[[PreparedImage, Deadline], Awaitable[str]] | None = None
     # Free-form notes the provider wants recorded with the job (model, attempts, usage, cost...).
     notes: dict[str, Any] = field(default_factory=dict)
+    # Issue 28: the slot's further references after `reference`, in order (each sent after the one before).
+    references: list[PreparedImage] = field(default_factory=list)
     # The aspect (width, height) the result will be cut to for the booth's print layout; providers that
     # take a shape ask for the nearest one they support, so the cut removes as little as possible.
     result_aspect: tuple[int, int] | None = None
+
+
+def all_references(request: ProviderRequest) -> list[PreparedImage]:
+    """The slot's references in order: the first, then the further ones."""
+    return ([request.reference] if request.reference is not None else []) + list(request.references)
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,11 @@ class ProviderContext:
     # The image workers, for providers that compute on this machine (the offline tab). None in tests
     # that build a context by hand: such a provider then runs its work on a plain thread.
     images: ImageRunner | None = None
+    # Fields a service refused per provider and model (kept in the database by the runtime; in memory in
+    # tests that build a context by hand). The same object across settings changes.
+    refusals: RefusedCapabilities = field(default_factory=RefusedCapabilities)
+    # Several API keys per provider: which key a call uses, which rest after a 429, which are flagged.
+    keys: KeyPools = field(default_factory=KeyPools)
 
 
 class Provider(abc.ABC):
@@ -119,6 +133,9 @@ class Provider(abc.ABC):
     label: ClassVar[str]
     kinds: ClassVar[frozenset[Kind]] = frozenset(Kind)
     max_input_pixels: ClassVar[int] = 4_000_000
+    # How many reference images a slot may hold, sent after the photo in order (from the provider's
+    # documentation; 1 where the service takes only one or says nothing).
+    max_references: ClassVar[int] = 1
     needs_public_urls: ClassVar[bool] = False
     key_setting: ClassVar[str] = ""  # settings field holding the API key, e.g. "gemini_api_key"
     model_setting: ClassVar[str] = ""  # settings field holding the default model, e.g. "gemini_model"
@@ -134,14 +151,28 @@ class Provider(abc.ABC):
     def settings(self) -> Settings:
         return self.context.settings
 
+    def api_keys(self) -> list[str]:
+        """Every key of this provider: `<key_setting>s` (comma-separated) first, then the single key."""
+        if not self.key_setting:
+            return []
+        return key_list(
+            getattr(self.settings, self.key_setting + "s", None), getattr(self.settings, self.key_setting, None)
+        )
+
+    def key_pool(self) -> KeyPool:
+        return self.context.keys.pool(self.name, self.api_keys())
+
     def api_key(self) -> str | None:
-        secret = getattr(self.settings, self.key_setting, None) if self.key_setting else None
-        value = secret.get_secret_value() if secret is not None else ""
-        return value or None
+        """The key for a call that uses one key (a check, a model list): the pool's pick, else the first."""
+        keys = self.api_keys()
+        if not keys:
+            return None
+        state = self.key_pool().pick()
+        return state.key if state is not None else keys[0]
 
     def problem(self) -> str | None:
         """Why this provider cannot run now (operator-facing text), or None when it is ready."""
-        if self.key_setting and not self.api_key():
+        if self.key_setting and not self.api_keys():
             return f"API key is not set: set BOOTHGATE_{self.key_setting.upper()} or enter it on the settings page."
         if self.needs_public_urls and not self.settings.public_base_url:
             return "Public base URL is not set: set BOOTHGATE_PUBLIC_BASE_URL so the provider can download photos."
@@ -157,8 +188,16 @@ class Provider(abc.ABC):
             "problem": self.problem(),
             "last_error": self.last_error,
             "max_input_pixels": self.max_input_pixels,
+            "max_references": self.max_references,
             "needs_public_urls": self.needs_public_urls,
             "options_schema": self.Options.model_json_schema(),
+            # Per key (masked, never the value): calls, failures, rest after a 429, flag after a refusal.
+            "keys": self.key_pool().public() if self.key_setting else [],
+            "refused_fields": [
+                {"model": r.model, "field": r.field, "message": r.message}
+                for r in self.context.refusals.listing()
+                if r.provider == self.name
+            ],
         }
 
     def validate_options(self, options: dict[str, Any]) -> BaseModel:
@@ -177,10 +216,27 @@ class Provider(abc.ABC):
         no model list (Turbotext: its methods are the choice). Raises on a failed call."""
         return None
 
+    def prices_checked(self) -> str | None:
+        """The day this provider's prices were last compared with the service's price page (a setting
+        `<name>_prices_checked`, or the catalogue's date), or None when it has no prices."""
+        value = getattr(self.settings, f"{self.name}_prices_checked", None)
+        return str(value) if value else None
+
     def estimated_cost_usd(self, options: dict[str, Any]) -> float | None:
         """What one result of a slot with these options is expected to cost in USD (the rehearsal's
         estimate before it spends money), or None when unknown."""
         return None
+
+    # Text to image for the operator (issue 28): "make a reference from a prompt" on a slot card.
+    can_generate: ClassVar[bool] = False
+
+    def generate_cost_usd(self) -> float | None:
+        """What one generated image costs (said before the operator pays), or None when unknown."""
+        return None
+
+    async def generate(self, prompt: str, deadline: Deadline) -> ProviderResult:
+        """One image from a prompt alone (paid). Providers that can set `can_generate`."""
+        raise NotImplementedError(f"{self.label} cannot make an image from a prompt alone.")
 
     async def check(self) -> CheckResult:
         """A cheap live call that creates no paid work and says in plain words what is wrong, if anything."""

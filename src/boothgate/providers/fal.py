@@ -15,16 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import logging
+import math
 import re
 import time
 from typing import Any, ClassVar, Literal
 
 import httpx
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from boothgate.deadline import Deadline
-from boothgate.errors import DeadlineReached, ProviderFailed, ProviderNotConfigured, ProviderRefused, RateLimited
+from boothgate.errors import (
+    BoothError,
+    DeadlineReached,
+    ProviderFailed,
+    ProviderNotConfigured,
+    ProviderRefused,
+    RateLimited,
+)
 from boothgate.providers import fal_composite
 from boothgate.providers import fal_models as models
 from boothgate.providers.base import (
@@ -36,8 +46,10 @@ from boothgate.providers.base import (
     ProviderContext,
     ProviderRequest,
     ProviderResult,
+    all_references,
 )
 from boothgate.providers.fal_queue import FalQueue, Retryable, Submitted, detail_text
+from boothgate.providers.key_turn import KeyTurn
 from boothgate.providers.openai_wire import instruction_text
 
 log = logging.getLogger(__name__)
@@ -45,6 +57,15 @@ log = logging.getLogger(__name__)
 AspectRatio = Literal["auto", "21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21"]
 MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)+$")
 OPERATOR_CODES = frozenset({"provider_auth", "provider_model", "provider_billing"})
+
+
+class LoraWeight(BaseModel):
+    """One LoRA of the slot's style: where fal downloads the weights, and how strongly they apply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(..., min_length=8, max_length=500, pattern=r"^https://\S+$", description="URL of the weights.")
+    scale: float = Field(1.0, ge=0, le=4, description="How strongly the LoRA applies (1 = as trained).")
 
 
 class FalOptions(BaseModel):
@@ -80,6 +101,18 @@ class FalOptions(BaseModel):
         le=1000,
         description="What one result costs, for statistics. Empty: the price in boothgate's model list.",
     )
+    loras: list[LoraWeight] = Field(
+        default_factory=list,
+        max_length=5,
+        description="FLUX Kontext + LoRA: the LoRA weights of your own trained styles (URL and scale), sent as "
+        "loras in this order.",
+    )
+    upscale_model: str = Field(
+        "",
+        description="AI upscale: when the result is smaller than the print size, send it through this fal "
+        "upscaler (empty: the ordinary resampling). Skipped when too little time is left.",
+        json_schema_extra={"enum": ["", *models.UPSCALERS]},
+    )
     extra_arguments: dict[str, Any] = Field(
         default_factory=dict, description="Experts: more JSON arguments for the model (they override the built ones)."
     )  # fmt: skip
@@ -87,11 +120,16 @@ class FalOptions(BaseModel):
     @model_validator(mode="after")
     def _known_model(self) -> FalOptions:
         self.custom_model = self.custom_model.strip()
+        self.model = models.RENAMED.get(self.model, self.model)  # a slot saved with an id fal has retired
         if self.model == models.CUSTOM:
             if not MODEL_ID.match(self.custom_model):
                 raise ValueError("custom model: a fal.ai model id such as fal-ai/nano-banana-pro/edit")
         elif self.model not in models.CURATED:
             raise ValueError(f"model: one of {', '.join(models.CURATED)} or custom")
+        if self.loras and self.resolved().style != "kontext_lora":
+            raise ValueError("loras: only the FLUX Kontext + LoRA model takes LoRA weights")
+        if self.upscale_model and self.upscale_model not in models.UPSCALERS:
+            raise ValueError(f"upscale model: one of {', '.join(models.UPSCALERS)} or empty")
         return self
 
     def resolved(self) -> models.FalModel:
@@ -106,6 +144,8 @@ class FalProvider(Provider):
     kinds = frozenset(Kind)
     # Inputs travel inside the JSON as data URIs: keep them to what the models use.
     max_input_pixels = 2_000_000
+    # Nano Banana on fal takes up to 14 image_urls (fal's model page): the photo + 13.
+    max_references = 13
     key_setting = "fal_api_key"
     Options = FalOptions
 
@@ -118,6 +158,10 @@ class FalProvider(Provider):
         # Cancels sent after a job stopped waiting; kept so they are not garbage-collected mid-flight.
         self._cancels: set[asyncio.Task[None]] = set()
 
+    def prices_checked(self) -> str | None:
+        dates = sorted(m.price_checked for m in models.CURATED.values() if m.price_checked)
+        return dates[0] if dates else None
+
     # --- model list and check -----------------------------------------------------------------
     async def list_models(self) -> list[ModelInfo] | None:
         """fal.ai has no endpoint listing its thousand-odd apps, and most of them are not image edits a
@@ -125,14 +169,16 @@ class FalProvider(Provider):
         return [ModelInfo(m.id, m.label) for m in models.CURATED.values()]
 
     async def check(self) -> CheckResult:
-        """A status query for a request id that does not exist: free, and it proves the key and the
-        queue address (401 = key wrong; 404/400 = the key was accepted)."""
+        """A status query for a request id that does not exist: free, and it proves the key and the queue
+        address. The URL takes owner/app only (fal's docs: "do not add the endpoint path"; a sub-path answers
+        405). 401/403 = the key is refused. Only a 404 that names the request (the queue looked it up, so the
+        key passed) counts as accepted: a 404 for the app, a 405 or any other answer says the address is wrong."""
         problem = self.problem()
         if problem:
             return CheckResult(False, problem)
-        url = (
-            f"{self.settings.fal_queue_url.strip().rstrip('/')}/{models.DEFAULT_MODEL}/requests/boothgate-check/status"
-        )
+        request_id = "00000000-0000-0000-0000-000000000000"
+        queue = self.settings.fal_queue_url.strip().rstrip("/")
+        url = f"{queue}/{models.app_of(models.DEFAULT_MODEL)}/requests/{request_id}/status"
         started = time.monotonic()
         try:
             response = await self.context.http.get(
@@ -144,24 +190,29 @@ class FalProvider(Provider):
                 f"fal.ai could not be reached ({type(exc).__name__}): check BOOTHGATE_FAL_QUEUE_URL.",
                 _since(started),
             )
-        if response.status_code in (401, 403):
-            said = detail_text(_json_or_text(response))
+        said = detail_text(_json_or_text(response))
+        status = response.status_code
+        if status in (401, 403):
             return CheckResult(
                 False,
-                f"fal.ai rejected the key ({response.status_code}: {said}). Check BOOTHGATE_FAL_API_KEY.",
+                f"fal.ai refused the key ({status}: {said}). Check BOOTHGATE_FAL_API_KEY.",
                 _since(started),
             )
-        if response.status_code >= 500:
-            return CheckResult(
-                False, f"fal.ai answered HTTP {response.status_code}; try again in a minute.", _since(started)
-            )
-        self.last_error = None
-        return CheckResult(True, "fal.ai accepts the key.", _since(started))  # fmt: skip
+        if status >= 500:
+            return CheckResult(False, f"fal.ai answered HTTP {status}; try again in a minute.", _since(started))
+        if status == 404 and "request" in said.lower():
+            self.last_error = None
+            return CheckResult(True, "fal.ai accepts the key.", _since(started))
+        return CheckResult(
+            False,
+            f"fal.ai's queue answered HTTP {status} ({said or 'no detail'}) where it should say the test request "
+            "does not exist: check BOOTHGATE_FAL_QUEUE_URL.",
+            _since(started),
+        )  # fmt: skip
 
     # --- one job ------------------------------------------------------------------------------
     async def run(self, request: ProviderRequest) -> ProviderResult:
-        key = self.api_key()
-        if key is None:
+        if not self.api_keys():
             raise ProviderNotConfigured(self.problem() or "The fal.ai API key is not set.")
         options = request.options
         if not isinstance(options, FalOptions):
@@ -169,7 +220,8 @@ class FalProvider(Provider):
         model = options.resolved()
         if request.kind not in model.kinds:
             raise ProviderNotConfigured(
-                f"{model.label} can only be used for background slots: choose another model for this slot.",
+                f"{model.label} can only be used for {' and '.join(sorted(model.kinds))} slots: choose another model "
+                "for this slot.",
                 code="slot_incomplete",
             )
         if model.style == "birefnet" and request.reference is None:
@@ -186,23 +238,28 @@ class FalProvider(Provider):
             options.resolution,
             options.output_format,
             options.safety_tolerance,
+            [weight.model_dump() for weight in options.loras],
         )
         call.arguments.update(options.extra_arguments)
         notes["endpoint"] = call.endpoint
         for name in ("aspect_ratio", "image_size", "resolution"):
             if name in call.arguments:
                 notes[name] = call.arguments[name]
-        queue = FalQueue(self.context.http, self.settings.fal_queue_url, key)
+        turn = KeyTurn(self.key_pool(), request.deadline, notes, self.label)
         try:
-            data, mime = await self._attempts(queue, call, request.deadline, notes)
+            queue, data, mime = await self._with_keys(turn, call, request.deadline, notes)
         except ProviderFailed as exc:
             if exc.code in OPERATOR_CODES:
                 self.last_error = exc.message
             raise
+        finally:
+            turn.release()
         if model.style == "birefnet":
             assert request.reference is not None
             data, mime = await self._composite(data, request.reference, options.output_format, request.deadline)
             notes["composited"] = True
+        if options.upscale_model:
+            data, mime = await self._upscale(queue, options.upscale_model, data, mime, request)
         self.last_error = None
         notes["cost_usd"] = round(
             options.price_usd if options.price_usd is not None else models.price(model, options.resolution), 6
@@ -213,16 +270,46 @@ class FalProvider(Provider):
         """The photo (and reference, except for BiRefNet) as data URIs, or as published links when the
         operator prefers them and a public address is set."""
         images = [request.photo]
-        if request.reference is not None and model.style != "birefnet":
-            images.append(request.reference)
+        if model.style != "birefnet":
+            images += all_references(request)
         if self.settings.fal_inputs == "media_link" and request.publish is not None:
             notes["inputs"] = "media_link"
             return [await request.publish(image, request.deadline) for image in images]
         notes["inputs"] = "data_uri"
         return [_data_uri(image) for image in images]
 
+    async def _with_keys(
+        self, turn: KeyTurn, call: models.Call, deadline: Deadline, notes: dict[str, Any]
+    ) -> tuple[FalQueue, bytes, str]:
+        """The attempts with one key; with several keys a refused key is taken out and a rate-limited one
+        rests, and the photo goes on at once with another key (issue 28)."""
+        state = await turn.take()
+        while True:
+            queue = FalQueue(self.context.http, self.settings.fal_queue_url, state.key)
+            try:
+                data, mime = await self._attempts(queue, call, deadline, notes, hand_over_429=turn.several)
+            except RateLimited as exc:
+                other = turn.rest_and_switch(getattr(exc, "wait", None))
+                if other is None:
+                    raise
+                state = other
+                continue
+            except ProviderFailed as exc:
+                other = turn.flag_and_switch(exc) if exc.code in ("provider_auth", "provider_billing") else None
+                if other is None:
+                    raise
+                state = other
+                continue
+            turn.succeeded()
+            return queue, data, mime
+
     async def _attempts(
-        self, queue: FalQueue, call: models.Call, deadline: Deadline, notes: dict[str, Any]
+        self,
+        queue: FalQueue,
+        call: models.Call,
+        deadline: Deadline,
+        notes: dict[str, Any],
+        hand_over_429: bool = False,
     ) -> tuple[bytes, str]:
         backoff = self.first_backoff_seconds
         while True:
@@ -233,6 +320,10 @@ class FalProvider(Provider):
                 return await self._attempt(queue, call, deadline, notes)
             except Retryable as retry:
                 notes["problems"].append(retry.note)
+                if retry.rate_limited and hand_over_429:  # several keys: another key goes on at once
+                    limited = RateLimited(f"fal.ai rate limited this key (429); Retry-After {retry.wait}.")
+                    limited.wait = retry.wait  # type: ignore[attr-defined]
+                    raise limited from None
                 wait = retry.wait if retry.wait is not None else backoff
                 if retry.rate_limited and retry.wait is None:
                     raise RateLimited("fal.ai is rate limiting requests (429) and names no time to wait.") from None
@@ -287,6 +378,39 @@ class FalProvider(Provider):
                 raise TimeoutError
             await asyncio.sleep(interval)
 
+    async def _upscale(
+        self, queue: FalQueue, upscaler: str, data: bytes, mime: str, request: ProviderRequest
+    ) -> tuple[bytes, str]:
+        """AI upscale (seed 003's "generate small, enlarge to the print size"): when the result is smaller than
+        the print size, send it through the slot's fal upscaler. Skipped when too little time is left; a failed
+        upscale keeps the result as it is (the shaping step resamples it as before)."""
+        notes = request.notes
+        target = _print_size(request.result_aspect, self.settings.result_long_side_pixels)
+        size = _image_size(data)
+        if target is None or size is None:
+            notes["upscale"] = "skipped: no print size"
+            return data, mime
+        factor = max(target[0] / size[0], target[1] / size[1])
+        if factor <= 1.05:
+            notes["upscale"] = "not needed"
+            return data, mime
+        if not request.deadline.fits(self.settings.fal_upscale_min_seconds):
+            notes["upscale"] = "skipped: too little time left"
+            return data, mime
+        arguments: dict[str, Any] = {"image_url": f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"}
+        factor_name = models.UPSCALERS.get(upscaler)
+        if factor_name:
+            arguments[factor_name] = min(4, math.ceil(factor))
+        step: dict[str, Any] = {"polls": 0}
+        try:
+            bigger, bigger_mime = await self._attempt(queue, models.Call(upscaler, arguments), request.deadline, step)
+        except (BoothError, Retryable, TimeoutError, httpx.HTTPError) as exc:
+            notes["upscale"] = f"failed, kept the result: {type(exc).__name__}"
+            return data, mime
+        notes["upscale"] = f"{upscaler} ×{arguments.get(factor_name or '', 'auto')}"
+        notes["upscaled_size"] = "x".join(str(v) for v in (_image_size(bigger) or (0, 0)))
+        return bigger, bigger_mime
+
     def _cancel_later(self, queue: FalQueue, submitted: Submitted) -> None:
         async def cancel() -> None:
             status = await queue.cancel(submitted)
@@ -308,6 +432,23 @@ class FalProvider(Provider):
     async def aclose(self) -> None:
         if self._cancels:  # let cancels already on their way finish (each has its own short timeout)
             await asyncio.gather(*self._cancels, return_exceptions=True)
+
+
+def _print_size(aspect: tuple[int, int] | None, long_side: int) -> tuple[int, int] | None:
+    """The size the result is printed at: the slot's fixed size or the photo's, its long side at most `long_side`."""
+    if aspect is None or min(aspect) <= 0:
+        return None
+    scale = min(1.0, long_side / max(aspect))
+    return max(1, round(aspect[0] * scale)), max(1, round(aspect[1] * scale))
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the image header (no decode)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except (OSError, ValueError):
+        return None
 
 
 def _data_uri(image: PreparedImage) -> str:

@@ -32,7 +32,9 @@ from boothgate.providers import gemini_errors as errs
 from boothgate.providers import gemini_wire as wire
 from boothgate.providers.base import Kind, Provider, ProviderContext, ProviderRequest, ProviderResult
 from boothgate.providers.gemini_live import GeminiLive
-from boothgate.settings import by_prefix, prefix_map
+from boothgate.providers.key_turn import KeyTurn
+from boothgate.providers.keys import KeyState
+from boothgate.settings import by_prefix, prefix_map, sized_price
 
 AspectRatio = Literal["auto", "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
 ImageSize = Literal["auto", "1K", "2K", "4K"]
@@ -79,6 +81,8 @@ class GeminiProvider(GeminiLive, Provider):
     kinds = frozenset(Kind)
     # Enough detail for 2K results; more pixels add upload time but little the model uses.
     max_input_pixels = 3_000_000
+    # Gemini 3 image models take up to 14 input images (Google's image-generation guide): the photo + 13.
+    max_references = 13
     key_setting = "gemini_api_key"
     model_setting = "gemini_model"
     Options = GeminiOptions
@@ -93,11 +97,10 @@ class GeminiProvider(GeminiLive, Provider):
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
-        self._sdk: genai.Client | None = None
-        self._sdk_for: tuple[str, str] | None = None
+        # One SDK client per key (several keys: issue 28), rebuilt when the base URL changes.
+        self._sdks: dict[str, genai.Client] = {}
+        self._sdk_base: str | None = None
         self._building = asyncio.Lock()
-        # Fields a model answered 400 INVALID_ARGUMENT to ("imageSize", "aspectRatio"): not sent again.
-        self.refused_fields: dict[str, set[str]] = {}
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -114,8 +117,12 @@ class GeminiProvider(GeminiLive, Provider):
         """
         base_url = self.settings.gemini_base_url.strip()
         async with self._building:
-            if self._sdk is None or self._sdk_for != (key, base_url):
-                self._sdk = await asyncio.to_thread(
+            if self._sdk_base != base_url:
+                for old in self._sdks.values():
+                    old.close()
+                self._sdks, self._sdk_base = {}, base_url
+            if key not in self._sdks:
+                self._sdks[key] = await asyncio.to_thread(
                     genai.Client,
                     vertexai=False,
                     api_key=key,
@@ -124,13 +131,21 @@ class GeminiProvider(GeminiLive, Provider):
                         base_url=base_url, api_version="v1beta", httpx_async_client=self.context.http
                     ),
                 )
-                self._sdk_for = (key, base_url)
-        return self._sdk
+        return self._sdks[key]
+
+    @property
+    def refused_fields(self) -> dict[str, set[str]]:
+        """Fields each model refused (from the database-backed memory; kept for callers of the old attribute)."""
+        out: dict[str, set[str]] = {}
+        for r in self.context.refusals.listing():
+            if r.provider == self.name:
+                out.setdefault(r.model, set()).add(r.field)
+        return out
 
     async def aclose(self) -> None:
-        if self._sdk is not None:
-            self._sdk.close()  # the SDK's own sync client; the shared async client is closed elsewhere
-            self._sdk = None
+        for sdk in self._sdks.values():
+            sdk.close()  # the SDK's own sync client; the shared async client is closed elsewhere
+        self._sdks = {}
 
     # --- one job ------------------------------------------------------------------------------
 
@@ -146,19 +161,18 @@ class GeminiProvider(GeminiLive, Provider):
         }
         text = wire.instruction_text(request.kind, request.prompt, templates, request.instruction)
         sizes = wire.sizes_for(model, prefix_map(self.settings.gemini_image_sizes, list))
-        refused = frozenset(self.refused_fields.get(model, ()))
+        refused = self.context.refusals.fields(self.name, model)
         return _Call(
             model=model,
             model_from_slot=bool(options.model),
-            contents=wire.build_contents(request.photo, request.reference, text),
+            contents=wire.build_contents(request.photo, request.reference, text, request.references),
             image=wire.choose_image(
                 model, request.photo, options.aspect_ratio, options.image_size, sizes, refused, request.result_aspect
             ),
         )
 
     async def run(self, request: ProviderRequest) -> ProviderResult:
-        key = self.api_key()
-        if key is None:
+        if not self.api_keys():
             raise ProviderNotConfigured(self.problem() or "Gemini API key is not set.")
         call = self._prepare(request)
         notes = request.notes
@@ -171,7 +185,17 @@ class GeminiProvider(GeminiLive, Provider):
             image_size=call.image.image_size,
             problems=[],
         )
-        client = await self._client(key)
+        keys = KeyTurn(self.key_pool(), request.deadline, notes, self.label)
+        try:
+            return await self._run_with(keys, call, request, notes)
+        finally:
+            keys.release()
+
+    async def _run_with(
+        self, keys: KeyTurn, call: _Call, request: ProviderRequest, notes: dict[str, Any]
+    ) -> ProviderResult:
+        state = await keys.take()
+        client = await self._client(state.key)
         backoff = self.first_backoff_seconds
         empty_answers = 0
         while True:
@@ -181,9 +205,13 @@ class GeminiProvider(GeminiLive, Provider):
                 answer = await self._attempt(client, call, request.deadline, notes)
             except genai_errors.APIError as exc:
                 notes["problems"].append(errs.describe(exc))
-                dropped = self._drop_refused_field(exc, call, notes)
+                dropped = await self._drop_refused_field(exc, call, notes)
                 if dropped is not None:
                     call = dropped  # the same call once more without the field, at once
+                    continue
+                other = self._hand_over(keys, exc, call)  # several keys: a resting or refused key hands over
+                if other is not None:
+                    state, client = other, await self._client(other.key)
                     continue
                 backoff = await self._after_api_error(exc, call, request.deadline, notes, backoff)
                 continue
@@ -196,6 +224,7 @@ class GeminiProvider(GeminiLive, Provider):
                 backoff = min(backoff * 2, self.max_backoff_seconds)
                 continue
             if answer.data is not None:
+                keys.succeeded()
                 return self._success(answer, notes)
             if answer.account_blocked is not None:
                 self.last_error = answer.account_blocked
@@ -210,6 +239,56 @@ class GeminiProvider(GeminiLive, Provider):
                     code="provider_no_image",
                 )
 
+    can_generate = True
+
+    def generate_cost_usd(self) -> float | None:
+        return self.price_usd(self.settings.gemini_model)
+
+    async def generate(self, prompt: str, deadline: Deadline) -> ProviderResult:
+        """A background or template image from a prompt alone, for a slot's reference (the operator pays)."""
+        if not self.api_keys():
+            raise ProviderNotConfigured(self.problem() or "Gemini API key is not set.")
+        model = self.settings.gemini_model
+        contents = [types.Content(role="user", parts=[types.Part.from_text(text=prompt)])]
+        call = _Call(model, False, contents, wire.ImageChoice(None, None))
+        notes: dict[str, Any] = {"model": model, "attempts": 0, "usage": {}, "problems": [], "image_size": None}
+        keys = KeyTurn(self.key_pool(), deadline, notes, self.label)
+        try:
+            state = await keys.take()
+            client = await self._client(state.key)
+            while True:
+                self._check_can_try(deadline, notes)
+                notes["attempts"] += 1
+                try:
+                    answer = await self._attempt(client, call, deadline, notes)
+                except genai_errors.APIError as exc:
+                    notes["problems"].append(errs.describe(exc))
+                    other = self._hand_over(keys, exc, call)
+                    if other is not None:
+                        client = await self._client(other.key)
+                        continue
+                    raise errs.fatal_error(exc, model, False) from exc
+                if answer.data is not None:
+                    keys.succeeded()
+                    return self._success(answer, notes)
+                if answer.refusal is not None:
+                    raise ProviderRefused(answer.refusal)
+                notes["problems"].append(answer.missing or "no image")
+                if notes["attempts"] >= 3:
+                    raise ProviderFailed(f"Gemini drew no image for this prompt ({_summary(notes)}).")
+        finally:
+            keys.release()
+
+    @staticmethod
+    def _hand_over(keys: KeyTurn, exc: genai_errors.APIError, call: _Call) -> KeyState | None:
+        """With several keys: a 429 rests this key, a refused key (bad, unauthenticated, no billing) is taken
+        out, and the call goes on at once with another key. None: carry on as with one key."""
+        if exc.code == 429 and not errs.is_free_tier(exc):
+            return keys.rest_and_switch(errs.retry_delay_seconds(exc))
+        if errs.is_free_tier(exc) or errs.is_bad_key(exc) or (exc.code == 400 and exc.status == "FAILED_PRECONDITION"):
+            return keys.flag_and_switch(errs.fatal_error(exc, call.model, call.model_from_slot))
+        return None
+
     async def _attempt(
         self, client: genai.Client, call: _Call, deadline: Deadline, notes: dict[str, Any]
     ) -> wire.Answer:
@@ -220,14 +299,14 @@ class GeminiProvider(GeminiLive, Provider):
         wire.add_usage(notes["usage"], response)
         return wire.read_answer(response)
 
-    def _drop_refused_field(self, exc: genai_errors.APIError, call: _Call, notes: dict[str, Any]) -> _Call | None:
-        """A 400 naming imageSize / aspectRatio: remember the model does not take it and return the call
-        without it (once per field: a second refusal of the same field is an ordinary failure)."""
+    async def _drop_refused_field(self, exc: genai_errors.APIError, call: _Call, notes: dict[str, Any]) -> _Call | None:
+        """A 400 naming imageSize / aspectRatio: remember (in the database) that the model does not take it and
+        return the call without it (once per field: a second refusal of the same field is an ordinary failure)."""
         field_name = errs.refused_field(exc)
         sent = call.image.image_size if field_name == "imageSize" else call.image.aspect_ratio
         if field_name is None or sent is None:
             return None
-        self.refused_fields.setdefault(call.model, set()).add(field_name)
+        await self.context.refusals.remember(self.name, call.model, field_name, exc.message or "")
         notes.setdefault("dropped_fields", []).append(field_name)
         notes["problems"][-1] += f" ({field_name} refused: retried without it)"
         if field_name == "imageSize":
@@ -236,17 +315,20 @@ class GeminiProvider(GeminiLive, Provider):
             notes["aspect_ratio"] = None
         return _Call(call.model, call.model_from_slot, call.contents, call.image.without(field_name))
 
-    def price_usd(self, model: str) -> float:
-        """The estimated cost of one image from `model` (the price table, else the general setting)."""
-        price = by_prefix(prefix_map(self.settings.gemini_prices_usd, float), model)
+    def price_usd(self, model: str, image_size: str | None = None) -> float:
+        """The estimated cost of one image from `model` at `image_size` (1K when none was sent): the price
+        table, else the general setting."""
+        entry = by_prefix(prefix_map(self.settings.gemini_prices_usd, float), model)
+        price = sized_price(entry, image_size or "1K")
         return float(price if price is not None else self.settings.gemini_price_per_image_usd)
 
     def estimated_cost_usd(self, options: dict[str, Any]) -> float | None:
         model = str(options.get("model") or "").strip() or self.settings.gemini_model
-        return self.price_usd(model)
+        size = str(options.get("image_size") or "auto")
+        return self.price_usd(model, None if size == "auto" else size)
 
     def _success(self, answer: wire.Answer, notes: dict[str, Any]) -> ProviderResult:
-        notes["cost_usd"] = round(self.price_usd(notes["model"]), 6)
+        notes["cost_usd"] = round(self.price_usd(notes["model"], notes.get("image_size")), 6)
         self.last_error = None
         assert answer.data is not None
         return ProviderResult(answer.data, answer.mime or "image/png", dict(notes))

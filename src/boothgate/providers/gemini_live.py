@@ -21,6 +21,7 @@ from boothgate.providers.base import CheckResult, ModelInfo
 if TYPE_CHECKING:
     from google import genai
 
+    from boothgate.providers.keys import KeyPool
     from boothgate.settings import Settings
 
 # Listing answers in well under a second; past this the service is as good as unreachable.
@@ -40,12 +41,16 @@ class GeminiLive:
 
         def api_key(self) -> str | None: ...
 
+        def api_keys(self) -> list[str]: ...
+
+        def key_pool(self) -> KeyPool: ...
+
         def problem(self) -> str | None: ...
 
         async def _client(self, key: str) -> genai.Client: ...
 
-    async def list_models(self) -> list[ModelInfo] | None:
-        key = self.api_key()
+    async def list_models(self, key: str | None = None) -> list[ModelInfo] | None:
+        key = key or self.api_key()
         if key is None:
             raise LookupError(self.problem() or "The Gemini API key is not set.")
         client = await self._client(key)
@@ -69,6 +74,8 @@ class GeminiLive:
 
         if self.api_key() is None:
             return verdict(False, f"No API key: enter the Gemini key on the settings page ({errs.KEY_SETTING}).")
+        if len(self.api_keys()) > 1:
+            return verdict(*await self._check_every_key())
         try:
             models = await self.list_models() or []
         except genai_errors.APIError as exc:
@@ -89,6 +96,29 @@ class GeminiLive:
                 False, f"Key accepted and {model!r} is offered, but the last image call said: {self.last_error}"
             )
         return verdict(True, f"Key accepted; {model!r} is offered ({len(ids)} image models listed).")
+
+    async def _check_every_key(self) -> tuple[bool, str]:
+        """Several keys: the free model list with each one. A refused key is flagged (taken out), a key that
+        answers is put back in; the verdict names keys only by their masked names."""
+        pool = self.key_pool()
+        lines, all_ok = [], True
+        for state in list(pool.states):
+            try:
+                await self.list_models(state.key)
+            except genai_errors.APIError as exc:
+                message = explain_api_error(exc)
+                if errs.is_bad_key(exc) or errs.is_free_tier(exc) or exc.code in (401, 403):
+                    pool.flag(state, message)
+                lines.append(f"{state.masked}: {message}")
+                all_ok = False
+                continue
+            except (TimeoutError, httpx.HTTPError, OSError) as exc:
+                lines.append(f"{state.masked}: {unreachable(self.settings.gemini_base_url, exc)}")
+                all_ok = False
+                continue
+            state.flagged = None
+            lines.append(f"{state.masked}: key accepted")
+        return all_ok, f"{len(pool.states)} keys checked. " + "; ".join(lines)
 
 
 def explain_api_error(exc: genai_errors.APIError) -> str:

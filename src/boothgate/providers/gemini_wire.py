@@ -76,12 +76,14 @@ def instruction_text(kind: Kind, prompt: str, templates: dict[Kind, str], instru
     return fill_template(templates[kind], prompt)
 
 
-def build_contents(photo: PreparedImage, reference: PreparedImage | None, text: str) -> list[types.Content]:
-    """One user turn: the photo, the reference when there is one, then the text (images first, as the
-    templates say "the first image ... the second image")."""
+def build_contents(
+    photo: PreparedImage, reference: PreparedImage | None, text: str, more: list[PreparedImage] | None = None
+) -> list[types.Content]:
+    """One user turn: the photo, the references in order, then the text (images first, as the templates
+    say "the first image ... the second image"; a prompt may name "image 3" and on)."""
     parts = [types.Part.from_bytes(data=photo.data, mime_type=photo.mime)]
-    if reference is not None:
-        parts.append(types.Part.from_bytes(data=reference.data, mime_type=reference.mime))
+    for image in ([reference] if reference is not None else []) + list(more or []):
+        parts.append(types.Part.from_bytes(data=image.data, mime_type=image.mime))
     parts.append(types.Part.from_text(text=text))
     return [types.Content(role="user", parts=parts)]
 

@@ -36,6 +36,9 @@ from boothgate.providers.base import (
 Quality = Literal["low", "medium", "high"]
 Size = Literal["match_photo", "auto", "1024x1024", "1536x1024", "1024x1536"]
 MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+# Fields a model may refuse with a 400 naming them: the call is repeated once without, and the refusal is
+# remembered in the database so later calls (and later starts) leave the field out from the start.
+DROPPABLE_FIELDS = frozenset({"input_fidelity", "background"})
 
 
 class OpenAIOptions(BaseModel):
@@ -70,6 +73,8 @@ class OpenAIProvider(Provider):
     kinds = frozenset(Kind)
     # GPT Image reads inputs at about this detail; more pixels only add upload time.
     max_input_pixels = 2_500_000
+    # images.edit takes up to 16 images (OpenAI's API reference): the photo + 15.
+    max_references = 15
     key_setting = "openai_api_key"
     model_setting = "openai_model"
     Options = OpenAIOptions
@@ -152,7 +157,9 @@ class OpenAIProvider(Provider):
         )
         arguments: dict[str, Any] = {
             "model": model,
-            "image": wire.input_files(photo, request.reference),  # a prompt slot's reference is a style example
+            "image": wire.input_files(
+                photo, request.reference, request.references
+            ),  # a prompt slot's reference is a style example
             "prompt": wire.instruction_text(request.kind, request.prompt, request.instruction),
             "quality": options.quality,
             "output_format": options.output_format,
@@ -164,7 +171,23 @@ class OpenAIProvider(Provider):
             arguments["input_fidelity"] = "high"
         if options.output_format == "png" and options.transparent_background:
             arguments["background"] = "transparent"
+        for name in self.context.refusals.fields(self.name, model):  # refused before: not asked again
+            arguments.pop(name, None)
         return arguments
+
+    async def _drop_refused(self, exc: openai.APIStatusError, arguments: dict[str, Any], notes: dict[str, Any]) -> bool:
+        """A 400 naming a field we sent that the model does not take: remember it, send the call without it."""
+        param = getattr(exc, "param", None)
+        if exc.status_code != 400 or not isinstance(param, str) or param not in DROPPABLE_FIELDS:
+            return False
+        if param not in arguments:
+            return False
+        arguments.pop(param)
+        await self.context.refusals.remember(
+            self.name, str(arguments["model"]), param, str(getattr(exc, "message", ""))
+        )
+        notes.setdefault("dropped_fields", []).append(param)
+        return True
 
     async def run(self, request: ProviderRequest) -> ProviderResult:
         key = self._key()
@@ -190,6 +213,9 @@ class OpenAIProvider(Provider):
             try:
                 response = await self._attempt(client, arguments, request.deadline)
             except openai.APIStatusError as exc:
+                if await self._drop_refused(exc, arguments, notes):
+                    notes["problems"].append(f"400 {exc.param} refused: retried without it")
+                    continue
                 verdict = wire.sort_status_error(exc, model, bool(options.model), key)
                 notes["problems"].append(verdict.note)
                 if verdict.error is not None:

@@ -53,11 +53,15 @@ def instruction_text(kind: Kind, prompt: str, instruction: str | None) -> str:
     return fill_template(DEFAULT_TEMPLATES[kind.value], prompt)
 
 
-def input_files(photo: PreparedImage, reference: PreparedImage | None) -> list[tuple[str, bytes, str]]:
-    """The images as (filename, bytes, MIME) tuples; the photo first."""
+def input_files(
+    photo: PreparedImage, reference: PreparedImage | None, more: list[PreparedImage] | None = None
+) -> list[tuple[str, bytes, str]]:
+    """The images as (filename, bytes, MIME) tuples; the photo first, then the references in order."""
     files = [(_filename("photo", photo.mime), photo.data, photo.mime)]
-    if reference is not None:
-        files.append((_filename("reference", reference.mime), reference.data, reference.mime))
+    refs = ([reference] if reference is not None else []) + list(more or [])
+    for n, image in enumerate(refs, start=1):
+        stem = "reference" if n == 1 else f"reference{n}"
+        files.append((_filename(stem, image.mime), image.data, image.mime))
     return files
 
 

@@ -84,16 +84,27 @@ async def _methods(wire: TurbotextWire, answer: dict[str, Any], deadline: Deadli
             return []
         if is_pending(result):
             continue
-        return _names(result.get("data", result.get("available_api")))
+        return _names(result)
     return []
 
 
-def _names(data: Any) -> list[str]:
+def _names(result: dict[str, Any]) -> list[str]:
+    """The method names of an `available_api` answer. Turbotext's docs show a top-level list of objects,
+    `{"available_api": [{"name": "clickbait", "description": "…"}, …]}`; plain strings and the same list
+    under `data` are read too."""
+    data = result.get("available_api")
+    if data is None:
+        data = result.get("data")
     if isinstance(data, dict):
-        data = list(data.keys()) if not isinstance(data.get("methods"), list) else data["methods"]
-    if isinstance(data, list):
-        return [str(item) for item in data if isinstance(item, str)][:20]
-    return []
+        data = data.get("available_api", data.get("methods", list(data.keys())))
+    if not isinstance(data, list):
+        return []
+    names = []
+    for item in data:
+        name = item.get("name") if isinstance(item, dict) else item
+        if isinstance(name, str) and name.strip():
+            names.append(name.strip()[:60])
+    return names[:40]
 
 
 def _plain(exc: BoothError) -> str:

@@ -14,7 +14,11 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map = {
+        dict[str, Any]: JSON,
+        list[dict[str, str]]: JSON,
+        datetime: DateTime(timezone=True),
+    }
 
 
 class Slot(Base):
@@ -32,6 +36,9 @@ class Slot(Base):
     prompt: Mapped[str] = mapped_column(Text, default="")
     reference_path: Mapped[str | None] = mapped_column(String(500), default=None)
     reference_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Issue 28: the references after the first, in order: [{"path", "sha256"}] (the first is the two columns
+    # above, so the single-reference routes keep meaning "the first").
+    more_references: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, default=None)
     output_format: Mapped[str] = mapped_column(String(8), default="jpeg")
     on_failure: Mapped[str] = mapped_column(String(16), default="error")
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -96,3 +103,19 @@ class StoredSetting(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RefusedCapability(Base):
+    """A field a provider's model answered 400 to (issue 28): not sent to that model again, across restarts,
+    until the operator forgets it on the settings page."""
+
+    __tablename__ = "refused_capabilities"
+    __table_args__ = (UniqueConstraint("provider", "model", "field", name="uq_refused_capability"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    model: Mapped[str] = mapped_column(String(200))
+    field: Mapped[str] = mapped_column(String(80))
+    # What the service said (trimmed; never a key: provider messages go through redaction first).
+    message: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

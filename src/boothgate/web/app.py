@@ -30,6 +30,8 @@ from boothgate.web import (
     media,
     moderation_api,
     pages,
+    providers_api,
+    references_api,
     settings_api,
 )
 from boothgate.web.deps import ServicesDep
@@ -104,6 +106,8 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
     app.include_router(moderation_api.router)
     app.include_router(backdrops_api.router)
     app.include_router(settings_api.router)
+    app.include_router(providers_api.router)
+    app.include_router(references_api.router)
     app.include_router(live_api.router)
     app.include_router(live.router)
     app.include_router(pages.router)

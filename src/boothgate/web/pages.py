@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from boothgate import __version__, i18n
-from boothgate.operator import settings_view
+from boothgate.operator import model_lists, settings_view
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
 from boothgate.providers.registry import TAB_LABELS
 from boothgate.records.live import SlotActivity, slot_activity
@@ -277,4 +277,5 @@ async def settings_page(request: Request, services: ServicesDep) -> Response:
         model_settings=model_flags.model_settings(services),
         checkable=model_flags.checkable(services),
         moderation_available=services.moderation is not None and services.moderation.available,
+        providers_field=model_lists.field_report(services.registry),
     )

@@ -1,0 +1,282 @@
+"""Issue 28's model and endpoint facts, against the wire-format fakes with the real clients, and fields a
+model refused remembered in the database (across a restart) with a "forget" on the settings page.
+
+Facts as read from the services' public docs on 2026-12-02 (docs/providers-field.md): fal retired
+`fal-ai/birefnet` for `fal-ai/birefnet/v2` and serves Nano Banana 2.1 as `google/nano-banana-2.1/edit`; fal's
+status URLs take owner/app only; Seedream 4.5 needs at least 1920×1920 pixels' worth; OpenAI says to omit
+input_fidelity for gpt-image-2; Turbotext's `available_api` lists objects; Gemini prices images by size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from boothgate.deadline import Deadline
+from boothgate.providers import fal_models
+from boothgate.providers.base import Kind, ProviderContext, ProviderRequest
+from boothgate.providers.capabilities import RefusedCapabilities
+from boothgate.providers.fal import FalOptions, FalProvider
+from boothgate.providers.gemini import GeminiProvider
+from boothgate.providers.openai import OpenAIOptions, OpenAIProvider
+from boothgate.settings import Settings, get_settings
+from boothgate.storage.db import Database
+from boothgate.web.app import create_app
+from tests.conftest import Booth, booth_settings
+from tests.fakes.fal import FakeFal
+from tests.fakes.openai import API_KEY as OPENAI_KEY
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.server import serve
+from tests.gemini_support import PHOTO_TINT, REFERENCE_TINT, prepared
+
+FAL_KEY = "fal-field-test:secret-0123456789"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def fal_server() -> Iterator[tuple[FakeFal, str]]:
+    fake = FakeFal(api_key=FAL_KEY)
+    with serve(fake.app) as url:
+        yield fake, url
+
+
+@pytest.fixture(scope="module")
+def openai_server() -> Iterator[tuple[FakeOpenAI, str]]:
+    fake = FakeOpenAI()
+    with serve(fake.app) as url:
+        yield fake, url + "/v1"
+
+
+def request(options: Any, kind: Kind = Kind.face_swap, size: tuple[int, int] = (320, 240)) -> ProviderRequest:
+    return ProviderRequest(
+        job_id="job",
+        kind=kind,
+        photo=prepared(*size, PHOTO_TINT),
+        reference=prepared(200, 300, REFERENCE_TINT, fmt="PNG"),
+        prompt="at the seaside",
+        options=options,
+        deadline=Deadline.after(5.0),
+    )
+
+
+# --- fal ------------------------------------------------------------------------------------------
+
+
+def test_the_curated_fal_ids_are_todays() -> None:
+    assert fal_models.DEFAULT_MODEL == "google/nano-banana-2.1/edit"
+    assert "fal-ai/birefnet/v2" in fal_models.CURATED and "fal-ai/birefnet" not in fal_models.CURATED
+    assert all(m.price_checked for m in fal_models.CURATED.values())
+    # A slot saved with a retired id runs today's.
+    assert FalOptions(model="fal-ai/birefnet").model == "fal-ai/birefnet/v2"
+    assert FalOptions(model="fal-ai/nano-banana-2/edit").resolved().id == "google/nano-banana-2.1/edit"
+
+
+async def test_a_slot_with_a_retired_id_reaches_the_new_endpoint(
+    fal_server: tuple[FakeFal, str], http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    fake, url = fal_server
+    fake.reset()
+    settings = booth_settings(tmp_path, fal_api_key=FAL_KEY, fal_queue_url=url, fal_poll_interval_seconds=0.05)
+    fal = FalProvider(ProviderContext(settings, http))
+    result = await fal.run(request(FalOptions(model="fal-ai/nano-banana-2/edit")))
+    assert result.data and fake.last.model == "google/nano-banana-2.1/edit"
+    assert fake.polls  # polled on owner/app status URLs (the fake answers 405 to an endpoint sub-path)
+
+
+async def test_fal_check_polls_owner_app_and_a_bad_key_is_refused(
+    fal_server: tuple[FakeFal, str], http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    fake, url = fal_server
+    fake.reset()
+    good = FalProvider(ProviderContext(booth_settings(tmp_path, fal_api_key=FAL_KEY, fal_queue_url=url), http))
+    assert (await good.check()).ok
+    bad = FalProvider(ProviderContext(booth_settings(tmp_path, fal_api_key="nope:nope", fal_queue_url=url), http))
+    verdict = await bad.check()
+    assert not verdict.ok and "refused" in verdict.message
+    # A queue address that answers 404 for the app (not for the request) is not "accepted".
+    wrong = FalProvider(
+        ProviderContext(booth_settings(tmp_path, fal_api_key=FAL_KEY, fal_queue_url=url + "/elsewhere"), http)
+    )
+    assert not (await wrong.check()).ok
+    assert fake.submits == []  # nothing paid
+
+
+@pytest.mark.parametrize("width,height", [(1000, 1000), (4000, 1000), (1000, 3000), (1234, 567), (641, 1999), (7, 3)])
+def test_seedream_size_is_never_below_fals_minimum(width: int, height: int) -> None:
+    model = fal_models.CURATED["fal-ai/bytedance/seedream/v4.5/edit"]
+    size = fal_models.shaped_size(width, height, model.size_pixels, min_pixels=model.min_pixels)
+    assert size["width"] * size["height"] >= 1920 * 1920
+    assert size["width"] % 16 == 0 and size["height"] % 16 == 0
+    assert math.isclose(size["width"] / size["height"], width / height, rel_tol=0.05)
+
+
+# --- Gemini: 4K priced as 4K -------------------------------------------------------------------------
+
+
+def test_gemini_prices_follow_the_image_size(http: httpx.AsyncClient) -> None:
+    gemini = GeminiProvider(ProviderContext(get_settings(), http))
+    assert gemini.price_usd("gemini-nano-banana-2.1") == pytest.approx(0.0336)
+    assert gemini.price_usd("gemini-nano-banana-2.1", "4K") == pytest.approx(0.0756)
+    assert gemini.price_usd("gemini-3-pro-image", "4K") == pytest.approx(0.24)
+    assert gemini.estimated_cost_usd({"image_size": "2K"}) == pytest.approx(0.0504)
+    # A plain number still works for a model priced the same at every size.
+    custom = GeminiProvider(ProviderContext(get_settings(gemini_prices_usd='{"my-model": 0.5}'), http))
+    assert custom.price_usd("my-model", "4K") == 0.5
+    assert get_settings().gemini_prices_checked == "2026-12-02"
+
+
+# --- OpenAI: a refused field is asked once, and not again after a restart ------------------------------
+
+
+def test_openai_defaults_have_no_shut_down_models() -> None:
+    settings = get_settings()
+    assert "gpt-image-1.5" not in settings.openai_input_fidelity_models
+    assert "gpt-image-1-mini" not in settings.openai_input_fidelity_models
+    assert "gpt-image-2.6-sunburst" in settings.openai_free_size_models
+    assert (settings.openai_price_low_usd, settings.openai_price_medium_usd) == (0.006, 0.053)
+
+
+async def started_db(path: Path) -> Database:
+    db = Database(f"sqlite+aiosqlite:///{path / 'boothgate.db'}")
+    await db.migrate()
+    return db
+
+
+async def openai_with(db: Database, http: httpx.AsyncClient, url: str) -> OpenAIProvider:
+    refusals = RefusedCapabilities(db)
+    await refusals.load()
+    settings: Settings = get_settings(
+        openai_api_key=OPENAI_KEY, openai_base_url=url, openai_input_fidelity_models="gpt-image-2"
+    )
+    return OpenAIProvider(ProviderContext(settings, http, refusals=refusals))
+
+
+async def test_a_refused_field_is_asked_once_and_not_after_a_restart(
+    openai_server: tuple[FakeOpenAI, str], http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    fake, url = openai_server
+    fake.reset()
+    fake.refused_fields = {"gpt-image-2": {"input_fidelity"}}
+    db = await started_db(tmp_path)
+    first = await openai_with(db, http, url)
+    result = await first.run(request(OpenAIOptions()))
+    assert result.data and result.notes["dropped_fields"] == ["input_fidelity"]
+    assert ["input_fidelity" in r.fields for r in fake.received] == [True, False]
+    await first.aclose()
+    await db.dispose()
+
+    db = await started_db(tmp_path)  # "a restart": a new database engine, a new memory loaded from it
+    second = await openai_with(db, http, url)
+    await second.run(request(OpenAIOptions()))
+    assert ["input_fidelity" in r.fields for r in fake.received] == [True, False, False]
+    [refused] = second.describe()["refused_fields"]
+    assert (refused["model"], refused["field"]) == ("gpt-image-2", "input_fidelity")
+    assert "Unknown parameter" in refused["message"] and OPENAI_KEY not in refused["message"]
+    # Forgotten: the next call sends the field again.
+    assert await second.context.refusals.forget("openai", "gpt-image-2", "input_fidelity")
+    fake.refused_fields = {}
+    await second.run(request(OpenAIOptions()))
+    assert "input_fidelity" in fake.last.fields
+    await second.aclose()
+    await db.dispose()
+
+
+# --- the settings page and its API ----------------------------------------------------------------
+
+
+async def test_settings_page_lists_refusals_and_keys_and_forget_works(tmp_path: Path) -> None:
+    settings = booth_settings(
+        tmp_path,
+        gemini_api_key="gemini-key-one-0000000000000001",
+        gemini_api_keys="gemini-key-two-0000000000000002",
+    )
+    app = create_app(settings, {})
+    with serve(app) as url:
+        booth = Booth(url, settings, app)
+        await booth.services.registry.context.refusals.remember("fal", "fal-ai/x/y", "resolution", "not allowed")
+        async with booth.api() as client:
+            page = (await client.get("/settings?lang=en")).text
+            assert "fal-ai/x/y" in page and "Forget" in page and "Prices checked on 2026-12-02" in page
+            assert "gemi…0001" in page and "gemi…0002" in page
+            assert "gemini-key-one-0000000000000001" not in page
+            report = (await client.get("/api/providers/field")).json()
+            [gemini] = [p for p in report if p["name"] == "gemini"]
+            assert [k["key"] for k in gemini["keys"]] == ["gemi…0002", "gemi…0001"]
+            assert (await client.get("/api/providers/fal/refused")).json()[0]["field"] == "resolution"
+            gone = await client.delete(
+                "/api/providers/fal/refused", params={"model": "fal-ai/x/y", "field": "resolution"}
+            )
+            assert gone.status_code == 200
+            again = await client.delete(
+                "/api/providers/fal/refused", params={"model": "fal-ai/x/y", "field": "resolution"}
+            )
+            assert again.status_code == 404
+            assert (await client.get("/api/providers/fal/refused")).json() == []
+            page = (await client.get("/settings?lang=ru")).text
+            assert "Провайдеры в работе" in page
+
+
+# --- fal: LoRA styles and AI upscale ------------------------------------------------------------------
+
+
+async def test_a_fal_lora_slot_sends_loras_as_set(
+    fal_server: tuple[FakeFal, str], http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    fake, url = fal_server
+    fake.reset()
+    settings = booth_settings(tmp_path, fal_api_key=FAL_KEY, fal_queue_url=url, fal_poll_interval_seconds=0.05)
+    fal = FalProvider(ProviderContext(settings, http))
+    loras = [
+        {"path": "https://example.com/weights/our-style.safetensors", "scale": 0.8},
+        {"path": "https://example.com/weights/film-grain.safetensors", "scale": 1.2},
+    ]
+    result = await fal.run(request(FalOptions(model="fal-ai/flux-kontext-lora", loras=loras), kind=Kind.prompt))
+    assert result.data
+    sent = fake.last
+    assert sent.model == "fal-ai/flux-kontext-lora"
+    assert sent.body["loras"] == loras
+    assert sent.body["resolution_mode"] == "match_input" and len(sent.images) == 1  # the photo
+    with pytest.raises(ValueError, match="loras"):
+        FalOptions(model="google/nano-banana-2.1/edit", loras=loras)
+
+
+async def test_an_upscale_slot_answers_at_the_print_size_and_skips_when_time_is_short(
+    fal_server: tuple[FakeFal, str], http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    fake, url = fal_server
+    fake.reset()
+    settings = booth_settings(
+        tmp_path, fal_api_key=FAL_KEY, fal_queue_url=url, fal_poll_interval_seconds=0.05, fal_upscale_min_seconds=2.0
+    )
+    fal = FalProvider(ProviderContext(settings, http))
+    job = request(FalOptions(upscale_model="fal-ai/esrgan"), kind=Kind.prompt)
+    job.result_aspect = (960, 720)  # the print size; the fake draws at the photo's 320×240
+    result = await fal.run(job)
+    assert [s.model for s in fake.submits] == ["google/nano-banana-2.1/edit", "fal-ai/esrgan"]
+    assert fake.last.body["scale"] == 3
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(result.data)) as im:
+        assert im.size == (960, 720)
+    assert result.notes["upscale"] == "fal-ai/esrgan ×3"
+
+    # An upscale needs 10 s here and the photo has 5 s in all: the result keeps its size, no upscaler is paid.
+    hurried = FalProvider(ProviderContext(settings.model_copy(update={"fal_upscale_min_seconds": 10.0}), http))
+    short = request(FalOptions(upscale_model="fal-ai/esrgan"), kind=Kind.prompt)
+    short.result_aspect = (960, 720)
+    fake.submits.clear()
+    skipped = await hurried.run(short)
+    assert [s.model for s in fake.submits] == ["google/nano-banana-2.1/edit"]
+    assert skipped.notes["upscale"] == "skipped: too little time left"
