@@ -17,7 +17,7 @@ from boothgate.records import stats
 from boothgate.records.jobs import public_job
 from boothgate.storage.models import Job, Slot
 from boothgate.web.booth import body_stream
-from boothgate.web.deps import ServicesDep, base_url, client_address, require_admin
+from boothgate.web.deps import ServicesDep, base_url, client_address, hidden_tabs, require_admin
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
@@ -168,8 +168,9 @@ async def try_slot(
 
 
 @router.get("/stats")
-async def get_stats(services: ServicesDep) -> dict[str, Any]:
-    figures = await stats.compute(services.db, services.registry.tabs)
+async def get_stats(request: Request, services: ServicesDep) -> dict[str, Any]:
+    hidden = hidden_tabs(request)  # tabs the operator hid from the bar are left out of the statistics too
+    figures = await stats.compute(services.db, [name for name in services.registry.tabs if name not in hidden])
     return {
         "upload_password": services.credentials.upload_password,
         "upload_password_from_env": services.credentials.upload_password_from_env,

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from boothgate.booth import rehearsal
 from boothgate.imaging.images import sniff
+from boothgate.operator import tab_bar
 from boothgate.providers.base import Provider
 from boothgate.providers.registry import UnknownProvider
 from boothgate.web.deps import ServicesDep, require_admin
@@ -116,3 +117,21 @@ async def get_rehearsal(run_id: str, services: ServicesDep) -> dict[str, Any]:
     if run is None:
         raise HTTPException(404, "No such rehearsal (they are kept until the server restarts).")
     return run.public()
+
+
+@router.put("/tabs/hidden")
+async def put_hidden_tabs(request: Request, services: ServicesDep) -> dict[str, list[str]]:
+    """Hide tabs from the top bar and the statistics: `{"hidden": ["fal", ...]}` (issue 22)."""
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise HTTPException(400, 'Send JSON: {"hidden": [tab names]}.') from exc
+    names = body.get("hidden") if isinstance(body, dict) else None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names) or len(names) > 64:
+        raise HTTPException(400, "`hidden` must be a list of tab names.")
+    try:
+        chosen = await tab_bar.set_hidden_tabs(services.db, services.registry.tabs, names)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    request.app.state.hidden_tabs = chosen
+    return {"hidden": chosen}

@@ -80,8 +80,7 @@
     if (slot.status === "succeeded") {
       text.append(B.el("div", "muted small", B.seconds(slot.seconds) + " · " + money(slot.cost_usd)));
     } else if (slot.status === "failed") {
-      text.append(B.el("div", "job-error", B.explain(slot.error, slot.message)));
-      if (slot.message && B.has("error." + slot.error)) text.append(B.el("div", "muted small", slot.message));
+      text.append(B.reason(slot.error, slot.message));
       text.append(B.el("div", "muted small", B.seconds(slot.seconds)));
     }
     if (slot.warning) text.append(B.el("div", "rehearse-warning", slot.warning));

@@ -286,9 +286,7 @@
       }
       if (job.status !== "succeeded" && (job.error || job.message)) {
         // The reason in the UI's language; the server's own (English) words only on hover.
-        const reason = B.el("div", "job-error", B.explain(job.error, job.message));
-        if (job.message && B.has("error." + job.error)) reason.title = job.message;
-        text.append(reason);
+        text.append(B.reason(job.error, job.message));
       }
       // booth-links: the prompt as filled for this photo, and placeholders that had no value
       if (job.prompt) text.append(B.el("div", "muted small job-prompt", B.t("links.job_prompt") + " " + job.prompt));
