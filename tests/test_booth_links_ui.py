@@ -14,9 +14,9 @@ from PIL import Image
 
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, booth_settings
-from tests.ui_pass_support import booth_base
 from tests.fakes.server import serve
 from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, SOME_TEXT, TIMEOUT_MS, Server, jpeg_file, screenshot, shown
+from tests.ui_pass_support import booth_base
 
 pytestmark = pytest.mark.browser
 

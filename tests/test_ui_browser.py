@@ -19,8 +19,8 @@ import pytest
 from boothgate.cli.booth_client import BoothAnswer, post_photo
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, booth_settings, make_jpeg
-from tests.ui_pass_support import booth_base
 from tests.fakes.server import serve
+from tests.ui_pass_support import booth_base
 
 pytestmark = pytest.mark.browser
 

@@ -15,7 +15,6 @@ from pydantic import Field
 
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, ScriptedOptions, ScriptedProvider, booth_settings, make_jpeg
-from tests.ui_pass_support import booth_base
 from tests.fakes.server import serve
 from tests.test_ui_browser import (
     CHROMIUM,
@@ -27,6 +26,7 @@ from tests.test_ui_browser import (
     shown,
     sync_api,
 )
+from tests.ui_pass_support import booth_base
 
 pytestmark = pytest.mark.browser
 expect = sync_api.expect
