@@ -20,7 +20,7 @@ from boothgate.cli.booth_client import BoothAnswer, post_photo
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, booth_settings
 from tests.fakes.server import serve
-from tests.local_photos import astronaut, jpeg
+from tests.local_photos import astronaut, coffee, grace_hopper, jpeg
 from tests.ui_pass_support import booth_base
 
 pytestmark = pytest.mark.browser
@@ -201,6 +201,95 @@ def test_hiding_an_unknown_tab_is_refused(server: Server) -> None:
     answer = server.api.put("/api/tabs/hidden", json={"hidden": ["nope"]})
     assert answer.status_code == 422 and "nope" in answer.json()["detail"]
     assert server.api.put("/api/tabs/hidden", json={"hidden": "fal"}).status_code == 400
+
+
+# ------------------------------------------------------------------------------------------- 4
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_style_chosen_by_clicking_its_thumbnail_is_saved(pages: Any, server: Server, lang: str) -> None:
+    number = 5 if lang == "ru" else 6
+    server.configure("local", number, kind="prompt", name=f"Style {lang}", options={"style": "warm_film"})
+    page = pages().open(f"/tabs/local/{number}", lang)
+    card = page.locator(f"#slot-{number}")
+    picker = card.locator(".style-picker")
+    expect(picker).to_be_visible()
+    # previews of the sample photo, rendered on the server, one per style
+    noir = picker.locator('[data-style-choice="noir"]')
+    image = noir.locator("img")
+    expect(image).to_have_js_property("complete", True)
+    assert image.evaluate("img => img.naturalWidth") >= 200
+    assert noir.inner_text().strip() == ("Нуар (ч/б с зерном)" if lang == "ru" else "Noir (black and white, grain)")
+    noir.click()
+    expect(card.locator(".save-state")).to_have_text(re.compile("Сохранено|Saved"))
+    assert server.api.get(f"/api/slots/local/{number}").json()["options"]["style"] == "noir"
+    expect(noir).to_have_attribute("aria-pressed", "true")
+    # a style slot shows only its own fields: no prompt box, no reference drop zone
+    assert card.locator('[data-field="prompt"]').is_hidden()
+    assert card.locator('[data-field="reference"]').is_hidden()
+    # the overview says which style
+    overview = pages().open("/tabs/local", lang)
+    row = overview.locator(f'[data-slot-row="{number}"]')
+    assert ("Нуар" if lang == "ru" else "Noir") in row.locator(".row-model").inner_text()
+    assert ("Офлайн-стиль" if lang == "ru" else "Offline style") in row.locator(".row-kind").inner_text()
+
+
+def test_style_previews_are_rendered_once_and_unknown_styles_are_404(server: Server) -> None:
+    first = server.api.get("/api/local/styles/sepia/preview")
+    assert first.status_code == 200 and first.headers["content-type"] == "image/jpeg"
+    assert server.api.get("/api/local/styles/sepia/preview").content == first.content
+    assert server.api.get("/api/local/styles/nope/preview").status_code == 404
+
+
+# ------------------------------------------------------------------------------------------- 5
+@pytest.mark.parametrize("lang", LANGS)
+def test_rehearsing_the_offline_tab_is_free_and_the_sample_passes_every_kind(
+    pages: Any, server: Server, lang: str
+) -> None:
+    server.configure("local", 7, kind="face_swap", name="Portrait swap")
+    assert server.api.put(
+        "/api/slots/local/7/reference", files={"file": ("t.jpg", jpeg(grace_hopper()), "image/jpeg")}
+    ).is_success
+    server.configure("local", 8, kind="background", name="Coffee room")
+    assert server.api.put(
+        "/api/slots/local/8/reference", files={"file": ("b.jpg", jpeg(coffee()), "image/jpeg")}
+    ).is_success
+    server.configure("local", 9, kind="prompt", name="Sepia look", options={"style": "sepia"})
+    server.configure("gemini", 9, kind="prompt", prompt="a painting")  # a paid slot on another tab
+    try:
+        page = pages().open("/tabs/local", lang)
+        page.on("dialog", lambda dialog: pytest.fail(f"a native dialog was shown: {dialog.message}"))
+        page.locator(".rehearse-open").click()
+        plan = page.locator("#rehearse-dialog .rehearse-plan")
+        expect(plan).to_have_text(re.compile("Бесплатно" if lang == "ru" else "Free"))
+        assert "$" not in plan.inner_text()
+        assert "paid" not in plan.inner_text().lower() and "платных" not in plan.inner_text().lower()
+        # all tabs: the paid Gemini slot is priced in the statistics currency (roubles)
+        page.locator('#rehearse-dialog input[value="all"]').check()
+        expect(plan).to_have_text(re.compile("₽"))
+        assert "$" not in plan.inner_text()
+        page.locator(".rehearse-go").click()
+        confirm = page.locator(".rehearse-confirm")
+        expect(confirm).to_be_visible()  # the page's own dialog, not window.confirm
+        assert "₽" in confirm.inner_text()
+        page.locator(".rehearse-confirm-no").click()
+        expect(confirm).to_be_hidden()
+        # this tab only: free, runs without asking, and the built-in sample passes every offline kind
+        page.locator('#rehearse-dialog input[value="tab"]').check()
+        expect(plan).to_have_text(re.compile("Бесплатно" if lang == "ru" else "Free"))
+        page.locator(".rehearse-go").click()
+        done = re.compile(r"(Готово|Done).*")
+        expect(plan).to_have_text(done, timeout=240_000)
+        results = page.locator(".rehearse-results .rehearse-slot")
+        names = [results.nth(i).locator(".rehearse-name").inner_text() for i in range(results.count())]
+        assert {"Portrait swap", "Coffee room", "Sepia look"} <= set(names), names
+        failed = page.locator(".rehearse-results .rehearse-slot.is-failed")
+        assert failed.count() == 0, [failed.nth(i).inner_text() for i in range(failed.count())]
+        thumb = results.first.locator(".rehearse-thumb img")
+        expect(thumb).to_have_js_property("complete", True)
+        assert thumb.bounding_box()["width"] >= 200, "results are large enough to judge"
+    finally:
+        for number in (7, 8, 9):
+            server.configure("local", number, enabled=False)
+        server.configure("gemini", 9, enabled=False)
 
 
 # ------------------------------------------------------------------------------------------- 9

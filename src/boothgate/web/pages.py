@@ -8,6 +8,7 @@ from the JSON API when the operator opens the statistics panel.
 from __future__ import annotations
 
 import hashlib
+import typing
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -20,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from boothgate import __version__, i18n
 from boothgate.operator import settings_view
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
+from boothgate.providers.local import Style
 from boothgate.providers.registry import TAB_LABELS
 from boothgate.records.live import SlotActivity, slot_activity
 from boothgate.run.moderation import ModerationOptions
@@ -157,6 +159,8 @@ def _overview_row(
     """One line of a tab's overview: what the slot does, how it did today, and why it cannot work."""
     options = slot["options"]
     model = options.get("model") or options.get("renderer") or ""
+    if tab.name == "local":  # the offline tab has no models: a style slot shows its style (issue 22)
+        model = t(f"style.{options.get('style') or 'warm_film'}") if slot["kind"] == Kind.prompt else ""
     warnings: list[str] = []
     if slot["enabled"]:
         if not tab.ready:
@@ -260,6 +264,7 @@ async def slot_page(provider: str, number: int, request: Request, services: Serv
         model_notice=model_flags.tab_notice(services, provider, publics),
         fallback_choices=_fallback_choices(every, i18n.translator(language)),
         upload_password=services.credentials.upload_password,  # booth-links: the "with password" link
+        style_names=list(typing.get_args(Style)),
     )
 
 

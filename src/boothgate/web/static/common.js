@@ -188,4 +188,15 @@
                        flash: flash, el: el, seconds: seconds, deepseekNote: deepseekNote };
   window.Boothgate.fallbackReason = fallbackReason;
   window.Boothgate.reason = reason;
+
+  /** A cost (the server counts in USD) in the statistics currency: ₽ at the configured rate, or $. */
+  window.Boothgate.money = function (usd) {
+    const panel = document.getElementById("stats-panel");
+    const value = Number(usd || 0);
+    if (panel && panel.dataset.currency === "rub") {
+      const rub = value * Number(panel.dataset.rate || 0);
+      return rub.toLocaleString(document.documentElement.lang, { maximumFractionDigits: rub < 100 ? 2 : 0 }) + " ₽";
+    }
+    return "$" + value.toFixed(value < 1 ? 4 : 2);
+  };
 })();
