@@ -9,6 +9,8 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -292,6 +294,74 @@ def test_rehearsing_the_offline_tab_is_free_and_the_sample_passes_every_kind(
         server.configure("gemini", 9, enabled=False)
 
 
+def _cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOOTHGATE_")}
+    env["BOOTHGATE_ADMIN_PASSWORD"] = ADMIN[1]
+    command = [sys.executable, "-m", "boothgate", "rehearse", "--url", server.url, "--user", ADMIN[0], *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=240, check=False)
+
+
+def test_the_rehearse_command_calls_offline_slots_free_and_prices_in_roubles(server: Server) -> None:
+    server.configure("local", 10, kind="prompt", name="Noir", options={"style": "noir"})
+    try:
+        free = _cli(server, "--tab", "local")  # no terminal, no --yes: a free run needs no confirmation
+        assert free.returncode == 0, free.stdout + free.stderr
+        assert "all free" in free.stdout and "$" not in free.stdout
+        assert "nothing was spent" in free.stdout
+        assert re.search(r"^ok +local/10", free.stdout, re.M), free.stdout
+        server.configure("gemini", 10, kind="prompt", prompt="a painting")
+        paid = _cli(server)  # all tabs: one paid Gemini call, priced in the statistics currency (roubles)
+        assert paid.returncode == 2 and "--yes" in paid.stdout
+        assert "₽" in paid.stdout and "$" not in paid.stdout, paid.stdout
+        assert re.search(r"1 paid call and \d+ free", paid.stdout), paid.stdout
+    finally:
+        server.configure("local", 10, enabled=False)
+        server.configure("gemini", 10, enabled=False)
+
+
+# ------------------------------------------------------------------------------------------- 6
+@pytest.mark.parametrize("lang", LANGS)
+def test_statistics_and_the_overview_count_the_same_and_guest_lists_leave_out_try_runs(
+    pages: Any, server: Server, lang: str
+) -> None:
+    number = 11 if lang == "ru" else 12
+    name = f"Sepia booth {lang}"
+    server.configure("local", number, kind="prompt", name=name, options={"style": "sepia"})
+    try:
+        password = server.api.get("/api/stats").json()["upload_password"]
+        assert server.booth_post("local", number, jpeg(astronaut()), password).status == 200
+        assert server.booth_post("local", number, jpeg(astronaut()), "wrong").status == 401  # refused: counted too
+        tried = server.api.post(
+            f"/api/slots/local/{number}/try", files={"fileToUpload": ("t.jpg", jpeg(astronaut()), "image/jpeg")}
+        )
+        assert tried.status_code == 200, tried.text
+        overview = pages().open("/tabs/local", lang)
+        today = overview.locator(f'[data-slot-row="{number}"] .row-today').inner_text().strip()
+        assert today == "2"
+        for width in WIDTHS:
+            page = pages(width).open("/tabs/local", lang)
+            page.locator("#stats-open").click()
+            row = page.locator(f'#stats-slots tr[data-slot="local/{number}"]')
+            expect(row).to_be_visible()
+            assert name in row.locator("th").inner_text()  # by the slot's name
+            assert row.locator("td").first.inner_text().startswith("2 "), row.inner_text()
+            # never used tabs are not rows of zeros; every column of the tables is in view, cost included
+            assert page.locator('#stats-providers tbody[data-provider="fal"]').count() == 0
+            cost = page.locator('#stats-providers tbody[data-provider="local"] td.col-cost').first
+            expect(cost).to_be_visible()
+            for wrap in page.locator("#stats-panel .table-wrap").all():
+                scroll, client = wrap.evaluate("node => [node.scrollWidth, node.clientWidth]")
+                assert scroll <= client, f"{width}px: a statistics table scrolls sideways ({scroll} > {client})"
+            # the guest list leaves the operator's Try it run out unless asked
+            jobs = page.locator("#stats-jobs")
+            expect(jobs.locator("li").first).to_be_visible()
+            assert jobs.locator(".badge", has_text=re.compile("^(Проверка|Try it)$")).count() == 0
+            page.locator("#stats-jobs-all").check()
+            expect(jobs.locator("li .badge", has_text=re.compile("^(Проверка|Try it)$")).first).to_be_visible()
+    finally:
+        server.configure("local", number, enabled=False)
+
+
 # ------------------------------------------------------------------------------------------- 9
 @pytest.mark.parametrize("lang", LANGS)
 def test_every_tabs_settings_link_lands_on_its_section(pages: Any, server: Server, lang: str) -> None:
@@ -322,6 +392,11 @@ PAGES = ["/", "/tabs/local", "/tabs/gemini", "/tabs/turbotext", "/tabs/deepseek"
          "/tabs/local/1", "/tabs/local/2", "/tabs/gemini/1", "/settings", "/live"]  # fmt: skip
 
 
+WIDE_ELEMENTS = """() => Array.from(document.querySelectorAll('body *'))
+  .filter(e => e.getBoundingClientRect().right > innerWidth + 1 && !e.closest('.tabs'))
+  .slice(0, 6).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("lang", LANGS)
 def test_no_page_is_wider_than_its_viewport_and_none_logs_an_error(
@@ -335,7 +410,7 @@ def test_no_page_is_wider_than_its_viewport_and_none_logs_an_error(
         page.wait_for_load_state("networkidle")
         scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
         if scroll > inner:
-            too_wide.append(f"{path}: {scroll} > {inner}")
+            too_wide.append(f"{path}: {scroll} > {inner}: {page.evaluate(WIDE_ELEMENTS)}")
         if path == "/tabs/local":
             page.locator("#stats-open").click()
             page.wait_for_load_state("networkidle")

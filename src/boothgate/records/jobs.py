@@ -38,8 +38,11 @@ class JobStore:
         slot: int | None = None,
         status: str | None = None,
         limit: int = 50,
+        source: str | None = None,
     ) -> list[Job]:
         query = select(Job).order_by(Job.created_at.desc()).limit(max(1, min(limit, 500)))
+        if source:  # "booth": guests' photos only (not the operator's Try it and rehearsals)
+            query = query.where(Job.source == source)
         if provider:
             query = query.where(Job.provider == provider)
         if slot is not None:
