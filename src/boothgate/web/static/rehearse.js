@@ -162,7 +162,7 @@
     const answer = await B.request("POST", "/api/rehearsals", form);
     if (!answer.ok) {
       progress.hidden = true;
-      planLine.textContent = (answer.data && answer.data.message) || answer.message;
+      planLine.textContent = answer.status === 409 ? B.t("rehearse.plan_empty") : answer.message;
       running = false;
       goButton.disabled = false;
       return;
