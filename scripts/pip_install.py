@@ -1,11 +1,12 @@
 """`pip install` for the Makefile, without the one red block a green install always printed (issue 22).
 
 mediapipe 0.10.21 is installed with `--no-deps` (see the Makefile's `local-engine`): it declares jax,
-jaxlib, matplotlib, sentencepiece and sounddevice, which the offline engine never imports. Every later `pip install` then
-ends with pip's "ERROR: pip's dependency resolver does not currently take into account ..." block listing
-exactly those missing packages, although nothing is wrong. This wrapper runs pip unchanged and leaves out
-only those known lines; any other conflict (a wrong version, a missing package of anything else, mediapipe
-included) is printed with pip's header as usual, and pip's exit code is returned as is.
+jaxlib, matplotlib, sentencepiece and sounddevice, which the offline engine never imports. Every later
+`pip install` then ends with pip's "ERROR: pip's dependency resolver does not currently take into
+account ..." block listing exactly those missing packages, although nothing is wrong. This wrapper runs
+pip unchanged and leaves out only those known lines; any other conflict (a wrong version, a missing
+package of anything else, mediapipe's included) is printed with pip's header as usual, and pip's exit
+code is returned as is.
 
     python scripts/pip_install.py [pip install arguments...]
 """

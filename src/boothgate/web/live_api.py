@@ -164,9 +164,9 @@ async def style_preview(style: str, request: Request, services: ServicesDep) -> 
             if data is None:
                 job = engine.Job("prompt", rehearsal.sample_photo(), None, style, STYLE_PREVIEW_LONG_SIDE, 82, 0)
                 try:
-                    data, _ = await services.imaging.workers.run(None, engine.run, job)
+                    rendered, _ = await services.imaging.workers.run(None, engine.run, job)
                 except Exception as exc:  # the offline engine cannot run here (no OpenCV): say so
                     log.warning("style preview %s could not be rendered: %s", style, type(exc).__name__)
                     raise HTTPException(503, "The offline engine cannot render previews here.") from exc
-                _style_previews[style] = data
+                _style_previews[style] = data = rendered
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
