@@ -417,6 +417,9 @@ def test_no_page_is_wider_than_its_viewport_and_none_logs_an_error(
         scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
         if scroll > inner:
             too_wide.append(f"{path}: {scroll} > {inner}: {page.evaluate(WIDE_ELEMENTS)}")
+        if path == "/tabs/local":  # the active tab is in view, not cut by the bar's edge
+            box = page.locator(".topbar .tab.is-active").bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= inner + 1, box
         if path == "/tabs/local":  # the last job's badge (a refused post here) stays inside its row
             spill = page.evaluate(ROW_SPILL)
             assert not spill, f"{width}px: overview rows spill over: {spill}"
