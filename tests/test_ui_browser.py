@@ -384,7 +384,9 @@ def test_statistics_panel_shows_the_password_and_counts_that_follow_booth_posts(
     assert password.inner_text() != server.stats()["upload_password"], "masked until asked"
     page.locator("#pw-show").click()
     assert password.inner_text() == server.stats()["upload_password"]
-    succeeded_before = _cell(page, "gemini", "today", 1)
+    # a tab without a single guest photo yet is left out of the table (issue 22), so it may not be there yet
+    used = page.locator('#stats-providers tbody[data-provider="gemini"]').count() > 0
+    succeeded_before = _cell(page, "gemini", "today", 1) if used else 0
 
     answer = server.booth_post("gemini", 9, make_jpeg(seed=99))
     assert answer.status == 200
