@@ -14,7 +14,8 @@ MEDIAPIPE := mediapipe==0.10.21
 .PHONY: install run test lint format bench clean docs manual local-engine lock
 
 # Every install is constrained by requirements.lock: the exact versions this code was tested with.
-PIP_INSTALL := $(BIN)/python -m pip install --quiet -c requirements.lock
+# scripts/pip_install.py: pip install, without the known "mediapipe requires jax" block (see that file).
+PIP_INSTALL := $(BIN)/python scripts/pip_install.py --quiet -c requirements.lock
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -550,6 +550,8 @@ RUNTIME_EDITABLE: tuple[str, ...] = (
     "fal_queue_url",
     "fal_poll_interval_seconds",
     "fal_inputs",
+    "local_output_long_side_pixels",
+    "local_face_swap_min_face_pixels",
 )
 
 

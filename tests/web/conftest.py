@@ -26,7 +26,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-TIMEOUT_MS = 10_000
+TIMEOUT_MS = 15_000
 DESKTOP = {"width": 1366, "height": 900}
 
 

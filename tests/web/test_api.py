@@ -6,6 +6,7 @@ import hashlib
 
 import httpx
 
+from boothgate.ops.banner import lan_addresses
 from boothgate.providers.registry import TABS
 from tests.conftest import ADMIN, Booth, make_jpeg
 
@@ -26,7 +27,10 @@ async def test_twenty_slots_per_tab_exist_disabled_and_empty(booth: Booth) -> No
     assert not any(s["enabled"] for s in slots)
     assert all(s["prompt"] == "" and not s["has_reference"] for s in slots)
     first = next(s for s in slots if s["provider"] == "gemini" and s["number"] == 1)
-    assert first["upload_url"] == f"{booth.url}/booth/gemini/1"
+    # opened at 127.0.0.1 on a server listening on every interface: the link uses the LAN address (issue 22)
+    lan = lan_addresses()
+    port = booth.url.rsplit(":", 1)[1]
+    assert first["upload_url"] == (f"http://{lan[0]}:{port}" if lan else booth.url) + "/booth/gemini/1"
     assert first["on_failure"] == "error" and first["output_format"] == "jpeg"
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, booth_settings
 from tests.fakes.server import serve
+from tests.ui_pass_support import booth_base
 from tests.web.test_ui_browser import (
     CHROMIUM,
     SOME_TEXT,
@@ -113,7 +114,10 @@ def test_the_link_with_password_is_masked_on_screen_and_copied_whole(page: Any, 
     assert "?password=••••••" in shown_link.inner_text()
     slot.locator(".copy-url-pw").click()
     expect(slot.locator(".copy-status")).to_have_text(SOME_TEXT)
-    assert page.evaluate("navigator.clipboard.readText()") == f"{server.url}/booth/gemini/2?password=Pw-links-UI-42"
+    assert (
+        page.evaluate("navigator.clipboard.readText()")
+        == f"{booth_base(server.url)}/booth/gemini/2?password=Pw-links-UI-42"
+    )
     assert "Breeze Booth" in slot.inner_text()
     slot.locator("details.more summary").click()
     screenshot(slot, "card-links-ru.png")

@@ -6,6 +6,7 @@ runs against the loopback fake. Screenshots go to test-artifacts/.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,11 +69,12 @@ def test_flag_datalist_and_rehearsal(page: Any, rig: tuple[GeminiFake, str]) -> 
     page.goto("/tabs/gemini?lang=en")
     expect(page.locator("#slot-3.has-warning")).to_be_visible()  # the overview marks the slot
 
-    page.on("dialog", lambda dialog: dialog.accept())  # the "N paid calls, estimated $X" confirmation
     page.locator(".rehearse-open").click()
     plan = page.locator(".rehearse-plan")
-    expect(plan).to_contain_text("3 paid call(s), estimated $0.2012")
+    # $0.2012 in the statistics currency (roubles by default), confirmed in the page's own dialog (issue 22)
+    expect(plan).to_contain_text(re.compile(r"3 paid call\(s\), about [\d\s,.]+ ₽"))
     page.locator(".rehearse-go").click()
+    page.locator(".rehearse-confirm-yes").click()
     expect(plan).to_contain_text("Done: 2 worked, 1 failed.", timeout=30_000)
     expect(page.locator(".rehearse-slot.is-succeeded img")).to_have_count(2)
     expect(page.locator(".rehearse-slot.is-failed")).to_contain_text("does not offer")

@@ -20,6 +20,7 @@ from boothgate.cli.booth_client import BoothAnswer, post_photo
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, booth_settings, make_jpeg
 from tests.fakes.server import serve
+from tests.ui_pass_support import booth_base
 from tests.web.conftest import CHROMIUM, TIMEOUT_MS
 
 pytestmark = pytest.mark.browser
@@ -287,12 +288,12 @@ def test_a_file_that_is_not_an_image_is_refused_in_plain_words(page: Any) -> Non
 def test_copy_puts_the_absolute_upload_link_in_the_clipboard(page: Any, server: Server) -> None:
     page.goto("/tabs/gemini/7")
     slot = card(page, 7)
-    assert slot.locator(".upload-url").inner_text().replace("\n", "") == f"{server.url}/booth/gemini/7"
+    assert slot.locator(".upload-url").inner_text().replace("\n", "") == f"{booth_base(server.url)}/booth/gemini/7"
     slot.locator(".copy-url").click()
     status = slot.locator(".copy-status")
     expect(status).to_have_text(SOME_TEXT)
     assert "Скопировано" in status.inner_text()
-    assert page.evaluate("navigator.clipboard.readText()") == f"{server.url}/booth/gemini/7"
+    assert page.evaluate("navigator.clipboard.readText()") == f"{booth_base(server.url)}/booth/gemini/7"
 
 
 def test_try_it_shows_the_original_and_the_result(page: Any, server: Server) -> None:
@@ -365,7 +366,9 @@ def test_statistics_panel_shows_the_password_and_counts_that_follow_booth_posts(
     assert password.inner_text() != server.stats()["upload_password"], "masked until asked"
     page.locator("#pw-show").click()
     assert password.inner_text() == server.stats()["upload_password"]
-    succeeded_before = _cell(page, "gemini", "today", 1)
+    # a tab without a single guest photo yet is left out of the table (issue 22), so it may not be there yet
+    used = page.locator('#stats-providers tbody[data-provider="gemini"]').count() > 0
+    succeeded_before = _cell(page, "gemini", "today", 1) if used else 0
 
     answer = server.booth_post("gemini", 9, make_jpeg(seed=99))
     assert answer.status == 200

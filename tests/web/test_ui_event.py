@@ -16,6 +16,7 @@ from pydantic import Field
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, ScriptedOptions, ScriptedProvider, booth_settings, make_jpeg
 from tests.fakes.server import serve
+from tests.ui_pass_support import booth_base
 from tests.web.test_ui_browser import (
     TIMEOUT_MS,
     Server,
@@ -138,7 +139,7 @@ def test_the_switch_shows_its_state_and_the_upload_link_stays_on_one_line(page: 
     slot.locator(".switch").click()
     assert text.inner_text() == "Вкл."
     link = slot.locator(".upload-url")
-    assert link.inner_text() == f"{server.url}/booth/gemini/15"
+    assert link.inner_text() == f"{booth_base(server.url)}/booth/gemini/15"
     line = float(link.evaluate("node => parseFloat(getComputedStyle(node).lineHeight)"))
     padding = 2 * 0.4 * 15 + 2  # two paddings and borders
     assert link.bounding_box()["height"] <= line + padding + 2, "the link is one line"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from boothgate import errors, i18n
 from boothgate.operator import settings_view
 from boothgate.providers.base import Kind
+from boothgate.providers.local import Style
 from boothgate.records.stats import STATUSES
 from boothgate.settings import RUNTIME_EDITABLE
 from boothgate.web.options_form import option_fields
@@ -140,6 +142,9 @@ def _dynamic_keys() -> set[str]:
     keys |= {"choice.language.ru", "choice.language.en", "choice.turbotext_mode.polling"}
     keys |= {"choice.turbotext_mode.webhook", "stats.today", "stats.all_time"}
     keys |= {"choice.cost_currency.rub", "choice.cost_currency.usd", "option.value.auto"}
+    # issue 22: the card's address note, the offline styles, the statistics' short period names
+    keys |= {f"links.address.{source}" for source in ("public", "lan", "request", "loopback")}
+    keys |= {f"style.{style}" for style in typing.get_args(Style)} | {"stats.today_short", "stats.all_time_short"}
     return keys
 
 

@@ -18,6 +18,8 @@ from typing import Any, TextIO
 
 import httpx
 
+from boothgate.booth import rehearsal
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 POLL_SECONDS = 0.5
 
@@ -33,15 +35,17 @@ def add_parser(commands: Any) -> None:
     cmd.set_defaults(handler=rehearse)
 
 
-def _money(value: float | None) -> str:
-    return "cost unknown" if value is None else f"${value:.4f}"
+def _money(value: float | None, plan: dict[str, Any] | None = None) -> str:
+    """In the server's statistics currency (the plan says which), free when it costs nothing."""
+    plan = plan or {}
+    return rehearsal.money(value, str(plan.get("currency", "usd")), float(plan.get("rub_per_usd") or 0))
 
 
-def _line(slot: dict[str, Any]) -> str:
+def _line(slot: dict[str, Any], plan: dict[str, Any] | None = None) -> str:
     name = f" «{slot['name']}»" if slot.get("name") else ""
     seconds = f"{slot['seconds']:.1f} s" if slot.get("seconds") is not None else "—"
     if slot["status"] == "succeeded":
-        text = f"ok     {slot['slot']}{name}  {seconds}  {_money(slot.get('cost_usd'))}"
+        text = f"ok     {slot['slot']}{name}  {seconds}  {_money(slot.get('cost_usd'), plan)}"
     else:
         text = f"FAILED {slot['slot']}{name}  {seconds}  {slot.get('error')}: {slot.get('message')}"
     if slot.get("warning"):
@@ -68,31 +72,39 @@ def rehearse(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             if plan.status_code != 200:
                 print(f"The server refused the plan (HTTP {plan.status_code}): {_detail(plan)}", file=out)
                 return EXIT_USAGE
-            if not _confirm(plan.json(), args, out):
+            planned = plan.json()
+            if not _confirm(planned, args, out):
                 return EXIT_USAGE
             started = client.post("/api/rehearsals", data=params, files=files or None)
             if started.status_code != 202:
                 print(f"The rehearsal did not start (HTTP {started.status_code}): {_detail(started)}", file=out)
                 return EXIT_USAGE
-            run = _follow(client, started.json()["id"], out)
+            run = _follow(client, started.json()["id"], out, planned)
     except httpx.HTTPError as exc:
         print(f"Could not reach boothgate at {url} ({type(exc).__name__}). Is `boothgate serve` running?", file=out)
         return EXIT_USAGE
     failed = int(run["failed"])
     total = len(run["slots"])
     spent = sum(s.get("cost_usd") or 0.0 for s in run["slots"])
-    print(f"{total - failed} of {total} slots worked, {failed} failed; spent about ${spent:.4f}.", file=out)
+    spent_text = "nothing was spent" if spent == 0 else f"spent about {_money(spent, planned)}"
+    print(f"{total - failed} of {total} slots worked, {failed} failed; {spent_text}.", file=out)
     return EXIT_FAILED if failed else EXIT_OK
 
 
 def _confirm(plan: dict[str, Any], args: argparse.Namespace, out: TextIO) -> bool:
-    calls = plan["paid_calls"]
+    calls = int(plan.get("calls", plan["paid_calls"]))
+    paid = int(plan["paid_calls"])
     if not calls:
         print("No enabled slot to rehearse.", file=out)
         return False
+    if not paid:
+        print(f"Rehearsal: {calls} slot{'s' * (calls != 1)}, all free (the offline tab): no money is spent.", file=out)
+        return True  # nothing to confirm: a free run spends nothing
     unknown = f" (+{plan['unknown_costs']} slots of unknown cost)" if plan.get("unknown_costs") else ""
+    free = f" and {plan['free_calls']} free" if plan.get("free_calls") else ""
     print(
-        f"Rehearsal: {calls} paid call{'s' * (calls != 1)}, estimated ${plan['estimated_cost_usd']:.4f}{unknown}.",
+        f"Rehearsal: {paid} paid call{'s' * (paid != 1)}{free}, estimated "
+        f"{_money(plan['estimated_cost_usd'], plan)}{unknown}.",
         file=out,
     )
     if args.yes:
@@ -103,7 +115,7 @@ def _confirm(plan: dict[str, Any], args: argparse.Namespace, out: TextIO) -> boo
     return input("Go on? [y/N] ").strip().lower() in ("y", "yes", "д", "да")
 
 
-def _follow(client: httpx.Client, run_id: str, out: TextIO) -> dict[str, Any]:
+def _follow(client: httpx.Client, run_id: str, out: TextIO, plan: dict[str, Any] | None = None) -> dict[str, Any]:
     """Print each slot's line as it finishes; return the finished run."""
     printed: set[str] = set()
     while True:
@@ -113,7 +125,7 @@ def _follow(client: httpx.Client, run_id: str, out: TextIO) -> dict[str, Any]:
         for slot in run["slots"]:
             if slot["status"] in ("succeeded", "failed") and slot["slot"] not in printed:
                 printed.add(slot["slot"])
-                print(_line(slot), file=out, flush=True)
+                print(_line(slot, plan), file=out, flush=True)
         if run["done"]:
             return run
         time.sleep(POLL_SECONDS)

@@ -17,8 +17,28 @@ from boothgate.settings import RUNTIME_EDITABLE, Settings, env_name
 from boothgate.storage.config import RuntimeConfig, SettingLockedError
 
 MASK = "••••"
-GROUPS: tuple[str, ...] = ("general", "gemini", "turbotext", "deepseek", "openai", "fal")
-LONG_TEXT_HINTS = ("template", "system_prompt")  # long texts: a resizable text area
+GROUPS: tuple[str, ...] = ("general", "gemini", "turbotext", "deepseek", "local", "openai", "fal")
+LONG_TEXT_HINTS = ("template", "system_prompt", "_models", "fal_inputs")  # long texts: a resizable text area
+# Fields an operator rarely touches (addresses of the services, prices, prompt templates, timings): folded
+# under "Expert settings" in their tab's section so the page shows keys and models first.
+EXPERT_HINTS = (
+    "base_url",
+    "queue_url",
+    "price",
+    "template",
+    "system_prompt",
+    "image_sizes",
+    "_models",
+    "poll_interval",
+    "stage_seconds",
+    "fal_inputs",
+    "provider_input_pixels",
+    "rehearsal_concurrency",
+)
+
+
+def is_expert(name: str) -> bool:
+    return name != "public_base_url" and any(hint in name for hint in EXPERT_HINTS)
 
 
 class SettingsInvalid(ValueError):
@@ -117,6 +137,7 @@ class SettingView:
             "set": self.is_set,
             "masked": self.masked,
             "default": self.default,
+            "expert": is_expert(self.name),
         }
 
 

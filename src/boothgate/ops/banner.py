@@ -79,6 +79,8 @@ def banner(
     version: str = "",
     admin: tuple[str, str] | None = None,
     upload_password: str | None = None,
+    admin_user: str = "admin",
+    admin_from_env: bool = False,
 ) -> str:
     """The lines printed at every start; credentials only when they were generated just now."""
     local = f"http://localhost:{port}" if host in ("0.0.0.0", "::", "", "127.0.0.1", "localhost") else None
@@ -102,5 +104,10 @@ def banner(
     if admin or upload_password:
         lines.append("  These are shown only now; the upload password is also in Statistics.")
         lines.append("  Lost the admin password? boothgate reset-admin-password")
+    else:  # a restart: say where the credentials are rather than nothing (issue 22)
+        where = "BOOTHGATE_ADMIN_PASSWORD" if admin_from_env else "the one printed at the first start"
+        lines.append(f"  Admin user:      {admin_user} / {where}")
+        lines.append("                   (lost it? boothgate reset-admin-password)")
+        lines.append("  Booths' upload password: in the admin UI, Statistics (top right).")
     lines += ["=" * 72, ""]
     return "\n".join(lines)

@@ -91,6 +91,10 @@ class LocalProvider(Provider):
     def problem(self) -> str | None:
         return models.problem()
 
+    def estimated_cost_usd(self, options: dict[str, Any]) -> float | None:
+        """Free: it runs on this machine (the rehearsal calls these slots free, issue 22)."""
+        return 0.0
+
     def input_pixels(self) -> int:
         """The photo is prepared at the result's size (the offline result is made at the photo's size)."""
         long_side = self.settings.local_output_long_side_pixels

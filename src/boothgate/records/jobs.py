@@ -38,8 +38,11 @@ class JobStore:
         slot: int | None = None,
         status: str | None = None,
         limit: int = 50,
+        source: str | None = None,
     ) -> list[Job]:
         query = select(Job).order_by(Job.created_at.desc()).limit(max(1, min(limit, 500)))
+        if source:  # "booth": guests' photos only (not the operator's Try it and rehearsals)
+            query = query.where(Job.source == source)
         if provider:
             query = query.where(Job.provider == provider)
         if slot is not None:
@@ -92,6 +95,9 @@ class JobStore:
 def public_job(job: Job) -> dict[str, Any]:
     """A job as the API shows it (metadata never holds the password; keys never reach a job)."""
     base = f"/api/jobs/{job.id}"
+    # a refused stranger's post keeps a .json note in the trash, not a photo: no thumbnail to ask for
+    kept = job.photo_path or job.trash_path
+    has_photo = bool(kept) and not str(kept).endswith(".json")
     return {
         "id": job.id,
         "created_at": job.created_at.isoformat() if job.created_at else None,
@@ -115,9 +121,9 @@ def public_job(job: Job) -> dict[str, Any]:
         "fallback_reason": job.fallback_reason,
         "prompt": job.prompt,
         "moderation": job.moderation,
-        "photo_url": f"{base}/photo" if (job.photo_path or job.trash_path) else None,
+        "photo_url": f"{base}/photo" if has_photo else None,
         "result_url": f"{base}/result" if job.result_path else None,
-        "photo_thumbnail_url": f"{base}/photo/thumbnail" if (job.photo_path or job.trash_path) else None,
+        "photo_thumbnail_url": f"{base}/photo/thumbnail" if has_photo else None,
         "result_thumbnail_url": f"{base}/result/thumbnail" if job.result_path else None,
         "in_trash": bool(job.trash_path),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
@@ -17,7 +17,7 @@ from boothgate.records import stats
 from boothgate.records.jobs import public_job
 from boothgate.storage.models import Job, Slot
 from boothgate.web.booth import body_stream
-from boothgate.web.deps import ServicesDep, base_url, client_address, require_admin
+from boothgate.web.deps import ServicesDep, base_url, client_address, hidden_tabs, require_admin
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
@@ -168,8 +168,12 @@ async def try_slot(
 
 
 @router.get("/stats")
-async def get_stats(services: ServicesDep) -> dict[str, Any]:
-    figures = await stats.compute(services.db, services.registry.tabs)
+async def get_stats(request: Request, services: ServicesDep) -> dict[str, Any]:
+    hidden = hidden_tabs(request)  # tabs the operator hid from the bar are left out of the statistics too
+    figures = await stats.compute(services.db, [name for name in services.registry.tabs if name not in hidden])
+    names = {(slot.provider, slot.number): slot.name for slot in await services.slots.find()}
+    for row in figures["slots"]:  # rows by the slot's name, as the operator knows it (issue 22)
+        row["name"] = names.get((row["provider"], row["number"])) or ""
     return {
         "upload_password": services.credentials.upload_password,
         "upload_password_from_env": services.credentials.upload_password_from_env,
@@ -224,8 +228,9 @@ async def list_jobs(
     slot: int | None = None,
     status: str | None = None,
     limit: int = 50,
+    source: Literal["booth", "try", "rehearsal"] | None = None,
 ) -> list[dict[str, Any]]:
-    return [public_job(job) for job in await services.jobs.find(provider, slot, status, limit)]
+    return [public_job(job) for job in await services.jobs.find(provider, slot, status, limit, source)]
 
 
 async def _job(services: ServicesDep, job_id: str) -> Job:

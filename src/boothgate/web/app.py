@@ -201,5 +201,14 @@ def announce(services: Services) -> None:
     generated = services.generated
     settings = services.settings
     admin = (settings.admin_user, generated.admin_password) if generated.admin_password else None
-    text = banner(settings.host, settings.port, settings.public_base_url, __version__, admin, generated.upload_password)
+    text = banner(
+        settings.host,
+        settings.port,
+        settings.public_base_url,
+        __version__,
+        admin,
+        generated.upload_password,
+        admin_user=settings.admin_user,
+        admin_from_env=settings.admin_password is not None,
+    )
     print(text, flush=True)

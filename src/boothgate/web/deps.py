@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request
 
+from boothgate.operator import tab_bar
+from boothgate.ops import banner
 from boothgate.runtime import Services
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -80,7 +82,14 @@ async def require_admin(request: Request, services: ServicesDep) -> str:
     throttle.succeeded(address)
     if request.method in UNSAFE_METHODS and not same_origin(request):
         raise HTTPException(403, "Cross-site request refused.")
+    if getattr(request.app.state, "hidden_tabs", None) is None:  # once per process: the bar's hidden tabs
+        request.app.state.hidden_tabs = await tab_bar.hidden_tabs(services.db, services.registry.tabs)
     return credentials[0]
+
+
+def hidden_tabs(request: Request) -> list[str]:
+    """The tabs the operator hid from the bar and the statistics (loaded by `require_admin`)."""
+    return list(getattr(request.app.state, "hidden_tabs", None) or [])
 
 
 def _challenge() -> dict[str, str]:
@@ -90,6 +99,29 @@ def _challenge() -> dict[str, str]:
 AdminUser = Annotated[str, Depends(require_admin)]
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+ALL_INTERFACES = frozenset({"0.0.0.0", "::", ""})
+
+
+def booth_address(request: Request, services: Services) -> tuple[str, str]:
+    """The address a booth can reach, and where it came from: "public" (the public base URL), "lan" (this
+    machine's LAN address, when the UI was opened at localhost on a server listening on every interface),
+    "request" (the address the page was opened at, reachable as it is), or "loopback" (only this machine
+    can connect: the server listens on loopback, or the machine has no LAN address)."""
+    settings = services.settings
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/"), "public"
+    here = str(request.base_url).rstrip("/")
+    if (request.url.hostname or "") not in LOOPBACK_HOSTS:
+        return here, "request"
+    if settings.host in ALL_INTERFACES:
+        found = banner.lan_addresses()
+        if found:
+            port = request.url.port or settings.port
+            return f"{request.url.scheme}://{found[0]}:{port}", "lan"
+    return here, "loopback"
+
+
 def base_url(request: Request, services: Services) -> str:
-    """The address booths use: the public base URL when set, else the one this request came in on."""
-    return services.settings.public_base_url or str(request.base_url).rstrip("/")
+    """The address booths use in links (see `booth_address`), whatever address the UI was opened at."""
+    return booth_address(request, services)[0]

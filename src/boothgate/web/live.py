@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from boothgate import i18n
 from boothgate.providers.registry import TAB_LABELS
 from boothgate.records.live import live_view
 from boothgate.web import pages
@@ -19,7 +20,8 @@ REFRESH_SECONDS = 3
 
 @router.get("/live", response_class=HTMLResponse)
 async def live_page(request: Request, services: ServicesDep) -> Response:
-    labels = {name: TAB_LABELS.get(name, name.title()) for name in services.registry.tabs}
+    t = i18n.translator(pages.page_language(request, services)[0])  # "Без интернета", not "Offline" (issue 22)
+    labels = {name: t(f"tab.{name}", TAB_LABELS.get(name, name.title())) for name in services.registry.tabs}
     return pages.render(
         request, services, "live.html", active_page="live", refresh_seconds=REFRESH_SECONDS, labels=labels
     )

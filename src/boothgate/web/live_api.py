@@ -6,12 +6,16 @@ GET  /api/rehearsals/plan              what a rehearsal would run and cost (`?ta
 POST /api/rehearsals                   start one (multipart: optional `photo`, optional `tab`)
 GET  /api/rehearsals/{id}              its progress, slot by slot
 GET  /api/rehearsals/sample            the sample photo the project ships
+GET  /api/local/styles/{style}/preview  the offline style applied to the sample photo (rendered once)
+PUT  /api/tabs/hidden                  tabs left out of the top bar and the statistics
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import typing
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -19,7 +23,10 @@ from fastapi.responses import JSONResponse
 
 from boothgate.booth import rehearsal
 from boothgate.imaging.images import sniff
+from boothgate.local import engine
+from boothgate.operator import tab_bar
 from boothgate.providers.base import Provider
+from boothgate.providers.local import Style
 from boothgate.providers.registry import UnknownProvider
 from boothgate.web.deps import ServicesDep, require_admin
 
@@ -79,7 +86,9 @@ def _tabs(services: ServicesDep, tab: str | None) -> list[str] | None:
 
 @router.get("/rehearsals/plan")
 async def rehearsal_plan(services: ServicesDep, tab: str | None = None) -> dict[str, Any]:
-    return (await services.rehearsals.plan(_tabs(services, tab))).public()
+    settings = services.settings  # the statistics' currency, for the page and the command line
+    plan = (await services.rehearsals.plan(_tabs(services, tab))).public()
+    return {**plan, "currency": settings.cost_currency, "rub_per_usd": settings.rub_per_usd}
 
 
 @router.get("/rehearsals/sample")
@@ -116,3 +125,48 @@ async def get_rehearsal(run_id: str, services: ServicesDep) -> dict[str, Any]:
     if run is None:
         raise HTTPException(404, "No such rehearsal (they are kept until the server restarts).")
     return run.public()
+
+
+@router.put("/tabs/hidden")
+async def put_hidden_tabs(request: Request, services: ServicesDep) -> dict[str, list[str]]:
+    """Hide tabs from the top bar and the statistics: `{"hidden": ["fal", ...]}` (issue 22)."""
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise HTTPException(400, 'Send JSON: {"hidden": [tab names]}.') from exc
+    names = body.get("hidden") if isinstance(body, dict) else None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names) or len(names) > 64:
+        raise HTTPException(400, "`hidden` must be a list of tab names.")
+    try:
+        chosen = await tab_bar.set_hidden_tabs(services.db, services.registry.tabs, names)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    request.app.state.hidden_tabs = chosen
+    return {"hidden": chosen}
+
+
+STYLE_PREVIEW_LONG_SIDE = 360  # a thumbnail row on the card: small, and quick to render once
+_style_previews: dict[str, bytes] = {}  # style → JPEG; the sample photo and the styles ship with the code
+
+
+@router.get("/local/styles/{style}/preview")
+async def style_preview(style: str, request: Request, services: ServicesDep) -> Response:
+    """The offline style on the sample photo, rendered once per process on the image workers (issue 22)."""
+    if style not in typing.get_args(Style):
+        raise HTTPException(404, f"There is no offline style {style!r}.")
+    data = _style_previews.get(style)
+    if data is None:
+        state = request.app.state
+        if getattr(state, "style_preview_lock", None) is None:
+            state.style_preview_lock = asyncio.Lock()
+        async with state.style_preview_lock:  # one render at a time, each style once, whoever asks first
+            data = _style_previews.get(style)
+            if data is None:
+                job = engine.Job("prompt", rehearsal.sample_photo(), None, style, STYLE_PREVIEW_LONG_SIDE, 82, 0)
+                try:
+                    rendered, _ = await services.imaging.workers.run(None, engine.run, job)
+                except Exception as exc:  # the offline engine cannot run here (no OpenCV): say so
+                    log.warning("style preview %s could not be rendered: %s", style, type(exc).__name__)
+                    raise HTTPException(503, "The offline engine cannot render previews here.") from exc
+                _style_previews[style] = data = rendered
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})

@@ -8,6 +8,7 @@ from the JSON API when the operator opens the statistics panel.
 from __future__ import annotations
 
 import hashlib
+import typing
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -20,11 +21,12 @@ from fastapi.templating import Jinja2Templates
 from boothgate import __version__, i18n
 from boothgate.operator import model_lists, settings_view
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
+from boothgate.providers.local import Style
 from boothgate.providers.registry import TAB_LABELS
 from boothgate.records.live import SlotActivity, slot_activity
 from boothgate.run.moderation import ModerationOptions
 from boothgate.web import model_flags
-from boothgate.web.deps import ServicesDep, base_url, require_admin
+from boothgate.web.deps import ServicesDep, base_url, booth_address, hidden_tabs, require_admin
 from boothgate.web.options_form import option_fields
 
 router = APIRouter(dependencies=[Depends(require_admin)], include_in_schema=False)
@@ -99,7 +101,9 @@ def page_language(request: Request, services: ServicesDep) -> tuple[str, bool]:
 def _render(request: Request, services: ServicesDep, template: str, **context: Any) -> Response:
     language, switched = page_language(request, services)
     t = i18n.translator(language)
-    tabs = [_tab_state(services, name, t) for name in services.registry.tabs]
+    hidden = hidden_tabs(request)
+    every_tab = [_tab_state(services, name, t) for name in services.registry.tabs]
+    tabs = [state for state in every_tab if state.name not in hidden]
     response = templates.TemplateResponse(
         request,
         template,
@@ -109,6 +113,8 @@ def _render(request: Request, services: ServicesDep, template: str, **context: A
             "languages": i18n.LANGUAGES,
             "strings": i18n.catalogue(language),
             "tabs": tabs,
+            "every_tab": every_tab,
+            "hidden_tabs": hidden,
             "static_version": static_version(),
             "version": __version__,
             "cost_currency": services.settings.cost_currency,
@@ -153,6 +159,8 @@ def _overview_row(
     """One line of a tab's overview: what the slot does, how it did today, and why it cannot work."""
     options = slot["options"]
     model = options.get("model") or options.get("renderer") or ""
+    if tab.name == "local":  # the offline tab has no models: a style slot shows its style (issue 22)
+        model = t(f"style.{options.get('style') or 'warm_film'}") if slot["kind"] == Kind.prompt else ""
     warnings: list[str] = []
     if slot["enabled"]:
         if not tab.ready:
@@ -187,10 +195,17 @@ render = _render  # for pages defined in their own modules (web/live.py)
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request, services: ServicesDep, tab: str | None = None) -> Response:
+    """The first tab that can work (shown in the bar); else a short "get started" page."""
     tabs = services.registry.tabs
     if tab is not None and tab in tabs:
         return await tab_page(tab, request, services)
-    return RedirectResponse(f"/tabs/{tabs[0]}", status_code=303)
+    language, _ = page_language(request, services)
+    t = i18n.translator(language)
+    hidden = hidden_tabs(request)
+    for name in [n for n in tabs if n not in hidden] + [n for n in tabs if n in hidden]:
+        if _tab_state(services, name, t).ready:
+            return RedirectResponse(f"/tabs/{name}", status_code=303)
+    return _render(request, services, "start.html", active_page="start")
 
 
 @router.get("/tabs/{provider}", response_class=HTMLResponse)
@@ -225,7 +240,7 @@ async def slot_page(provider: str, number: int, request: Request, services: Serv
         raise HTTPException(404, "There is no such slot.")
     language, _ = page_language(request, services)
     tab = _tab_state(services, provider, i18n.translator(language))
-    address = base_url(request, services)
+    address, address_source = booth_address(request, services)
     order = {name: index for index, name in enumerate(services.registry.tabs)}
     every = sorted(await services.slots.find(), key=lambda s: (order.get(s.provider, len(order)), s.number))
     publics = _flagged(services, [services.slots.public(s, address) for s in every if s.provider == provider])
@@ -243,10 +258,13 @@ async def slot_page(provider: str, number: int, request: Request, services: Serv
         kinds_needing_reference=sorted(k.value for k in KINDS_NEEDING_REFERENCE),
         prompt_optional=provider in PROMPT_OPTIONAL_TABS,
         public_base_url_missing=not services.settings.public_base_url,
+        address=address,
+        address_source=address_source,
         moderation_available=services.moderation is not None and services.moderation.available,
         model_notice=model_flags.tab_notice(services, provider, publics),
         fallback_choices=_fallback_choices(every, i18n.translator(language)),
         upload_password=services.credentials.upload_password,  # booth-links: the "with password" link
+        style_names=list(typing.get_args(Style)),
     )
 
 
@@ -266,12 +284,19 @@ def _fallback_choices(slots: list[Any], t: i18n.Translate) -> list[dict[str, str
 @router.get("/settings", response_class=HTMLResponse)
 async def settings_page(request: Request, services: ServicesDep) -> Response:
     views = [view.public() for view in settings_view.describe(services.config)]
-    groups = [(group, [v for v in views if v["group"] == group]) for group in settings_view.GROUPS]
+    # grouped by tab, in the bar's order; the offline engine has its own section (issue 22)
+    tabs = services.registry.tabs
+    order = ["general", *[g for g in tabs if g in settings_view.GROUPS]]
+    order += [g for g in settings_view.GROUPS if g not in order]
+    groups = [(group, [v for v in views if v["group"] == group]) for group in order]
+    language, _ = page_language(request, services)
+    t = i18n.translator(language)
     return _render(
         request,
         services,
         "settings.html",
         groups=groups,
+        tab_states={name: _tab_state(services, name, t) for name in tabs},
         active_page="settings",
         model_lists=model_flags.datalists(services),
         model_settings=model_flags.model_settings(services),

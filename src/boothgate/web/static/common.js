@@ -22,8 +22,24 @@
 
   /** A failure in plain words: the catalogue's wording for a known code, else the server's message. */
   function explain(code, message) {
+    // A job's code speaks about the booth's post (its upload password), not about this page's sign-in.
+    if (code && has("job_error." + code)) return t("job_error." + code);
     if (code && has("error." + code)) return t("error." + code);
     return message || t("error.unknown");
+  }
+
+  /** A job's failure as a node: the catalogue's words in the UI's language, and the server's own
+      detail (often English) behind a "details" toggle, never glued after them. */
+  function reason(code, message, className, prefix) {
+    const box = el("div", className || "job-error");
+    const words = explain(code, message);
+    box.append(el("span", "reason-text", (prefix ? prefix + ": " : "") + words));
+    if (message && message !== words) {
+      const more = el("details", "reason-details");
+      more.append(el("summary", null, t("common.details")), el("span", "muted small", message));
+      box.append(more);
+    }
+    return box;
   }
 
   function describeHttp(status, data) {
@@ -152,6 +168,16 @@
     },
     true
   );
+  // On a phone the tab row scrolls sideways: bring the active tab into view rather than cutting it off.
+  const activeTab = document.querySelector(".topbar .tabs .tab.is-active");
+  if (activeTab) {
+    const row = activeTab.parentElement;
+    const left = activeTab.offsetLeft - row.offsetLeft;
+    if (left + activeTab.offsetWidth > row.scrollLeft + row.clientWidth) {
+      row.scrollLeft = left - (row.clientWidth - activeTab.offsetWidth) / 2;
+    }
+  }
+
   /** Why a fallback served a job, in words: its own wording, else the primary's error explained. */
   function fallbackReason(code) {
     if (has("fallback." + code)) return t("fallback." + code);
@@ -161,4 +187,16 @@
   window.Boothgate = { t: t, has: has, explain: explain, request: request, copyText: copyText,
                        flash: flash, el: el, seconds: seconds, deepseekNote: deepseekNote };
   window.Boothgate.fallbackReason = fallbackReason;
+  window.Boothgate.reason = reason;
+
+  /** A cost (the server counts in USD) in the statistics currency: ₽ at the configured rate, or $. */
+  window.Boothgate.money = function (usd) {
+    const panel = document.getElementById("stats-panel");
+    const value = Number(usd || 0);
+    if (panel && panel.dataset.currency === "rub") {
+      const rub = value * Number(panel.dataset.rate || 0);
+      return rub.toLocaleString(document.documentElement.lang, { maximumFractionDigits: rub < 100 ? 2 : 0 }) + " ₽";
+    }
+    return "$" + value.toFixed(value < 1 ? 4 : 2);
+  };
 })();

@@ -151,9 +151,7 @@
       caption.append(B.el("span", "muted", when));
       item.append(caption);
       if (job.status !== "succeeded") {
-        const reason = B.el("div", "wall-reason", B.t("status." + job.status) + ": " + B.explain(job.error, job.message));
-        if (job.message) reason.title = job.message;
-        item.append(reason);
+        item.append(B.reason(job.error, job.message, "wall-reason", B.t("status." + job.status)));
       }
       if (job.fallback_reason) {
         item.append(B.el("div", "wall-fallback", B.t("live.served_by", { slot: job.served_by || "?" })));

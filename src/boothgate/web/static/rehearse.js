@@ -30,7 +30,17 @@
   }
 
   function money(value) {
-    return value === null || value === undefined ? B.t("rehearse.cost_unknown") : B.t("rehearse.cost", { cost: Number(value).toFixed(4) });
+    if (value === null || value === undefined) return B.t("rehearse.cost_unknown");
+    return Number(value) === 0 ? B.t("rehearse.free") : B.money(value);
+  }
+
+  /** What the run will spend, in words: free slots are called free, money in the statistics currency. */
+  function planText(data) {
+    if (!data.paid_calls) return B.t("rehearse.plan_free", { count: data.calls });
+    let text = B.t("rehearse.plan_paid", { count: data.paid_calls, cost: B.money(data.estimated_cost_usd) });
+    if (data.free_calls) text += " " + B.t("rehearse.plan_also_free", { count: data.free_calls });
+    if (data.unknown_costs) text += " " + B.t("rehearse.plan_unknown", { count: data.unknown_costs });
+    return text;
   }
 
   async function loadPlan() {
@@ -44,13 +54,11 @@
       return;
     }
     plan = answer.data;
-    if (!plan.paid_calls) {
+    if (!plan.calls) {
       planLine.textContent = B.t("rehearse.plan_empty");
       return;
     }
-    let text = B.t("rehearse.plan", { count: plan.paid_calls, cost: plan.estimated_cost_usd.toFixed(4) });
-    if (plan.unknown_costs) text += " " + B.t("rehearse.plan_unknown", { count: plan.unknown_costs });
-    planLine.textContent = text;
+    planLine.textContent = planText(plan);
     goButton.disabled = running;
   }
 
@@ -72,7 +80,9 @@
     }
     const text = B.el("div", "rehearse-text");
     const head = B.el("div", "rehearse-head");
-    head.append(B.el("strong", null, slot.slot + (slot.name ? " · " + slot.name : "")));
+    // By the slot's name, as the operator knows it; the tab and number in small print
+    const title = B.el("strong", "rehearse-name", slot.name || B.t("rehearse.slot_unnamed", { number: slot.number }));
+    head.append(title, B.el("span", "muted small", (B.has("tab." + slot.provider) ? B.t("tab." + slot.provider) : slot.provider) + " " + slot.number));
     const badge = slot.status === "succeeded" || slot.status === "failed" ? B.t("status." + slot.status)
       : slot.status === "running" ? B.t("rehearse.in_progress") : B.t("rehearse.waiting");
     head.append(B.el("span", "badge badge-" + slot.status, badge));
@@ -80,8 +90,7 @@
     if (slot.status === "succeeded") {
       text.append(B.el("div", "muted small", B.seconds(slot.seconds) + " · " + money(slot.cost_usd)));
     } else if (slot.status === "failed") {
-      text.append(B.el("div", "job-error", B.explain(slot.error, slot.message)));
-      if (slot.message && B.has("error." + slot.error)) text.append(B.el("div", "muted small", slot.message));
+      text.append(B.reason(slot.error, slot.message));
       text.append(B.el("div", "muted small", B.seconds(slot.seconds)));
     }
     if (slot.warning) text.append(B.el("div", "rehearse-warning", slot.warning));
@@ -117,10 +126,31 @@
     goButton.disabled = false;
   }
 
+  const confirmBox = q(".rehearse-confirm");
+
+  /** Paid calls are confirmed in this dialog (not the browser's native box); a free run just starts. */
+  function ask() {
+    if (!plan || !plan.calls || running) return;
+    if (!plan.paid_calls) {
+      go();
+      return;
+    }
+    q(".rehearse-confirm-text").textContent = B.t("rehearse.confirm_paid", {
+      count: plan.paid_calls, cost: B.money(plan.estimated_cost_usd),
+    });
+    confirmBox.hidden = false;
+    goButton.hidden = true;
+    q(".rehearse-confirm-yes").focus();
+  }
+
+  function unask() {
+    confirmBox.hidden = true;
+    goButton.hidden = false;
+  }
+
   async function go() {
-    if (!plan || !plan.paid_calls || running) return;
-    const question = B.t("rehearse.confirm", { count: plan.paid_calls, cost: plan.estimated_cost_usd.toFixed(4) });
-    if (!window.confirm(question)) return;
+    unask();
+    if (!plan || !plan.calls || running) return;
     running = true;
     goButton.disabled = true;
     const form = new FormData();
@@ -128,11 +158,11 @@
     if (chosen) form.append("tab", chosen);
     if (photo) form.append("photo", photo, photo.name);
     progress.hidden = false;
-    progressText.textContent = B.t("rehearse.running", { done: 0, total: plan.paid_calls });
+    progressText.textContent = B.t("rehearse.running", { done: 0, total: plan.calls });
     const answer = await B.request("POST", "/api/rehearsals", form);
     if (!answer.ok) {
       progress.hidden = true;
-      planLine.textContent = (answer.data && answer.data.message) || answer.message;
+      planLine.textContent = answer.status === 409 ? B.t("rehearse.plan_empty") : answer.message;
       running = false;
       goButton.disabled = false;
       return;
@@ -146,6 +176,7 @@
       tab = button.dataset.tab;
       q(".rehearse-scope-tab").textContent = B.t("rehearse.scope_tab", { tab: button.dataset.tabLabel || tab });
       if (!running) results.replaceChildren();
+      unask();
       dialog.showModal();
       loadPlan();
     });
@@ -165,7 +196,12 @@
     preview.src = previewUrl;
     photoName.textContent = file.name;
   });
-  goButton.addEventListener("click", go);
+  goButton.addEventListener("click", ask);
+  q(".rehearse-confirm-yes").addEventListener("click", go);
+  q(".rehearse-confirm-no").addEventListener("click", function () {
+    unask();
+    goButton.focus();
+  });
   q(".rehearse-close").addEventListener("click", function () {
     dialog.close();
   });

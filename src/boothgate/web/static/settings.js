@@ -112,5 +112,25 @@
       event.returnValue = "";
     }
   });
+  // Tabs shown in the top bar and the statistics (issue 22): saved at once, the bar follows on reload.
+  const tabState = document.getElementById("tab-bar-state");
+  const tabBoxes = Array.from(document.querySelectorAll(".tab-visible"));
+  tabBoxes.forEach(function (box) {
+    box.addEventListener("change", async function () {
+      const hidden = tabBoxes.filter(function (b) { return !b.checked; }).map(function (b) { return b.dataset.tab; });
+      const answer = await B.request("PUT", "/api/tabs/hidden", { hidden: hidden });
+      const status = box.closest(".settings-group-head").querySelector(".tab-shown");
+      if (answer.ok) {
+        document.querySelectorAll(".topbar .tab[data-tab]").forEach(function (link) {
+          link.hidden = answer.data.hidden.indexOf(link.dataset.tab) >= 0;
+        });
+        B.flash(tabState, B.t("settings.tabs_saved"), true);
+        status.dataset.saved = "1";
+      } else {
+        box.checked = !box.checked;
+        B.flash(tabState, answer.message, false);
+      }
+    });
+  });
   refresh();
 })();

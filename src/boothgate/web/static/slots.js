@@ -368,10 +368,7 @@
       return;
     }
     summary.append(B.el("strong", null, B.t("try.failed", { seconds: B.seconds(took) })));
-    summary.append(" " + B.explain(data.error || job.error, job.message));
-    if (job.message && B.has("error." + (data.error || job.error))) {
-      summary.append(B.el("span", "try-detail", job.message));
-    }
+    summary.append(B.reason(data.error || job.error, job.message || data.message, "try-reason"));
     const note = B.deepseekNote(job);
     if (note) summary.append(note);
     summary.className = "try-summary is-error";

@@ -57,7 +57,10 @@
   async function load() {
     if (loading) return;
     loading = true;
-    const answers = await Promise.all([B.request("GET", "/api/stats"), B.request("GET", "/api/jobs?limit=20")]);
+    // Guests' photos only, unless the operator asks to see their own Try it and rehearsal runs too (issue 22)
+    const everything = $("stats-jobs-all") && $("stats-jobs-all").checked;
+    const jobsUrl = "/api/jobs?limit=20" + (everything ? "" : "&source=booth");
+    const answers = await Promise.all([B.request("GET", "/api/stats"), B.request("GET", jobsUrl)]);
     loading = false;
     const stats = answers[0];
     const jobs = answers[1];
@@ -75,6 +78,7 @@
     }
     if (jobs.ok) renderJobs(jobs.data || []);
   }
+  if ($("stats-jobs-all")) $("stats-jobs-all").addEventListener("change", load);
 
   // --- upload password ----------------------------------------------------------------------
   function renderPassword(data) {
@@ -138,6 +142,10 @@
     return "$" + value.toFixed(2);
   }
 
+  // Column classes: on a phone the rarer columns fold away so the cost stays in view (issue 22).
+  const FIGURE_COLUMNS = ["col-ok", "col-failed", "col-timed-out", "col-rejected", "col-moderated", "col-avg",
+                          "col-p95", "col-cost"];
+
   function figures(bucket) {
     return [bucket.succeeded, bucket.failed, bucket.timed_out, bucket.rejected || 0, bucket.moderated || 0,
             B.seconds(bucket.avg_seconds), B.seconds(bucket.p95_seconds), money(bucket.cost_usd)];
@@ -150,10 +158,17 @@
                B.t("stats.timed_out"), B.t("stats.rejected"), B.t("stats.moderated"), B.t("stats.avg"), B.t("stats.p95"),
                B.t("stats.cost")], 2)
     );
-    table.querySelectorAll("thead th").forEach(function (th) {
+    table.querySelectorAll("thead th").forEach(function (th, index) {
       if (th.textContent === B.t("stats.p95")) th.title = B.t("stats.p95_help");
+      if (index >= 2) th.classList.add(FIGURE_COLUMNS[index - 2]);
     });
-    Object.keys(providers).forEach(function (name) {
+    // Tabs without a single guest photo yet would only fill the table with zeros.
+    const used = Object.keys(providers).filter(function (name) {
+      return providers[name].all_time.received > 0;
+    });
+    $("stats-providers-empty").hidden = used.length > 0;
+    table.hidden = used.length === 0;
+    used.forEach(function (name) {
       const body = B.el("tbody");
       body.dataset.provider = name;
       ["today", "all_time"].forEach(function (period, index) {
@@ -165,9 +180,11 @@
           th.rowSpan = 2;
           row.append(th);
         }
-        row.append(cell("td", B.t("stats." + period), "muted"));
+        const when = cell("td", null, "muted stats-period");
+        when.append(B.el("span", "long-label", B.t("stats." + period)), B.el("span", "short-label", B.t("stats." + period + "_short")));
+        row.append(when);
         figures(providers[name][period]).forEach(function (value, i) {
-          row.append(cell("td", value, "num" + (i === 1 && Number(value) > 0 ? " is-bad" : "")));
+          row.append(cell("td", value, "num " + FIGURE_COLUMNS[i] + (i === 1 && Number(value) > 0 ? " is-bad" : "")));
         });
         body.append(row);
       });
@@ -175,8 +192,10 @@
     });
   }
 
+  /** Photos received (the overview's "today" counts the same), then how many were answered and not. */
   function triple(bucket) {
-    return bucket.succeeded + " / " + bucket.failed + " / " + bucket.timed_out;
+    const bad = bucket.failed + bucket.timed_out + (bucket.rejected || 0) + (bucket.moderated || 0);
+    return B.t("stats.slot_counts", { received: bucket.received, ok: bucket.succeeded, bad: bad });
   }
 
   function renderSlots(slots) {
@@ -187,14 +206,19 @@
       headRow([B.t("stats.slot"), B.t("stats.today"), B.t("stats.all_time"), B.t("stats.avg"), B.t("stats.p95"),
                B.t("stats.fallback")], 1)
     );
+    const slotHeads = table.querySelectorAll("thead th");
+    slotHeads[3].classList.add("col-avg");
+    slotHeads[4].classList.add("col-p95");
     const body = B.el("tbody");
     slots.forEach(function (slot) {
       const row = B.el("tr");
       row.dataset.slot = slot.provider + "/" + slot.number;
-      const th = cell("th", label(slot.provider) + " · " + slot.number);
+      const th = cell("th", slot.name || label(slot.provider) + " · " + slot.number);
+      if (slot.name) th.append(B.el("span", "muted small stats-slot-where", " " + label(slot.provider) + " " + slot.number));
       th.scope = "row";
       row.append(th, cell("td", triple(slot.today), "num"), cell("td", triple(slot.all_time), "num"),
-                 cell("td", B.seconds(slot.all_time.avg_seconds), "num"), cell("td", B.seconds(slot.all_time.p95_seconds), "num"),
+                 cell("td", B.seconds(slot.all_time.avg_seconds), "num col-avg"),
+                 cell("td", B.seconds(slot.all_time.p95_seconds), "num col-p95"),
                  cell("td", slot.today.served_by_fallback + " / " + slot.all_time.served_by_fallback, "num fallback-count"));
       body.append(row);
     });
@@ -286,9 +310,7 @@
       }
       if (job.status !== "succeeded" && (job.error || job.message)) {
         // The reason in the UI's language; the server's own (English) words only on hover.
-        const reason = B.el("div", "job-error", B.explain(job.error, job.message));
-        if (job.message && B.has("error." + job.error)) reason.title = job.message;
-        text.append(reason);
+        text.append(B.reason(job.error, job.message));
       }
       // booth-links: the prompt as filled for this photo, and placeholders that had no value
       if (job.prompt) text.append(B.el("div", "muted small job-prompt", B.t("links.job_prompt") + " " + job.prompt));
