@@ -389,10 +389,12 @@ class Ingest(FailWell):
             result = await provider.run(request)
         except Exception as exc:
             # A provider that lets a connection reset or an unreadable body escape still gives the
-            # booth a provider error (502), not an internal error (500).
-            mapped = transport.booth_error(exc, provider.label, request.deadline)
+            # booth a provider error (502), not an internal error (500), and the fallback serves.
+            mapped = transport.answer_error(exc, provider.label, request.deadline)
             if mapped is None:
                 raise
+            if not isinstance(exc, errors.BoothError):
+                log.warning("job=%s %s answer not understood: %s", job.record.id, provider.label, type(exc).__name__)
             raise mapped from exc
         finally:
             job.record.provider_seconds = round(time.monotonic() - provider_start, 4)

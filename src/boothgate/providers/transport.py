@@ -48,6 +48,34 @@ def booth_error(exc: BaseException, label: str, deadline: Deadline | None = None
     return None
 
 
+# What an SDK raises when the service's answer has the wrong shape: base64 that is not base64, a text where a
+# number belongs, an unknown enum value, `parts` that is not a list, nesting deeper than the parser goes.
+# Inside a provider's `run` these are the provider's answer failing to parse, not our bug: 502, and the
+# fallback serves. Errors of other types (RuntimeError, AssertionError, ...) stay bugs: 500, logged.
+UNREADABLE_ANSWER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,  # pydantic's ValidationError, binascii.Error, json errors, UnicodeDecodeError, unknown enums
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+    OverflowError,
+)
+
+
+def answer_error(exc: BaseException, label: str, deadline: Deadline | None = None) -> errors.BoothError | None:
+    """Like `booth_error`, and an answer the provider's parser could not read (see UNREADABLE_ANSWER_ERRORS)
+    is the provider's failure too: `provider_bad_response`. For exceptions leaving a provider's `run`."""
+    mapped = booth_error(exc, label, deadline)
+    if mapped is not None:
+        return mapped
+    if isinstance(exc, UNREADABLE_ANSWER_ERRORS):
+        return errors.ProviderFailed(
+            f"{label} sent an answer that cannot be read ({type(exc).__name__}).", code="provider_bad_response"
+        )
+    return None
+
+
 def _status_error(status: int, label: str) -> errors.BoothError:
     if status == 429:
         return errors.RateLimited(f"{label} is rate limiting requests (HTTP 429).")
