@@ -96,3 +96,32 @@ async def test_a_redirect_to_another_origin_is_refused_and_carries_nothing(
     assert hostile.received, "the provider was called"
     elsewhere = services[1]
     assert elsewhere.received == [], "nothing may reach the other origin"
+
+
+async def test_a_gzip_bomb_is_refused_by_its_inflated_size_without_holding_it(
+    server: Booth, hostile: Hostile
+) -> None:
+    """~300 MB of JSON padding in ~300 kB of gzip: refused past the answer limit (40 MB), never inflated in
+    full; Python's peak allocation during the answer stays within 100 MB, and another slot is served."""
+    import asyncio
+    import tracemalloc
+
+    await slots(server, 8, fallback=False)
+    await server.configure("openai", 9, kind="prompt", prompt="x", options={"mode": "invert"})
+    hostile.inflated_bytes = 300 << 20
+    hostile.bomb()  # built before measuring
+    hostile.mode = "gzip_bomb"
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        idle, _ = tracemalloc.get_traced_memory()
+        bombed, other = await asyncio.gather(
+            server.post("gemini", 8, photo()), server.post("openai", 9, photo())
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert bombed.status == 502, bombed.body[:300]
+    assert bombed.json()["error"] == "provider_answer_too_large"
+    assert other.status == 200
+    assert peak - idle < 100 << 20, f"peak {(peak - idle) >> 20} MB over idle"

@@ -19,6 +19,7 @@ from boothgate.operator.config import RuntimeConfig
 from boothgate.operator.credentials import Credentials, Generated
 from boothgate.operator.model_lists import ModelLists
 from boothgate.operator.slots import SlotService
+from boothgate.providers import transport
 from boothgate.providers.base import Provider, ProviderContext
 from boothgate.providers.registry import Registry
 from boothgate.records import recovery, retention
@@ -43,11 +44,13 @@ async def _any_slot_checks(slots: SlotService) -> bool:
     )
 
 
-def _http_client() -> httpx.AsyncClient:
+def _http_client(config: RuntimeConfig) -> httpx.AsyncClient:
     # Providers pass a per-request timeout bounded by the deadline; this is only the outer bound.
-    # The transport tells the fallback step when a provider's service cannot be reached (run/offline.py).
+    # The transport tells the fallback step when a provider's service cannot be reached (run/offline.py);
+    # beneath it every answer is bounded and no redirect elsewhere carries the photo or a key (transport.py).
+    guard = transport.AnswerGuard(httpx.AsyncHTTPTransport(), lambda: config.settings.provider_answer_max_bytes)
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, transport=offline.ReachTransport()
+        timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, transport=offline.ReachTransport(guard)
     )
 
 
@@ -87,7 +90,7 @@ class Services:
         await config.load()
         settings = config.settings
         media = MediaStore(settings.data_dir)
-        http = _http_client()
+        http = _http_client(config)
         imaging = Imaging(settings.image_workers, settings.max_image_pixels, settings.jpeg_quality)
         registry = Registry(ProviderContext(settings, http, images=imaging.workers), provider_classes)
         await imaging.start()  # worker processes up before the first photo, not during it

@@ -176,6 +176,20 @@ class Settings(BaseSettings):
         le=100_000_000,
         description="Photos are downscaled to at most this many pixels before they go to a provider.",
     )
+    # Provider answers are untrusted input (issue 31): counted as they arrive, decompressed bytes included.
+    provider_answer_max_bytes: int = Field(
+        40 * MB,
+        ge=1 * MB,
+        le=1024 * MB,
+        description="Largest provider answer (a result image, or JSON carrying one), counted after decompression; "
+        "bigger is refused as the provider's failure before it is parsed.",
+    )
+    provider_list_max_bytes: int = Field(
+        8 * MB,
+        ge=64 * 1024,
+        le=256 * MB,
+        description="Largest answer of a provider's model list, counted after decompression.",
+    )
     jpeg_quality: int = Field(90, ge=50, le=100, description="JPEG quality for prepared inputs and results.")
     image_workers: int = Field(
         default_factory=lambda: os.cpu_count() or 2,
