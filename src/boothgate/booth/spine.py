@@ -385,8 +385,10 @@ class Ingest(FailWell):
             result_aspect=shaping.result_aspect(slot, job.photo_size),
         )
         provider_start = time.monotonic()
+        succeeded = False
         try:
             result = await provider.run(request)
+            succeeded = True
         except Exception as exc:
             # A provider that lets a connection reset or an unreadable body escape still gives the
             # booth a provider error (502), not an internal error (500), and the fallback serves.
@@ -398,7 +400,7 @@ class Ingest(FailWell):
             raise mapped from exc
         finally:
             job.record.provider_seconds = round(time.monotonic() - provider_start, 4)
-            self.capacity.record(slot, job.record.provider_seconds)
+            self.capacity.record(slot, job.record.provider_seconds, succeeded)
         return _Outcome(result, job.record.provider_seconds, job.record.id)
 
     # --- fall back (between run and fail well) ----------------------------------------------

@@ -282,6 +282,11 @@ class ImageWorkers:
         ahead += sum(1 for d in self._announced.values() if d < due)
         return (ahead + self.busy / 2 + 1) * self._service / self.workers
 
+    def waiting_ahead(self, due: float) -> int:
+        """How many photos wait for a worker ahead of work due at `due` (queued or still arriving)."""
+        ahead = sum(1 for d, _, w in self._waiting["queue"] if d <= due and not w.done())
+        return ahead + sum(1 for d in self._announced.values() if d < due)
+
     def announce(self, token: object, due: float) -> None:
         """A photo due at `due` is arriving and will need a worker (see `expected_wait`)."""
         self._announced[token] = due
