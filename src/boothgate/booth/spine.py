@@ -133,7 +133,8 @@ class Ingest(FailWell):
         job = BoothJob(record, request, deadline, self.media.incoming_path(job_id), settings, proof)
         JOB.set(job_id)  # image work started for this request is tagged with its job
         try:
-            async with asyncio.timeout_at(deadline.at - ANSWER_MARGIN_SECONDS):
+            # The providers this job uses stay open until it ends, whatever settings are saved meanwhile.
+            async with self.registry.in_use(), asyncio.timeout_at(deadline.at - ANSWER_MARGIN_SECONDS):
                 return await self._process(job)
         except errors.BoothError as exc:
             return await self._fail(job, exc)
