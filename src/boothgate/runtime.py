@@ -104,8 +104,9 @@ class Services:
         redaction.REDACTOR.protect(credentials.upload_password, generated.admin_password)
         redaction.install()
         link_secrets.install()  # passwords in upload links: masked in the access log
-        booth_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds)
-        admin_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds)
+        prefix = settings.ipv6_throttle_prefix
+        booth_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds, prefix)
+        admin_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds, prefix)
         links = MediaLinks(settings.public_base_url)
         moderation = Moderation(media.root, imaging, settings.result_long_side_pixels, settings.jpeg_quality)
         if await _any_slot_checks(slots):  # the model (~100 MB) is loaded only where a slot uses it

@@ -234,6 +234,22 @@ class Settings(BaseSettings):
         "trash sidecar, never their body) at most this often per address and minute; more are only counted.",
     )
 
+    # --- hardening (issue 31): strangers who rotate addresses ---
+    ipv6_throttle_prefix: int = Field(
+        64,
+        ge=16,
+        le=128,
+        description="IPv6 clients are counted by this prefix length for wrong-password throttling and record "
+        "budgets (an ordinary IPv6 connection is a whole /64).",
+    )
+    unauthenticated_records_total_per_minute: int = Field(
+        100,
+        ge=0,
+        le=100_000,
+        description="All failed booth requests that never proved the upload password, from every address "
+        "together, are recorded at most this often per minute; more are only counted.",
+    )
+
     # --- retention --------------------------------------------------------------------------
     retention_days: int = Field(30, ge=1, le=36_500, description="Photos and results older than this are deleted.")
     trash_retention_days: int = Field(
