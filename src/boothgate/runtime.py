@@ -148,6 +148,7 @@ class Services:
         await self.registry.aclose()
         await self.http.aclose()
         self.imaging.close()
+        self.credentials.hashing.close()
         if self.moderation is not None:
             self.moderation.close()
         await self.db.dispose()

@@ -235,6 +235,13 @@ class Settings(BaseSettings):
     )
 
     # --- hardening (issue 31): strangers who rotate addresses ---
+    admin_password_checks_per_second: float = Field(
+        5.0,
+        ge=0.1,
+        le=1000,
+        description="Admin password checks (a scrypt hash each) per second from all addresses together; more "
+        "are answered 429 at once. The hashing has its own thread: booth work never waits behind it.",
+    )
     ipv6_throttle_prefix: int = Field(
         64,
         ge=16,
