@@ -1,7 +1,8 @@
 """What a booth request that never proved the upload password may leave behind: nothing lasting.
 
 - Its photo bytes are never written to disk: until the password is proved they stay in memory
-  (`PasswordProof`), within one budget for all such requests together (`UNPROVEN_MEMORY_BYTES`).
+  (`PasswordProof`), within one budget for all such requests together (`UNPROVEN_MEMORY_BYTES`). Every
+  byte held for such a request counts against it: the photo's and its ordinary form fields' alike.
   DSLR Remote Pro sends the password field before the file, so its photos go to disk as they arrive.
 - A password field is checked the moment it has arrived: a wrong one ends the upload there (401).
 - When it fails, only a metadata record is kept (job row and trash sidecar, no body), and only
