@@ -25,6 +25,7 @@ from boothgate.providers.registry import Registry
 from boothgate.records import recovery, retention
 from boothgate.records.jobs import JobStore
 from boothgate.records.media_links import MediaLinks
+from boothgate.records.retention import Retention
 from boothgate.records.trash import TrashBudget
 from boothgate.run import offline
 from boothgate.run.moderation import Moderation, options_for
@@ -73,6 +74,7 @@ class Services:
     moderation: Moderation | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     trash: TrashBudget | None = None
+    retention: Retention | None = None  # issue 31: kept-age ledger and clock jumps
     # Issue 11: live model lists and rehearsals (set in `start`, after the services they use).
     model_lists: ModelLists = field(init=False)
     rehearsals: Rehearsals = field(init=False)
@@ -128,7 +130,8 @@ class Services:
         services.tasks.append(asyncio.create_task(ingest.recorder.run_forever()))
         services.tasks.append(asyncio.create_task(services.trash.run_forever()))
         await recovery.recover(jobs, media)
-        services.tasks.append(asyncio.create_task(retention.run_forever(lambda: config.settings, media, db)))
+        services.retention = Retention(lambda: config.settings, media, db)
+        services.tasks.append(asyncio.create_task(services.retention.run_forever()))
         services.model_lists.refresh_soon()  # in the background: start-up never waits for the internet
         return services
 
