@@ -389,6 +389,9 @@ class Ingest(FailWell):
         succeeded = False
         try:
             result = await provider.run(request)
+            # One admission check for every result, inside the hop: a refused result is this provider's
+            # failure, and the fallback serves (issue 31, class 2).
+            await self.imaging.admit_result(result.data)
             succeeded = True
         except Exception as exc:
             # A provider that lets a connection reset or an unreadable body escape still gives the
