@@ -30,6 +30,8 @@ log = logging.getLogger("boothgate.moderation")
 
 Stage = Literal["before", "after"]
 MASK_FOLDER = "masks"
+# The long side a result is made small to (in an image worker) before the after-check scores it.
+AFTER_CHECK_PIXELS = 448
 MASK_TYPES = ("jpeg", "png", "webp")
 
 
@@ -92,7 +94,14 @@ class Moderation:
             return False
         loop = asyncio.get_running_loop()
         try:
+            if stage == "after":
+                # A result (as returned, or a transparent PNG) may be up to the pixel cap: it is made small
+                # in an image worker, never decoded at full size in the server (issue 31, class 3).
+                data = await self.imaging.thumbnail(data, AFTER_CHECK_PIXELS)
             score = await loop.run_in_executor(self._thread, nsfw.score, data)
+        except errors.BoothError as exc:
+            record[stage] = {"skipped": exc.message[:200]}
+            return False
         except ValueError as exc:  # the bytes were admitted elsewhere; an unreadable one is not ours to judge
             record[stage] = {"skipped": str(exc)[:200]}
             return False
