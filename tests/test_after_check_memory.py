@@ -37,7 +37,7 @@ class BigPngProvider(Provider):
 
 
 def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text().splitlines():  # a few hundred bytes of procfs
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     raise LookupError(field)
@@ -52,7 +52,7 @@ async def test_the_after_check_never_decodes_a_large_result_in_the_server(
     booth: Booth = booth_factory({"gemini": BigPngProvider}, deadline_seconds=30.0)
     check = {"before": False, "after": True, "threshold": 0.99, "on_hit": "mask"}
     await booth.configure("gemini", 1, prompt="x", result_shape="as_returned", output_format="png", moderation=check)
-    Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current size
+    Path("/proc/self/clear_refs").write_text("5")  # noqa: ASYNC240 (resets the peak, VmHWM, to the current size)
     idle = _status("VmRSS")
     answer = await booth.post("gemini", 1, make_jpeg(640, 480, seed=width))
     peak = _status("VmHWM")

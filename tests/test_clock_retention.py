@@ -66,7 +66,7 @@ async def test_a_clock_jump_is_logged_and_shown(booth_factory: Any, monkeypatch:
     booth: Booth = booth_factory()
     services = booth.services
     until = time.monotonic() + 10
-    while services.retention.ledger is None and time.monotonic() < until:  # the server's sweep at start
+    while services.retention.ledger is None and time.monotonic() < until:  # noqa: ASYNC110 (the server's sweep)
         await asyncio.sleep(0.02)
     ledger = services.retention.ledger
     assert ledger is not None

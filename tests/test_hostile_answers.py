@@ -22,7 +22,15 @@ from tests.fakes.server import serve
 
 KEY = "hostile-test-gemini-key"
 DEADLINE = 6.0
-MALFORMED = ("bad_base64", "number_as_text", "parts_not_list", "parts_of_numbers", "candidates_not_list", "bad_enum", "deep")
+MALFORMED = (
+    "bad_base64",
+    "number_as_text",
+    "parts_not_list",
+    "parts_of_numbers",
+    "candidates_not_list",
+    "bad_enum",
+    "deep",
+)
 
 _seed = iter(range(500, 100_000))
 
@@ -98,9 +106,7 @@ async def test_a_redirect_to_another_origin_is_refused_and_carries_nothing(
     assert elsewhere.received == [], "nothing may reach the other origin"
 
 
-async def test_a_gzip_bomb_is_refused_by_its_inflated_size_without_holding_it(
-    server: Booth, hostile: Hostile
-) -> None:
+async def test_a_gzip_bomb_is_refused_by_its_inflated_size_without_holding_it(server: Booth, hostile: Hostile) -> None:
     """~300 MB of JSON padding in ~300 kB of gzip: refused past the answer limit (40 MB), never inflated in
     full; Python's peak allocation during the answer stays within 100 MB, and another slot is served."""
     import asyncio
@@ -115,9 +121,7 @@ async def test_a_gzip_bomb_is_refused_by_its_inflated_size_without_holding_it(
     try:
         tracemalloc.reset_peak()
         idle, _ = tracemalloc.get_traced_memory()
-        bombed, other = await asyncio.gather(
-            server.post("gemini", 8, photo()), server.post("openai", 9, photo())
-        )
+        bombed, other = await asyncio.gather(server.post("gemini", 8, photo()), server.post("openai", 9, photo()))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -104,6 +104,6 @@ def test_record_only_entries_never_push_an_original_out(tmp_path: Path) -> None:
     for i in range(300):
         (new_day / f"stranger{i}.json").write_text(json.dumps({"job_id": f"stranger{i}", "pad": "x" * 900}))
     size = sum(p.stat().st_size for p in tmp_path.rglob("*"))
-    used, removed, _ = remove_oldest(tmp_path, int(size * 0.8))
+    _, removed, _ = remove_oldest(tmp_path, int(size * 0.8))
     assert "guest" not in removed and (old_day / "guest.jpg").exists()
     assert removed and all(r.startswith("stranger") for r in removed)

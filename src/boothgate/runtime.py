@@ -22,7 +22,7 @@ from boothgate.operator.slots import SlotService
 from boothgate.providers import transport
 from boothgate.providers.base import Provider, ProviderContext
 from boothgate.providers.registry import Registry
-from boothgate.records import recovery, retention
+from boothgate.records import recovery
 from boothgate.records.jobs import JobStore
 from boothgate.records.media_links import MediaLinks
 from boothgate.records.retention import Retention

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from boothgate.providers.base import ModelInfo, Provider
-from boothgate.providers.transport import answer_limit
 from boothgate.providers.registry import Registry, UnknownProvider
+from boothgate.providers.transport import answer_limit
 
 log = logging.getLogger("boothgate.models")
 
