@@ -441,7 +441,7 @@ class Ingest(FailWell):
         if self.moderation is None:
             return
         record: dict[str, Any] = dict(job.record.moderation or {})
-        hit = await self.moderation.check("after", data, options_for(slot), record)
+        hit = await self.moderation.check("after", data, options_for(slot), record, job.deadline.at)
         job.record.moderation = record
         if not hit:
             return

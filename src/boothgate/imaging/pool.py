@@ -114,5 +114,9 @@ class Imaging:
     async def thumbnail(self, source: Path | bytes, size: int) -> bytes:
         return await self.workers.run(None, images.thumbnail, source, size)
 
+    async def small_copy(self, data: bytes, size: int, deadline: float | None) -> bytes:
+        """A small JPEG of an admitted image, made in an image worker (the after-check's input)."""
+        return await self.workers.run(deadline, images.thumbnail, data, size)
+
     def close(self) -> None:
         self.workers.shutdown()
