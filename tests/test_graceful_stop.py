@@ -44,7 +44,7 @@ def _start(tmp: Path, url: str) -> tuple[subprocess.Popen[bytes], str]:
         "BOOTHGATE_UPLOAD_PASSWORD": UPLOAD_PASSWORD,
         "BOOTHGATE_GEMINI_API_KEY": KEY,
         "BOOTHGATE_GEMINI_BASE_URL": url,
-        "BOOTHGATE_DEADLINE_SECONDS": "20",
+        "BOOTHGATE_DEADLINE_SECONDS": "40",
         "BOOTHGATE_IMAGE_WORKERS": "2",
         "BOOTHGATE_PUBLIC_BASE_URL": "",
     }
@@ -90,9 +90,9 @@ async def test_a_signal_to_the_whole_group_lets_every_booth_in_flight_finish(
             assert response.status_code == 200, response.text
         # Big photos: while the first is at the provider, the others are still being prepared in the image
         # workers — the signal reaches the server in the middle of image work.
-        photos = [make_jpeg(4000, 3000, seed=700 + i + signum * 10) for i in range(BOOTHS)]
+        photos = [make_jpeg(3000, 2250, seed=700 + i + signum * 10) for i in range(BOOTHS)]
         booths = [
-            asyncio.create_task(post_photo_async(f"{base}/booth/gemini/1", photo, UPLOAD_PASSWORD, timeout=40))
+            asyncio.create_task(post_photo_async(f"{base}/booth/gemini/1", photo, UPLOAD_PASSWORD, timeout=60))
             for photo in photos
         ]
         until = time.monotonic() + 20
