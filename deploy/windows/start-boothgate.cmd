@@ -2,6 +2,9 @@
 rem Starts boothgate from this checkout and starts it again if it stops (crash, update).
 rem Settings: put BOOTHGATE_... lines in the .env file in the checkout's folder (see docs/setup.md).
 rem Used by install-autostart.ps1 (a Task Scheduler task at logon); you can also double-click it.
+rem To stop: press Ctrl+C once in this window. The server stops accepting, lets every booth in flight get
+rem its answer (about 50 s at most), stops its image workers last (they ignore Ctrl+C) and exits; then
+rem answer Y to "Terminate batch job". A second Ctrl+C stops at once and booths in flight get no answer.
 setlocal
 cd /d "%~dp0..\.."
 if not exist ".venv\Scripts\python.exe" (

@@ -18,13 +18,15 @@ from boothgate.operator.credentials import Credentials, Generated
 from boothgate.operator.model_lists import ModelLists
 from boothgate.operator.reference_drafts import ReferenceDrafts
 from boothgate.operator.slots import SlotService
+from boothgate.providers import transport
 from boothgate.providers.base import Provider, ProviderContext
 from boothgate.providers.capabilities import RefusedCapabilities
 from boothgate.providers.keys import KeyPools
 from boothgate.providers.registry import Registry
-from boothgate.records import recovery, retention
+from boothgate.records import recovery
 from boothgate.records.jobs import JobStore
 from boothgate.records.media_links import MediaLinks
+from boothgate.records.retention import Retention
 from boothgate.records.trash import TrashBudget
 from boothgate.run import offline
 from boothgate.run.moderation import Moderation, options_for
@@ -45,11 +47,13 @@ async def _any_slot_checks(slots: SlotService) -> bool:
     )
 
 
-def _http_client() -> httpx.AsyncClient:
+def _http_client(config: RuntimeConfig) -> httpx.AsyncClient:
     # Providers pass a per-request timeout bounded by the deadline; this is only the outer bound.
-    # The transport tells the fallback step when a provider's service cannot be reached (run/offline.py).
+    # The transport tells the fallback step when a provider's service cannot be reached (run/offline.py);
+    # beneath it every answer is bounded and no redirect elsewhere carries the photo or a key (transport.py).
+    guard = transport.AnswerGuard(httpx.AsyncHTTPTransport(), lambda: config.settings.provider_answer_max_bytes)
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, transport=offline.ReachTransport()
+        timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, transport=offline.ReachTransport(guard)
     )
 
 
@@ -74,6 +78,7 @@ class Services:
     trash: TrashBudget | None = None
     # Issue 28: images made from a prompt for a slot's reference, until the operator confirms one.
     drafts: ReferenceDrafts = field(default_factory=ReferenceDrafts)
+    retention: Retention | None = None  # issue 31: kept-age ledger and clock jumps
     # Issue 11: live model lists and rehearsals (set in `start`, after the services they use).
     model_lists: ModelLists = field(init=False)
     rehearsals: Rehearsals = field(init=False)
@@ -91,7 +96,7 @@ class Services:
         await config.load()
         settings = config.settings
         media = MediaStore(settings.data_dir)
-        http = _http_client()
+        http = _http_client(config)
         imaging = Imaging(settings.image_workers, settings.max_image_pixels, settings.jpeg_quality)
         # Issue 28: refused fields (kept in the database) and the key pools outlive every settings change.
         refusals = RefusedCapabilities(db)
@@ -112,8 +117,9 @@ class Services:
         redaction.REDACTOR.protect(credentials.upload_password, generated.admin_password)
         redaction.install()
         link_secrets.install()  # passwords in upload links: masked in the access log
-        booth_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds)
-        admin_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds)
+        prefix = settings.ipv6_throttle_prefix
+        booth_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds, prefix)
+        admin_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds, prefix)
         links = MediaLinks(settings.public_base_url)
         moderation = Moderation(media.root, imaging, settings.result_long_side_pixels, settings.jpeg_quality)
         if await _any_slot_checks(slots):  # the model (~100 MB) is loaded only where a slot uses it
@@ -135,7 +141,8 @@ class Services:
         services.tasks.append(asyncio.create_task(ingest.recorder.run_forever()))
         services.tasks.append(asyncio.create_task(services.trash.run_forever()))
         await recovery.recover(jobs, media)
-        services.tasks.append(asyncio.create_task(retention.run_forever(lambda: config.settings, media, db)))
+        services.retention = Retention(lambda: config.settings, media, db)
+        services.tasks.append(asyncio.create_task(services.retention.run_forever()))
         services.model_lists.refresh_soon()  # in the background: start-up never waits for the internet
         return services
 
@@ -158,6 +165,7 @@ class Services:
         await self.registry.aclose()
         await self.http.aclose()
         self.imaging.close()
+        self.credentials.hashing.close()
         if self.moderation is not None:
             self.moderation.close()
         await self.db.dispose()

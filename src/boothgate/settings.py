@@ -202,6 +202,20 @@ class Settings(BaseSettings):
         le=100_000_000,
         description="Photos are downscaled to at most this many pixels before they go to a provider.",
     )
+    # Provider answers are untrusted input (issue 31): counted as they arrive, decompressed bytes included.
+    provider_answer_max_bytes: int = Field(
+        40 * MB,
+        ge=1 * MB,
+        le=1024 * MB,
+        description="Largest provider answer (a result image, or JSON carrying one), counted after decompression; "
+        "bigger is refused as the provider's failure before it is parsed.",
+    )
+    provider_list_max_bytes: int = Field(
+        8 * MB,
+        ge=64 * 1024,
+        le=256 * MB,
+        description="Largest answer of a provider's model list, counted after decompression.",
+    )
     jpeg_quality: int = Field(90, ge=50, le=100, description="JPEG quality for prepared inputs and results.")
     image_workers: int = Field(
         default_factory=lambda: os.cpu_count() or 2,
@@ -244,6 +258,29 @@ class Settings(BaseSettings):
         le=10_000,
         description="Failed booth requests that never proved the upload password are recorded (job row and "
         "trash sidecar, never their body) at most this often per address and minute; more are only counted.",
+    )
+
+    # --- hardening (issue 31): strangers who rotate addresses ---
+    admin_password_checks_per_second: float = Field(
+        5.0,
+        ge=0.1,
+        le=1000,
+        description="Admin password checks (a scrypt hash each) per second from all addresses together; more "
+        "are answered 429 at once. The hashing has its own thread: booth work never waits behind it.",
+    )
+    ipv6_throttle_prefix: int = Field(
+        64,
+        ge=16,
+        le=128,
+        description="IPv6 clients are counted by this prefix length for wrong-password throttling and record "
+        "budgets (an ordinary IPv6 connection is a whole /64).",
+    )
+    unauthenticated_records_total_per_minute: int = Field(
+        100,
+        ge=0,
+        le=100_000,
+        description="All failed booth requests that never proved the upload password, from every address "
+        "together, are recorded at most this often per minute; more are only counted.",
     )
 
     # --- retention --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
@@ -124,7 +125,13 @@ async def test_retention_deletes_old_day_folders_and_forgets_paths(booth_factory
             provider_notes={},
         )
     )
-    removed = await retention.sweep(services.settings, services.media, services.db, today=today)
+    # Kept here long enough (issue 31: a folder's name alone never deletes it; see test_clock_retention.py).
+    ledger = retention.Ledger(services.media.root / retention.LEDGER_NAME)
+    ledger.kept = {f"{folder}/{day}": 90 * retention.DAY for folder in ("photos", "results", "trash")
+                   for day in (old_day, recent_day, old_trash_day)}  # fmt: skip
+    ledger._last_mono = time.monotonic()
+    ledger._run_wall = time.time()
+    removed = await retention.sweep(services.settings, services.media, services.db, today=today, ledger=ledger)
     assert removed == 3
     assert not (services.media.root / "photos" / old_day).exists()
     assert (services.media.root / "photos" / recent_day).exists()

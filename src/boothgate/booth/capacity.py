@@ -7,12 +7,19 @@ preparation, and the provider's recent pace — is compared with the time left. 
 booth is answered now: 503 `busy` with a Retry-After, or the slot's `on_failure` (the guest's own photo).
 The same holds after admission: a photo still waiting for a worker when only the provider's time is left
 is answered busy then, instead of 504 at the very end.
+
+`busy` is for a full queue of image work only (issue 31, class 13): with nothing queued ahead, a photo is
+always admitted. A slow provider is the hedge's and the fallback's business, and one call is not a
+forecast: the provider's pace is the median of the slot's recent *successful* calls, so a call that hung
+to the deadline (or failed at once) changes nothing.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 import time
+from collections import deque
 from pathlib import Path
 
 from boothgate.booth.early import EarlyDecode
@@ -23,11 +30,11 @@ from boothgate.imaging.prepared import PreparedImage
 from boothgate.imaging.workers import ImageWorkers
 from boothgate.storage.models import Slot
 
-# A slot's provider pace: moving average of its recent call times (seconds). Per slot, not per tab: the
-# slot's kind, prompt and model decide how long a call takes.
-PACE_WEIGHT = 0.3
-# A pace older than this is forgotten: otherwise one call that hung until its deadline would make the slot
-# refuse every later photo, and with no more calls the pace could never come down again.
+# A slot's provider pace: the median of its last few successful call times (seconds). Per slot, not per
+# tab: the slot's kind, prompt and model decide how long a call takes. A median of five: one odd call moves
+# it not at all.
+PACE_RUNS = 5
+# A pace older than this is forgotten: with no more calls it could never change again.
 PACE_TTL_SECONDS = 30.0
 # Time kept free for storing and answering after the provider (the spine's answer margin and the finish).
 FINISH_SECONDS = 0.5
@@ -48,21 +55,24 @@ class Busy(BoothError):
 class Capacity:
     def __init__(self, workers: ImageWorkers) -> None:
         self.workers = workers
-        self._pace: dict[tuple[str, int], tuple[float, float]] = {}  # slot: (seconds, when recorded)
+        self._pace: dict[tuple[str, int], deque[tuple[float, float]]] = {}  # slot: (seconds, when recorded)
 
-    def record(self, slot: Slot, seconds: float | None) -> None:
-        """A provider call of `slot` ended after `seconds` (success or not: both say how long a call takes now;
-        a call cut by the deadline says it takes at least that)."""
-        if seconds is None:
+    def record(self, slot: Slot, seconds: float | None, succeeded: bool = True) -> None:
+        """A provider call of `slot` ended after `seconds`. Only a success says how long a call takes: a
+        call cut by the deadline or failed says nothing about the next one (the hedge handles slowness)."""
+        if seconds is None or not succeeded:
             return
-        key = (slot.provider, slot.number)
-        previous = self.pace(slot) or None  # none yet, or forgotten: this call alone is the pace
-        value = seconds if previous is None else previous + PACE_WEIGHT * (seconds - previous)
-        self._pace[key] = (value, time.monotonic())
+        runs = self._pace.setdefault((slot.provider, slot.number), deque(maxlen=PACE_RUNS))
+        runs.append((seconds, time.monotonic()))
 
     def pace(self, slot: Slot) -> float:
-        value, when = self._pace.get((slot.provider, slot.number), (0.0, 0.0))
-        return value if time.monotonic() - when <= PACE_TTL_SECONDS else 0.0
+        now = time.monotonic()
+        recent = [
+            seconds
+            for seconds, when in self._pace.get((slot.provider, slot.number), ())
+            if now - when <= PACE_TTL_SECONDS
+        ]
+        return statistics.median(recent) if recent else 0.0
 
     def check(self, slot: Slot, deadline: Deadline, early: EarlyDecode | None = None) -> None:
         """Raise Busy when a photo admitted now would not be answered before `deadline`. A photo already
@@ -70,7 +80,9 @@ class Capacity:
         if early is not None:
             early.admitted()
         prepared = early is not None and early.started
-        queue = 0.0 if prepared else self.workers.expected_wait(deadline.at)
+        if prepared or self.workers.waiting_ahead(deadline.at) == 0:
+            return  # nothing waits ahead for the image workers: busy is for a full queue only
+        queue = self.workers.expected_wait(deadline.at)
         needed = queue + self.pace(slot) + FINISH_SECONDS
         left = deadline.remaining()
         if needed <= left:

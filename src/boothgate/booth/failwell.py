@@ -102,7 +102,13 @@ class FailWell:
         fields = len(job.upload.fields) if job.upload else 0
         job.upload = None
         job.record.meta = {"unauthenticated": True, "fields": fields}  # a stranger's text is not kept
-        if not self.strangers.may_record(client, job.settings.unauthenticated_records_per_minute):
+        settings = job.settings
+        if not self.strangers.may_record(
+            client,
+            settings.unauthenticated_records_per_minute,
+            settings.unauthenticated_records_total_per_minute,
+            settings.ipv6_throttle_prefix,
+        ):
             self._let_go(job)  # over this address's budget: answered and counted, nothing written
             return answer
         job.record.photo_bytes = None

@@ -171,6 +171,9 @@ class _Collector:
                 self.upload.head = (self.upload.head + chunk)[:16]
             self.upload.size += len(chunk)
         elif self.kind == "field":
+            if not self.may_write:
+                assert self.proof is not None
+                self.proof.hold(len(chunk))  # a field is held until the body ends: it counts too (issue 31)
             self.buffer.extend(chunk)
             if len(self.buffer) > self.limits.max_field_bytes:
                 raise TooLarge(

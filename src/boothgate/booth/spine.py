@@ -133,7 +133,8 @@ class Ingest(FailWell):
         job = BoothJob(record, request, deadline, self.media.incoming_path(job_id), settings, proof)
         JOB.set(job_id)  # image work started for this request is tagged with its job
         try:
-            async with asyncio.timeout_at(deadline.at - ANSWER_MARGIN_SECONDS):
+            # The providers this job uses stay open until it ends, whatever settings are saved meanwhile.
+            async with self.registry.in_use(), asyncio.timeout_at(deadline.at - ANSWER_MARGIN_SECONDS):
                 return await self._process(job)
         except errors.BoothError as exc:
             return await self._fail(job, exc)
@@ -424,18 +425,25 @@ class Ingest(FailWell):
             result_aspect=shaping.result_aspect(slot, job.photo_size),
         )
         provider_start = time.monotonic()
+        succeeded = False
         try:
             result = await provider.run(request)
+            # One admission check for every result, inside the hop: a refused result is this provider's
+            # failure, and the fallback serves (issue 31, class 2).
+            await self.imaging.admit_result(result.data)
+            succeeded = True
         except Exception as exc:
             # A provider that lets a connection reset or an unreadable body escape still gives the
-            # booth a provider error (502), not an internal error (500).
-            mapped = transport.booth_error(exc, provider.label, request.deadline)
+            # booth a provider error (502), not an internal error (500), and the fallback serves.
+            mapped = transport.answer_error(exc, provider.label, request.deadline)
             if mapped is None:
                 raise
+            if not isinstance(exc, errors.BoothError):
+                log.warning("job=%s %s answer not understood: %s", job.record.id, provider.label, type(exc).__name__)
             raise mapped from exc
         finally:
             job.record.provider_seconds = round(time.monotonic() - provider_start, 4)
-            self.capacity.record(slot, job.record.provider_seconds)
+            self.capacity.record(slot, job.record.provider_seconds, succeeded)
         return _Outcome(result, job.record.provider_seconds, job.record.id)
 
     # --- fall back (between run and fail well) ----------------------------------------------
@@ -472,7 +480,7 @@ class Ingest(FailWell):
         if self.moderation is None:
             return
         record: dict[str, Any] = dict(job.record.moderation or {})
-        hit = await self.moderation.check("after", data, options_for(slot), record)
+        hit = await self.moderation.check("after", data, options_for(slot), record, job.deadline.at)
         job.record.moderation = record
         if not hit:
             return

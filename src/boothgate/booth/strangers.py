@@ -1,12 +1,16 @@
 """What a booth request that never proved the upload password may leave behind: nothing lasting.
 
 - Its photo bytes are never written to disk: until the password is proved they stay in memory
-  (`PasswordProof`), within one budget for all such requests together (`UNPROVEN_MEMORY_BYTES`).
+  (`PasswordProof`), within one budget for all such requests together (`UNPROVEN_MEMORY_BYTES`). Every
+  byte held for such a request counts against it: the photo's and its ordinary form fields' alike.
   DSLR Remote Pro sends the password field before the file, so its photos go to disk as they arrive.
 - A password field is checked the moment it has arrived: a wrong one ends the upload there (401).
 - When it fails, only a metadata record is kept (job row and trash sidecar, no body), and only
-  `unauthenticated_records_per_minute` of them per address; the rest are only counted (`unrecorded`,
-  shown in Statistics). A malformed request without a password counts as a wrong password.
+  `unauthenticated_records_per_minute` of them per address — an IPv6 address counted by its prefix
+  (`ipv6_throttle_prefix`) — and `unauthenticated_records_total_per_minute` from all addresses together;
+  the rest are only counted (`unrecorded`, shown in Statistics). A malformed request without a password
+  counts as a wrong password. A record-only trash entry never pushes a booth's original out of the trash
+  (records/trash.py).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 from collections import OrderedDict, deque
 
 from boothgate import errors
-from boothgate.booth.throttle import Throttle
+from boothgate.booth.throttle import Throttle, client_key
 from boothgate.operator.credentials import Credentials
 
 MB = 1024 * 1024
@@ -33,6 +37,7 @@ class Strangers:
         self.held_bytes = 0
         self.unrecorded = 0  # failures not recorded because their address was over its budget
         self._records: OrderedDict[str, deque[float]] = OrderedDict()
+        self._all: deque[float] = deque()  # when each record of the last minute was kept, all addresses
 
     def hold(self, size: int) -> None:
         if self.held_bytes + size > UNPROVEN_MEMORY_BYTES:
@@ -45,9 +50,19 @@ class Strangers:
     def let_go(self, size: int) -> None:
         self.held_bytes = max(0, self.held_bytes - size)
 
-    def may_record(self, address: str, per_minute: int) -> bool:
-        """Whether one more metadata record of an unauthenticated failure from `address` fits this minute."""
+    def may_record(
+        self, address: str, per_minute: int, total_per_minute: int | None = None, ipv6_prefix: int = 64
+    ) -> bool:
+        """Whether one more metadata record of an unauthenticated failure from `address` fits this minute,
+        for its address (IPv6: its prefix) and for all addresses together."""
         now = time.monotonic()
+        address = client_key(address, ipv6_prefix)
+        if total_per_minute is not None:
+            while self._all and now - self._all[0] > WINDOW_SECONDS:
+                self._all.popleft()
+            if len(self._all) >= total_per_minute:
+                self.unrecorded += 1
+                return False
         times = self._records.get(address)
         if times is None:
             times = self._records[address] = deque()
@@ -60,6 +75,7 @@ class Strangers:
             self.unrecorded += 1
             return False
         times.append(now)
+        self._all.append(now)
         return True
 
 

@@ -84,11 +84,20 @@ class Imaging:
             message = f"The provider's image could not be decoded: {exc}"
             raise ProviderFailed(message, code="provider_bad_response") from exc
 
+    async def admit_result(self, data: bytes) -> None:
+        """Every provider result, whatever happens to it next: its structure and pixel cap from the headers,
+        in a thread (502 provider_bad_image / provider_bad_response). Issue 31, class 2."""
+        await asyncio.to_thread(images.check_result, data, self.max_source_pixels)
+
     # --- result shape and overlay (booth-links) -----------------------------------------------
     async def shape(self, data: bytes, plan: shaping.ShapePlan, deadline: float | None = None) -> tuple[bytes, str]:
-        """The result cut and sized for the print layout, the overlay laid over it, in the slot's format."""
+        """The result cut and sized for the print layout, the overlay laid over it, in the slot's format.
+
+        Admitted first with the same check as every result (issue 31, class 2): structure and pixel cap from
+        the headers, before a worker decodes it — a tiny file declaring 200 MP never reaches the reshape."""
         if shaping.already_shaped(data, plan):
             return await self.finish(data, plan.output_format, deadline)
+        await self.admit_result(data)
         return await self.workers.run(deadline, shaping.shape_result, data, plan)
 
     async def oriented_size(self, path: Path) -> tuple[int, int]:
@@ -104,6 +113,10 @@ class Imaging:
 
     async def thumbnail(self, source: Path | bytes, size: int) -> bytes:
         return await self.workers.run(None, images.thumbnail, source, size)
+
+    async def small_copy(self, data: bytes, size: int, deadline: float | None) -> bytes:
+        """A small JPEG of an admitted image, made in an image worker (the after-check's input)."""
+        return await self.workers.run(deadline, images.thumbnail, data, size)
 
     def close(self) -> None:
         self.workers.shutdown()

@@ -37,6 +37,7 @@ import itertools
 import logging
 import os
 import pickle
+import signal
 import struct
 import subprocess
 import sys
@@ -83,6 +84,17 @@ def _lower_priority() -> None:
         os.nice(WORKER_NICENESS)
 
 
+def _shield_from_group_signals() -> None:
+    """Ctrl+C in a terminal and `systemctl stop` signal the whole process group (or cgroup); a worker must
+    finish its work and be stopped last, by the server (issue 31, class 6). The server ends a worker with
+    a kill, or by closing its pipe — never with SIGINT/SIGTERM — so both are ignored here."""
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(number, signal.SIG_IGN)
+
+
 def _portable(exc: BaseException) -> tuple[str, Any]:
     """An exception in a form that survives pickling. Booth errors keep their status and code (their
     `__init__` takes keyword arguments that plain exception pickling would drop)."""
@@ -125,6 +137,7 @@ def _serve() -> None:
     answer ("ok", result) or an error on stdout. Anything the work prints goes to stderr."""
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr
+    _shield_from_group_signals()
     sys.path[:] = _receive(requests)  # the server's import path (tests, the bench, plugins)
     _lower_priority()
     import boothgate.imaging.images  # noqa: F401  (most work needs it: loaded before the first task, not during it)
@@ -158,11 +171,15 @@ class _Process:
     with one call."""
 
     def __init__(self) -> None:
+        # In a session (POSIX) / process group (Windows) of its own: a signal to the server's group does
+        # not reach it (issue 31, class 6); it still ends when the server does (its stdin closes).
         self.process = subprocess.Popen(
             [sys.executable, "-m", "boothgate.imaging.workers"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0)
+            | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0),
+            start_new_session=sys.platform != "win32",
         )
         assert self.process.stdin is not None and self.process.stdout is not None
         self.requests, self.replies = self.process.stdin, self.process.stdout
@@ -281,6 +298,11 @@ class ImageWorkers:
         ahead = sum(1 for d, _, w in self._waiting["queue"] if d <= due and not w.done())
         ahead += sum(1 for d in self._announced.values() if d < due)
         return (ahead + self.busy / 2 + 1) * self._service / self.workers
+
+    def waiting_ahead(self, due: float) -> int:
+        """How many photos wait for a worker ahead of work due at `due` (queued or still arriving)."""
+        ahead = sum(1 for d, _, w in self._waiting["queue"] if d <= due and not w.done())
+        return ahead + sum(1 for d in self._announced.values() if d < due)
 
     def announce(self, token: object, due: float) -> None:
         """A photo due at `due` is arriving and will need a worker (see `expected_wait`)."""

@@ -11,7 +11,12 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from boothgate.redaction import REDACTOR
 from boothgate.settings import Settings
@@ -46,6 +51,76 @@ def same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8", "replace"), b.encode("utf-8", "replace"))
 
 
+T = TypeVar("T")
+# Admin password checks (scrypt, ~50 ms of CPU each) waiting for the hashing thread beyond the one running.
+HASH_WAITING = 4
+# Refused checks this recent make /health say sign-ins are being starved.
+STARVED_WINDOW_SECONDS = 60.0
+
+
+class HashingBusy(Exception):
+    """Too many admin password checks at once or in a second: refused unchecked (answered 429)."""
+
+
+class HashGate:
+    """Password hashing in its own small bounded pool with a global rate (issue 31, class 12).
+
+    Each wrong admin password costs a scrypt hash. In the default thread pool that the booths' file steps
+    use, a few dozen addresses (each within its own allowance) would queue the booths behind hashes. Here:
+    one thread of its own, at most `HASH_WAITING` checks waiting, and at most `per_second` checks a second
+    from every address together (a token bucket); the rest are refused at once without hashing."""
+
+    def __init__(self, per_second: Callable[[], float]) -> None:
+        self.per_second = per_second
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="boothgate-password-hash")
+        self._inside = 0
+        self._tokens = 0.0
+        self._stamp = time.monotonic()
+        self._started = False
+        self.hashed = 0
+        self.refused = 0
+        self._refused_at: deque[float] = deque(maxlen=1000)
+
+    def _take(self) -> bool:
+        now = time.monotonic()
+        rate = max(0.1, self.per_second())
+        burst = max(1.0, rate)
+        if not self._started:
+            self._tokens, self._started = burst, True
+        self._tokens = min(burst, self._tokens + (now - self._stamp) * rate)
+        self._stamp = now
+        if self._tokens < 1.0 or self._inside > HASH_WAITING:
+            self.refused += 1
+            self._refused_at.append(now)
+            return False
+        self._tokens -= 1.0
+        return True
+
+    async def run(self, func: Callable[..., T], *args: Any) -> T:
+        if not self._take():
+            raise HashingBusy("Too many admin sign-in attempts at once; try again in a moment.")
+        self._inside += 1
+        try:
+            self.hashed += 1
+            return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
+        finally:
+            self._inside -= 1
+
+    def public(self) -> dict[str, Any]:
+        now = time.monotonic()
+        recent = sum(1 for t in self._refused_at if now - t <= STARVED_WINDOW_SECONDS)
+        return {
+            "checks": self.hashed,
+            "refused": self.refused,
+            "refused_last_minute": recent,
+            "starved": recent > 0,
+            "per_second": self.per_second(),
+        }
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 @dataclass
 class Generated:
     admin_password: str | None = None
@@ -61,6 +136,7 @@ class Credentials:
         # scrypt costs ~50 ms; remember the digest of the last verified password so each API call
         # under Basic Auth does not pay it again.
         self._verified: bytes | None = None
+        self.hashing = HashGate(lambda: self.settings.admin_password_checks_per_second)
 
     async def ensure(self) -> Generated:
         """Load stored credentials; generate the missing ones. Returns what was generated now."""
@@ -103,7 +179,7 @@ class Credentials:
         if self._verified is not None and hmac.compare_digest(fingerprint, self._verified):
             return user_ok
         stored = self._admin_hash
-        if not stored or not await asyncio.to_thread(verify_hash, password, stored):
+        if not stored or not await self.hashing.run(verify_hash, password, stored):
             return False
         self._verified = fingerprint
         return user_ok

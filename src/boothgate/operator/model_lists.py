@@ -17,6 +17,7 @@ from typing import Any
 
 from boothgate.providers.base import ModelInfo, Provider
 from boothgate.providers.registry import Registry, UnknownProvider
+from boothgate.providers.transport import answer_limit
 
 log = logging.getLogger("boothgate.models")
 
@@ -102,8 +103,10 @@ class ModelLists:
         else:
             self._fingerprints[name] = _fingerprint(provider)
             try:
-                async with asyncio.timeout(REFRESH_TIMEOUT_SECONDS):
-                    models = await provider.list_models()
+                # A model list is small: its answer gets a limit of its own (providers/transport.py).
+                with answer_limit(provider.settings.provider_list_max_bytes):
+                    async with asyncio.timeout(REFRESH_TIMEOUT_SECONDS):
+                        models = await provider.list_models()
                 listing = Listing(models, datetime.now(UTC))
             except asyncio.CancelledError:
                 raise

@@ -33,7 +33,11 @@ ExecStart={python} -m boothgate serve
 # Restart after a crash (and after an out-of-memory kill), a few seconds apart, without giving up.
 Restart=always
 RestartSec=3
-# Booths get their answers before the server stops (the longest wait is about 50 s).
+# A stop is graceful: SIGTERM goes to the server alone (KillMode=mixed), which stops accepting, lets every
+# booth in flight get its answer within its deadline (about 50 s at most), stops its image workers last
+# and exits; whatever is left after TimeoutStopSec is killed.
+KillMode=mixed
+KillSignal=SIGTERM
 TimeoutStopSec=60
 NoNewPrivileges=yes
 PrivateTmp=yes

@@ -6,14 +6,15 @@ Read-only queries over the job table; booth posts only (Try it and rehearsals ar
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from boothgate.records.jobs import public_job
-from boothgate.records.stats import percentile, start_of_today
+from boothgate.records.stats import start_of_today
 from boothgate.storage.db import Database
 from boothgate.storage.models import Job
 
@@ -59,44 +60,63 @@ def _aware(value: datetime) -> datetime:
 
 
 async def live_view(db: Database, tabs: list[str], hours: float = 3.0, latest: int = 24) -> dict[str, Any]:
-    """The live page's data: latest booth results, per-provider answer times, failure/fallback counts."""
+    """The live page's data: latest booth results, per-provider answer times, failure/fallback counts.
+
+    Counts and answer times are aggregated in SQL over the `source, created_at` index (GROUP BY, window
+    functions): a few dozen rows come back, never the window's jobs as ORM objects — a festival day does not
+    hold the event loop (issue 31, class 9)."""
     now = datetime.now(UTC)
     since = now - timedelta(hours=hours)
-    window = select(Job).where(Job.source == "booth", Job.created_at >= since).order_by(Job.created_at.desc())
+    in_window = (Job.source == "booth", Job.created_at >= since)
+    has_fallback = Job.fallback_reason.is_not(None)
+    grouped = select(Job.provider, Job.status, has_fallback, func.count()).where(*in_window)
+    grouped = grouped.group_by(Job.provider, Job.status, has_fallback)
+    # Answer times per provider and 10-minute bucket: mean, count and the nearest-rank p95, all in SQL
+    # (window functions; the bucket from bound edges, so any database): a few dozen rows come back.
+    edges = [since + timedelta(minutes=BUCKET_MINUTES * (i + 1)) for i in range(math.ceil(hours * 60 / BUCKET_MINUTES))]
+    bucket = case(*[(Job.created_at < edge, i) for i, edge in enumerate(edges)], else_=len(edges))
+    part = (Job.provider, bucket)
+    ranked = (
+        select(
+            Job.provider.label("provider"),
+            bucket.label("bucket"),
+            Job.total_seconds.label("seconds"),
+            func.row_number().over(partition_by=part, order_by=Job.total_seconds).label("rank"),
+            func.count().over(partition_by=part).label("n"),
+            func.avg(Job.total_seconds).over(partition_by=part).label("mean"),
+        )
+        .where(*in_window, Job.status == "succeeded", Job.total_seconds.is_not(None))
+        .subquery()
+    )
+    c = ranked.c
+    times = select(c.provider, c.bucket, c.n, c.mean, c.seconds).where(c.rank >= 0.95 * c.n, c.rank - 1 < 0.95 * c.n)
     newest = select(Job).where(Job.source == "booth").order_by(Job.created_at.desc()).limit(latest)
     async with db.read() as session:
-        jobs = (await session.scalars(window)).all()
+        rows = (await session.execute(grouped)).all()
+        answer_times = (await session.execute(times)).all()
         recent = (await session.scalars(newest)).all()
-    buckets: dict[str, dict[int, list[float]]] = {}
     counts = {"received": 0, "succeeded": 0, "failed": 0, "timed_out": 0, "rejected": 0, "fallbacks": 0}
     per_provider: dict[str, dict[str, int]] = {}
-    for job in jobs:
-        counts["received"] += 1
-        if job.status in counts:
-            counts[job.status] += 1
-        if job.fallback_reason:
-            counts["fallbacks"] += 1
-        mine = per_provider.setdefault(job.provider, {"received": 0, "failed": 0, "fallbacks": 0})
-        mine["received"] += 1
-        mine["failed"] += job.status in FAILED
-        mine["fallbacks"] += bool(job.fallback_reason)
-        if job.status == "succeeded" and job.total_seconds is not None:
-            minutes = int((_aware(job.created_at) - since).total_seconds() // 60)
-            index = minutes // BUCKET_MINUTES
-            buckets.setdefault(job.provider, {}).setdefault(index, []).append(job.total_seconds)
+    for provider, status, fell_back, count in rows:
+        count = int(count)
+        counts["received"] += count
+        if status in counts:
+            counts[status] += count
+        mine = per_provider.setdefault(provider, {"received": 0, "failed": 0, "fallbacks": 0})
+        mine["received"] += count
+        mine["failed"] += count if status in FAILED else 0
+        if fell_back:
+            counts["fallbacks"] += count
+            mine["fallbacks"] += count
+    points_of: dict[str, list[tuple[int, int, float, float]]] = {}
+    for provider, index, n, mean, p95 in answer_times:
+        points_of.setdefault(provider, []).append((int(index), int(n), float(mean), float(p95)))
     series = []
-    for provider in [t for t in tabs if t in buckets] + sorted(set(buckets) - set(tabs)):
+    for provider in [t for t in tabs if t in points_of] + sorted(set(points_of) - set(tabs)):
         points = []
-        for index, values in sorted(buckets[provider].items()):
+        for index, n, mean, p95 in sorted(points_of[provider]):
             middle = since + timedelta(minutes=(index + 0.5) * BUCKET_MINUTES)
-            points.append(
-                {
-                    "at": middle.isoformat(),
-                    "avg_seconds": round(sum(values) / len(values), 3),
-                    "p95_seconds": percentile(values, 0.95),
-                    "count": len(values),
-                }
-            )
+            points.append({"at": middle.isoformat(), "avg_seconds": round(mean, 3), "p95_seconds": p95, "count": n})
         series.append({"provider": provider, "points": points})
     return {
         "generated_at": now.isoformat(),

@@ -56,7 +56,14 @@ def _entries(trash: Path) -> list[_Entry]:
         entry.files.append(path)
         entry.size += stat.st_size
         entry.mtime = min(entry.mtime, stat.st_mtime)
-    return sorted(grouped.values(), key=lambda e: (e.day, e.mtime))
+    # Record-only entries (a sidecar without an original: mostly requests that never proved the password)
+    # go first, oldest first; then entries with an original. A stranger's records never push a guest's
+    # failed original out (issue 31, class 11).
+    return sorted(grouped.values(), key=lambda e: (not _record_only(e), e.day, e.mtime))
+
+
+def _record_only(entry: _Entry) -> bool:
+    return all(path.suffix == ".json" for path in entry.files)
 
 
 def measure(trash: Path) -> int:

@@ -12,12 +12,14 @@ megapixels at most — the prepared photo, or a result already admitted under th
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from boothgate import errors
@@ -30,7 +32,20 @@ log = logging.getLogger("boothgate.moderation")
 
 Stage = Literal["before", "after"]
 MASK_FOLDER = "masks"
+# A result larger than this (from its header) is made small in an image worker before the after-check
+# scores it; a smaller one (a shaped result is at most ~7 MP) is scored here, with JPEG's scaled decode.
+AFTER_CHECK_IN_PLACE_PIXELS = 12_000_000
+AFTER_CHECK_SIDE = 448
 MASK_TYPES = ("jpeg", "png", "webp")
+
+
+def _pixels(data: bytes) -> int:
+    """Width × height from the header (no decode); 0 when unreadable (the scorer then says why)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return int(im.size[0]) * int(im.size[1])
+    except Exception:
+        return 0
 
 
 class ModerationOptions(BaseModel):
@@ -83,7 +98,14 @@ class Moderation:
             self._thread.submit(_warm_quietly)
 
     # --- the checks ---------------------------------------------------------------------------
-    async def check(self, stage: Stage, data: bytes, options: ModerationOptions, record: dict[str, Any]) -> bool:
+    async def check(
+        self,
+        stage: Stage,
+        data: bytes,
+        options: ModerationOptions,
+        record: dict[str, Any],
+        deadline: float | None = None,
+    ) -> bool:
         """Score `data` when the slot checks this stage; record score and decision; True on a hit."""
         if not (options.before if stage == "before" else options.after):
             return False
@@ -92,7 +114,14 @@ class Moderation:
             return False
         loop = asyncio.get_running_loop()
         try:
+            if stage == "after" and await asyncio.to_thread(_pixels, data) > AFTER_CHECK_IN_PLACE_PIXELS:
+                # A result (as returned, or a transparent PNG) may be up to the pixel cap: it is made small
+                # in an image worker, never decoded at full size in the server (issue 31, class 3).
+                data = await self.imaging.small_copy(data, AFTER_CHECK_SIDE, deadline)
             score = await loop.run_in_executor(self._thread, nsfw.score, data)
+        except errors.BoothError as exc:
+            record[stage] = {"skipped": exc.message[:200]}
+            return False
         except ValueError as exc:  # the bytes were admitted elsewhere; an unreadable one is not ours to judge
             record[stage] = {"skipped": str(exc)[:200]}
             return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -61,6 +61,11 @@ class Job(Base):
     """One booth request through one slot: status, timings, reason, metadata."""
 
     __tablename__ = "jobs"
+    # The live view and statistics read booth jobs of a time window, per provider (migration 0004).
+    __table_args__ = (
+        Index("ix_jobs_source_created_at", "source", "created_at"),
+        Index("ix_jobs_provider_created_at", "provider", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

@@ -146,6 +146,12 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
         health["image_workers"] = workers = services.imaging.workers.snapshot()
         if workers["stuck"]:
             health["status"] = "degraded"
+        if services.retention is not None:  # a clock jump: retention goes by kept-age, shown here
+            health["retention"] = services.retention.public()
+        # Admin sign-ins refused because wrong passwords used up the hashing rate: the operator may be locked out.
+        health["admin_sign_in"] = hashing = services.credentials.hashing.public()
+        if hashing["starved"]:
+            health["status"] = "degraded"
         if not database:
             return JSONResponse(health, status_code=503)
         return health

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Request
 
 from boothgate.operator import tab_bar
+from boothgate.operator.credentials import HashingBusy
 from boothgate.ops import banner
 from boothgate.runtime import Services
 
@@ -72,7 +73,12 @@ async def require_admin(request: Request, services: ServicesDep) -> str:
             headers={"Retry-After": str(int(retry_after) + 1)},
         )
     credentials = _basic_credentials(request)
-    if credentials is None or not await services.credentials.check_admin(*credentials):
+    try:
+        signed_in = credentials is not None and await services.credentials.check_admin(*credentials)
+    except HashingBusy:  # checked nothing: the password hashing's global rate is used up (issue 31, class 12)
+        raise HTTPException(429, "Too many sign-in attempts right now; try again in a moment.",
+                            headers={"Retry-After": "1"}) from None  # fmt: skip
+    if credentials is None or not signed_in:
         delay = throttle.delay(address)
         if credentials is not None:
             throttle.failed(address)

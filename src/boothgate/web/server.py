@@ -72,5 +72,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # Off by default (one line per job is logged instead); when on, link_secrets masks passwords in paths.
         "access_log": settings.access_log,
         "timeout_keep_alive": 30,
+        # On SIGTERM / SIGINT uvicorn stops accepting and waits for the requests in flight; every booth has
+        # its answer by its deadline, so that is as long as the wait may be (issue 31, class 6).
+        "timeout_graceful_shutdown": int(settings.deadline_seconds) + 5,
         "proxy_headers": True,
     }
