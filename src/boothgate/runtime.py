@@ -30,6 +30,7 @@ from boothgate.run.moderation import Moderation, options_for
 from boothgate.settings import Settings
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
+from boothgate.work import Runner, TaskQueue
 
 log = logging.getLogger("boothgate")
 
@@ -73,6 +74,8 @@ class Services:
     # Issue 11: live model lists and rehearsals (set in `start`, after the services they use).
     model_lists: ModelLists = field(init=False)
     rehearsals: Rehearsals = field(init=False)
+    # Durable background work (boothgate/work/): handlers are registered before `work.start()`.
+    work: Runner = field(init=False)
 
     @property
     def settings(self) -> Settings:
@@ -114,6 +117,7 @@ class Services:
             config, db, media, http, registry, imaging, slots, jobs, credentials, booth_throttle,
             admin_throttle, links, ingest, generated, moderation,
         )  # fmt: skip
+        services.work = Runner(TaskQueue(db))
         services.model_lists = ModelLists(registry)
         services.rehearsals = Rehearsals(config, registry, slots, jobs, ingest)
         config.on_change(services._settings_changed)
@@ -125,6 +129,7 @@ class Services:
         services.tasks.append(asyncio.create_task(services.trash.run_forever()))
         await recovery.recover(jobs, media)
         services.tasks.append(asyncio.create_task(retention.run_forever(lambda: config.settings, media, db)))
+        services.work.start()  # after every handler is registered and the journal is drained
         services.model_lists.refresh_soon()  # in the background: start-up never waits for the internet
         return services
 
@@ -135,6 +140,7 @@ class Services:
         self.model_lists.settings_changed()
 
     async def stop(self) -> None:
+        await self.work.stop()  # running tasks are given back to the queue, not lost
         await self.model_lists.aclose()
         await self.rehearsals.aclose()
         for task in self.tasks:

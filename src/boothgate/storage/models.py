@@ -96,3 +96,30 @@ class StoredSetting(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Task(Base):
+    """Durable background work (boothgate/work/): one row per unit of work, claimed under a lease.
+
+    `run_after` and `lease_until` are Unix seconds (floats), so "due" and "lease expired" compare the same
+    way on SQLite and PostgreSQL.
+    """
+
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("key", name="uq_task_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    # The idempotency key: a second enqueue with the same key is a no-op.
+    key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued|running|done|failed
+    priority: Mapped[int] = mapped_column(Integer, default=100)  # lower runs first
+    run_after: Mapped[float] = mapped_column(Float, default=0.0, index=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, default=None)
+    owner: Mapped[str | None] = mapped_column(String(100), default=None)  # the node id holding the lease
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
