@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from boothgate import redaction
-from boothgate.booth import link_secrets
+from boothgate.booth import late, link_secrets
 from boothgate.booth.rehearsal import Rehearsals
 from boothgate.booth.spine import Ingest
 from boothgate.booth.throttle import Throttle
@@ -28,11 +28,16 @@ from boothgate.records.trash import TrashBudget
 from boothgate.run import offline
 from boothgate.run.moderation import Moderation, options_for
 from boothgate.settings import Settings
+from boothgate.sharing.galleries import Galleries
+from boothgate.sharing.pages import GuestPages
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
 from boothgate.work import Runner, TaskQueue
 
 log = logging.getLogger("boothgate")
+# Unknown guest-page or gallery tokens (or wrong gallery PINs) an address may ask for before a lockout.
+SHARE_GUESSES = 30
+SHARE_LOCKOUT_SECONDS = 600.0
 
 
 async def _any_slot_checks(slots: SlotService) -> bool:
@@ -76,6 +81,9 @@ class Services:
     rehearsals: Rehearsals = field(init=False)
     # Durable background work (boothgate/work/): handlers are registered before `work.start()`.
     work: Runner = field(init=False)
+    guest_pages: GuestPages = field(init=False)
+    galleries: Galleries = field(init=False)
+    share_throttle: Throttle = field(init=False)
 
     @property
     def settings(self) -> Settings:
@@ -117,7 +125,14 @@ class Services:
             config, db, media, http, registry, imaging, slots, jobs, credentials, booth_throttle,
             admin_throttle, links, ingest, generated, moderation,
         )  # fmt: skip
-        services.work = Runner(TaskQueue(db))
+        services.work = Runner(TaskQueue(db), lease_seconds=settings.work_lease_seconds)
+        # Issue 30: the late AI result is background work that survives a restart (booth/late.py).
+        ingest.late.queue = services.work.queue
+        services.work.register(late.KIND, ingest.late.run)
+        services.guest_pages = GuestPages(db, media)
+        services.galleries = Galleries(db, media)
+        # Guessing page tokens: an address that keeps asking for ones that do not exist is locked out.
+        services.share_throttle = Throttle(SHARE_GUESSES, SHARE_LOCKOUT_SECONDS)
         services.model_lists = ModelLists(registry)
         services.rehearsals = Rehearsals(config, registry, slots, jobs, ingest)
         config.on_change(services._settings_changed)
@@ -141,6 +156,7 @@ class Services:
 
     async def stop(self) -> None:
         await self.work.stop()  # running tasks are given back to the queue, not lost
+        await self.ingest.late.aclose()
         await self.model_lists.aclose()
         await self.rehearsals.aclose()
         for task in self.tasks:
