@@ -21,7 +21,7 @@ from PIL import Image
 
 from boothgate.sharing.tokens import reach_problem, well_formed
 from boothgate.web.app import create_app
-from tests.conftest import ADMIN, Booth, ScriptedProvider, booth_settings, make_jpeg
+from tests.conftest import Booth, ScriptedProvider, booth_settings, make_jpeg
 from tests.fakes.server import free_port, serve
 from tests.local_photos import astronaut, jpeg
 

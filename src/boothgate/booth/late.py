@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from boothgate import errors
 from boothgate.deadline import Deadline
 from boothgate.imaging.pool import Imaging
 from boothgate.operator.config import RuntimeConfig
@@ -170,7 +171,7 @@ class LateResults:
                 result = getattr(value, "result", value)  # the spine's outcome wraps the provider's result
             else:
                 result = await self._call_again(job, late, until)
-        except TimeoutError:
+        except (TimeoutError, errors.DeadlineReached):  # our bound, or the provider's own at the same instant
             await self._end(job_id, "expired", "limit")
             return
         except (asyncio.CancelledError, RetryLater, Permanent):
