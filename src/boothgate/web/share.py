@@ -8,7 +8,6 @@ Every unknown or malformed token, and every wrong gallery PIN, counts against th
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 from collections import OrderedDict
 from pathlib import Path
@@ -308,8 +307,7 @@ async def gallery_show(token: str, request: Request, services: ServicesDep) -> R
         return gallery
     photos = await services.galleries.photos(gallery, services.settings.retention_days)
     url = tokens.gallery_url(services.settings.public_base_url or str(request.base_url).rstrip("/"), token)
-    svg = segno.make_qr(url, error="m").svg_inline(scale=4, border=4)
-    qr_svg = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    qr_svg = segno.make_qr(url, error="m").svg_data_uri(scale=4, border=4)
     context = _context(request, name=gallery.name, photos=photos, base=f"/g/{token}", gallery_url=url, qr_svg=qr_svg)
     return templates.TemplateResponse(request, "slideshow.html", context, headers=NOINDEX)
 
