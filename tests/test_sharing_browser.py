@@ -169,3 +169,47 @@ def test_gallery_and_slideshow_fit_and_show_the_newest(browser: Any, server: str
     page.wait_for_timeout(500)
     keep(page, "slideshow-1280.png")
     context.close()
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_the_card_sets_the_qr_and_the_late_result_and_warns_about_the_address(
+    browser: Any, tmp_path: Path, lang: str
+) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("BOOTHGATE_"):
+                patch.delenv(name)
+        settings = booth_settings(tmp_path, public_base_url="http://192.168.1.20:8000")  # a LAN address
+    app = create_app(settings, {"gemini": ScriptedProvider})
+    with serve(app) as url:
+        configure(url, 4, prompt="x")
+        for viewport in (DESKTOP, PHONE):
+            context = browser.new_context(
+                base_url=url, viewport=viewport, http_credentials={"username": ADMIN[0], "password": ADMIN[1]}
+            )
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            page.goto(f"/tabs/gemini/4?lang={lang}")
+            slot = page.locator("#slot-4")
+            slot.locator("details.more summary").click()
+            warning = slot.locator(".share-warning")
+            expect(warning).to_be_visible()
+            assert ("Wi-Fi" in warning.inner_text()) if lang == "ru" else ("Wi-Fi" in warning.inner_text())
+            assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+            if viewport is DESKTOP:
+                slot.locator("[name=share_qr]").check()
+                slot.locator("[name=share_corner]").select_option("top_left")
+                slot.locator("[name=share_label]").fill("Scan me")
+                slot.locator("[name=late_result_seconds]").fill("120")
+                slot.locator(".save").click()
+                expect(slot.locator(".save-state")).to_have_text("Сохранено ✓" if lang == "ru" else "Saved ✓")
+                with api(url) as client:
+                    saved = client.get("/api/slots/gemini/4").json()
+                assert saved["share"] == {"qr": True, "corner": "top_left", "size": 0.12, "label": "Scan me"}
+                assert saved["late_result_seconds"] == 120
+                share = slot.locator("fieldset.share")
+                share.scroll_into_view_if_needed()
+                ARTIFACTS.mkdir(exist_ok=True)
+                share.screenshot(path=str(ARTIFACTS / f"card-share-{lang}.png"))
+                shutil.copyfile(ARTIFACTS / f"card-share-{lang}.png", DOCS_IMAGES / f"card-share-{lang}.png")
+            context.close()
