@@ -273,3 +273,46 @@ async def test_sigkill_during_the_late_run_still_delivers_and_never_calls_again(
     finally:
         if server.process is not None and server.process.poll() is None:
             server.kill()
+
+
+async def test_on_failure_original_then_the_ai_version_later(start: Any, fake: tuple[TimedGeminiFake, str]) -> None:
+    gemini, url = fake
+    gemini.default_mode, gemini.slow_seconds = "slow", DEADLINE + 3
+    booth = start(url)
+    await booth.configure("gemini", 2, kind="prompt", prompt="x", on_failure="original", late_result_seconds=120)
+    photo = encode(gradient(900, 600, PHOTO_TINT))
+    answer = await booth.post("gemini", 2, photo)
+    assert answer.status == 200 and answer.body == photo  # the guest's own photo was printed
+    job = await wait_for_job(
+        booth, answer.headers["x-job-id"], lambda j: (j["late"] or {}).get("status") == "delivered"
+    )
+    assert job["late"]["served_by"] == "original" and job["status"] == "timed_out"
+    async with httpx.AsyncClient(timeout=30) as client:
+        page = await client.get(answer.headers["x-share-url"], headers={"accept-language": "en"})
+        download = await client.get(answer.headers["x-share-url"] + "/download")
+    assert "The AI version is ready" in page.text and download.content != photo
+    assert len(gemini.received) == 1
+
+
+async def test_an_expired_page_says_so(start: Any, fake: tuple[TimedGeminiFake, str]) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from boothgate.storage.db import Database
+    from boothgate.storage.models import Job, utcnow
+
+    gemini, url = fake
+    booth = start(url)
+    await booth.configure("gemini", 3, kind="prompt", prompt="x")
+    answer = await booth.post("gemini", 3, encode(gradient(900, 600, PHOTO_TINT)))
+    assert answer.status == 200
+    db = Database(booth.settings.sqlalchemy_url)  # our own connection: the server's lives on its own loop
+    async with db.write() as session:  # as if taken longer ago than retention_days (30)
+        await session.execute(
+            update(Job).where(Job.id == answer.headers["x-job-id"]).values(created_at=utcnow() - timedelta(days=31))
+        )
+    await db.dispose()
+    async with httpx.AsyncClient(timeout=30) as client:
+        page = await client.get(answer.headers["x-share-url"], headers={"accept-language": "en"})
+    assert page.status_code == 410 and "This photo has expired" in page.text

@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 import zxingcpp
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from boothgate.sharing.tokens import reach_problem, well_formed
 from boothgate.web.app import create_app
@@ -71,6 +71,12 @@ async def test_the_qr_in_the_booths_answer_decodes_to_exactly_its_page(public_bo
     assert share_url.startswith(f"{booth.url}/p/") and well_formed(share_url.rsplit("/", 1)[1])
     # From the JPEG the booth got, at print size (1800×1200 ≈ 15×10 cm at 300 dpi).
     assert decode_qr(answer.body) == [share_url]
+    # Seen coarser than printed (half the pixels: 2 px a module), a little blur, JPEG again.
+    print_photo = Image.open(io.BytesIO(answer.body)).resize((900, 600), Image.Resampling.BILINEAR)
+    print_photo = print_photo.filter(ImageFilter.GaussianBlur(0.6))
+    seen = io.BytesIO()
+    print_photo.save(seen, "JPEG", quality=70)
+    assert decode_qr(seen.getvalue()) == [share_url]
     assert Image.open(io.BytesIO(answer.body)).size == (1800, 1200)
     async with httpx.AsyncClient(timeout=30) as client:
         page = await client.get(share_url, headers={"accept-language": "en-GB,en;q=0.9"})
@@ -234,3 +240,30 @@ def test_zip_stream_holds_one_chunk_at_a_time(tmp_path: Path) -> None:
     assert max(len(p) for p in pieces) <= ZIP_CHUNK + 4096  # bounded memory: one chunk plus headers
     archive = zipfile.ZipFile(io.BytesIO(b"".join(pieces)))
     assert [archive.read(n) for n in archive.namelist()] == [p.path.read_bytes() for p in photos]
+
+
+@pytest.mark.parametrize("corner", ["bottom_right", "bottom_left", "top_right", "top_left"])
+def test_the_code_sits_in_its_corner_with_a_white_quiet_zone(corner: str) -> None:
+    from boothgate.imaging.qrmark import QUIET_MODULES, QrMark, lay_qr
+
+    base = Image.new("RGB", (1800, 1200), (20, 20, 20))
+    marked = lay_qr(base, QrMark("https://booth.example.com/p/" + "x" * 32, corner, 0.12, "Ваше фото"))
+    gray = np.asarray(marked.convert("L"))
+    white = np.argwhere(gray > 240)
+    top, left = white.min(axis=0)
+    bottom, right = white.max(axis=0)
+    assert (top < 600) == corner.startswith("top") and (left < 900) == corner.endswith("left")
+    assert right - left + 1 >= 0.12 * 1200 - 4  # at least the asked size
+    # The quiet zone: the panel's outer 4 modules (4 px each) are white all round.
+    module = 4
+    assert (gray[top : top + QUIET_MODULES * module, left : right + 1] > 240).all()
+    code = np.asarray(marked.convert("L"))[top : bottom + 1, left : right + 1]
+    texts = [r.text for r in zxingcpp.read_barcodes(code)]
+    assert texts == ["https://booth.example.com/p/" + "x" * 32]
+
+
+def test_a_print_too_small_for_a_readable_code_gets_none() -> None:
+    from boothgate.imaging.qrmark import QrMark, lay_qr
+
+    tiny = Image.new("RGB", (120, 90), (20, 20, 20))
+    assert lay_qr(tiny, QrMark("https://booth.example.com/p/" + "x" * 32)).tobytes() == tiny.tobytes()

@@ -125,7 +125,9 @@ class Services:
             config, db, media, http, registry, imaging, slots, jobs, credentials, booth_throttle,
             admin_throttle, links, ingest, generated, moderation,
         )  # fmt: skip
-        services.work = Runner(TaskQueue(db), lease_seconds=settings.work_lease_seconds)
+        # Handlers mostly wait on a provider or the database, so several run at once; CPU work inside them
+        # goes to the image workers, where booths come first.
+        services.work = Runner(TaskQueue(db), concurrency=8, lease_seconds=settings.work_lease_seconds)
         # Issue 30: the late AI result is background work that survives a restart (booth/late.py).
         ingest.late.queue = services.work.queue
         services.work.register(late.KIND, ingest.late.run)

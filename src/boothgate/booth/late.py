@@ -53,6 +53,9 @@ MAX_CALLS = 2  # the booth-time call, and one more when a restart lost it
 # Late work waits behind booths on the image workers: its due time is at least this far ahead.
 BEHIND_BOOTHS_SECONDS = 120.0
 PRIORITY = 50  # before other background work (webhooks, exports) in the task queue
+# Provider calls kept going past their booth's answer at once (an outage can send every photo to the
+# fallback): beyond this, a slow call is cancelled at the answer as without a late result.
+MAX_KEPT = 32
 
 
 @dataclass
@@ -93,7 +96,7 @@ class LateResults:
     async def keep(self, record: Job, slot: Slot, task: asyncio.Task[Any], booth: Deadline) -> Any:
         """Await the provider's run for the booth, without letting the booth's end cancel it."""
         seconds = self.seconds_for(slot, record)
-        if seconds == 0:
+        if seconds == 0 or len(self._kept) >= MAX_KEPT:
             return await task
         until = time.time() + booth.remaining() + seconds
         self._kept[record.id] = _Kept(task, until, f"{slot.provider}/{slot.number}")
