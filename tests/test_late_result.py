@@ -302,7 +302,7 @@ async def test_an_expired_page_says_so(start: Any, fake: tuple[TimedGeminiFake, 
     from boothgate.storage.db import Database
     from boothgate.storage.models import Job, utcnow
 
-    gemini, url = fake
+    _gemini, url = fake
     booth = start(url)
     await booth.configure("gemini", 3, kind="prompt", prompt="x")
     answer = await booth.post("gemini", 3, encode(gradient(900, 600, PHOTO_TINT)))
