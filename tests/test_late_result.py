@@ -316,3 +316,32 @@ async def test_an_expired_page_says_so(start: Any, fake: tuple[TimedGeminiFake, 
     async with httpx.AsyncClient(timeout=30) as client:
         page = await client.get(answer.headers["x-share-url"], headers={"accept-language": "en"})
     assert page.status_code == 410 and "This photo has expired" in page.text
+
+
+async def test_late_work_waits_behind_booths_on_the_image_workers(tmp_path: Path) -> None:
+    """One worker, busy; a late shaping and then a booth's queue for it: the booth goes first."""
+    from boothgate.booth.late import behind_booths
+    from boothgate.deadline import Deadline
+    from boothgate.imaging.workers import ImageWorkers
+    from tests import worker_tasks
+
+    workers = ImageWorkers(1)
+    try:
+        flag, order = tmp_path / "go", tmp_path / "order"
+        busy = asyncio.create_task(
+            workers.run(time.monotonic() + 60, worker_tasks.wait_for, str(flag), str(tmp_path / "p"))
+        )
+        for _ in range(400):
+            if (tmp_path / "p").exists():
+                break
+            await asyncio.sleep(0.05)
+        late_due = behind_booths(Deadline(time.monotonic() + 5), booth_seconds=48.0)
+        late = asyncio.create_task(workers.run(late_due, worker_tasks.append, str(order), "late"))
+        await asyncio.sleep(0.2)  # the late work queues first ...
+        booth = asyncio.create_task(workers.run(time.monotonic() + 48, worker_tasks.append, str(order), "booth"))
+        await asyncio.sleep(0.2)
+        flag.write_text("go")
+        await asyncio.gather(busy, late, booth)
+        assert order.read_text().split() == ["booth", "late"]  # ... and the booth is served before it
+    finally:
+        workers.shutdown()

@@ -209,12 +209,17 @@ class LateResults:
         await self._set_late(job.id, late)
         deadline = Deadline(time.monotonic() + remaining)
         pixels = provider.input_pixels()
-        photo = await self.imaging.prepare(self.media.resolve(source), pixels, self._behind_booths(deadline))
+        photo = await self.imaging.prepare(
+            self.media.resolve(source), pixels, behind_booths(deadline, self.config.settings.deadline_seconds)
+        )
         reference = None
         reference_file = self.slots.reference_path(slot)
         if reference_file is not None and slot.reference_sha256:
             reference = await self.imaging.prepare_reference(
-                reference_file, slot.reference_sha256, pixels, self._behind_booths(deadline)
+                reference_file,
+                slot.reference_sha256,
+                pixels,
+                behind_booths(deadline, self.config.settings.deadline_seconds),
             )
         photo_size = _size(job.provider_notes or {})
         request = ProviderRequest(
@@ -235,9 +240,6 @@ class LateResults:
         finally:
             self.links.revoke(job.id)
 
-    def _behind_booths(self, deadline: Deadline) -> float:
-        return max(deadline.at, time.monotonic() + BEHIND_BOOTHS_SECONDS)
-
     async def _deliver(self, job: Job, late: dict[str, Any], result: ProviderResult, until: float) -> None:
         slot_name = str(late.get("slot") or "")
         provider_name, _, number = slot_name.partition("/")
@@ -254,7 +256,7 @@ class LateResults:
                 self.slots.overlay_file(slot),
                 share_url=share if settings.public_base_url else None,
             )
-            due = time.monotonic() + max(BEHIND_BOOTHS_SECONDS, until - time.time())
+            due = behind_booths(Deadline(time.monotonic() + max(0.0, until - time.time())), settings.deadline_seconds)
             if plan is not None:
                 data, mime = await self.imaging.shape(data, plan, due)
             else:
@@ -290,6 +292,12 @@ class LateResults:
             if row is not None and (row.late or {}).get("status") == "running":
                 row.late = {**(row.late or {}), "status": status, "reason": reason}
                 row.history = [*(row.history or []), history_entry(f"late_result_{status}", reason=reason)]
+
+
+def behind_booths(deadline: Deadline, booth_seconds: float) -> float:
+    """The due time late work queues with on the image workers: later than any booth photo arriving now
+    can be due, so earliest deadline first serves every booth before it."""
+    return max(deadline.at, time.monotonic() + max(BEHIND_BOOTHS_SECONDS, booth_seconds + 1.0))
 
 
 def _size(notes: dict[str, Any]) -> tuple[int, int] | None:
