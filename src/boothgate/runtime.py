@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from boothgate import link_secrets, redaction
+from boothgate.booth import late
 from boothgate.booth.rehearsal import Rehearsals
 from boothgate.booth.spine import Ingest
 from boothgate.booth.throttle import Throttle
@@ -31,11 +32,17 @@ from boothgate.records.trash import TrashBudget
 from boothgate.run import offline
 from boothgate.run.moderation import Moderation, options_for
 from boothgate.settings import Settings
+from boothgate.sharing.galleries import Galleries
+from boothgate.sharing.pages import GuestPages
 from boothgate.storage.config import RuntimeConfig
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
+from boothgate.work import Runner, TaskQueue
 
 log = logging.getLogger("boothgate")
+# Unknown guest-page or gallery tokens (or wrong gallery PINs) an address may ask for before a lockout.
+SHARE_GUESSES = 30
+SHARE_LOCKOUT_SECONDS = 600.0
 
 
 async def _any_slot_checks(slots: SlotService) -> bool:
@@ -82,6 +89,11 @@ class Services:
     # Issue 11: live model lists and rehearsals (set in `start`, after the services they use).
     model_lists: ModelLists = field(init=False)
     rehearsals: Rehearsals = field(init=False)
+    # Durable background work (boothgate/work/): handlers are registered before `work.start()`.
+    work: Runner = field(init=False)
+    guest_pages: GuestPages = field(init=False)
+    galleries: Galleries = field(init=False)
+    share_throttle: Throttle = field(init=False)
 
     @property
     def settings(self) -> Settings:
@@ -131,6 +143,16 @@ class Services:
             config, db, media, http, registry, imaging, slots, jobs, credentials, booth_throttle,
             admin_throttle, links, ingest, generated, moderation,
         )  # fmt: skip
+        # Handlers mostly wait on a provider or the database, so several run at once; CPU work inside them
+        # goes to the image workers, where booths come first.
+        services.work = Runner(TaskQueue(db), concurrency=8, lease_seconds=settings.work_lease_seconds)
+        # Issue 30: the late AI result is background work that survives a restart (booth/late.py).
+        ingest.late.queue = services.work.queue
+        services.work.register(late.KIND, ingest.late.run)
+        services.guest_pages = GuestPages(db, media)
+        services.galleries = Galleries(db, media)
+        # Guessing page tokens: an address that keeps asking for ones that do not exist is locked out.
+        services.share_throttle = Throttle(SHARE_GUESSES, SHARE_LOCKOUT_SECONDS)
         services.model_lists = ModelLists(registry)
         services.rehearsals = Rehearsals(config, registry, slots, jobs, ingest)
         config.on_change(services._settings_changed)
@@ -143,6 +165,7 @@ class Services:
         await recovery.recover(jobs, media)
         services.retention = Retention(lambda: config.settings, media, db)
         services.tasks.append(asyncio.create_task(services.retention.run_forever()))
+        services.work.start()  # after every handler is registered and the journal is drained
         services.model_lists.refresh_soon()  # in the background: start-up never waits for the internet
         return services
 
@@ -156,6 +179,8 @@ class Services:
         self.model_lists.settings_changed()
 
     async def stop(self) -> None:
+        await self.work.stop()  # running tasks are given back to the queue, not lost
+        await self.ingest.late.aclose()
         await self.model_lists.aclose()
         await self.rehearsals.aclose()
         for task in self.tasks:

@@ -282,6 +282,19 @@ class Settings(BaseSettings):
         description="All failed booth requests that never proved the upload password, from every address "
         "together, are recorded at most this often per minute; more are only counted.",
     )
+    # --- the guest's copy (issue 30) -----------------------------------------------------------
+    sharing_enabled: bool = Field(
+        True,
+        description="Guest pages /p/<token>, galleries, the QR on prints and the X-Share-Url header. Off: "
+        "every page answers 404 and no QR is printed (set BOOTHGATE_PUBLIC_BASE_URL for guests' phones).",
+    )
+    work_lease_seconds: float = Field(
+        30.0,
+        ge=2.0,
+        le=3600.0,
+        description="Background work (late AI results): how long a node's claim on a task lasts without "
+        "renewal; after a crash another start takes the task over once it has run out.",
+    )
 
     # --- retention --------------------------------------------------------------------------
     retention_days: int = Field(30, ge=1, le=36_500, description="Photos and results older than this are deleted.")
@@ -545,6 +558,7 @@ RUNTIME_EDITABLE: tuple[str, ...] = (
     "rehearsal_concurrency",
     "retention_days",
     "trash_retention_days",
+    "sharing_enabled",
     "gemini_api_key",
     "gemini_api_keys",
     "gemini_base_url",

@@ -1,7 +1,8 @@
 """The spine: one photo from the booth's POST to the answer.
 
-    receive → admit → fill prompt → run or fall back → shape → check result → answer
-                               (prepare → check photo → provider)          (or, at any step, fail well)
+    receive → admit → share token → fill prompt → run or fall back → shape → check result → answer
+                                 (prepare → check photo → provider)    (or, at any step, fail well)
+                                                                       → the guest's copy (late AI result)
 
 Every request is bounded by its deadline (monotonic, from when the request arrived). Whatever happens,
 the booth gets an answer before the deadline, the job is recorded, and a failed original lands in trash
@@ -9,7 +10,8 @@ with a sidecar that says why. Each step is one named call here; its mechanics li
 receiving `multipart.py` + `turns.py` (oldest uploads parsed first) + `early.py` (decoded while it
 arrives) + `strangers.py` (nothing kept before the password), admission `capacity.py` (busy answers),
 prompts `placeholders.py`, fallback and hedge `fallback.py`, result shape and overlay `shaping.py`, the
-content check `moderation.py`, and the fail-well half (error answers, mask, trash, bounded job records)
+content check `moderation.py`, the guest's page and the late AI result `sharing/` + `late.py`, and
+the fail-well half (error answers, mask, trash, bounded job records)
 `failwell.py`. A job uses the slot,
 settings and reference file as they were at admission.
 """
@@ -38,6 +40,7 @@ from boothgate.booth.failwell import (
     clean_notes,
     shown,
 )
+from boothgate.booth.late import LateResults
 from boothgate.booth.multipart import Limits, Upload, no_file_message, read_upload
 from boothgate.booth.strangers import PasswordProof, Strangers
 from boothgate.booth.throttle import Throttle
@@ -58,6 +61,7 @@ from boothgate.records.media_links import MediaLinks
 from boothgate.run import placeholders, shaping
 from boothgate.run.fallback import FallbackChain
 from boothgate.run.moderation import Moderation, PhotoHeld, ResultHeld, options_for
+from boothgate.sharing.tokens import new_token, page_url
 from boothgate.storage.config import RuntimeConfig
 from boothgate.storage.db import is_disk_full
 from boothgate.storage.media import MediaStore
@@ -109,6 +113,7 @@ class Ingest(FailWell):
         self.recorder = JobRecorder(jobs, Journal(media.root / "journal"))
         self.fallbacks = FallbackChain(config, registry, slots.get, slots.db)
         self.capacity = Capacity(imaging.workers)
+        self.late = LateResults(config, registry, slots, jobs, media, imaging, links)
 
     # --- the whole path ---------------------------------------------------------------------
     async def handle(self, request: BoothRequest) -> Answer:
@@ -135,27 +140,29 @@ class Ingest(FailWell):
         try:
             # The providers this job uses stay open until it ends, whatever settings are saved meanwhile.
             async with self.registry.in_use(), asyncio.timeout_at(deadline.at - ANSWER_MARGIN_SECONDS):
-                return await self._process(job)
+                answer = await self._process(job)
         except errors.BoothError as exc:
-            return await self._fail(job, exc)
+            answer = await self._fail(job, exc)
         except TimeoutError:
             if job.stage == "receive":  # the booth's side was too slow: not a processing timeout
-                return await self._fail(job, _too_slow(settings.deadline_seconds))
-            return await self._fail(
-                job,
-                errors.DeadlineReached(
-                    f"No result within {settings.deadline_seconds:g} s (stopped during {job.stage})."
-                ),
-            )
+                answer = await self._fail(job, _too_slow(settings.deadline_seconds))
+            else:
+                answer = await self._fail(
+                    job,
+                    errors.DeadlineReached(
+                        f"No result within {settings.deadline_seconds:g} s (stopped during {job.stage})."
+                    ),
+                )
         except SQLAlchemyError as exc:
             log.exception("job=%s database failure", job_id)
-            return await self._fail(job, _database_error(exc))
+            answer = await self._fail(job, _database_error(exc))
         except Exception as exc:
             log.exception("job=%s unexpected failure", job_id)
-            return await self._fail(job, errors.BoothError(f"Internal error: {type(exc).__name__}."))
+            answer = await self._fail(job, errors.BoothError(f"Internal error: {type(exc).__name__}."))
         finally:
             if job.early is not None:
                 await job.early.aclose()  # no image work of this job outlives its answer
+        return self._guest_copy(job, answer)
 
     async def _process(self, job: BoothJob) -> Answer:
         start = job.request.received_at
@@ -164,6 +171,7 @@ class Ingest(FailWell):
         job.stage = "admit"
         slot, provider = await self._admit(job, upload)
         t = job.mark("admit", t)
+        self._give_share_token(job)
         self._fill_prompt(job, slot, upload)
         reused = await self.jobs.recent_success(
             slot.provider,
@@ -337,6 +345,27 @@ class Ingest(FailWell):
             raise errors.ProviderNotConfigured(problem)
         return provider
 
+    # --- the guest's copy (issue 30) -----------------------------------------------------------
+    def _share_url(self, job: BoothJob) -> str | None:
+        token = job.record.share_token
+        return page_url(self.config.settings.public_base_url, token) if token else None
+
+    def _give_share_token(self, job: BoothJob) -> None:
+        """An admitted booth photo gets its guest page /p/<token> (random, never derived from the job id)."""
+        if job.request.source == "booth" and self.config.settings.sharing_enabled:
+            job.record.share_token = new_token()
+
+    def _guest_copy(self, job: BoothJob, answer: Answer) -> Answer:
+        """After the answer: the page's address in `X-Share-Url`, and a provider run the booth could not
+        wait for handed on to background work (booth/late.py) — never delaying this answer."""
+        share = self._share_url(job)
+        if share is None:
+            return answer
+        late = self.late.hand_on(job.record)
+        if job.record.status == "succeeded" or late:
+            answer.headers["X-Share-Url"] = share
+        return answer
+
     # --- prompt variables (booth-links) ---------------------------------------------------------
     def _fill_prompt(self, job: BoothJob, slot: Slot, upload: Upload) -> None:
         """`{name}` / `{name|default}` in the slot's prompt, from the booth's fields and the link's query."""
@@ -354,7 +383,12 @@ class Ingest(FailWell):
         """The result fitted to the print layout (shape, size, overlay) and in the slot's format."""
         settings = self.config.settings
         plan = shaping.plan_for(
-            slot, job.photo_size, settings.result_long_side_pixels, settings.jpeg_quality, self.slots.overlay_file(slot)
+            slot,
+            job.photo_size,
+            settings.result_long_side_pixels,
+            settings.jpeg_quality,
+            self.slots.overlay_file(slot),
+            share_url=self._share_url(job) if settings.public_base_url else None,  # the QR on the print
         )
         if plan is not None:
             try:
@@ -382,8 +416,9 @@ class Ingest(FailWell):
         self._inflight[key] = task
         task.add_done_callback(lambda _: self._inflight.pop(key, None))
         # Awaited directly (not shielded): when this request's deadline cancels us, the provider call
-        # is cancelled too, so nothing talks to the provider after the booth has its answer.
-        return await task
+        # is cancelled too, so nothing talks to the provider after the booth has its answer — unless the
+        # slot wants its late result (booth/late.py keeps the call going for the guest's page).
+        return await self.late.keep(job.record, slot, task, job.deadline)  # type: ignore[no-any-return]
 
     async def _run_provider(
         self, job: BoothJob, slot: Slot, provider: Provider, notes: dict[str, Any] | None = None
@@ -419,7 +454,9 @@ class Ingest(FailWell):
             # A fallback slot's own prompt, filled from the same booth fields and link.
             prompt=job.prompt if own else placeholders.fill(slot.prompt, job.prompt_values).prompt,
             options=provider.Options.model_validate(slot.options or {}),
-            deadline=job.deadline.earlier(ANSWER_MARGIN_SECONDS),
+            deadline=self.late.provider_deadline(slot, job.record, job.deadline.earlier(ANSWER_MARGIN_SECONDS))
+            if own
+            else job.deadline.earlier(ANSWER_MARGIN_SECONDS),
             publish=self.links.publisher(job.record.id) if job.settings.public_base_url else None,
             notes=notes,
             result_aspect=shaping.result_aspect(slot, job.photo_size),

@@ -22,6 +22,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 from boothgate.errors import CorruptImage, ProviderFailed, UnsupportedImage
 from boothgate.imaging.images import UNREADABLE, _has_transparency, encode, finish_result, sniff
+from boothgate.imaging.qrmark import QrMark, lay_qr
 
 log = logging.getLogger("boothgate.imaging.shape")
 
@@ -51,6 +52,7 @@ class ShapePlan:
     long_side_pixels: int = 3000  # match_photo: the photo's long side, at most this
     overlay: str | None = None  # path of the slot's overlay PNG/WebP
     overlay_sha256: str | None = None
+    qr: QrMark | None = None  # the guest page's QR code, laid last (after the overlay)
 
 
 def target_size(plan: ShapePlan, result: tuple[int, int]) -> tuple[int, int]:
@@ -160,7 +162,7 @@ def lay_overlay(im: Image.Image, path: str, digest: str | None) -> Image.Image:
 def already_shaped(data: bytes, plan: ShapePlan) -> bool:
     """Whether the result already has its answer size and no overlay waits: read from the header only (a
     fraction of a millisecond), so such a result never queues for an image worker behind a burst."""
-    if plan.overlay:
+    if plan.overlay or plan.qr:
         return False
     try:
         with Image.open(io.BytesIO(data)) as im:
@@ -185,7 +187,7 @@ def shape_result(data: bytes, plan: ShapePlan) -> tuple[bytes, str]:
     try:
         with Image.open(io.BytesIO(data)) as opened:
             target = target_size(plan, opened.size)
-            if target == opened.size and not plan.overlay:
+            if target == opened.size and not plan.overlay and not plan.qr:
                 return finish_result(data, plan.output_format, plan.quality)  # nothing to do: no re-encode
             opened.load()
             im: Image.Image = ImageOps.exif_transpose(opened) or opened
@@ -199,6 +201,8 @@ def shape_result(data: bytes, plan: ShapePlan) -> tuple[bytes, str]:
             im = lay_overlay(im, plan.overlay, plan.overlay_sha256)
         except (FileNotFoundError, *UNREADABLE):
             log.warning("overlay %s could not be laid; answering without it", plan.overlay, exc_info=True)
+    if plan.qr:
+        im = lay_qr(im, plan.qr)
     fmt = "png" if plan.output_format == "png" or _has_transparency(im) else "jpeg"
     prepared = encode(im, fmt, plan.quality)
     return prepared.data, prepared.mime

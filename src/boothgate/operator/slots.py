@@ -35,6 +35,18 @@ class ReferenceIndexInvalid(BoothError):
     code = "reference_index"
 
 
+class ShareOptions(BaseModel):
+    """A slot's `share` field: whether the guest page's QR code is printed, where, how large."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    qr: bool = False
+    corner: Literal["bottom_right", "bottom_left", "top_right", "top_left"] = "bottom_right"
+    # Of the print's short side, quiet zone included; 0.08 is the least a phone reads from a 10×15 cm print.
+    size: float = Field(0.12, ge=0.08, le=0.4)
+    label: str = Field("", max_length=40)
+
+
 class SlotUpdate(BaseModel):
     """A partial change to a slot; fields left out stay as they are."""
 
@@ -52,6 +64,9 @@ class SlotUpdate(BaseModel):
     result_shape: Literal["match_photo", "as_returned", "fixed"] | None = None
     result_size: str | None = Field(None, max_length=16)
     moderation: dict[str, Any] | None = None
+    # The guest's copy (issue 30): the QR on the print, and how long the AI may finish after a fallback.
+    share: ShareOptions | None = None
+    late_result_seconds: int | None = Field(None, ge=0, le=600)
 
 
 class SlotOptionsInvalid(ValueError):
@@ -115,6 +130,8 @@ class SlotService:
             values["moderation"] = validate_moderation(values["moderation"])
         if "result_size" in values:
             values["result_size"] = _checked_size(values["result_size"])
+        if "share" in values:
+            values["share"] = change.share.model_dump() if change.share is not None else None
         async with self.db.write() as session:
             slot = await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
             if slot is None:
@@ -318,6 +335,8 @@ class SlotService:
             "overlay_url": f"{api}/overlay?v={(slot.overlay_sha256 or '')[:12]}" if slot.overlay_path else None,
             "placeholders": placeholders.names(slot.prompt),
             "moderation": slot.moderation,
+            "share": ShareOptions.model_validate(slot.share or {}).model_dump(),
+            "late_result_seconds": slot.late_result_seconds or 0,
             "has_reference": bool(slot.reference_path),
             "references": [
                 {

@@ -92,12 +92,15 @@ class JobStore:
             return list((await session.scalars(select(Job).where(Job.status.in_(OPEN_STATUSES)))).all())
 
 
-def public_job(job: Job) -> dict[str, Any]:
-    """A job as the API shows it (metadata never holds the password; keys never reach a job)."""
+def public_job(job: Job, public_base_url: str = "") -> dict[str, Any]:
+    """A job as the API shows it (metadata never holds the password; keys never reach a job).
+
+    `share_url`: the guest's page, absolute from BOOTHGATE_PUBLIC_BASE_URL (a path when it is unset)."""
     base = f"/api/jobs/{job.id}"
     # a refused stranger's post keeps a .json note in the trash, not a photo: no thumbnail to ask for
     kept = job.photo_path or job.trash_path
     has_photo = bool(kept) and not str(kept).endswith(".json")
+    late = job.late or None
     return {
         "id": job.id,
         "created_at": job.created_at.isoformat() if job.created_at else None,
@@ -126,6 +129,14 @@ def public_job(job: Job) -> dict[str, Any]:
         "photo_thumbnail_url": f"{base}/photo/thumbnail" if has_photo else None,
         "result_thumbnail_url": f"{base}/result/thumbnail" if job.result_path else None,
         "in_trash": bool(job.trash_path),
+        "share_url": f"{public_base_url.rstrip('/')}/p/{job.share_token}" if job.share_token else None,
+        "late": {"status": late.get("status"), "served_by": late.get("served_by"), "reason": late.get("reason")}
+        if late
+        else None,
+        "late_result_url": f"{base}/late" if job.late_result_path else None,
+        "deleted_by_guest": job.deleted_at is not None,
+        "gallery_hidden": bool(job.gallery_hidden),
+        "history": job.history or [],
     }
 
 

@@ -137,6 +137,7 @@ async def sweep(
     plan = (
         ("photos", settings.retention_days, Job.photo_path),
         ("results", settings.retention_days, Job.result_path),
+        ("late", settings.retention_days, Job.late_result_path),
         ("trash", settings.trash_retention_days, Job.trash_path),
     )
     for folder, keep, column in plan:

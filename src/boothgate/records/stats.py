@@ -34,10 +34,23 @@ class _Bucket:
         self.seconds: list[float] = []
         self.cost = 0.0
         self.served_by_fallback = 0  # answers another slot (the fallback) produced for this one
+        # Of those (or of the guest's own photo): the slot's AI result reached the guest's page later.
+        self.delivered_late = 0
+        self.deleted_by_guest = 0
 
-    def add(self, status: str, seconds: float | None, cost: float | None, by_fallback: bool = False) -> None:
+    def add(
+        self,
+        status: str,
+        seconds: float | None,
+        cost: float | None,
+        by_fallback: bool = False,
+        late: bool = False,
+        deleted: bool = False,
+    ) -> None:
         self.counts["received"] += 1
         self.served_by_fallback += status == "succeeded" and by_fallback
+        self.delivered_late += late
+        self.deleted_by_guest += deleted
         if status in self.counts:
             self.counts[status] += 1
         if status == "succeeded" and seconds is not None:
@@ -54,6 +67,8 @@ class _Bucket:
             "p95_seconds": round(p95, 3) if p95 is not None else None,
             "cost_usd": round(self.cost, 4),
             "served_by_fallback": self.served_by_fallback,
+            "delivered_late": self.delivered_late,
+            "deleted_by_guest": self.deleted_by_guest,
         }
 
 
@@ -65,25 +80,34 @@ def start_of_today() -> datetime:
 
 async def compute(db: Database, tabs: list[str]) -> dict[str, Any]:
     query = select(
-        Job.provider, Job.slot_number, Job.status, Job.total_seconds, Job.cost_usd, Job.created_at, Job.served_by
+        Job.provider,
+        Job.slot_number,
+        Job.status,
+        Job.total_seconds,
+        Job.cost_usd,
+        Job.created_at,
+        Job.served_by,
+        Job.late,
+        Job.deleted_at,
     ).where(Job.source == "booth")
     async with db.read() as session:
         rows = (await session.execute(query)).all()
     today = start_of_today()
     providers: dict[str, dict[str, _Bucket]] = {t: {"today": _Bucket(), "all_time": _Bucket()} for t in tabs}
     slots: dict[tuple[str, int], dict[str, _Bucket]] = defaultdict(lambda: {"today": _Bucket(), "all_time": _Bucket()})
-    for provider, number, status, seconds, cost, created_at, served_by in rows:
+    for provider, number, status, seconds, cost, created_at, served_by, late, deleted_at in rows:
         if provider not in providers:
             continue
         by_fallback = served_by is not None and served_by != f"{provider}/{number}"
+        extra = {"late": (late or {}).get("status") == "delivered", "deleted": deleted_at is not None}
         is_today = _aware(created_at) >= today
         targets = [providers[provider]]
         if number is not None:
             targets.append(slots[(provider, number)])
         for target in targets:
-            target["all_time"].add(status, seconds, cost, by_fallback)
+            target["all_time"].add(status, seconds, cost, by_fallback, **extra)
             if is_today:
-                target["today"].add(status, seconds, cost, by_fallback)
+                target["today"].add(status, seconds, cost, by_fallback, **extra)
     return {
         "generated_at": datetime.now().astimezone().isoformat(),
         "providers": {name: {k: b.public() for k, b in periods.items()} for name, periods in providers.items()},

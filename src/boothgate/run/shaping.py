@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from boothgate.imaging.qrmark import CORNERS, QrMark
 from boothgate.imaging.shape import ShapePlan
 from boothgate.storage.models import Slot
 
@@ -49,8 +50,12 @@ def plan_for(
     long_side_pixels: int,
     quality: int,
     overlay: Path | None,
+    share_url: str | None = None,
 ) -> ShapePlan | None:
-    """The shaping plan of a result, or None when the result is answered as returned (today's path)."""
+    """The shaping plan of a result, or None when the result is answered as returned (today's path).
+
+    `share_url`: the guest page's address, printed as a QR code when the slot's `share.qr` is on."""
+    qr = qr_mark(slot, share_url)
     shape = slot.result_shape if slot.result_shape in SHAPES else "match_photo"
     fixed = None
     if shape == "fixed":
@@ -62,7 +67,7 @@ def plan_for(
             shape = "match_photo"
     if shape == "match_photo" and photo_size is None:
         shape = "as_returned"
-    if shape == "as_returned" and overlay is None:
+    if shape == "as_returned" and overlay is None and qr is None:
         return None
     return ShapePlan(
         shape=shape,
@@ -73,7 +78,21 @@ def plan_for(
         long_side_pixels=long_side_pixels,
         overlay=str(overlay) if overlay is not None else None,
         overlay_sha256=slot.overlay_sha256,
+        qr=qr,
     )
+
+
+def qr_mark(slot: Slot, share_url: str | None) -> QrMark | None:
+    """The slot's QR settings for this page's address, or None (off, or no address to point at)."""
+    share = slot.share or {}
+    if not share_url or not share.get("qr"):
+        return None
+    corner = share.get("corner") if share.get("corner") in CORNERS else "bottom_right"
+    try:
+        size = float(share.get("size") or 0.12)
+    except (TypeError, ValueError):
+        size = 0.12
+    return QrMark(share_url, str(corner), size, str(share.get("label") or ""))
 
 
 def result_aspect(slot: Slot, photo_size: tuple[int, int] | None) -> tuple[int, int] | None:

@@ -116,6 +116,12 @@ class MediaStore:
         _write_atomic(target, data)
         return target
 
+    def write_late(self, job_id: str, data: bytes, mime: str) -> Path:
+        """The late AI result of a job (the guest page's photo), beside the results, by day."""
+        target = self._dated("late", f"{job_id}.{EXT.get(mime, 'bin')}")
+        _write_atomic(target, data)
+        return target
+
     def store_content(self, folder: str, data: bytes, image_type: str) -> Path:
         """Keep `data` as `<folder>/<sha256>.<ext>`: the same bytes are one file, whoever uses them, and a
         file never changes once written (a replaced reference is a new file, the old one is discarded)."""

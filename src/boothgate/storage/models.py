@@ -52,6 +52,10 @@ class Slot(Base):
     overlay_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     # NSFW check before/after the AI: {"before": bool, "after": bool, "threshold": float, "on_hit": ...}.
     moderation: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The guest's copy (issue 30): {"qr": bool, "corner": "bottom_right"|…, "size": 0.12, "label": "…"}.
+    share: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Seconds the slot's own provider may go on in the background after a fallback served (0 = off).
+    late_result_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Bumped on every change, so a resent photo after an edit is processed again, not deduplicated.
     revision: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -98,6 +102,35 @@ class Job(Base):
     prompt: Mapped[str | None] = mapped_column(Text, default=None)
     # NSFW check scores and the decision: {"before": {...}, "after": {...}}.
     moderation: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The guest's page /p/<token> (≥128 random bits, not derived from the id); None for try/rehearsal jobs.
+    share_token: Mapped[str | None] = mapped_column(String(64), default=None, unique=True, index=True)
+    # The provider's result that arrived after a fallback served: {"status": "running"|"delivered"|"expired",
+    # "served_by", "slot", "until", "calls", "cost_usd", "delivered_at", "reason"}; its shaped image's path.
+    late: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    late_result_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    # What happened to the job after its answer: [{"at", "event", ...}] (a guest's deletion, a late result).
+    history: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    # The guest deleted their photo: files gone for good, the row kept (it still counts).
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # The operator hid it from galleries (None: not hidden; nullable so journal rows need no value).
+    gallery_hidden: Mapped[bool | None] = mapped_column(Boolean, default=None, nullable=True)
+
+
+class Gallery(Base):
+    """A public page /g/<token> with the results of chosen slots (or of an event), optionally behind a PIN."""
+
+    __tablename__ = "galleries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # ["gemini/1", "local/3"]: whose results it shows (when no event is given).
+    slots: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # The events engineer's event this gallery belongs to (wired by the lead); None: by slots.
+    event_id: Mapped[int | None] = mapped_column(Integer, default=None, nullable=True, index=True)
+    pin_hash: Mapped[str | None] = mapped_column(String(200), default=None)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class StoredSetting(Base):
@@ -124,3 +157,30 @@ class RefusedCapability(Base):
     # What the service said (trimmed; never a key: provider messages go through redaction first).
     message: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Task(Base):
+    """Durable background work (boothgate/work/): one row per unit of work, claimed under a lease.
+
+    `run_after` and `lease_until` are Unix seconds (floats), so "due" and "lease expired" compare the same
+    way on SQLite and PostgreSQL.
+    """
+
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("key", name="uq_task_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    # The idempotency key: a second enqueue with the same key is a no-op.
+    key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued|running|done|failed
+    priority: Mapped[int] = mapped_column(Integer, default=100)  # lower runs first
+    run_after: Mapped[float] = mapped_column(Float, default=0.0, index=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, default=None)
+    owner: Mapped[str | None] = mapped_column(String(100), default=None)  # the node id holding the lease
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

@@ -230,7 +230,8 @@ async def list_jobs(
     limit: int = 50,
     source: Literal["booth", "try", "rehearsal"] | None = None,
 ) -> list[dict[str, Any]]:
-    return [public_job(job) for job in await services.jobs.find(provider, slot, status, limit, source)]
+    base = services.settings.public_base_url
+    return [public_job(job, base) for job in await services.jobs.find(provider, slot, status, limit, source)]
 
 
 async def _job(services: ServicesDep, job_id: str) -> Job:
@@ -242,7 +243,7 @@ async def _job(services: ServicesDep, job_id: str) -> Job:
 
 @router.get("/jobs/{job_id}")
 async def get_job(job_id: str, services: ServicesDep) -> dict[str, Any]:
-    return public_job(await _job(services, job_id))
+    return public_job(await _job(services, job_id), services.settings.public_base_url)
 
 
 def _photo_path(services: ServicesDep, job: Job) -> Path | None:
@@ -268,6 +269,14 @@ async def job_photo(job_id: str, services: ServicesDep) -> Response:
 @router.get("/jobs/{job_id}/result")
 async def job_result(job_id: str, services: ServicesDep) -> Response:
     return _file_response(_result_path(services, await _job(services, job_id)))
+
+
+@router.get("/jobs/{job_id}/late")
+async def job_late_result(job_id: str, services: ServicesDep) -> Response:
+    """The late AI result (issue 30): what the guest's page shows once the slot's provider finished."""
+    job = await _job(services, job_id)
+    path = services.media.resolve(job.late_result_path) if job.late_result_path else None
+    return _file_response(path if path is not None and path.exists() else None)
 
 
 @router.get("/jobs/{job_id}/photo/thumbnail")

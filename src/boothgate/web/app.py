@@ -33,6 +33,7 @@ from boothgate.web import (
     providers_api,
     references_api,
     settings_api,
+    share,
 )
 from boothgate.web.deps import ServicesDep
 from boothgate.web.loopwatch import LoopWatch
@@ -110,6 +111,8 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
     app.include_router(references_api.router)
     app.include_router(live_api.router)
     app.include_router(live.router)
+    app.include_router(share.router)  # the guest's pages: public, before the admin pages
+    app.include_router(share.admin)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     app.include_router(manual_site.router())  # /help: the manual, built from docs/

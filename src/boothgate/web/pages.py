@@ -25,6 +25,7 @@ from boothgate.providers.local import Style
 from boothgate.providers.registry import TAB_LABELS
 from boothgate.records.live import SlotActivity, slot_activity
 from boothgate.run.moderation import ModerationOptions
+from boothgate.sharing.tokens import reach_problem
 from boothgate.web import model_flags
 from boothgate.web.deps import ServicesDep, base_url, booth_address, hidden_tabs, require_admin
 from boothgate.web.options_form import option_fields
@@ -253,6 +254,7 @@ async def slot_page(provider: str, number: int, request: Request, services: Serv
         "slot.html",
         tab=tab,
         card_slot=_card(public, tab, language, _schemas(services)),
+        share_reach_problem=reach_problem(services.settings.public_base_url),  # issue 30: the QR's address
         previous=numbers[position - 1] if position > 0 else None,
         next=numbers[position + 1] if position + 1 < len(numbers) else None,
         kinds_needing_reference=sorted(k.value for k in KINDS_NEEDING_REFERENCE),

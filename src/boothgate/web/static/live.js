@@ -156,6 +156,9 @@
       if (job.fallback_reason) {
         item.append(B.el("div", "wall-fallback", B.t("live.served_by", { slot: job.served_by || "?" })));
       }
+      if (job.late && job.late.status) {
+        item.append(B.el("div", "wall-late late-" + job.late.status, B.t("late." + job.late.status)));
+      }
       wall.append(item);
     });
   }

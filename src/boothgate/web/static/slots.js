@@ -41,9 +41,30 @@
       fallback: this.q("[name=fallback]").value,
       result_shape: this.q("[name=result_shape]").value, // booth-links
       result_size: this.q("[name=result_size]").value.trim(), // booth-links
+      share: this.shareValues(), // issue 30: the QR on the print
+      late_result_seconds: this.numberOr("[name=late_result_seconds]", 0),
       options: this.optionValues(),
       moderation: window.BoothModeration ? window.BoothModeration.values(this.root) : undefined,
     };
+  };
+
+  /** The card's `share` field (the guest page's QR on the print), or undefined on a card without it. */
+  SlotCard.prototype.shareValues = function () {
+    const qr = this.q("[name=share_qr]");
+    if (!qr) return undefined;
+    return {
+      qr: qr.checked,
+      corner: this.q("[name=share_corner]").value,
+      size: this.numberOr("[name=share_size]", 0.12),
+      label: this.q("[name=share_label]").value.trim(),
+    };
+  };
+
+  /** A number input's value, or `fallback` when it is empty or not a number. */
+  SlotCard.prototype.numberOr = function (selector, fallback) {
+    const input = this.q(selector);
+    const value = input ? parseFloat(input.value) : NaN;
+    return Number.isFinite(value) ? value : fallback;
   };
 
   /** The sub-form part an input sits in (another tab's options), or null for the slot's own options. */

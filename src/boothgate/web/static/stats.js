@@ -219,7 +219,9 @@
       row.append(th, cell("td", triple(slot.today), "num"), cell("td", triple(slot.all_time), "num"),
                  cell("td", B.seconds(slot.all_time.avg_seconds), "num col-avg"),
                  cell("td", B.seconds(slot.all_time.p95_seconds), "num col-p95"),
-                 cell("td", slot.today.served_by_fallback + " / " + slot.all_time.served_by_fallback, "num fallback-count"));
+                 cell("td", slot.today.served_by_fallback + " / " + slot.all_time.served_by_fallback +
+                      (slot.all_time.delivered_late ? " · " + B.t("stats.delivered_late", { count: slot.all_time.delivered_late }) : ""),
+                      "num fallback-count"));
       body.append(row);
     });
     table.append(body);
@@ -307,6 +309,16 @@
         const served = B.el("div", "job-fallback small", B.t("stats.served_by", { slot: job.served_by }) + " · ");
         served.append(B.fallbackReason(job.fallback_reason));
         text.append(served);
+      }
+      if (job.late && job.late.status) {
+        text.append(B.el("div", "job-late small late-" + job.late.status, B.t("late." + job.late.status)));
+      }
+      if (job.share_url) {
+        const link = B.el("a", "job-share small", B.t("stats.guest_page"));
+        link.href = job.share_url;
+        link.target = "_blank";
+        link.rel = "noopener noreferrer";
+        text.append(link);
       }
       if (job.status !== "succeeded" && (job.error || job.message)) {
         // The reason in the UI's language; the server's own (English) words only on hover.

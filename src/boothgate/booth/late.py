@@ -1,0 +1,309 @@
+"""The late AI result (issue 30): when a fallback (or the guest's own photo) answered the booth before the
+slot's provider finished, that provider's run goes on in the background and its result — shaped like the
+print, QR included — becomes the guest page's photo.
+
+How it stays bounded and single:
+- Only for a slot with `late_result_seconds` > 0 (at most 600) and a booth job with a share token. The run
+  may take until the booth's deadline plus that many seconds; then it is cancelled ("expired").
+- While the booth waits, the provider call is an asyncio task the spine *shields* (`keep`): the booth's
+  deadline or the winning hedge no longer cancel it. The booth's answer then hands it on (`hand_on`) as a
+  durable `late_result` task (`work/`, key `late:<job id>`, idempotent): the task's handler awaits the same
+  call — nothing is sent twice.
+- After a restart the in-process call is gone. The handler then starts the provider again **once**
+  (`late.calls` counts calls in the job row and is raised *before* the call; a second loss ends it as
+  "expired"). A delivered late result is recorded before the task is done, and the handler checks it
+  first: no restart calls the provider again once the result is stored. Its cost is added once, in the
+  same transaction that stores it.
+- Shaping the late result runs on the same image workers with a due time far past any booth's deadline:
+  earliest deadline first serves every waiting booth before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from boothgate import errors
+from boothgate.deadline import Deadline
+from boothgate.imaging.pool import Imaging
+from boothgate.operator.slots import SlotService
+from boothgate.providers.base import Kind, ProviderRequest, ProviderResult
+from boothgate.providers.registry import Registry
+from boothgate.records.jobs import JobStore
+from boothgate.records.media_links import MediaLinks
+from boothgate.run import shaping
+from boothgate.sharing.pages import history_entry
+from boothgate.sharing.tokens import page_url
+from boothgate.storage.config import RuntimeConfig
+from boothgate.storage.media import MediaStore
+from boothgate.storage.models import Job, Slot, utcnow
+from boothgate.work import Context, Permanent, RetryLater, TaskQueue
+
+log = logging.getLogger("boothgate.late")
+
+KIND = "late_result"
+MAX_SECONDS = 600
+MAX_CALLS = 2  # the booth-time call, and one more when a restart lost it
+# Late work waits behind booths on the image workers: its due time is at least this far ahead.
+BEHIND_BOOTHS_SECONDS = 120.0
+PRIORITY = 50  # before other background work (webhooks, exports) in the task queue
+# Provider calls kept going past their booth's answer at once (an outage can send every photo to the
+# fallback): beyond this, a slow call is cancelled at the answer as without a late result.
+MAX_KEPT = 32
+
+
+@dataclass
+class _Kept:
+    task: asyncio.Task[Any]
+    until: float  # Unix seconds
+    slot: str
+
+
+class LateResults:
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        registry: Registry,
+        slots: SlotService,
+        jobs: JobStore,
+        media: MediaStore,
+        imaging: Imaging,
+        links: MediaLinks,
+    ) -> None:
+        self.config, self.registry, self.slots, self.jobs = config, registry, slots, jobs
+        self.media, self.imaging, self.links = media, imaging, links
+        self.queue: TaskQueue | None = None  # set by runtime.py with the runner
+        self._kept: dict[str, _Kept] = {}
+        self._handing: set[asyncio.Task[None]] = set()
+
+    # --- while the booth waits ------------------------------------------------------------------
+    def seconds_for(self, slot: Slot, record: Job) -> int:
+        """The slot's late limit for this job (0: the provider's run ends with the booth's answer)."""
+        if not record.share_token or not self.config.settings.sharing_enabled or record.source != "booth":
+            return 0
+        return max(0, min(MAX_SECONDS, int(slot.late_result_seconds or 0)))
+
+    def provider_deadline(self, slot: Slot, record: Job, booth: Deadline) -> Deadline:
+        seconds = self.seconds_for(slot, record)
+        return booth if seconds == 0 else Deadline(booth.at + seconds)
+
+    async def keep(self, record: Job, slot: Slot, task: asyncio.Task[Any], booth: Deadline) -> Any:
+        """Await the provider's run for the booth, without letting the booth's end cancel it."""
+        seconds = self.seconds_for(slot, record)
+        if seconds == 0 or len(self._kept) >= MAX_KEPT:
+            return await task
+        until = time.time() + booth.remaining() + seconds
+        self._kept[record.id] = _Kept(task, until, f"{slot.provider}/{slot.number}")
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)  # never "unretrieved"
+        return await asyncio.shield(task)
+
+    # --- after the booth's answer ---------------------------------------------------------------
+    def hand_on(self, record: Job) -> bool:
+        """The booth has its answer. A kept run that is still wanted becomes a durable task; else it ends."""
+        kept = self._kept.get(record.id)
+        if kept is None:
+            return False
+        served_by_ai = record.status == "succeeded" and (record.served_by in (None, kept.slot))
+        failed_run = kept.task.done() and (kept.task.cancelled() or kept.task.exception() is not None)
+        # Only a guest who got a print (a fallback's result or their own photo) gets the AI version later.
+        answered = record.http_status == 200
+        if served_by_ai or failed_run or not answered or self.queue is None:
+            self._kept.pop(record.id, None)
+            if not kept.task.done():
+                kept.task.cancel()
+            return False
+        served = record.served_by if record.status == "succeeded" else "original"
+        late = {"status": "running", "served_by": served, "slot": kept.slot, "until": kept.until, "calls": 1}
+        record.late = late
+        handing = asyncio.create_task(self._enqueue(record.id, late))
+        self._handing.add(handing)
+        handing.add_done_callback(self._handing.discard)
+        return True
+
+    async def _enqueue(self, job_id: str, late: dict[str, Any]) -> None:
+        assert self.queue is not None
+        try:
+            for _ in range(50):  # the job row may still be on its way through the journal
+                if await self._set_late(job_id, late):
+                    break
+                await asyncio.sleep(0.1)
+            await self.queue.enqueue(KIND, f"late:{job_id}", {"job": job_id}, priority=PRIORITY, max_attempts=4)
+        except Exception:
+            log.exception("job=%s the late AI result could not be handed to background work", job_id)
+            kept = self._kept.pop(job_id, None)
+            if kept is not None:
+                kept.task.cancel()
+
+    async def _set_late(self, job_id: str, late: dict[str, Any]) -> bool:
+        async with self.jobs.db.write() as session:
+            job = await session.get(Job, job_id)
+            if job is None:
+                return False
+            job.late = late
+        return True
+
+    async def aclose(self) -> None:
+        for handing in list(self._handing):
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(handing, 2)
+        for kept in self._kept.values():
+            kept.task.cancel()
+        self._kept.clear()
+
+    # --- the background task --------------------------------------------------------------------
+    async def run(self, ctx: Context) -> None:
+        job_id = str(ctx.payload.get("job") or "")
+        job = await self.jobs.get(job_id)
+        if job is None:
+            raise RetryLater("the job row is not written yet", 2.0)
+        late = dict(job.late or {})
+        if late.get("status") != "running" or job.deleted_at is not None:
+            return  # delivered, expired or deleted by an earlier attempt: nothing more to do
+        until = float(late.get("until") or 0)
+        kept = self._kept.pop(job_id, None)
+        result: ProviderResult | None
+        try:
+            if kept is not None:  # the booth-time call, still running in this process
+                value = await asyncio.wait_for(kept.task, max(0.0, until - time.time()))
+                result = getattr(value, "result", value)  # the spine's outcome wraps the provider's result
+            else:
+                result = await self._call_again(job, late, until)
+        except (TimeoutError, errors.DeadlineReached):  # our bound, or the provider's own at the same instant
+            await self._end(job_id, "expired", "limit")
+            return
+        except (asyncio.CancelledError, RetryLater, Permanent):
+            raise
+        except Exception as exc:
+            log.info("job=%s the late AI run failed: %s", job_id, exc)
+            await self._end(job_id, "expired", f"failed: {type(exc).__name__}")
+            return
+        if result is not None:
+            await self._deliver(job, late, result, until)
+
+    async def _call_again(self, job: Job, late: dict[str, Any], until: float) -> ProviderResult | None:
+        """The booth-time call was lost (restart): started again once, while the limit allows."""
+        calls = int(late.get("calls") or 1)
+        remaining = until - time.time()
+        if calls >= MAX_CALLS:
+            await self._end(job.id, "expired", "provider call lost twice")
+            return None
+        if remaining <= 1.0:
+            await self._end(job.id, "expired", "limit")
+            return None
+        slot_name = str(late.get("slot") or f"{job.provider}/{job.slot_number}")
+        provider_name, _, number = slot_name.partition("/")
+        slot = await self.slots.get(provider_name, int(number or 0))
+        provider = self.registry.get(provider_name) if slot is not None else None
+        source = job.photo_path or job.trash_path
+        if slot is None or provider is None or not source or provider.problem():
+            await self._end(job.id, "expired", "slot or provider unavailable")
+            return None
+        # Counted before the call: a crash during it leaves `calls` at its maximum, never a third call.
+        late["calls"] = calls + 1
+        await self._set_late(job.id, late)
+        deadline = Deadline(time.monotonic() + remaining)
+        pixels = provider.input_pixels()
+        photo = await self.imaging.prepare(
+            self.media.resolve(source), pixels, behind_booths(deadline, self.config.settings.deadline_seconds)
+        )
+        reference = None
+        reference_file = self.slots.reference_path(slot)
+        if reference_file is not None and slot.reference_sha256:
+            reference = await self.imaging.prepare_reference(
+                reference_file,
+                slot.reference_sha256,
+                pixels,
+                behind_booths(deadline, self.config.settings.deadline_seconds),
+            )
+        photo_size = _size(job.provider_notes or {})
+        request = ProviderRequest(
+            job_id=job.id,
+            kind=Kind(slot.kind),
+            photo=photo,
+            reference=reference,
+            prompt=job.prompt if job.prompt is not None else slot.prompt,
+            options=provider.Options.model_validate(slot.options or {}),
+            deadline=deadline,
+            publish=self.links.publisher(job.id) if self.config.settings.public_base_url else None,
+            notes={},
+            result_aspect=shaping.result_aspect(slot, photo_size),
+        )
+        try:
+            async with asyncio.timeout_at(deadline.at):
+                return await provider.run(request)
+        finally:
+            self.links.revoke(job.id)
+
+    async def _deliver(self, job: Job, late: dict[str, Any], result: ProviderResult, until: float) -> None:
+        slot_name = str(late.get("slot") or "")
+        provider_name, _, number = slot_name.partition("/")
+        slot = await self.slots.get(provider_name, int(number or 0))
+        data, mime = result.data, result.mime
+        settings = self.config.settings
+        if slot is not None:
+            share = page_url(settings.public_base_url, job.share_token) if job.share_token else None
+            plan = shaping.plan_for(
+                slot,
+                _size(job.provider_notes or {}),
+                settings.result_long_side_pixels,
+                settings.jpeg_quality,
+                self.slots.overlay_file(slot),
+                share_url=share if settings.public_base_url else None,
+            )
+            due = behind_booths(Deadline(time.monotonic() + max(0.0, until - time.time())), settings.deadline_seconds)
+            if plan is not None:
+                data, mime = await self.imaging.shape(data, plan, due)
+            else:
+                data, mime = await self.imaging.finish(data, slot.output_format, due)
+        path = await asyncio.to_thread(self.media.write_late, job.id, data, mime)
+        relative = self.media.relative(path)
+        cost = result.notes.get("cost_usd") if isinstance(result.notes.get("cost_usd"), int | float) else None
+        async with self.jobs.db.write() as session:
+            row = await session.scalar(select(Job).where(Job.id == job.id))
+            if row is None or (row.late or {}).get("status") != "running" or row.deleted_at is not None:
+                stale = True
+            else:
+                stale = False
+                row.late = {
+                    **(row.late or {}),
+                    "status": "delivered",
+                    "delivered_at": utcnow().isoformat(),
+                    "cost_usd": cost,
+                    "model": result.notes.get("model"),
+                }
+                row.late_result_path = relative
+                if cost:
+                    row.cost_usd = round((row.cost_usd or 0.0) + float(cost), 6)
+                row.history = [*(row.history or []), history_entry("late_result_delivered", slot=slot_name)]
+        if stale:  # deleted by the guest meanwhile: the file goes too
+            await asyncio.to_thread(self.media.delete, relative)
+        else:
+            log.info("job=%s the late AI result of %s is on the guest's page", job.id, slot_name)
+
+    async def _end(self, job_id: str, status: str, reason: str) -> None:
+        async with self.jobs.db.write() as session:
+            row = await session.get(Job, job_id)
+            if row is not None and (row.late or {}).get("status") == "running":
+                row.late = {**(row.late or {}), "status": status, "reason": reason}
+                row.history = [*(row.history or []), history_entry(f"late_result_{status}", reason=reason)]
+
+
+def behind_booths(deadline: Deadline, booth_seconds: float) -> float:
+    """The due time late work queues with on the image workers: later than any booth photo arriving now
+    can be due, so earliest deadline first serves every booth before it."""
+    return max(deadline.at, time.monotonic() + max(BEHIND_BOOTHS_SECONDS, booth_seconds + 1.0))
+
+
+def _size(notes: dict[str, Any]) -> tuple[int, int] | None:
+    text = notes.get("photo_size") or (notes.get("primary") or {}).get("photo_size")
+    try:
+        width, height = str(text).split("x")
+        return int(width), int(height)
+    except (ValueError, AttributeError):
+        return None

@@ -1,0 +1,1 @@
+"""The guest's copy: share pages, the QR on the print, galleries, late results, and the durable work under them."""
