@@ -120,6 +120,7 @@ def public_job(job: Job) -> dict[str, Any]:
         "photo_thumbnail_url": f"{base}/photo/thumbnail" if (job.photo_path or job.trash_path) else None,
         "result_thumbnail_url": f"{base}/result/thumbnail" if job.result_path else None,
         "in_trash": bool(job.trash_path),
+        "event_id": job.event_id,
     }
 
 

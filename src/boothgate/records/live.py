@@ -58,12 +58,17 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-async def live_view(db: Database, tabs: list[str], hours: float = 3.0, latest: int = 24) -> dict[str, Any]:
-    """The live page's data: latest booth results, per-provider answer times, failure/fallback counts."""
+async def live_view(
+    db: Database, tabs: list[str], hours: float = 3.0, latest: int = 24, event_id: int | None = None
+) -> dict[str, Any]:
+    """The live page's data: latest booth results, per-provider answer times, failure/fallback counts;
+    with `event_id`, only that event's photos."""
     now = datetime.now(UTC)
     since = now - timedelta(hours=hours)
     window = select(Job).where(Job.source == "booth", Job.created_at >= since).order_by(Job.created_at.desc())
     newest = select(Job).where(Job.source == "booth").order_by(Job.created_at.desc()).limit(latest)
+    if event_id is not None:
+        window, newest = window.where(Job.event_id == event_id), newest.where(Job.event_id == event_id)
     async with db.read() as session:
         jobs = (await session.scalars(window)).all()
         recent = (await session.scalars(newest)).all()
@@ -102,6 +107,7 @@ async def live_view(db: Database, tabs: list[str], hours: float = 3.0, latest: i
         "generated_at": now.isoformat(),
         "since": since.isoformat(),
         "hours": hours,
+        "event_id": event_id,
         "bucket_minutes": BUCKET_MINUTES,
         "counts": counts,
         "providers": per_provider,

@@ -14,7 +14,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, datetime: DateTime(timezone=True)}
 
 
 class Slot(Base):
@@ -86,6 +86,37 @@ class Job(Base):
     prompt: Mapped[str | None] = mapped_column(Text, default=None)
     # NSFW check scores and the decision: {"before": {...}, "after": {...}}.
     moderation: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The event the slot belonged to when the photo was admitted (operator/events.py); None outside any.
+    event_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+
+
+class Event(Base):
+    """An event the operator works in: a time window, the slots it uses, a budget, a retention.
+
+    A deleted event keeps its row (`deleted_at` set, slots freed) so its statistics stay readable.
+    The budget's counters are kept here and changed by one conditional UPDATE each (operator/budget.py).
+    """
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # ["gemini/1", "local/2"]: a slot is in at most one event whose window overlaps another's.
+    slots: Mapped[list[str]] = mapped_column(JSON, default=list)
+    gallery_token: Mapped[str] = mapped_column(String(64), unique=True)
+    max_paid_calls: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_cost: Mapped[float | None] = mapped_column(Float, default=None)  # in the statistics currency
+    retention_days: Mapped[int | None] = mapped_column(Integer, default=None)  # None: the server's setting
+    spent_calls: Mapped[int] = mapped_column(Integer, default=0)
+    spent_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    reserved_calls: Mapped[int] = mapped_column(Integer, default=0)
+    reserved_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    cleaned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class StoredSetting(Base):

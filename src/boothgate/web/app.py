@@ -19,7 +19,19 @@ from boothgate.ops.banner import banner
 from boothgate.providers.base import Provider
 from boothgate.runtime import Services
 from boothgate.settings import Settings, get_settings
-from boothgate.web import api, booth, hooks, live, live_api, media, moderation_api, pages, settings_api
+from boothgate.web import (
+    api,
+    booth,
+    events_api,
+    events_page,
+    hooks,
+    live,
+    live_api,
+    media,
+    moderation_api,
+    pages,
+    settings_api,
+)
 from boothgate.web.deps import ServicesDep
 from boothgate.web.loopwatch import LoopWatch
 
@@ -92,6 +104,8 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
     app.include_router(moderation_api.router)
     app.include_router(settings_api.router)
     app.include_router(live_api.router)
+    app.include_router(events_api.router)
+    app.include_router(events_page.router)
     app.include_router(live.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
