@@ -196,7 +196,6 @@ async def test_sixteen_booths_at_once_cannot_pass_a_budget_of_five(booth_factory
     calls = [c for c in booth.calls]
     codes = [a.status if a.status == 200 else a.json()["error"] for a in answers]
     # The documented in-flight allowance for max_paid_calls is 0: reservations are one atomic UPDATE.
-    print("codes", codes)
     assert len(calls) <= 5, codes
     assert codes.count(200) == len(calls)
     assert codes.count("budget_spent") >= 16 - 5 - codes.count("busy"), codes
