@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from boothgate.operator import event_cleanup
-from tests.conftest import Booth, make_jpeg, make_png
 from tests import local_photos
+from tests.conftest import Booth, make_jpeg, make_png
 
 _seed = iter(range(500, 100_000))
 
@@ -139,7 +139,7 @@ async def test_budget_of_three_calls_fourth_photo_served_by_local_fallback(booth
     await scripted(booth, 1, fallback="local/1")
     await scripted(booth, 2)
     capped = await create_event(booth, name="Capped", slots=["gemini/1", "local/1"], budget={"max_paid_calls": 3})
-    other = await create_event(booth, name="Other", slots=["gemini/2"])
+    await create_event(booth, name="Other", slots=["gemini/2"])
     for expected_calls in (1, 2, 3):
         answer = await booth.post("gemini", 1, photo())
         assert answer.status == 200
@@ -334,12 +334,12 @@ async def test_clean_up_after_retention_keeps_statistics(booth: Booth) -> None:
         assert (await client.delete(f"/api/events/{event['id']}")).status_code == 200
     due = datetime.fromisoformat(ended["clean_up_at"])
     assert due - datetime.fromisoformat(ended["ends_at"]) == timedelta(days=2)
-    assert await event_cleanup.sweep(services.settings, services.media, services.db, now=due - timedelta(hours=1)) == 0
+    settings, media, db = services.settings, services.media, services.db
+    assert await event_cleanup.sweep(settings, media, db, now=due - timedelta(hours=1)) == 0
     assert photo_file.exists()
-    assert await event_cleanup.sweep(services.settings, services.media, services.db, now=due + timedelta(minutes=1)) == 2
+    assert await event_cleanup.sweep(settings, media, db, now=due + timedelta(minutes=1)) == 2
     assert not photo_file.exists()
     after = await get(booth, f"/api/jobs/{job_id(answer)}")
     assert after["photo_url"] is None and after["result_url"] is None
     stats = await get(booth, f"/api/events/{event['id']}/stats")  # a deleted, cleaned event keeps its numbers
     assert stats["received"] == 1 and stats["succeeded"] == 1
-

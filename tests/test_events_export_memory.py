@@ -59,7 +59,11 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]
     )
     log = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "boothgate", "serve", "--log-level", "warning"], cwd=tmp_path, env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "boothgate", "serve", "--log-level", "warning"],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -178,7 +178,7 @@ class EventService:
             if "ends_at" in values:
                 event.ends_at = change.ends_at
             if "budget" in values:
-                budget = change.budget or BudgetIn()
+                budget = change.budget or BudgetIn(max_paid_calls=None, max_cost=None)
                 event.max_paid_calls, event.max_cost = budget.max_paid_calls, budget.max_cost
             if "retention_days" in values:
                 event.retention_days = change.retention_days

@@ -293,4 +293,3 @@ def _image_out(path: Any) -> dict[str, str] | None:
     if sniff(data[:16]) is None:
         return None
     return {"sha256": hashlib.sha256(data).hexdigest(), "data": base64.b64encode(data).decode("ascii")}
-

@@ -121,11 +121,12 @@ class Exports:
         progress = Progress(event_id, files_total=files)
         self.running.setdefault(event_id, []).append(progress)
         sink = _Sink()
-        archive = zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True)  # type: ignore[arg-type]
+        archive = zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True)  # type: ignore[call-overload]
         try:
             for page in _pages(ids):
                 for job in await self._jobs(page):
-                    for folder, relative in (("originals", job.photo_path or job.trash_path), ("results", job.result_path)):
+                    files_of_job = (("originals", job.photo_path or job.trash_path), ("results", job.result_path))
+                    for folder, relative in files_of_job:
                         if not relative:
                             continue
                         path = self._path(relative)

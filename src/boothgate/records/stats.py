@@ -152,6 +152,7 @@ async def for_event(db: Database, event_id: int) -> dict[str, Any]:
         "moderation": {"moderated": summary["moderated"]},
         "photos_per_hour": [{"hour": hour, "count": count} for hour, count in sorted(per_hour.items())],
         "by_slot": [
-            {"slot": f"{p}/{n}", "provider": p, "number": n, **bucket.public()} for (p, n), bucket in sorted(slots.items())
+            {"slot": f"{p}/{n}", "provider": p, "number": n, **bucket.public()}
+            for (p, n), bucket in sorted(slots.items())
         ],
     }

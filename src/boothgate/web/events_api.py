@@ -202,7 +202,7 @@ async def _import(services: Services, request: Request, event: Event | None) -> 
         raise HTTPException(exc.status, exc.message) from exc
     if event is not None:
         try:
-            await services.events.update(event.id, EventChange(slots=wanted))
+            await services.events.update(event.id, EventChange.model_validate({"slots": wanted}))
         except EventInvalid as exc:
             return _invalid(exc)
     return {"imported": imported, "event_id": event.id if event is not None else None}
