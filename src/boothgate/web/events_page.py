@@ -14,7 +14,7 @@ router = APIRouter(dependencies=[Depends(require_admin)], include_in_schema=Fals
 
 @router.get("/events", response_class=HTMLResponse)
 async def events_page(request: Request, services: ServicesDep) -> Response:
-    labels = {name: TAB_LABELS.get(name, name.title()) for name in services.registry.tabs}
+    labels = [[name, TAB_LABELS.get(name, name.title())] for name in services.registry.tabs]  # in tab order
     slot_names = {f"{s.provider}/{s.number}": s.name for s in await services.slots.find() if s.name}
     return pages.render(
         request,

@@ -6,7 +6,7 @@
   const B = window.Boothgate;
   const root = document.getElementById("events");
   if (!B || !root) return;
-  const labels = JSON.parse(root.dataset.labels || "{}");
+  const tabs = JSON.parse(root.dataset.labels || "[]"); // [[name, label], ...] in the tabs' order
   const slotNames = JSON.parse(root.dataset.slotNames || "{}");
   const perTab = Number(root.dataset.slotsPerTab || 20);
   const currency = (root.dataset.currency || "usd").toUpperCase();
@@ -51,10 +51,12 @@
 
   // --- the slot picker: one group per tab, 20 numbered boxes each ------------------------------
   function buildPicker() {
-    Object.keys(labels).forEach(function (tab) {
+    tabs.forEach(function (pair) {
+      const tab = pair[0];
+      const label_ = pair[1];
       const group = B.el("details", "slot-group");
       group.dataset.tab = tab;
-      const summary = B.el("summary", "", labels[tab]);
+      const summary = B.el("summary", "", label_);
       const count = B.el("span", "muted small slot-count");
       summary.appendChild(count);
       group.appendChild(summary);
@@ -70,7 +72,7 @@
         label.appendChild(input);
         label.appendChild(B.el("span", "", String(n)));
         if (slotNames[key]) label.title = slotNames[key];
-        label.setAttribute("aria-label", labels[tab] + " " + n + (slotNames[key] ? " — " + slotNames[key] : ""));
+        label.setAttribute("aria-label", label_ + " " + n + (slotNames[key] ? " — " + slotNames[key] : ""));
         boxes.appendChild(label);
       }
       group.appendChild(boxes);
