@@ -58,8 +58,9 @@ def _fits(page: Any) -> None:
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     if overflow > 0:
         wide = page.evaluate(
-            "Array.from(document.querySelectorAll('*')).filter(e => e.getBoundingClientRect().right >"
-            " document.documentElement.clientWidth + 1).slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id)"
+            "Array.from(document.querySelectorAll('*'))"
+            ".filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)"
+            ".slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id)"
         )
         raise AssertionError(f"page is {overflow}px wider than its viewport: {wide}")
 
