@@ -8,7 +8,7 @@ import base64
 import io
 import json
 import zipfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -94,6 +94,13 @@ async def test_create_edit_end_delete_and_validation(booth: Booth) -> None:
         ):
             response = await client.post("/api/events", json=bad)
             assert response.status_code == 422, (bad, response.text)
+        moscow = timezone(timedelta(hours=3))
+        for offset, state in ((-1, "running"), (1, "upcoming")):  # times with an offset mean that instant
+            starts = (datetime.now(UTC) + timedelta(hours=offset)).astimezone(moscow)
+            zoned = await client.post("/api/events", json={"name": f"zoned {offset}", "starts_at": starts.isoformat()})
+            assert zoned.status_code == 201 and zoned.json()["state"] == state, zoned.text
+            assert datetime.fromisoformat(zoned.json()["starts_at"]) == starts
+            assert (await client.delete(f"/api/events/{zoned.json()['id']}")).status_code == 200
         changed = await client.put(f"/api/events/{ok.json()['id']}", json={"name": "Monday party"})
         assert changed.json()["name"] == "Monday party" and changed.json()["slots"] == ["gemini/1"]
         assert (await client.delete(f"/api/events/{ok.json()['id']}")).status_code == 200
@@ -297,6 +304,7 @@ async def test_malformed_or_hostile_preset_changes_nothing(booth: Booth) -> None
         b"not json",
         b"[1, 2]",
         b"{" * 100_000,
+        b"[" * 200_000 + b"]" * 200_000,  # nesting deeper than the parser's recursion
         json.dumps({**good, "format": "something-else"}).encode(),
         variant(name="Changed", slot="../../etc/passwd"),
         variant(name="Changed", slot="gemini/21"),

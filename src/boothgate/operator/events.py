@@ -53,8 +53,9 @@ class EventChange(BaseModel):
     @field_validator("starts_at", "ends_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        # A time without a zone is the server's local time (the venue's clock).
-        return None if value is None else aware(value)
+        # A time without a zone is the server's local time (the venue's clock). Stored in UTC: SQLite keeps
+        # a datetime's fields without their offset.
+        return None if value is None else aware(value).astimezone(UTC)
 
 
 class EventInvalid(ValueError):
