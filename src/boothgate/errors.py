@@ -68,6 +68,12 @@ class ProviderNotConfigured(BoothError):
     status, code = 503, "provider_not_configured"
 
 
+class BudgetSpent(BoothError):
+    """The event's budget of paid calls or cost is used up: its slots' fallback serves, else on_failure."""
+
+    status, code = 503, "budget_spent"
+
+
 class DeadlineReached(BoothError):
     status, code = 504, "deadline"
 

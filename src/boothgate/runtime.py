@@ -15,7 +15,10 @@ from boothgate.booth.rehearsal import Rehearsals
 from boothgate.booth.spine import Ingest
 from boothgate.booth.throttle import Throttle
 from boothgate.imaging.pool import Imaging
+from boothgate.operator import event_cleanup
+from boothgate.operator.budget import Budget
 from boothgate.operator.credentials import Credentials, Generated
+from boothgate.operator.events import EventService
 from boothgate.operator.model_lists import ModelLists
 from boothgate.operator.reference_drafts import ReferenceDrafts
 from boothgate.operator.slots import SlotService
@@ -25,6 +28,7 @@ from boothgate.providers.capabilities import RefusedCapabilities
 from boothgate.providers.keys import KeyPools
 from boothgate.providers.registry import Registry
 from boothgate.records import recovery
+from boothgate.records.export import Exports
 from boothgate.records.jobs import JobStore
 from boothgate.records.media_links import MediaLinks
 from boothgate.records.retention import Retention
@@ -86,6 +90,10 @@ class Services:
     # Issue 28: images made from a prompt for a slot's reference, until the operator confirms one.
     drafts: ReferenceDrafts = field(default_factory=ReferenceDrafts)
     retention: Retention | None = None  # issue 31: kept-age ledger and clock jumps
+    # Issue 23: events and their budgets (the same objects the spine uses).
+    events: EventService = field(init=False)
+    budget: Budget = field(init=False)
+    exports: Exports = field(init=False)
     # Issue 11: live model lists and rehearsals (set in `start`, after the services they use).
     model_lists: ModelLists = field(init=False)
     rehearsals: Rehearsals = field(init=False)
@@ -136,9 +144,13 @@ class Services:
         moderation = Moderation(media.root, imaging, settings.result_long_side_pixels, settings.jpeg_quality)
         if await _any_slot_checks(slots):  # the model (~100 MB) is loaded only where a slot uses it
             moderation.warm()
+        events = EventService(db, registry)
+        budget = Budget(db)
+        await budget.recover()  # nothing is in flight at start: stale reservations go back
         ingest = Ingest(
-            config, registry, slots, jobs, media, imaging, credentials, booth_throttle, links, moderation=moderation
-        )
+            config, registry, slots, jobs, media, imaging, credentials, booth_throttle, links, moderation=moderation,
+            events=events, budget=budget,
+        )  # fmt: skip
         services = cls(
             config, db, media, http, registry, imaging, slots, jobs, credentials, booth_throttle,
             admin_throttle, links, ingest, generated, moderation,
@@ -153,6 +165,8 @@ class Services:
         services.galleries = Galleries(db, media)
         # Guessing page tokens: an address that keeps asking for ones that do not exist is locked out.
         services.share_throttle = Throttle(SHARE_GUESSES, SHARE_LOCKOUT_SECONDS)
+        services.events, services.budget = events, budget
+        services.exports = Exports(db, media)
         services.model_lists = ModelLists(registry)
         services.rehearsals = Rehearsals(config, registry, slots, jobs, ingest)
         config.on_change(services._settings_changed)
@@ -165,6 +179,7 @@ class Services:
         await recovery.recover(jobs, media)
         services.retention = Retention(lambda: config.settings, media, db)
         services.tasks.append(asyncio.create_task(services.retention.run_forever()))
+        services.tasks.append(asyncio.create_task(event_cleanup.run_forever(lambda: config.settings, media, db)))
         services.work.start()  # after every handler is registered and the journal is drained
         services.model_lists.refresh_soon()  # in the background: start-up never waits for the internet
         return services
@@ -187,6 +202,7 @@ class Services:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.budget.drain()
         await self.registry.aclose()
         await self.http.aclose()
         self.imaging.close()

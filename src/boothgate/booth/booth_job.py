@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from boothgate.booth.multipart import Upload
 from boothgate.booth.strangers import PasswordProof
 from boothgate.deadline import Deadline
+from boothgate.operator.budget import Spend
 from boothgate.settings import Settings
 from boothgate.storage.models import Job, Slot
 
@@ -71,6 +72,7 @@ class BoothJob:
     prompt: str = ""  # the slot's prompt with its placeholders filled from this request
     prompt_values: dict[str, str] = field(default_factory=dict)  # what fills placeholders (a fallback's too)
     early: EarlyDecode | None = None  # the photo decoded while it arrived (booth/early.py)
+    spend: Spend | None = None  # the paid calls reserved against the event's budget (operator/budget.py)
 
     def photo_shape(self) -> tuple[int, int]:
         """The photo's upright size as the booth sent it (for answers shaped like the photo)."""

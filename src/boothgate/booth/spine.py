@@ -1,18 +1,18 @@
 """The spine: one photo from the booth's POST to the answer.
 
-    receive → admit → share token → fill prompt → run or fall back → shape → check result → answer
-                                 (prepare → check photo → provider)    (or, at any step, fail well)
-                                                                       → the guest's copy (late AI result)
+    receive → admit → share token → fill prompt → budget → run or fall back → shape → check result → answer
+                                             (prepare → check photo → provider)    (or, at any step, fail well)
+                                                                                   → the guest's copy (late AI result)
 
 Every request is bounded by its deadline (monotonic, from when the request arrived). Whatever happens,
 the booth gets an answer before the deadline, the job is recorded, and a failed original lands in trash
 with a sidecar that says why. Each step is one named call here; its mechanics live in a module of its own:
 receiving `multipart.py` + `turns.py` (oldest uploads parsed first) + `early.py` (decoded while it
 arrives) + `strangers.py` (nothing kept before the password), admission `capacity.py` (busy answers),
-prompts `placeholders.py`, fallback and hedge `fallback.py`, result shape and overlay `shaping.py`, the
-content check `moderation.py`, the guest's page and the late AI result `sharing/` + `late.py`, and
-the fail-well half (error answers, mask, trash, bounded job records)
-`failwell.py`. A job uses the slot,
+prompts `placeholders.py`, the event and its budget `operator/events.py` + `operator/budget.py`, fallback
+and hedge `fallback.py`, result shape and overlay `shaping.py`, the content check `moderation.py`, the
+guest's page and the late AI result `sharing/` + `late.py`, and the fail-well half (error answers, mask,
+trash, bounded job records) `failwell.py`. A job uses the slot,
 settings and reference file as they were at admission.
 """
 
@@ -50,7 +50,9 @@ from boothgate.imaging.images import sniff
 from boothgate.imaging.pool import Imaging
 from boothgate.imaging.workers import JOB
 from boothgate.link_secrets import public_query, query_password
+from boothgate.operator.budget import Budget
 from boothgate.operator.credentials import Credentials
+from boothgate.operator.events import EventService
 from boothgate.operator.slots import SlotService, parse_number
 from boothgate.providers import transport
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind, Provider, ProviderRequest, ProviderResult
@@ -94,6 +96,8 @@ class Ingest(FailWell):
         throttle: Throttle,
         links: MediaLinks,
         moderation: Moderation | None = None,
+        events: EventService | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.config, self.registry, self.slots, self.jobs = config, registry, slots, jobs
         self.media, self.imaging, self.credentials, self.throttle, self.links = (
@@ -104,6 +108,8 @@ class Ingest(FailWell):
             links,
         )
         self.moderation = moderation
+        self.events = events or EventService(slots.db, registry)
+        self.budget = budget or Budget(slots.db)
         self._inflight: dict[tuple[str, int, int, str], asyncio.Task[_Outcome]] = {}
         # Arrived bytes are parsed oldest upload first; no new upload starts while every image worker
         # already has a photo waiting for it (booth/turns.py).
@@ -162,6 +168,8 @@ class Ingest(FailWell):
         finally:
             if job.early is not None:
                 await job.early.aclose()  # no image work of this job outlives its answer
+            if job.spend is not None:
+                self.budget.settle_soon(job.spend)  # reservations back, real costs counted
         return self._guest_copy(job, answer)
 
     async def _process(self, job: BoothJob) -> Answer:
@@ -185,6 +193,7 @@ class Ingest(FailWell):
         if reused is not None and reused.result_path and job.request.source != "rehearsal":
             return await self._answer_reused(job, reused)
         self.capacity.check(slot, job.deadline, job.early)
+        await self._check_budget(job, slot, provider)
         job.record.status = "running"
         await self._record_running(job)
         job.stage = "provider"
@@ -262,6 +271,8 @@ class Ingest(FailWell):
             raise errors.SlotNotFound(f"There is no slot {request.provider}/{number}.")
         job.slot = slot
         job.record.slot_revision = slot.revision
+        event = await self.events.event_for(slot.provider, slot.number)  # the event it belongs to now
+        job.record.event_id = event.id if event is not None else None
         if not slot.enabled and request.source == "booth":
             raise errors.SlotDisabled(f"Slot {slot.provider}/{slot.number} is switched off in the admin UI.")
         if upload.path is None:
@@ -366,6 +377,13 @@ class Ingest(FailWell):
             answer.headers["X-Share-Url"] = share
         return answer
 
+    # --- budget (events) ------------------------------------------------------------------------
+    async def _check_budget(self, job: BoothJob, slot: Slot, provider: Provider) -> None:
+        """The event's budget: the paid call is reserved now at its estimate and settled when the job
+        ends; when the budget is spent the provider is not called — the slot's fallback serves (the
+        offline engine is free), else on_failure, with reason `budget_spent`. Mechanics: operator/budget.py."""
+        job.spend = await self.budget.admit(job.record.event_id, slot, provider, job.settings)
+
     # --- prompt variables (booth-links) ---------------------------------------------------------
     def _fill_prompt(self, job: BoothJob, slot: Slot, upload: Upload) -> None:
         """`{name}` / `{name|default}` in the slot's prompt, from the booth's fields and the link's query."""
@@ -425,14 +443,15 @@ class Ingest(FailWell):
     ) -> _Outcome:
         assert job.photo is not None
         notes = job.record.provider_notes if notes is None else notes
+        # The admitted slot's file is held since admission; a fallback slot's is held from now on.
+        own = job.slot is not None and (slot.provider, slot.number) == (job.slot.provider, job.slot.number)
+        hold = await self.budget.for_call(job.spend, slot, provider, own, job.settings)  # or BudgetSpent
         pixels = provider.input_pixels()
         started = time.monotonic()
         photo = (job.early and await job.early.take(pixels)) or await self.capacity.prepare(
             self.imaging, slot, job.deadline, job.photo, pixels
         )
         reference = None
-        # The admitted slot's file is held since admission; a fallback slot's is held from now on.
-        own = job.slot is not None and (slot.provider, slot.number) == (job.slot.provider, job.slot.number)
         reference_file = job.reference if own else self._hold_reference(job, slot)
         if reference_file is not None and slot.reference_sha256:
             reference = await self.imaging.prepare_reference(
@@ -463,13 +482,19 @@ class Ingest(FailWell):
         )
         provider_start = time.monotonic()
         succeeded = False
+        if hold is not None:
+            hold.called = True  # counted from here; a call cut off mid-way costs its estimate
         try:
             result = await provider.run(request)
+            if hold is not None:
+                hold.cost_usd = result.notes.get("cost_usd")  # the provider's figure (None: the estimate)
             # One admission check for every result, inside the hop: a refused result is this provider's
             # failure, and the fallback serves (issue 31, class 2).
             await self.imaging.admit_result(result.data)
             succeeded = True
         except Exception as exc:
+            if hold is not None:
+                hold.cost_usd = 0.0  # a call that failed is not billed
             # A provider that lets a connection reset or an unreadable body escape still gives the
             # booth a provider error (502), not an internal error (500), and the fallback serves.
             mapped = transport.answer_error(exc, provider.label, request.deadline)

@@ -140,6 +140,8 @@ class Provider(abc.ABC):
     key_setting: ClassVar[str] = ""  # settings field holding the API key, e.g. "gemini_api_key"
     model_setting: ClassVar[str] = ""  # settings field holding the default model, e.g. "gemini_model"
     Options: ClassVar[type[BaseModel]] = NoOptions
+    # Whether a call costs money: paid calls count against an event's budget (operator/budget.py).
+    paid: ClassVar[bool] = True
 
     def __init__(self, context: ProviderContext) -> None:
         self.context = context

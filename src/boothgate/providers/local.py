@@ -87,6 +87,7 @@ class LocalProvider(Provider):
     # CPU time grows with pixels; past this a result is not sharper on a 6×4 print, only later.
     max_input_pixels = 16_000_000
     Options = LocalOptions
+    paid = False  # this machine's CPU: an event's budget never stops it
 
     def problem(self) -> str | None:
         return models.problem()

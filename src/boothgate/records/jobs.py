@@ -137,6 +137,7 @@ def public_job(job: Job, public_base_url: str = "") -> dict[str, Any]:
         "deleted_by_guest": job.deleted_at is not None,
         "gallery_hidden": bool(job.gallery_hidden),
         "history": job.history or [],
+        "event_id": job.event_id,
     }
 
 

@@ -59,15 +59,20 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-async def live_view(db: Database, tabs: list[str], hours: float = 3.0, latest: int = 24) -> dict[str, Any]:
-    """The live page's data: latest booth results, per-provider answer times, failure/fallback counts.
+async def live_view(
+    db: Database, tabs: list[str], hours: float = 3.0, latest: int = 24, event_id: int | None = None
+) -> dict[str, Any]:
+    """The live page's data: latest booth results, per-provider answer times, failure/fallback counts;
+    with `event_id`, only that event's photos.
 
     Counts and answer times are aggregated in SQL over the `source, created_at` index (GROUP BY, window
     functions): a few dozen rows come back, never the window's jobs as ORM objects — a festival day does not
     hold the event loop (issue 31, class 9)."""
     now = datetime.now(UTC)
     since = now - timedelta(hours=hours)
-    in_window = (Job.source == "booth", Job.created_at >= since)
+    in_window: tuple[Any, ...] = (Job.source == "booth", Job.created_at >= since)
+    if event_id is not None:
+        in_window += (Job.event_id == event_id,)
     has_fallback = Job.fallback_reason.is_not(None)
     grouped = select(Job.provider, Job.status, has_fallback, func.count()).where(*in_window)
     grouped = grouped.group_by(Job.provider, Job.status, has_fallback)
@@ -91,6 +96,8 @@ async def live_view(db: Database, tabs: list[str], hours: float = 3.0, latest: i
     c = ranked.c
     times = select(c.provider, c.bucket, c.n, c.mean, c.seconds).where(c.rank >= 0.95 * c.n, c.rank - 1 < 0.95 * c.n)
     newest = select(Job).where(Job.source == "booth").order_by(Job.created_at.desc()).limit(latest)
+    if event_id is not None:
+        newest = newest.where(Job.event_id == event_id)
     async with db.read() as session:
         rows = (await session.execute(grouped)).all()
         answer_times = (await session.execute(times)).all()
@@ -122,6 +129,7 @@ async def live_view(db: Database, tabs: list[str], hours: float = 3.0, latest: i
         "generated_at": now.isoformat(),
         "since": since.isoformat(),
         "hours": hours,
+        "event_id": event_id,
         "bucket_minutes": BUCKET_MINUTES,
         "counts": counts,
         "providers": per_provider,

@@ -122,3 +122,61 @@ def _aware(value: datetime) -> datetime:
     # SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC.
 
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+FAILED = ("failed", "timed_out", "rejected")
+
+
+async def for_event(db: Database, event_id: int) -> dict[str, Any]:
+    """One event's statistics: what a day shows (received, succeeded, failed by reason, fallbacks,
+    p50/p95, cost per provider, moderation), per slot, plus photos per hour. Booth posts only."""
+    query = select(
+        Job.provider,
+        Job.slot_number,
+        Job.status,
+        Job.total_seconds,
+        Job.cost_usd,
+        Job.created_at,
+        Job.served_by,
+        Job.error_code,
+        Job.fallback_reason,
+    ).where(Job.source == "booth", Job.event_id == event_id)
+    async with db.read() as session:
+        rows = (await session.execute(query)).all()
+    total = _Bucket()
+    slots: dict[tuple[str, int], _Bucket] = defaultdict(_Bucket)
+    cost_by_provider: dict[str, float] = defaultdict(float)
+    failed_by_reason: dict[str, int] = defaultdict(int)
+    fallback_reasons: dict[str, int] = defaultdict(int)
+    per_hour: dict[str, int] = defaultdict(int)
+    for provider, number, status, seconds, cost, created_at, served_by, error_code, reason in rows:
+        by_fallback = served_by is not None and served_by != f"{provider}/{number}"
+        total.add(status, seconds, cost, by_fallback)
+        if number is not None:
+            slots[(provider, number)].add(status, seconds, cost, by_fallback)
+        serving = (served_by or provider).split("/")[0]
+        cost_by_provider[serving] += cost or 0.0
+        if status in FAILED:
+            failed_by_reason[error_code or status] += 1
+        if reason:
+            fallback_reasons[reason] += 1
+        hour = _aware(created_at).astimezone().replace(minute=0, second=0, microsecond=0)
+        per_hour[hour.isoformat()] += 1
+    summary = total.public()
+    p50 = percentile(total.seconds, 0.5)
+    return {
+        "generated_at": datetime.now().astimezone().isoformat(),
+        **summary,
+        "failed": sum(summary[s] for s in FAILED),
+        "failed_by_status": {s: summary[s] for s in FAILED},
+        "failed_by_reason": dict(sorted(failed_by_reason.items())),
+        "fallback_reasons": dict(sorted(fallback_reasons.items())),
+        "p50_seconds": round(p50, 3) if p50 is not None else None,
+        "cost_usd_by_provider": {k: round(v, 4) for k, v in sorted(cost_by_provider.items())},
+        "moderation": {"moderated": summary["moderated"]},
+        "photos_per_hour": [{"hour": hour, "count": count} for hour, count in sorted(per_hour.items())],
+        "by_slot": [
+            {"slot": f"{p}/{n}", "provider": p, "number": n, **bucket.public()}
+            for (p, n), bucket in sorted(slots.items())
+        ],
+    }

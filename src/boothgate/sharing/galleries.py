@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from boothgate.sharing.tokens import new_token
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
-from boothgate.storage.models import Gallery, Job
+from boothgate.storage.models import Event, Gallery, Job
 
 PIN_PATTERN = re.compile(r"^\d{4,8}$")
 SLOT_PATTERN = re.compile(r"^[a-z]{2,32}/\d{1,2}$")
@@ -130,8 +131,29 @@ class Galleries:
             return await session.get(Gallery, gallery_id)
 
     async def by_token(self, token: str) -> Gallery | None:
+        """The gallery of this token; an event's gallery (its `gallery_token`) is made on its first visit."""
         async with self.db.read() as session:
-            return await session.scalar(select(Gallery).where(Gallery.token == token, Gallery.enabled.is_(True)))
+            gallery = await session.scalar(select(Gallery).where(Gallery.token == token))
+            event = None
+            if gallery is None:
+                event = await session.scalar(
+                    select(Event).where(Event.gallery_token == token, Event.deleted_at.is_(None))
+                )
+        if gallery is None and event is not None:
+            gallery = await self._for_event(event)
+        return gallery if gallery is not None and gallery.enabled else None
+
+    async def _for_event(self, event: Event) -> Gallery:
+        try:
+            async with self.db.write() as session:
+                gallery = Gallery(token=event.gallery_token, name=event.name, slots=[], event_id=event.id)
+                session.add(gallery)
+            return gallery
+        except IntegrityError:  # another request made it first
+            async with self.db.read() as session:
+                made = await session.scalar(select(Gallery).where(Gallery.token == event.gallery_token))
+            assert made is not None
+            return made
 
     async def hide(self, job_id: str, hidden: bool) -> bool:
         async with self.db.write() as session:
@@ -148,6 +170,8 @@ class Galleries:
             provider, _, number = str(slot).partition("/")
             pairs.append(and_(Job.provider == provider, Job.slot_number == int(number)))
         since = datetime.now(UTC) - timedelta(days=retention_days)
+        if gallery.event_id is not None:  # an event's gallery: the photos of that event, whatever the slots
+            pairs = [Job.event_id == gallery.event_id]
         return and_(
             or_(*pairs) if pairs else Job.id == "",
             Job.source == "booth",

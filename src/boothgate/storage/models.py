@@ -17,6 +17,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {
         dict[str, Any]: JSON,
         list[dict[str, str]]: JSON,
+        list[str]: JSON,
         datetime: DateTime(timezone=True),
     }
 
@@ -115,6 +116,9 @@ class Job(Base):
     # The operator hid it from galleries (None: not hidden; nullable so journal rows need no value).
     gallery_hidden: Mapped[bool | None] = mapped_column(Boolean, default=None, nullable=True)
 
+    # The event the slot belonged to when the photo was admitted (operator/events.py); None outside any.
+    event_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+
 
 class Gallery(Base):
     """A public page /g/<token> with the results of chosen slots (or of an event), optionally behind a PIN."""
@@ -131,6 +135,35 @@ class Gallery(Base):
     pin_hash: Mapped[str | None] = mapped_column(String(200), default=None)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Event(Base):
+    """An event the operator works in: a time window, the slots it uses, a budget, a retention.
+
+    A deleted event keeps its row (`deleted_at` set, slots freed) so its statistics stay readable.
+    The budget's counters are kept here and changed by one conditional UPDATE each (operator/budget.py).
+    """
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # ["gemini/1", "local/2"]: a slot is in at most one event whose window overlaps another's.
+    slots: Mapped[list[str]] = mapped_column(JSON, default=list)
+    gallery_token: Mapped[str] = mapped_column(String(64), unique=True)
+    max_paid_calls: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_cost: Mapped[float | None] = mapped_column(Float, default=None)  # in the statistics currency
+    retention_days: Mapped[int | None] = mapped_column(Integer, default=None)  # None: the server's setting
+    spent_calls: Mapped[int] = mapped_column(Integer, default=0)
+    spent_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    reserved_calls: Mapped[int] = mapped_column(Integer, default=0)
+    reserved_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    cleaned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class StoredSetting(Base):

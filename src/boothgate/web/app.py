@@ -23,6 +23,8 @@ from boothgate.web import (
     api,
     backdrops_api,
     booth,
+    events_api,
+    events_page,
     hooks,
     live,
     live_api,
@@ -110,6 +112,8 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
     app.include_router(providers_api.router)
     app.include_router(references_api.router)
     app.include_router(live_api.router)
+    app.include_router(events_api.router)
+    app.include_router(events_page.router)
     app.include_router(live.router)
     app.include_router(share.router)  # the guest's pages: public, before the admin pages
     app.include_router(share.admin)

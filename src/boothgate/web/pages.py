@@ -19,13 +19,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from boothgate import __version__, i18n
+from boothgate.operator import budget as budgets
 from boothgate.operator import model_lists, settings_view
+from boothgate.operator.events import running
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
 from boothgate.providers.local import Style
 from boothgate.providers.registry import TAB_LABELS
 from boothgate.records.live import SlotActivity, slot_activity
 from boothgate.run.moderation import ModerationOptions
 from boothgate.sharing.tokens import reach_problem
+from boothgate.storage.models import utcnow
 from boothgate.web import model_flags
 from boothgate.web.deps import ServicesDep, base_url, booth_address, hidden_tabs, require_admin
 from boothgate.web.options_form import option_fields
@@ -228,7 +231,24 @@ async def tab_page(provider: str, request: Request, services: ServicesDep) -> Re
         tab=tab,
         rows=rows,
         model_notice=model_flags.tab_notice(services, provider, publics),
+        budget_warnings=await _budget_warnings(services, provider, t),
     )
+
+
+async def _budget_warnings(services: ServicesDep, provider: str, t: i18n.Translate) -> list[str]:
+    """Issue 23: a running event using this tab's slots whose budget is 80 % used (or spent)."""
+    warnings = []
+    for event in await services.events.find():
+        if not any(key.startswith(provider + "/") for key in event.slots or []):
+            continue
+        if not running(event, utcnow()):
+            continue
+        state = budgets.state(event, services.settings)
+        if state["spent"]:
+            warnings.append(t("events.budget_spent", name=event.name))
+        elif state["warning"]:
+            warnings.append(t("events.budget_warning", name=event.name, share=round(state["used_share"] * 100)))
+    return warnings
 
 
 @router.get("/tabs/{provider}/{number}", response_class=HTMLResponse)

@@ -10,6 +10,7 @@
   const labels = JSON.parse(root.dataset.labels || "{}");
   const every = Number(root.dataset.refreshSeconds || 3) * 1000;
   const hoursSelect = document.getElementById("live-hours");
+  const eventSelect = document.getElementById("live-event");
   let timer = null;
   let shownIds = "";
 
@@ -175,11 +176,43 @@
 
   let lastData = null;
 
+  /** Events: the filter's choices, and a warning for each event whose budget is 80 % used or spent. */
+  function renderEvents(events) {
+    const chosen = eventSelect.value;
+    const options = [["", B.t("live.all_events")]].concat(events.map(function (e) {
+      return [String(e.id), e.name];
+    }));
+    if (chosen && !options.some(function (o) { return o[0] === chosen; })) options.push([chosen, "#" + chosen]);
+    const wanted = options.map(function (o) { return o.join("\u0000"); }).join("\u0001");
+    if (eventSelect.dataset.options !== wanted) {
+      eventSelect.textContent = "";
+      options.forEach(function (o) {
+        const option = B.el("option", "", o[1]);
+        option.value = o[0];
+        eventSelect.appendChild(option);
+      });
+      eventSelect.value = chosen;
+      eventSelect.dataset.options = wanted;
+    }
+    eventSelect.parentElement.hidden = events.length === 0 && !chosen;
+    const area = $("live-warnings");
+    area.textContent = "";
+    events.forEach(function (e) {
+      if (e.state !== "running" || !e.budget.warning) return;
+      const text = e.budget.spent
+        ? B.t("events.budget_spent", { name: e.name })
+        : B.t("events.budget_warning", { name: e.name, share: Math.round(e.budget.used_share * 100) });
+      area.appendChild(B.el("p", "provider-problem", text));
+    });
+  }
+
   async function load() {
     clearTimeout(timer);
-    const answer = await B.request("GET", "/api/live?hours=" + encodeURIComponent(hoursSelect.value));
+    const event = eventSelect.value ? "&event=" + encodeURIComponent(eventSelect.value) : "";
+    const answer = await B.request("GET", "/api/live?hours=" + encodeURIComponent(hoursSelect.value) + event);
     if (answer.ok && answer.data) {
       $("live-error").textContent = "";
+      renderEvents(answer.data.events || []);
       renderCounts(answer.data.counts);
       lastData = answer.data;
       drawChart(answer.data);
@@ -193,6 +226,7 @@
   }
 
   hoursSelect.addEventListener("change", load);
+  eventSelect.addEventListener("change", load);
   let resizeTimer = null;
   window.addEventListener("resize", function () {
     clearTimeout(resizeTimer);

@@ -1,0 +1,1 @@
+"""The operator's tools: events, budgets, exports and presets."""
