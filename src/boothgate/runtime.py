@@ -10,18 +10,23 @@ from dataclasses import dataclass, field
 import httpx
 
 from boothgate import redaction
+from boothgate.api.batches import Batches
+from boothgate.api.jobs import JobDesk
+from boothgate.api.webhooks import KIND as WEBHOOK_KIND
+from boothgate.api.webhooks import Webhooks
 from boothgate.booth import link_secrets
 from boothgate.booth.rehearsal import Rehearsals
 from boothgate.booth.spine import Ingest
 from boothgate.booth.throttle import Throttle
 from boothgate.imaging.pool import Imaging
+from boothgate.operator.api_keys import ApiKeys
 from boothgate.operator.config import RuntimeConfig
 from boothgate.operator.credentials import Credentials, Generated
 from boothgate.operator.model_lists import ModelLists
 from boothgate.operator.slots import SlotService
 from boothgate.providers.base import Provider, ProviderContext
 from boothgate.providers.registry import Registry
-from boothgate.records import recovery, retention
+from boothgate.records import recovery, retention, stats
 from boothgate.records.jobs import JobStore
 from boothgate.records.media_links import MediaLinks
 from boothgate.records.trash import TrashBudget
@@ -76,6 +81,11 @@ class Services:
     rehearsals: Rehearsals = field(init=False)
     # Durable background work (boothgate/work/): handlers are registered before `work.start()`.
     work: Runner = field(init=False)
+    # Issue 26: the client API (keys, jobs, batches, webhooks).
+    api_keys: ApiKeys = field(init=False)
+    desk: JobDesk = field(init=False)
+    batches: Batches = field(init=False)
+    webhooks: Webhooks = field(init=False)
 
     @property
     def settings(self) -> Settings:
@@ -118,6 +128,16 @@ class Services:
             admin_throttle, links, ingest, generated, moderation,
         )  # fmt: skip
         services.work = Runner(TaskQueue(db))
+        services.api_keys = ApiKeys(db, today=stats.start_of_today)
+        services.webhooks = Webhooks(db, services.work.queue, lambda: config.settings.webhooks_allow_private)
+        services.work.register(WEBHOOK_KIND, services.webhooks.deliver)
+        services.desk = JobDesk(
+            ingest, registry, slots, jobs, media, lambda: config.settings, notify=services.webhooks.emit
+        )
+        services.batches = Batches(
+            db, media, services.desk, ingest.traffic, imaging.workers, notify=services.webhooks.emit,
+            quota=services.api_keys.count_photos,
+        )  # fmt: skip
         services.model_lists = ModelLists(registry)
         services.rehearsals = Rehearsals(config, registry, slots, jobs, ingest)
         config.on_change(services._settings_changed)
@@ -130,6 +150,7 @@ class Services:
         await recovery.recover(jobs, media)
         services.tasks.append(asyncio.create_task(retention.run_forever(lambda: config.settings, media, db)))
         services.work.start()  # after every handler is registered and the journal is drained
+        services.batches.runner.start()
         services.model_lists.refresh_soon()  # in the background: start-up never waits for the internet
         return services
 
@@ -140,7 +161,10 @@ class Services:
         self.model_lists.settings_changed()
 
     async def stop(self) -> None:
+        await self.batches.runner.stop(grace_seconds=1.0)  # a batch goes on after a restart
         await self.work.stop()  # running tasks are given back to the queue, not lost
+        await self.desk.aclose()
+        await self.webhooks.aclose()
         await self.model_lists.aclose()
         await self.rehearsals.aclose()
         for task in self.tasks:

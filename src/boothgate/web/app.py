@@ -19,7 +19,9 @@ from boothgate.ops.banner import banner
 from boothgate.providers.base import Provider
 from boothgate.runtime import Services
 from boothgate.settings import Settings, get_settings
-from boothgate.web import api, booth, hooks, live, live_api, media, moderation_api, pages, settings_api
+from boothgate.api.jobs import ApiError
+from boothgate.operator.api_keys import OverLimit
+from boothgate.web import api, booth, client_admin, hooks, live, live_api, media, moderation_api, pages, settings_api, v1
 from boothgate.web.deps import ServicesDep
 from boothgate.web.loopwatch import LoopWatch
 
@@ -86,6 +88,9 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
         title="boothgate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.include_router(booth.router)
+    app.include_router(v1.public)
+    app.include_router(v1.router)
+    app.include_router(client_admin.router)
     app.include_router(media.router)
     app.include_router(hooks.router)
     app.include_router(api.router)
@@ -131,6 +136,9 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
         if not database:
             return JSONResponse(health, status_code=503)
         return health
+
+    app.add_exception_handler(ApiError, v1.api_error_response)
+    app.add_exception_handler(OverLimit, v1.over_limit_response)
 
     @app.exception_handler(ValueError)
     async def value_error(_: Request, exc: ValueError) -> JSONResponse:
