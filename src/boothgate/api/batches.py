@@ -306,7 +306,6 @@ class Batches:
             if await self._cancelled(batch_id):
                 gate.release()
                 break
-            await self._spare()
             task = asyncio.create_task(self._one(batch, caller, item, gate))
             running.add(task)
             task.add_done_callback(running.discard)
@@ -329,6 +328,7 @@ class Batches:
             for _ in range(BUSY_TRIES):
                 job_id = uuid.uuid4().hex
                 await self._item_job(item, job_id)
+                await self._spare()  # right before the spine: nothing slow between the check and the start
                 live = self.desk.start_item(
                     caller, batch.provider, batch.number, path, item.name, dict(batch.fields or {}), batch.id, job_id
                 )
@@ -341,7 +341,6 @@ class Batches:
                     holder.discard(live)
                 if answer.error == "busy" and not await self._cancelled(batch.id):
                     await asyncio.sleep(BUSY_RETRY_SECONDS)
-                    await self._spare()
                     continue
                 break
             if answer.error == "cancelled":

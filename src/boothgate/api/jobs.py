@@ -76,7 +76,7 @@ class Received:
     slot: Slot
 
 
-@dataclass
+@dataclass(eq=False)
 class LiveJob:
     id: str
     caller: Caller
