@@ -75,14 +75,25 @@ async def check_target(url: str, allow_private: bool) -> None:
     if allow_private:
         return
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise TargetRefused(f"The webhook host {parts.hostname} cannot be resolved ({exc}).") from None
-    addresses = {str(info[4][0]) for info in infos}
+        literal: str | None = str(ipaddress.ip_address(parts.hostname))
+    except ValueError:
+        literal = None
+    if literal is not None:
+        addresses = {literal}
+    else:
+        addresses = await _resolve(parts.hostname, parts.port)
     if not addresses or not all(_public(a) for a in addresses):
         raise TargetRefused(
             f"{parts.hostname} is a loopback or private address; set BOOTHGATE_WEBHOOKS_ALLOW_PRIVATE=true to allow it."
         )
+
+
+async def _resolve(host: str, port: int | None) -> set[str]:
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise TargetRefused(f"The webhook host {host} cannot be resolved ({exc}).") from None
+    return {str(info[4][0]).split("%", 1)[0] for info in infos}
 
 
 def public_endpoint(endpoint: WebhookEndpoint) -> dict[str, Any]:
