@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
     app.include_router(v1.public)
     app.include_router(v1.router)
     app.include_router(client_admin.router)
+    app.include_router(client_admin.page_router)
     app.include_router(media.router)
     app.include_router(hooks.router)
     app.include_router(api.router)

@@ -7,14 +7,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from boothgate.api.webhooks import EVENTS, TargetRefused, public_delivery, public_endpoint
 from boothgate.operator.api_keys import clean_scopes
+from boothgate.web import pages
 from boothgate.web.deps import ServicesDep, require_admin
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)], tags=["admin"])
+page_router = APIRouter(dependencies=[Depends(require_admin)], include_in_schema=False)
+
+
+@page_router.get("/clients", response_class=HTMLResponse)
+async def clients_page(request: Request, services: ServicesDep) -> Response:
+    return pages.render(request, services, "clients.html", active_page="clients", events=list(EVENTS))
 
 
 class NewKey(BaseModel):
