@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_ui_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, screenshot, sync_api  # noqa: F401
+from boothgate.web.app import create_app
 from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, booth_settings
 from tests.fakes.server import serve
-from boothgate.web.app import create_app
+from tests.test_ui_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, screenshot, sync_api  # noqa: F401
 
 pytestmark = pytest.mark.browser
 expect = sync_api.expect

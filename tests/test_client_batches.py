@@ -67,7 +67,7 @@ async def test_batch_of_40_while_16_booths_post_booths_first(booth: Booth) -> No
         # The booths post once the batch is under way.
         loop = asyncio.get_running_loop()
         end = loop.time() + 60
-        while (await api.get(batch["status_url"])).json()["done"] < 2 and loop.time() < end:
+        while (await api.get(batch["status_url"])).json()["done"] < 2 and loop.time() < end:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         during = (await api.get(batch["status_url"])).json()
         assert during["status"] == "running" and 2 <= during["done"] < 40
@@ -143,7 +143,9 @@ async def test_zip_bomb_is_refused_and_nothing_is_written(booth: Booth) -> None:
     bomb = zipped({"photo.jpg": b"\0" * (20 * 1024 * 1024)})
     assert len(bomb) < 100_000
     async with client(booth, created["key"]) as api:
-        refused = await api.post("/api/v1/batches", data={"slot": "gemini/1"}, files={"files": ("b.zip", bomb, "application/zip")})
+        refused = await api.post(
+            "/api/v1/batches", data={"slot": "gemini/1"}, files={"files": ("b.zip", bomb, "application/zip")}
+        )
     assert refused.status_code == 422 and refused.json()["error"] == "zip_ratio"
     await nothing_kept(booth)
 
@@ -194,7 +196,7 @@ async def test_cancel_a_batch(booth: Booth) -> None:
         batch = (await api.post("/api/v1/batches", data={"slot": "gemini/1"}, files=files)).json()
         loop = asyncio.get_running_loop()
         end = loop.time() + 30
-        while (await api.get(batch["status_url"])).json()["status"] != "running" and loop.time() < end:
+        while (await api.get(batch["status_url"])).json()["status"] != "running" and loop.time() < end:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         cancelled = await api.delete(batch["status_url"])
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"

@@ -99,7 +99,9 @@ def check_zip(archive: zipfile.ZipFile, limits: BatchLimits) -> list[zipfile.Zip
         if info.flag_bits & 0x1:
             raise ApiError(422, "zip_encrypted", "Encrypted archives are not accepted.")
         if info.file_size > limits.max_entry_bytes:
-            raise ApiError(422, "zip_entry_too_large", f"{name[:80]!r} is larger than {limits.max_entry_bytes:,} bytes.")
+            raise ApiError(
+                422, "zip_entry_too_large", f"{name[:80]!r} is larger than {limits.max_entry_bytes:,} bytes."
+            )
         if info.file_size > 1024 * 1024 and info.file_size > limits.max_ratio * max(1, info.compress_size):
             raise ApiError(
                 422, "zip_ratio", f"{name[:80]!r} expands {info.file_size / max(1, info.compress_size):.0f}×: refused."
@@ -215,7 +217,7 @@ class Batches:
     traffic: Traffic
     workers: ImageWorkers
     limits: BatchLimits = field(default_factory=BatchLimits)
-    notify: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
+    notify: Callable[[str, dict[str, Any]], Awaitable[object]] | None = None
     # Raises when `n` more photos would pass the key's photos per day (operator/api_keys.count_photos).
     quota: Callable[[Caller, int], Awaitable[None]] | None = None
     runner: Runner = field(init=False)
@@ -230,7 +232,9 @@ class Batches:
         return self.media.root / "api" / "batches" / batch_id
 
     # --- intake -----------------------------------------------------------------------------
-    async def create(self, caller: Caller, provider: str, number: int, incoming: list[Incoming], fields: dict[str, str]) -> Batch:
+    async def create(
+        self, caller: Caller, provider: str, number: int, incoming: list[Incoming], fields: dict[str, str]
+    ) -> Batch:
         await self.desk.check_slot(caller, provider, number)
         batch_id = uuid.uuid4().hex
         folder = self.folder(batch_id)
@@ -253,7 +257,9 @@ class Batches:
                     session.add(
                         BatchItem(batch_id=batch_id, position=position, name=name, path=self.media.relative(path))
                     )
-                await self.runner.queue.enqueue(KIND, f"batch:{batch_id}", {"batch": batch_id}, session=session, max_attempts=20)
+                await self.runner.queue.enqueue(
+                    KIND, f"batch:{batch_id}", {"batch": batch_id}, session=session, max_attempts=20
+                )
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, folder, True)
             raise
@@ -316,8 +322,8 @@ class Batches:
     async def _spare(self) -> None:
         """Wait for spare capacity: no booth photo on its way to a provider, no image work waiting."""
         workers = self.workers
-        while self.traffic.coming or workers.queued or workers.busy >= workers.workers:
-            await asyncio.sleep(SPARE_POLL_SECONDS)
+        while self.traffic.coming or workers.queued or workers.busy >= workers.workers:  # noqa: ASYNC110
+            await asyncio.sleep(SPARE_POLL_SECONDS)  # (counters of the spine and the workers, not an event)
 
     async def _one(self, batch: Batch, caller: Caller | None, item: BatchItem, gate: asyncio.Semaphore) -> None:
         try:
@@ -350,11 +356,17 @@ class Batches:
             else:
                 job = await self.desk.jobs.get(job_id)
                 await self._item_done(
-                    item, "failed", job_id, answer.error or (job.error_code if job else None), job.message if job else None
+                    item,
+                    "failed",
+                    job_id,
+                    answer.error or (job.error_code if job else None),
+                    job.message if job else None,
                 )
         except Exception as exc:
             log.exception("batch=%s item=%s failed", batch.id, item.position)
-            await self._item_done(item, "failed", item.job_id, "internal_error", f"Internal error: {type(exc).__name__}.")
+            await self._item_done(
+                item, "failed", item.job_id, "internal_error", f"Internal error: {type(exc).__name__}."
+            )
         finally:
             gate.release()
 
@@ -375,7 +387,9 @@ class Batches:
                 row.job_id = job_id
         item.job_id = job_id
 
-    async def _item_done(self, item: BatchItem, status: str, job_id: str | None, code: str | None, message: str | None) -> None:
+    async def _item_done(
+        self, item: BatchItem, status: str, job_id: str | None, code: str | None, message: str | None
+    ) -> None:
         async with self.db.write() as session:
             row = await session.get(BatchItem, item.id)
             batch = await session.get(Batch, item.batch_id)
@@ -446,7 +460,7 @@ class Batches:
                 }
             )
         document = json.dumps({"batch": public_batch(batch), "items": manifest}, ensure_ascii=False, indent=2)
-        chunks: queue.Queue[bytes | None | BaseException] = queue.Queue(maxsize=8)
+        chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
         stop = threading.Event()
         thread = threading.Thread(target=_write_zip, args=(plan, document, chunks, stop), daemon=True)
         thread.start()
@@ -466,7 +480,7 @@ class Batches:
 
 
 class _QueueWriter(io.RawIOBase):
-    def __init__(self, chunks: queue.Queue[bytes | None | BaseException], stop: threading.Event) -> None:
+    def __init__(self, chunks: queue.Queue[bytes | BaseException | None], stop: threading.Event) -> None:
         self.chunks, self.stop = chunks, stop
         self.buffer = bytearray()
 
@@ -492,14 +506,22 @@ class _QueueWriter(io.RawIOBase):
             self.buffer.clear()
 
 
-def _write_zip(plan: list[tuple[str, Path]], manifest: str, chunks: queue.Queue[bytes | None | BaseException], stop: threading.Event) -> None:
+def _write_zip(
+    plan: list[tuple[str, Path]],
+    manifest: str,
+    chunks: queue.Queue[bytes | BaseException | None],
+    stop: threading.Event,
+) -> None:
     writer = _QueueWriter(chunks, stop)
     try:
         with zipfile.ZipFile(writer, "w", zipfile.ZIP_STORED) as archive:  # type: ignore[arg-type]
             for name, path in plan:
-                with contextlib.suppress(FileNotFoundError), path.open("rb") as source:
-                    with archive.open(name, "w", force_zip64=False) as target:
-                        shutil.copyfileobj(source, target, 256 * 1024)
+                with (
+                    contextlib.suppress(FileNotFoundError),
+                    path.open("rb") as source,
+                    archive.open(name, "w", force_zip64=False) as target,
+                ):
+                    shutil.copyfileobj(source, target, 256 * 1024)
             archive.writestr("manifest.json", manifest, zipfile.ZIP_DEFLATED)
         writer.flush_out()
         chunks.put(None)

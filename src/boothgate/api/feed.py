@@ -18,10 +18,7 @@ def multipart(path: Path, filename: str, fields: dict[str, str]) -> tuple[str, i
     """(content type, length, body) of a multipart form with `fields` and the file at `path`."""
     boundary = f"----boothgate-api-{secrets.token_hex(12)}"
     head = b"".join(
-        (
-            f"--{boundary}\r\n"
-            f'Content-Disposition: form-data; name="{_quoted(name)}"\r\n\r\n'
-        ).encode()
+        (f'--{boundary}\r\nContent-Disposition: form-data; name="{_quoted(name)}"\r\n\r\n').encode()
         + value.encode()
         + b"\r\n"
         for name, value in fields.items()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -144,7 +145,7 @@ class JobDesk:
     media: MediaStore
     settings: Callable[[], Settings]
     # Told of every finished API job (the webhooks): (event, payload).
-    notify: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
+    notify: Callable[[str, dict[str, Any]], Awaitable[object]] | None = None
     _live: OrderedDict[str, LiveJob] = field(default_factory=OrderedDict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -165,7 +166,11 @@ class JobDesk:
         upload = Upload()
         try:
             await read_upload(
-                content_type, body, path, Limits(settings.max_upload_bytes, settings.upload_idle_timeout_seconds), upload=upload
+                content_type,
+                body,
+                path,
+                Limits(settings.max_upload_bytes, settings.upload_idle_timeout_seconds),
+                upload=upload,
             )
             if upload.path is None or upload.size == 0:
                 raise ApiError(422, "no_file", "Send the photo in the form field 'file'.")
@@ -196,7 +201,9 @@ class JobDesk:
         live.task = self._spawn(self._run(live, received.path, received.filename, received.fields, remove=True))
         return live
 
-    def _new(self, caller: Caller, provider: str, number: int, batch_id: str | None, job_id: str | None = None) -> LiveJob:
+    def _new(
+        self, caller: Caller, provider: str, number: int, batch_id: str | None, job_id: str | None = None
+    ) -> LiveJob:
         live = LiveJob(job_id or uuid.uuid4().hex, caller, provider, number, datetime.now(UTC), batch_id)
         live.events.append({"stage": "queued", "progress": 0, "at": live.created_at.isoformat(), "seq": 0})
         self._live[live.id] = live
@@ -216,7 +223,15 @@ class JobDesk:
 
     # --- run (also used by batches) ---------------------------------------------------------
     def start_item(
-        self, caller: Caller, provider: str, number: int, path: Path, filename: str, fields: dict[str, str], batch_id: str, job_id: str
+        self,
+        caller: Caller,
+        provider: str,
+        number: int,
+        path: Path,
+        filename: str,
+        fields: dict[str, str],
+        batch_id: str,
+        job_id: str,
     ) -> LiveJob:
         """A batch's photo as a job (its input stays: the batch owns it)."""
         live = self._new(caller, provider, number, batch_id, job_id)
@@ -307,8 +322,19 @@ class JobDesk:
                 await task
 
 
+def _message(answer: Answer) -> str | None:
+    if answer.media_type != "application/json":
+        return None
+    try:
+        body = json.loads(answer.body)
+    except ValueError:
+        return None
+    return str(body.get("message")) if isinstance(body, dict) and body.get("message") else None
+
+
 def _live_view(live: LiveJob) -> dict[str, Any]:
     base = f"/api/v1/jobs/{live.id}"
+    answer = live.answer
     return {
         "id": live.id,
         "slot": f"{live.provider}/{live.number}",
@@ -316,9 +342,9 @@ def _live_view(live: LiveJob) -> dict[str, Any]:
         "progress": live.progress,
         "created_at": live.created_at.isoformat(),
         "finished_at": None,
-        "error": None,
-        "message": None,
-        "http_status": None,
+        "error": answer.error if answer is not None and live.stage != "succeeded" else None,
+        "message": _message(answer) if answer is not None else None,
+        "http_status": answer.status if answer is not None else None,
         "timings": {},
         "cost_usd": None,
         "served_by": None,
@@ -334,7 +360,13 @@ def public_job(job: Job, live: LiveJob | None = None) -> dict[str, Any]:
     stage = live.stage if live is not None else public_stage(job)
     if live is not None and not live.done and job.status not in ("received", "running"):
         stage = public_stage(job)
+    elif live is None and job.status in ("received", "running"):
+        stage = "preparing"
     base = f"/api/v1/jobs/{job.id}"
+    error, message, http_status = job.error_code, job.message, job.http_status
+    if live is not None and live.answer is not None and job.status in ("received", "running"):
+        # The answer is out but its row is still on its way (a busy database sends it via the journal).
+        error, message, http_status = live.answer.error, _message(live.answer), live.answer.status
     return {
         "id": job.id,
         "slot": f"{job.provider}/{job.slot_number}",
@@ -342,9 +374,9 @@ def public_job(job: Job, live: LiveJob | None = None) -> dict[str, Any]:
         "progress": 100 if stage in FINAL else (live.progress if live is not None else 0),
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "error": job.error_code if stage != "succeeded" else None,
-        "message": job.message if stage != "succeeded" else None,
-        "http_status": job.http_status,
+        "error": error if stage != "succeeded" else None,
+        "message": message if stage != "succeeded" else None,
+        "http_status": http_status,
         "timings": job.timings or {},
         "cost_usd": job.cost_usd,
         "served_by": job.served_by,

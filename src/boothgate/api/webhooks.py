@@ -63,7 +63,9 @@ def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return ip.is_global and not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved)
+    return ip.is_global and not (
+        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
+    )
 
 
 async def check_target(url: str, allow_private: bool) -> None:
@@ -143,7 +145,9 @@ class Webhooks:
 
     async def endpoints(self) -> list[WebhookEndpoint]:
         async with self.db.read() as session:
-            query = select(WebhookEndpoint).where(WebhookEndpoint.deleted_at.is_(None)).order_by(WebhookEndpoint.created_at)
+            query = (
+                select(WebhookEndpoint).where(WebhookEndpoint.deleted_at.is_(None)).order_by(WebhookEndpoint.created_at)
+            )
             return list((await session.scalars(query)).all())
 
     async def get(self, endpoint_id: str) -> WebhookEndpoint | None:
@@ -243,7 +247,9 @@ class Webhooks:
             raise Permanent(f"no 2xx after {attempt} attempts")
         raise RetryLater(error or f"HTTP {status}", self.schedule[min(attempt - 1, len(self.schedule) - 1)])
 
-    async def _record(self, delivery_id: str, status: int | None, error: str | None, seconds: float, final: str | None) -> None:
+    async def _record(
+        self, delivery_id: str, status: int | None, error: str | None, seconds: float, final: str | None
+    ) -> None:
         async with self.db.write() as session:
             delivery = await session.get(WebhookDelivery, delivery_id)
             if delivery is None:
@@ -255,7 +261,9 @@ class Webhooks:
                 delivery.status = final
             if final == "delivered":
                 delivery.delivered_at = utcnow()
-        log.info("webhook delivery=%s status=%s %s", delivery_id, status if status is not None else "-", final or "retry")
+        log.info(
+            "webhook delivery=%s status=%s %s", delivery_id, status if status is not None else "-", final or "retry"
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -114,7 +114,9 @@ class ApiKeys:
         return datetime.fromtimestamp(self.clock(), UTC)
 
     # --- the operator's side --------------------------------------------------------------------
-    async def create(self, name: str, scopes: list[str], rate_per_minute: int, photos_per_day: int) -> tuple[ApiKey, str]:
+    async def create(
+        self, name: str, scopes: list[str], rate_per_minute: int, photos_per_day: int
+    ) -> tuple[ApiKey, str]:
         key = new_key()
         row = ApiKey(
             id=uuid.uuid4().hex,
@@ -197,7 +199,9 @@ class ApiKeys:
         hashed = digest(key)
         async with self.db.read() as session:
             row = (
-                await session.scalars(select(ApiKey).where(or_(ApiKey.key_hash == hashed, ApiKey.previous_hash == hashed)))
+                await session.scalars(
+                    select(ApiKey).where(or_(ApiKey.key_hash == hashed, ApiKey.previous_hash == hashed))
+                )
             ).first()
         if row is None or row.revoked_at is not None:
             raise KeyRefused("This API key is unknown or has been revoked.")
@@ -208,9 +212,7 @@ class ApiKeys:
         elif row.previous_until is None or _aware(row.previous_until) <= self.now():
             raise KeyRefused("This API key was rotated and its grace period has ended; use the new key.")
         await self._touch(row.id)
-        return Caller(
-            row.id, row.name, row.prefix, tuple(row.scopes or ()), row.rate_per_minute, row.photos_per_day
-        )
+        return Caller(row.id, row.name, row.prefix, tuple(row.scopes or ()), row.rate_per_minute, row.photos_per_day)
 
     def count_request(self, caller: Caller) -> dict[str, str]:
         """Count one request in the key's minute; the rate headers, or OverLimit past the limit."""

@@ -106,7 +106,7 @@ async def _clients(db: Database, today: datetime) -> dict[str, Any]:
         names = {k: n for k, n in (await session.execute(select(ApiKey.id, ApiKey.name))).all()}
     clients: dict[str, dict[str, _Bucket]] = defaultdict(lambda: {"today": _Bucket(), "all_time": _Bucket()})
     for key_id, status, seconds, cost, created_at in rows:
-        target = clients[names.get(key_id, key_id or "unknown")]
+        target = clients[names.get(key_id or "", key_id or "unknown")]
         target["all_time"].add(status, seconds, cost)
         if _aware(created_at) >= today:
             target["today"].add(status, seconds, cost)

@@ -15,13 +15,25 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boothgate import __version__
+from boothgate.api.jobs import ApiError
+from boothgate.operator.api_keys import OverLimit
 from boothgate.ops.banner import banner
 from boothgate.providers.base import Provider
 from boothgate.runtime import Services
 from boothgate.settings import Settings, get_settings
-from boothgate.api.jobs import ApiError
-from boothgate.operator.api_keys import OverLimit
-from boothgate.web import api, booth, client_admin, hooks, live, live_api, media, moderation_api, pages, settings_api, v1
+from boothgate.web import (
+    api,
+    booth,
+    client_admin,
+    hooks,
+    live,
+    live_api,
+    media,
+    moderation_api,
+    pages,
+    settings_api,
+    v1,
+)
 from boothgate.web.deps import ServicesDep
 from boothgate.web.loopwatch import LoopWatch
 

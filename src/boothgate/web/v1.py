@@ -25,6 +25,7 @@ from boothgate.web.booth import body_stream, content_length
 from boothgate.web.deps import ServicesDep
 
 SSE_PING_SECONDS = 15
+SSE_EXAMPLE = 'event: progress\nid: 1\ndata: {"stage": "preparing", "progress": 10, "seq": 1}\n\n'
 
 
 async def require_key(request: Request, response: Response, services: ServicesDep) -> Caller:
@@ -84,7 +85,7 @@ def _json(example: Any, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"example": example}}}
 
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     401: _json({"error": "unauthorized", "message": "Send a valid API key in the X-API-Key header."}, "No valid key"),
     429: _json(
         {"error": "rate_limited", "message": "This key may send 60 requests per minute; wait for the next minute."},
@@ -134,13 +135,22 @@ def _accepted(live: LiveJob, request: Request) -> JSONResponse:
     summary="The slots this key may use",
     responses={
         200: _json(
-            [{"slot": "gemini/3", "tab": "gemini", "number": 3, "name": "Космос", "kind": "background",
-              "model": "gemini-2.5-flash-image", "enabled": True}],
+            [
+                {
+                    "slot": "gemini/3",
+                    "tab": "gemini",
+                    "number": 3,
+                    "name": "Космос",
+                    "kind": "background",
+                    "model": "gemini-2.5-flash-image",
+                    "enabled": True,
+                }
+            ],
             "Slots in the key's scope",
         ),
         **ERRORS,
     },
-)  # fmt: skip
+)
 async def slots(caller: KeyDep, services: ServicesDep) -> list[dict[str, Any]]:
     out = []
     for slot in await services.slots.find():
@@ -187,7 +197,10 @@ async def slots(caller: KeyDep, services: ServicesDep) -> list[dict[str, Any]]:
     ),
 )
 async def create_job(
-    request: Request, caller: KeyDep, services: ServicesDep, wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0
+    request: Request,
+    caller: KeyDep,
+    services: ServicesDep,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
 ) -> Response:
     await services.api_keys.count_photos(caller, 1)
     received = await services.desk.receive(
@@ -202,7 +215,10 @@ async def create_job(
 @router.get(
     "/jobs",
     summary="The key's jobs, newest first",
-    responses={200: _json({"jobs": [JOB_EXAMPLE], "next_cursor": "MjAyNi0xMi0wMlQxMzo0MDowMCswMDowMHwzZjJi"}, "A page"), **ERRORS},
+    responses={
+        200: _json({"jobs": [JOB_EXAMPLE], "next_cursor": "MjAyNi0xMi0wMlQxMzo0MDowMCswMDowMHwzZjJi"}, "A page"),
+        **ERRORS,
+    },
 )
 async def list_jobs(
     caller: KeyDep,
@@ -219,7 +235,15 @@ async def list_jobs(
     return {"jobs": [public_job(job, services.desk.live(job.id, caller)) for job in rows], "next_cursor": following}
 
 
-@router.get("/jobs/{job_id}", summary="A job's stage, progress, error, timings and cost", responses={200: _json(JOB_EXAMPLE, "The job"), 404: _json({"error": "not_found", "message": "There is no such job."}, "Unknown job"), **ERRORS})  # fmt: skip
+@router.get(
+    "/jobs/{job_id}",
+    summary="A job's stage, progress, error, timings and cost",
+    responses={
+        200: _json(JOB_EXAMPLE, "The job"),
+        404: _json({"error": "not_found", "message": "There is no such job."}, "Unknown job"),
+        **ERRORS,
+    },
+)
 async def get_job(job_id: str, caller: KeyDep, services: ServicesDep) -> Any:
     view = await services.desk.view(job_id, caller)
     if view is None:
@@ -232,12 +256,19 @@ async def get_job(job_id: str, caller: KeyDep, services: ServicesDep) -> Any:
     summary="The result image",
     description="200 with the image when the job succeeded; the job's error (its booth status) when it failed; "
     "409 `not_ready` while it runs (with `?wait=N` ≤ 50 s the answer waits for it).",
-    responses={200: IMAGE, 409: _json({"error": "not_ready", "message": "The job is at_provider."}, "Still running"), **ERRORS},
+    responses={
+        200: IMAGE,
+        409: _json({"error": "not_ready", "message": "The job is at_provider."}, "Still running"),
+        **ERRORS,
+    },
 )
 async def job_result(
-    job_id: str, request: Request, caller: KeyDep, services: ServicesDep,
+    job_id: str,
+    request: Request,
+    caller: KeyDep,
+    services: ServicesDep,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
-) -> Response:  # fmt: skip
+) -> Response:
     live = services.desk.live(job_id, caller)
     if live is not None and wait:
         await services.desk.wait(live, wait)
@@ -272,8 +303,11 @@ async def _read(services: Any, relative: str) -> bytes | None:
     description="`text/event-stream`: one `progress` event per stage (`data` is JSON "
     '`{"stage", "progress", "at", "seq"}`, `id` is `seq`), then the stream ends after the final stage. '
     "Reconnect with `Last-Event-ID` to get only what came after.",
-    responses={200: {"description": "The event stream", "content": {"text/event-stream": {"example": 'event: progress\nid: 1\ndata: {"stage": "preparing", "progress": 10}\n\n'}}}, **ERRORS},
-)  # fmt: skip
+    responses={
+        200: {"description": "The event stream", "content": {"text/event-stream": {"example": SSE_EXAMPLE}}},
+        **ERRORS,
+    },
+)
 async def job_events(job_id: str, request: Request, caller: KeyDep, services: ServicesDep) -> Response:
     live = services.desk.live(job_id, caller)
     if live is None:
@@ -319,10 +353,20 @@ async def cancel_job(job_id: str, caller: KeyDep, services: ServicesDep) -> Any:
     "nested entry, or too many or too large photos: 422 and nothing is kept. Booths come first: batch photos "
     "use only spare capacity.",
     status_code=202,
-    responses={202: _json(BATCH_EXAMPLE | {"status": "queued", "done": 0, "failed": 0, "pending": 40}, "Accepted"), 422: _json({"error": "zip_unsafe_path", "message": "The archive has an unsafe entry name: '../evil.jpg'."}, "Refused"), **ERRORS},  # fmt: skip
+    responses={
+        202: _json(BATCH_EXAMPLE | {"status": "queued", "done": 0, "failed": 0, "pending": 40}, "Accepted"),
+        422: _json(
+            {"error": "zip_unsafe_path", "message": "The archive has an unsafe entry name: '../evil.jpg'."}, "Refused"
+        ),
+        **ERRORS,
+    },
     openapi_extra=_multipart_body(
         {
-            "files": {"type": "array", "items": {"type": "string", "format": "binary"}, "description": "Photos, or one ZIP."},
+            "files": {
+                "type": "array",
+                "items": {"type": "string", "format": "binary"},
+                "description": "Photos, or one ZIP.",
+            },
             "slot": {"type": "string", "example": "gemini/3"},
         },
         ["files", "slot"],
@@ -346,7 +390,9 @@ async def create_batch(request: Request, caller: KeyDep, services: ServicesDep) 
     return JSONResponse(public_batch(batch), status_code=202, headers=headers)
 
 
-@router.get("/batches/{batch_id}", summary="A batch's progress", responses={200: _json(BATCH_EXAMPLE, "The batch"), **ERRORS})
+@router.get(
+    "/batches/{batch_id}", summary="A batch's progress", responses={200: _json(BATCH_EXAMPLE, "The batch"), **ERRORS}
+)
 async def get_batch(batch_id: str, caller: KeyDep, services: ServicesDep) -> Any:
     batch = await services.batches.get(batch_id, caller)
     return public_batch(batch) if batch is not None else _error(404, "not_found", "There is no such batch.")
@@ -370,7 +416,11 @@ async def batch_zip(batch_id: str, caller: KeyDep, services: ServicesDep) -> Res
     )
 
 
-@router.delete("/batches/{batch_id}", summary="Cancel a batch", responses={200: _json(BATCH_EXAMPLE | {"status": "cancelled"}, "The batch"), **ERRORS})  # fmt: skip
+@router.delete(
+    "/batches/{batch_id}",
+    summary="Cancel a batch",
+    responses={200: _json(BATCH_EXAMPLE | {"status": "cancelled"}, "The batch"), **ERRORS},
+)
 async def cancel_batch(batch_id: str, caller: KeyDep, services: ServicesDep) -> Any:
     batch = await services.batches.get(batch_id, caller)
     if batch is None:
