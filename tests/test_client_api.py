@@ -63,9 +63,14 @@ async def poll(api: httpx.AsyncClient, url: str, until: set[str], timeout: float
 
 
 async def sse_events(api: httpx.AsyncClient, url: str) -> list[dict[str, Any]]:
+    return await sse_events_from(api, url)
+
+
+async def sse_events_from(api: httpx.AsyncClient, url: str, last_event_id: str | None = None) -> list[dict[str, Any]]:
     """Read a Server-Sent Events stream to its end (the wire format parsed by hand: `event:`, `id:`, `data:`)."""
     events: list[dict[str, Any]] = []
-    async with api.stream("GET", url) as response:
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else None
+    async with api.stream("GET", url, headers=headers) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         current: dict[str, str] = {}
@@ -209,7 +214,9 @@ async def test_job_202_stages_in_order_over_sse_then_result(booth: Booth) -> Non
         result = await api.get(body["result_url"])
         assert result.status_code == 200 and result.headers["content-type"] == "image/jpeg"
         assert result.content[:2] == b"\xff\xd8"
-        # Reconnecting with Last-Event-ID gives only what came after (here: the stream of a finished job).
+        # Reconnecting with Last-Event-ID gives only what came after.
+        again = await sse_events_from(api, body["events_url"], last_event_id="2")
+        assert [e["stage"] for e in again] == ["shaping", "succeeded"]
     stats = await booth.stats()
     assert stats["clients"]["kiosk-1"]["all_time"]["succeeded"] == 1
 

@@ -23,7 +23,7 @@ def python_blocks() -> list[str]:
 
 
 def run(code: str, namespace: dict[str, Any]) -> dict[str, Any]:
-    exec(compile(code, str(DOC), "exec"), namespace)  # noqa: S102 (our own documentation's example)
+    exec(compile(code, str(DOC), "exec"), namespace)  # our own documentation's example
     return namespace
 
 

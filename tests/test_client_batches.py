@@ -83,6 +83,7 @@ async def test_batch_of_40_while_16_booths_post_booths_first(booth: Booth) -> No
         assert max(a.seconds for a in answers) < deadline
         finished = await wait_batch(api, batch["status_url"])
         assert finished["status"] == "completed" and finished["done"] == 40 and finished["failed"] == 0
+        assert not (booth.settings.data_dir / "api" / "batches" / batch["id"]).exists()  # inputs let go
         download = await api.get(batch["zip_url"])
         assert download.status_code == 200 and download.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(download.content)) as archive:

@@ -318,6 +318,8 @@ class Batches:
         if running:
             await asyncio.gather(*running, return_exceptions=True)
         await self._finish(batch_id)
+        # The inputs are not needed any more: each photo's own copy and result live on with its job.
+        await asyncio.to_thread(shutil.rmtree, self.folder(batch_id), True)
 
     async def _spare(self) -> None:
         """Wait for spare capacity: no booth photo on its way to a provider, no image work waiting."""
