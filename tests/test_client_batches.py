@@ -8,6 +8,7 @@ import io
 import json
 import zipfile
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +16,9 @@ from sqlalchemy import func, select
 
 from boothgate.api.batches import BatchLimits
 from boothgate.storage.models import Batch, BatchItem, Job
-from tests.conftest import Booth
+from boothgate.web.app import create_app
+from tests.conftest import ADMIN, Booth, ScriptedProvider, booth_settings
+from tests.fakes.server import serve
 from tests.local_photos import astronaut, coffee, grace_hopper, jpeg
 from tests.test_client_api import client, make_key
 
@@ -211,3 +214,38 @@ async def test_cancel_a_batch(booth: Booth) -> None:
     with zipfile.ZipFile(io.BytesIO(download.content)) as result:
         statuses = [m["status"] for m in json.loads(result.read("manifest.json"))["items"]]
     assert "cancelled" in statuses
+
+
+async def test_a_batch_goes_on_after_a_restart_without_running_done_photos_again(tmp_path: Path) -> None:
+    settings = booth_settings(tmp_path)
+    ScriptedProvider.calls.clear()
+    first = create_app(settings, {"gemini": ScriptedProvider})
+    with serve(first) as url:
+        async with httpx.AsyncClient(base_url=url, auth=ADMIN) as admin:
+            await admin.put("/api/slots/gemini/1", json={"enabled": True, "options": {"delay_seconds": 0.4}})
+            key = (await admin.post("/api/keys", json={"name": "restart"})).json()["key"]
+        first.state.services.batches.limits = BatchLimits(concurrency=1)
+        async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, timeout=60) as api:
+            files = [("files", (f"{i}.jpg", p, "image/jpeg")) for i, p in enumerate(photos(6))]
+            batch = (await api.post("/api/v1/batches", data={"slot": "gemini/1"}, files=files)).json()
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 60
+            while (await api.get(batch["status_url"])).json()["done"] < 2 and loop.time() < end:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    done_before = {c.job_id for c in ScriptedProvider.calls}
+    assert 2 <= len(done_before) < 6
+    second = create_app(settings, {"gemini": ScriptedProvider})
+    with serve(second) as url:
+        async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, timeout=60) as api:
+            finished = await wait_batch(api, batch["status_url"])
+            download = await api.get(finished["zip_url"])
+    assert finished["status"] == "completed" and (finished["done"], finished["failed"]) == (6, 0)
+    with zipfile.ZipFile(io.BytesIO(download.content)) as result:
+        manifest = json.loads(result.read("manifest.json"))["items"]
+    assert [m["status"] for m in manifest] == ["succeeded"] * 6
+    # A photo whose job succeeded before the restart was not sent again: at most the one cut off by the
+    # stop was called twice.
+    assert len(ScriptedProvider.calls) <= 7
+    succeeded_jobs = {m["job_id"] for m in manifest}
+    calls_per_job = [c.job_id for c in ScriptedProvider.calls if c.job_id in succeeded_jobs]
+    assert len(calls_per_job) == 6
