@@ -21,7 +21,8 @@ FLOORS: list[tuple[str, ...]] = [
     ("cli",),
     ("web",),
     ("runtime",),
-    ("booth", "api", "ops"),
+    ("api",),  # the client API's jobs and batches drive the spine, as a booth does
+    ("booth", "ops"),
     ("operator",),
     ("run", "sharing"),
     ("records", "work"),

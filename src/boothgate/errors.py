@@ -54,6 +54,12 @@ class RateLimited(BoothError):
     status, code = 429, "rate_limited"
 
 
+class Cancelled(BoothError):
+    """The client API's caller cancelled the job (nginx's 499: the client went away)."""
+
+    status, code = 499, "cancelled"
+
+
 class ProviderFailed(BoothError):
     status, code = 502, "provider_error"
 

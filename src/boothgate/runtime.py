@@ -10,12 +10,17 @@ from dataclasses import dataclass, field
 import httpx
 
 from boothgate import link_secrets, redaction
+from boothgate.api.batches import Batches
+from boothgate.api.jobs import JobDesk
+from boothgate.api.webhooks import KIND as WEBHOOK_KIND
+from boothgate.api.webhooks import Webhooks
 from boothgate.booth import late
 from boothgate.booth.rehearsal import Rehearsals
 from boothgate.booth.spine import Ingest
 from boothgate.booth.throttle import Throttle
 from boothgate.imaging.pool import Imaging
 from boothgate.operator import event_cleanup
+from boothgate.operator.api_keys import ApiKeys
 from boothgate.operator.budget import Budget
 from boothgate.operator.credentials import Credentials, Generated
 from boothgate.operator.events import EventService
@@ -27,7 +32,7 @@ from boothgate.providers.base import Provider, ProviderContext
 from boothgate.providers.capabilities import RefusedCapabilities
 from boothgate.providers.keys import KeyPools
 from boothgate.providers.registry import Registry
-from boothgate.records import recovery
+from boothgate.records import recovery, stats
 from boothgate.records.export import Exports
 from boothgate.records.jobs import JobStore
 from boothgate.records.media_links import MediaLinks
@@ -102,6 +107,11 @@ class Services:
     guest_pages: GuestPages = field(init=False)
     galleries: Galleries = field(init=False)
     share_throttle: Throttle = field(init=False)
+    # Issue 26: the client API (keys, jobs, batches, webhooks).
+    api_keys: ApiKeys = field(init=False)
+    desk: JobDesk = field(init=False)
+    batches: Batches = field(init=False)
+    webhooks: Webhooks = field(init=False)
 
     @property
     def settings(self) -> Settings:
@@ -167,6 +177,16 @@ class Services:
         services.share_throttle = Throttle(SHARE_GUESSES, SHARE_LOCKOUT_SECONDS)
         services.events, services.budget = events, budget
         services.exports = Exports(db, media)
+        services.api_keys = ApiKeys(db, today=stats.start_of_today)
+        services.webhooks = Webhooks(db, services.work.queue, lambda: config.settings.webhooks_allow_private)
+        services.work.register(WEBHOOK_KIND, services.webhooks.deliver)
+        services.desk = JobDesk(
+            ingest, registry, slots, jobs, media, lambda: config.settings, notify=services.webhooks.emit
+        )
+        services.batches = Batches(
+            db, media, services.desk, ingest.traffic, imaging.workers, notify=services.webhooks.emit,
+            quota=services.api_keys.count_photos,
+        )  # fmt: skip
         services.model_lists = ModelLists(registry)
         services.rehearsals = Rehearsals(config, registry, slots, jobs, ingest)
         config.on_change(services._settings_changed)
@@ -181,6 +201,7 @@ class Services:
         services.tasks.append(asyncio.create_task(services.retention.run_forever()))
         services.tasks.append(asyncio.create_task(event_cleanup.run_forever(lambda: config.settings, media, db)))
         services.work.start()  # after every handler is registered and the journal is drained
+        services.batches.runner.start()
         services.model_lists.refresh_soon()  # in the background: start-up never waits for the internet
         return services
 
@@ -194,8 +215,11 @@ class Services:
         self.model_lists.settings_changed()
 
     async def stop(self) -> None:
+        await self.batches.runner.stop(grace_seconds=1.0)  # a batch goes on after a restart
         await self.work.stop()  # running tasks are given back to the queue, not lost
         await self.ingest.late.aclose()
+        await self.desk.aclose()
+        await self.webhooks.aclose()
         await self.model_lists.aclose()
         await self.rehearsals.aclose()
         for task in self.tasks:

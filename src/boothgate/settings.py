@@ -233,6 +233,11 @@ class Settings(BaseSettings):
     rehearsal_concurrency: int = Field(
         3, ge=1, le=20, description="How many slots a rehearsal runs at the same time (each is a paid call)."
     )
+    webhooks_allow_private: bool = Field(
+        False,
+        description="Let outgoing webhooks post to loopback and private-network addresses (off: no requests "
+        "into the venue's LAN from the client API's webhooks).",
+    )
     access_log: bool = Field(
         False,
         description="Log one line per HTTP request (uvicorn's access log). Passwords and keys in link "

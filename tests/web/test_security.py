@@ -27,7 +27,9 @@ PUBLIC = {
     "/booth/{provider}/{number}/",
     "/media/{name}",
     "/hooks/turbotext/{secret}",
+    "/api/v1/openapi.json",
 }
+CLIENT_API = "/api/v1/"  # the client API: its own keys (X-API-Key), not the admin password
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 KEYS = {
     "gemini_api_key": "AIzaSy-gemini-secret-0123456789",
@@ -41,7 +43,7 @@ def _routes(booth: Booth) -> list[tuple[str, str]]:
     and static files. Routers included into the app are walked through (FastAPI ≥ 0.130 wraps them)."""
     found = []
     for path, methods in _walk(booth.app.routes):
-        if path not in PUBLIC:
+        if path not in PUBLIC and not path.startswith(CLIENT_API):
             found.extend((method, path) for method in sorted(methods - {"HEAD"}))
     assert found, "the app must have admin routes"
     return found
@@ -75,6 +77,22 @@ async def test_every_admin_route_needs_the_admin_password(booth_factory: Any) ->
                 response = await client.request(method, _concrete(path), auth=auth, json={})
                 assert response.status_code == 401, f"{method} {path} with {auth and auth[0]}: {response.status_code}"
                 assert response.headers["www-authenticate"].startswith("Basic")
+
+
+async def test_every_client_api_route_needs_a_key(booth: Booth) -> None:
+    routes = [
+        (method, path)
+        for path, methods in _walk(booth.app.routes)
+        if path.startswith(CLIENT_API) and path not in PUBLIC
+        for method in sorted(methods - {"HEAD"})
+    ]
+    assert len(routes) >= 10
+    async with httpx.AsyncClient(base_url=booth.url) as client:
+        for method, path in routes:
+            for headers in ({}, {"X-API-Key": "bg_" + "0" * 43}, {"Authorization": "Basic YWRtaW46YWRtaW4="}):
+                response = await client.request(method, _concrete(path), headers=headers)
+                assert response.status_code == 401, f"{method} {path} {headers}: {response.status_code}"
+                assert response.json()["error"] == "unauthorized"
 
 
 async def test_admin_password_guessing_is_throttled_then_locked_out(booth_factory: Any) -> None:

@@ -6,7 +6,7 @@ Shared by the spine (`booth/spine.py`) and its fail-well half (`booth/failwell.p
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +37,12 @@ class BoothRequest:
     source: str = "booth"  # "try" = Try it, "rehearsal" = rehearsal: no password, disabled slots allowed
     fallback_only: bool = False  # Try it / rehearsal of the slot's fallback alone (the primary is skipped)
     query: dict[str, str] = field(default_factory=dict)  # the upload link's query (?password=, ?style=)
+    # The client API (source "api", api/jobs.py): the job id it already gave the client, the key's id, the
+    # batch, and who hears each step the job enters (its progress). A booth leaves them unset.
+    job_id: str | None = None
+    api_key_id: str | None = None
+    batch_id: str | None = None
+    on_stage: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -73,6 +79,11 @@ class BoothJob:
     prompt_values: dict[str, str] = field(default_factory=dict)  # what fills placeholders (a fallback's too)
     early: EarlyDecode | None = None  # the photo decoded while it arrived (booth/early.py)
     spend: Spend | None = None  # the paid calls reserved against the event's budget (operator/budget.py)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name == "stage" and self.request.on_stage is not None:
+            self.request.on_stage(str(value))  # the client API's progress (never raises into the spine)
 
     def photo_shape(self) -> tuple[int, int]:
         """The photo's upright size as the booth sent it (for answers shaped like the photo)."""

@@ -60,6 +60,8 @@ class FailWell:
         masked = await self._mask_answer(job, exc) if self._answers_with_mask(job, exc) else None
         if isinstance(exc, errors.DeadlineReached):
             status = "timed_out"
+        elif isinstance(exc, errors.Cancelled):
+            status = "cancelled"
         elif exc.code in MODERATED or masked is not None:
             status = "moderated"  # the content check (or the provider's own) decided the answer
         elif exc.status < 429 or (exc.status == 429 and admission):

@@ -44,6 +44,7 @@ from boothgate.booth.late import LateResults
 from boothgate.booth.multipart import Limits, Upload, no_file_message, read_upload
 from boothgate.booth.strangers import PasswordProof, Strangers
 from boothgate.booth.throttle import Throttle
+from boothgate.booth.traffic import Traffic
 from boothgate.booth.turns import Turns
 from boothgate.deadline import Deadline
 from boothgate.imaging.images import sniff
@@ -120,12 +121,13 @@ class Ingest(FailWell):
         self.fallbacks = FallbackChain(config, registry, slots.get, slots.db)
         self.capacity = Capacity(imaging.workers)
         self.late = LateResults(config, registry, slots, jobs, media, imaging, links)
+        self.traffic = Traffic()  # booths on their way to a provider: the client API's batches wait for them
 
     # --- the whole path ---------------------------------------------------------------------
     async def handle(self, request: BoothRequest) -> Answer:
         settings = self.config.settings
         deadline = Deadline(request.received_at + settings.deadline_seconds)
-        job_id = uuid.uuid4().hex
+        job_id = request.job_id or uuid.uuid4().hex
         record = Job(
             id=job_id,
             created_at=utcnow(),
@@ -137,16 +139,23 @@ class Ingest(FailWell):
             timings={},
             meta={},
             provider_notes={},
+            api_key_id=request.api_key_id,
+            batch_id=request.batch_id,
         )
         known = request.header_password or query_password(request.query)  # before the body: header or link
         proven = request.source != "booth" or self.credentials.check_upload(known)
         proof = PasswordProof(self.strangers, self.credentials, self.throttle, request.client, proven)
         job = BoothJob(record, request, deadline, self.media.incoming_path(job_id), settings, proof)
         JOB.set(job_id)  # image work started for this request is tagged with its job
+        self.traffic.arrived(job)
         try:
             # The providers this job uses stay open until it ends, whatever settings are saved meanwhile.
             async with self.registry.in_use(), asyncio.timeout_at(deadline.at - ANSWER_MARGIN_SECONDS):
                 answer = await self._process(job)
+        except asyncio.CancelledError:
+            if request.source != "api":
+                raise
+            answer = await self._cancelled(job)
         except errors.BoothError as exc:
             answer = await self._fail(job, exc)
         except TimeoutError:
@@ -166,6 +175,7 @@ class Ingest(FailWell):
             log.exception("job=%s unexpected failure", job_id)
             answer = await self._fail(job, errors.BoothError(f"Internal error: {type(exc).__name__}."))
         finally:
+            self.traffic.left(job)
             if job.early is not None:
                 await job.early.aclose()  # no image work of this job outlives its answer
             if job.spend is not None:
@@ -196,7 +206,7 @@ class Ingest(FailWell):
         await self._check_budget(job, slot, provider)
         job.record.status = "running"
         await self._record_running(job)
-        job.stage = "provider"
+        job.stage = "prepare"
         outcome = await self._run_or_fall_back(job, slot, provider, upload.sha256)
         t = job.mark("prepare_and_provider", t)
         job.stage = "finish"
@@ -273,7 +283,7 @@ class Ingest(FailWell):
         job.record.slot_revision = slot.revision
         event = await self.events.event_for(slot.provider, slot.number)  # the event it belongs to now
         job.record.event_id = event.id if event is not None else None
-        if not slot.enabled and request.source == "booth":
+        if not slot.enabled and request.source in ("booth", "api"):
             raise errors.SlotDisabled(f"Slot {slot.provider}/{slot.number} is switched off in the admin UI.")
         if upload.path is None:
             raise errors.MalformedRequest(no_file_message(upload), code="no_file")
@@ -431,7 +441,8 @@ class Ingest(FailWell):
             job.record.reused_from = outcome.job_id
             return outcome
         task = asyncio.create_task(self._run_provider(job, slot, provider))
-        self._inflight[key] = task
+        if job.request.source != "api":  # a client may cancel its job: no booth may be joined to that run
+            self._inflight[key] = task
         task.add_done_callback(lambda _: self._inflight.pop(key, None))
         # Awaited directly (not shielded): when this request's deadline cancels us, the provider call
         # is cancelled too, so nothing talks to the provider after the booth has its answer — unless the
@@ -480,6 +491,8 @@ class Ingest(FailWell):
             notes=notes,
             result_aspect=shaping.result_aspect(slot, job.photo_size),
         )
+        job.stage = "provider"
+        self.traffic.at_provider(job)
         provider_start = time.monotonic()
         succeeded = False
         if hold is not None:
@@ -552,6 +565,15 @@ class Ingest(FailWell):
             raise errors.StorageFailed(f"Could not keep the caught result: {exc.strerror or exc}.") from exc
         job.record.result_path, job.record.result_mime = self.media.relative(path), mime
         raise ResultHeld("The AI's result did not pass the content check; it is kept for the operator.")
+
+    # --- cancel (client API) -----------------------------------------------------------------
+    async def _cancelled(self, job: BoothJob) -> Answer:
+        """The client cancelled its job: it ends here, recorded as cancelled. The provider call in flight
+        is stopped with it and never made again (no second bill)."""
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        return await self._fail(job, errors.Cancelled("The job was cancelled by the client."))
 
     # --- answer -----------------------------------------------------------------------------
     async def _succeed(self, job: BoothJob, data: bytes, mime: str, outcome: _Outcome) -> None:

@@ -1,6 +1,7 @@
 """Statistics: per provider and per slot, today and all time, computed from the job table.
 
-Only booth posts count (the admin's Try it runs are jobs too, but not guests' photos).
+Only booth posts count in the providers and slots (the admin's Try it runs are jobs too, but not guests'
+photos); the client API's jobs count under their key's name in `clients`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from boothgate.storage.db import Database
-from boothgate.storage.models import Job
+from boothgate.storage.models import ApiKey, Job
 
 # "moderated": the content check caught the photo or the result (the booth got the mask or 422).
 STATUSES = ("succeeded", "failed", "timed_out", "rejected", "moderated")
@@ -110,12 +111,30 @@ async def compute(db: Database, tabs: list[str]) -> dict[str, Any]:
                 target["today"].add(status, seconds, cost, by_fallback, **extra)
     return {
         "generated_at": datetime.now().astimezone().isoformat(),
+        "clients": await _clients(db, today),
         "providers": {name: {k: b.public() for k, b in periods.items()} for name, periods in providers.items()},
         "slots": [
             {"provider": p, "number": n, **{k: b.public() for k, b in periods.items()}}
             for (p, n), periods in sorted(slots.items())
         ],
     }
+
+
+async def _clients(db: Database, today: datetime) -> dict[str, Any]:
+    """The client API's jobs by key name (a key's id when the key is gone)."""
+    query = select(Job.api_key_id, Job.status, Job.total_seconds, Job.cost_usd, Job.created_at).where(
+        Job.source == "api"
+    )
+    async with db.read() as session:
+        rows = (await session.execute(query)).all()
+        names = {k: n for k, n in (await session.execute(select(ApiKey.id, ApiKey.name))).all()}
+    clients: dict[str, dict[str, _Bucket]] = defaultdict(lambda: {"today": _Bucket(), "all_time": _Bucket()})
+    for key_id, status, seconds, cost, created_at in rows:
+        target = clients[names.get(key_id or "", key_id or "unknown")]
+        target["all_time"].add(status, seconds, cost)
+        if _aware(created_at) >= today:
+            target["today"].add(status, seconds, cost)
+    return {name: {k: b.public() for k, b in periods.items()} for name, periods in sorted(clients.items())}
 
 
 def _aware(value: datetime) -> datetime:

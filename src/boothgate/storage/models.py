@@ -18,6 +18,7 @@ class Base(DeclarativeBase):
         dict[str, Any]: JSON,
         list[dict[str, str]]: JSON,
         list[str]: JSON,
+        list[dict[str, Any]]: JSON,
         datetime: DateTime(timezone=True),
     }
 
@@ -119,6 +120,10 @@ class Job(Base):
     # The event the slot belonged to when the photo was admitted (operator/events.py); None outside any.
     event_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
 
+    # The client API (source "api"): the key that sent it (its id, never the key) and its batch, if any.
+    api_key_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    batch_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+
 
 class Gallery(Base):
     """A public page /g/<token> with the results of chosen slots (or of an event), optionally behind a PIN."""
@@ -217,3 +222,86 @@ class Task(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+# --- the client API (docs/client-api.md) -----------------------------------------------------------
+class ApiKey(Base):
+    """A client's key: only its SHA-256 is kept (the key itself is shown once); rotation keeps the previous
+    hash valid until `previous_until`."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, shown in lists
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    previous_hash: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    previous_prefix: Mapped[str | None] = mapped_column(String(16), default=None)
+    previous_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)  # "gemini/1", "gemini" (a tab); empty = all
+    rate_per_minute: Mapped[int] = mapped_column(Integer, default=60)
+    photos_per_day: Mapped[int] = mapped_column(Integer, default=1000)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class Batch(Base):
+    """Many photos for one slot, sent by one key; each photo becomes an ordinary job."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(String(32), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    number: Mapped[int] = mapped_column(Integer)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # prompt variables for every photo
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|completed|cancelled
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class BatchItem(Base):
+    __tablename__ = "batch_items"
+    __table_args__ = (UniqueConstraint("batch_id", "position", name="uq_batch_item_position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(String(32), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(300))  # the input's name (sanitised), as in the manifest
+    path: Mapped[str] = mapped_column(String(500))  # the stored input, relative to the media root
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|succeeded|failed|cancelled
+    job_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    message: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class WebhookEndpoint(Base):
+    """Where events are posted; `secret` (whsec_…) signs each delivery and is shown once."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint (its id is the `webhook-id`), with every attempt made."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(String(32), index=True)
+    event: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|delivered|failed
+    attempts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{at, status, error, seconds}]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

@@ -15,6 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boothgate import __version__
+from boothgate.api.jobs import ApiError
+from boothgate.operator.api_keys import OverLimit
 from boothgate.ops.banner import banner
 from boothgate.providers.base import Provider
 from boothgate.runtime import Services
@@ -23,6 +25,7 @@ from boothgate.web import (
     api,
     backdrops_api,
     booth,
+    client_admin,
     events_api,
     events_page,
     hooks,
@@ -36,6 +39,7 @@ from boothgate.web import (
     references_api,
     settings_api,
     share,
+    v1,
 )
 from boothgate.web.deps import ServicesDep
 from boothgate.web.loopwatch import LoopWatch
@@ -103,6 +107,10 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
         title="boothgate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.include_router(booth.router)
+    app.include_router(v1.public)
+    app.include_router(v1.router)
+    app.include_router(client_admin.router)
+    app.include_router(client_admin.page_router)
     app.include_router(media.router)
     app.include_router(hooks.router)
     app.include_router(api.router)
@@ -162,6 +170,9 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
         if not database:
             return JSONResponse(health, status_code=503)
         return health
+
+    app.add_exception_handler(ApiError, v1.api_error_response)
+    app.add_exception_handler(OverLimit, v1.over_limit_response)
 
     @app.exception_handler(ValueError)
     async def value_error(_: Request, exc: ValueError) -> JSONResponse:

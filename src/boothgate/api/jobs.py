@@ -1,0 +1,446 @@
+"""Client API jobs: a photo accepted at once (202), run by the booth's spine in the background, its
+progress kept for polling and pushed to listeners (Server-Sent Events in `web/v1.py`).
+
+Stages, in order: `queued` → `preparing` (received, admitted, decoded) → `at_provider` → `shaping` (result
+fitted, checked, stored) → `succeeded` | `failed` | `cancelled`. A cancelled job's provider call is stopped
+and never made again (nothing is billed twice). The job row is the spine's own (source "api", the key's
+id); this module keeps only the live progress of recent jobs in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from boothgate import errors
+from boothgate.api import feed
+from boothgate.booth.booth_job import Answer, BoothRequest
+from boothgate.booth.multipart import Limits, Upload, read_upload
+from boothgate.booth.spine import Ingest
+from boothgate.operator.api_keys import Caller
+from boothgate.operator.slots import SlotService, parse_number
+from boothgate.providers.registry import Registry
+from boothgate.records.jobs import JobStore
+from boothgate.settings import Settings
+from boothgate.storage.media import MediaStore
+from boothgate.storage.models import Job, Slot
+
+log = logging.getLogger("boothgate.api")
+
+STAGES = ("queued", "preparing", "at_provider", "shaping", "succeeded", "failed", "cancelled")
+FINAL = frozenset({"succeeded", "failed", "cancelled"})
+# The spine's steps (booth/spine.py) in the client's words.
+SPINE_STAGES = {
+    "receive": "preparing",
+    "admit": "preparing",
+    "prepare": "preparing",
+    "provider": "at_provider",
+    "finish": "shaping",
+    "moderate": "shaping",
+}
+PROGRESS = {"queued": 0, "preparing": 10, "at_provider": 30, "shaping": 85}
+# Finished jobs whose live progress stays in memory (older ones are answered from the job table).
+KEEP_FINISHED = 500
+MAX_WAIT_SECONDS = 50.0
+# Text fields of a job (prompt variables) other than these reach the slot's prompt placeholders.
+RESERVED_FIELDS = frozenset({"slot", "file", "filetoupload"})
+
+
+class ApiError(Exception):
+    """A client error answered before a job exists: status, stable code, message, extra headers."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+@dataclass
+class Received:
+    """An accepted upload: the photo on disk and the form's text fields."""
+
+    path: Path
+    filename: str
+    fields: dict[str, str]
+    slot: Slot
+
+
+@dataclass(eq=False)
+class LiveJob:
+    id: str
+    caller: Caller
+    provider: str
+    number: int
+    created_at: datetime
+    batch_id: str | None = None
+    stage: str = "queued"
+    progress: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    answer: Answer | None = None
+    task: asyncio.Task[Answer] | None = None
+    cancel_requested: bool = False
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def done(self) -> bool:
+        return self.stage in FINAL
+
+    def enter(self, stage: str) -> None:
+        if stage == self.stage or self.done:
+            return
+        self.stage = stage
+        self.progress = 100 if stage in FINAL else max(self.progress, PROGRESS.get(stage, self.progress))
+        self.events.append(
+            {"stage": stage, "progress": self.progress, "at": datetime.now(UTC).isoformat(), "seq": len(self.events)}
+        )
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def changes(self, since: int = 0) -> AsyncIterator[dict[str, Any]]:
+        """Every event from `since` on, then each new one, until the job is final."""
+        seen = since
+        while True:
+            while seen < len(self.events):
+                yield self.events[seen]
+                seen += 1
+            if self.done:
+                return
+            await self._changed.wait()
+
+
+def parse_slot(text: str | None, registry: Registry) -> tuple[str, int]:
+    tab, _, number = (text or "").strip().partition("/")
+    parsed = parse_number(number)
+    if not registry.knows(tab) or parsed is None:
+        raise ApiError(422, "bad_slot", "Name the slot as tab/number, e.g. gemini/3, in the field 'slot'.")
+    return tab, parsed
+
+
+def public_stage(job: Job) -> str:
+    if job.status in ("succeeded", "cancelled"):
+        return job.status
+    if job.status in ("failed", "timed_out", "rejected", "moderated"):
+        return "failed"
+    return "preparing"
+
+
+@dataclass
+class JobDesk:
+    ingest: Ingest
+    registry: Registry
+    slots: SlotService
+    jobs: JobStore
+    media: MediaStore
+    settings: Callable[[], Settings]
+    # Told of every finished API job (the webhooks): (event, payload).
+    notify: Callable[[str, dict[str, Any]], Awaitable[object]] | None = None
+    _live: OrderedDict[str, LiveJob] = field(default_factory=OrderedDict)
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @property
+    def inbox(self) -> Path:
+        return self.media.root / "api" / "incoming"
+
+    # --- accept -----------------------------------------------------------------------------
+    async def receive(
+        self, content_type: str | None, content_length: int | None, body: AsyncIterator[bytes], caller: Caller
+    ) -> Received:
+        """Read the upload (bounded like a booth's) and check its slot against the key; ApiError if not."""
+        settings = self.settings()
+        if content_length is not None and content_length > settings.max_upload_bytes:
+            raise ApiError(413, "too_large", f"At most {settings.max_upload_bytes:,} bytes are accepted.")
+        await asyncio.to_thread(self.inbox.mkdir, parents=True, exist_ok=True)
+        path = self.inbox / f"{uuid.uuid4().hex}.upload"
+        upload = Upload()
+        try:
+            await read_upload(
+                content_type,
+                body,
+                path,
+                Limits(settings.max_upload_bytes, settings.upload_idle_timeout_seconds),
+                upload=upload,
+            )
+            if upload.path is None or upload.size == 0:
+                raise ApiError(422, "no_file", "Send the photo in the form field 'file'.")
+            provider, number = parse_slot(upload.fields.get("slot"), self.registry)
+            slot = await self.check_slot(caller, provider, number)
+        except errors.BoothError as exc:
+            await asyncio.to_thread(path.unlink, True)
+            raise ApiError(exc.status, exc.code, exc.message) from None
+        except BaseException:
+            await asyncio.to_thread(path.unlink, True)
+            raise
+        fields = {k: v for k, v in upload.fields.items() if k.lower() not in RESERVED_FIELDS}
+        return Received(path, upload.filename or "photo", fields, slot)
+
+    async def check_slot(self, caller: Caller, provider: str, number: int) -> Slot:
+        if not caller.may_use(provider, number):
+            raise ApiError(403, "out_of_scope", f"This key may not use slot {provider}/{number}.")
+        slot = await self.slots.get(provider, number)
+        if slot is None:
+            raise ApiError(404, "slot_not_found", f"There is no slot {provider}/{number}.")
+        if not slot.enabled:
+            raise ApiError(403, "slot_disabled", f"Slot {provider}/{number} is switched off.")
+        return slot
+
+    def start(self, received: Received, caller: Caller) -> LiveJob:
+        """The job exists from now on (202); the spine runs it in the background."""
+        live = self._new(caller, received.slot.provider, received.slot.number, None)
+        live.task = self._spawn(self._run(live, received.path, received.filename, received.fields, remove=True))
+        return live
+
+    def _new(
+        self, caller: Caller, provider: str, number: int, batch_id: str | None, job_id: str | None = None
+    ) -> LiveJob:
+        live = LiveJob(job_id or uuid.uuid4().hex, caller, provider, number, datetime.now(UTC), batch_id)
+        live.events.append({"stage": "queued", "progress": 0, "at": live.created_at.isoformat(), "seq": 0})
+        self._live[live.id] = live
+        self._forget_old()
+        return live
+
+    def _spawn(self, work: Awaitable[Answer]) -> asyncio.Task[Answer]:
+        task: asyncio.Task[Answer] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _forget_old(self) -> None:
+        finished = [k for k, v in self._live.items() if v.done]
+        for key in finished[: max(0, len(finished) - KEEP_FINISHED)]:
+            del self._live[key]
+
+    # --- run (also used by batches) ---------------------------------------------------------
+    def start_item(
+        self,
+        caller: Caller,
+        provider: str,
+        number: int,
+        path: Path,
+        filename: str,
+        fields: dict[str, str],
+        batch_id: str,
+        job_id: str,
+    ) -> LiveJob:
+        """A batch's photo as a job (its input stays: the batch owns it)."""
+        live = self._new(caller, provider, number, batch_id, job_id)
+        live.task = self._spawn(self._run(live, path, filename, fields, remove=False))
+        return live
+
+    async def _run(self, live: LiveJob, path: Path, filename: str, fields: dict[str, str], remove: bool) -> Answer:
+        content_type, length, body = feed.multipart(path, filename, fields)
+        try:
+            answer = await self.ingest.handle(
+                BoothRequest(
+                    provider=live.provider,
+                    number=str(live.number),
+                    content_type=content_type,
+                    content_length=length,
+                    header_password=None,
+                    body=body,
+                    received_at=time.monotonic(),
+                    client=f"api:{live.caller.prefix}",
+                    source="api",
+                    job_id=live.id,
+                    api_key_id=live.caller.id,
+                    batch_id=live.batch_id,
+                    on_stage=lambda stage: live.enter(SPINE_STAGES.get(stage, live.stage)),
+                )
+            )
+        except BaseException:
+            live.enter("cancelled" if live.cancel_requested else "failed")
+            raise
+        finally:
+            if remove:
+                await asyncio.to_thread(path.unlink, True)
+        live.answer = answer
+        if answer.error == "cancelled":
+            live.enter("cancelled")
+        elif answer.status == 200 and answer.error is None:
+            live.enter("succeeded")
+        else:
+            live.enter("failed")
+        if self.notify is not None and live.stage in ("succeeded", "failed"):
+            job = await self.jobs.get(live.id)
+            with contextlib.suppress(Exception):
+                await self.notify(f"job.{live.stage}", public_job(job, live) if job else {"id": live.id})
+        return answer
+
+    # --- read -------------------------------------------------------------------------------
+    def live(self, job_id: str, caller: Caller) -> LiveJob | None:
+        live = self._live.get(job_id)
+        return live if live is not None and live.caller.id == caller.id else None
+
+    async def row(self, job_id: str, caller: Caller) -> Job | None:
+        job = await self.jobs.get(job_id)
+        return job if job is not None and job.api_key_id == caller.id else None
+
+    async def view(self, job_id: str, caller: Caller) -> dict[str, Any] | None:
+        live = self.live(job_id, caller)
+        job = await self.row(job_id, caller)
+        if live is None and job is None:
+            return None
+        if job is None:
+            assert live is not None
+            return _live_view(live)
+        return public_job(job, live)
+
+    async def wait(self, live: LiveJob, seconds: float) -> bool:
+        """Whether the job finished within `seconds` (≤ MAX_WAIT_SECONDS)."""
+        if live.task is None or live.done:
+            return live.done
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(live.task), min(seconds, MAX_WAIT_SECONDS))
+        return live.done
+
+    async def cancel(self, live: LiveJob) -> None:
+        if live.done or live.task is None:
+            return
+        live.cancel_requested = True
+        live.task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(live.task)
+        if not live.done:  # cancelled before the spine began: nothing ran, nothing is recorded
+            live.enter("cancelled")
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+
+
+def _message(answer: Answer) -> str | None:
+    if answer.media_type != "application/json":
+        return None
+    try:
+        body = json.loads(answer.body)
+    except ValueError:
+        return None
+    return str(body.get("message")) if isinstance(body, dict) and body.get("message") else None
+
+
+def _live_view(live: LiveJob) -> dict[str, Any]:
+    base = f"/api/v1/jobs/{live.id}"
+    answer = live.answer
+    return {
+        "id": live.id,
+        "slot": f"{live.provider}/{live.number}",
+        "status": live.stage,
+        "progress": live.progress,
+        "created_at": live.created_at.isoformat(),
+        "finished_at": None,
+        "error": answer.error if answer is not None and live.stage != "succeeded" else None,
+        "message": _message(answer) if answer is not None else None,
+        "http_status": answer.status if answer is not None else None,
+        "timings": {},
+        "cost_usd": None,
+        "served_by": None,
+        "batch_id": live.batch_id,
+        "status_url": base,
+        "result_url": f"{base}/result",
+        "events_url": f"{base}/events",
+    }
+
+
+def public_job(job: Job, live: LiveJob | None = None) -> dict[str, Any]:
+    """An API job as its key sees it: stage, progress, error in the booth's words, timings and cost."""
+    stage = live.stage if live is not None else public_stage(job)
+    if live is not None and not live.done and job.status not in ("received", "running"):
+        stage = public_stage(job)
+    elif live is None and job.status in ("received", "running"):
+        stage = "preparing"
+    base = f"/api/v1/jobs/{job.id}"
+    error, message, http_status = job.error_code, job.message, job.http_status
+    if live is not None and live.answer is not None and job.status in ("received", "running"):
+        # The answer is out but its row is still on its way (a busy database sends it via the journal).
+        error, message, http_status = live.answer.error, _message(live.answer), live.answer.status
+    return {
+        "id": job.id,
+        "slot": f"{job.provider}/{job.slot_number}",
+        "status": stage,
+        "progress": 100 if stage in FINAL else (live.progress if live is not None else 0),
+        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "error": error if stage != "succeeded" else None,
+        "message": message if stage != "succeeded" else None,
+        "http_status": http_status,
+        "timings": job.timings or {},
+        "cost_usd": job.cost_usd,
+        "served_by": job.served_by,
+        "batch_id": job.batch_id,
+        "status_url": base,
+        "result_url": f"{base}/result",
+        "events_url": f"{base}/events",
+    }
+
+
+# --- history ----------------------------------------------------------------------------------
+ROW_STATUSES = {
+    "succeeded": ("succeeded",),
+    "failed": ("failed", "timed_out", "rejected", "moderated"),
+    "cancelled": ("cancelled",),
+    "running": ("received", "running"),
+}
+
+
+def encode_cursor(job: Job) -> str:
+    stamp = _utc(job.created_at).isoformat() if job.created_at else ""
+    return base64.urlsafe_b64encode(f"{stamp}|{job.id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, _, job_id = text.partition("|")
+        return _utc(datetime.fromisoformat(stamp)), job_id
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(422, "bad_cursor", "The cursor is not one this server gave.") from None
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+async def history(
+    jobs: JobStore,
+    caller: Caller,
+    slot: tuple[str, int] | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Job], str | None]:
+    """The key's jobs, newest first, `limit` at a time; the cursor of the next page (None at the end)."""
+    query = select(Job).where(Job.api_key_id == caller.id).order_by(Job.created_at.desc(), Job.id.desc())
+    if slot is not None:
+        query = query.where(Job.provider == slot[0], Job.slot_number == slot[1])
+    if status is not None:
+        if status not in ROW_STATUSES:
+            raise ApiError(422, "bad_status", f"status is one of {', '.join(ROW_STATUSES)}.")
+        query = query.where(Job.status.in_(ROW_STATUSES[status]))
+    if since is not None:
+        query = query.where(Job.created_at >= _utc(since))
+    if until is not None:
+        query = query.where(Job.created_at < _utc(until))
+    if cursor:
+        stamp, job_id = decode_cursor(cursor)
+        query = query.where(or_(Job.created_at < stamp, and_(Job.created_at == stamp, Job.id < job_id)))
+    async with jobs.db.read() as session:
+        rows = list((await session.scalars(query.limit(limit + 1))).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1]) if more and rows else None

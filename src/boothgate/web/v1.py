@@ -1,0 +1,469 @@
+"""The client API, version 1 (`/api/v1/…`, key in `X-API-Key`): thin routes over `api/` (docs/client-api.md).
+
+Every answer of a keyed route carries `X-RateLimit-Limit/-Remaining/-Reset`; errors are the booth's
+vocabulary `{"error": code, "message": text}`. The OpenAPI document of these routes alone is at
+`/api/v1/openapi.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, StreamingResponse
+from sse_starlette.sse import EventSourceResponse
+
+from boothgate import __version__
+from boothgate.api.batches import Incoming, public_batch
+from boothgate.api.jobs import MAX_WAIT_SECONDS, ApiError, LiveJob, history, parse_slot, public_job
+from boothgate.booth.booth_job import Answer
+from boothgate.operator.api_keys import Caller, KeyRefused, OverLimit
+from boothgate.web.booth import body_stream, content_length
+from boothgate.web.deps import ServicesDep
+
+SSE_PING_SECONDS = 15
+SSE_EXAMPLE = 'event: progress\nid: 1\ndata: {"stage": "preparing", "progress": 10, "seq": 1}\n\n'
+
+
+async def require_key(request: Request, response: Response, services: ServicesDep) -> Caller:
+    """The caller's key, counted against its per-minute limit (the rate headers go on every answer)."""
+    keys = services.api_keys
+    try:
+        caller = await keys.authenticate(request.headers.get("x-api-key"))
+        headers = keys.count_request(caller)
+    except KeyRefused as exc:
+        raise ApiError(401, "unauthorized", exc.message, {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}) from None
+    except OverLimit as exc:
+        raise ApiError(429, exc.code, exc.message, exc.headers) from None
+    response.headers.update(headers)
+    request.state.rate_headers = headers
+    return caller
+
+
+KeyDep = Annotated[Caller, Depends(require_key)]
+router = APIRouter(prefix="/api/v1", tags=["client API"])
+
+ERROR_EXAMPLE = {"error": "slot_not_found", "message": "There is no slot gemini/21."}
+JOB_EXAMPLE = {
+    "id": "3f2b9c0e6d5a4e1f9b8c7d6e5f4a3b2c",
+    "slot": "gemini/3",
+    "status": "at_provider",
+    "progress": 30,
+    "created_at": "2026-12-02T13:40:00+00:00",
+    "finished_at": None,
+    "error": None,
+    "message": None,
+    "http_status": None,
+    "timings": {},
+    "cost_usd": None,
+    "served_by": None,
+    "batch_id": None,
+    "status_url": "/api/v1/jobs/3f2b9c0e6d5a4e1f9b8c7d6e5f4a3b2c",
+    "result_url": "/api/v1/jobs/3f2b9c0e6d5a4e1f9b8c7d6e5f4a3b2c/result",
+    "events_url": "/api/v1/jobs/3f2b9c0e6d5a4e1f9b8c7d6e5f4a3b2c/events",
+}
+ACCEPTED_EXAMPLE = {k: JOB_EXAMPLE[k] for k in ("id", "status_url", "result_url", "events_url")} | {"status": "queued"}
+BATCH_EXAMPLE = {
+    "id": "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d",
+    "slot": "gemini/3",
+    "status": "running",
+    "total": 40,
+    "done": 12,
+    "failed": 1,
+    "pending": 27,
+    "created_at": "2026-12-02T13:40:00+00:00",
+    "finished_at": None,
+    "status_url": "/api/v1/batches/9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d",
+    "zip_url": "/api/v1/batches/9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d/zip",
+}
+
+
+def _json(example: Any, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"example": example}}}
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _json({"error": "unauthorized", "message": "Send a valid API key in the X-API-Key header."}, "No valid key"),
+    429: _json(
+        {"error": "rate_limited", "message": "This key may send 60 requests per minute; wait for the next minute."},
+        "Over the key's limit (Retry-After, X-RateLimit-*)",
+    ),
+}
+IMAGE = {"description": "The result image", "content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}
+
+
+def _multipart_body(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": {"type": "object", "properties": fields, "required": required}}
+            },
+        }
+    }
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
+
+
+def _answer_response(answer: Answer, request: Request) -> Response:
+    """The image (like the booth's answer) or the job's error in the booth's words."""
+    headers = {**getattr(request.state, "rate_headers", {}), **answer.headers}
+    return Response(answer.body, status_code=answer.status, media_type=answer.media_type, headers=headers)
+
+
+def _accepted(live: LiveJob, request: Request) -> JSONResponse:
+    base = f"/api/v1/jobs/{live.id}"
+    body = {
+        "id": live.id,
+        "status": live.stage,
+        "status_url": base,
+        "result_url": f"{base}/result",
+        "events_url": f"{base}/events",
+    }
+    headers = {**getattr(request.state, "rate_headers", {}), "Location": base}
+    return JSONResponse(body, status_code=202, headers=headers)
+
+
+# --- what a key may use -------------------------------------------------------------------
+@router.get(
+    "/slots",
+    summary="The slots this key may use",
+    responses={
+        200: _json(
+            [
+                {
+                    "slot": "gemini/3",
+                    "tab": "gemini",
+                    "number": 3,
+                    "name": "Космос",
+                    "kind": "background",
+                    "model": "gemini-2.5-flash-image",
+                    "enabled": True,
+                }
+            ],
+            "Slots in the key's scope",
+        ),
+        **ERRORS,
+    },
+)
+async def slots(caller: KeyDep, services: ServicesDep) -> list[dict[str, Any]]:
+    out = []
+    for slot in await services.slots.find():
+        if not caller.may_use(slot.provider, slot.number):
+            continue
+        options = slot.options or {}
+        out.append(
+            {
+                "slot": f"{slot.provider}/{slot.number}",
+                "tab": slot.provider,
+                "number": slot.number,
+                "name": slot.name,
+                "kind": slot.kind,
+                "model": options.get("model") or None,
+                "enabled": slot.enabled,
+            }
+        )
+    return out
+
+
+# --- jobs ---------------------------------------------------------------------------------
+@router.post(
+    "/jobs",
+    summary="Process one photo",
+    description="Answers 202 at once with the job's addresses. With `?wait=N` (≤ 50 s) it answers with the "
+    "image itself (200) when the job is done within N seconds, like the booth; otherwise 202.",
+    status_code=202,
+    responses={
+        202: _json(ACCEPTED_EXAMPLE, "Accepted: the job runs"),
+        200: IMAGE,
+        403: _json({"error": "out_of_scope", "message": "This key may not use slot gemini/5."}, "Not this key's slot"),
+        404: _json(ERROR_EXAMPLE, "No such slot"),
+        413: _json({"error": "too_large", "message": "At most 31,457,280 bytes are accepted."}, "Too large"),
+        422: _json({"error": "bad_slot", "message": "Name the slot as tab/number, e.g. gemini/3."}, "Bad form"),
+        **ERRORS,
+    },
+    openapi_extra=_multipart_body(
+        {
+            "file": {"type": "string", "format": "binary", "description": "The photo (JPEG, PNG or WEBP)."},
+            "slot": {"type": "string", "example": "gemini/3", "description": "tab/number"},
+            "style": {"type": "string", "description": "Any other field fills the slot's prompt placeholder {style}."},
+        },
+        ["file", "slot"],
+    ),
+)
+async def create_job(
+    request: Request,
+    caller: KeyDep,
+    services: ServicesDep,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
+) -> Response:
+    await services.api_keys.count_photos(caller, 1)
+    received = await services.desk.receive(
+        request.headers.get("content-type"), content_length(request), body_stream(request), caller
+    )
+    live = services.desk.start(received, caller)
+    if wait and await services.desk.wait(live, wait) and live.answer is not None:
+        return _answer_response(live.answer, request)
+    return _accepted(live, request)
+
+
+@router.get(
+    "/jobs",
+    summary="The key's jobs, newest first",
+    responses={
+        200: _json({"jobs": [JOB_EXAMPLE], "next_cursor": "MjAyNi0xMi0wMlQxMzo0MDowMCswMDowMHwzZjJi"}, "A page"),
+        **ERRORS,
+    },
+)
+async def list_jobs(
+    caller: KeyDep,
+    services: ServicesDep,
+    slot: str | None = None,
+    status: Annotated[str | None, Query(description="succeeded | failed | cancelled | running")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    parsed = parse_slot(slot, services.registry) if slot else None
+    rows, following = await history(services.jobs, caller, parsed, status, since, until, cursor, limit)
+    return {"jobs": [public_job(job, services.desk.live(job.id, caller)) for job in rows], "next_cursor": following}
+
+
+@router.get(
+    "/jobs/{job_id}",
+    summary="A job's stage, progress, error, timings and cost",
+    responses={
+        200: _json(JOB_EXAMPLE, "The job"),
+        404: _json({"error": "not_found", "message": "There is no such job."}, "Unknown job"),
+        **ERRORS,
+    },
+)
+async def get_job(job_id: str, caller: KeyDep, services: ServicesDep) -> Any:
+    view = await services.desk.view(job_id, caller)
+    if view is None:
+        return _error(404, "not_found", "There is no such job.")
+    return view
+
+
+@router.get(
+    "/jobs/{job_id}/result",
+    summary="The result image",
+    description="200 with the image when the job succeeded; the job's error (its booth status) when it failed; "
+    "409 `not_ready` while it runs (with `?wait=N` ≤ 50 s the answer waits for it).",
+    responses={
+        200: IMAGE,
+        409: _json({"error": "not_ready", "message": "The job is at_provider."}, "Still running"),
+        **ERRORS,
+    },
+)
+async def job_result(
+    job_id: str,
+    request: Request,
+    caller: KeyDep,
+    services: ServicesDep,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
+) -> Response:
+    live = services.desk.live(job_id, caller)
+    if live is not None and wait:
+        await services.desk.wait(live, wait)
+    if live is not None and live.answer is not None:
+        return _answer_response(live.answer, request)
+    job = await services.desk.row(job_id, caller)
+    if job is None and live is None:
+        return _error(404, "not_found", "There is no such job.")
+    if job is None or job.status in ("received", "running"):
+        stage = live.stage if live is not None else "preparing"
+        return _error(409, "not_ready", f"The job is {stage}.", {"Retry-After": "1"})
+    if job.status == "succeeded" and job.result_path:
+        data = await _read(services, job.result_path)
+        if data is not None:
+            return Response(data, media_type=job.result_mime or "image/jpeg", headers={"X-Job-Id": job.id})
+        return _error(410, "result_gone", "The result is no longer kept (retention).")
+    return _error(job.http_status or 500, job.error_code or "failed", job.message or "The job failed.")
+
+
+async def _read(services: Any, relative: str) -> bytes | None:
+    import asyncio
+
+    try:
+        return await asyncio.to_thread(services.media.resolve(relative).read_bytes)
+    except (OSError, ValueError):
+        return None
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    summary="The job's progress as Server-Sent Events",
+    description="`text/event-stream`: one `progress` event per stage (`data` is JSON "
+    '`{"stage", "progress", "at", "seq"}`, `id` is `seq`), then the stream ends after the final stage. '
+    "Reconnect with `Last-Event-ID` to get only what came after.",
+    responses={
+        200: {"description": "The event stream", "content": {"text/event-stream": {"example": SSE_EXAMPLE}}},
+        **ERRORS,
+    },
+)
+async def job_events(job_id: str, request: Request, caller: KeyDep, services: ServicesDep) -> Response:
+    live = services.desk.live(job_id, caller)
+    if live is None:
+        view = await services.desk.view(job_id, caller)
+        if view is None:
+            return _error(404, "not_found", "There is no such job.")
+        final = {"stage": view["status"], "progress": view["progress"], "at": view["finished_at"], "seq": 0}
+
+        async def once() -> Any:
+            yield {"event": "progress", "id": "0", "data": json.dumps(final)}
+
+        return EventSourceResponse(once(), ping=SSE_PING_SECONDS)
+    last = request.headers.get("last-event-id", "")
+    since = int(last) + 1 if last.isdigit() else 0
+
+    async def stream() -> Any:
+        async for event in live.changes(since):
+            yield {"event": "progress", "id": str(event["seq"]), "data": json.dumps(event)}
+
+    return EventSourceResponse(stream(), ping=SSE_PING_SECONDS, headers=getattr(request.state, "rate_headers", {}))
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    summary="Cancel a job",
+    description="A provider call already made is stopped and never made again (not billed twice).",
+    responses={200: _json(JOB_EXAMPLE | {"status": "cancelled", "progress": 100}, "The job"), **ERRORS},
+)
+async def cancel_job(job_id: str, caller: KeyDep, services: ServicesDep) -> Any:
+    live = services.desk.live(job_id, caller)
+    if live is None:
+        view = await services.desk.view(job_id, caller)
+        return view if view is not None else _error(404, "not_found", "There is no such job.")
+    await services.desk.cancel(live)
+    return await services.desk.view(job_id, caller)
+
+
+# --- batches ------------------------------------------------------------------------------
+@router.post(
+    "/batches",
+    summary="Process many photos for one slot",
+    description="Up to N files in `files`, or one ZIP of photos. A ZIP bomb, an unsafe (`../`, absolute) or "
+    "nested entry, or too many or too large photos: 422 and nothing is kept. Booths come first: batch photos "
+    "use only spare capacity.",
+    status_code=202,
+    responses={
+        202: _json(BATCH_EXAMPLE | {"status": "queued", "done": 0, "failed": 0, "pending": 40}, "Accepted"),
+        422: _json(
+            {"error": "zip_unsafe_path", "message": "The archive has an unsafe entry name: '../evil.jpg'."}, "Refused"
+        ),
+        **ERRORS,
+    },
+    openapi_extra=_multipart_body(
+        {
+            "files": {
+                "type": "array",
+                "items": {"type": "string", "format": "binary"},
+                "description": "Photos, or one ZIP.",
+            },
+            "slot": {"type": "string", "example": "gemini/3"},
+        },
+        ["files", "slot"],
+    ),
+)
+async def create_batch(request: Request, caller: KeyDep, services: ServicesDep) -> Response:
+    limits = services.batches.limits
+    length = content_length(request)
+    if length is None:
+        return _error(411, "length_required", "Send the batch with a Content-Length.")
+    if length > limits.max_total_bytes + 1024 * 1024:
+        return _error(413, "too_large", f"A batch is at most {limits.max_total_bytes:,} bytes.")
+    async with request.form(max_files=limits.max_files + 1, max_fields=100, max_part_size=64 * 1024) as form:
+        provider, number = parse_slot(str(form.get("slot") or ""), services.registry)
+        uploads = [f for name in ("files", "file", "zip") for f in form.getlist(name) if not isinstance(f, str)]
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str) and k not in ("slot",)}
+        batch = await services.batches.create(
+            caller, provider, number, [Incoming(u.filename or "photo", u.file) for u in uploads], fields
+        )
+    headers = {**getattr(request.state, "rate_headers", {}), "Location": f"/api/v1/batches/{batch.id}"}
+    return JSONResponse(public_batch(batch), status_code=202, headers=headers)
+
+
+@router.get(
+    "/batches/{batch_id}", summary="A batch's progress", responses={200: _json(BATCH_EXAMPLE, "The batch"), **ERRORS}
+)
+async def get_batch(batch_id: str, caller: KeyDep, services: ServicesDep) -> Any:
+    batch = await services.batches.get(batch_id, caller)
+    return public_batch(batch) if batch is not None else _error(404, "not_found", "There is no such batch.")
+
+
+@router.get(
+    "/batches/{batch_id}/zip",
+    summary="The results and manifest.json as one ZIP (streamed)",
+    description="`results/<input name>.<ext>` for each photo that succeeded, and `manifest.json`: "
+    "`{batch, items: [{input, status, result, job_id, error, message}]}`. May be fetched while the batch runs.",
+    responses={200: {"description": "A ZIP", "content": {"application/zip": {}}}, **ERRORS},
+)
+async def batch_zip(batch_id: str, caller: KeyDep, services: ServicesDep) -> Response:
+    batch = await services.batches.get(batch_id, caller)
+    if batch is None:
+        return _error(404, "not_found", "There is no such batch.")
+    return StreamingResponse(
+        services.batches.zip_stream(batch),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="batch-{batch.id}.zip"'},
+    )
+
+
+@router.delete(
+    "/batches/{batch_id}",
+    summary="Cancel a batch",
+    responses={200: _json(BATCH_EXAMPLE | {"status": "cancelled"}, "The batch"), **ERRORS},
+)
+async def cancel_batch(batch_id: str, caller: KeyDep, services: ServicesDep) -> Any:
+    batch = await services.batches.get(batch_id, caller)
+    if batch is None:
+        return _error(404, "not_found", "There is no such batch.")
+    return public_batch(await services.batches.cancel(batch))
+
+
+# --- the document ---------------------------------------------------------------------------
+_document: dict[str, Any] | None = None
+
+
+def openapi_document() -> dict[str, Any]:
+    global _document
+    if _document is None:
+        document = get_openapi(
+            title="boothgate client API",
+            version=f"1 (server {__version__})",
+            description="Jobs, batches and progress for kiosk apps, bots and scripts. Send the key in `X-API-Key`. "
+            "Limits answer 429 with `Retry-After` and `X-RateLimit-Limit`, `X-RateLimit-Remaining`, "
+            "`X-RateLimit-Reset` (Unix seconds).",
+            routes=router.routes,
+        )
+        document.setdefault("components", {})["securitySchemes"] = {
+            "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+        }
+        document["security"] = [{"ApiKey": []}]
+        _document = document
+    return _document
+
+
+public = APIRouter()
+
+
+@public.get("/api/v1/openapi.json", include_in_schema=False)
+async def openapi() -> JSONResponse:
+    return JSONResponse(openapi_document())
+
+
+def api_error_response(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return _error(exc.status, exc.code, exc.message, exc.headers)
+
+
+def over_limit_response(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OverLimit)
+    return _error(429, exc.code, exc.message, exc.headers)

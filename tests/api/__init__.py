@@ -1,0 +1,1 @@
+"""The client API: keys, jobs with progress, batches and signed webhooks."""
