@@ -180,6 +180,7 @@ class Services:
         services.api_keys = ApiKeys(db, today=stats.start_of_today)
         services.webhooks = Webhooks(db, services.work.queue, lambda: config.settings.webhooks_allow_private)
         services.work.register(WEBHOOK_KIND, services.webhooks.deliver)
+        ingest.late.notify = services.webhooks.emit  # job.delivered_late
         services.desk = JobDesk(
             ingest, registry, slots, jobs, media, lambda: config.settings, notify=services.webhooks.emit
         )

@@ -345,3 +345,26 @@ async def test_late_work_waits_behind_booths_on_the_image_workers(tmp_path: Path
         assert order.read_text().split() == ["booth", "late"]  # ... and the booth is served before it
     finally:
         workers.shutdown()
+
+
+async def test_a_delivered_late_result_is_told_to_webhook_subscribers(
+    start: Any, fake: tuple[TimedGeminiFake, str]
+) -> None:
+    """`job.delivered_late` (the client API's webhook) reaches a verifying receiver once the page has it."""
+    from tests.api.test_client_webhooks import Receiver, add_endpoint, until
+
+    gemini, url = fake
+    gemini.default_mode, gemini.slow_seconds = "slow", DEADLINE + 2
+    booth = start(url, webhooks_allow_private=True)
+    await local_slot(booth)
+    await booth.configure("gemini", 1, kind="prompt", prompt="x", fallback="local/1", late_result_seconds=120)
+    receiver = Receiver()
+    with serve(receiver.app()) as hook_url:
+        created = await add_endpoint(booth, f"{hook_url}/hook", ["job.delivered_late"])
+        assert created.status_code == 201, created.text
+        receiver.secret = created.json()["secret"]
+        answer = await booth.post("gemini", 1, encode(gradient(900, 600, PHOTO_TINT)))
+        assert answer.status == 200
+        await wait_for_job(booth, answer.headers["x-job-id"], lambda j: (j["late"] or {}).get("status") == "delivered")
+        await until(lambda: "job.delivered_late" in receiver.delivered(), timeout=30.0)
+    assert receiver.delivered() == ["job.delivered_late"] and not receiver.bad

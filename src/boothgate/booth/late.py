@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,8 @@ class LateResults:
         self.config, self.registry, self.slots, self.jobs = config, registry, slots, jobs
         self.media, self.imaging, self.links = media, imaging, links
         self.queue: TaskQueue | None = None  # set by runtime.py with the runner
+        # Told of each delivered late result (runtime.py: the client API's `job.delivered_late` webhook).
+        self.notify: Callable[[str, dict[str, Any]], Awaitable[int]] | None = None
         self._kept: dict[str, _Kept] = {}
         self._handing: set[asyncio.Task[None]] = set()
 
@@ -285,6 +288,17 @@ class LateResults:
             await asyncio.to_thread(self.media.delete, relative)
         else:
             log.info("job=%s the late AI result of %s is on the guest's page", job.id, slot_name)
+            await self._tell(job, slot_name)
+
+    async def _tell(self, job: Job, slot_name: str) -> None:
+        """Webhook subscribers hear of the delivery (after it is stored; a failure here is only logged)."""
+        if self.notify is None:
+            return
+        share = page_url(self.config.settings.public_base_url, job.share_token) if job.share_token else None
+        try:
+            await self.notify("job.delivered_late", {"job_id": job.id, "slot": slot_name, "share_url": share})
+        except Exception:
+            log.warning("job=%s the delivered_late webhook could not be queued", job.id, exc_info=True)
 
     async def _end(self, job_id: str, status: str, reason: str) -> None:
         async with self.jobs.db.write() as session:
