@@ -20,11 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,7 +28,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from boothgate import errors
 from boothgate.booth.booth_job import Answer, BoothJob, BoothRequest
 from boothgate.booth.capacity import Capacity
-from boothgate.booth.early import watch_upload
 from boothgate.booth.failwell import (
     ANSWER_MARGIN_SECONDS,
     SECRET_FIELDS,
@@ -41,22 +36,23 @@ from boothgate.booth.failwell import (
     shown,
 )
 from boothgate.booth.late import LateResults
-from boothgate.booth.multipart import Limits, Upload, no_file_message, read_upload
+from boothgate.booth.multipart import Upload, no_file_message
+from boothgate.booth.provider_call import Outcome, ProviderCalls
+from boothgate.booth.receive import Receiving
+from boothgate.booth.references import References
 from boothgate.booth.strangers import PasswordProof, Strangers
 from boothgate.booth.throttle import Throttle
 from boothgate.booth.traffic import Traffic
-from boothgate.booth.turns import Turns
 from boothgate.deadline import Deadline
 from boothgate.imaging.images import sniff
 from boothgate.imaging.pool import Imaging
 from boothgate.imaging.workers import JOB
-from boothgate.link_secrets import public_query, query_password
+from boothgate.link_secrets import query_password
 from boothgate.operator.budget import Budget
 from boothgate.operator.credentials import Credentials
 from boothgate.operator.events import EventService
 from boothgate.operator.slots import SlotService, parse_number
-from boothgate.providers import transport
-from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind, Provider, ProviderRequest, ProviderResult
+from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Provider
 from boothgate.providers.registry import Registry, UnknownProvider
 from boothgate.records.jobs import JobStore
 from boothgate.records.journal import JobRecorder, Journal
@@ -73,15 +69,6 @@ from boothgate.storage.models import Job, Slot, utcnow
 log = logging.getLogger("boothgate.jobs")
 
 __all__ = ["Answer", "BoothRequest", "Ingest"]
-
-
-@dataclass
-class _Outcome:
-    """What one provider run produced; shared by identical requests that joined it."""
-
-    result: ProviderResult
-    provider_seconds: float
-    job_id: str
 
 
 class Ingest(FailWell):
@@ -111,17 +98,17 @@ class Ingest(FailWell):
         self.moderation = moderation
         self.events = events or EventService(slots.db, registry)
         self.budget = budget or Budget(slots.db)
-        self._inflight: dict[tuple[str, int, int, str], asyncio.Task[_Outcome]] = {}
-        # Arrived bytes are parsed oldest upload first; no new upload starts while every image worker
-        # already has a photo waiting for it (booth/turns.py).
-        workers = imaging.workers
-        self._turns = Turns(hold=lambda: workers.queued >= workers.workers)
+        self.receiving = Receiving(imaging, registry, credentials, throttle)
+        self.references = References(slots, media, imaging)
         self.strangers = Strangers()
         self.recorder = JobRecorder(jobs, Journal(media.root / "journal"))
         self.fallbacks = FallbackChain(config, registry, slots.get, slots.db)
         self.capacity = Capacity(imaging.workers)
         self.late = LateResults(config, registry, slots, jobs, media, imaging, links)
         self.traffic = Traffic()  # booths on their way to a provider: the client API's batches wait for them
+        self.calls = ProviderCalls(
+            self.budget, self.capacity, imaging, self.references, self.late, links, self.traffic, self._moderate_photo
+        )
 
     # --- the whole path ---------------------------------------------------------------------
     async def handle(self, request: BoothRequest) -> Answer:
@@ -219,56 +206,10 @@ class Ingest(FailWell):
 
     # --- receive ----------------------------------------------------------------------------
     async def _receive(self, job: BoothJob) -> Upload:
-        settings = job.settings
-        request = job.request
-        if self.throttle.retry_after(request.client) is not None and request.source == "booth":
-            job.stage = "admit"
-            raise errors.RateLimited("Too many wrong passwords from this address; wait and try again.")
-        if request.content_length is not None and request.content_length > settings.max_upload_bytes:
-            raise errors.TooLarge(
-                f"The upload is {request.content_length:,} bytes; at most {settings.max_upload_bytes:,} are accepted."
-            )
-        limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout_seconds)
-        job.upload = Upload()  # filled while reading: a failed upload's fields are still known
-        turn = self._turns.turn(request.received_at)
-        job.early = watch_upload(
-            self.imaging,
-            self.registry,
-            request.provider,
-            request.content_length,
-            self._proves_password(request),
-            job.incoming,
-            job.deadline.at,
-            turn,
-        )
-        upload = await read_upload(
-            request.content_type,
-            request.body,
-            job.incoming,
-            limits,
-            turn,
-            job.proof,
-            job.upload,
-            on_progress=job.early.progress,
-        )
-        await job.early.complete(upload.size)
-        job.record.meta = _metadata(upload, request.query)
-        job.record.photo_bytes = upload.size
-        job.record.photo_sha256 = upload.sha256 or None
-        return upload
+        """Receive: the upload to disk, decoded early when it pays. Mechanics: booth/receive.py."""
+        return await self.receiving.receive(job)
 
     # --- admit ------------------------------------------------------------------------------
-    def _proves_password(self, request: BoothRequest) -> Callable[[Upload], bool]:
-        """Whether an upload still arriving has given the upload password (field, header or link)."""
-
-        def proves(upload: Upload) -> bool:
-            if request.source != "booth":
-                return True
-            given = upload.form_password or request.header_password or query_password(request.query)
-            return self.credentials.check_upload(given)
-
-        return proves
-
     async def _admit(self, job: BoothJob, upload: Upload) -> tuple[Slot, Provider]:
         request = job.request
         if request.source == "booth":
@@ -276,7 +217,7 @@ class Ingest(FailWell):
         number = parse_number(request.number)
         if not self.registry.knows(request.provider) or number is None:
             raise errors.SlotNotFound(f"There is no slot {shown(request.provider)}/{shown(request.number)}.")
-        slot = await self._snapshot(job, request.provider, number)
+        slot = await self.references.snapshot(job, request.provider, number)
         if slot is None:
             raise errors.SlotNotFound(f"There is no slot {request.provider}/{number}.")
         job.slot = slot
@@ -307,52 +248,6 @@ class Ingest(FailWell):
                 code="slot_incomplete",
             )
         return slot, provider
-
-    async def _snapshot(self, job: BoothJob, provider: str, number: int) -> Slot | None:
-        """The slot as it is now — the job keeps this copy — with its reference file held until the job
-        ends, so replacing the reference meanwhile cannot take it away (storage/media.ContentHolds)."""
-        for _ in range(3):
-            slot = await self.slots.get(provider, number)
-            if slot is None or not slot.reference_path:
-                return slot
-            job.reference = self._hold_reference(job, slot)
-            if job.reference is not None:
-                job.more_references = self._hold_more_references(job, slot)
-                return slot
-            # replaced between the read and the hold: read again
-        return slot
-
-    def _hold_reference(self, job: BoothJob, slot: Slot) -> Path | None:
-        """Hold `slot`'s reference file for this job (until its answer), or None when it is gone."""
-        if not slot.reference_path:
-            return None
-        self.media.holds.hold(slot.reference_path)
-        path = self.slots.reference_path(slot)
-        if path is None:
-            self.media.holds.release(slot.reference_path)
-            return None
-        job.held.append(slot.reference_path)
-        return path
-
-    def _hold_more_references(self, job: BoothJob, slot: Slot) -> list[tuple[Path, str]]:
-        """Hold the slot's further references (issue 28) like the first; a file already gone is left out."""
-        held = []
-        for ref in slot.more_references or []:
-            relative = ref.get("path")
-            if not relative:
-                continue
-            self.media.holds.hold(relative)
-            path = self.media.resolve(relative)
-            if not path.exists():
-                self.media.holds.release(relative)
-                continue
-            job.held.append(relative)
-            held.append((path, str(ref.get("sha256") or "")))
-        return held
-
-    async def _prepare_more_references(self, job: BoothJob, slot: Slot, own: bool, pixels: int) -> list[Any]:
-        files = job.more_references if own else self._hold_more_references(job, slot)
-        return [await self.imaging.prepare_reference(path, digest, pixels, job.deadline.at) for path, digest in files]
 
     def _provider(self, slot: Slot) -> Provider:
         try:
@@ -428,109 +323,16 @@ class Ingest(FailWell):
         return await self.imaging.finish(data, slot.output_format, job.deadline.at)
 
     # --- run (once per identical photo in flight) -------------------------------------------
-    async def _run_once(self, job: BoothJob, slot: Slot, provider: Provider, sha256: str) -> _Outcome:
-        key = (slot.provider, slot.number, slot.revision, f"{sha256}:{hash(job.prompt)}")
-        running = self._inflight.get(key)
-        if running is not None:
-            try:
-                outcome = await asyncio.shield(running)
-            except asyncio.CancelledError:
-                if running.cancelled():  # the run we joined hit its own deadline
-                    raise errors.DeadlineReached("The identical photo sent earlier ran out of time.") from None
-                raise
-            job.record.reused_from = outcome.job_id
-            return outcome
-        task = asyncio.create_task(self._run_provider(job, slot, provider))
-        if job.request.source != "api":  # a client may cancel its job: no booth may be joined to that run
-            self._inflight[key] = task
-        task.add_done_callback(lambda _: self._inflight.pop(key, None))
-        # Awaited directly (not shielded): when this request's deadline cancels us, the provider call
-        # is cancelled too, so nothing talks to the provider after the booth has its answer — unless the
-        # slot wants its late result (booth/late.py keeps the call going for the guest's page).
-        return await self.late.keep(job.record, slot, task, job.deadline)  # type: ignore[no-any-return]
-
-    async def _run_provider(
-        self, job: BoothJob, slot: Slot, provider: Provider, notes: dict[str, Any] | None = None
-    ) -> _Outcome:
-        assert job.photo is not None
-        notes = job.record.provider_notes if notes is None else notes
-        # The admitted slot's file is held since admission; a fallback slot's is held from now on.
-        own = job.slot is not None and (slot.provider, slot.number) == (job.slot.provider, job.slot.number)
-        hold = await self.budget.for_call(job.spend, slot, provider, own, job.settings)  # or BudgetSpent
-        pixels = provider.input_pixels()
-        started = time.monotonic()
-        photo = (job.early and await job.early.take(pixels)) or await self.capacity.prepare(
-            self.imaging, slot, job.deadline, job.photo, pixels
-        )
-        reference = None
-        reference_file = job.reference if own else self._hold_reference(job, slot)
-        if reference_file is not None and slot.reference_sha256:
-            reference = await self.imaging.prepare_reference(
-                reference_file, slot.reference_sha256, pixels, job.deadline.at
-            )
-        if reference is None and slot.kind in KINDS_NEEDING_REFERENCE:  # never bill a swap without one
-            raise errors.ProviderNotConfigured(f"Slot {slot.provider}/{slot.number} has no reference image.")
-        more_references = await self._prepare_more_references(job, slot, own, pixels) if reference else []
-        job.marks["prepare"] = round(time.monotonic() - started, 4)
-        await self._moderate_photo(job, slot, photo.data)
-        notes["input_bytes"] = len(photo.data) + (len(reference.data) if reference else 0)
-        notes["input_size"] = f"{photo.width}x{photo.height}"
-        request = ProviderRequest(
-            job_id=job.record.id,
-            kind=Kind(slot.kind),
-            photo=photo,
-            reference=reference,
-            references=more_references,
-            # A fallback slot's own prompt, filled from the same booth fields and link.
-            prompt=job.prompt if own else placeholders.fill(slot.prompt, job.prompt_values).prompt,
-            options=provider.Options.model_validate(slot.options or {}),
-            deadline=self.late.provider_deadline(slot, job.record, job.deadline.earlier(ANSWER_MARGIN_SECONDS))
-            if own
-            else job.deadline.earlier(ANSWER_MARGIN_SECONDS),
-            publish=self.links.publisher(job.record.id) if job.settings.public_base_url else None,
-            notes=notes,
-            result_aspect=shaping.result_aspect(slot, job.photo_size),
-        )
-        job.stage = "provider"
-        self.traffic.at_provider(job)
-        provider_start = time.monotonic()
-        succeeded = False
-        if hold is not None:
-            hold.called = True  # counted from here; a call cut off mid-way costs its estimate
-        try:
-            result = await provider.run(request)
-            if hold is not None:
-                hold.cost_usd = result.notes.get("cost_usd")  # the provider's figure (None: the estimate)
-            # One admission check for every result, inside the hop: a refused result is this provider's
-            # failure, and the fallback serves (issue 31, class 2).
-            await self.imaging.admit_result(result.data)
-            succeeded = True
-        except Exception as exc:
-            if hold is not None:
-                hold.cost_usd = 0.0  # a call that failed is not billed
-            # A provider that lets a connection reset or an unreadable body escape still gives the
-            # booth a provider error (502), not an internal error (500), and the fallback serves.
-            mapped = transport.answer_error(exc, provider.label, request.deadline)
-            if mapped is None:
-                raise
-            if not isinstance(exc, errors.BoothError):
-                log.warning("job=%s %s answer not understood: %s", job.record.id, provider.label, type(exc).__name__)
-            raise mapped from exc
-        finally:
-            job.record.provider_seconds = round(time.monotonic() - provider_start, 4)
-            self.capacity.record(slot, job.record.provider_seconds, succeeded)
-        return _Outcome(result, job.record.provider_seconds, job.record.id)
-
     # --- fall back (between run and fail well) ----------------------------------------------
-    async def _run_or_fall_back(self, job: BoothJob, slot: Slot, provider: Provider, sha256: str) -> _Outcome:
+    async def _run_or_fall_back(self, job: BoothJob, slot: Slot, provider: Provider, sha256: str) -> Outcome:
         """Run the slot; when its provider fails, is offline or cannot finish in time, the slot's fallback
         (and that one's) serves the photo with the time left. Mechanics: run/fallback.py."""
         served = await self.fallbacks.serve(
             slot,
             provider,
             job.deadline.earlier(ANSWER_MARGIN_SECONDS),
-            primary=lambda: self._run_once(job, slot, provider, sha256),
-            hop=lambda other, other_provider: self._run_provider(job, other, other_provider, notes={}),
+            primary=lambda: self.calls.once(job, slot, provider, sha256),
+            hop=lambda other, other_provider: self.calls.run(job, other, other_provider, notes={}),
             fallback_only=job.request.fallback_only,
         )
         job.record.served_by, job.record.fallback_reason = served.by, served.reason
@@ -576,7 +378,7 @@ class Ingest(FailWell):
         return await self._fail(job, errors.Cancelled("The job was cancelled by the client."))
 
     # --- answer -----------------------------------------------------------------------------
-    async def _succeed(self, job: BoothJob, data: bytes, mime: str, outcome: _Outcome) -> None:
+    async def _succeed(self, job: BoothJob, data: bytes, mime: str, outcome: Outcome) -> None:
         record = job.record
         try:
             path = await asyncio.to_thread(self.media.write_result, record.id, data, mime)
@@ -622,13 +424,3 @@ def _too_slow(deadline_seconds: float) -> errors.BoothError:
         f"The upload did not arrive within {deadline_seconds:g} s: the connection is too slow.",
         code="upload_too_slow",
     )
-
-
-def _metadata(upload: Upload, query: dict[str, str]) -> dict[str, Any]:
-    """The booth's text fields and the link's query, kept as job metadata — never a password or key."""
-    meta: dict[str, Any] = {k: v for k, v in upload.fields.items() if k.lower() not in SECRET_FIELDS}
-    if upload.filename:
-        meta["filename"] = upload.filename
-    if public := public_query(query):
-        meta["query"] = public
-    return meta
