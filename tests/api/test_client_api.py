@@ -284,7 +284,8 @@ async def test_bad_job_requests(booth: Booth) -> None:
     async with client(booth, created["key"]) as api:
         no_slot = await api.post("/api/v1/jobs", files={"file": ("a.jpg", PHOTO, "image/jpeg")})
         assert no_slot.status_code == 422 and no_slot.json()["error"] == "bad_slot"
-        no_file = await api.post("/api/v1/jobs", data={"slot": "gemini/1"}, files={"other": ("a.txt", b"x")})
+        # a multipart body with the slot and no file part at all (one file part of any name is the photo)
+        no_file = await api.post("/api/v1/jobs", files={"slot": (None, "gemini/1")})
         assert no_file.status_code == 422 and no_file.json()["error"] == "no_file"
         missing = await submit(api, slot="gemini/21")
         assert missing.status_code == 422

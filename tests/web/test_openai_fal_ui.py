@@ -105,7 +105,7 @@ def test_the_tabs_are_in_the_bar_with_their_options_in_russian(page: Any, stack:
     ]
     assert "Своя модель (id)" in page.content()
     screenshot(page, "tab-fal.png")
-    card.locator("details summary").first.click()
+    card.locator("details.more > summary").click()  # the provider options sit under More
     expect(card.locator('select[data-option="model"]')).to_be_visible()
     screenshot(card, "card-fal-options.png")
 

@@ -30,6 +30,8 @@ PUBLIC = {
     "/api/v1/openapi.json",
 }
 CLIENT_API = "/api/v1/"  # the client API: its own keys (X-API-Key), not the admin password
+# The guest's pages: public by design, each behind an unguessable token (tests/sharing/test_sharing.py).
+GUEST = ("/p/{token}", "/g/{token}")
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 KEYS = {
     "gemini_api_key": "AIzaSy-gemini-secret-0123456789",
@@ -43,7 +45,7 @@ def _routes(booth: Booth) -> list[tuple[str, str]]:
     and static files. Routers included into the app are walked through (FastAPI ≥ 0.130 wraps them)."""
     found = []
     for path, methods in _walk(booth.app.routes):
-        if path not in PUBLIC and not path.startswith(CLIENT_API):
+        if path not in PUBLIC and not path.startswith(CLIENT_API) and not path.startswith(GUEST):
             found.extend((method, path) for method in sorted(methods - {"HEAD"}))
     assert found, "the app must have admin routes"
     return found

@@ -156,6 +156,12 @@ class JobRecorder:
             self.last_error = "the database file is gone"
             await self._journal(row, job.id, "database file gone")
             return "database file gone"
+        if self.backlog and self.disk_full:
+            # The disk was full: it may have room again (the operator freed some). Try the journal's rows
+            # first, within this write's budget, so the first job after that is not refused for nothing.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(max(0.0, budget_seconds)):
+                    await self.drain()
         if self.backlog:
             await self._journal(row, job.id, "backlog")
             return "backlog"
