@@ -31,6 +31,9 @@ if not os.path.exists(CHROMIUM):
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 DOCS_IMAGES = Path(__file__).parents[2] / "docs" / "sharing"
+# The screenshots in docs/sharing.md are refreshed on request only (a test run must not rewrite tracked files):
+# BOOTHGATE_UPDATE_DOC_IMAGES=1 .venv/bin/python -m pytest tests/sharing/test_sharing_browser.py
+UPDATE_DOCS = os.environ.get("BOOTHGATE_UPDATE_DOC_IMAGES") == "1"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1440, "height": 900}
 
@@ -83,8 +86,9 @@ def post(server: str, number: int) -> Any:
 def keep(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ARTIFACTS / name, DOCS_IMAGES / name)
+    if UPDATE_DOCS:
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ARTIFACTS / name, DOCS_IMAGES / name)
 
 
 def test_phone_sees_being_made_then_the_result_without_reloading(browser: Any, server: str) -> None:
@@ -206,5 +210,6 @@ def test_the_card_sets_the_qr_and_the_late_result_and_warns_about_the_address(
                 share.scroll_into_view_if_needed()
                 ARTIFACTS.mkdir(exist_ok=True)
                 share.screenshot(path=str(ARTIFACTS / f"card-share-{lang}.png"))
-                shutil.copyfile(ARTIFACTS / f"card-share-{lang}.png", DOCS_IMAGES / f"card-share-{lang}.png")
+                if UPDATE_DOCS:
+                    shutil.copyfile(ARTIFACTS / f"card-share-{lang}.png", DOCS_IMAGES / f"card-share-{lang}.png")
             context.close()
