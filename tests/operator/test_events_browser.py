@@ -20,7 +20,6 @@ from tests.fakes.server import serve
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 
 if not os.path.exists(CHROMIUM):
@@ -43,15 +42,14 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield address
 
 
-def _browser(playwright: Any, url: str, width: int, height: int) -> Any:
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+def _page(browser: Any, url: str, width: int, height: int) -> Any:
     context = browser.new_context(
         base_url=url,
         http_credentials={"username": ADMIN[0], "password": ADMIN[1]},
         viewport={"width": width, "height": height},
     )
     context.set_default_timeout(15_000)
-    return browser, context.new_page()
+    return context, context.new_page()
 
 
 def _fits(page: Any) -> None:
@@ -65,69 +63,68 @@ def _fits(page: Any) -> None:
         raise AssertionError(f"page is {overflow}px wider than its viewport: {wide}")
 
 
-def test_create_event_assign_slots_and_see_its_statistics(url: str) -> None:
+def test_create_event_assign_slots_and_see_its_statistics(url: str, browser: Any) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser, page = _browser(playwright, url, 1440, 900)
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto("/events?lang=en")
-        expect(page.locator("#events-empty")).to_be_visible()
-        page.fill("#event-name", "Smith wedding")
-        group = page.locator(".slot-group[data-tab=gemini]")
-        group.locator("summary").click()
-        group.locator("input[value='gemini/1']").check()
-        group.locator("input[value='gemini/2']").check()
-        page.fill("#event-max-calls", "2")
-        page.fill("#event-retention", "14")
-        page.click("#event-save")
-        card = page.locator(".event-card", has_text="Smith wedding")
+    context, page = _page(browser, url, 1440, 900)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto("/events?lang=en")
+    expect(page.locator("#events-empty")).to_be_visible()
+    page.fill("#event-name", "Smith wedding")
+    group = page.locator(".slot-group[data-tab=gemini]")
+    group.locator("summary").click()
+    group.locator("input[value='gemini/1']").check()
+    group.locator("input[value='gemini/2']").check()
+    page.fill("#event-max-calls", "2")
+    page.fill("#event-retention", "14")
+    page.click("#event-save")
+    card = page.locator(".event-card", has_text="Smith wedding")
+    expect(card).to_be_visible()
+    expect(card.locator(".event-slots")).to_have_text("gemini/1, gemini/2")
+    expect(card.locator(".badge")).to_have_text("Running")
+    expect(card.locator(".event-clean")).to_contain_text("14 days after the end")
+    _fits(page)
+
+    # Two guests at the event's slot, one at a slot outside it.
+    for index, number in enumerate((1, 1, 3)):
+        answer = httpx.post(
+            f"{url}/booth/gemini/{number}",
+            data={"password": UPLOAD_PASSWORD},
+            files={"fileToUpload": ("IMG.JPG", make_jpeg(400, 300, seed=70 + index), "image/jpeg")},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+    page.reload()
+    card = page.locator(".event-card", has_text="Smith wedding")
+    card.locator(".event-stats-open").click()
+    stats = card.locator(".event-stats")
+    expect(stats).to_be_visible()
+    expect(stats.locator(".event-count", has_text="Received").locator("dd")).to_have_text("2")
+    expect(stats.locator(".event-count", has_text="Paid calls").locator("dd")).to_have_text("2")
+    expect(stats.locator(".event-slot-table tr")).to_have_count(2)  # header + gemini/1 only
+    expect(page.locator("#events-warnings")).to_contain_text("is spent")
+    _fits(page)
+    page.screenshot(path=str(ARTIFACTS / "events-1440-en.png"), full_page=True)
+
+    page.goto("/live?lang=en")
+    page.select_option("#live-event", label="Smith wedding")
+    expect(page.locator("#count-received")).to_have_text("2")
+    expect(page.locator("#live-warnings")).to_contain_text("Smith wedding")
+    page.goto("/tabs/gemini?lang=en")
+    expect(page.locator(".budget-warning")).to_contain_text("Smith wedding")
+    context.close()
+
+    context, phone = _page(browser, url, 390, 844)
+    phone.on("pageerror", lambda error: errors.append(str(error)))
+    for lang in ("ru", "en"):
+        phone.goto(f"/events?lang={lang}")
+        card = phone.locator(".event-card").first
         expect(card).to_be_visible()
-        expect(card.locator(".event-slots")).to_have_text("gemini/1, gemini/2")
-        expect(card.locator(".badge")).to_have_text("Running")
-        expect(card.locator(".event-clean")).to_contain_text("14 days after the end")
-        _fits(page)
-
-        # Two guests at the event's slot, one at a slot outside it.
-        for index, number in enumerate((1, 1, 3)):
-            answer = httpx.post(
-                f"{url}/booth/gemini/{number}",
-                data={"password": UPLOAD_PASSWORD},
-                files={"fileToUpload": ("IMG.JPG", make_jpeg(400, 300, seed=70 + index), "image/jpeg")},
-                timeout=30,
-            )
-            assert answer.status_code == 200, answer.text
-        page.reload()
-        card = page.locator(".event-card", has_text="Smith wedding")
         card.locator(".event-stats-open").click()
-        stats = card.locator(".event-stats")
-        expect(stats).to_be_visible()
-        expect(stats.locator(".event-count", has_text="Received").locator("dd")).to_have_text("2")
-        expect(stats.locator(".event-count", has_text="Paid calls").locator("dd")).to_have_text("2")
-        expect(stats.locator(".event-slot-table tr")).to_have_count(2)  # header + gemini/1 only
-        expect(page.locator("#events-warnings")).to_contain_text("is spent")
-        _fits(page)
-        page.screenshot(path=str(ARTIFACTS / "events-1440-en.png"), full_page=True)
-
-        page.goto("/live?lang=en")
-        page.select_option("#live-event", label="Smith wedding")
-        expect(page.locator("#count-received")).to_have_text("2")
-        expect(page.locator("#live-warnings")).to_contain_text("Smith wedding")
-        page.goto("/tabs/gemini?lang=en")
-        expect(page.locator(".budget-warning")).to_contain_text("Smith wedding")
-        browser.close()
-
-        browser, phone = _browser(playwright, url, 390, 844)
-        phone.on("pageerror", lambda error: errors.append(str(error)))
-        for lang in ("ru", "en"):
-            phone.goto(f"/events?lang={lang}")
-            card = phone.locator(".event-card").first
-            expect(card).to_be_visible()
-            card.locator(".event-stats-open").click()
-            expect(card.locator(".event-stats")).to_be_visible()
-            phone.locator(".slot-group[data-tab=gemini] summary").click()
-            _fits(phone)
-            phone.screenshot(path=str(ARTIFACTS / f"events-390-{lang}.png"), full_page=True)
-        expect(phone.locator("h1")).to_have_text("Events")
-        browser.close()
+        expect(card.locator(".event-stats")).to_be_visible()
+        phone.locator(".slot-group[data-tab=gemini] summary").click()
+        _fits(phone)
+        phone.screenshot(path=str(ARTIFACTS / f"events-390-{lang}.png"), full_page=True)
+    expect(phone.locator("h1")).to_have_text("Events")
+    context.close()
     assert not errors, errors
