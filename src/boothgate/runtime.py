@@ -21,6 +21,7 @@ from boothgate.booth.throttle import Throttle
 from boothgate.imaging.pool import Imaging
 from boothgate.operator import event_cleanup
 from boothgate.operator.api_keys import ApiKeys
+from boothgate.operator.budget import WARNING_KIND as BUDGET_WARNING_KIND
 from boothgate.operator.budget import Budget
 from boothgate.operator.credentials import Credentials, Generated
 from boothgate.operator.events import EventService
@@ -180,6 +181,9 @@ class Services:
         services.api_keys = ApiKeys(db, today=stats.start_of_today)
         services.webhooks = Webhooks(db, services.work.queue, lambda: config.settings.webhooks_allow_private)
         services.work.register(WEBHOOK_KIND, services.webhooks.deliver)
+        # Issue 26: an event's budget crossing 80 % / 100 % is told to subscribers once per crossing.
+        budget.queue, budget.settings = services.work.queue, lambda: config.settings
+        services.work.register(BUDGET_WARNING_KIND, services.webhooks.budget_warning)
         ingest.late.notify = services.webhooks.emit  # job.delivered_late
         services.desk = JobDesk(
             ingest, registry, slots, jobs, media, lambda: config.settings, notify=services.webhooks.emit

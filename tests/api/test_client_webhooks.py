@@ -31,6 +31,7 @@ class Receiver:
     fail_first: int = 0
     answers: list[tuple[str, str, int]] = field(default_factory=list)  # (webhook-id, type, status)
     bad: list[str] = field(default_factory=list)
+    payloads: list[dict[str, Any]] = field(default_factory=list)  # of the deliveries answered 200
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def app(self) -> FastAPI:
@@ -47,6 +48,8 @@ class Receiver:
             with self.lock:
                 status = 500 if len(self.answers) < self.fail_first else 200
                 self.answers.append((request.headers["webhook-id"], payload["type"], status))
+                if status == 200:
+                    self.payloads.append(payload)
             return Response(status_code=status)
 
         return app
@@ -149,3 +152,42 @@ def _attempts(app: Any) -> int:
     with sqlite3.connect(path) as connection:
         rows = connection.execute("SELECT attempts FROM webhook_deliveries").fetchall()
     return sum(1 for (attempts,) in rows if attempts and attempts != "[]")
+
+
+async def test_budget_warning_is_told_once_per_threshold_crossing(booth_factory: Any) -> None:
+    """A budget of 5 paid calls: the 4th call reaches 80 %, the 5th 100 % — one signed delivery each,
+    however often the counters change after; a raised budget can be crossed, and told, again."""
+    from tests.operator.test_events import create_event, photo, scripted, wait_settled
+
+    booth: Booth = booth_factory(webhooks_allow_private=True)
+    booth.services.webhooks.schedule = FAST
+    receiver = Receiver()
+    with serve(receiver.app()) as hook_url:
+        created = await add_endpoint(booth, f"{hook_url}/hook", ["event.budget_warning"])
+        receiver.secret = created.json()["secret"]
+        await scripted(booth, 1)
+        event = await create_event(booth, slots=["gemini/1"], budget={"max_paid_calls": 5})
+        for n in range(1, 7):
+            answer = await booth.post("gemini", 1, photo())
+            assert answer.status == (200 if n <= 5 else 503)
+            await wait_settled(booth, event["id"])
+            if n == 3:
+                await asyncio.sleep(0.5)  # time for a wrong early warning to arrive
+                assert receiver.answers == []
+        await until(lambda: len(receiver.delivered()) >= 2)
+        # The task run again (a node died before finishing it) queues nothing new.
+        again = await booth.services.webhooks.emit("event.budget_warning", {}, key=f"budget:{event['id']}:0.8:5:None")
+        assert again == 0
+        async with booth.api() as admin:
+            raised = await admin.put(f"/api/events/{event['id']}", json={"budget": {"max_paid_calls": 7}})
+            assert raised.status_code == 200, raised.text
+        assert (await booth.post("gemini", 1, photo())).status == 200  # 6 of 7: 86 %
+        await wait_settled(booth, event["id"])
+        await until(lambda: len(receiver.delivered()) >= 3)
+        await asyncio.sleep(1.0)  # time for any wrong repeat to arrive
+    assert receiver.bad == []
+    assert receiver.delivered() == ["event.budget_warning"] * 3
+    assert len({webhook_id for webhook_id, _, _ in receiver.answers}) == 3
+    told = [(p["data"]["event_id"], p["data"]["threshold"], p["data"]["max_paid_calls"]) for p in receiver.payloads]
+    assert told == [(event["id"], 0.8, 5), (event["id"], 1.0, 5), (event["id"], 0.8, 7)]
+    assert receiver.payloads[1]["data"]["spent"] is True

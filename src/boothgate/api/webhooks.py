@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import ipaddress
 import json
 import logging
@@ -174,22 +175,39 @@ class Webhooks:
             return list((await session.scalars(query)).all())
 
     # --- events -----------------------------------------------------------------------------
-    async def emit(self, event: str, data: dict[str, Any]) -> int:
-        """One delivery per endpoint that wants `event`; returns how many were queued."""
+    async def emit(self, event: str, data: dict[str, Any], key: str | None = None) -> int:
+        """One delivery per endpoint that wants `event`; returns how many were queued.
+
+        With `key` (the durable task that emits it), the delivery ids follow from the key and the endpoint:
+        emitting the same key again (that task run a second time after a restart) queues nothing new."""
         targets = [e for e in await self.endpoints() if event in (e.events or [])]
-        return await self._queue(targets, event, data)
+        return await self._queue(targets, event, data, key)
+
+    async def budget_warning(self, context: Context) -> None:
+        """The durable task operator/budget.py enqueues once per threshold crossing of an event's budget."""
+        data = context.payload.get("data")
+        await self.emit("event.budget_warning", dict(data) if isinstance(data, dict) else {}, key=context.task.key)
 
     async def send_test(self, endpoint: WebhookEndpoint) -> WebhookDelivery:
         await self._queue([endpoint], TEST_EVENT, {"message": "A test event from boothgate."})
         return (await self.deliveries(endpoint.id, 1))[0]
 
-    async def _queue(self, targets: list[WebhookEndpoint], event: str, data: dict[str, Any]) -> int:
+    async def _queue(
+        self, targets: list[WebhookEndpoint], event: str, data: dict[str, Any], key: str | None = None
+    ) -> int:
         if not targets:
             return 0
         now = utcnow()
+        queued = 0
         async with self.db.write() as session:
             for endpoint in targets:
-                delivery_id = "msg_" + uuid.uuid4().hex
+                if key is None:
+                    delivery_id = "msg_" + uuid.uuid4().hex
+                else:
+                    delivery_id = "msg_" + hashlib.sha256(f"{key}\n{endpoint.id}".encode()).hexdigest()[:32]
+                    if await session.get(WebhookDelivery, delivery_id) is not None:
+                        continue
+                queued += 1
                 body = {"type": event, "timestamp": now.isoformat(), "data": data}
                 session.add(
                     WebhookDelivery(
@@ -201,7 +219,7 @@ class Webhooks:
                     KIND, delivery_id, {"delivery": delivery_id}, session=session, max_attempts=len(self.schedule) + 1
                 )
         self.queue.wake()
-        return len(targets)
+        return queued
 
     # --- delivering (the durable task) --------------------------------------------------------
     async def deliver(self, context: Context) -> None:

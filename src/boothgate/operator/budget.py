@@ -13,26 +13,37 @@ Each paid call is *reserved* before it is made and *settled* after it:
 
 A reservation nobody settled (the server stopped mid-call) is cleared at start (`recover`).
 Calls to a free provider (the offline engine) never touch the budget.
+
+Warnings: when a change of the counters takes the used share (spent + reserved, as `state` shows it) to
+80 % or to 100 %, a durable task `event.budget_warning` is enqueued in the same transaction, its key
+naming the event, the threshold and the budget's caps — so each crossing is told once (an enqueue of the
+same key is a no-op) and a budget the operator raises can be crossed, and told, again. The client API
+turns the task into `event.budget_warning` webhook deliveries (api/webhooks.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from boothgate import errors
 from boothgate.providers.base import Provider
 from boothgate.settings import Settings
 from boothgate.storage.db import Database
 from boothgate.storage.models import Event, Slot
+from boothgate.work import TaskQueue
 
 log = logging.getLogger("boothgate.budget")
 
 WARN_AT = 0.8  # share of the budget at which the live view and the tab warn
+WARNING_KIND = "event.budget_warning"  # the durable task of one threshold crossing
+THRESHOLDS = (WARN_AT, 1.0)
 
 
 @dataclass
@@ -66,8 +77,13 @@ def to_currency(usd: float, settings: Settings) -> float:
 
 
 class Budget:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, queue: TaskQueue | None = None, settings: Callable[[], Settings] | None = None
+    ) -> None:
         self.db = db
+        # Both set by runtime.py: where threshold crossings are enqueued, and the settings (currency) to judge them.
+        self.queue = queue
+        self.settings = settings
         self._settling: set[asyncio.Task[None]] = set()
 
     async def recover(self) -> None:
@@ -100,7 +116,29 @@ class Budget:
         )
         async with self.db.write() as session:
             result: Any = await session.execute(statement)
+            if result.rowcount:
+                await self.warn_if_crossed(session, event_id, settings)
         return bool(result.rowcount)
+
+    async def warn_if_crossed(self, session: AsyncSession, event_id: int | None, settings: Settings | None) -> int:
+        """In the caller's transaction, after it changed the counters: one task per threshold the used
+        share has reached (a no-op for a crossing already told). Returns how many were new."""
+        if self.queue is None or event_id is None:
+            return 0
+        settings = settings or (self.settings() if self.settings is not None else None)
+        event = await session.get(Event, event_id, populate_existing=True)
+        if settings is None or event is None or event.deleted_at is not None:
+            return 0
+        now = state(event, settings)
+        share = now["used_share"]
+        added = 0
+        for threshold in THRESHOLDS:
+            if share is None or share < threshold:
+                continue
+            key = f"budget:{event.id}:{threshold:g}:{event.max_paid_calls}:{event.max_cost}"
+            data = {"event_id": event.id, "name": event.name, "threshold": threshold, **now}
+            added += await self.queue.enqueue(WARNING_KIND, key, {"data": data}, session=session)
+        return added
 
     async def hold(self, spend: Spend, slot: Slot, estimate_usd: float | None, settings: Settings) -> Hold | None:
         """Reserve a paid call of `slot` for this job, or raise BudgetSpent."""
@@ -175,6 +213,7 @@ class Budget:
             try:
                 async with self.db.write() as session:
                     await session.execute(statement)
+                    await self.warn_if_crossed(session, spend.event_id, None)
             except Exception:
                 log.exception("could not settle a paid call of event %s", spend.event_id)
 
