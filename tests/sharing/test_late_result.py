@@ -368,3 +368,36 @@ async def test_a_delivered_late_result_is_told_to_webhook_subscribers(
         await wait_for_job(booth, answer.headers["x-job-id"], lambda j: (j["late"] or {}).get("status") == "delivered")
         await until(lambda: "job.delivered_late" in receiver.delivered(), timeout=30.0)
     assert receiver.delivered() == ["job.delivered_late"] and not receiver.bad
+
+
+async def test_a_late_results_provider_cost_reaches_its_events_budget(
+    start: Any, fake: tuple[TimedGeminiFake, str]
+) -> None:
+    """The booth's settlement counts the handed-on call at its estimate (4K here); the stored late result
+    corrects the event's cost to the provider's figure (1K: the model takes no 4K), once."""
+    from tests.operator.test_events import create_event, wait_settled
+
+    gemini, url = fake
+    gemini.default_mode, gemini.slow_seconds = "slow", DEADLINE + 3
+    booth = start(
+        url,
+        cost_currency="usd",
+        gemini_prices_usd='{"gemini": {"1K": 0.01, "4K": 0.05}}',
+        gemini_image_sizes='{"gemini": ["1K"]}',
+    )
+    await local_slot(booth)
+    await booth.configure(
+        "gemini", 1, kind="prompt", prompt="as pirates", fallback="local/1", late_result_seconds=120,
+        options={"image_size": "4K"},
+    )  # fmt: skip
+    event = await create_event(booth, slots=["gemini/1", "local/1"], budget={"max_paid_calls": 10})
+    answer = await booth.post("gemini", 1, encode(gradient(900, 600, PHOTO_TINT)))
+    assert answer.status == 200 and is_black_and_white(answer.body)
+    settled = (await wait_settled(booth, event["id"]))["budget"]
+    assert settled["paid_calls"] == 1 and settled["cost"] == pytest.approx(0.05)  # the estimate, for now
+    job_id = answer.headers["x-job-id"]
+    job = await wait_for_job(booth, job_id, lambda j: (j["late"] or {}).get("status") == "delivered")
+    assert job["cost_usd"] == pytest.approx(0.01)
+    after = (await wait_settled(booth, event["id"]))["budget"]
+    assert after["paid_calls"] == 1 and after["cost"] == pytest.approx(0.01)
+    assert len(gemini.received) == 1

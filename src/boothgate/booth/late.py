@@ -13,7 +13,10 @@ How it stays bounded and single:
   (`late.calls` counts calls in the job row and is raised *before* the call; a second loss ends it as
   "expired"). A delivered late result is recorded before the task is done, and the handler checks it
   first: no restart calls the provider again once the result is stored. Its cost is added once, in the
-  same transaction that stores it.
+  same transaction that stores it — to the job and to its event's budget (operator/budget.py): the booth's
+  settlement counted the handed-on call at its estimate, the stored result corrects that to the
+  provider's figure; a call started again after a restart is reserved against the budget like any paid
+  call (a spent budget ends the late run as "expired") and counted when it ends.
 - Shaping the late result runs on the same image workers with a due time far past any booth's deadline:
   earliest deadline first serves every waiting booth before it.
 """
@@ -33,6 +36,7 @@ from sqlalchemy import select
 from boothgate import errors
 from boothgate.deadline import Deadline
 from boothgate.imaging.pool import Imaging
+from boothgate.operator.budget import Budget, Spend
 from boothgate.operator.slots import SlotService
 from boothgate.providers.base import Kind, ProviderRequest, ProviderResult
 from boothgate.providers.registry import Registry
@@ -76,9 +80,11 @@ class LateResults:
         media: MediaStore,
         imaging: Imaging,
         links: MediaLinks,
+        budget: Budget | None = None,
     ) -> None:
         self.config, self.registry, self.slots, self.jobs = config, registry, slots, jobs
         self.media, self.imaging, self.links = media, imaging, links
+        self.budget = budget
         self.queue: TaskQueue | None = None  # set by runtime.py with the runner
         # Told of each delivered late result (runtime.py: the client API's `job.delivered_late` webhook).
         self.notify: Callable[[str, dict[str, Any]], Awaitable[int]] | None = None
@@ -107,7 +113,7 @@ class LateResults:
         return await asyncio.shield(task)
 
     # --- after the booth's answer ---------------------------------------------------------------
-    def hand_on(self, record: Job) -> bool:
+    def hand_on(self, record: Job, spend: Spend | None = None) -> bool:
         """The booth has its answer. A kept run that is still wanted becomes a durable task; else it ends."""
         kept = self._kept.get(record.id)
         if kept is None:
@@ -122,7 +128,12 @@ class LateResults:
                 kept.task.cancel()
             return False
         served = record.served_by if record.status == "succeeded" else "original"
-        late = {"status": "running", "served_by": served, "slot": kept.slot, "until": kept.until, "calls": 1}
+        late: dict[str, Any] = {
+            "status": "running", "served_by": served, "slot": kept.slot, "until": kept.until, "calls": 1,
+        }  # fmt: skip
+        counted = self.budget.hand_on_late(spend, kept.slot) if self.budget is not None else None
+        if counted is not None:
+            late["counted_usd"] = counted  # the event's budget has the estimate: the result corrects it
         record.late = late
         handing = asyncio.create_task(self._enqueue(record.id, late))
         self._handing.add(handing)
@@ -207,6 +218,12 @@ class LateResults:
         if slot is None or provider is None or not source or provider.problem():
             await self._end(job.id, "expired", "slot or provider unavailable")
             return None
+        if self.budget is not None and job.event_id is not None and provider.paid:
+            estimate = _estimate(provider, slot)
+            if not await self.budget.reserve_late(job.event_id, estimate, self.config.settings):
+                await self._end(job.id, "expired", "budget_spent")
+                return None
+            late.update(counted_usd=estimate, reserved=True)
         # Counted before the call: a crash during it leaves `calls` at its maximum, never a third call.
         late["calls"] = calls + 1
         await self._set_late(job.id, late)
@@ -283,6 +300,7 @@ class LateResults:
                 row.late_result_path = relative
                 if cost:
                     row.cost_usd = round((row.cost_usd or 0.0) + float(cost), 6)
+                await self._settle(session, row, cost, failed=False)
                 row.history = [*(row.history or []), history_entry("late_result_delivered", slot=slot_name)]
         if stale:  # deleted by the guest meanwhile: the file goes too
             await asyncio.to_thread(self.media.delete, relative)
@@ -304,8 +322,26 @@ class LateResults:
         async with self.jobs.db.write() as session:
             row = await session.get(Job, job_id)
             if row is not None and (row.late or {}).get("status") == "running":
+                if (row.late or {}).get("reserved"):  # a restarted call's reservation goes back, the call counted
+                    await self._settle(session, row, None, failed=reason.startswith("failed"))
                 row.late = {**(row.late or {}), "status": status, "reason": reason}
                 row.history = [*(row.history or []), history_entry(f"late_result_{status}", reason=reason)]
+
+    async def _settle(self, session: Any, row: Job, cost: float | None, failed: bool) -> None:
+        """The event's budget in the transaction that ends the late run (operator/budget.py `settle_late`)."""
+        late = row.late or {}
+        counted = late.get("counted_usd")
+        if self.budget is None or not isinstance(counted, int | float):
+            return
+        reserved = bool(late.get("reserved"))
+        await self.budget.settle_late(session, row.event_id, float(counted), 0.0 if failed else cost, reserved)
+
+
+def _estimate(provider: Any, slot: Slot) -> float:
+    try:
+        return max(0.0, float(provider.estimated_cost_usd(slot.options or {}) or 0.0))
+    except Exception:  # an estimate is a nicety: never a reason to stop a late result
+        return 0.0
 
 
 def behind_booths(deadline: Deadline, booth_seconds: float) -> float:

@@ -104,7 +104,7 @@ class Ingest(FailWell):
         self.recorder = JobRecorder(jobs, Journal(media.root / "journal"))
         self.fallbacks = FallbackChain(config, registry, slots.get, slots.db)
         self.capacity = Capacity(imaging.workers)
-        self.late = LateResults(config, registry, slots, jobs, media, imaging, links)
+        self.late = LateResults(config, registry, slots, jobs, media, imaging, links, self.budget)
         self.traffic = Traffic()  # booths on their way to a provider: the client API's batches wait for them
         self.calls = ProviderCalls(
             self.budget, self.capacity, imaging, self.references, self.late, links, self.traffic, self._moderate_photo
@@ -277,7 +277,7 @@ class Ingest(FailWell):
         share = self._share_url(job)
         if share is None:
             return answer
-        late = self.late.hand_on(job.record)
+        late = self.late.hand_on(job.record, job.spend)
         if job.record.status == "succeeded" or late:
             answer.headers["X-Share-Url"] = share
         return answer

@@ -55,6 +55,9 @@ class Hold:
     called: bool = False
     cost_usd: float | None = None
     settled: bool = False
+    # The booth's answer handed the call on as a late result (booth/late.py): settled at its estimate now,
+    # and corrected to the provider's figure when the late result is stored (`settle_late`).
+    late: bool = False
 
 
 @dataclass
@@ -197,7 +200,9 @@ class Budget:
                 continue
             hold.settled = True
             cost = 0.0
-            if hold.called:  # the provider's figure; its estimate when it gave none
+            if hold.late:  # the call goes on: its estimate now, the provider's figure when it is stored
+                cost = hold.estimate_usd
+            elif hold.called:  # the provider's figure; its estimate when it gave none
                 cost = hold.cost_usd if hold.cost_usd is not None else hold.estimate_usd
             statement = (
                 update(Event)
@@ -216,6 +221,51 @@ class Budget:
                     await self.warn_if_crossed(session, spend.event_id, None)
             except Exception:
                 log.exception("could not settle a paid call of event %s", spend.event_id)
+
+    def hand_on_late(self, spend: Spend | None, slot: str) -> float | None:
+        """The booth's answer hands the slot's running call on as a late result: its hold is settled at the
+        estimate; returns that estimate (what `settle_late` corrects), or None when the call held nothing."""
+        if spend is None or spend.event_id is None:
+            return None
+        hold = next((h for h in spend.holds if h.slot == slot and h.called and not h.settled), None)
+        if hold is None:
+            return None
+        hold.late = True
+        return hold.estimate_usd
+
+    async def reserve_late(self, event_id: int | None, estimate_usd: float, settings: Settings) -> bool:
+        """A late run started again after a restart is a paid call of its own: reserved like any other."""
+        return event_id is None or await self.reserve(event_id, estimate_usd, settings)
+
+    async def settle_late(
+        self,
+        session: AsyncSession,
+        event_id: int | None,
+        counted_usd: float,
+        cost_usd: float | None,
+        reserved: bool,
+    ) -> None:
+        """In the transaction that stores a late result (so it is counted once): the event's counters get
+        the provider's figure. `counted_usd` is what was counted for the call already — the booth-time
+        call's estimate — or, with `reserved`, the estimate a restarted call reserved (returned here)."""
+        if event_id is None:
+            return
+        real = counted_usd if cost_usd is None else max(0.0, float(cost_usd))
+        values: dict[str, Any] = {}
+        if reserved:
+            values.update(
+                reserved_calls=Event.reserved_calls - 1,
+                reserved_cost_usd=Event.reserved_cost_usd - counted_usd,
+                spent_calls=Event.spent_calls + 1,
+                spent_cost_usd=Event.spent_cost_usd + real,
+            )
+        elif real != counted_usd:
+            values["spent_cost_usd"] = Event.spent_cost_usd + (real - counted_usd)
+        if not values:
+            return
+        statement = update(Event).where(Event.id == event_id).values(**values)
+        await session.execute(statement.execution_options(synchronize_session=False))
+        await self.warn_if_crossed(session, event_id, None)
 
     async def drain(self) -> None:
         """Wait for settlements under way (stop, tests)."""
