@@ -39,8 +39,11 @@ class JobStore:
         status: str | None = None,
         limit: int = 50,
         source: str | None = None,
+        event_id: int | None = None,
     ) -> list[Job]:
         query = select(Job).order_by(Job.created_at.desc()).limit(max(1, min(limit, 500)))
+        if event_id is not None:  # the jobs admitted while the slot was in that event
+            query = query.where(Job.event_id == event_id)
         if source:  # "booth": guests' photos only (not the operator's Try it and rehearsals)
             query = query.where(Job.source == source)
         if provider:

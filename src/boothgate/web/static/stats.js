@@ -39,7 +39,7 @@
     openButton.setAttribute("aria-expanded", "true");
     document.body.classList.add("has-drawer");
     panel.focus();
-    load();
+    loadEvents().then(load);
     timer = setInterval(load, REFRESH_MS);
   }
 
@@ -54,16 +54,66 @@
     openButton.focus();
   }
 
+  // --- the event selector: the whole server, or one event's statistics (issue 23) ----------------
+  const eventSelect = $("stats-event");
+  const eventNames = {};
+
+  async function loadEvents() {
+    const answer = await B.request("GET", "/api/events");
+    if (!answer.ok) return;
+    const chosen = eventSelect.value;
+    eventSelect.querySelectorAll("option[value]:not([value=''])").forEach(function (option) {
+      option.remove();
+    });
+    // Running events first (as the Events page shows them), then the others, newest first.
+    const order = { running: 0, upcoming: 1, ended: 2 };
+    answer.data.slice().sort(function (a, b) {
+      return (order[a.state] ?? 3) - (order[b.state] ?? 3) || b.id - a.id;
+    }).forEach(function (event) {
+      eventNames[event.id] = event.name;
+      const option = B.el("option", null, event.name + (event.state === "running" ? " · " + B.t("stats.event_running") : ""));
+      option.value = String(event.id);
+      eventSelect.append(option);
+    });
+    eventSelect.value = eventNames[chosen] !== undefined ? chosen : "";
+  }
+
+  function renderEvent(answer) {
+    const box = $("stats-event-summary");
+    box.replaceChildren();
+    const chosen = eventSelect.value;
+    panel.querySelectorAll(".stats-server").forEach(function (section) {
+      section.hidden = Boolean(chosen);
+    });
+    box.hidden = !chosen;
+    if (!chosen || !answer) return;
+    if (!answer.ok) {
+      box.append(B.el("p", "field-error", answer.message));
+      return;
+    }
+    box.append(B.eventStats(answer.data, eventNames[chosen] || chosen));
+  }
+
+  let again = false; // asked again while a load was under way (a new event chosen): load once more after it
+
   async function load() {
-    if (loading) return;
+    if (loading) {
+      again = true;
+      return;
+    }
     loading = true;
+    again = false;
     // Guests' photos only, unless the operator asks to see their own Try it and rehearsal runs too (issue 22)
     const everything = $("stats-jobs-all") && $("stats-jobs-all").checked;
-    const jobsUrl = "/api/jobs?limit=20" + (everything ? "" : "&source=booth");
-    const answers = await Promise.all([B.request("GET", "/api/stats"), B.request("GET", jobsUrl)]);
+    const event = eventSelect.value;
+    const jobsUrl = "/api/jobs?limit=20" + (everything ? "" : "&source=booth") + (event ? "&event=" + event : "");
+    const requests = [B.request("GET", "/api/stats"), B.request("GET", jobsUrl)];
+    if (event) requests.push(B.request("GET", "/api/events/" + event + "/stats"));
+    const answers = await Promise.all(requests);
     loading = false;
     const stats = answers[0];
     const jobs = answers[1];
+    renderEvent(answers[2]);
     $("stats-error").textContent = stats.ok ? "" : stats.message;
     if (stats.ok) {
       renderPassword(stats.data);
@@ -77,8 +127,10 @@
       });
     }
     if (jobs.ok) renderJobs(jobs.data || []);
+    if (again) load();
   }
   if ($("stats-jobs-all")) $("stats-jobs-all").addEventListener("change", load);
+  eventSelect.addEventListener("change", load);
 
   // --- upload password ----------------------------------------------------------------------
   function renderPassword(data) {
