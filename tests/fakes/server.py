@@ -24,6 +24,9 @@ class _Server(uvicorn.Server):
         pass
 
 
+START_SECONDS = 90.0
+
+
 @contextmanager
 def serve(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
     """Serve `app` on 127.0.0.1 until the block ends; yields the base URL (no trailing slash)."""
@@ -33,7 +36,8 @@ def serve(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
     thread.start()
     started = time.monotonic()
     while not server.started:
-        if not thread.is_alive() or time.monotonic() - started > 20:
+        # A server's start-up (database, migrations, model checks) took up to 20 s on a loaded 2-core box.
+        if not thread.is_alive() or time.monotonic() - started > START_SECONDS:
             raise RuntimeError("loopback server did not start")
         time.sleep(0.01)
     try:

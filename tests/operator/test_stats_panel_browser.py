@@ -41,6 +41,16 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 timeout=30,
             )
             assert answer.status_code == 200, answer.text
+        key = api.post("/api/keys", json={"name": "Kiosk app"}).json()["key"]
+        job = httpx.post(
+            f"{address}/api/v1/jobs",
+            params={"wait": 20},
+            headers={"X-API-Key": key},
+            data={"slot": "gemini/2"},
+            files={"file": ("guest.jpg", make_jpeg(400, 300, seed=99), "image/jpeg")},
+            timeout=30,
+        )
+        assert job.status_code == 200, job.text
         yield address
 
 
@@ -59,6 +69,10 @@ def test_the_statistics_panel_shows_one_event(url: str, browser: Any) -> None:
         panel = page.locator("#stats-panel")
         expect(panel.locator("#stats-slots tbody tr")).to_have_count(2)  # the whole server: both slots
         expect(panel.locator("#stats-event-summary")).to_be_hidden()
+        clients = panel.locator("#stats-clients")  # the client API's jobs under their key's name
+        expect(clients.locator("tbody tr")).to_have_count(1)
+        expect(clients.locator("tbody th")).to_have_text("Kiosk app")
+        expect(clients.locator("tbody td").first).to_contain_text("1")
         page.select_option("#stats-event", label="Smith wedding · running now")
         summary = panel.locator("#stats-event-summary")
         expect(summary).to_be_visible()
@@ -66,6 +80,7 @@ def test_the_statistics_panel_shows_one_event(url: str, browser: Any) -> None:
         expect(summary.locator(".event-count", has_text="Received").locator("dd")).to_have_text("2")
         expect(summary.locator(".event-slot-table tr")).to_have_count(2)  # header + gemini/1 only
         expect(panel.locator("#stats-slots")).to_be_hidden()  # the server's tables give way to the event's
+        expect(clients).to_be_hidden()
         expect(panel.locator("#stats-jobs li")).to_have_count(2)  # the event's photos only
         page.select_option("#stats-event", value="")
         expect(summary).to_be_hidden()
@@ -83,3 +98,8 @@ def test_the_statistics_panel_shows_one_event(url: str, browser: Any) -> None:
             expect(summary.locator(".event-count", has_text=received).locator("dd")).to_have_text("2")
             _fits(phone)
             phone.screenshot(path=str(ARTIFACTS / f"stats-event-390-{lang}.png"))
+            phone.select_option("#stats-event", value="")
+            expect(phone.locator("#stats-clients tbody tr")).to_have_count(1)
+            phone.locator("#stats-clients").scroll_into_view_if_needed()
+            _fits(phone)
+            phone.screenshot(path=str(ARTIFACTS / f"stats-clients-390-{lang}.png"))

@@ -121,6 +121,7 @@
       renderStorageWarnings(stats.data.storage || {});
       renderProviders(stats.data.providers || {});
       renderSlots(stats.data.slots || []);
+      renderClients(stats.data.clients || {});
       $("stats-title").dataset.loaded = "true";
       panel.querySelector(".stats-updated").textContent = B.t("stats.updated", {
         time: new Date().toLocaleTimeString(document.documentElement.lang),
@@ -274,6 +275,31 @@
                  cell("td", slot.today.served_by_fallback + " / " + slot.all_time.served_by_fallback +
                       (slot.all_time.delivered_late ? " · " + B.t("stats.delivered_late", { count: slot.all_time.delivered_late }) : ""),
                       "num fallback-count"));
+      body.append(row);
+    });
+    table.append(body);
+  }
+
+  /** The client API's jobs under their key's name (issue 26): received / answered / not, and the cost. */
+  function renderClients(clients) {
+    const table = $("stats-clients");
+    const names = Object.keys(clients);
+    $("stats-clients-empty").hidden = names.length > 0;
+    table.hidden = names.length === 0;
+    table.replaceChildren(
+      headRow([B.t("stats.client"), B.t("stats.today"), B.t("stats.all_time"), B.t("stats.p95"), B.t("stats.cost")], 1)
+    );
+    table.querySelectorAll("thead th")[3].classList.add("col-p95");
+    const body = B.el("tbody");
+    names.forEach(function (name) {
+      const periods = clients[name];
+      const row = B.el("tr");
+      row.dataset.client = name;
+      const th = cell("th", name);
+      th.scope = "row";
+      row.append(th, cell("td", triple(periods.today), "num"), cell("td", triple(periods.all_time), "num"),
+                 cell("td", B.seconds(periods.all_time.p95_seconds), "num col-p95"),
+                 cell("td", money(periods.all_time.cost_usd), "num col-cost"));
       body.append(row);
     });
     table.append(body);
