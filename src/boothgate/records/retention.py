@@ -9,6 +9,11 @@ a ledger (`retention-ledger.json` in the data folder), and a folder goes only wh
 kept-age are past the retention. Time while the server is stopped is not counted (it cannot be measured
 safely), so photos may be kept longer than the setting, never shorter. A jump of the wall clock against
 the monotonic clock (or a clock earlier than when the server last ran) is logged and shown in /health.
+
+Rows that only record finished work go by the same `retention_days`, by their own finish time (a database
+timestamp, not a folder name): a client API batch that completed or was cancelled (its row, its items and
+any inputs left under `api/batches/<id>/`; each photo's job stays, with its own retention), a webhook
+delivery answered or given up, and a background task done or failed. Pending work is never pruned.
 """
 
 from __future__ import annotations
@@ -24,12 +29,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, or_, select, update
 
 from boothgate.settings import Settings
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
-from boothgate.storage.models import Job
+from boothgate.storage.models import Batch, BatchItem, Job, Task, WebhookDelivery
 
 log = logging.getLogger("boothgate.retention")
 
@@ -151,7 +156,52 @@ async def sweep(
     await asyncio.to_thread(ledger.save)
     if removed:
         log.info("retention removed %d day folder(s)", removed)
+    await prune_rows(settings, media, db)
     return removed
+
+
+PRUNE_CHUNK = 500  # rows per transaction: a long backlog never holds the writer for long
+
+
+async def prune_rows(
+    settings: Settings, media: MediaStore, db: Database, now: datetime | None = None
+) -> dict[str, int]:
+    """Delete finished batches, webhook deliveries and tasks older than `retention_days` (see above)."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=settings.retention_days)
+    pruned = {"batches": 0, "webhook_deliveries": 0, "tasks": 0}
+    while True:
+        async with db.read() as session:
+            finished = Batch.status.in_(("completed", "cancelled"))
+            query = select(Batch.id).where(finished, Batch.finished_at < cutoff).limit(PRUNE_CHUNK)
+            batch_ids = list((await session.scalars(query)).all())
+        if not batch_ids:
+            break
+        for batch_id in batch_ids:  # inputs a stop left behind (a finished batch removes its own)
+            await asyncio.to_thread(shutil.rmtree, media.root / "api" / "batches" / batch_id, True)
+        async with db.write() as session:
+            await session.execute(delete(BatchItem).where(BatchItem.batch_id.in_(batch_ids)))
+            await session.execute(delete(Batch).where(Batch.id.in_(batch_ids)))
+        pruned["batches"] += len(batch_ids)
+    ended = WebhookDelivery.status.in_(("delivered", "failed"))
+    answered = or_(WebhookDelivery.delivered_at < cutoff, WebhookDelivery.delivered_at.is_(None))
+    deliveries = select(WebhookDelivery.id).where(ended, WebhookDelivery.created_at < cutoff, answered)
+    tasks = select(Task.id).where(Task.state.in_(("done", "failed")), Task.finished_at < cutoff)
+    plan: tuple[tuple[str, Any, Any], ...] = (
+        ("webhook_deliveries", deliveries, WebhookDelivery),
+        ("tasks", tasks, Task),
+    )
+    for name, query, table in plan:
+        while True:
+            async with db.read() as session:
+                ids = list((await session.scalars(query.limit(PRUNE_CHUNK))).all())
+            if not ids:
+                break
+            async with db.write() as session:
+                await session.execute(delete(table).where(table.id.in_(ids)))
+            pruned[name] += len(ids)
+    if any(pruned.values()):
+        log.info("retention pruned %s", ", ".join(f"{n} {k}" for k, n in pruned.items() if n))
+    return pruned
 
 
 class Retention:
