@@ -186,8 +186,17 @@ class Services:
         services.work.register(BUDGET_WARNING_KIND, services.webhooks.budget_warning)
         ingest.late.notify = services.webhooks.emit  # job.delivered_late
         services.desk = JobDesk(
-            ingest, registry, slots, jobs, media, lambda: config.settings, notify=services.webhooks.emit
+            ingest,
+            registry,
+            slots,
+            jobs,
+            media,
+            lambda: config.settings,
+            notify=services.webhooks.emit,
+            key_of=services.api_keys.caller,
         )
+        # A single API job is durable from its 202 on: queued before a stop, it runs after the restart.
+        services.desk.durable(TaskQueue(db))
         services.batches = Batches(
             db, media, services.desk, ingest.traffic, imaging.workers, notify=services.webhooks.emit,
             quota=services.api_keys.count_photos,
@@ -207,6 +216,8 @@ class Services:
         services.tasks.append(asyncio.create_task(event_cleanup.run_forever(lambda: config.settings, media, db)))
         services.work.start()  # after every handler is registered and the journal is drained
         services.batches.runner.start()
+        assert services.desk.runner is not None
+        services.desk.runner.start()
         services.model_lists.refresh_soon()  # in the background: start-up never waits for the internet
         return services
 
@@ -221,6 +232,8 @@ class Services:
 
     async def stop(self) -> None:
         await self.batches.runner.stop(grace_seconds=1.0)  # a batch goes on after a restart
+        if self.desk.runner is not None:
+            await self.desk.runner.stop(grace_seconds=1.0)  # a queued single job too
         await self.work.stop()  # running tasks are given back to the queue, not lost
         await self.ingest.late.aclose()
         await self.desk.aclose()

@@ -4,7 +4,13 @@ progress kept for polling and pushed to listeners (Server-Sent Events in `web/v1
 Stages, in order: `queued` → `preparing` (received, admitted, decoded) → `at_provider` → `shaping` (result
 fitted, checked, stored) → `succeeded` | `failed` | `cancelled`. A cancelled job's provider call is stopped
 and never made again (nothing is billed twice). The job row is the spine's own (source "api", the key's
-id); this module keeps only the live progress of recent jobs in memory.
+id); this module keeps the live progress of recent jobs in memory.
+
+A single job is durable from its 202 on, like a batch: `start` enqueues a task (`work/`, kind `api.job`,
+key `api-job:<id>`) that names the stored upload, and the desk's own runner hands it to the spine. A
+job still queued when the server stops is run after the restart (its status answers `queued` meanwhile);
+one the spine had begun is ended by the start-up recovery, as a booth's would be. A job cancelled while
+queued has its task dropped, so no restart runs it.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from boothgate.records.jobs import JobStore
 from boothgate.settings import Settings
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Job, Slot
+from boothgate.work import Context, Runner, TaskQueue
 
 log = logging.getLogger("boothgate.api")
 
@@ -55,6 +62,9 @@ PROGRESS = {"queued": 0, "preparing": 10, "at_provider": 30, "shaping": 85}
 # Finished jobs whose live progress stays in memory (older ones are answered from the job table).
 KEEP_FINISHED = 500
 MAX_WAIT_SECONDS = 50.0
+KIND = "api.job"
+# Single jobs run at once: the spine's own admission (busy, deadlines) bounds them, not this runner.
+RUNNER_CONCURRENCY = 64
 # Text fields of a job (prompt variables) other than these reach the slot's prompt placeholders.
 RESERVED_FIELDS = frozenset({"slot", "file", "filetoupload"})
 
@@ -146,8 +156,17 @@ class JobDesk:
     settings: Callable[[], Settings]
     # Told of every finished API job (the webhooks): (event, payload).
     notify: Callable[[str, dict[str, Any]], Awaitable[object]] | None = None
+    # The key of a job a restarted server runs (runtime.py: the API keys' lookup by id).
+    key_of: Callable[[str], Awaitable[Caller | None]] | None = None
+    runner: Runner | None = None  # durable single jobs (see above); None: in this process only
     _live: OrderedDict[str, LiveJob] = field(default_factory=OrderedDict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def durable(self, queue: TaskQueue) -> Runner:
+        """Single jobs go through `queue` from now on, on a runner of their own (returned: start it)."""
+        self.runner = Runner(queue, concurrency=RUNNER_CONCURRENCY, poll_seconds=1.0)
+        self.runner.register(KIND, self._handle)
+        return self.runner
 
     @property
     def inbox(self) -> Path:
@@ -195,11 +214,55 @@ class JobDesk:
             raise ApiError(403, "slot_disabled", f"Slot {provider}/{number} is switched off.")
         return slot
 
-    def start(self, received: Received, caller: Caller) -> LiveJob:
+    async def start(self, received: Received, caller: Caller) -> LiveJob:
         """The job exists from now on (202); the spine runs it in the background."""
         live = self._new(caller, received.slot.provider, received.slot.number, None)
-        live.task = self._spawn(self._run(live, received.path, received.filename, received.fields, remove=True))
+        if self.runner is None:
+            live.task = self._spawn(self._run(live, received.path, received.filename, received.fields, remove=True))
+            return live
+        payload = {
+            "job": live.id, "key": caller.id, "provider": live.provider, "number": live.number,
+            "path": self.media.relative(received.path), "filename": received.filename, "fields": received.fields,
+        }  # fmt: skip
+        await self.runner.queue.enqueue(KIND, f"api-job:{live.id}", payload, priority=60, max_attempts=3)
         return live
+
+    async def _handle(self, context: Context) -> None:
+        """The durable task of one single job: run it once (a job the spine has recorded is not run again)."""
+        payload = context.payload
+        job_id = str(payload.get("job") or "")
+        path = self.media.resolve(str(payload.get("path") or ""))
+        live = await self._adopt(job_id, payload)
+        if live is None or live.cancel_requested or live.done or await self.jobs.get(job_id) is not None:
+            await asyncio.to_thread(path.unlink, True)
+            return
+        fields = {str(k): str(v) for k, v in dict(payload.get("fields") or {}).items()}  # type: ignore[call-overload]
+        live.task = self._spawn(self._run(live, path, str(payload.get("filename") or "photo"), fields, remove=True))
+        with contextlib.suppress(asyncio.CancelledError):  # a client's cancel ends the task, done
+            await asyncio.shield(live.task)
+        if asyncio.current_task() is not None and asyncio.current_task().cancelling():  # type: ignore[union-attr]
+            raise asyncio.CancelledError  # the runner is stopping: the task is given back
+
+    async def _adopt(self, job_id: str, payload: dict[str, Any]) -> LiveJob | None:
+        """The job's live progress: this process's, or a fresh one for a job queued before a restart."""
+        live = self._live.get(job_id)
+        if live is not None:
+            return live
+        caller = await self.key_of(str(payload.get("key") or "")) if self.key_of is not None else None
+        if caller is None:  # the key is gone: nobody may read the job
+            return None
+        return self._new(caller, str(payload.get("provider")), int(payload.get("number") or 0), None, job_id)
+
+    async def find_live(self, job_id: str, caller: Caller) -> LiveJob | None:
+        """`live`, or the progress of a job still queued from before a restart (read from its task)."""
+        live = self.live(job_id, caller)
+        if live is not None or self.runner is None:
+            return live
+        task = await self.runner.queue.get(f"api-job:{job_id}")
+        if task is None or task.state not in ("queued", "running") or (task.payload or {}).get("key") != caller.id:
+            return None
+        adopted = await self._adopt(job_id, dict(task.payload or {}))
+        return adopted if adopted is not None and adopted.caller.id == caller.id else None
 
     def _new(
         self, caller: Caller, provider: str, number: int, batch_id: str | None, job_id: str | None = None
@@ -287,7 +350,7 @@ class JobDesk:
         return job if job is not None and job.api_key_id == caller.id else None
 
     async def view(self, job_id: str, caller: Caller) -> dict[str, Any] | None:
-        live = self.live(job_id, caller)
+        live = await self.find_live(job_id, caller)
         job = await self.row(job_id, caller)
         if live is None and job is None:
             return None
@@ -298,16 +361,29 @@ class JobDesk:
 
     async def wait(self, live: LiveJob, seconds: float) -> bool:
         """Whether the job finished within `seconds` (≤ MAX_WAIT_SECONDS)."""
-        if live.task is None or live.done:
-            return live.done
+        if live.done:
+            return True
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(live.task), min(seconds, MAX_WAIT_SECONDS))
+            async with asyncio.timeout(min(seconds, MAX_WAIT_SECONDS)):
+                async for _ in live.changes(len(live.events)):
+                    pass
+                if live.task is not None:  # its answer is set before its last stage: nothing more to wait for
+                    await asyncio.wait([live.task])
         return live.done
 
     async def cancel(self, live: LiveJob) -> None:
-        if live.done or live.task is None:
+        if live.done:
             return
         live.cancel_requested = True
+        if live.task is None:  # still queued: its task is dropped, so no restart runs it either
+            if self.runner is not None:
+                key = f"api-job:{live.id}"
+                task = await self.runner.queue.get(key)
+                if await self.runner.queue.drop(key, "cancelled while queued") and task is not None:
+                    upload = self.media.resolve(str((task.payload or {}).get("path") or ""))
+                    await asyncio.to_thread(upload.unlink, True)
+            live.enter("cancelled")
+            return
         live.task.cancel()
         with contextlib.suppress(BaseException):
             await asyncio.shield(live.task)

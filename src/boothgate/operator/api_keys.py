@@ -214,6 +214,13 @@ class ApiKeys:
         await self._touch(row.id)
         return Caller(row.id, row.name, row.prefix, tuple(row.scopes or ()), row.rate_per_minute, row.photos_per_day)
 
+    async def caller(self, key_id: str) -> Caller | None:
+        """The key with this id as a Caller (a job queued before a restart runs under it); None if revoked."""
+        row = await self.get(key_id) if key_id else None
+        if row is None or row.revoked_at is not None:
+            return None
+        return Caller(row.id, row.name, row.prefix, tuple(row.scopes or ()), row.rate_per_minute, row.photos_per_day)
+
     def count_request(self, caller: Caller) -> dict[str, str]:
         """Count one request in the key's minute; the rate headers, or OverLimit past the limit."""
         now = self.clock()

@@ -206,7 +206,7 @@ async def create_job(
     received = await services.desk.receive(
         request.headers.get("content-type"), content_length(request), body_stream(request), caller
     )
-    live = services.desk.start(received, caller)
+    live = await services.desk.start(received, caller)
     if wait and await services.desk.wait(live, wait) and live.answer is not None:
         return _answer_response(live.answer, request)
     return _accepted(live, request)
@@ -269,7 +269,7 @@ async def job_result(
     services: ServicesDep,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
 ) -> Response:
-    live = services.desk.live(job_id, caller)
+    live = await services.desk.find_live(job_id, caller)
     if live is not None and wait:
         await services.desk.wait(live, wait)
     if live is not None and live.answer is not None:
@@ -309,7 +309,7 @@ async def _read(services: Any, relative: str) -> bytes | None:
     },
 )
 async def job_events(job_id: str, request: Request, caller: KeyDep, services: ServicesDep) -> Response:
-    live = services.desk.live(job_id, caller)
+    live = await services.desk.find_live(job_id, caller)
     if live is None:
         view = await services.desk.view(job_id, caller)
         if view is None:
@@ -337,7 +337,7 @@ async def job_events(job_id: str, request: Request, caller: KeyDep, services: Se
     responses={200: _json(JOB_EXAMPLE | {"status": "cancelled", "progress": 100}, "The job"), **ERRORS},
 )
 async def cancel_job(job_id: str, caller: KeyDep, services: ServicesDep) -> Any:
-    live = services.desk.live(job_id, caller)
+    live = await services.desk.find_live(job_id, caller)
     if live is None:
         view = await services.desk.view(job_id, caller)
         return view if view is not None else _error(404, "not_found", "There is no such job.")

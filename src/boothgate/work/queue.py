@@ -82,6 +82,16 @@ class TaskQueue:
             self._wake.set()
         return added
 
+    async def drop(self, key: str, reason: str) -> bool:
+        """A queued task that is no longer wanted ends as failed with `reason` (a running one is left alone)."""
+        async with self.db.write() as session:
+            result = await session.execute(
+                update(Task)
+                .where(Task.key == key, Task.state == "queued")
+                .values(state="failed", last_error=reason[:ERROR_CHARS], finished_at=utcnow())
+            )
+        return bool(getattr(result, "rowcount", 0))
+
     async def get(self, key: str) -> Task | None:
         async with self.db.read() as session:
             return await session.scalar(select(Task).where(Task.key == key))
