@@ -1,10 +1,9 @@
 """An event's photos as one ZIP, written while it streams: originals, results, `jobs.csv`, `jobs.json`.
 
-Nothing is built in memory or copied to a temporary file: the ZIP is written by the standard library's
-`zipfile` into a small buffer (an unseekable stream, so each entry carries a data descriptor), and the
-buffer is handed to the response whenever it holds `CHUNK` bytes. Files are read `CHUNK` at a time in a
-thread; jobs are read `PAGE` at a time. The server's memory therefore stays flat whatever the size of
-the event (measured: docs/events.md). Entries are stored, not deflated — JPEG/PNG do not shrink.
+Nothing is built in memory or copied to a temporary file: the ZIP is written through the one streaming
+writer (records/zip_stream.py), whose buffer is handed to the response whenever it holds `CHUNK` bytes.
+Files are read `CHUNK` at a time in a thread; jobs are read `PAGE` at a time. The server's memory
+therefore stays flat whatever the size of the event (measured: docs/events.md).
 
 `jobs.csv` / `jobs.json` hold what the operator needs (time, slot, status, served_by, cost, filled
 prompt, the booth's fields); the booth's fields never hold a password (the spine drops them at intake)
@@ -18,7 +17,6 @@ import csv
 import io
 import json
 import time
-import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +24,11 @@ from typing import IO, Any
 
 from sqlalchemy import select
 
+from boothgate.records.zip_stream import CHUNK, ZipStream
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Job
 
-CHUNK = 256 * 1024
 PAGE = 200
 SECRETISH = ("password", "passwd", "secret", "token", "key", "auth")
 CSV_COLUMNS = (
@@ -51,28 +49,6 @@ CSV_COLUMNS = (
     "result",
     "fields",
 )
-
-
-class _Sink:
-    """The unseekable stream zipfile writes into; its bytes are taken out as they come."""
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self._parts.append(bytes(data))
-        self.size += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def take(self) -> bytes:
-        data = b"".join(self._parts)
-        self._parts.clear()
-        self.size = 0
-        return data
 
 
 @dataclass
@@ -120,8 +96,7 @@ class Exports:
     async def stream(self, event_id: int, ids: list[str], files: int) -> AsyncIterator[bytes]:
         progress = Progress(event_id, files_total=files)
         self.running.setdefault(event_id, []).append(progress)
-        sink = _Sink()
-        archive = zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True)  # type: ignore[call-overload]
+        out = ZipStream()
         try:
             for page in _pages(ids):
                 for job in await self._jobs(page):
@@ -133,20 +108,18 @@ class Exports:
                         if path is None:
                             continue
                         name = f"{folder}/{_stem(job)}{path.suffix.lower()}"
-                        async for piece in _entry_from_file(archive, sink, name, path, job):
+                        async for piece in _entry_from_file(out, name, path, job):
                             progress.bytes_sent += len(piece)
                             yield piece
                         progress.files_done += 1
             for name, rows in (("jobs.csv", self._csv(ids)), ("jobs.json", self._json(ids))):
-                with archive.open(_info(name, None), "w") as out:
+                with out.open(name) as entry:
                     async for text in rows:
-                        out.write(text.encode("utf-8"))
-                        if sink.size >= CHUNK:
-                            piece = sink.take()
+                        entry.write(text.encode("utf-8"))
+                        if piece := out.take():
                             progress.bytes_sent += len(piece)
                             yield piece
-            archive.close()
-            piece = sink.take()
+            piece = out.close()
             progress.bytes_sent += len(piece)
             yield piece
         finally:
@@ -234,30 +207,19 @@ def _stem(job: Job) -> str:
     return f"{when}_{slot}_{job.id}"
 
 
-def _info(name: str, job: Job | None) -> zipfile.ZipInfo:
-    stamp = job.created_at.timetuple()[:6] if job is not None and job.created_at else time.localtime()[:6]
-    info = zipfile.ZipInfo(name, date_time=stamp)
-    info.compress_type = zipfile.ZIP_STORED
-    info.external_attr = 0o644 << 16
-    return info
-
-
-async def _entry_from_file(
-    archive: zipfile.ZipFile, sink: _Sink, name: str, path: Path, job: Job
-) -> AsyncIterator[bytes]:
+async def _entry_from_file(out: ZipStream, name: str, path: Path, job: Job) -> AsyncIterator[bytes]:
     try:
         handle: IO[bytes] = await asyncio.to_thread(path.open, "rb")
     except OSError:
         return
     try:
         size = await asyncio.to_thread(lambda: path.stat().st_size)
-        with archive.open(_info(name, job), "w", force_zip64=size >= 2**31) as out:
+        stamp = job.created_at.timetuple()[:6] if job.created_at else None
+        with out.open(name, stamp, size) as entry:
             while chunk := await asyncio.to_thread(handle.read, CHUNK):
-                out.write(chunk)
-                if sink.size >= CHUNK:
-                    yield sink.take()
-        if sink.size:
-            yield sink.take()
+                entry.write(chunk)
+                if piece := out.take():
+                    yield piece
     finally:
         await asyncio.to_thread(handle.close)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import secrets
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +19,8 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from boothgate.records.zip_stream import CHUNK as ZIP_CHUNK
+from boothgate.records.zip_stream import ZipStream
 from boothgate.sharing.tokens import new_token
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
@@ -29,7 +31,6 @@ SLOT_PATTERN = re.compile(r"^[a-z]{2,32}/\d{1,2}$")
 PIN_ROUNDS = 200_000
 MAX_SLOTS = 100
 PAGE_SIZE = 60
-ZIP_CHUNK = 256 * 1024
 
 
 class GalleryInvalid(ValueError):
@@ -210,52 +211,18 @@ class Galleries:
 
 
 def zip_stream(photos: list[GalleryPhoto]) -> Iterator[bytes]:
-    """The photos as one ZIP, produced piece by piece: never more than a chunk or so in memory.
-
-    Stored, not deflated (JPEGs do not shrink); written to a non-seekable sink, so zipfile uses data
-    descriptors and nothing is rewound. A file gone meanwhile (retention, a guest's deletion) is skipped."""
-    sink = _Sink()
-    archive = zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True)  # type: ignore[call-overload]
-    with archive:
-        for number, photo in enumerate(photos, 1):
-            name = f"{number:04d}-{photo.created_at:%Y%m%d-%H%M%S}{photo.path.suffix}"
-            try:
-                source = photo.path.open("rb")
-            except OSError:
-                continue
-            with source, archive.open(name, "w", force_zip64=True) as entry:
-                while chunk := source.read(ZIP_CHUNK):
-                    entry.write(chunk)
-                    if sink.pending():
-                        yield sink.take()
-            if sink.pending():
-                yield sink.take()
-    if sink.pending():
-        yield sink.take()
-
-
-class _Sink:
-    """A write-only, non-seekable file for zipfile that hands its bytes on."""
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-        self._offset = 0
-
-    def write(self, data: bytes) -> int:
-        self._parts.append(bytes(data))
-        self._offset += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self._offset
-
-    def flush(self) -> None:
-        pass
-
-    def pending(self) -> bool:
-        return bool(self._parts)
-
-    def take(self) -> bytes:
-        data = b"".join(self._parts)
-        self._parts.clear()
-        return data
+    """The photos as one ZIP, produced piece by piece (records/zip_stream.py): never more than a chunk or
+    so in memory. A file gone meanwhile (retention, a guest's deletion) is skipped."""
+    out = ZipStream()
+    for number, photo in enumerate(photos, 1):
+        name = f"{number:04d}-{photo.created_at:%Y%m%d-%H%M%S}{photo.path.suffix}"
+        try:
+            source = photo.path.open("rb")
+        except OSError:
+            continue
+        with source, out.open(name, photo.created_at.timetuple()[:6], os.fstat(source.fileno()).st_size) as entry:
+            while chunk := source.read(ZIP_CHUNK):
+                entry.write(chunk)
+                if piece := out.take():
+                    yield piece
+    yield out.close()
