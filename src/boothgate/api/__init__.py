@@ -1,4 +1,5 @@
-"""The client API's work: jobs (`jobs.py`), batches (`batches.py`), outgoing webhooks (`webhooks.py`).
+"""The client API's work: jobs (`jobs.py`; their stages and public view `live.py`, the key's history
+`history.py`), batches (`batches.py`), outgoing webhooks (`webhooks.py`).
 
 An API job is an ordinary job: it goes through the booth's spine (`booth/spine.py`, source "api") like a
 rehearsal does, without an HTTP booth request — its upload is read first (bounded like a booth's), then

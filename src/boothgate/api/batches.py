@@ -34,7 +34,8 @@ from typing import IO, Any
 
 from sqlalchemy import select
 
-from boothgate.api.jobs import ApiError, JobDesk, LiveJob
+from boothgate.api.jobs import JobDesk
+from boothgate.api.live import ApiError, LiveJob
 from boothgate.booth.traffic import Traffic
 from boothgate.imaging.images import sniff
 from boothgate.imaging.workers import ImageWorkers

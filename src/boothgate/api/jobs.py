@@ -16,9 +16,7 @@ queued has its task dropped, so no restart runs it.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -29,10 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, or_, select
-
 from boothgate import errors
 from boothgate.api import feed
+from boothgate.api.live import SPINE_STAGES, ApiError, LiveJob, live_view, public_job
 from boothgate.booth.booth_job import Answer, BoothRequest
 from boothgate.booth.multipart import Limits, Upload, read_upload
 from boothgate.booth.spine import Ingest
@@ -47,18 +44,6 @@ from boothgate.work import Context, Runner, TaskQueue
 
 log = logging.getLogger("boothgate.api")
 
-STAGES = ("queued", "preparing", "at_provider", "shaping", "succeeded", "failed", "cancelled")
-FINAL = frozenset({"succeeded", "failed", "cancelled"})
-# The spine's steps (booth/spine.py) in the client's words.
-SPINE_STAGES = {
-    "receive": "preparing",
-    "admit": "preparing",
-    "prepare": "preparing",
-    "provider": "at_provider",
-    "finish": "shaping",
-    "moderate": "shaping",
-}
-PROGRESS = {"queued": 0, "preparing": 10, "at_provider": 30, "shaping": 85}
 # Finished jobs whose live progress stays in memory (older ones are answered from the job table).
 KEEP_FINISHED = 500
 MAX_WAIT_SECONDS = 50.0
@@ -67,14 +52,6 @@ KIND = "api.job"
 RUNNER_CONCURRENCY = 64
 # Text fields of a job (prompt variables) other than these reach the slot's prompt placeholders.
 RESERVED_FIELDS = frozenset({"slot", "file", "filetoupload"})
-
-
-class ApiError(Exception):
-    """A client error answered before a job exists: status, stable code, message, extra headers."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
 @dataclass
@@ -87,63 +64,12 @@ class Received:
     slot: Slot
 
 
-@dataclass(eq=False)
-class LiveJob:
-    id: str
-    caller: Caller
-    provider: str
-    number: int
-    created_at: datetime
-    batch_id: str | None = None
-    stage: str = "queued"
-    progress: int = 0
-    events: list[dict[str, Any]] = field(default_factory=list)
-    answer: Answer | None = None
-    task: asyncio.Task[Answer] | None = None
-    cancel_requested: bool = False
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def done(self) -> bool:
-        return self.stage in FINAL
-
-    def enter(self, stage: str) -> None:
-        if stage == self.stage or self.done:
-            return
-        self.stage = stage
-        self.progress = 100 if stage in FINAL else max(self.progress, PROGRESS.get(stage, self.progress))
-        self.events.append(
-            {"stage": stage, "progress": self.progress, "at": datetime.now(UTC).isoformat(), "seq": len(self.events)}
-        )
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def changes(self, since: int = 0) -> AsyncIterator[dict[str, Any]]:
-        """Every event from `since` on, then each new one, until the job is final."""
-        seen = since
-        while True:
-            while seen < len(self.events):
-                yield self.events[seen]
-                seen += 1
-            if self.done:
-                return
-            await self._changed.wait()
-
-
 def parse_slot(text: str | None, registry: Registry) -> tuple[str, int]:
     tab, _, number = (text or "").strip().partition("/")
     parsed = parse_number(number)
     if not registry.knows(tab) or parsed is None:
         raise ApiError(422, "bad_slot", "Name the slot as tab/number, e.g. gemini/3, in the field 'slot'.")
     return tab, parsed
-
-
-def public_stage(job: Job) -> str:
-    if job.status in ("succeeded", "cancelled"):
-        return job.status
-    if job.status in ("failed", "timed_out", "rejected", "moderated"):
-        return "failed"
-    return "preparing"
 
 
 @dataclass
@@ -356,7 +282,7 @@ class JobDesk:
             return None
         if job is None:
             assert live is not None
-            return _live_view(live)
+            return live_view(live)
         return public_job(job, live)
 
     async def wait(self, live: LiveJob, seconds: float) -> bool:
@@ -396,127 +322,3 @@ class JobDesk:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
-
-
-def _message(answer: Answer) -> str | None:
-    if answer.media_type != "application/json":
-        return None
-    try:
-        body = json.loads(answer.body)
-    except ValueError:
-        return None
-    return str(body.get("message")) if isinstance(body, dict) and body.get("message") else None
-
-
-def _live_view(live: LiveJob) -> dict[str, Any]:
-    base = f"/api/v1/jobs/{live.id}"
-    answer = live.answer
-    return {
-        "id": live.id,
-        "slot": f"{live.provider}/{live.number}",
-        "status": live.stage,
-        "progress": live.progress,
-        "created_at": live.created_at.isoformat(),
-        "finished_at": None,
-        "error": answer.error if answer is not None and live.stage != "succeeded" else None,
-        "message": _message(answer) if answer is not None else None,
-        "http_status": answer.status if answer is not None else None,
-        "timings": {},
-        "cost_usd": None,
-        "served_by": None,
-        "batch_id": live.batch_id,
-        "status_url": base,
-        "result_url": f"{base}/result",
-        "events_url": f"{base}/events",
-    }
-
-
-def public_job(job: Job, live: LiveJob | None = None) -> dict[str, Any]:
-    """An API job as its key sees it: stage, progress, error in the booth's words, timings and cost."""
-    stage = live.stage if live is not None else public_stage(job)
-    if live is not None and not live.done and job.status not in ("received", "running"):
-        stage = public_stage(job)
-    elif live is None and job.status in ("received", "running"):
-        stage = "preparing"
-    base = f"/api/v1/jobs/{job.id}"
-    error, message, http_status = job.error_code, job.message, job.http_status
-    if live is not None and live.answer is not None and job.status in ("received", "running"):
-        # The answer is out but its row is still on its way (a busy database sends it via the journal).
-        error, message, http_status = live.answer.error, _message(live.answer), live.answer.status
-    return {
-        "id": job.id,
-        "slot": f"{job.provider}/{job.slot_number}",
-        "status": stage,
-        "progress": 100 if stage in FINAL else (live.progress if live is not None else 0),
-        "created_at": job.created_at.isoformat() if job.created_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "error": error if stage != "succeeded" else None,
-        "message": message if stage != "succeeded" else None,
-        "http_status": http_status,
-        "timings": job.timings or {},
-        "cost_usd": job.cost_usd,
-        "served_by": job.served_by,
-        "batch_id": job.batch_id,
-        "status_url": base,
-        "result_url": f"{base}/result",
-        "events_url": f"{base}/events",
-    }
-
-
-# --- history ----------------------------------------------------------------------------------
-ROW_STATUSES = {
-    "succeeded": ("succeeded",),
-    "failed": ("failed", "timed_out", "rejected", "moderated"),
-    "cancelled": ("cancelled",),
-    "running": ("received", "running"),
-}
-
-
-def encode_cursor(job: Job) -> str:
-    stamp = _utc(job.created_at).isoformat() if job.created_at else ""
-    return base64.urlsafe_b64encode(f"{stamp}|{job.id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, _, job_id = text.partition("|")
-        return _utc(datetime.fromisoformat(stamp)), job_id
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(422, "bad_cursor", "The cursor is not one this server gave.") from None
-
-
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-async def history(
-    jobs: JobStore,
-    caller: Caller,
-    slot: tuple[str, int] | None,
-    status: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    cursor: str | None,
-    limit: int,
-) -> tuple[list[Job], str | None]:
-    """The key's jobs, newest first, `limit` at a time; the cursor of the next page (None at the end)."""
-    query = select(Job).where(Job.api_key_id == caller.id).order_by(Job.created_at.desc(), Job.id.desc())
-    if slot is not None:
-        query = query.where(Job.provider == slot[0], Job.slot_number == slot[1])
-    if status is not None:
-        if status not in ROW_STATUSES:
-            raise ApiError(422, "bad_status", f"status is one of {', '.join(ROW_STATUSES)}.")
-        query = query.where(Job.status.in_(ROW_STATUSES[status]))
-    if since is not None:
-        query = query.where(Job.created_at >= _utc(since))
-    if until is not None:
-        query = query.where(Job.created_at < _utc(until))
-    if cursor:
-        stamp, job_id = decode_cursor(cursor)
-        query = query.where(or_(Job.created_at < stamp, and_(Job.created_at == stamp, Job.id < job_id)))
-    async with jobs.db.read() as session:
-        rows = list((await session.scalars(query.limit(limit + 1))).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1]) if more and rows else None

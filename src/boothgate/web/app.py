@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boothgate import __version__
-from boothgate.api.jobs import ApiError
+from boothgate.api.live import ApiError
 from boothgate.operator.api_keys import OverLimit
 from boothgate.ops.banner import banner
 from boothgate.providers.base import Provider

@@ -18,7 +18,9 @@ from sse_starlette.sse import EventSourceResponse
 
 from boothgate import __version__
 from boothgate.api.batches import Incoming, public_batch
-from boothgate.api.jobs import MAX_WAIT_SECONDS, ApiError, LiveJob, history, parse_slot, public_job
+from boothgate.api.history import history
+from boothgate.api.jobs import MAX_WAIT_SECONDS, parse_slot
+from boothgate.api.live import ApiError, LiveJob, public_job
 from boothgate.booth.booth_job import Answer
 from boothgate.operator.api_keys import Caller, KeyRefused, OverLimit
 from boothgate.web.booth import body_stream, content_length
