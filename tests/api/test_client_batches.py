@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from boothgate.api.batches import BatchLimits
+from boothgate.api.batch_intake import BatchLimits
 from boothgate.storage.models import Batch, BatchItem, Job
 from boothgate.web.app import create_app
 from tests.api.test_client_api import client, make_key

@@ -17,7 +17,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sse_starlette.sse import EventSourceResponse
 
 from boothgate import __version__
-from boothgate.api.batches import Incoming, public_batch
+from boothgate.api.batch_intake import Incoming
+from boothgate.api.batches import public_batch
 from boothgate.api.history import history
 from boothgate.api.jobs import MAX_WAIT_SECONDS, parse_slot
 from boothgate.api.live import ApiError, LiveJob, public_job
