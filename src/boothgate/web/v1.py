@@ -2,7 +2,7 @@
 
 Every answer of a keyed route carries `X-RateLimit-Limit/-Remaining/-Reset`; errors are the booth's
 vocabulary `{"error": code, "message": text}`. The OpenAPI document of these routes alone is at
-`/api/v1/openapi.json`.
+`/api/v1/openapi.json` (its examples and builder: `v1_docs.py`).
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, StreamingResponse
 from sse_starlette.sse import EventSourceResponse
 
-from boothgate import __version__
 from boothgate.api.batch_intake import Incoming
 from boothgate.api.batches import public_batch
 from boothgate.api.history import history
@@ -26,9 +24,20 @@ from boothgate.booth.booth_job import Answer
 from boothgate.operator.api_keys import Caller, KeyRefused, OverLimit
 from boothgate.web.booth import body_stream, content_length
 from boothgate.web.deps import ServicesDep
+from boothgate.web.v1_docs import (
+    ACCEPTED_EXAMPLE,
+    BATCH_EXAMPLE,
+    ERROR_EXAMPLE,
+    ERRORS,
+    IMAGE,
+    JOB_EXAMPLE,
+    SSE_EXAMPLE,
+    document,
+    multipart_body,
+    shown,
+)
 
 SSE_PING_SECONDS = 15
-SSE_EXAMPLE = 'event: progress\nid: 1\ndata: {"stage": "preparing", "progress": 10, "seq": 1}\n\n'
 
 
 async def require_key(request: Request, response: Response, services: ServicesDep) -> Caller:
@@ -48,65 +57,6 @@ async def require_key(request: Request, response: Response, services: ServicesDe
 
 KeyDep = Annotated[Caller, Depends(require_key)]
 router = APIRouter(prefix="/api/v1", tags=["client API"])
-
-ERROR_EXAMPLE = {"error": "slot_not_found", "message": "There is no slot gemini/21."}
-JOB_EXAMPLE = {
-    "id": "3f2b9c0e6d5a4e1f9b8c7d6e5f4a3b2c",
-    "slot": "gemini/3",
-    "status": "at_provider",
-    "progress": 30,
-    "created_at": "2026-12-02T13:40:00+00:00",
-    "finished_at": None,
-    "error": None,
-    "message": None,
-    "http_status": None,
-    "timings": {},
-    "cost_usd": None,
-    "served_by": None,
-    "batch_id": None,
-    "status_url": "/api/v1/jobs/3f2b9c0e6d5a4e1f9b8c7d6e5f4a3b2c",
-    "result_url": "/api/v1/jobs/3f2b9c0e6d5a4e1f9b8c7d6e5f4a3b2c/result",
-    "events_url": "/api/v1/jobs/3f2b9c0e6d5a4e1f9b8c7d6e5f4a3b2c/events",
-}
-ACCEPTED_EXAMPLE = {k: JOB_EXAMPLE[k] for k in ("id", "status_url", "result_url", "events_url")} | {"status": "queued"}
-BATCH_EXAMPLE = {
-    "id": "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d",
-    "slot": "gemini/3",
-    "status": "running",
-    "total": 40,
-    "done": 12,
-    "failed": 1,
-    "pending": 27,
-    "created_at": "2026-12-02T13:40:00+00:00",
-    "finished_at": None,
-    "status_url": "/api/v1/batches/9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d",
-    "zip_url": "/api/v1/batches/9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d/zip",
-}
-
-
-def _json(example: Any, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"example": example}}}
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _json({"error": "unauthorized", "message": "Send a valid API key in the X-API-Key header."}, "No valid key"),
-    429: _json(
-        {"error": "rate_limited", "message": "This key may send 60 requests per minute; wait for the next minute."},
-        "Over the key's limit (Retry-After, X-RateLimit-*)",
-    ),
-}
-IMAGE = {"description": "The result image", "content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}
-
-
-def _multipart_body(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {"schema": {"type": "object", "properties": fields, "required": required}}
-            },
-        }
-    }
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -137,7 +87,7 @@ def _accepted(live: LiveJob, request: Request) -> JSONResponse:
     "/slots",
     summary="The slots this key may use",
     responses={
-        200: _json(
+        200: shown(
             [
                 {
                     "slot": "gemini/3",
@@ -182,15 +132,15 @@ async def slots(caller: KeyDep, services: ServicesDep) -> list[dict[str, Any]]:
     "image itself (200) when the job is done within N seconds, like the booth; otherwise 202.",
     status_code=202,
     responses={
-        202: _json(ACCEPTED_EXAMPLE, "Accepted: the job runs"),
+        202: shown(ACCEPTED_EXAMPLE, "Accepted: the job runs"),
         200: IMAGE,
-        403: _json({"error": "out_of_scope", "message": "This key may not use slot gemini/5."}, "Not this key's slot"),
-        404: _json(ERROR_EXAMPLE, "No such slot"),
-        413: _json({"error": "too_large", "message": "At most 31,457,280 bytes are accepted."}, "Too large"),
-        422: _json({"error": "bad_slot", "message": "Name the slot as tab/number, e.g. gemini/3."}, "Bad form"),
+        403: shown({"error": "out_of_scope", "message": "This key may not use slot gemini/5."}, "Not this key's slot"),
+        404: shown(ERROR_EXAMPLE, "No such slot"),
+        413: shown({"error": "too_large", "message": "At most 31,457,280 bytes are accepted."}, "Too large"),
+        422: shown({"error": "bad_slot", "message": "Name the slot as tab/number, e.g. gemini/3."}, "Bad form"),
         **ERRORS,
     },
-    openapi_extra=_multipart_body(
+    openapi_extra=multipart_body(
         {
             "file": {"type": "string", "format": "binary", "description": "The photo (JPEG, PNG or WEBP)."},
             "slot": {"type": "string", "example": "gemini/3", "description": "tab/number"},
@@ -219,7 +169,7 @@ async def create_job(
     "/jobs",
     summary="The key's jobs, newest first",
     responses={
-        200: _json({"jobs": [JOB_EXAMPLE], "next_cursor": "MjAyNi0xMi0wMlQxMzo0MDowMCswMDowMHwzZjJi"}, "A page"),
+        200: shown({"jobs": [JOB_EXAMPLE], "next_cursor": "MjAyNi0xMi0wMlQxMzo0MDowMCswMDowMHwzZjJi"}, "A page"),
         **ERRORS,
     },
 )
@@ -242,8 +192,8 @@ async def list_jobs(
     "/jobs/{job_id}",
     summary="A job's stage, progress, error, timings and cost",
     responses={
-        200: _json(JOB_EXAMPLE, "The job"),
-        404: _json({"error": "not_found", "message": "There is no such job."}, "Unknown job"),
+        200: shown(JOB_EXAMPLE, "The job"),
+        404: shown({"error": "not_found", "message": "There is no such job."}, "Unknown job"),
         **ERRORS,
     },
 )
@@ -261,7 +211,7 @@ async def get_job(job_id: str, caller: KeyDep, services: ServicesDep) -> Any:
     "409 `not_ready` while it runs (with `?wait=N` ≤ 50 s the answer waits for it).",
     responses={
         200: IMAGE,
-        409: _json({"error": "not_ready", "message": "The job is at_provider."}, "Still running"),
+        409: shown({"error": "not_ready", "message": "The job is at_provider."}, "Still running"),
         **ERRORS,
     },
 )
@@ -337,7 +287,7 @@ async def job_events(job_id: str, request: Request, caller: KeyDep, services: Se
     "/jobs/{job_id}",
     summary="Cancel a job",
     description="A provider call already made is stopped and never made again (not billed twice).",
-    responses={200: _json(JOB_EXAMPLE | {"status": "cancelled", "progress": 100}, "The job"), **ERRORS},
+    responses={200: shown(JOB_EXAMPLE | {"status": "cancelled", "progress": 100}, "The job"), **ERRORS},
 )
 async def cancel_job(job_id: str, caller: KeyDep, services: ServicesDep) -> Any:
     live = await services.desk.find_live(job_id, caller)
@@ -357,13 +307,13 @@ async def cancel_job(job_id: str, caller: KeyDep, services: ServicesDep) -> Any:
     "use only spare capacity.",
     status_code=202,
     responses={
-        202: _json(BATCH_EXAMPLE | {"status": "queued", "done": 0, "failed": 0, "pending": 40}, "Accepted"),
-        422: _json(
+        202: shown(BATCH_EXAMPLE | {"status": "queued", "done": 0, "failed": 0, "pending": 40}, "Accepted"),
+        422: shown(
             {"error": "zip_unsafe_path", "message": "The archive has an unsafe entry name: '../evil.jpg'."}, "Refused"
         ),
         **ERRORS,
     },
-    openapi_extra=_multipart_body(
+    openapi_extra=multipart_body(
         {
             "files": {
                 "type": "array",
@@ -394,7 +344,9 @@ async def create_batch(request: Request, caller: KeyDep, services: ServicesDep) 
 
 
 @router.get(
-    "/batches/{batch_id}", summary="A batch's progress", responses={200: _json(BATCH_EXAMPLE, "The batch"), **ERRORS}
+    "/batches/{batch_id}",
+    summary="A batch's progress",
+    responses={200: shown(BATCH_EXAMPLE, "The batch"), **ERRORS},
 )
 async def get_batch(batch_id: str, caller: KeyDep, services: ServicesDep) -> Any:
     batch = await services.batches.get(batch_id, caller)
@@ -422,7 +374,7 @@ async def batch_zip(batch_id: str, caller: KeyDep, services: ServicesDep) -> Res
 @router.delete(
     "/batches/{batch_id}",
     summary="Cancel a batch",
-    responses={200: _json(BATCH_EXAMPLE | {"status": "cancelled"}, "The batch"), **ERRORS},
+    responses={200: shown(BATCH_EXAMPLE | {"status": "cancelled"}, "The batch"), **ERRORS},
 )
 async def cancel_batch(batch_id: str, caller: KeyDep, services: ServicesDep) -> Any:
     batch = await services.batches.get(batch_id, caller)
@@ -432,34 +384,12 @@ async def cancel_batch(batch_id: str, caller: KeyDep, services: ServicesDep) -> 
 
 
 # --- the document ---------------------------------------------------------------------------
-_document: dict[str, Any] | None = None
-
-
-def openapi_document() -> dict[str, Any]:
-    global _document
-    if _document is None:
-        document = get_openapi(
-            title="boothgate client API",
-            version=f"1 (server {__version__})",
-            description="Jobs, batches and progress for kiosk apps, bots and scripts. Send the key in `X-API-Key`. "
-            "Limits answer 429 with `Retry-After` and `X-RateLimit-Limit`, `X-RateLimit-Remaining`, "
-            "`X-RateLimit-Reset` (Unix seconds).",
-            routes=router.routes,
-        )
-        document.setdefault("components", {})["securitySchemes"] = {
-            "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
-        }
-        document["security"] = [{"ApiKey": []}]
-        _document = document
-    return _document
-
-
 public = APIRouter()
 
 
 @public.get("/api/v1/openapi.json", include_in_schema=False)
 async def openapi() -> JSONResponse:
-    return JSONResponse(openapi_document())
+    return JSONResponse(document(router.routes))
 
 
 def api_error_response(_: Request, exc: Exception) -> JSONResponse:
