@@ -348,10 +348,13 @@ def start_fakes(name: str, stack: ExitStack) -> tuple[Any, Any, Any, Any, dict[s
 
 
 @contextmanager
-def running_tab(name: str, tmp: Path, **overrides: Any) -> Iterator[Tab]:
+def running_tab(
+    name: str, tmp: Path, classes: dict[str, type[Provider]] | None = None, **overrides: Any
+) -> Iterator[Tab]:
     """boothgate with the built-in provider of tab `name` pointed at its fake through a fault gate.
 
-    The one way every provider's booth test starts its server and fake; `overrides` are settings."""
+    The one way every provider's booth test starts its server and fake; `overrides` are settings. `classes`
+    replaces provider classes by tab (a subclass of the real module with a bug planted in it, say)."""
     from tests.fakes.server import free_port
 
     port = free_port()  # known in advance: the public address media links are published on
@@ -359,7 +362,7 @@ def running_tab(name: str, tmp: Path, **overrides: Any) -> Iterator[Tab]:
         fake, gate, renderer, renderer_gate, values = start_fakes(name, stack)
         values = {"deadline_seconds": 3.0, "public_base_url": f"http://127.0.0.1:{port}", **values, **overrides}
         settings = booth_settings(tmp, **values)
-        app = create_app(settings, {})  # no replacements: the built-in provider modules serve every tab
+        app = create_app(settings, classes or {})  # by default the built-in provider modules serve every tab
         url = stack.enter_context(serve(app, port=port))
         yield Tab(name, Booth(url, settings, app), fake, gate, renderer, renderer_gate)
 
