@@ -316,7 +316,8 @@ async def test_slow_answer_is_cut_at_the_deadline(provider: GeminiProvider, fake
     request = job(deadline=1.5)
     with pytest.raises(DeadlineReached):
         await provider.run(request)
-    assert time.monotonic() - request.deadline.at < 0.3
+    # cut at the deadline, not when the fake's 5 s answer came: 0.5 s of slack for a loaded machine
+    assert time.monotonic() - request.deadline.at < 0.5
 
 
 async def test_slow_answer_within_the_deadline_succeeds(provider: GeminiProvider, fake: GeminiFake) -> None:
