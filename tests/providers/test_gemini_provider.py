@@ -424,10 +424,3 @@ def test_options_schema_has_descriptions_and_defaults() -> None:
         assert field.get("description"), name
         assert "default" in field, name
     assert GeminiOptions().model_dump() == {"model": "", "aspect_ratio": "auto", "image_size": "auto"}
-
-
-def test_provider_capabilities() -> None:
-    assert GeminiProvider.kinds == frozenset(Kind)
-    assert not GeminiProvider.needs_public_urls
-    assert GeminiProvider.key_setting == "gemini_api_key"
-    assert 1_000_000 <= GeminiProvider.max_input_pixels <= 4_000_000
