@@ -282,6 +282,7 @@ class Tab:
     fake: Any = None
     gate: Any = None
     renderer: Any = None
+    renderer_gate: Any = None
 
     def reset(self) -> None:
         for fake in (self.fake, self.renderer):
@@ -292,13 +293,15 @@ class Tab:
             else:  # the DeepSeek fake: recorded requests and its default answer
                 fake.received.clear()
                 fake.default_mode = "instruction"
-        if self.gate is not None:
-            self.gate.reset()
+        for gate in (self.gate, self.renderer_gate):
+            if gate is not None:
+                gate.reset()
 
 
-def start_fakes(name: str, stack: ExitStack) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """Tab `name`'s wire fake behind a FaultGate (and DeepSeek's Gemini renderer behind one too), running
-    until `stack` closes; returns (fake, gate, renderer, the settings that point boothgate at them)."""
+def start_fakes(name: str, stack: ExitStack) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+    """Tab `name`'s wire fake behind a FaultGate named `name` (and DeepSeek's Gemini renderer behind one
+    named "renderer"), running until `stack` closes; returns (fake, gate, renderer, renderer gate, the
+    settings that point boothgate at them)."""
     from tests.fakes.deepseek import FakeDeepSeek
     from tests.fakes.fal import FakeFal
     from tests.fakes.faults import fault_gate
@@ -309,6 +312,7 @@ def start_fakes(name: str, stack: ExitStack) -> tuple[Any, Any, Any, dict[str, A
     values: dict[str, Any] = {}
     fake: Any = None
     renderer: Any = None
+    renderer_gate: Any = None
     if name == "gemini":
         fake = GeminiFake(api_key=TAB_KEYS["gemini"])
     elif name == "openai":
@@ -320,13 +324,13 @@ def start_fakes(name: str, stack: ExitStack) -> tuple[Any, Any, Any, dict[str, A
     elif name == "deepseek":
         fake = FakeDeepSeek()
         renderer = GeminiFake(api_key=TAB_KEYS["gemini"])
-        renderer_gate = stack.enter_context(fault_gate(stack.enter_context(serve(renderer.app))))
+        renderer_gate = stack.enter_context(fault_gate(stack.enter_context(serve(renderer.app)), "renderer"))
         values.update(gemini_api_key=TAB_KEYS["gemini"], gemini_base_url=renderer_gate.url, deepseek_stage_seconds=1.0)
     elif name != "local":
         raise ValueError(f"no such tab: {name}")
     if fake is None:
-        return None, None, None, values
-    gate = stack.enter_context(fault_gate(stack.enter_context(serve(fake.app))))
+        return None, None, None, None, values
+    gate = stack.enter_context(fault_gate(stack.enter_context(serve(fake.app)), name))
     values.update(
         {
             "gemini": {"gemini_api_key": TAB_KEYS["gemini"], "gemini_base_url": gate.url},
@@ -340,24 +344,27 @@ def start_fakes(name: str, stack: ExitStack) -> tuple[Any, Any, Any, dict[str, A
             "deepseek": {"deepseek_api_key": TAB_KEYS["deepseek"], "deepseek_base_url": gate.url},
         }[name]
     )
-    return fake, gate, renderer, values
+    return fake, gate, renderer, renderer_gate, values
 
 
 @contextmanager
-def running_tab(name: str, tmp: Path, **overrides: Any) -> Iterator[Tab]:
+def running_tab(
+    name: str, tmp: Path, classes: dict[str, type[Provider]] | None = None, **overrides: Any
+) -> Iterator[Tab]:
     """boothgate with the built-in provider of tab `name` pointed at its fake through a fault gate.
 
-    The one way every provider's booth test starts its server and fake; `overrides` are settings."""
+    The one way every provider's booth test starts its server and fake; `overrides` are settings. `classes`
+    replaces provider classes by tab (a subclass of the real module with a bug planted in it, say)."""
     from tests.fakes.server import free_port
 
     port = free_port()  # known in advance: the public address media links are published on
     with ExitStack() as stack:
-        fake, gate, renderer, values = start_fakes(name, stack)
+        fake, gate, renderer, renderer_gate, values = start_fakes(name, stack)
         values = {"deadline_seconds": 3.0, "public_base_url": f"http://127.0.0.1:{port}", **values, **overrides}
         settings = booth_settings(tmp, **values)
-        app = create_app(settings, {})  # no replacements: the built-in provider modules serve every tab
+        app = create_app(settings, classes or {})  # by default the built-in provider modules serve every tab
         url = stack.enter_context(serve(app, port=port))
-        yield Tab(name, Booth(url, settings, app), fake, gate, renderer)
+        yield Tab(name, Booth(url, settings, app), fake, gate, renderer, renderer_gate)
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,20 @@
 The real provider modules (and their SDKs) talk to the gate as if it were the service; the gate forwards
 each HTTP/1.1 request to the fake behind it on a fresh connection, unless the request carries a fault
 marker, `fault-<mode>-fault`, anywhere in its head or body (the slot's prompt is the natural carrier: every
-provider sends it verbatim — JSON, multipart or url-encoded, the marker survives all three). Then the gate
-does to that request what bad networks and overloaded services do, which an ASGI app cannot:
+provider sends it verbatim — JSON, multipart or url-encoded, the marker survives all three). A marker may
+name its gate, `fault-<mode>-for-<gate>-fault` (letters and hyphens: url-encoding keeps them); then only the
+gate of that name acts on it and the others pass the request on (DeepSeek hands the slot's prompt, marker
+included, to its Gemini renderer when its own call fails; the renderer's gate must not take a fault meant
+for DeepSeek's). Then the gate does to that request what bad networks and overloaded services do, which an
+ASGI app cannot:
 
 - `reset`: a TCP RST after reading the request (SO_LINGER 0),
 - `stall`: read the request, never answer, hold the connection open,
 - `truncated`: the fake's real answer, its head promising the whole body, half the body, then close,
 - `html`: a proxy's `502 Bad Gateway` HTML page instead of the service's JSON,
-- `drip`: the fake's real answer, one body byte every 0.1 s (a connection that is alive but useless).
+- `drip`: the fake's real answer, its body a byte at a time spread over `DRIP_SECONDS` (at least 0.1 s a
+  byte): a connection that is alive but useless for longer than any deadline the tests use, however short
+  the answer (Turbotext's `{"success":true,"queueid":N}` is 30 bytes: at 0.1 s a byte it came in time).
 
 Every request is also recorded (`seen`: the fault applied, or "pass"), so a test proves the fault happened on
 the wire. One gate per fake, shared by a module; the marker makes faults per slot, so a burst mixes them.
@@ -27,17 +33,19 @@ import threading
 from collections.abc import Iterator
 
 FAULTS = ("reset", "stall", "truncated", "html", "drip")
-_MARK = re.compile(rb"fault-(" + b"|".join(f.encode() for f in FAULTS) + rb")-fault")
+_MARK = re.compile(rb"fault-(" + b"|".join(f.encode() for f in FAULTS) + rb")(?:-for-([a-z]+))?-fault")
+DRIP_SECONDS = 20.0
 HTML_PAGE = (
     b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center>"
     b"<hr><center>nginx</center></body></html>"
 )
 
 
-def marker(fault: str) -> str:
-    """The text to put in a prompt to have the gate apply `fault` to the request carrying it."""
+def marker(fault: str, at: str | None = None) -> str:
+    """The text to put in a prompt to have a gate apply `fault` to the request carrying it: every gate,
+    or only the gate named `at`."""
     assert fault in FAULTS, fault
-    return f"fault-{fault}-fault"
+    return f"fault-{fault}-for-{at}-fault" if at else f"fault-{fault}-fault"
 
 
 async def _read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
@@ -71,7 +79,8 @@ def _set_header(head: bytes, name: str, value: str) -> bytes:
 
 
 class FaultGate:
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, name: str = "") -> None:
+        self.name = name
         host_port = upstream.removeprefix("http://").split("/", 1)[0]
         self.upstream_host, _, port = host_port.partition(":")
         self.upstream_port = int(port)
@@ -89,8 +98,7 @@ class FaultGate:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head, body = await _read_message(reader)
-            found = _MARK.search(head + body)
-            fault = found.group(1).decode() if found else "pass"
+            fault = self._fault_in(head + body)
             self.seen.append(fault)
             await self._answer(fault, head, body, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
@@ -98,6 +106,13 @@ class FaultGate:
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
+
+    def _fault_in(self, message: bytes) -> str:
+        for found in _MARK.finditer(message):
+            target = found.group(2)
+            if target is None or target.decode() == self.name:
+                return found.group(1).decode()
+        return "pass"
 
     async def _upstream(self, head: bytes, body: bytes) -> tuple[bytes, bytes]:
         reader, writer = await asyncio.open_connection(self.upstream_host, self.upstream_port)
@@ -135,19 +150,22 @@ class FaultGate:
             return
         if fault == "drip":
             writer.write(answer_head)
+            interval = max(0.1, DRIP_SECONDS / max(1, len(answer_body)))
             for i in range(len(answer_body)):
                 writer.write(answer_body[i : i + 1])
                 await writer.drain()
-                await asyncio.sleep(0.1)
+                if writer.is_closing():
+                    return
+                await asyncio.sleep(interval)
             return
         writer.write(answer_head + answer_body)
         await writer.drain()
 
 
 @contextlib.contextmanager
-def fault_gate(upstream: str) -> Iterator[FaultGate]:
-    """Run a FaultGate in front of `upstream` (a fake's base URL) for the duration of the block."""
-    gate = FaultGate(upstream)
+def fault_gate(upstream: str, name: str = "") -> Iterator[FaultGate]:
+    """Run a FaultGate named `name` in front of `upstream` (a fake's base URL) for the duration of the block."""
+    gate = FaultGate(upstream, name)
     started = threading.Event()
     stop: dict[str, asyncio.Event] = {}
 

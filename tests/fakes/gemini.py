@@ -13,7 +13,9 @@ Modes are queued with `push(mode, times)`; when the queue is empty `default_mode
 "image"). Modes: image, slow, no_image, prompt_blocked, candidate_blocked, rate_limited, unavailable,
 internal, invalid_key, billing, permission_denied, unknown_model, thoughts, text_only, free_tier (429 with a
 free-tier QuotaFailure, `limit: 0` and RetryInfo), account_blocked (finishReason PUP_LIMITED_DISABLED),
-no_access (403 PERMISSION_DENIED without an API-key reason).
+no_access (403 PERMISSION_DENIED without an API-key reason), broken_image (a STOP candidate whose inline
+"image/png" bytes are no image). A request whose text carries `fake-mode-<mode>-mode` is answered in that mode
+instead (before the queue): slots of one server then get different answers in one burst.
 
 Like the real service it serves `GET /v1beta/models` (paged, `pageSize`/`pageToken`) from `catalogue`, answers
 404 NOT_FOUND to generateContent for a model it does not list, and 400 INVALID_ARGUMENT to an `imageSize`
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -238,7 +241,8 @@ class GeminiFake:
                     }
                 ],
             )
-        return await self._answer(self._next_mode(), received, request)
+        chosen = _MODE_IN_TEXT.search(received.text)
+        return await self._answer(chosen.group(1) if chosen else self._next_mode(), received, request)
 
     def _record(self, model: str, request: Request, body: dict[str, Any]) -> Received:
         images: list[SentImage] = []
@@ -331,6 +335,10 @@ class GeminiFake:
                 "usageMetadata": {"promptTokenCount": 1290},
             }
         )
+
+    def _broken_image(self, received: Received) -> JSONResponse:
+        broken = {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(b"\x89PNG but not").decode()}}
+        return _candidate([{"text": "Here is the picture."}, broken])
 
     def _candidate_blocked(self, received: Received) -> JSONResponse:
         candidate = {
@@ -460,4 +468,12 @@ ANSWERS = {
     "free_tier": GeminiFake._free_tier,
     "account_blocked": GeminiFake._account_blocked,
     "no_access": GeminiFake._no_access,
+    "broken_image": GeminiFake._broken_image,
 }
+_MODE_IN_TEXT = re.compile(r"fake-mode-([a-z_]+)-mode")
+
+
+def mode_marker(mode: str) -> str:
+    """The text to put in a slot's prompt to have the fake answer that slot's requests in `mode`."""
+    assert mode == "slow" or mode in ANSWERS, mode
+    return f"fake-mode-{mode}-mode"

@@ -64,7 +64,10 @@ async def test_waiting_work_runs_earliest_deadline_first(workers: ImageWorkers, 
     # queued in arrival order 30, 10, 20: served 10, 20, 30
     waiting = [asyncio.create_task(workers.run(now + d, worker_tasks.append, str(order), name)) for d, name in
                [(30, "late"), (10, "soon"), (20, "middle")]]  # fmt: skip
-    await asyncio.sleep(0.1)
+    for _ in range(1000):  # the three tasks reach the queue (polled: the pool has no event for it)
+        if workers.queued >= 3:
+            break
+        await asyncio.sleep(0.01)
     assert not order.exists() and workers.queued == 3 and workers.busy == 1
     flag.touch()
     await asyncio.gather(first, *waiting)

@@ -11,6 +11,7 @@ from boothgate.settings import settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+MAKEFILE = ROOT / "Makefile"
 SETTINGS_PAGE = ROOT / "docs" / "settings.md"
 
 
@@ -32,7 +33,11 @@ def test_settings_table_matches_the_code() -> None:
 def test_readme_is_short_and_names_the_two_commands() -> None:
     text = README.read_text()
     assert len(text.splitlines()) <= 250, "README.md is for a first read: move the detail into docs/"
-    assert "make run" in text and "make test" in text
+    named = set(re.findall(r"`make ([a-z][a-z-]*)[ `]|^make ([a-z][a-z-]*)\b", text, re.M))
+    commands = {a or b for a, b in named}
+    assert {"run", "test"} <= commands, f"README names the two commands as commands: {sorted(commands)}"
+    targets = set(re.findall(r"^([a-z][a-z-]*):", MAKEFILE.read_text(), re.M))
+    assert commands <= targets, f"README names make targets the Makefile lacks: {sorted(commands - targets)}"
     assert "](docs/settings.md)" in text, "README links to the settings table"
     assert "](docs/ru/index.md)" in text, "README links to the Russian quick start"
 

@@ -145,7 +145,7 @@ async def test_every_failure_falls_back_to_the_slot_prompt_within_the_budget(boo
         assert notes["code"] == code, (mode, notes)
         assert notes["reason"], mode
         assert notes["instruction"] is None
-        assert notes["seconds"] <= STAGE_SECONDS + 0.3, (mode, notes["seconds"])
+        assert notes["seconds"] <= STAGE_SECONDS + 0.5, (mode, notes["seconds"])  # the stage's own clock
     assert len(deepseek.received) == len(FAILURES)
     assert len(RecordingRenderer.renders) == len(FAILURES)
 

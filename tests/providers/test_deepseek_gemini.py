@@ -164,5 +164,5 @@ async def test_every_deepseek_failure_renders_the_slot_prompt_in_time(
     assert notes["deepseek"]["status"] == "fallback"
     assert notes["deepseek"]["code"] == code
     assert notes["deepseek"]["instruction"] is None
-    assert notes["deepseek"]["seconds"] <= STAGE + 0.3
+    assert notes["deepseek"]["seconds"] <= STAGE + 0.5  # the stage's own clock, 0.5 s of slack
     assert looks_inverted(mean_colour(answer.body, (0.05, 0.1, 0.45, 0.9)), PHOTO_TINT)

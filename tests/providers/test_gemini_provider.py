@@ -316,7 +316,8 @@ async def test_slow_answer_is_cut_at_the_deadline(provider: GeminiProvider, fake
     request = job(deadline=1.5)
     with pytest.raises(DeadlineReached):
         await provider.run(request)
-    assert time.monotonic() - request.deadline.at < 0.3
+    # cut at the deadline, not when the fake's 5 s answer came: 0.5 s of slack for a loaded machine
+    assert time.monotonic() - request.deadline.at < 0.5
 
 
 async def test_slow_answer_within_the_deadline_succeeds(provider: GeminiProvider, fake: GeminiFake) -> None:
@@ -423,10 +424,3 @@ def test_options_schema_has_descriptions_and_defaults() -> None:
         assert field.get("description"), name
         assert "default" in field, name
     assert GeminiOptions().model_dump() == {"model": "", "aspect_ratio": "auto", "image_size": "auto"}
-
-
-def test_provider_capabilities() -> None:
-    assert GeminiProvider.kinds == frozenset(Kind)
-    assert not GeminiProvider.needs_public_urls
-    assert GeminiProvider.key_setting == "gemini_api_key"
-    assert 1_000_000 <= GeminiProvider.max_input_pixels <= 4_000_000

@@ -50,10 +50,9 @@ async def test_openai_unreachable_is_retried_then_unavailable_before_the_deadlin
         ProviderContext(booth_settings(tmp_path, openai_api_key=KEY, openai_base_url=closed), http)
     )
     job = request(OpenAIOptions())
-    started = time.monotonic()
     with pytest.raises(BoothError) as failed:
         await provider.run(job)
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() < job.deadline.at + 0.5  # gave up for want of time, not after it
     assert failed.value.status == 502 and failed.value.code == "provider_unavailable"
     assert job.notes["attempts"] >= 2
     assert all(problem.startswith("connection") for problem in job.notes["problems"])
@@ -66,10 +65,9 @@ async def test_fal_unreachable_is_retried_then_unavailable_before_the_deadline(
     closed = f"http://127.0.0.1:{free_port()}"
     provider = FalProvider(ProviderContext(booth_settings(tmp_path, fal_api_key=KEY, fal_queue_url=closed), http))
     job = request(FalOptions())
-    started = time.monotonic()
     with pytest.raises(BoothError) as failed:
         await provider.run(job)
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() < job.deadline.at + 0.5  # gave up for want of time, not after it
     assert failed.value.status == 502 and failed.value.code == "provider_unavailable"
     assert job.notes["attempts"] >= 2
 

@@ -221,5 +221,8 @@ async def test_a_slow_job_answers_504_in_time_and_stops_asking(start: Start, fak
     answer = await booth.post("turbotext", 1, PHOTO)
     answered = time.monotonic()
     assert answer.status == 504 and answer.json()["error"] == "deadline"
-    assert answer.seconds < 1.5
+    assert answer.seconds < 1.5 + 0.5  # booth side, on a loaded machine; the server's own record is exact:
+    async with booth.api() as client:
+        job = (await client.get(f"/api/jobs/{answer.json()['job_id']}")).json()
+    assert job["total_seconds"] <= 1.5
     await nothing_after(fake, answered)

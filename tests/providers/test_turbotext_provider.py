@@ -269,7 +269,7 @@ async def test_server_errors_until_the_deadline_end_in_time(rig: Rig) -> None:
     request = rig.request(Kind.face_swap, seconds=1.5)
     with pytest.raises(DeadlineReached):
         await rig.provider().run(request)
-    assert time.monotonic() < request.deadline.at + 0.1
+    assert time.monotonic() < request.deadline.at + 0.5
     assert len(rig.fake.calls("create_queue")) >= 3
 
 
@@ -279,7 +279,7 @@ async def test_network_errors_on_create_queue_are_retried_until_the_deadline(rig
     with pytest.raises(DeadlineReached):
         await provider.run(request)
     assert request.notes["attempts"] >= 2
-    assert time.monotonic() < request.deadline.at + 0.1
+    assert time.monotonic() < request.deadline.at + 0.5
 
 
 async def test_malformed_json_is_a_plain_failure(rig: Rig) -> None:
@@ -323,7 +323,7 @@ async def test_a_slow_job_stops_at_the_deadline_and_asks_nothing_after(rig: Rig)
     with pytest.raises(DeadlineReached):
         await rig.provider().run(request)
     ended = time.monotonic()
-    assert ended < request.deadline.at + 0.1
+    assert ended < request.deadline.at + 0.5
     await asyncio.sleep(0.3)
     assert rig.fake.incoming_after(ended) == []
     assert len(rig.fake.calls("get_result")) >= 5
@@ -393,7 +393,7 @@ async def test_webhook_mode_gives_up_at_the_deadline(rig: Rig) -> None:
     request = rig.request(Kind.background, seconds=1.0)
     with pytest.raises(DeadlineReached):
         await rig.provider(turbotext_mode="webhook").run(request)
-    assert time.monotonic() < request.deadline.at + 0.1
+    assert time.monotonic() < request.deadline.at + 0.5
     assert len(rig.fake.calls("get_result")) == 1
 
 

@@ -2,7 +2,9 @@
 
 On restart the interrupted jobs are failed with reason `interrupted`, their originals are in trash
 with sidecars, an upload that was still arriving is trashed too, the database is consistent, and the
-server serves. The logs of both runs never show the upload password, the admin password or a key.
+server serves. The logs of both runs never show the upload password, the admin password or a key. The
+Gemini tab is the real module and SDK; its wire fake runs in the test process (slot 1's prompt asks it to
+hold the photo for 30 s, so the jobs are at the provider when the server is killed).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import pytest
 from boothgate.cli.booth_client import post_photo_async
 from tests.bad_inputs import MULTIPART, booth_form
 from tests.conftest import ADMIN, UPLOAD_PASSWORD, make_jpeg
-from tests.fakes.server import free_port
+from tests.fakes.gemini import GeminiFake, mode_marker
+from tests.fakes.server import free_port, serve
 
 REPO = Path(__file__).resolve().parents[2]
 GEMINI_KEY = "AIzaSy-crash-test-key-0123456789abcdef"
@@ -36,8 +39,8 @@ GEMINI_KEY = "AIzaSy-crash-test-key-0123456789abcdef"
 class ServerProcess:
     """`python -m tests.fakes.crash_app` with its data in `data_dir`; stderr kept in `log`."""
 
-    def __init__(self, data_dir: Path, log: Path) -> None:
-        self.data_dir, self.log = data_dir, log
+    def __init__(self, data_dir: Path, log: Path, gemini_url: str) -> None:
+        self.data_dir, self.log, self.gemini_url = data_dir, log, gemini_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -51,6 +54,7 @@ class ServerProcess:
             BOOTHGATE_ADMIN_PASSWORD=ADMIN[1],
             BOOTHGATE_UPLOAD_PASSWORD=UPLOAD_PASSWORD,
             BOOTHGATE_GEMINI_API_KEY=GEMINI_KEY,
+            BOOTHGATE_GEMINI_BASE_URL=self.gemini_url,
             BOOTHGATE_DEADLINE_SECONDS="20",
             BOOTHGATE_UPLOAD_IDLE_TIMEOUT_SECONDS="20",
         )
@@ -77,8 +81,16 @@ class ServerProcess:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    running = ServerProcess(tmp_path / "data", tmp_path / "server.log")
+def gemini() -> Iterator[tuple[GeminiFake, str]]:
+    fake = GeminiFake(api_key=GEMINI_KEY)
+    fake.slow_seconds = 30
+    with serve(fake.app) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def server(tmp_path: Path, gemini: tuple[GeminiFake, str]) -> Iterator[ServerProcess]:
+    running = ServerProcess(tmp_path / "data", tmp_path / "server.log", gemini[1])
     yield running
     if running.process is not None and running.process.poll() is None:
         running.kill(signal.SIGKILL)
@@ -117,15 +129,17 @@ def _plant_unrecorded_photo(data_dir: Path) -> tuple[str, bytes]:
     return job_id, photo
 
 
-async def test_sigkill_in_the_middle_of_jobs_loses_no_photo(server: ServerProcess) -> None:
+async def test_sigkill_in_the_middle_of_jobs_loses_no_photo(
+    server: ServerProcess, gemini: tuple[GeminiFake, str]
+) -> None:
+    fake = gemini[0]
     server.start()
     async with _api(server) as api:
-        for number, delay in ((1, 30), (2, 0)):
+        for number, prompt in ((1, f"x {mode_marker('slow')}"), (2, "x")):
             response = await api.put(
-                f"/api/slots/gemini/{number}",
-                json={"enabled": True, "prompt": "x", "options": {"delay_seconds": delay}},
+                f"/api/slots/gemini/{number}", json={"enabled": True, "kind": "prompt", "prompt": prompt}
             )
-            assert response.status_code == 200
+            assert response.status_code == 200, response.text
         done = await post_photo_async(f"{server.url}/booth/gemini/2", make_jpeg(320, 240, seed=80), UPLOAD_PASSWORD)
         assert done.status == 200
 
@@ -138,7 +152,8 @@ async def test_sigkill_in_the_middle_of_jobs_loses_no_photo(server: ServerProces
 
         async def all_running() -> bool:
             jobs = (await api.get("/api/jobs?status=running")).json()
-            return len(jobs) == 3 and any((server.data_dir / "incoming").glob("*.part"))
+            at_gemini = sum(mode_marker("slow") in r.text for r in fake.received)
+            return len(jobs) == 3 and at_gemini == 3 and any((server.data_dir / "incoming").glob("*.part"))
 
         await _wait_for(all_running)
         server.kill(signal.SIGKILL)

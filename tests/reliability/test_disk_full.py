@@ -195,3 +195,35 @@ async def test_no_space_while_receiving_answers_507(tab: Tab, small_disk: Path) 
     assert not list((booth.settings.data_dir / "incoming").iterdir()), "nothing left half-received"
     again = await booth.post("gemini", 4, photo())
     assert again.status == 200, again.body[:300]
+
+
+async def test_a_disk_full_for_the_database_and_the_journal_gives_up_the_reserve_and_loses_no_row(
+    tab: Tab, small_disk: Path
+) -> None:
+    """The whole disk fills while Gemini holds the photo: the database's write of the job fails (the kernel's
+    ENOSPC under SQLite) and the journal's append too, until the journal gives up its reserve — the failure
+    is still recorded. Once space is back the row reaches the database and the reserve is set aside again."""
+    booth = tab.booth
+    journal = booth.services.ingest.recorder.journal
+    await _until(lambda: journal.reserve.exists(), "the reserve is set aside at start")
+    await booth.configure("gemini", 5, kind="prompt", prompt="x")
+    data = photo()
+    answer = await _post_and_fill_at_the_provider(tab, small_disk, 5, data, leave=0)
+    assert (answer.status, answer.json()["error"]) == (507, "storage_failed"), answer.body[:300]
+    job_id = str(answer.json()["job_id"])
+    assert not journal.reserve.exists(), "the reserve was given up so the failure could be written"
+    assert job_id in journal.path.read_text(), "the job's row is in the journal"
+
+    _free(small_disk)
+    await _journal_drained(booth)
+    job = await _job(booth, job_id)
+    assert (job["status"], job["error"], job["in_trash"]) == ("failed", "storage_failed", True)
+    assert job["meta"]["id"] == "full-5"
+    await _until(lambda: journal.reserve.exists(), "the reserve is taken back once there is room")
+
+
+async def _until(condition: Any, what: str, seconds: float = 15.0) -> None:
+    until = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < until, what
+        await asyncio.sleep(0.05)

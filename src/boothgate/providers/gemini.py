@@ -233,9 +233,12 @@ class GeminiProvider(GeminiLive, Provider):
                 raise ProviderRefused(answer.refusal)
             notes["problems"].append(answer.missing or "no image")
             empty_answers += 1
-            if empty_answers >= self.max_empty_answers:
+            # Out of tries or out of time, an answer without an image stays "no image" (not "kept failing"):
+            # the booth's code must not depend on how fast the machine was.
+            if empty_answers >= self.max_empty_answers or not request.deadline.fits(self.min_attempt_seconds):
                 raise ProviderFailed(
-                    f"Gemini answered without an image {empty_answers} times ({_summary(notes)}).",
+                    f"Gemini answered without an image ({empty_answers} of {notes['attempts']} attempts: "
+                    f"{_summary(notes)}).",
                     code="provider_no_image",
                 )
 
@@ -370,12 +373,18 @@ class GeminiProvider(GeminiLive, Provider):
             raise self._out_of_time(notes)
 
     @staticmethod
-    def _out_of_time(notes: dict[str, Any]) -> DeadlineReached | ProviderFailed:
+    def _out_of_time(notes: dict[str, Any]) -> DeadlineReached | ProviderFailed | RateLimited:
         """No time for another attempt. When Gemini kept failing (5xx, connection) that is a provider
-        failure (502); only when it was merely slow is it the deadline (504)."""
+        failure (502); when its last answer was a rate limit, still the rate limit (429, the booth's
+        "quota" answer, whether or not its retry delay was waited out first); only when it was merely slow
+        is it the deadline (504)."""
         attempts = notes["attempts"]
         detail = f"{attempts} attempt{'s' * (attempts != 1)}: {_summary(notes)}"
         problems = notes.get("problems", [])
+        if problems and problems[-1].startswith("429"):
+            return RateLimited(
+                f"Gemini is rate-limiting this key and there is no time left for another try ({detail})."
+            )
         if problems and problems[-1] != "no answer in time":
             return ProviderFailed(
                 f"Gemini kept failing and there is no time left for another try ({detail}).",
