@@ -53,6 +53,11 @@ class CorruptImage(BoothError):
 class RateLimited(BoothError):
     status, code = 429, "rate_limited"
 
+    def __init__(self, message: str, *, code: str | None = None, wait: float | None = None) -> None:
+        super().__init__(message, code=code)
+        # The rest the service asked for (Retry-After), when it named one: several keys rest this key for it.
+        self.wait = wait
+
 
 class Cancelled(BoothError):
     """The client API's caller cancelled the job (nginx's 499: the client went away)."""

@@ -31,6 +31,7 @@ from boothgate.operator.slots import SlotService
 from boothgate.providers import transport
 from boothgate.providers.base import Provider, ProviderContext
 from boothgate.providers.capabilities import RefusedCapabilities
+from boothgate.providers.key_figures import KeyFigures
 from boothgate.providers.keys import KeyPools
 from boothgate.providers.registry import Registry
 from boothgate.records import recovery, stats
@@ -113,6 +114,7 @@ class Services:
     desk: JobDesk = field(init=False)
     batches: Batches = field(init=False)
     webhooks: Webhooks = field(init=False)
+    key_figures: KeyFigures = field(init=False)  # issue 28: calls and failures per key, kept in the database
 
     @property
     def settings(self) -> Settings:
@@ -133,6 +135,8 @@ class Services:
         refusals = RefusedCapabilities(db)
         await refusals.load()
         key_pools = KeyPools()
+        key_figures = KeyFigures(db, key_pools)
+        await key_figures.load()  # a key's calls and failures continue from the last run
         registry = Registry(
             ProviderContext(settings, http, images=imaging.workers, refusals=refusals, keys=key_pools),
             provider_classes,
@@ -177,6 +181,7 @@ class Services:
         # Guessing page tokens: an address that keeps asking for ones that do not exist is locked out.
         services.share_throttle = Throttle(SHARE_GUESSES, SHARE_LOCKOUT_SECONDS)
         services.events, services.budget = events, budget
+        services.key_figures = key_figures
         services.exports = Exports(db, media)
         services.api_keys = ApiKeys(db, today=stats.start_of_today)
         services.webhooks = Webhooks(db, services.work.queue, lambda: config.settings.webhooks_allow_private)
@@ -213,6 +218,7 @@ class Services:
         await recovery.recover(jobs, media)
         services.retention = Retention(lambda: config.settings, media, db)
         services.tasks.append(asyncio.create_task(services.retention.run_forever()))
+        services.tasks.append(asyncio.create_task(key_figures.run_forever()))
         services.tasks.append(asyncio.create_task(event_cleanup.run_forever(lambda: config.settings, media, db)))
         services.work.start()  # after every handler is registered and the journal is drained
         services.batches.runner.start()
@@ -245,6 +251,7 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.budget.drain()
+        await self.key_figures.flush_quietly()  # the last figures before the stop
         await self.registry.aclose()
         await self.http.aclose()
         self.imaging.close()

@@ -522,6 +522,14 @@ class Settings(BaseSettings):
         description="AI upscale (a fal slot option): skipped, keeping the ordinary resampling, when less than this "
         "many seconds are left before the booth's deadline.",
     )
+    fal_upscale_price_per_megapixel_usd: float = Field(
+        0.03,
+        ge=0,
+        le=10,
+        description="What an AI upscale costs per megapixel of the upscaled image, for statistics (fal's "
+        "clarity-upscaler page: $0.03 per megapixel, read 2026-12-02; other upscalers are priced differently, "
+        "so a slot can set its own upscale price).",
+    )
     fal_inputs: Literal["data_uri", "media_link"] = Field(
         "data_uri",
         description="How photos reach fal.ai: data_uri (inside the request, no public address needed) or "

@@ -77,6 +77,11 @@ class Received:
 class FakeDeepSeek:
     def __init__(self, api_key: str = API_KEY) -> None:
         self.api_key = api_key
+        # Several keys per provider: further accepted keys, and a per-key mode (e.g. "rate_limited", "balance")
+        # that wins over the queue for requests carrying that key.
+        self.more_keys: set[str] = set()
+        self.key_modes: dict[str, str] = {}
+        self.retry_after = "30"
         self.default_mode = "instruction"
         self.instruction = INSTRUCTION
         self.slow_seconds = 5.0
@@ -103,13 +108,13 @@ class FakeDeepSeek:
 
     # --- the model list and the balance (what the connection check asks) ---------------------------
     async def _models(self, request: Request) -> Response:
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+        if not self._accepted(request.headers.get("authorization")):
             return _error(401, "Authentication Fails, Your api key is invalid", "authentication_error")
         data = [{"id": model, "object": "model", "owned_by": "deepseek"} for model in self.models]
         return JSONResponse({"object": "list", "data": data})
 
     async def _balance(self, request: Request) -> Response:
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+        if not self._accepted(request.headers.get("authorization")):
             return _error(401, "Authentication Fails, Your api key is invalid", "authentication_error")
         infos = [{"currency": "USD", "total_balance": "0.00" if not self.balance_available else "4.20"}]
         return JSONResponse({"is_available": self.balance_available, "balance_infos": infos})
@@ -117,7 +122,7 @@ class FakeDeepSeek:
     # --- the endpoint -------------------------------------------------------------------------
     async def _chat(self, request: Request) -> Response:
         authorization = request.headers.get("authorization")
-        if authorization != f"Bearer {self.api_key}":
+        if not self._accepted(authorization):
             return _error(401, "Authentication Fails, Your api key is invalid", "authentication_error")
         try:
             body = json.loads(await request.body())
@@ -125,13 +130,20 @@ class FakeDeepSeek:
         except (ValueError, KeyError, TypeError, OSError) as exc:
             return _error(400, f"Invalid request: {exc}", "invalid_request_error")
         self.received.append(Received(authorization, body, images, texts))
-        return await self._answer(self._mode(), body, request)
+        key = (authorization or "").removeprefix("Bearer ")
+        return await self._answer(self.key_modes.get(key) or self._mode(), body, request)
+
+    def _accepted(self, authorization: str | None) -> bool:
+        key = (authorization or "").removeprefix("Bearer ")
+        return key == self.api_key or key in self.more_keys
 
     async def _answer(self, mode: str, body: dict[str, Any], request: Request) -> Response:
         if mode == "balance":
             return _error(402, "Insufficient Balance", "unknown_error")
         if mode == "rate_limited":
-            return _error(429, "Rate Limit Reached", "rate_limit_error")
+            limited = _error(429, "Rate Limit Reached", "rate_limit_error")
+            limited.headers["Retry-After"] = self.retry_after
+            return limited
         if mode == "unavailable":
             return _error(503, "Server Overloaded", "server_error")
         if mode == "invalid_key":

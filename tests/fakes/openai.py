@@ -104,6 +104,7 @@ def _error(
 class FakeOpenAI:
     def __init__(self, api_key: str = API_KEY) -> None:
         self.api_key = api_key
+        self.more_keys: set[str] = set()  # further keys it accepts (several keys per provider, issue 28)
         self.models = list(MODELS)
         self.default_mode = "image"
         self.slow_seconds = 5.0
@@ -131,6 +132,7 @@ class FakeOpenAI:
         self._queue.clear()
         self.models = list(MODELS)
         self.refused_fields = {}
+        self.more_keys = set()
 
     def push(self, mode: str, times: int = 1) -> None:
         self._queue.extend([mode] * times)
@@ -143,7 +145,7 @@ class FakeOpenAI:
         return self.received[-1]
 
     def _authorised(self, request: Request) -> bool:
-        return request.headers.get("authorization") == f"Bearer {self.api_key}"
+        return request.headers.get("authorization") in {f"Bearer {k}" for k in (self.api_key, *self.more_keys)}
 
     # --- models ---------------------------------------------------------------------------------
     async def _models(self, request: Request) -> Response:

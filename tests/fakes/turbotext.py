@@ -21,6 +21,8 @@ Switches (plain attributes, set them before posting):
   link_failures   the result link answers 404 this many times first
   link_style      by_method | top | data | relative (where the finished answer puts the link)
   webhook_deliveries  how many times a finished job is POSTed to its webhook (0 = lost, 2 = duplicate)
+  more_keys       further keys the fake accepts besides `api_key` (several keys per provider)
+  limited_keys    keys answered HTTP 429 with `Retry-After: retry_after` (a per-key rate limit)
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Received:
     form: dict[str, str]
     content_type: str
     authorized: bool
+    key: str = ""  # the Bearer key the request carried
 
     @property
     def do(self) -> str:
@@ -79,6 +82,7 @@ class Job:
     width: int
     height: int
     polls: int = 0
+    key: str = ""  # the account's key that queued it: another key does not find the queue
 
 
 @dataclass
@@ -96,6 +100,9 @@ class FakeTurbotext:
     slow_seconds: float = 0.0  # every API answer waits this long first
     bad_key_status: int = 200
     bad_key_text: str = "Неверный API ключ"
+    more_keys: set[str] = field(default_factory=set)
+    limited_keys: set[str] = field(default_factory=set)
+    retry_after: str = "30"
     received: list[Received] = field(default_factory=list)
     fetches: list[Fetch] = field(default_factory=list)
     downloads: list[tuple[float, str, int]] = field(default_factory=list)
@@ -140,12 +147,19 @@ class FakeTurbotext:
     async def _api(self, request: Request) -> Response:
         method = request.path_params["method"]
         form = {k: str(v) for k, v in (await request.form()).items()}
-        authorized = request.headers.get("authorization") == f"Bearer {self.api_key}"
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        authorized = key == self.api_key or key in self.more_keys
         self.received.append(
-            Received(time.monotonic(), request.url.path, form, request.headers.get("content-type", ""), authorized)
+            Received(time.monotonic(), request.url.path, form, request.headers.get("content-type", ""), authorized, key)
         )
         if self.slow_seconds:
             await asyncio.sleep(self.slow_seconds)
+        if authorized and key in self.limited_keys:
+            return JSONResponse(
+                {"success": False, "error": "Too many requests"},
+                status_code=429,
+                headers={"Retry-After": self.retry_after},
+            )
         if not authorized:
             return JSONResponse({"success": False, "error": self.bad_key_text}, status_code=self.bad_key_status)
         if method == "available_api":
@@ -153,12 +167,12 @@ class FakeTurbotext:
         if self.mode == "malformed":
             return Response("<html><body>502 Bad Gateway</body></html>", media_type="text/html")
         if form.get("do") == "create_queue":
-            return await self._create_queue(method, form, str(request.base_url))
+            return await self._create_queue(method, form, str(request.base_url), key)
         if form.get("do") == "get_result":
-            return self._get_result(form.get("queueid", ""), str(request.base_url))
+            return self._get_result(form.get("queueid", ""), str(request.base_url), key)
         return JSONResponse({"success": False, "error": "Неизвестное действие"})
 
-    async def _create_queue(self, method: str, form: dict[str, str], base_url: str) -> Response:
+    async def _create_queue(self, method: str, form: dict[str, str], base_url: str, key: str = "") -> Response:
         if self.create_failures > 0:
             self.create_failures -= 1
             return Response("Internal Server Error", status_code=500)
@@ -180,7 +194,7 @@ class FakeTurbotext:
         job_id = str(secrets.randbelow(9_000_000) + 1_000_000)
         name = f"{secrets.token_hex(8)}.png"
         self.results[name] = _mirror_png(guest)
-        self.jobs[job_id] = Job(method, form, name, guest.width, guest.height)
+        self.jobs[job_id] = Job(method, form, name, guest.width, guest.height, key=key)
         if "webhook" in form:
             self._spawn(self._deliver(form["webhook"], job_id, base_url))
             return JSONResponse({"success": True, "asyncid": int(job_id)})
@@ -195,9 +209,9 @@ class FakeTurbotext:
         methods = [{"name": name, "description": f"{name} (fake)"} for name in sorted(REQUIRED)]
         return JSONResponse({"success": True, "error": "", "available_api": methods})
 
-    def _get_result(self, queue_id: str, base_url: str) -> Response:
+    def _get_result(self, queue_id: str, base_url: str, key: str = "") -> Response:
         job = self.jobs.get(queue_id)
-        if job is None:
+        if job is None or (key and job.key and key != job.key):
             return JSONResponse({"success": False, "error": "Очередь не найдена"})
         if self.mode == "slow" or job.polls < self.reconnects:
             job.polls += 1

@@ -271,6 +271,14 @@ async def test_an_upscale_slot_answers_at_the_print_size_and_skips_when_time_is_
     with Image.open(io.BytesIO(result.data)) as im:
         assert im.size == (960, 720)
     assert result.notes["upscale"] == "fal-ai/esrgan ×3"
+    # The upscale is paid too: fal's price per megapixel of the upscaled 960×720 image, added to the job's cost.
+    upscale_cost = 960 * 720 / 1_000_000 * settings.fal_upscale_price_per_megapixel_usd
+    assert result.notes["upscale_cost_usd"] == pytest.approx(upscale_cost) and upscale_cost > 0
+    assert result.notes["cost_usd"] == pytest.approx(0.08 + upscale_cost)  # Nano Banana 2.1 at 1K + the upscale
+    own_price = request(FalOptions(upscale_model="fal-ai/esrgan", upscale_price_usd=0.002), kind=Kind.prompt)
+    own_price.result_aspect = (960, 720)
+    fixed = await fal.run(own_price)
+    assert fixed.notes["cost_usd"] == pytest.approx(0.08 + 0.002)  # the slot's own upscale price
 
     # An upscale needs 10 s here and the photo has 5 s in all: the result keeps its size, no upscaler is paid.
     hurried = FalProvider(ProviderContext(settings.model_copy(update={"fal_upscale_min_seconds": 10.0}), http))
@@ -280,3 +288,4 @@ async def test_an_upscale_slot_answers_at_the_print_size_and_skips_when_time_is_
     skipped = await hurried.run(short)
     assert [s.model for s in fake.submits] == ["google/nano-banana-2.1/edit"]
     assert skipped.notes["upscale"] == "skipped: too little time left"
+    assert "upscale_cost_usd" not in skipped.notes and skipped.notes["cost_usd"] == pytest.approx(0.08)

@@ -159,6 +159,11 @@ async def test_a_reference_made_from_a_prompt_is_stored_and_used_by_the_next_pho
         assert made.status_code == 200, made.text
         draft = made.json()
         assert draft["cost_usd"] == pytest.approx(0.0336)
+        # Paid now, kept or not: the statistics count it beside the booth's costs, not as a photo.
+        figures = (await client.get("/api/stats")).json()
+        assert figures["operator_spend"]["gemini"]["all_time"] == {"count": 1, "cost_usd": pytest.approx(0.0336)}
+        assert figures["operator_spend"]["gemini"]["today"]["count"] == 1
+        assert figures["providers"]["gemini"]["all_time"]["received"] == 0
         [asked] = fake.received
         assert asked.images == [] and "a sunny beach at noon" in asked.text  # text only: no photo involved
         preview = await client.get(draft["preview_url"])

@@ -16,7 +16,7 @@ from boothgate.web.app import create_app
 from tests.conftest import ADMIN, booth_settings
 from tests.fakes.gemini import GeminiFake
 from tests.fakes.server import serve
-from tests.web.conftest import CHROMIUM, TIMEOUT_MS
+from tests.web.conftest import CHROMIUM, TIMEOUT_MS, admin_page
 from tests.web.test_ui_browser import jpeg_file, screenshot
 
 pytestmark = pytest.mark.browser
@@ -115,3 +115,50 @@ def test_the_settings_page_lists_keys_and_refusals_at_both_widths(browser: Any, 
             )
             screenshot(section, f"settings-providers-field-{width}-{lang}.png")
             assert not page.errors
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_a_reference_made_from_a_prompt_shows_above_at_once_on_a_phone(browser: Any, url: str, lang: str) -> None:
+    """The card's first-reference preview follows the ordered list without a reload: a reference made from a
+    prompt (priced and confirmed first) appears above as soon as it is kept, and goes when it is removed; a
+    reference uploaded above appears in the list."""
+    number = 2 if lang == "ru" else 3
+    httpx.put(
+        f"{url}/api/slots/gemini/{number}", json={"enabled": True, "kind": "background", "prompt": "x"}, auth=ADMIN
+    )
+    with admin_page(browser, url, viewport={"width": 390, "height": 844}) as page:
+        page.goto(f"/tabs/gemini/{number}?lang={lang}")
+        card = page.locator(f"#slot-{number}")
+        block = card.locator("[data-references]")
+        preview = card.locator(".ref-preview")
+        expect(preview).to_be_hidden()
+        block.locator(".refs-make summary").click()
+        block.locator(".refs-prompt").fill("a sunny beach at noon")
+        asked: list[str] = []
+
+        def accept(dialog: Any) -> None:
+            asked.append(dialog.message)
+            dialog.accept()
+
+        page.once("dialog", accept)
+        block.locator(".refs-generate").click()
+        expect(block.locator(".refs-draft")).to_be_visible()
+        assert asked and "$0.034" in asked[0], asked  # it said what it costs before paying
+        assert (block.locator(".refs-draft").get_attribute("src") or "").startswith(
+            f"/api/slots/gemini/{number}/references/drafts/"
+        )
+        block.locator(".refs-keep").click()
+        expect(block.locator(".refs-item")).to_have_count(1)
+        expect(preview).to_be_visible()  # the first reference, above, at once
+        expect(preview).to_have_attribute("src", re.compile(rf"/api/slots/gemini/{number}/reference/thumbnail"))
+        assert card.get_attribute("data-has-reference") == "true"
+        block.locator(".refs-item .refs-remove").click()
+        expect(block.locator(".refs-item")).to_have_count(0)
+        expect(preview).to_be_hidden()
+        # The other way: the reference uploaded above is the list's first at once.
+        card.locator(".ref-file").set_input_files(files=[jpeg_file(width=640, height=480, seed=7)])
+        expect(block.locator(".refs-item")).to_have_count(1)
+        expect(preview).to_be_visible()
+        fits(page)
+    stored = httpx.get(f"{url}/api/slots/gemini/{number}", auth=ADMIN).json()
+    assert len(stored["references"]) == 1 and stored["has_reference"]

@@ -88,6 +88,8 @@ class CheckResult:
     ok: bool
     message: str
     seconds: float = 0.0
+    # The service refused the key itself (authentication, billing): with several keys it is flagged.
+    key_refused: bool = False
 
 
 @dataclass

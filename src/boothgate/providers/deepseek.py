@@ -24,10 +24,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from boothgate.deadline import Deadline
-from boothgate.errors import ProviderNotConfigured
+from boothgate.errors import BoothError, ProviderNotConfigured
 from boothgate.providers.base import Kind, Provider, ProviderContext, ProviderRequest, ProviderResult
 from boothgate.providers.deepseek_live import DeepSeekLive
 from boothgate.providers.deepseek_writer import InstructionWriter, StageFailed, Written, close_quietly
+from boothgate.providers.key_turn import KeyTurn
 from boothgate.providers.registry import TAB_LABELS
 
 log = logging.getLogger("boothgate.providers.deepseek")
@@ -68,7 +69,8 @@ class DeepSeekProvider(DeepSeekLive, Provider):
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
-        self._client: InstructionWriter | None = None
+        # One SDK client per key (several keys: issue 28), built on first use.
+        self._writers: dict[str, InstructionWriter] = {}
         self._building = asyncio.Lock()
 
     # --- the renderer -------------------------------------------------------------------------
@@ -203,10 +205,9 @@ class DeepSeekProvider(DeepSeekLive, Provider):
         request.notes["deepseek"] = notes
         request.notes["model"] = self.settings.deepseek_model
         started = time.monotonic()
+        turn = KeyTurn(self.key_pool(), stage, notes, self.label)  # the stage's notes: the renderer has its own key
         try:
-            written = await (await self._writer()).write(
-                request.kind, request.prompt, request.photo, request.reference, stage, thinking=options.thinking
-            )
+            written = await self._write_with_keys(turn, request, stage, options)
         except StageFailed as failed:
             self._record_failure(request, notes, failed, started)
             return None
@@ -215,6 +216,8 @@ class DeepSeekProvider(DeepSeekLive, Provider):
             crashed = StageFailed("internal", f"The DeepSeek stage failed ({type(exc).__name__}).")
             self._record_failure(request, notes, crashed, started)
             return None
+        finally:
+            turn.release()
         self.last_error = None
         notes.update(
             status="written",
@@ -246,20 +249,49 @@ class DeepSeekProvider(DeepSeekLive, Provider):
         request.notes["cost_usd"] = failed.cost_usd
         log.info("job=%s deepseek fallback code=%s seconds=%.3f", request.job_id, failed.code, notes["seconds"])
 
-    async def _writer(self) -> InstructionWriter:
-        # Built once: a settings change builds a new provider (and closes this one). In a thread: its SDK
-        # client loads the CA certificates (30-70 ms of CPU that would hold up every booth on the loop).
-        key = self.api_key()
+    async def _write_with_keys(
+        self, turn: KeyTurn, request: ProviderRequest, stage: Deadline, options: DeepSeekOptions
+    ) -> Written:
+        """The instruction with the pool's key; with several keys a 429 rests the key and a refused or
+        empty account is taken out, and the stage goes on at once with another key (issue 28)."""
+        try:
+            state = await turn.take()
+        except BoothError as exc:  # every key resting or refused: the slot's own prompt is used
+            raise StageFailed(exc.code, exc.message) from None
+        while True:
+            writer = await self._writer(state.key)
+            try:
+                written = await writer.write(
+                    request.kind, request.prompt, request.photo, request.reference, stage, thinking=options.thinking
+                )
+            except StageFailed as failed:
+                other = None
+                if failed.code == "rate_limited":
+                    other = turn.rest_and_switch(failed.wait)
+                elif failed.code in ("auth", "balance_empty"):
+                    other = turn.flag_and_switch(failed.reason)
+                if other is None:
+                    raise
+                state = other
+                continue
+            turn.succeeded()
+            return written
+
+    async def _writer(self, key: str | None = None) -> InstructionWriter:
+        # Built once per key: a settings change builds a new provider (and closes this one). In a thread: its
+        # SDK client loads the CA certificates (30-70 ms of CPU that would hold up every booth on the loop).
+        key = key or self.api_key()
         if key is None:
             raise StageFailed("not_configured", "The DeepSeek API key is not set.")
         async with self._building:
-            if self._client is None:
-                self._client = await asyncio.to_thread(InstructionWriter, self.settings, key)
-        return self._client
+            if key not in self._writers:
+                self._writers[key] = await asyncio.to_thread(InstructionWriter, self.settings, key)
+        return self._writers[key]
 
     async def aclose(self) -> None:
-        await close_quietly(self._client)
-        self._client = None
+        writers, self._writers = list(self._writers.values()), {}
+        for writer in writers:
+            await close_quietly(writer)
 
 
 def _label(tab: str) -> str:

@@ -24,6 +24,7 @@ from openai.types.chat import ChatCompletion
 
 from boothgate.deadline import Deadline
 from boothgate.providers.base import Kind, PreparedImage
+from boothgate.providers.openai_wire import retry_after_seconds
 
 if TYPE_CHECKING:
     from boothgate.settings import Settings
@@ -74,6 +75,7 @@ class StageFailed(Exception):
     operator_error: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     cost_usd: float = 0.0
+    wait: float | None = None  # a 429's Retry-After: with several keys this key rests for it
 
     def __str__(self) -> str:
         return f"{self.code}: {self.reason}"
@@ -220,7 +222,11 @@ class InstructionWriter:
                 "DeepSeek rejected the API key: check BOOTHGATE_DEEPSEEK_API_KEY on the settings page.",
             )
         if status == 429:
-            return StageFailed("rate_limited", "DeepSeek is at its concurrency limit (429).")
+            return StageFailed(
+                "rate_limited",
+                "DeepSeek is at its concurrency limit (429).",
+                wait=retry_after_seconds(exc.response.headers),
+            )
         if status >= 500:
             return StageFailed("unavailable", f"DeepSeek is unavailable ({status}).")
         operator = None

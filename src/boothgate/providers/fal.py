@@ -15,20 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
+import functools
 import logging
-import math
-import re
-import time
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import httpx
-from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from boothgate.deadline import Deadline
 from boothgate.errors import (
-    BoothError,
     DeadlineReached,
     ProviderFailed,
     ProviderNotConfigured,
@@ -38,7 +32,6 @@ from boothgate.errors import (
 from boothgate.providers import fal_composite
 from boothgate.providers import fal_models as models
 from boothgate.providers.base import (
-    CheckResult,
     Kind,
     ModelInfo,
     PreparedImage,
@@ -48,97 +41,19 @@ from boothgate.providers.base import (
     ProviderResult,
     all_references,
 )
+from boothgate.providers.fal_check import FalCheck
+from boothgate.providers.fal_options import FalOptions
 from boothgate.providers.fal_queue import FalQueue, Retryable, Submitted, detail_text
+from boothgate.providers.fal_upscale import upscale
 from boothgate.providers.key_turn import KeyTurn
 from boothgate.providers.openai_wire import instruction_text
 
 log = logging.getLogger(__name__)
 
-AspectRatio = Literal["auto", "21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21"]
-MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)+$")
 OPERATOR_CODES = frozenset({"provider_auth", "provider_model", "provider_billing"})
 
 
-class LoraWeight(BaseModel):
-    """One LoRA of the slot's style: where fal downloads the weights, and how strongly they apply."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    path: str = Field(..., min_length=8, max_length=500, pattern=r"^https://\S+$", description="URL of the weights.")
-    scale: float = Field(1.0, ge=0, le=4, description="How strongly the LoRA applies (1 = as trained).")
-
-
-class FalOptions(BaseModel):
-    """Slot options of the fal.ai tab."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(
-        models.DEFAULT_MODEL,
-        description="The fal.ai model of this slot. BiRefNet (background slots only) cuts the guests out and "
-        "lays them onto the slot's reference. custom: the model id below.",
-        json_schema_extra={"enum": [*models.CURATED, models.CUSTOM]},
-    )
-    custom_model: str = Field(
-        "", max_length=120, description="Experts: a fal.ai model id, e.g. fal-ai/nano-banana-pro/edit."
-    )
-    custom_style: models.Style = Field(
-        "nano_banana", description="Experts: which argument style the custom model speaks."
-    )
-    aspect_ratio: AspectRatio = Field(
-        "auto", description="Shape of the result. auto: the supported ratio nearest to the photo."
-    )
-    resolution: Literal["1K", "2K", "4K"] = Field(
-        "1K", description="Nano Banana: result resolution (2K and 4K cost more)."
-    )
-    output_format: Literal["jpeg", "png"] = Field("jpeg", description="Format fal.ai draws the result in.")
-    safety_tolerance: Literal["1", "2", "3", "4", "5", "6"] = Field(
-        "2", description="FLUX Kontext: 1 is the strictest safety filter, 6 the most permissive."
-    )
-    price_usd: float | None = Field(
-        None,
-        ge=0,
-        le=1000,
-        description="What one result costs, for statistics. Empty: the price in boothgate's model list.",
-    )
-    loras: list[LoraWeight] = Field(
-        default_factory=list,
-        max_length=5,
-        description="FLUX Kontext + LoRA: the LoRA weights of your own trained styles (URL and scale), sent as "
-        "loras in this order.",
-    )
-    upscale_model: str = Field(
-        "",
-        description="AI upscale: when the result is smaller than the print size, send it through this fal "
-        "upscaler (empty: the ordinary resampling). Skipped when too little time is left.",
-        json_schema_extra={"enum": ["", *models.UPSCALERS]},
-    )
-    extra_arguments: dict[str, Any] = Field(
-        default_factory=dict, description="Experts: more JSON arguments for the model (they override the built ones)."
-    )  # fmt: skip
-
-    @model_validator(mode="after")
-    def _known_model(self) -> FalOptions:
-        self.custom_model = self.custom_model.strip()
-        self.model = models.RENAMED.get(self.model, self.model)  # a slot saved with an id fal has retired
-        if self.model == models.CUSTOM:
-            if not MODEL_ID.match(self.custom_model):
-                raise ValueError("custom model: a fal.ai model id such as fal-ai/nano-banana-pro/edit")
-        elif self.model not in models.CURATED:
-            raise ValueError(f"model: one of {', '.join(models.CURATED)} or custom")
-        if self.loras and self.resolved().style != "kontext_lora":
-            raise ValueError("loras: only the FLUX Kontext + LoRA model takes LoRA weights")
-        if self.upscale_model and self.upscale_model not in models.UPSCALERS:
-            raise ValueError(f"upscale model: one of {', '.join(models.UPSCALERS)} or empty")
-        return self
-
-    def resolved(self) -> models.FalModel:
-        if self.model == models.CUSTOM:
-            return models.custom_model(self.custom_model, self.custom_style)
-        return models.CURATED[self.model]
-
-
-class FalProvider(Provider):
+class FalProvider(FalCheck, Provider):
     name = "fal"
     label = "fal.ai"
     kinds = frozenset(Kind)
@@ -167,48 +82,6 @@ class FalProvider(Provider):
         """fal.ai has no endpoint listing its thousand-odd apps, and most of them are not image edits a
         slot could use. The curated table is what the slot editor can run, so that is the list."""
         return [ModelInfo(m.id, m.label) for m in models.CURATED.values()]
-
-    async def check(self) -> CheckResult:
-        """A status query for a request id that does not exist: free, and it proves the key and the queue
-        address. The URL takes owner/app only (fal's docs: "do not add the endpoint path"; a sub-path answers
-        405). 401/403 = the key is refused. Only a 404 that names the request (the queue looked it up, so the
-        key passed) counts as accepted: a 404 for the app, a 405 or any other answer says the address is wrong."""
-        problem = self.problem()
-        if problem:
-            return CheckResult(False, problem)
-        request_id = "00000000-0000-0000-0000-000000000000"
-        queue = self.settings.fal_queue_url.strip().rstrip("/")
-        url = f"{queue}/{models.app_of(models.DEFAULT_MODEL)}/requests/{request_id}/status"
-        started = time.monotonic()
-        try:
-            response = await self.context.http.get(
-                url, headers={"Authorization": f"Key {self.api_key()}"}, timeout=10.0
-            )
-        except Exception as exc:
-            return CheckResult(
-                False,
-                f"fal.ai could not be reached ({type(exc).__name__}): check BOOTHGATE_FAL_QUEUE_URL.",
-                _since(started),
-            )
-        said = detail_text(_json_or_text(response))
-        status = response.status_code
-        if status in (401, 403):
-            return CheckResult(
-                False,
-                f"fal.ai refused the key ({status}: {said}). Check BOOTHGATE_FAL_API_KEY.",
-                _since(started),
-            )
-        if status >= 500:
-            return CheckResult(False, f"fal.ai answered HTTP {status}; try again in a minute.", _since(started))
-        if status == 404 and "request" in said.lower():
-            self.last_error = None
-            return CheckResult(True, "fal.ai accepts the key.", _since(started))
-        return CheckResult(
-            False,
-            f"fal.ai's queue answered HTTP {status} ({said or 'no detail'}) where it should say the test request "
-            "does not exist: check BOOTHGATE_FAL_QUEUE_URL.",
-            _since(started),
-        )  # fmt: skip
 
     # --- one job ------------------------------------------------------------------------------
     async def run(self, request: ProviderRequest) -> ProviderResult:
@@ -259,11 +132,11 @@ class FalProvider(Provider):
             data, mime = await self._composite(data, request.reference, options.output_format, request.deadline)
             notes["composited"] = True
         if options.upscale_model:
-            data, mime = await self._upscale(queue, options.upscale_model, data, mime, request)
+            attempt = functools.partial(self._attempt, queue)
+            data, mime = await upscale(attempt, self.settings, options, data, mime, request)
         self.last_error = None
-        notes["cost_usd"] = round(
-            options.price_usd if options.price_usd is not None else models.price(model, options.resolution), 6
-        )
+        price = options.price_usd if options.price_usd is not None else models.price(model, options.resolution)
+        notes["cost_usd"] = round(price + float(notes.get("upscale_cost_usd") or 0.0), 6)  # the upscale is paid too
         return ProviderResult(data, mime, dict(notes))
 
     async def _inputs(self, request: ProviderRequest, model: models.FalModel, notes: dict[str, Any]) -> list[str]:
@@ -289,7 +162,7 @@ class FalProvider(Provider):
             try:
                 data, mime = await self._attempts(queue, call, deadline, notes, hand_over_429=turn.several)
             except RateLimited as exc:
-                other = turn.rest_and_switch(getattr(exc, "wait", None))
+                other = turn.rest_and_switch(exc.wait)
                 if other is None:
                     raise
                 state = other
@@ -321,9 +194,9 @@ class FalProvider(Provider):
             except Retryable as retry:
                 notes["problems"].append(retry.note)
                 if retry.rate_limited and hand_over_429:  # several keys: another key goes on at once
-                    limited = RateLimited(f"fal.ai rate limited this key (429); Retry-After {retry.wait}.")
-                    limited.wait = retry.wait  # type: ignore[attr-defined]
-                    raise limited from None
+                    raise RateLimited(
+                        f"fal.ai rate limited this key (429); Retry-After {retry.wait}.", wait=retry.wait
+                    ) from None
                 wait = retry.wait if retry.wait is not None else backoff
                 if retry.rate_limited and retry.wait is None:
                     raise RateLimited("fal.ai is rate limiting requests (429) and names no time to wait.") from None
@@ -378,39 +251,6 @@ class FalProvider(Provider):
                 raise TimeoutError
             await asyncio.sleep(interval)
 
-    async def _upscale(
-        self, queue: FalQueue, upscaler: str, data: bytes, mime: str, request: ProviderRequest
-    ) -> tuple[bytes, str]:
-        """AI upscale (seed 003's "generate small, enlarge to the print size"): when the result is smaller than
-        the print size, send it through the slot's fal upscaler. Skipped when too little time is left; a failed
-        upscale keeps the result as it is (the shaping step resamples it as before)."""
-        notes = request.notes
-        target = _print_size(request.result_aspect, self.settings.result_long_side_pixels)
-        size = _image_size(data)
-        if target is None or size is None:
-            notes["upscale"] = "skipped: no print size"
-            return data, mime
-        factor = max(target[0] / size[0], target[1] / size[1])
-        if factor <= 1.05:
-            notes["upscale"] = "not needed"
-            return data, mime
-        if not request.deadline.fits(self.settings.fal_upscale_min_seconds):
-            notes["upscale"] = "skipped: too little time left"
-            return data, mime
-        arguments: dict[str, Any] = {"image_url": f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"}
-        factor_name = models.UPSCALERS.get(upscaler)
-        if factor_name:
-            arguments[factor_name] = min(4, math.ceil(factor))
-        step: dict[str, Any] = {"polls": 0}
-        try:
-            bigger, bigger_mime = await self._attempt(queue, models.Call(upscaler, arguments), request.deadline, step)
-        except (BoothError, Retryable, TimeoutError, httpx.HTTPError) as exc:
-            notes["upscale"] = f"failed, kept the result: {type(exc).__name__}"
-            return data, mime
-        notes["upscale"] = f"{upscaler} ×{arguments.get(factor_name or '', 'auto')}"
-        notes["upscaled_size"] = "x".join(str(v) for v in (_image_size(bigger) or (0, 0)))
-        return bigger, bigger_mime
-
     def _cancel_later(self, queue: FalQueue, submitted: Submitted) -> None:
         async def cancel() -> None:
             status = await queue.cancel(submitted)
@@ -432,23 +272,6 @@ class FalProvider(Provider):
     async def aclose(self) -> None:
         if self._cancels:  # let cancels already on their way finish (each has its own short timeout)
             await asyncio.gather(*self._cancels, return_exceptions=True)
-
-
-def _print_size(aspect: tuple[int, int] | None, long_side: int) -> tuple[int, int] | None:
-    """The size the result is printed at: the slot's fixed size or the photo's, its long side at most `long_side`."""
-    if aspect is None or min(aspect) <= 0:
-        return None
-    scale = min(1.0, long_side / max(aspect))
-    return max(1, round(aspect[0] * scale)), max(1, round(aspect[1] * scale))
-
-
-def _image_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height from the image header (no decode)."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.size
-    except (OSError, ValueError):
-        return None
 
 
 def _data_uri(image: PreparedImage) -> str:
@@ -485,17 +308,6 @@ def _out_of_time(notes: dict[str, Any]) -> DeadlineReached | ProviderFailed:
             f"fal.ai kept failing and there is no time left for another try ({detail}).", code="provider_unavailable"
         )
     return DeadlineReached(f"No image from fal.ai before the deadline ({detail}, {notes.get('polls', 0)} polls).")
-
-
-def _json_or_text(response: Any) -> object:
-    try:
-        return response.json()
-    except ValueError:
-        return response.text[:300]
-
-
-def _since(started: float) -> float:
-    return round(time.monotonic() - started, 3)
 
 
 PROVIDER = FalProvider

@@ -10,9 +10,12 @@ key out and flags it. The job's notes carry only masked key names.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
 
 from boothgate.deadline import Deadline
 from boothgate.errors import BoothError, ProviderFailed, RateLimited
+from boothgate.providers.base import CheckResult
 from boothgate.providers.keys import KeyPool, KeyState
 
 # A 429 that names no wait rests the key this long.
@@ -98,3 +101,25 @@ class KeyTurn:
         if self.state is not None:
             self.pool.finished(self.state, ok=False)
             self.state = None
+
+
+async def check_every_key(pool: KeyPool, one: Callable[[str], Awaitable[CheckResult]]) -> CheckResult:
+    """A provider's connection check with each of its keys in turn (issue 28). With one key its verdict is
+    returned as it is. With several, a key the service refused is flagged (taken out) and a key that passed
+    is put back in; the verdict names the keys only by their masked names and is OK only when all passed."""
+    started = time.monotonic()
+    states = list(pool.states)
+    if len(states) <= 1:
+        return await one(states[0].key) if states else CheckResult(False, "No API key is set.")
+    lines, all_ok = [], True
+    for state in states:
+        verdict = await one(state.key)
+        if verdict.ok:
+            state.flagged = None
+            state.resting_until = 0.0
+        elif verdict.key_refused:
+            pool.flag(state, verdict.message)
+        all_ok = all_ok and verdict.ok
+        lines.append(f"{state.masked}: {verdict.message}")
+    seconds = round(time.monotonic() - started, 3)
+    return CheckResult(all_ok, f"{len(states)} keys checked. " + "; ".join(lines), seconds)

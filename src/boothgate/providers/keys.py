@@ -53,6 +53,9 @@ class KeyState:
     in_flight: int = 0
     resting_until: float = 0.0
     flagged: str | None = None  # why the key was taken out (operator-facing, never the key)
+    # The part of `calls`/`failures` already in the database (key_figures.py); the rest is written next.
+    saved_calls: int = 0
+    saved_failures: int = 0
 
     def public(self, now: float) -> dict[str, Any]:
         rest = max(0.0, self.resting_until - now)
@@ -68,14 +71,23 @@ class KeyState:
 class KeyPool:
     """One provider's keys and what each has been through."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, stored: Callable[[str], tuple[int, int]] | None = None
+    ) -> None:
         self.clock = clock
         self.states: list[KeyState] = []
+        # The figures the database holds for a masked key (calls, failures): a new key state starts from them.
+        self.stored = stored or (lambda masked: (0, 0))
 
     def sync(self, keys: list[str]) -> None:
         """Take the current keys; a key that stays keeps its counters, rest and flag."""
         known = {s.key: s for s in self.states}
-        self.states = [known.get(k) or KeyState(k, mask(k)) for k in keys]
+        self.states = [known.get(k) or self._new(k) for k in keys]
+
+    def _new(self, key: str) -> KeyState:
+        masked = mask(key)
+        calls, failures = self.stored(masked)
+        return KeyState(key, masked, calls, failures, saved_calls=calls, saved_failures=failures)
 
     def pick(self, exclude: frozenset[str] = frozenset()) -> KeyState | None:
         """The key for the next call, or None when every key is resting, flagged or excluded."""
@@ -126,11 +138,19 @@ class KeyPools:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._pools: dict[str, KeyPool] = {}
+        # (provider, masked key) → (calls, failures) read from the database at start (key_figures.py).
+        self.stored: dict[tuple[str, str], tuple[int, int]] = {}
 
     def pool(self, provider: str, keys: list[str]) -> KeyPool:
         pool = self._pools.get(provider)
         if pool is None:
-            pool = self._pools[provider] = KeyPool(self.clock)
+            pool = self._pools[provider] = KeyPool(
+                self.clock, lambda masked: self.stored.get((provider, masked), (0, 0))
+            )
         if [s.key for s in pool.states] != keys:
             pool.sync(keys)
         return pool
+
+    def states(self) -> list[tuple[str, KeyState]]:
+        """Every key state with its provider's name."""
+        return [(name, state) for name, pool in self._pools.items() for state in pool.states]

@@ -32,6 +32,7 @@ from boothgate.providers.base import (
     ProviderRequest,
     ProviderResult,
 )
+from boothgate.providers.key_turn import check_every_key
 
 Quality = Literal["low", "medium", "high"]
 Size = Literal["match_photo", "auto", "1024x1024", "1536x1024", "1024x1536"]
@@ -86,7 +87,8 @@ class OpenAIProvider(Provider):
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
-        self._sdk: AsyncOpenAI | None = None
+        # One SDK client per key (the check tries every key: issue 28).
+        self._sdks: dict[str, AsyncOpenAI] = {}
         self._building = asyncio.Lock()
 
     # --- connection ---------------------------------------------------------------------------
@@ -95,20 +97,20 @@ class OpenAIProvider(Provider):
         # the SDK's HTTP client loads the system's CA certificates (30-70 ms of CPU that would hold up every
         # booth on the event loop).
         async with self._building:
-            if self._sdk is None:
-                self._sdk = await asyncio.to_thread(
+            if key not in self._sdks:
+                self._sdks[key] = await asyncio.to_thread(
                     AsyncOpenAI,
                     api_key=key,
                     base_url=self.settings.openai_base_url.strip().rstrip("/"),
                     max_retries=0,
                     timeout=self.settings.deadline_seconds,
                 )
-        return self._sdk
+        return self._sdks[key]
 
     async def aclose(self) -> None:
-        if self._sdk is not None:
-            await self._sdk.close()
-            self._sdk = None
+        sdks, self._sdks = list(self._sdks.values()), {}
+        for sdk in sdks:
+            await sdk.close()
 
     def _key(self) -> str:
         key = self.api_key()
@@ -131,15 +133,19 @@ class OpenAIProvider(Provider):
         problem = self.problem()
         if problem:
             return CheckResult(False, problem)
+        return await check_every_key(self.key_pool(), self._check_key)
+
+    async def _check_key(self, key: str) -> CheckResult:
         model = self.settings.openai_model
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.check_seconds):
-                await (await self._client(self._key())).models.retrieve(model, timeout=self.check_seconds)
+                await (await self._client(key)).models.retrieve(model, timeout=self.check_seconds)
         except openai.APIStatusError as exc:
-            sorted_ = wire.sort_status_error(exc, model, False, self.api_key() or "")
+            sorted_ = wire.sort_status_error(exc, model, False, key)
             message = sorted_.error.message if sorted_.error else f"OpenAI answered {sorted_.note}."
-            return CheckResult(False, message, _since(started))
+            refused = sorted_.error is not None and sorted_.error.code in ("provider_auth", "provider_billing")
+            return CheckResult(False, message, _since(started), key_refused=refused)
         except (openai.APIConnectionError, TimeoutError) as exc:
             return CheckResult(
                 False, f"OpenAI could not be reached ({type(exc).__name__}): check {wire.BASE_URL_SETTING}.",

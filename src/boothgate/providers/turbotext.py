@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from boothgate.errors import DeadlineReached, ProviderFailed, ProviderNotConfigured
+from boothgate.errors import DeadlineReached, ProviderFailed, ProviderNotConfigured, RateLimited
 from boothgate.providers.base import Kind, Provider, ProviderContext, ProviderRequest, ProviderResult
+from boothgate.providers.key_turn import KeyTurn
 from boothgate.providers.turbotext_check import TurbotextCheck
 from boothgate.providers.turbotext_inbox import WebhookInbox
 from boothgate.providers.turbotext_wire import Transient, TurbotextWire, finished_link, pause
@@ -192,19 +193,22 @@ class TurbotextProvider(TurbotextCheck, Provider):
             raise ProviderNotConfigured(problem or "Turbotext needs BOOTHGATE_PUBLIC_BASE_URL to be set.")
         method, fields = await self._publish_inputs(request, options_of(request))
         request.notes.update({"model": method, "mode": self.settings.turbotext_mode, "attempts": 0})
-        wire = TurbotextWire(self.context.http, self.settings.turbotext_base_url, self.api_key() or "")
+        turn = KeyTurn(self.key_pool(), request.deadline, request.notes, self.label)
         try:
-            link = await self._create_and_wait(wire, method, fields, request)
+            link, wire = await self._create_and_wait(turn, method, fields, request)
             data, mime = await wire.download(link, request.deadline)
+            turn.succeeded()
         except ProviderFailed as exc:
             if exc.code in ("provider_auth", "provider_billing"):
                 self.last_error = exc.message
             raise
+        finally:
+            turn.release()
         self.last_error = None
         request.notes["cost_usd"] = self.settings.turbotext_price_per_image_usd
         if "original_language" in fields:
             request.notes["original_language"] = fields["original_language"]
-        kept = ("model", "mode", "attempts", "polls", "cost_usd", "original_language")
+        kept = ("model", "mode", "attempts", "polls", "cost_usd", "original_language", "key", "keys_tried")
         notes = {key: request.notes[key] for key in kept if key in request.notes}
         return ProviderResult(data=data, mime=mime, notes=notes)
 
@@ -231,16 +235,37 @@ class TurbotextProvider(TurbotextCheck, Provider):
         return method, {name: links.get(value, value) for name, value in fields.items()}
 
     async def _create_and_wait(
-        self, wire: TurbotextWire, method: str, fields: dict[str, str], request: ProviderRequest
-    ) -> str:
-        """Queue the job and return the result link once it is ready."""
+        self, turn: KeyTurn, method: str, fields: dict[str, str], request: ProviderRequest
+    ) -> tuple[str, TurbotextWire]:
+        """Queue the job and return the result link once it is ready, with the wire (key) that queued it."""
         request.notes["polls"] = 0
         if self.settings.turbotext_mode == "webhook":
             fields = {**fields, "webhook": self.inbox.hook_url(self.settings.public_base_url)}
-        answer = await self._create_queue(wire, method, fields, request)
+        wire, answer = await self._queue_with_keys(turn, method, fields, request)
         if self.settings.turbotext_mode == "webhook":
-            return await self._await_webhook(wire, method, answer, request)
-        return await self._poll(wire, method, _queue_id(answer, "queueid"), request)
+            return await self._await_webhook(wire, method, answer, request), wire
+        return await self._poll(wire, method, _queue_id(answer, "queueid"), request), wire
+
+    async def _queue_with_keys(
+        self, turn: KeyTurn, method: str, fields: dict[str, str], request: ProviderRequest
+    ) -> tuple[TurbotextWire, dict[str, Any]]:
+        """`create_queue` with the pool's key; with several keys a 429 rests the key and a refused one is
+        taken out, and the job is queued at once with another key (issue 28). Only queueing changes keys:
+        a queued job belongs to the account that queued it, so its polls keep that key."""
+        state = await turn.take()
+        while True:
+            wire = TurbotextWire(self.context.http, self.settings.turbotext_base_url, state.key)
+            try:
+                return wire, await self._create_queue(wire, method, fields, request)
+            except RateLimited as exc:
+                other = turn.rest_and_switch(exc.wait)
+                if other is None:
+                    raise
+            except ProviderFailed as exc:
+                other = turn.flag_and_switch(exc) if exc.code in ("provider_auth", "provider_billing") else None
+                if other is None:
+                    raise
+            state = other
 
     async def _create_queue(
         self, wire: TurbotextWire, method: str, fields: dict[str, str], request: ProviderRequest

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 from boothgate.deadline import Deadline
 from boothgate.errors import BoothError
 from boothgate.providers.base import CheckResult
+from boothgate.providers.key_turn import check_every_key
 from boothgate.providers.turbotext_wire import KEY_ENV, Transient, TurbotextWire, failure, is_pending
 
 if TYPE_CHECKING:
     from boothgate.providers.base import ProviderContext
+    from boothgate.providers.keys import KeyPool
     from boothgate.settings import Settings
 
 DISCOVERY_METHOD = "available_api"
@@ -40,15 +42,19 @@ class TurbotextCheck:
 
         def api_key(self) -> str | None: ...
 
+        def key_pool(self) -> KeyPool: ...
+
     async def check(self) -> CheckResult:
+        if self.api_key() is None:
+            return CheckResult(False, f"No API key: enter the Turbotext key on the settings page ({KEY_ENV}).")
+        return await check_every_key(self.key_pool(), self._check_key)
+
+    async def _check_key(self, key: str) -> CheckResult:
         started = time.monotonic()
 
-        def verdict(ok: bool, message: str) -> CheckResult:
-            return CheckResult(ok, message, round(time.monotonic() - started, 3))
+        def verdict(ok: bool, message: str, refused: bool = False) -> CheckResult:
+            return CheckResult(ok, message, round(time.monotonic() - started, 3), key_refused=refused)
 
-        key = self.api_key()
-        if key is None:
-            return verdict(False, f"No API key: enter the Turbotext key on the settings page ({KEY_ENV}).")
         deadline = Deadline.after(CHECK_SECONDS)
         wire = TurbotextWire(self.context.http, self.settings.turbotext_base_url, key)
         try:
@@ -58,9 +64,10 @@ class TurbotextCheck:
                 False, f"Unreachable: Turbotext at {self.settings.turbotext_base_url} did not answer ({exc})."
             )
         except BoothError as exc:
-            return verdict(False, _plain(exc))
+            return verdict(False, _plain(exc), _refused(exc))
         if answer.get("success") is not True and not is_pending(answer):
-            return verdict(False, _plain(failure(answer)))
+            refusal = failure(answer)
+            return verdict(False, _plain(refusal), _refused(refusal))
         methods = await _methods(wire, answer, deadline)
         listed = f" Methods this account may call: {', '.join(methods)}." if methods else ""
         if not self.settings.public_base_url:
@@ -105,6 +112,10 @@ def _names(result: dict[str, Any]) -> list[str]:
         if isinstance(name, str) and name.strip():
             names.append(name.strip()[:60])
     return names[:40]
+
+
+def _refused(exc: BoothError) -> bool:
+    return exc.code in ("provider_auth", "provider_billing")
 
 
 def _plain(exc: BoothError) -> str:

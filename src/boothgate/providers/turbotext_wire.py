@@ -19,6 +19,7 @@ import httpx
 from boothgate.deadline import Deadline
 from boothgate.errors import DeadlineReached, ProviderFailed, ProviderRefused, RateLimited
 from boothgate.imaging.images import MIME, sniff
+from boothgate.providers.openai_wire import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,9 @@ def _answer(response: httpx.Response, method: str) -> dict[str, Any]:
             code="provider_auth",
         )
     if status == 429:
-        raise RateLimited("Turbotext is limiting requests; try again in a moment.")
+        raise RateLimited(
+            "Turbotext is limiting requests; try again in a moment.", wait=retry_after_seconds(response.headers)
+        )
     if status >= 500:
         raise Transient(f"HTTP {status} from Turbotext {method}")
     if status != 200:

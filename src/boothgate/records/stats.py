@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from boothgate.records import operator_spend
 from boothgate.storage.db import Database
 from boothgate.storage.models import ApiKey, Job
 
@@ -112,6 +113,8 @@ async def compute(db: Database, tabs: list[str]) -> dict[str, Any]:
     return {
         "generated_at": datetime.now().astimezone().isoformat(),
         "clients": await _clients(db, today),
+        # The operator's own paid calls (references made from a prompt): costs, never photos (issue 28).
+        "operator_spend": await operator_spend.totals(db, today, tabs),
         "providers": {name: {k: b.public() for k, b in periods.items()} for name, periods in providers.items()},
         "slots": [
             {"provider": p, "number": n, **{k: b.public() for k, b in periods.items()}}

@@ -197,6 +197,34 @@ class RefusedCapability(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class ProviderKeyFigures(Base):
+    """Calls and failures per API key of a provider (issue 28), kept across restarts for the statistics.
+    A key is known only by its masked name (first 4 … last 4): never its value, never a hash of it."""
+
+    __tablename__ = "provider_key_figures"
+    __table_args__ = (UniqueConstraint("provider", "key_masked", name="uq_provider_key_figures"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    key_masked: Mapped[str] = mapped_column(String(20))
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OperatorSpend(Base):
+    """A paid call the operator made outside a guest's photo (issue 28): a reference made from a prompt.
+    Counted in the statistics beside the booth's costs, never as a photo."""
+
+    __tablename__ = "operator_spend"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    what: Mapped[str] = mapped_column(String(40))  # "reference_from_prompt"
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Task(Base):
     """Durable background work (boothgate/work/): one row per unit of work, claimed under a lease.
 

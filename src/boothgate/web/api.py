@@ -184,6 +184,8 @@ async def get_stats(request: Request, services: ServicesDep) -> dict[str, Any]:
             if (provider := services.registry.get(name)) is not None and provider.last_error
         },
         "storage": _storage(services),
+        # Calls and failures per API key (masked names only), kept across restarts (issue 28).
+        "keys": [row for row in await services.key_figures.listing() if row["provider"] not in hidden],
     }
 
 

@@ -25,6 +25,7 @@ from boothgate import errors
 from boothgate.deadline import Deadline
 from boothgate.operator.reference_drafts import Draft
 from boothgate.providers.base import Provider
+from boothgate.records import operator_spend
 from boothgate.storage.models import Slot
 from boothgate.web.api import _file_response, _slot, _thumbnail, read_file_field
 from boothgate.web.deps import ServicesDep, base_url, require_admin
@@ -90,6 +91,8 @@ async def generate_reference(
     except errors.BoothError as exc:
         raise HTTPException(exc.status, exc.message) from exc
     cost = result.notes.get("cost_usd", maker.generate_cost_usd())
+    # Paid whether or not the operator keeps it: counted in the statistics now (issue 28).
+    await operator_spend.record(services.db, maker.name, operator_spend.REFERENCE_FROM_PROMPT, cost)
     token = services.drafts.put(Draft(slot.provider, slot.number, result.data, result.mime, maker.name, cost))
     return {
         "token": token,

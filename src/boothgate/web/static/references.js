@@ -29,11 +29,17 @@
     block.querySelector(".refs-add").disabled = slot.references.length >= Number(block.dataset.max);
   }
 
+  /** The list changed: re-draw it and tell the card, whose preview above shows the first reference. */
+  function changed(block, slot) {
+    render(block, slot);
+    block.dispatchEvent(new CustomEvent("boothgate:references", { detail: slot, bubbles: true }));
+  }
+
   async function act(block, method, path, body) {
     const error = block.querySelector(".refs-error");
     const answer = await B.request(method, block.dataset.api + path, body);
     if (answer.ok && answer.data && answer.data.references) {
-      render(block, answer.data);
+      changed(block, answer.data);
       error.textContent = "";
     } else if (!answer.ok) {
       error.textContent = answer.message;
@@ -93,12 +99,20 @@
     } else if (target.classList.contains("refs-keep")) {
       const answer = await B.request("POST", target.dataset.url);
       if (answer.ok) {
-        render(block, answer.data);
+        changed(block, answer.data);
         target.hidden = true;
         block.querySelector(".refs-draft").hidden = true;
       } else {
         block.querySelector(".refs-error").textContent = answer.message;
       }
+    }
+  });
+
+  // The card's own reference above was uploaded or removed: the list follows (slots.js).
+  document.addEventListener("boothgate:slot", function (event) {
+    const block = event.target;
+    if (block instanceof HTMLElement && block.matches("[data-references]") && event.detail.references) {
+      render(block, event.detail);
     }
   });
 

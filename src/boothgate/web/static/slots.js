@@ -291,6 +291,12 @@
     this.refresh();
   };
 
+  /** The first reference is also the first of the ordered list below (references.js): keep both in step. */
+  SlotCard.prototype.announceReferences = function (slot) {
+    const block = this.q("[data-references]");
+    if (block && slot) block.dispatchEvent(new CustomEvent("boothgate:slot", { detail: slot, bubbles: true }));
+  };
+
   SlotCard.prototype.uploadReference = async function (file) {
     if (!file) return;
     const error = this.q(".ref-error");
@@ -303,6 +309,7 @@
     zone.classList.remove("is-busy");
     if (answer.ok) {
       this.showReference(answer.data.reference_thumbnail_url);
+      this.announceReferences(answer.data);
       B.flash(error, B.t("card.reference_saved"), true);
     } else {
       error.classList.remove("is-ok");
@@ -315,6 +322,7 @@
     const answer = await B.request("DELETE", this.api + "/reference");
     if (answer.ok) {
       this.showReference(null);
+      this.announceReferences(answer.data);
       B.flash(error, B.t("card.reference_removed"), true);
       this.q(".ref-choose").focus();
     } else {
@@ -435,6 +443,11 @@
     });
     this.q(".ref-remove").addEventListener("click", function () {
       card.removeReference();
+    });
+    // The ordered list changed the first reference (added to an empty slot, removed, moved, made from a prompt):
+    // the preview above follows at once, not on the next reload (issue 28).
+    this.root.addEventListener("boothgate:references", function (event) {
+      card.showReference(event.detail.reference_thumbnail_url || null);
     });
     const zone = this.q(".dropzone");
     zone.addEventListener("click", function () {

@@ -122,6 +122,8 @@
       renderProviders(stats.data.providers || {});
       renderSlots(stats.data.slots || []);
       renderClients(stats.data.clients || {});
+      renderKeys(stats.data.keys || []);
+      renderOperatorSpend(stats.data.operator_spend || {});
       $("stats-title").dataset.loaded = "true";
       panel.querySelector(".stats-updated").textContent = B.t("stats.updated", {
         time: new Date().toLocaleTimeString(document.documentElement.lang),
@@ -243,6 +245,39 @@
       });
       table.append(body);
     });
+  }
+
+  /** The operator's own paid calls (references made from a prompt): costs beside the booth's, never photos. */
+  function renderOperatorSpend(spend) {
+    const box = $("stats-operator-spend");
+    const parts = Object.keys(spend).map(function (name) {
+      const all = spend[name].all_time;
+      return B.t("stats.operator_spend_item", { provider: label(name), count: all.count, cost: money(all.cost_usd) });
+    });
+    box.hidden = parts.length === 0;
+    box.textContent = parts.length ? B.t("stats.operator_spend") + " " + parts.join("; ") + "." : "";
+  }
+
+  /** Calls and failures per API key (masked names), kept across restarts (issue 28). */
+  function renderKeys(keys) {
+    const table = $("stats-keys");
+    table.replaceChildren(headRow([B.t("stats.provider"), B.t("stats.key"), B.t("stats.calls"), B.t("stats.failed")], 2));
+    $("stats-keys-section").hidden = keys.length === 0;
+    const body = B.el("tbody");
+    keys.forEach(function (key) {
+      const row = B.el("tr");
+      row.dataset.key = key.key;
+      row.append(cell("th", label(key.provider)));
+      const name = cell("td", null, "mono");
+      name.append(document.createTextNode(key.key));
+      if (key.flagged) name.append(B.el("span", "badge badge-failed", B.t("stats.key_flagged")));
+      else if (!key.in_use) name.append(B.el("span", "muted small", " " + B.t("stats.key_removed")));
+      if (key.flagged) name.title = key.flagged;
+      row.append(name, cell("td", String(key.calls), "num"),
+                 cell("td", String(key.failures), "num" + (key.failures > 0 ? " is-bad" : "")));
+      body.append(row);
+    });
+    table.append(body);
   }
 
   /** Photos received (the overview's "today" counts the same), then how many were answered and not. */
