@@ -73,6 +73,23 @@ def _http_client(config: RuntimeConfig) -> httpx.AsyncClient:
     )
 
 
+class SchemaBehind(RuntimeError):
+    """The database's schema is older than this version and migrating at start is off."""
+
+
+async def prepare_schema(db: Database, migrate: bool) -> None:
+    """Migrate at start (the default, one node at a time on PostgreSQL), or check `boothgate migrate` ran."""
+    if migrate or db.is_sqlite:  # one booth PC: the schema always follows the program, as before
+        await db.migrate()
+        return
+    current, head = await db.revisions()
+    if current != head:
+        raise SchemaBehind(
+            f"The database schema is at {current or 'nothing'}, this version needs {head}: run `boothgate migrate` "
+            "once (or set BOOTHGATE_MIGRATE_ON_START=true)."
+        )
+
+
 @dataclass
 class Services:
     config: RuntimeConfig
@@ -121,7 +138,7 @@ class Services:
     async def start(cls, base: Settings, provider_classes: dict[str, type[Provider]] | None = None) -> Services:
         base.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(base.sqlalchemy_url)
-        await db.migrate()
+        await prepare_schema(db, base.migrate_on_start)
         config = RuntimeConfig(base, db)
         await config.load()
         settings = config.settings
