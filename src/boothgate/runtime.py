@@ -130,9 +130,19 @@ class Services:
     batches: Batches = field(init=False)
     webhooks: Webhooks = field(init=False)
 
+    draining: bool = False  # issue 27: SIGTERM came; /health says 503 until the process ends
+
     @property
     def settings(self) -> Settings:
         return self.config.settings
+
+    def begin_drain(self) -> None:
+        """The node is leaving: the load balancer is told (by /health) and no more background work is
+        claimed here; booths still arriving are served until the listener closes."""
+        if not self.draining:
+            self.draining = True
+            self.work.hold()
+            log.info("draining: /health answers 503; background work is left to the other nodes")
 
     @classmethod
     async def start(cls, base: Settings, provider_classes: dict[str, type[Provider]] | None = None) -> Services:

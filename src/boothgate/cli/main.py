@@ -33,7 +33,7 @@ def serve(args: argparse.Namespace, registry_classes: dict[str, type[Provider]] 
 
     from boothgate.settings import get_settings
     from boothgate.web.app import create_app
-    from boothgate.web.server import uvicorn_options
+    from boothgate.web.server import DrainingServer, uvicorn_options
 
     overrides: dict[str, object] = {}
     if args.host:
@@ -43,13 +43,14 @@ def serve(args: argparse.Namespace, registry_classes: dict[str, type[Provider]] 
     settings = get_settings(**overrides)
     configure_logging(args.log_level, settings.access_log)
     app = create_app(settings, registry_classes)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level.lower(),
-        **uvicorn_options(settings),
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=args.log_level.lower(), **uvicorn_options(settings)
     )
+
+    def drain() -> None:
+        app.state.services.begin_drain()
+
+    DrainingServer(config, settings.drain_seconds, drain).run()
     return EXIT_OK
 
 
