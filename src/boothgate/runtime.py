@@ -43,10 +43,12 @@ from boothgate.run.moderation import Moderation, options_for
 from boothgate.settings import Settings
 from boothgate.sharing.galleries import Galleries
 from boothgate.sharing.pages import GuestPages
+from boothgate.storage.changes import Changes
 from boothgate.storage.config import RuntimeConfig
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
 from boothgate.work import Runner, TaskQueue
+from boothgate.work.queue import node_id
 
 log = logging.getLogger("boothgate")
 # Unknown guest-page or gallery tokens (or wrong gallery PINs) an address may ask for before a lockout.
@@ -130,6 +132,7 @@ class Services:
     batches: Batches = field(init=False)
     webhooks: Webhooks = field(init=False)
 
+    changes: Changes = field(init=False)
     draining: bool = False  # issue 27: SIGTERM came; /health says 503 until the process ends
 
     @property
@@ -150,6 +153,9 @@ class Services:
         db = Database(base.sqlalchemy_url)
         await prepare_schema(db, base.migrate_on_start)
         config = RuntimeConfig(base, db)
+        node = node_id()
+        config.changes = changes = Changes(db, node)  # issue 27: settings saved on one node reach the others
+        changes.on("settings", config.reload)
         await config.load()
         settings = config.settings
         media = MediaStore(settings.data_dir)
@@ -194,7 +200,9 @@ class Services:
         )  # fmt: skip
         # Handlers mostly wait on a provider or the database, so several run at once; CPU work inside them
         # goes to the image workers, where booths come first.
-        services.work = Runner(TaskQueue(db), concurrency=8, lease_seconds=settings.work_lease_seconds)
+        services.changes = changes
+        changes.start()  # PostgreSQL only: one listening connection per node
+        services.work = Runner(TaskQueue(db, node), concurrency=8, lease_seconds=settings.work_lease_seconds)
         # Issue 30: the late AI result is background work that survives a restart (booth/late.py).
         ingest.late.queue = services.work.queue
         services.work.register(late.KIND, ingest.late.run)
@@ -243,6 +251,7 @@ class Services:
         self.model_lists.settings_changed()
 
     async def stop(self) -> None:
+        await self.changes.aclose()
         await self.batches.runner.stop(grace_seconds=1.0)  # a batch goes on after a restart
         await self.work.stop()  # running tasks are given back to the queue, not lost
         await self.ingest.late.aclose()

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from boothgate.runtime import SchemaBehind, prepare_schema
 from boothgate.storage.db import Database
-from tests.postgres_support import PostgresServer, postgres_server  # noqa: F401  (the fixture)
+from tests.postgres_support import PostgresServer
 
 
 def _migrate_cli(url: str, tmp: Path) -> subprocess.Popen[str]:
@@ -35,7 +35,7 @@ async def _tables(url: str) -> set[str]:
         await db.dispose()
 
 
-def test_two_migrate_commands_at_once_both_succeed(postgres_server: PostgresServer, tmp_path: Path) -> None:  # noqa: F811
+def test_two_migrate_commands_at_once_both_succeed(postgres_server: PostgresServer, tmp_path: Path) -> None:
     url = postgres_server.fresh_database()
     runs = [_migrate_cli(url, tmp_path / str(i)) for i in range(2)]
     outputs = [run.communicate(timeout=120) for run in runs]
@@ -47,7 +47,7 @@ def test_two_migrate_commands_at_once_both_succeed(postgres_server: PostgresServ
     assert {"jobs", "slots", "tasks", "alembic_version"} <= asyncio.run(_tables(url))
 
 
-async def test_nodes_starting_at_once_migrate_one_at_a_time(postgres_server: PostgresServer) -> None:  # noqa: F811
+async def test_nodes_starting_at_once_migrate_one_at_a_time(postgres_server: PostgresServer) -> None:
     url = postgres_server.fresh_database()
     nodes = [Database(url) for _ in range(3)]
     try:
@@ -59,7 +59,7 @@ async def test_nodes_starting_at_once_migrate_one_at_a_time(postgres_server: Pos
             await node.dispose()
 
 
-async def test_a_node_refuses_an_old_schema_when_it_may_not_migrate(postgres_server: PostgresServer) -> None:  # noqa: F811
+async def test_a_node_refuses_an_old_schema_when_it_may_not_migrate(postgres_server: PostgresServer) -> None:
     db = Database(postgres_server.fresh_database())
     try:
         with pytest.raises(SchemaBehind, match="boothgate migrate"):
