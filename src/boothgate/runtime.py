@@ -45,10 +45,12 @@ from boothgate.run.moderation import Moderation, options_for
 from boothgate.settings import Settings
 from boothgate.sharing.galleries import Galleries
 from boothgate.sharing.pages import GuestPages
+from boothgate.storage.changes import Changes
 from boothgate.storage.config import RuntimeConfig
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
 from boothgate.work import Runner, TaskQueue
+from boothgate.work.queue import node_id
 
 log = logging.getLogger("boothgate")
 # Unknown guest-page or gallery tokens (or wrong gallery PINs) an address may ask for before a lockout.
@@ -73,6 +75,23 @@ def _http_client(config: RuntimeConfig) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True, transport=offline.ReachTransport(guard)
     )
+
+
+class SchemaBehind(RuntimeError):
+    """The database's schema is older than this version and migrating at start is off."""
+
+
+async def prepare_schema(db: Database, migrate: bool) -> None:
+    """Migrate at start (the default, one node at a time on PostgreSQL), or check `boothgate migrate` ran."""
+    if migrate or db.is_sqlite:  # one booth PC: the schema always follows the program, as before
+        await db.migrate()
+        return
+    current, head = await db.revisions()
+    if current != head:
+        raise SchemaBehind(
+            f"The database schema is at {current or 'nothing'}, this version needs {head}: run `boothgate migrate` "
+            "once (or set BOOTHGATE_MIGRATE_ON_START=true)."
+        )
 
 
 @dataclass
@@ -116,16 +135,30 @@ class Services:
     webhooks: Webhooks = field(init=False)
     key_figures: KeyFigures = field(init=False)  # issue 28: calls and failures per key, kept in the database
 
+    changes: Changes = field(init=False)
+    draining: bool = False  # issue 27: SIGTERM came; /health says 503 until the process ends
+
     @property
     def settings(self) -> Settings:
         return self.config.settings
+
+    def begin_drain(self) -> None:
+        """The node is leaving: the load balancer is told (by /health) and no more background work is
+        claimed here; booths still arriving are served until the listener closes."""
+        if not self.draining:
+            self.draining = True
+            self.work.hold()
+            log.info("draining: /health answers 503; background work is left to the other nodes")
 
     @classmethod
     async def start(cls, base: Settings, provider_classes: dict[str, type[Provider]] | None = None) -> Services:
         base.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(base.sqlalchemy_url)
-        await db.migrate()
+        await prepare_schema(db, base.migrate_on_start)
         config = RuntimeConfig(base, db)
+        node = node_id()
+        config.changes = changes = Changes(db, node)  # issue 27: settings saved on one node reach the others
+        changes.on("settings", config.reload)
         await config.load()
         settings = config.settings
         media = MediaStore(settings.data_dir)
@@ -172,7 +205,9 @@ class Services:
         )  # fmt: skip
         # Handlers mostly wait on a provider or the database, so several run at once; CPU work inside them
         # goes to the image workers, where booths come first.
-        services.work = Runner(TaskQueue(db), concurrency=8, lease_seconds=settings.work_lease_seconds)
+        services.changes = changes
+        changes.start()  # PostgreSQL only: one listening connection per node
+        services.work = Runner(TaskQueue(db, node), concurrency=8, lease_seconds=settings.work_lease_seconds)
         # Issue 30: the late AI result is background work that survives a restart (booth/late.py).
         ingest.late.queue = services.work.queue
         services.work.register(late.KIND, ingest.late.run)
@@ -237,6 +272,7 @@ class Services:
         self.model_lists.settings_changed()
 
     async def stop(self) -> None:
+        await self.changes.aclose()
         await self.batches.runner.stop(grace_seconds=1.0)  # a batch goes on after a restart
         if self.desk.runner is not None:
             await self.desk.runner.stop(grace_seconds=1.0)  # a queued single job too

@@ -156,6 +156,20 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. Empty: SQLite at DATA_DIR/boothgate.db. "
         "PostgreSQL: postgresql+asyncpg://user:pass@host/db.",
     )
+    migrate_on_start: bool = Field(
+        True,
+        description="`serve` brings the database schema up to date at start (safe when several nodes start at "
+        "once on PostgreSQL: one migrates, the others wait). Off: run `boothgate migrate` before starting the "
+        "nodes; a node then refuses to start on an older schema.",
+    )
+    drain_seconds: float = Field(
+        0.0,
+        ge=0.0,
+        le=120.0,
+        description="On SIGTERM: how long a node keeps answering `/health` with 503 (and new booth posts with "
+        "503 + Retry-After) before it stops accepting connections, so a load balancer moves booths to the other "
+        "nodes first. 0 for a single node; a few seconds more than the balancer's health-check interval behind one.",
+    )
     public_base_url: str = Field(
         "",
         description="Address the booth and providers reach this server at, e.g. https://booth.example.com. "

@@ -1,4 +1,4 @@
-"""Command line: `boothgate serve`, `send`, `rehearse`, `reset-admin-password`, `install-service`."""
+"""Command line: `boothgate serve`, `migrate`, `send`, `rehearse`, `reset-admin-password`, `install-service`."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def serve(args: argparse.Namespace, registry_classes: dict[str, type[Provider]] 
 
     from boothgate.settings import get_settings
     from boothgate.web.app import create_app
-    from boothgate.web.server import uvicorn_options
+    from boothgate.web.server import DrainingServer, uvicorn_options
 
     overrides: dict[str, object] = {}
     if args.host:
@@ -43,13 +43,44 @@ def serve(args: argparse.Namespace, registry_classes: dict[str, type[Provider]] 
     settings = get_settings(**overrides)
     configure_logging(args.log_level, settings.access_log)
     app = create_app(settings, registry_classes)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level.lower(),
-        **uvicorn_options(settings),
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=args.log_level.lower(), **uvicorn_options(settings)
     )
+
+    def drain() -> None:
+        app.state.services.begin_drain()
+
+    DrainingServer(config, settings.drain_seconds, drain).run()
+    return EXIT_OK
+
+
+def migrate(args: argparse.Namespace) -> int:
+    """`boothgate migrate`: bring the database schema to this version's, once, before the nodes start.
+    Safe beside a starting node or a second `migrate` (PostgreSQL: an advisory lock; SQLite: its write lock)."""
+    import asyncio
+
+    from boothgate.settings import get_settings
+    from boothgate.storage.db import Database
+
+    async def run() -> tuple[str | None, str | None]:
+        settings = get_settings()
+        if settings.database_url == "":
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.sqlalchemy_url)
+        try:
+            return await db.migrate()  # read before and after under the lock: what this run did
+        finally:
+            await db.dispose()
+
+    try:
+        before, after = asyncio.run(run())
+    except Exception as exc:  # the URL's password never reaches the message: SQLAlchemy masks it
+        print(f"Migration failed: {type(exc).__name__}: {str(exc)[:300]}", file=sys.stderr)
+        return EXIT_FAILED
+    if before == after:
+        print(f"The database schema is up to date ({after}).")
+    else:
+        print(f"The database schema went from {before or 'empty'} to {after}.")
     return EXIT_OK
 
 
@@ -137,6 +168,8 @@ def parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--port", type=int, help="listen port (overrides BOOTHGATE_PORT)")
     serve_cmd.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve_cmd.set_defaults(handler=serve)
+    migrate_cmd = commands.add_parser("migrate", help="bring the database schema up to date (before starting nodes)")
+    migrate_cmd.set_defaults(handler=migrate)
     send_cmd = commands.add_parser("send", help="post a photo to an upload link exactly like DSLR Remote Pro")
     send_cmd.add_argument("url", help="the slot's upload link, e.g. http://host:8000/booth/gemini/1")
     send_cmd.add_argument("photo", help="path of a JPEG or PNG")

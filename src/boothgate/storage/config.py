@@ -13,6 +13,7 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import select
 
 from boothgate.settings import RUNTIME_EDITABLE, Settings
+from boothgate.storage.changes import Changes
 from boothgate.storage.db import Database
 from boothgate.storage.models import StoredSetting, utcnow
 
@@ -31,6 +32,7 @@ class RuntimeConfig:
         self.settings = base
         self._stored: dict[str, Any] = {}
         self._listeners: list[Callable[[Settings], Awaitable[None]]] = []
+        self.changes: Changes | None = None  # several nodes: the others reload when this one saves
 
     def on_change(self, listener: Callable[[Settings], Awaitable[None]]) -> None:
         self._listeners.append(listener)
@@ -46,6 +48,14 @@ class RuntimeConfig:
         stored = {row.key[len(PREFIX) :]: json.loads(row.value) for row in rows}
         self._stored = {k: v for k, v in stored.items() if k in RUNTIME_EDITABLE}
         self.settings = self._effective(self._stored)
+
+    async def reload(self) -> None:
+        """Another node saved settings: read them again and tell the listeners if the effective ones changed."""
+        before = self.settings
+        await self.load()
+        if self.settings != before:
+            for listener in self._listeners:
+                await listener(self.settings)
 
     def _effective(self, stored: dict[str, Any]) -> Settings:
         usable = {k: v for k, v in stored.items() if k not in self.base.model_fields_set}
@@ -85,6 +95,8 @@ class RuntimeConfig:
                         row.value, row.updated_at = payload, utcnow()
                 elif row is not None:
                     await session.delete(row)
+            if self.changes is not None:
+                await self.changes.publish(session, "settings")  # sent when this transaction commits
         self._stored = stored
         self.settings = effective
         for listener in self._listeners:

@@ -27,6 +27,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # SQLite's wait for another connection's lock when a write has no budget of its own (admin edits).
 DEFAULT_BUSY_MILLISECONDS = 10_000
 CHECK_SECONDS = 2.0
+# The advisory-lock key the schema upgrade runs under on PostgreSQL (any fixed 64-bit number of ours).
+MIGRATION_LOCK = 0x626F6F7468_01
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -79,17 +81,40 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._file: tuple[int, int] | None = None  # (device, inode) of the SQLite file, taken at start
 
-    async def migrate(self) -> None:
-        """Bring the schema to the newest revision (Alembic), on the engine's own connection."""
+    async def migrate(self) -> tuple[str | None, str | None]:
+        """Bring the schema to the newest revision (Alembic), on the engine's own connection; (before, after).
 
-        def upgrade(connection: Connection) -> None:
+        On PostgreSQL the upgrade runs under a transaction-scoped advisory lock: when several nodes start at
+        once (or `boothgate migrate` runs beside a starting node) one migrates and the others wait, then find
+        the schema at head and do nothing. SQLite needs no lock: its write lock already serialises them.
+        """
+
+        from alembic.runtime.migration import MigrationContext
+
+        def upgrade(connection: Connection) -> tuple[str | None, str | None]:
+            before = MigrationContext.configure(connection).get_current_revision()
             cfg = alembic_config(self.url)
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")
+            return before, MigrationContext.configure(connection).get_current_revision()
 
         async with self.engine.begin() as conn:
-            await conn.run_sync(upgrade)
+            if not self.is_sqlite:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            changed = await conn.run_sync(upgrade)
         self._file = self._identity()
+        return changed
+
+    async def revisions(self) -> tuple[str | None, str]:
+        """(the database's schema revision, the newest one this version knows)."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(alembic_config(self.url)).get_current_head() or ""
+        async with self.engine.connect() as conn:
+            current = await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+        self._file = self._identity()
+        return current, head
 
     def _identity(self) -> tuple[int, int] | None:
         path = self.sqlite_path

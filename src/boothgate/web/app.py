@@ -167,7 +167,9 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
         health["admin_sign_in"] = hashing = services.credentials.hashing.public()
         if hashing["starved"]:
             health["status"] = "degraded"
-        if not database:
+        if services.draining:  # a load balancer stops sending booths here (issue 27)
+            health["status"], health["draining"] = "draining", True
+        if not database or services.draining:
             return JSONResponse(health, status_code=503)
         return health
 

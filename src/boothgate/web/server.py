@@ -10,9 +10,14 @@ to each further request on a kept-alive connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import h11
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from boothgate.settings import Settings
@@ -77,3 +82,34 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout_graceful_shutdown": int(settings.deadline_seconds) + 5,
         "proxy_headers": True,
     }
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server with a drain before its graceful stop (issue 27).
+
+    On the first SIGTERM/SIGINT the node says so (`/health` answers 503, background work is no longer
+    claimed here) but keeps serving for `drain_seconds`, so a load balancer's active health check takes it
+    out of rotation while it can still answer; then uvicorn's own graceful stop closes the listener (a booth
+    connecting now gets a refused connection, which the balancer retries on another node) and waits for
+    every booth in flight. A second signal ends the drain at once.
+    """
+
+    def __init__(self, config: uvicorn.Config, drain_seconds: float, on_drain: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.drain_seconds, self.on_drain = drain_seconds, on_drain
+        self._drain_until: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._drain_until is None:
+            self._drain_until = time.monotonic() + self.drain_seconds
+            with contextlib.suppress(Exception):  # a signal before start-up finished: nothing to drain yet
+                self.on_drain()
+            if self.drain_seconds > 0:
+                self._captured_signals.append(sig)  # re-raised after the stop, as uvicorn does
+                return
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._drain_until is not None and time.monotonic() >= self._drain_until:
+            self.should_exit = True
+        return await super().on_tick(counter)

@@ -146,6 +146,11 @@ class Runner:
                 return False
         return True
 
+    def hold(self) -> None:
+        """Claim nothing more (a draining node); what runs goes on until `stop`."""
+        self._stopping = True
+        self.queue.wake()
+
     async def stop(self, grace_seconds: float = 5.0) -> None:
         """Stop claiming; give running handlers `grace_seconds`, then cancel them and give their tasks back."""
         self._stopping = True

@@ -1,0 +1,83 @@
+"""A throw-away PostgreSQL server on a loopback port (Debian's PostgreSQL, installed by
+scripts/install-test-system-deps.sh); tests that need one are skipped only where no server binaries exist.
+
+`postgres_url` gives each test a fresh database; `postgres_server` (one per module) gives a server on which
+`fresh_database()` makes as many databases as the module's tests want, for the multi-node tests that start
+real processes and do not want to pay for initdb each time.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.server import free_port
+
+
+def pg_bin() -> Path | None:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(candidates[-1]).parent if candidates else None
+
+
+@dataclass
+class PostgresServer:
+    bin_dir: Path
+    root: Path
+    port: int
+    prefix: list[str]
+    _names: Iterator[int] = field(default_factory=itertools.count)
+
+    def run(self, *args: str) -> None:
+        subprocess.run([*self.prefix, *args], check=True, capture_output=True, timeout=60)
+
+    def fresh_database(self) -> str:
+        """A new empty database on this server; its SQLAlchemy URL."""
+        name = f"boothgate{next(self._names)}"
+        self.run(str(self.bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{name}"
+
+
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    bin_dir = pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries are not installed")
+    # Not under pytest's tmp dir: its parents are private to root, and the server runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="boothgate-pg-"))
+    data = root / "data"
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(root, "postgres")
+        os.chmod(root, 0o755)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    server = PostgresServer(bin_dir, root, free_port(), prefix)
+    server.run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    server.run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
+               f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1", "start")  # fmt: skip
+    try:
+        yield server
+    finally:
+        server.run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with running_postgres() as server:
+        yield server.fresh_database()
+
+
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[PostgresServer]:
+    with running_postgres() as server:
+        yield server
