@@ -15,6 +15,7 @@ from boothgate.imaging import images
 from boothgate.imaging import shape as shaping
 from boothgate.imaging.incremental import DecodeBudget
 from boothgate.imaging.prepared import PreparedImage
+from boothgate.imaging.worker_process import lower_thread_priority
 from boothgate.imaging.workers import ImageWorkers, WorkerLost
 
 REFERENCE_CACHE_SIZE = 64
@@ -30,7 +31,9 @@ class Imaging:
         # Photos decoded while they arrive (booth/early.py): as many as fit this memory, in threads that
         # wait for bytes most of the time (libjpeg releases the GIL while it decodes a chunk).
         self.budget = DecodeBudget(early_memory_bytes)
-        self.early_pool = ThreadPoolExecutor(max(2, os.cpu_count() or 2), thread_name_prefix="early-decode")
+        self.early_pool = ThreadPoolExecutor(
+            max(2, os.cpu_count() or 2), thread_name_prefix="early-decode", initializer=lower_thread_priority
+        )
         self._references: OrderedDict[tuple[str, int], PreparedImage] = OrderedDict()
 
     async def start(self) -> None:

@@ -17,6 +17,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -28,6 +29,15 @@ _FRAME = struct.Struct(">Q")  # every message on a worker's pipes: its length, t
 
 
 # --- inside a worker process ---------------------------------------------------------------
+def lower_thread_priority() -> None:
+    """The calling thread at the workers' niceness (Linux sets niceness per thread): the early decoders'
+    threads (`pool.py`) yield to the event loop as the worker processes do. Elsewhere: nothing."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICENESS)
+
+
 def _lower_priority() -> None:
     if sys.platform == "win32":
         with contextlib.suppress(Exception):
