@@ -153,7 +153,9 @@ def run_server(module: str, args: list[str], env: dict[str, str], workdir: Path)
     """Start `python -m module args...` with `env` added; stop it (SIGINT, then SIGKILL) afterwards."""
     port = free_port()
     log_path = workdir / f"{module.replace('.', '-')}-{port}.log"
-    full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    # This tree's own package first: from a git worktree the installed (editable) one may be another tree's.
+    path = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    full_env = {**os.environ, **env, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", module, *args, "--host", "127.0.0.1", "--port", str(port)],

@@ -30,6 +30,8 @@ class PhotoSpec:
     height: int
     fmt: str
     quality: int = 95
+    luma_noise: float = 4.2  # per-pixel sensor noise (standard deviation, 8-bit levels)
+    chroma_noise: float = 2.5  # colour noise on 2×2 blocks
 
     @property
     def megapixels(self) -> float:
@@ -42,9 +44,12 @@ class PhotoSpec:
 
 
 # 24 MP is a full-frame or APS-C DSLR frame (3:2); 12 MP a smaller camera; 2 MP a booth that shrinks
-# before sending. The PNG is what the booth sends when its own background removal is on.
+# before sending. The PNG is what the booth sends when its own background removal is on. "noisy" is the
+# same 24 MP frame shot at ISO 3200 in a dark ballroom: heavy grain, which JPEG cannot compress away (quality
+# 92 still weighs ~11 MB), and whose entropy-coded data costs every byte-wise step more.
 SPECS = {
     "24mp": PhotoSpec("24mp", 6000, 4000, "jpeg"),
+    "noisy": PhotoSpec("noisy", 6000, 4000, "jpeg", quality=92, luma_noise=10.0, chroma_noise=5.0),
     "12mp": PhotoSpec("12mp", 4240, 2832, "jpeg"),
     "2mp": PhotoSpec("2mp", 1728, 1152, "jpeg"),
     "png": PhotoSpec("png", 2400, 1600, "png"),
@@ -103,8 +108,8 @@ def render(spec: PhotoSpec, seed: int = 2024) -> Image.Image:
     pixels = np.asarray(scene, np.float32)
     pixels += _octave_noise(rng, w, h)[..., None]
     # Sensor noise: luma noise on every pixel plus weaker, slightly blurred chroma noise.
-    pixels += rng.standard_normal((h, w, 1), np.float32) * 4.2
-    chroma = rng.standard_normal((h // 2, w // 2, 3), np.float32) * 2.5
+    pixels += rng.standard_normal((h, w, 1), np.float32) * spec.luma_noise
+    chroma = rng.standard_normal((h // 2, w // 2, 3), np.float32) * spec.chroma_noise
     pixels += np.repeat(np.repeat(chroma, 2, axis=0), 2, axis=1)[:h, :w]
     rgb = np.clip(pixels, 0, 255).astype(np.uint8)
     if spec.fmt != "png":

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from bench.harness import Booths, Post, ServerProcess, TreeMemory, run_server
+from bench.harness import Booths, Post, ServerProcess, TreeMemory, children, run_server, vm_hwm_mb
 from bench.photos import photo_path
 from bench.scenarios import Counter, Scenario, load_photo, run_pattern, unique_photo
 
@@ -38,6 +38,11 @@ class Outcome:
     cpu_seconds: float = 0.0  # the server's CPU time during the scenario (all threads, and its workers)
     peak_tree_mb: float = 0.0  # peak memory of the server and its worker processes together (PSS, sampled)
     workers: dict[str, Any] | None = None  # the server's image workers, from /health (early decodes, replaced)
+    worker_hwm_mb: list[float] = field(default_factory=list)  # VmHWM of each live worker process, at the end
+
+    @property
+    def worker_hwm_max_mb(self) -> float:
+        return max(self.worker_hwm_mb, default=0.0)
 
     @property
     def cpu_ms_per_photo(self) -> float | None:
@@ -169,7 +174,9 @@ def run_target(target: str, scenario: Scenario, workdir: Path) -> Outcome:
             posts = asyncio.run(run_pattern(booths, scenario, counter))
         wall, cpu = time.monotonic() - t0, server.cpu_seconds() - cpu0
         health = _health(server)
+        # The kernel's high-water marks, read once at the end: no sampling interval can miss a peak.
         peak = server.peak_rss_mb()
+        worker_hwm = [vm_hwm_mb(child) for child in children(server.pid)]
     calls = []
     if provider_log.exists():
         calls = [json.loads(line) for line in provider_log.read_text().splitlines() if line.strip()]
@@ -186,4 +193,5 @@ def run_target(target: str, scenario: Scenario, workdir: Path) -> Outcome:
         cpu_seconds=cpu,
         peak_tree_mb=memory.peak_mb,
         workers=health.get("image_workers"),
+        worker_hwm_mb=worker_hwm,
     )

@@ -1,7 +1,8 @@
 """The load patterns: who posts what, when, and what each post got.
 
 - sequential: one booth, one post after another (the cost of a single photo with nothing else going on);
-- periodic: N booths, each posting every `period_seconds` (an event in full swing), phases spread evenly;
+- periodic: N booths, each posting every `period_seconds` (an event in full swing), phases spread evenly —
+  or, with `staggered=False`, all starting at the same instant (the doors open, every booth fires);
 - burst: N posts at the same instant (every booth of a big event pressing the button together);
 - closed: N booths posting back to back for `duration_seconds` (the most the server sustains).
 """
@@ -32,6 +33,8 @@ class Scenario:
     settings: tuple[tuple[str, str], ...] = ()  # extra BOOTHGATE_ settings for our server
     bytes_per_second: float | None = None  # booths upload at this pace (a real network), else at full speed
     floor: bool = False  # also run the same-run preparation floor (bench/prepfloor.py)
+    staggered: bool = True  # periodic: phases spread over one period; False: every booth starts at once
+    repeats: int = 1  # floor scenarios: consecutive runs, the floor and our server interleaved
 
     def scaled(self, **changes: object) -> Scenario:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -67,12 +70,22 @@ def floor_scenarios() -> list[Scenario]:
     """Speed to the floor: each against our server and the same-run preparation floor."""
     return [
         Scenario("loop16", "16 simultaneous 24 MP posts over loopback, 2 s provider", "24mp", "burst", 16, 2.0,
-                 floor=True),
+                 floor=True, repeats=5),
+        Scenario("loop16-noisy", "16 simultaneous noisy 24 MP posts over loopback, 2 s provider", "noisy",
+                 "burst", 16, 2.0, floor=True, repeats=5),
         Scenario("paced", "8 booths, each uploading a 24 MP photo at 4 MB/s every 8 s, 2 s provider", "24mp",
                  "periodic", 8, 2.0, posts_per_booth=2, period_seconds=8.0, bytes_per_second=4_000_000,
                  floor=True),
+        Scenario("together", "8 booths starting together, each uploading a 24 MP photo at 4 MB/s, 2 s provider",
+                 "24mp", "periodic", 8, 2.0, posts_per_booth=2, period_seconds=8.0, bytes_per_second=4_000_000,
+                 floor=True, staggered=False),
+        Scenario("together-noisy", "8 booths starting together, each uploading a noisy 24 MP photo at 4 MB/s, "
+                 "2 s provider", "noisy", "periodic", 8, 2.0, posts_per_booth=2, period_seconds=8.0,
+                 bytes_per_second=4_000_000, floor=True, staggered=False),
         Scenario("burst64", "64 simultaneous 24 MP posts, 10 s provider", "24mp", "burst", 64, 10.0, floor=True),
         Scenario("burst128", "128 simultaneous 24 MP posts, 10 s provider", "24mp", "burst", 128, 10.0, floor=True),
+        Scenario("burst128-noisy", "128 simultaneous noisy 24 MP posts, 10 s provider", "noisy", "burst", 128,
+                 10.0, floor=True),
     ]  # fmt: skip
 
 
@@ -134,7 +147,7 @@ class Counter:
 
 async def _booth_loop(booths: Booths, booth: int, photo: Photo, counter: Counter, s: Scenario) -> None:
     begin = time.monotonic()
-    if s.pattern == "periodic":
+    if s.pattern == "periodic" and s.staggered:
         await asyncio.sleep(booth * s.period_seconds / s.booths)  # phases spread over one period
         begin = time.monotonic()
     k = 0

@@ -163,7 +163,9 @@ class Services:
         settings = config.settings
         media = MediaStore(settings.data_dir)
         http = _http_client(config)
-        imaging = Imaging(settings.image_workers, settings.max_image_pixels, settings.jpeg_quality)
+        imaging = Imaging(
+            settings.image_workers, settings.max_image_pixels, settings.jpeg_quality, settings.early_decode_memory_bytes
+        )
         # Issue 28: refused fields (kept in the database) and the key pools outlive every settings change.
         refusals = RefusedCapabilities(db)
         await refusals.load()

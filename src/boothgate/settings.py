@@ -237,6 +237,13 @@ class Settings(BaseSettings):
         le=64,
         description="Image worker processes: how many images are decoded at once (default: the machine's cores).",
     )
+    early_decode_memory_bytes: int = Field(
+        128 * MB,
+        ge=0,
+        le=4096 * MB,
+        description="Memory for photos decoded while their upload still arrives (each holds its scaled image, "
+        "~6 MB for a 24 MP photo): as many are decoded early as fit; the others after their last byte. 0: never.",
+    )
     result_long_side_pixels: int = Field(
         3000,
         ge=256,

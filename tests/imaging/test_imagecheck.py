@@ -26,7 +26,7 @@ def baseline(width: int, height: int, seed: int = 1) -> bytes:
 
 
 def walk_in_pieces(data: bytes, piece: int) -> None:
-    """As an upload still arriving is walked (boothgate.imaging.growing): a few bytes at a time."""
+    """As an upload still arriving is walked (boothgate.imaging.incremental): a few bytes at a time."""
     walker = imagecheck.walker_for(data[:16], MAX_PIXELS)
     assert walker is not None
     for start in range(0, len(data), piece):

@@ -8,7 +8,7 @@ costs a few milliseconds (segment lengths are skipped, entropy-coded data is sea
 these is refused with a clear 422/413 before a decoder sees it.
 
 The walkers are streaming (`feed` as bytes arrive, `finish` at the end), so the same limits hold for a
-photo decoded while its upload is still arriving (`boothgate.imaging.growing`).
+photo decoded while its upload is still arriving (`boothgate.imaging.incremental`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from boothgate.errors import BoothError, CorruptImage, ProviderFailed, TooLarge, UnsupportedImage
 from boothgate.imaging import imagecheck
-from boothgate.imaging.growing import GrowingFile
 from boothgate.imaging.prepared import PreparedImage
 
 MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "heic": "image/heic"}
@@ -146,23 +145,17 @@ def decode_scaled(source: Source, max_pixels: int, max_source_pixels: int, check
     """Decode, apply EXIF orientation and downscale to at most `max_pixels`.
 
     JPEGs use draft mode so libjpeg decodes at 1/2, 1/4 or 1/8 scale when that is still big enough.
-    A growing file (an upload still arriving) checks its structure as it is read; anything else first,
-    unless admission already did (`checked`).
+    The structure is checked first, unless admission already did (`checked`).
     """
     if isinstance(source, Path | bytes) and not checked:
         imagecheck.check(source, max_source_pixels)
     info = inspect(source, max_source_pixels)
     im = _open(source)
     try:
-        exif_orientation = _orientation(im)
-        # Orientations 5–8 swap width and height; the target is computed on the upright image.
-        w, h = (info.height, info.width) if exif_orientation in (5, 6, 7, 8) else (info.width, info.height)
-        tw, th = target_size(w, h, max_pixels)
-        if info.format == "jpeg":
-            (dw, dh), final = draft_size(info.width, info.height, max_pixels)
-            if final:
-                tw, th = (dh, dw) if exif_orientation in (5, 6, 7, 8) else (dw, dh)
-            im.draft("RGB", (dw, dh) if final else ((th, tw) if exif_orientation in (5, 6, 7, 8) else (tw, th)))
+        exif_orientation = orientation_of(im)
+        draft, target = scale_plan(info.width, info.height, info.format, exif_orientation, max_pixels)
+        if draft is not None:
+            im.draft("RGB", draft)
         im.load()
     except BoothError:
         im.close()
@@ -170,17 +163,38 @@ def decode_scaled(source: Source, max_pixels: int, max_source_pixels: int, check
     except UNREADABLE as exc:
         im.close()
         raise CorruptImage(f"The image is damaged or truncated: {exc}.") from exc
-    if exif_orientation not in (None, 1):
+    return finish_scaled(im, exif_orientation, target, max_pixels)
+
+
+def scale_plan(
+    width: int, height: int, fmt: str, orientation: int | None, max_pixels: int
+) -> tuple[tuple[int, int] | None, tuple[int, int]]:
+    """What to ask a JPEG's draft mode for (None for other types) and the final upright size, for an image
+    of `width`×`height` as stored. Shared by every decoder of photos, so they all give the same pixels."""
+    turned = orientation in (5, 6, 7, 8)  # orientations 5–8 swap width and height
+    w, h = (height, width) if turned else (width, height)
+    tw, th = target_size(w, h, max_pixels)
+    if fmt != "jpeg":
+        return None, (tw, th)
+    (dw, dh), final = draft_size(width, height, max_pixels)
+    if final:
+        tw, th = (dh, dw) if turned else (dw, dh)
+    return ((dw, dh) if final else ((th, tw) if turned else (tw, th))), (tw, th)
+
+
+def finish_scaled(im: Image.Image, orientation: int | None, target: tuple[int, int], max_pixels: int) -> Image.Image:
+    """A decoded image upright (EXIF orientation) and within `max_pixels` (the plan's `target` size)."""
+    if orientation not in (None, 1):
         try:
             im = ImageOps.exif_transpose(im)
         except Exception:  # a broken EXIF block must not cost the guest their photo
             pass
-    if im.size != (tw, th) and im.width * im.height > max_pixels:
-        im = im.resize((tw, th), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    if im.size != target and im.width * im.height > max_pixels:
+        im = im.resize(target, Image.Resampling.BILINEAR, reducing_gap=2.0)
     return im
 
 
-def _orientation(im: Image.Image) -> int | None:
+def orientation_of(im: Image.Image) -> int | None:
     try:
         value = im.getexif().get(0x0112)
     except Exception:  # corrupt EXIF: treat as upright
@@ -223,14 +237,6 @@ def prepare(
         return encode(im, "png" if _has_transparency(im) else "jpeg", quality)
     finally:
         im.close()
-
-
-def prepare_growing(
-    path: Path, max_pixels: int, max_source_pixels: int, quality: int, deadline: float
-) -> PreparedImage:
-    """`prepare` for a photo whose upload is still arriving: decodes as its bytes come (see `growing`)."""
-    with GrowingFile(path, deadline, max_source_pixels) as fh:
-        return prepare(fh, max_pixels, max_source_pixels, quality)  # type: ignore[arg-type]
 
 
 def check_result(data: bytes, max_pixels: int) -> None:

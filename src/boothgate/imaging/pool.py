@@ -5,23 +5,35 @@ job no longer needs it, with prepared references cached. `deadline` arguments ar
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from boothgate.errors import CorruptImage, ProviderFailed
 from boothgate.imaging import images
 from boothgate.imaging import shape as shaping
+from boothgate.imaging.incremental import DecodeBudget
 from boothgate.imaging.prepared import PreparedImage
+from boothgate.imaging.worker_process import lower_thread_priority
 from boothgate.imaging.workers import ImageWorkers, WorkerLost
 
 REFERENCE_CACHE_SIZE = 64
 
 
 class Imaging:
-    def __init__(self, workers: int, max_source_pixels: int, quality: int) -> None:
+    def __init__(
+        self, workers: int, max_source_pixels: int, quality: int, early_memory_bytes: int = 128 * 1024 * 1024
+    ) -> None:
         self.workers = ImageWorkers(workers)
         self.max_source_pixels = max_source_pixels
         self.quality = quality
+        # Photos decoded while they arrive (booth/early.py): as many as fit this memory, in threads that
+        # wait for bytes most of the time (libjpeg releases the GIL while it decodes a chunk).
+        self.budget = DecodeBudget(early_memory_bytes)
+        self.early_pool = ThreadPoolExecutor(
+            max(2, os.cpu_count() or 2), thread_name_prefix="early-decode", initializer=lower_thread_priority
+        )
         self._references: OrderedDict[tuple[str, int], PreparedImage] = OrderedDict()
 
     async def start(self) -> None:
@@ -35,22 +47,6 @@ class Imaging:
         try:
             return await self.workers.run(
                 deadline, images.prepare, source, max_pixels, self.max_source_pixels, self.quality, admitted
-            )
-        except WorkerLost as exc:
-            raise CorruptImage(f"The image could not be decoded: {exc}") from exc
-
-    async def prepare_growing(self, path: Path, max_pixels: int, deadline: float) -> PreparedImage:
-        """`prepare` for an upload still arriving, in the stream lane (see `booth/early.py`)."""
-        try:
-            return await self.workers.run_in(
-                "stream",
-                deadline,
-                images.prepare_growing,
-                path,
-                max_pixels,
-                self.max_source_pixels,
-                self.quality,
-                deadline,
             )
         except WorkerLost as exc:
             raise CorruptImage(f"The image could not be decoded: {exc}") from exc
@@ -118,5 +114,15 @@ class Imaging:
         """A small JPEG of an admitted image, made in an image worker (the after-check's input)."""
         return await self.workers.run(deadline, images.thumbnail, data, size)
 
+    def snapshot(self) -> dict[str, object]:
+        """For `/health`: the worker processes, and the early decodes (started, refused for memory)."""
+        return {
+            **self.workers.snapshot(),
+            "early_decodes": self.budget.started,
+            "early_refused": self.budget.refused,
+            "early_memory_bytes": self.budget.used_bytes,
+        }
+
     def close(self) -> None:
         self.workers.shutdown()
+        self.early_pool.shutdown(wait=False, cancel_futures=True)

@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
         if loop_watch is not None:
             health["loop_watch"] = loop_watch.snapshot()
         # Image workers: a task running past its deadline was not stopped — the booths behind it wait.
-        health["image_workers"] = workers = services.imaging.workers.snapshot()
+        health["image_workers"] = workers = services.imaging.snapshot()
         if workers["stuck"]:
             health["status"] = "degraded"
         if services.retention is not None:  # a clock jump: retention goes by kept-age, shown here
