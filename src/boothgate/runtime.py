@@ -32,7 +32,7 @@ from boothgate.providers.base import Provider, ProviderContext
 from boothgate.providers.capabilities import RefusedCapabilities
 from boothgate.providers.keys import KeyPools
 from boothgate.providers.registry import Registry
-from boothgate.records import recovery, stats
+from boothgate.records import recovery, stats, tallies
 from boothgate.records.export import Exports
 from boothgate.records.jobs import JobStore
 from boothgate.records.media_links import MediaLinks
@@ -201,6 +201,7 @@ class Services:
         services.retention = Retention(lambda: config.settings, media, db)
         services.tasks.append(asyncio.create_task(services.retention.run_forever()))
         services.tasks.append(asyncio.create_task(event_cleanup.run_forever(lambda: config.settings, media, db)))
+        services.tasks.append(asyncio.create_task(tallies.run_forever(db)))  # the live view's summaries
         services.work.start()  # after every handler is registered and the journal is drained
         services.batches.runner.start()
         services.model_lists.refresh_soon()  # in the background: start-up never waits for the internet

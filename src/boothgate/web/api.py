@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from boothgate import errors
@@ -229,9 +229,13 @@ async def list_jobs(
     status: str | None = None,
     limit: int = 50,
     source: Literal["booth", "try", "rehearsal"] | None = None,
+    before: str | None = Query(None, max_length=32, description="the last job id of the previous page"),
 ) -> list[dict[str, Any]]:
+    """Newest first, a page at a time: the next page is `?before=<the last id>` (none left: fewer than
+    `limit` came back)."""
     base = services.settings.public_base_url
-    return [public_job(job, base) for job in await services.jobs.find(provider, slot, status, limit, source)]
+    found = await services.jobs.find(provider, slot, status, limit, source, before)
+    return [public_job(job, base) for job in found]
 
 
 async def _job(services: ServicesDep, job_id: str) -> Job:
