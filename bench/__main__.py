@@ -6,6 +6,7 @@
                                     # one-2mp one-png fifty burst max loop16 loop16-noisy paced
                                     # together together-noisy burst64 burst128 burst128-noisy local
     python -m bench --only local --skip-prepare   # the offline engine's ms per photo only
+    python -m bench --only live --skip-prepare    # the live view and statistics over 100,000 jobs only
 
 Timing goals are checked here and printed, never asserted in `make test`.
 """
@@ -13,6 +14,7 @@ Timing goals are checked here and printed, never asserted in `make test`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import datetime as dt
 import shutil
@@ -20,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import local_engine, moderation, photos, prepare
+from bench import live_view, local_engine, moderation, photos, prepare
 from bench.harness import ROOT, new_workdir
 from bench.report import (
     Pair,
@@ -168,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\n== the offline engine (tab local), 24 MP photos", flush=True)
         local_lines = local_engine.table(1 if args.quick else args.local_repeats)
         print("\n".join(local_lines))
+    live_lines: list[str] = []
+    if not args.only or "live" in args.only.split(","):
+        jobs = 20_000 if args.quick else 100_000
+        print(f"\n== the live view and statistics over {jobs:,} jobs (python -m bench.live_view)", flush=True)
+        live_lines = asyncio.run(live_view.measure(jobs, rounds=3))
     if args.only and not scenarios:
         return 0
 
@@ -199,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         if local_lines:
             text += "\n## The offline engine (tab `local`)\n\n" + "\n".join(local_lines) + "\n"
+        if live_lines:
+            text += "\n## The live view and statistics at scale (`python -m bench.live_view`)\n\n"
+            text += "\n".join(live_lines) + "\n"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
         print(f"\nwritten: {out}")

@@ -34,7 +34,7 @@ from boothgate.providers.capabilities import RefusedCapabilities
 from boothgate.providers.key_figures import KeyFigures
 from boothgate.providers.keys import KeyPools
 from boothgate.providers.registry import Registry
-from boothgate.records import recovery, stats
+from boothgate.records import recovery, stats, tallies
 from boothgate.records.export import Exports
 from boothgate.records.jobs import JobStore
 from boothgate.records.media_links import MediaLinks
@@ -257,6 +257,7 @@ class Services:
         services.tasks.append(asyncio.create_task(services.retention.run_forever()))
         services.tasks.append(asyncio.create_task(key_figures.run_forever()))
         services.tasks.append(asyncio.create_task(event_cleanup.run_forever(lambda: config.settings, media, db)))
+        services.tasks.append(asyncio.create_task(tallies.run_forever(db)))  # the live view's summaries
         services.work.start()  # after every handler is registered and the journal is drained
         services.batches.runner.start()
         assert services.desk.runner is not None

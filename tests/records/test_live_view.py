@@ -82,3 +82,24 @@ async def test_slot_activity_counts_booth_photos_today_and_keeps_the_latest_job(
     assert activity[7].last is not None and activity[7].last["result_thumbnail_url"].endswith("/result/thumbnail")
     assert activity[8].last is not None and activity[8].last["status"] == "failed"
     assert 9 not in activity
+
+
+async def test_the_job_list_pages_by_the_last_id_without_repeats_or_gaps(db: Database, tmp_path: Path) -> None:
+    from boothgate.records.jobs import JobStore
+    from boothgate.storage.media import MediaStore
+
+    same = datetime.now(UTC) - timedelta(minutes=1)
+    for i in range(23):  # a few share one created_at: the id breaks the tie
+        moment = same if i % 4 == 0 else datetime.now(UTC) - timedelta(minutes=i * 0.5)
+        await add(db, 1 + i % 3, i * 0.5, id=f"p{i:02d}", created_at=moment)
+    store = JobStore(db, MediaStore(tmp_path / "media"))
+    seen: list[str] = []
+    before = None
+    while True:
+        page = await store.find(limit=5, before=before)
+        seen += [job.id for job in page]
+        if len(page) < 5:
+            break
+        before = page[-1].id
+    assert sorted(seen) == sorted(f"p{i:02d}" for i in range(23)) and len(seen) == len(set(seen))
+    assert len(await store.find(limit=10_000)) == 23  # asking for more than PAGE_ROWS is not an error

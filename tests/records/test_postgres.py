@@ -1,7 +1,6 @@
 """The same server on PostgreSQL (asyncpg): migrations, slots, a booth post, statistics, a restart.
 
-Starts a throw-away cluster on a loopback port with Debian's PostgreSQL (installed by
-scripts/install-test-system-deps.sh); skipped only where no PostgreSQL server binaries exist.
+The throw-away cluster is tests/records/conftest.py's `postgres_url`.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ from boothgate.operator.budget import Budget, Spend
 from boothgate.operator.slots import SlotService
 from boothgate.providers.base import Kind, ProviderRequest, ProviderResult
 from boothgate.providers.registry import Registry
+from boothgate.records import tallies
 from boothgate.records.jobs import JobStore
 from boothgate.records.media_links import MediaLinks
 from boothgate.run import shaping
@@ -301,6 +302,7 @@ class LateResults:
                 if cost:
                     row.cost_usd = round((row.cost_usd or 0.0) + float(cost), 6)
                 await self._settle(session, row, cost, failed=False)
+                await tallies.amend(session, row, delivered_late=1, cost=float(cost or 0.0))
                 row.history = [*(row.history or []), history_entry("late_result_delivered", slot=slot_name)]
         if stale:  # deleted by the guest meanwhile: the file goes too
             await asyncio.to_thread(self.media.delete, relative)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
@@ -13,6 +13,7 @@ from boothgate.storage.models import Job, utcnow
 
 OPEN_STATUSES = ("received", "running")
 FINAL_STATUSES = ("succeeded", "failed", "timed_out", "rejected")
+PAGE_ROWS = 500  # the most job rows one list request reads
 
 
 class JobStore:
@@ -40,8 +41,15 @@ class JobStore:
         limit: int = 50,
         source: str | None = None,
         event_id: int | None = None,
+        before: str | None = None,
     ) -> list[Job]:
-        query = select(Job).order_by(Job.created_at.desc()).limit(max(1, min(limit, 500)))
+        """Newest first, at most PAGE_ROWS; `before` (a job id, the last of the previous page) pages on by
+        (created_at, id), which the created_at index answers without counting what came before."""
+        order = (Job.created_at.desc(), Job.id.desc())
+        query = select(Job).order_by(*order).limit(max(1, min(limit, PAGE_ROWS)))
+        if before:
+            mark = select(Job.created_at).where(Job.id == before).scalar_subquery()
+            query = query.where(or_(Job.created_at < mark, and_(Job.created_at == mark, Job.id < before)))
         if event_id is not None:  # the jobs admitted while the slot was in that event
             query = query.where(Job.event_id == event_id)
         if source:  # "booth": guests' photos only (not the operator's Try it and rehearsals)

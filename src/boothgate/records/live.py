@@ -6,21 +6,22 @@ Read-only queries over the job table; booth posts only (Try it and rehearsals ar
 
 from __future__ import annotations
 
-import math
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
+from boothgate.records import tallies
 from boothgate.records.jobs import public_job
 from boothgate.records.stats import start_of_today
 from boothgate.storage.db import Database
-from boothgate.storage.models import Job
+from boothgate.storage.models import Job, JobTally, JobTimes
 
 FAILED = ("failed", "timed_out", "rejected")
-# One point of the answer-time chart covers this many minutes (a few hours → a few dozen points).
-BUCKET_MINUTES = 10
+# One point of the answer-time chart is one summary bucket (a few hours → a few dozen points).
+BUCKET_MINUTES = tallies.BUCKET_MINUTES
 RECENT_SCAN = 400  # the overview looks this many latest jobs back for each slot's last result
 
 
@@ -34,18 +35,22 @@ async def slot_activity(db: Database, provider: str) -> dict[int, SlotActivity]:
     """Each slot's count of booth photos today and its latest job (any source) among recent ones."""
     today = start_of_today()
     counted = (
-        select(Job.slot_number, func.count())
-        .where(Job.provider == provider, Job.source == "booth", Job.created_at >= today)
-        .group_by(Job.slot_number)
+        select(JobTally.slot_number, func.sum(JobTally.jobs))
+        .where(JobTally.provider == provider, JobTally.source == "booth", JobTally.bucket_start >= today)
+        .group_by(JobTally.slot_number)
     )
     recent = select(Job).where(Job.provider == provider).order_by(Job.created_at.desc()).limit(RECENT_SCAN)
     async with db.read() as session:
-        counts = (await session.execute(counted)).all()
+        counts = [(n or None, int(c)) for n, c in (await session.execute(counted)).all()]
+        tail, _ = await tallies.untallied(
+            session, Job.provider == provider, Job.source == "booth", Job.created_at >= today
+        )
         jobs = (await session.scalars(recent)).all()
+    counts += [(job.slot_number, 1) for job in tail]
     activity: dict[int, SlotActivity] = {}
     for number, count in counts:
         if number is not None:
-            activity.setdefault(number, SlotActivity()).today = int(count)
+            activity.setdefault(number, SlotActivity()).today += count
     for job in jobs:
         if job.slot_number is None:
             continue
@@ -55,75 +60,88 @@ async def slot_activity(db: Database, provider: str) -> dict[int, SlotActivity]:
     return activity
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 async def live_view(
     db: Database, tabs: list[str], hours: float = 3.0, latest: int = 24, event_id: int | None = None
 ) -> dict[str, Any]:
     """The live page's data: latest booth results, per-provider answer times, failure/fallback counts;
     with `event_id`, only that event's photos.
 
-    Counts and answer times are aggregated in SQL over the `source, created_at` index (GROUP BY, window
-    functions): a few dozen rows come back, never the window's jobs as ORM objects — a festival day does not
-    hold the event loop (issue 31, class 9)."""
+    Read from the job summaries (records/tallies.py): counts and answer-time sums by GROUP BY over the
+    10-minute tallies of the window, p95 from one histogram row per provider and bucket, plus the few
+    jobs not tallied yet — never the window's job rows (issue 31, class 9). The window starts at the
+    10-minute boundary at or before `hours` ago."""
     now = datetime.now(UTC)
-    since = now - timedelta(hours=hours)
-    in_window: tuple[Any, ...] = (Job.source == "booth", Job.created_at >= since)
+    since = tallies.bucket_of(now - timedelta(hours=hours))
+    booth: tuple[Any, ...] = (JobTally.source == "booth", JobTally.bucket_start >= since)
+    times_where: tuple[Any, ...] = (JobTimes.source == "booth", JobTimes.period.in_(tallies.window_periods(since, now)))
+    tail_where: tuple[Any, ...] = (Job.source == "booth", Job.created_at >= since)
     if event_id is not None:
-        in_window += (Job.event_id == event_id,)
-    has_fallback = Job.fallback_reason.is_not(None)
-    grouped = select(Job.provider, Job.status, has_fallback, func.count()).where(*in_window)
-    grouped = grouped.group_by(Job.provider, Job.status, has_fallback)
-    # Answer times per provider and 10-minute bucket: mean, count and the nearest-rank p95, all in SQL
-    # (window functions; the bucket from bound edges, so any database): a few dozen rows come back.
-    edges = [since + timedelta(minutes=BUCKET_MINUTES * (i + 1)) for i in range(math.ceil(hours * 60 / BUCKET_MINUTES))]
-    bucket = case(*[(Job.created_at < edge, i) for i, edge in enumerate(edges)], else_=len(edges))
-    part = (Job.provider, bucket)
-    ranked = (
-        select(
-            Job.provider.label("provider"),
-            bucket.label("bucket"),
-            Job.total_seconds.label("seconds"),
-            func.row_number().over(partition_by=part, order_by=Job.total_seconds).label("rank"),
-            func.count().over(partition_by=part).label("n"),
-            func.avg(Job.total_seconds).over(partition_by=part).label("mean"),
-        )
-        .where(*in_window, Job.status == "succeeded", Job.total_seconds.is_not(None))
-        .subquery()
+        booth += (JobTally.event_id == event_id,)
+        times_where += (JobTimes.event_id == event_id,)
+        tail_where += (Job.event_id == event_id,)
+    fell_back = JobTally.fallback_reason != ""
+    grouped = (
+        select(JobTally.provider, JobTally.status, fell_back, func.sum(JobTally.jobs))
+        .where(*booth)
+        .group_by(JobTally.provider, JobTally.status, fell_back)
     )
-    c = ranked.c
-    times = select(c.provider, c.bucket, c.n, c.mean, c.seconds).where(c.rank >= 0.95 * c.n, c.rank - 1 < 0.95 * c.n)
+    sums = (
+        select(JobTally.provider, JobTally.bucket_start, func.sum(JobTally.seconds_n), func.sum(JobTally.seconds_sum))
+        .where(*booth, JobTally.seconds_n > 0)
+        .group_by(JobTally.provider, JobTally.bucket_start)
+    )
+    histograms = select(JobTimes.provider, JobTimes.period, JobTimes.bins).where(*times_where)
     newest = select(Job).where(Job.source == "booth").order_by(Job.created_at.desc()).limit(latest)
     if event_id is not None:
         newest = newest.where(Job.event_id == event_id)
     async with db.read() as session:
-        rows = (await session.execute(grouped)).all()
-        answer_times = (await session.execute(times)).all()
+        rows = [(p, s, bool(f), int(c)) for p, s, f, c in (await session.execute(grouped)).all()]
+        time_sums = (await session.execute(sums)).all()
+        stored_bins = (await session.execute(histograms)).all()
+        tail, partial = await tallies.untallied(session, *tail_where)
         recent = (await session.scalars(newest)).all()
     counts = {"received": 0, "succeeded": 0, "failed": 0, "timed_out": 0, "rejected": 0, "fallbacks": 0}
     per_provider: dict[str, dict[str, int]] = {}
-    for provider, status, fell_back, count in rows:
-        count = int(count)
+    for job in tail:
+        rows.append((job.provider, job.status, job.fallback_reason is not None, 1))
+    for provider, status, with_fallback, count in rows:
         counts["received"] += count
-        if status in counts:
+        if status in counts and status != "received":  # a photo still in flight counts once
             counts[status] += count
         mine = per_provider.setdefault(provider, {"received": 0, "failed": 0, "fallbacks": 0})
         mine["received"] += count
         mine["failed"] += count if status in FAILED else 0
-        if fell_back:
+        if with_fallback:
             counts["fallbacks"] += count
             mine["fallbacks"] += count
-    points_of: dict[str, list[tuple[int, int, float, float]]] = {}
-    for provider, index, n, mean, p95 in answer_times:
-        points_of.setdefault(provider, []).append((int(index), int(n), float(mean), float(p95)))
+    # per (provider, bucket): [answers, seconds sum, histogram]
+    points_of: dict[tuple[str, datetime], tuple[list[float], Counter[int]]] = {}
+
+    def point(provider: str, bucket: datetime) -> tuple[list[float], Counter[int]]:
+        return points_of.setdefault((provider, tallies.bucket_of(bucket)), ([0, 0.0], Counter()))
+
+    for provider, bucket, n, total in time_sums:
+        sums_, _ = point(provider, bucket)
+        sums_[0] += int(n)
+        sums_[1] += float(total)
+    for provider, period, bins in stored_bins:
+        tallies.merge_bins(point(provider, datetime.fromisoformat(period[1:]).replace(tzinfo=UTC))[1], bins)
+    for job in tail:
+        if tallies.has_time(job):
+            sums_, bins_ = point(job.provider, job.created_at)
+            sums_[0] += 1
+            sums_[1] += job.total_seconds
+            bins_[tallies.tenth_bin(job.total_seconds)] += 1
+    providers_seen = {provider for provider, _ in points_of}
     series = []
-    for provider in [t for t in tabs if t in points_of] + sorted(set(points_of) - set(tabs)):
+    for provider in [t for t in tabs if t in providers_seen] + sorted(providers_seen - set(tabs)):
         points = []
-        for index, n, mean, p95 in sorted(points_of[provider]):
-            middle = since + timedelta(minutes=(index + 0.5) * BUCKET_MINUTES)
-            points.append({"at": middle.isoformat(), "avg_seconds": round(mean, 3), "p95_seconds": p95, "count": n})
+        for (name, bucket), ((answers, seconds), bins_) in sorted(points_of.items()):
+            if name != provider or not answers:
+                continue
+            middle = bucket + timedelta(minutes=BUCKET_MINUTES / 2)
+            points.append({"at": middle.isoformat(), "avg_seconds": round(seconds / answers, 3),
+                           "p95_seconds": tallies.bins_quantile(bins_, 0.95), "count": int(answers)})  # fmt: skip
         series.append({"provider": provider, "points": points})
     return {
         "generated_at": now.isoformat(),
@@ -135,4 +153,6 @@ async def live_view(
         "providers": per_provider,
         "series": series,
         "latest": [public_job(job) for job in recent],
+        # More jobs wait for the roll-up than one refresh reads: the counts are short by the rest for now.
+        "partial": partial,
     }

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from boothgate.records import tallies
 from boothgate.records.jobs import OPEN_STATUSES
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
@@ -91,6 +92,7 @@ class GuestPages:
             files = [p for p in (job.photo_path, job.result_path, job.late_result_path, job.trash_path) if p]
             job.photo_path = job.result_path = job.late_result_path = job.trash_path = None
             job.deleted_at = utcnow()
+            await tallies.amend(session, job, deleted=1)
             job.gallery_hidden = True
             job.history = [*(job.history or []), history_entry("deleted_by_guest", files=len(files))]
             if job.late and job.late.get("status") == "running":

@@ -333,3 +333,64 @@ class WebhookDelivery(Base):
     attempts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{at, status, error, seconds}]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+# Issue 31, class 9: the live view and statistics read these summaries instead of every job row. A job is
+# added to them once it has its final status (records/tallies.py); `jobs.tallied` (migration 0008, kept out
+# of the ORM mapping so a whole-row save of a Job never resets it) says which jobs already are. "None"
+# dimensions are stored as 0 / "" so the unique keys hold on SQLite and PostgreSQL alike.
+TALLY_KEY = (
+    "bucket_start",
+    "source",
+    "provider",
+    "slot_number",
+    "event_id",
+    "api_key_id",
+    "status",
+    "error_code",
+    "fallback_reason",
+    "served_by",
+)
+TIMES_KEY = ("period", "source", "provider", "slot_number", "event_id", "api_key_id")
+
+
+class JobTally(Base):
+    """Counts, cost and answer-time sums of the jobs of one 10-minute bucket that share every dimension."""
+
+    __tablename__ = "job_tallies"
+    __table_args__ = (UniqueConstraint(*TALLY_KEY, name="uq_job_tallies_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bucket_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(32))
+    slot_number: Mapped[int] = mapped_column(Integer, default=0)
+    event_id: Mapped[int] = mapped_column(Integer, default=0)
+    api_key_id: Mapped[str] = mapped_column(String(32), default="")
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str] = mapped_column(String(64), default="")
+    fallback_reason: Mapped[str] = mapped_column(String(200), default="")
+    served_by: Mapped[str] = mapped_column(String(40), default="")
+    jobs: Mapped[int] = mapped_column(Integer, default=0)
+    seconds_n: Mapped[int] = mapped_column(Integer, default=0)  # succeeded answers with a time
+    seconds_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    delivered_late: Mapped[int] = mapped_column(Integer, default=0)
+    deleted_by_guest: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JobTimes(Base):
+    """The answer times of succeeded jobs as a histogram in tenths of a second, per period ("m<bucket>"
+    per provider and event for the live chart, "d<local date>" and "all" per slot, "e" per event and slot)."""
+
+    __tablename__ = "job_times"
+    __table_args__ = (UniqueConstraint(*TIMES_KEY, name="uq_job_times_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(40), index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(32))
+    slot_number: Mapped[int] = mapped_column(Integer, default=0)
+    event_id: Mapped[int] = mapped_column(Integer, default=0)
+    api_key_id: Mapped[str] = mapped_column(String(32), default="")
+    bins: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"123": 4}: four answers in (12.2, 12.3] s

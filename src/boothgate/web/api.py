@@ -232,9 +232,12 @@ async def list_jobs(
     limit: int = 50,
     source: Literal["booth", "try", "rehearsal"] | None = None,
     event: int | None = Query(None, ge=1),
+    before: str | None = Query(None, max_length=32, description="the last job id of the previous page"),
 ) -> list[dict[str, Any]]:
+    """Newest first, a page at a time: the next page is `?before=<the last id>` (none left: fewer than
+    `limit` came back)."""
     base = services.settings.public_base_url
-    found = await services.jobs.find(provider, slot, status, limit, source, event_id=event)
+    found = await services.jobs.find(provider, slot, status, limit, source, event_id=event, before=before)
     return [public_job(job, base) for job in found]
 
 
