@@ -24,7 +24,8 @@ from sqlalchemy import select
 
 from boothgate import errors
 from boothgate.imaging.images import sniff
-from boothgate.operator.slots import SlotOptionsInvalid, SlotService, SlotUpdate, _unused, validate_moderation
+from boothgate.operator.slot_update import SlotOptionsInvalid, SlotUpdate, validate_moderation
+from boothgate.operator.slots import SlotService, _unused
 from boothgate.run import fallback_rules
 from boothgate.run.moderation import Moderation, slot_mask_name
 from boothgate.run.shaping import normal_size

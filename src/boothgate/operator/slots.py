@@ -5,19 +5,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boothgate.errors import BoothError, StorageFailed
 from boothgate.imaging.pool import Imaging
+from boothgate.operator.slot_update import (
+    ShareOptions,
+    SlotOptionsInvalid,
+    SlotUpdate,
+    check_shape,
+    checked_size,
+    validate_moderation,
+)
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
 from boothgate.providers.registry import SLOTS_PER_TAB, Registry
 from boothgate.run import fallback_rules, placeholders
-from boothgate.run.moderation import ModerationOptions
-from boothgate.run.shaping import normal_size
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Slot, utcnow
@@ -33,46 +39,6 @@ class ReferencesFull(BoothError):
 class ReferenceIndexInvalid(BoothError):
     status = 422
     code = "reference_index"
-
-
-class ShareOptions(BaseModel):
-    """A slot's `share` field: whether the guest page's QR code is printed, where, how large."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    qr: bool = False
-    corner: Literal["bottom_right", "bottom_left", "top_right", "top_left"] = "bottom_right"
-    # Of the print's short side, quiet zone included; 0.08 is the least a phone reads from a 10×15 cm print.
-    size: float = Field(0.12, ge=0.08, le=0.4)
-    label: str = Field("", max_length=40)
-
-
-class SlotUpdate(BaseModel):
-    """A partial change to a slot; fields left out stay as they are."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool | None = None
-    name: str | None = Field(None, max_length=200)
-    kind: Kind | None = None
-    prompt: str | None = Field(None, max_length=8000)
-    output_format: Literal["jpeg", "png"] | None = None
-    on_failure: Literal["error", "original"] | None = None
-    options: dict[str, Any] | None = None
-    # "" clears the fallback; otherwise "provider/number" of another slot.
-    fallback: str | None = Field(None, max_length=40)
-    result_shape: Literal["match_photo", "as_returned", "fixed"] | None = None
-    result_size: str | None = Field(None, max_length=16)
-    moderation: dict[str, Any] | None = None
-    # The guest's copy (issue 30): the QR on the print, and how long the AI may finish after a fallback.
-    share: ShareOptions | None = None
-    late_result_seconds: int | None = Field(None, ge=0, le=600)
-
-
-class SlotOptionsInvalid(ValueError):
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__("invalid options")
-        self.errors = errors
 
 
 def parse_number(raw: str | int) -> int | None:
@@ -129,14 +95,14 @@ class SlotService:
         if values.get("moderation") is not None:
             values["moderation"] = validate_moderation(values["moderation"])
         if "result_size" in values:
-            values["result_size"] = _checked_size(values["result_size"])
+            values["result_size"] = checked_size(values["result_size"])
         if "share" in values:
             values["share"] = change.share.model_dump() if change.share is not None else None
         async with self.db.write() as session:
             slot = await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
             if slot is None:
                 return None
-            _check_shape(values.get("result_shape", slot.result_shape), values.get("result_size", slot.result_size))
+            check_shape(values.get("result_shape", slot.result_shape), values.get("result_size", slot.result_size))
             for key, value in values.items():
                 setattr(slot, key, value.value if isinstance(value, Kind) else value)
             slot.revision += 1
@@ -355,30 +321,6 @@ class SlotService:
             "updated_at": slot.updated_at.isoformat() if slot.updated_at else None,
             "problems": self.problems(slot),
         }
-
-
-def _checked_size(text: str | None) -> str | None:
-    try:
-        return normal_size(text)
-    except ValueError as exc:
-        raise SlotOptionsInvalid([{"loc": ["result_size"], "msg": str(exc), "type": "value_error"}]) from exc
-
-
-def _check_shape(shape: str | None, size: str | None) -> None:
-    if shape == "fixed" and not size:
-        raise SlotOptionsInvalid(
-            [{"loc": ["result_size"], "msg": "A fixed result shape needs a size, e.g. 1800x1200.", "type": "missing"}]
-        )
-
-
-def validate_moderation(raw: dict[str, Any]) -> dict[str, Any]:
-    """A slot's moderation settings, complete, or SlotOptionsInvalid naming the bad field."""
-    try:
-        return ModerationOptions.model_validate(raw).model_dump(mode="json")
-    except ValidationError as exc:
-        raise SlotOptionsInvalid(
-            [{"loc": ["moderation", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-        ) from exc
 
 
 async def _unused(session: AsyncSession, relative: str | None, keep: str | None) -> str | None:

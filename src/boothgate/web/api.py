@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 from boothgate import errors
 from boothgate.booth.spine import BoothRequest
 from boothgate.imaging.images import sniff
-from boothgate.operator.slots import SlotOptionsInvalid, SlotUpdate, parse_number
+from boothgate.operator.slot_update import SlotOptionsInvalid, SlotUpdate
+from boothgate.operator.slots import parse_number
 from boothgate.records import stats
 from boothgate.records.jobs import public_job
 from boothgate.storage.models import Job, Slot
