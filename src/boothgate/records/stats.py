@@ -14,8 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from boothgate.records import operator_spend
-from boothgate.records import tallies
+from boothgate.records import operator_spend, tallies
 from boothgate.storage.db import Database
 from boothgate.storage.models import ApiKey, Job, JobTally, JobTimes
 
