@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -78,7 +79,12 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # One writers' queue per event loop. A server has one loop; a test that reaches a server's database
+        # from its own loop gets a queue of its own (an asyncio.Lock woken from another loop's thread never
+        # wakes its waiter), and SQLite's busy_timeout then orders the two loops' writers.
+        self._write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] | None = (
+            weakref.WeakKeyDictionary() if self.is_sqlite else None
+        )
         self._file: tuple[int, int] | None = None  # (device, inode) of the SQLite file, taken at start
 
     async def migrate(self) -> tuple[str | None, str | None]:
@@ -150,7 +156,7 @@ class Database:
         budget is spent: waiting in our queue, for another process's lock, or for a PostgreSQL lock.
         """
         until = None if timeout is None else time.monotonic() + timeout
-        if self._write_lock is None:
+        if self._write_locks is None:
             async with self.sessions() as session, session.begin():
                 if until is not None:
                     ms = _milliseconds(until)
@@ -158,17 +164,18 @@ class Database:
                     await session.execute(text(f"SET LOCAL statement_timeout = {ms}"))
                 yield session
             return
+        lock = self._write_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
         if until is None:
-            await self._write_lock.acquire()
+            await lock.acquire()
         else:
-            await asyncio.wait_for(self._write_lock.acquire(), max(0.0, until - time.monotonic()))
+            await asyncio.wait_for(lock.acquire(), max(0.0, until - time.monotonic()))
         try:
             async with self.sessions() as session, session.begin():
                 busy = DEFAULT_BUSY_MILLISECONDS if until is None else _milliseconds(until)
                 await session.execute(text(f"PRAGMA busy_timeout={busy}"))
                 yield session
         finally:
-            self._write_lock.release()
+            lock.release()
 
     async def check(self) -> str | None:
         """A real query on a real table, bounded in time; None when fine, else what is wrong.
