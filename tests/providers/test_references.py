@@ -153,6 +153,10 @@ async def test_a_reference_made_from_a_prompt_is_stored_and_used_by_the_next_pho
 ) -> None:
     await server.configure("gemini", 9, kind="background", prompt="in front of it")
     async with server.api() as client:
+        before = (await client.get("/api/stats")).json()  # the module's server: earlier tests' photos count
+        photos_before = before["providers"]["gemini"]["all_time"]["received"]
+        spent = before["operator_spend"].get("gemini", {}).get("all_time", {})
+        spent_before, paid_before = spent.get("count", 0), spent.get("cost_usd", 0.0)
         price = (await client.get("/api/slots/gemini/9/references/generate")).json()
         assert price["via"] == "gemini" and price["cost_usd"] == pytest.approx(0.0336)  # said before paying
         made = await client.post("/api/slots/gemini/9/references/generate", json={"prompt": "a sunny beach at noon"})
@@ -161,9 +165,12 @@ async def test_a_reference_made_from_a_prompt_is_stored_and_used_by_the_next_pho
         assert draft["cost_usd"] == pytest.approx(0.0336)
         # Paid now, kept or not: the statistics count it beside the booth's costs, not as a photo.
         figures = (await client.get("/api/stats")).json()
-        assert figures["operator_spend"]["gemini"]["all_time"] == {"count": 1, "cost_usd": pytest.approx(0.0336)}
-        assert figures["operator_spend"]["gemini"]["today"]["count"] == 1
-        assert figures["providers"]["gemini"]["all_time"]["received"] == 0
+        assert figures["operator_spend"]["gemini"]["all_time"] == {
+            "count": spent_before + 1,
+            "cost_usd": pytest.approx(paid_before + 0.0336),
+        }
+        assert figures["operator_spend"]["gemini"]["today"]["count"] == spent_before + 1
+        assert figures["providers"]["gemini"]["all_time"]["received"] == photos_before  # not a photo
         [asked] = fake.received
         assert asked.images == [] and "a sunny beach at noon" in asked.text  # text only: no photo involved
         preview = await client.get(draft["preview_url"])

@@ -19,10 +19,12 @@ delivery answered or given up, and a background task done or failed. Pending wor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -90,9 +92,17 @@ class Ledger:
 
     def save(self) -> None:
         data = json.dumps({"kept": self.kept, "last_wall": self.last_wall}).encode()
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_bytes(data)
-        os.replace(temporary, self.path)
+        # A temporary file of this save's own: two sweeps saving at once (the hourly one and an operator's)
+        # must not rename each other's file away.
+        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            os.replace(name, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+            raise
 
     def public(self) -> dict[str, Any]:
         return {"clock_jumps": len(self.jumps), "last_clock_jump": self.jumps[-1] if self.jumps else None}

@@ -20,6 +20,7 @@ ends the job, and the primary slot's `on_failure` decides the answer.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -358,5 +359,8 @@ def _combined(failed: _Failed, route: list[str]) -> errors.BoothError:
     if not route:
         return error
     message = f"{error.message} Fallback: {'; '.join(route)}."
-    combined = type(error)(message, code=error.code, status=error.status)
+    # A copy keeps every attribute a subclass carries (a rate limit's wait) whatever its constructor takes.
+    combined = copy.copy(error)
+    combined.message = message
+    combined.args = (message,)
     return combined
