@@ -67,7 +67,7 @@ async def _setup(server: Restartable) -> str:
                 f"/api/slots/gemini/{number}", json={"enabled": True, "kind": "prompt", "prompt": prompt}
             )
             assert response.status_code == 200, response.text
-        created = await admin.post("/api/keys", json={"name": "restart"})
+        created = await admin.post("/api/keys", json={"name": "restart", "rate_per_minute": 6000})
         assert created.status_code in (200, 201), created.text
         return str(created.json()["key"])
 
