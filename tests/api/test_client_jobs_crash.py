@@ -20,17 +20,16 @@ import pytest
 from tests.conftest import ADMIN, make_jpeg
 from tests.fakes.gemini import GeminiFake, mode_marker
 from tests.fakes.server import serve
-from tests.reliability.test_crash import GEMINI_KEY, REPO, ServerProcess
+from tests.reliability.test_crash import GEMINI_KEY, ServerProcess
 
 FINAL = {"succeeded", "failed", "cancelled"}
 
 
 class Restartable(ServerProcess):
-    """The crash tests' server process, with a short work lease: a dead node's task is taken over soon.
-    It runs this checkout's code (src/ first), not whichever copy the environment has installed."""
+    """The crash tests' server process, with a short work lease: a dead node's task is taken over soon."""
 
     def env(self) -> dict[str, str]:
-        return {**super().env(), "PYTHONPATH": f"{REPO / 'src'}:{REPO}", "BOOTHGATE_WORK_LEASE_SECONDS": "2"}
+        return {**super().env(), "BOOTHGATE_WORK_LEASE_SECONDS": "2"}
 
 
 @pytest.fixture
@@ -99,9 +98,7 @@ def _calls(fake: GeminiFake, word: str) -> int:
     return sum(word in r.text for r in fake.received)
 
 
-async def test_jobs_running_at_a_sigkill_finish_after_the_restart_once(
-    server: Restartable, gemini: GeminiFake
-) -> None:
+async def test_jobs_running_at_a_sigkill_finish_after_the_restart_once(server: Restartable, gemini: GeminiFake) -> None:
     server.start()
     key = await _setup(server)
     answers = server.data_dir / "api" / "answers"
