@@ -261,12 +261,12 @@ class JobDesk:
                     batch_id=live.batch_id,
                     on_stage=lambda stage: live.enter(SPINE_STAGES.get(stage, live.stage)),
                     replay=answers,
-                    stopping=(lambda: self._stopping and not live.cancel_requested) if answers else None,
+                    stopping=lambda: self._stopping and not live.cancel_requested,  # a stop: not cancelled
                 )
             )
         except BaseException:
-            if answers is not None and self._stopping and not live.cancel_requested:
-                raise  # cut off by a stop: its upload stays for the run after the restart
+            if self._stopping and not live.cancel_requested:
+                raise  # cut off by a stop: run again after the restart (a batch's photo too)
             live.enter("cancelled" if live.cancel_requested else "failed")
             raise
         finally:
