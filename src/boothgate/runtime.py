@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from boothgate import link_secrets, redaction
+from boothgate.api import job_queue
 from boothgate.api.batches import Batches
 from boothgate.api.jobs import JobDesk
 from boothgate.api.webhooks import KIND as WEBHOOK_KIND
@@ -252,7 +253,7 @@ class Services:
         services.trash = TrashBudget(media, db, lambda: config.settings)
         services.tasks.append(asyncio.create_task(ingest.recorder.run_forever()))
         services.tasks.append(asyncio.create_task(services.trash.run_forever()))
-        await recovery.recover(jobs, media)
+        await recovery.recover(jobs, media, resumed=await job_queue.resumable(db))  # API jobs run again
         services.retention = Retention(lambda: config.settings, media, db)
         services.tasks.append(asyncio.create_task(services.retention.run_forever()))
         services.tasks.append(asyncio.create_task(key_figures.run_forever()))

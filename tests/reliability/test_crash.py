@@ -48,7 +48,7 @@ class ServerProcess:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BOOTHGATE_")}
         env.update(
-            PYTHONPATH=str(REPO),
+            PYTHONPATH=f"{REPO / 'src'}:{REPO}",  # this checkout's code, not whichever copy is installed
             BOOTHGATE_DATA_DIR=str(self.data_dir),
             BOOTHGATE_PORT=str(self.port),
             BOOTHGATE_ADMIN_PASSWORD=ADMIN[1],

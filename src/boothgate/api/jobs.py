@@ -9,8 +9,9 @@ id); this module keeps the live progress of recent jobs in memory.
 A single job is durable from its 202 on, like a batch: `start` enqueues a task (`work/`, kind `api.job`,
 key `api-job:<id>`) that names the stored upload, and the desk's own runner hands it to the spine. A
 job still queued when the server stops is run after the restart (its status answers `queued` meanwhile);
-one the spine had begun is ended by the start-up recovery, as a booth's would be. A job cancelled while
-queued has its task dropped, so no restart runs it.
+one the spine had begun (a stop or a kill) is run again after it under the same id, its provider's answer
+reused when it had come (`job_queue.py`: never a second call for a call that answered). A job cancelled
+while queued has its task dropped, so no restart runs it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from boothgate import errors
-from boothgate.api import feed
+from boothgate.api import feed, job_queue
 from boothgate.api.live import SPINE_STAGES, ApiError, LiveJob, live_view, public_job
 from boothgate.booth.booth_job import Answer, BoothRequest
 from boothgate.booth.multipart import Limits, Upload, read_upload
@@ -36,7 +37,7 @@ from boothgate.booth.spine import Ingest
 from boothgate.operator.api_keys import Caller
 from boothgate.operator.slots import SlotService, parse_number
 from boothgate.providers.registry import Registry
-from boothgate.records.jobs import JobStore
+from boothgate.records.jobs import OPEN_STATUSES, JobStore
 from boothgate.settings import Settings
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Job, Slot
@@ -87,6 +88,7 @@ class JobDesk:
     runner: Runner | None = None  # durable single jobs (see above); None: in this process only
     _live: OrderedDict[str, LiveJob] = field(default_factory=OrderedDict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _stopping: bool = False  # the server stops: a durable job cut off now runs again after the restart
 
     def durable(self, queue: TaskQueue) -> Runner:
         """Single jobs go through `queue` from now on, on a runner of their own (returned: start it)."""
@@ -159,15 +161,20 @@ class JobDesk:
         job_id = str(payload.get("job") or "")
         path = self.media.resolve(str(payload.get("path") or ""))
         live = await self._adopt(job_id, payload)
-        if live is None or live.cancel_requested or live.done or await self.jobs.get(job_id) is not None:
+        answers = job_queue.ProviderAnswers(self.media.root, job_id)
+        row = await self.jobs.get(job_id)  # open: a run a stop cut off, run again (its answers reused)
+        if live is None or live.cancel_requested or live.done or (row is not None and row.status not in OPEN_STATUSES):
             await asyncio.to_thread(path.unlink, True)
+            await answers.forget()
             return
         fields = {str(k): str(v) for k, v in dict(payload.get("fields") or {}).items()}  # type: ignore[call-overload]
-        live.task = self._spawn(self._run(live, path, str(payload.get("filename") or "photo"), fields, remove=True))
+        filename = str(payload.get("filename") or "photo")
+        live.task = self._spawn(self._run(live, path, filename, fields, remove=True, answers=answers))
         with contextlib.suppress(asyncio.CancelledError):  # a client's cancel ends the task, done
             await asyncio.shield(live.task)
         if asyncio.current_task() is not None and asyncio.current_task().cancelling():  # type: ignore[union-attr]
             raise asyncio.CancelledError  # the runner is stopping: the task is given back
+        await answers.forget()
 
     async def _adopt(self, job_id: str, payload: dict[str, Any]) -> LiveJob | None:
         """The job's live progress: this process's, or a fresh one for a job queued before a restart."""
@@ -227,7 +234,15 @@ class JobDesk:
         live.task = self._spawn(self._run(live, path, filename, fields, remove=False))
         return live
 
-    async def _run(self, live: LiveJob, path: Path, filename: str, fields: dict[str, str], remove: bool) -> Answer:
+    async def _run(
+        self,
+        live: LiveJob,
+        path: Path,
+        filename: str,
+        fields: dict[str, str],
+        remove: bool,
+        answers: job_queue.ProviderAnswers | None = None,
+    ) -> Answer:
         content_type, length, body = feed.multipart(path, filename, fields)
         try:
             answer = await self.ingest.handle(
@@ -245,13 +260,17 @@ class JobDesk:
                     api_key_id=live.caller.id,
                     batch_id=live.batch_id,
                     on_stage=lambda stage: live.enter(SPINE_STAGES.get(stage, live.stage)),
+                    replay=answers,
+                    stopping=lambda: self._stopping and not live.cancel_requested,  # a stop: not cancelled
                 )
             )
         except BaseException:
+            if self._stopping and not live.cancel_requested:
+                raise  # cut off by a stop: run again after the restart (a batch's photo too)
             live.enter("cancelled" if live.cancel_requested else "failed")
             raise
         finally:
-            if remove:
+            if remove and not (answers is not None and self._stopping):  # a stop: the upload stays for the rerun
                 await asyncio.to_thread(path.unlink, True)
         live.answer = answer
         if answer.error == "cancelled":
@@ -317,6 +336,7 @@ class JobDesk:
             live.enter("cancelled")
 
     async def aclose(self) -> None:
+        self._stopping = True
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

@@ -9,17 +9,27 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from boothgate.booth.multipart import Upload
 from boothgate.booth.strangers import PasswordProof
 from boothgate.deadline import Deadline
 from boothgate.operator.budget import Spend
+from boothgate.providers.base import ProviderResult
 from boothgate.settings import Settings
 from boothgate.storage.models import Job, Slot
 
 if TYPE_CHECKING:
     from boothgate.booth.early import EarlyDecode
+
+
+class ProviderReplay(Protocol):
+    """A durable API job's kept provider answers (api/job_queue.py): its run again after a restart uses
+    the answer a provider already gave instead of calling it a second time."""
+
+    async def load(self, slot: str) -> ProviderResult | None: ...
+
+    async def save(self, slot: str, result: ProviderResult) -> None: ...
 
 
 @dataclass
@@ -43,6 +53,10 @@ class BoothRequest:
     api_key_id: str | None = None
     batch_id: str | None = None
     on_stage: Callable[[str], None] | None = None
+    # A durable API job (api/job_queue.py): its provider answers kept, and whether the server is stopping
+    # (then a cancel is a stop, not the client's: the job is left to run again after the restart).
+    replay: ProviderReplay | None = None
+    stopping: Callable[[], bool] | None = None
 
 
 @dataclass

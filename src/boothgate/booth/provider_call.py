@@ -130,7 +130,7 @@ class ProviderCalls:
         if hold is not None:
             hold.called = True  # counted from here; a call cut off mid-way costs its estimate
         try:
-            result = await provider.run(request)
+            result = await self._call(job, slot, provider, request)
             if hold is not None:
                 hold.cost_usd = result.notes.get("cost_usd")  # the provider's figure (None: the estimate)
             # One admission check for every result, inside the hop: a refused result is this provider's
@@ -152,3 +152,16 @@ class ProviderCalls:
             job.record.provider_seconds = round(time.monotonic() - provider_start, 4)
             self.capacity.record(slot, job.record.provider_seconds, succeeded)
         return Outcome(result, job.record.provider_seconds, job.record.id)
+
+    async def _call(self, job: BoothJob, slot: Slot, provider: Provider, request: ProviderRequest) -> ProviderResult:
+        """The provider's answer. A durable API job run again after a restart uses the answer its cut-off
+        run kept (api/job_queue.py): a call that answered is never made, or billed, a second time."""
+        replay = job.request.replay
+        name = f"{slot.provider}/{slot.number}"
+        if replay is not None and (kept := await replay.load(name)) is not None:
+            request.notes["replayed"] = True
+            return kept
+        result = await provider.run(request)
+        if replay is not None:
+            await replay.save(name, result)  # before anything else can fail or a stop can come
+        return result

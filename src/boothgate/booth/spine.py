@@ -140,8 +140,8 @@ class Ingest(FailWell):
             async with self.registry.in_use(), asyncio.timeout_at(deadline.at - ANSWER_MARGIN_SECONDS):
                 answer = await self._process(job)
         except asyncio.CancelledError:
-            if request.source != "api":
-                raise
+            if request.source != "api" or (request.stopping is not None and request.stopping()):
+                raise  # a booth's request, or a durable API job cut off by a stop (run again after it)
             answer = await self._cancelled(job)
         except errors.BoothError as exc:
             answer = await self._fail(job, exc)

@@ -3,12 +3,15 @@ and uploads that never finished arriving are trashed too. Runs once at start, be
 
 A photo is moved into photos/ a moment before its job row is first written; a stop in between leaves
 a photo no row knows. Those are found by name (the file is named after its job id) and trashed too.
+
+`resumed`: jobs some durable task will run again (a client API job, api/job_queue.py) — left as they are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from boothgate.records.jobs import JobStore
@@ -18,9 +21,11 @@ from boothgate.storage.models import utcnow
 log = logging.getLogger("boothgate.recovery")
 
 
-async def recover(jobs: JobStore, media: MediaStore) -> int:
+async def recover(jobs: JobStore, media: MediaStore, resumed: Collection[str] = ()) -> int:
     count = 0
     for job in await jobs.interrupted():
+        if job.id in resumed:
+            continue
         original = None
         if job.photo_path:
             try:
