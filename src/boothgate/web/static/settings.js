@@ -34,6 +34,7 @@
       return Number.isFinite(number) ? number : input.value;
     }
     if ((kind === "integer" || kind === "number") && input.value.trim() === "") return null;
+    if (kind === "boolean") return input.value === "true";
     return input.value;
   }
 
