@@ -172,11 +172,13 @@ CHECKBOXES_APART = """() => Array.from(document.querySelectorAll('input[type=che
     const range = document.createRange();
     range.selectNodeContents(label);
     const text = Array.from(range.getClientRects()).find(r => r.width > 1 && r.left >= own.right - 1);
-    const first = Array.from(range.getClientRects()).find(r => r.width > 1 && !(r.left >= own.left - 1 && r.right <= own.right + 1));
+    const inBox = r => r.left >= own.left - 1 && r.right <= own.right + 1;
+    const first = Array.from(range.getClientRects()).find(r => r.width > 1 && !inBox(r));
     if (!text || first.left < own.left) return name + ': the label comes before its box';
     const gap = text.left - own.right;
     const middle = (own.top + own.bottom) / 2;
-    if (gap > 16 || middle < text.top - 4 || middle > text.bottom + 4) return name + ': apart by ' + Math.round(gap) + ' px';
+    const apart = gap > 16 || middle < text.top - 4 || middle > text.bottom + 4;
+    if (apart) return name + ': apart by ' + Math.round(gap) + ' px';
     return null;
   }).filter(Boolean).slice(0, 8)"""
 
