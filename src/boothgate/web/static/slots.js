@@ -235,7 +235,7 @@
       const field = card.root.querySelector('[data-field="' + loc.join(".") + '"]');
       if (field && field.querySelector(".field-error")) {
         field.classList.add("is-invalid");
-        field.querySelector(".field-error").replaceChildren(B.withDetails(B.t("settings.field_invalid"), item.msg));
+        field.querySelector(".field-error").textContent = item.msg; // the slot's own check (e.g. the loop's chain)
         if (loc[0] === "options" || loc[0] === "result_size") card.q("details.more").open = true;
       } else {
         loose.push(loc.join(".") + ": " + item.msg); // the server's words: behind the card's "details"
