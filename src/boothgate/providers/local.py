@@ -34,6 +34,10 @@ Style = Literal["warm_film", "teal_orange", "faded", "noir", "sepia", "hdr", "co
 THREE_TWO = 2 / 3
 
 
+# The card shows each option only on slots of the kinds it applies to (issue 22).
+BACKGROUND_ONLY: dict[str, Any] = {"kinds": ["background"]}
+
+
 class LocalOptions(BaseModel):
     """Slot options of the offline tab."""
 
@@ -41,42 +45,57 @@ class LocalOptions(BaseModel):
 
     style: Style = Field(
         default="warm_film",
-        description="Prompt slots: the offline look. warm_film, teal_orange, faded: colour grades; noir: "
-        "black and white with grain; sepia; hdr: local detail (kept off skin); comic: ink drawing (stylised). "
-        "Offline styles do not "
-        "follow the text prompt.",
+        description="The offline look: a colour grade (warm film, cinema, faded print), noir or sepia, HDR "
+        "detail, or a comic drawing. The text prompt is not used.",
+        json_schema_extra={"kinds": ["prompt"]},
     )
     backdrop: Literal["auto", "green_screen", "blue_screen", "any_wall"] = Field(
         default="auto",
-        description="Background slots: what is behind the guest. green_screen / blue_screen: the cloth is "
-        "keyed out by its colour (the cleanest result: hair, glasses and held things stay). any_wall: a "
-        "person model finds the people. auto: a screen when the photo's border is one, the person model "
-        "otherwise.",
+        description="A green or blue screen is cut out by its colour, the cleanest result: hair, glasses and "
+        "held things stay. “Any wall”: a person model finds the people. “Auto”: the screen when the photo's "
+        "border shows one, else the model.",
+        json_schema_extra=BACKGROUND_ONLY,
     )
     key_tolerance: float = Field(
         default=0.5,
         ge=0.0,
         le=1.0,
-        description="Screen: higher keys out more of an uneven screen, lower keeps fine hair.",
+        description="Higher cuts out an unevenly lit screen more surely; lower is gentler on fine hair.",
+        json_schema_extra=BACKGROUND_ONLY,
     )
-    key_feather: float = Field(default=0.5, ge=0.0, le=1.0, description="Screen: how soft the subject's edge is.")
+    key_feather: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="How soft the guest's edge is.",
+        json_schema_extra=BACKGROUND_ONLY,
+    )
     key_spill: float = Field(
         default=0.6,
         ge=0.0,
         le=1.0,
-        description="Screen: how much of the screen's colour reflected on hair and shoulders is taken out.",
+        description="How much of the screen's green (or blue) glow on hair and shoulders is taken out.",
+        json_schema_extra=BACKGROUND_ONLY,
     )
     subject_position: Literal["keep", "left", "center", "right"] = Field(
         default="keep",
-        description="Background slots: where the guest stands on the new background (feet on the bottom of "
-        "the safe area); keep: where the camera saw them.",
+        description="Where the guest stands on the new background (feet on the bottom of the safe area); "
+        "“as in the photo”: where the camera saw them.",
+        json_schema_extra=BACKGROUND_ONLY,
     )
-    subject_scale: float = Field(default=1.0, ge=0.3, le=1.5, description="Background slots: the guest's size.")
+    subject_scale: float = Field(
+        default=1.0,
+        ge=0.3,
+        le=1.5,
+        description="1 is as in the photo; smaller makes the guest smaller on the background.",
+        json_schema_extra=BACKGROUND_ONLY,
+    )
     safe_margin: float = Field(
         default=0.0,
         ge=0.0,
         le=0.3,
-        description="Background slots: share of each side kept free (a frame or a caption).",
+        description="Share of each side kept free (for a frame or a caption).",
+        json_schema_extra=BACKGROUND_ONLY,
     )
 
 

@@ -117,7 +117,7 @@
       B.flash(error, B.t("links.overlay_saved"), true);
     } else {
       error.classList.remove("is-ok");
-      error.textContent = answer.message;
+      B.showError(error, answer);
     }
   };
 
@@ -130,7 +130,7 @@
       B.flash(error, B.t("links.overlay_removed"), true);
       this.q(".overlay-choose").focus();
     } else {
-      error.textContent = answer.message;
+      B.showError(error, answer);
     }
   };
 

@@ -31,7 +31,7 @@
     const answer = await B.request("GET", "/api/keys");
     const list = $("key-list");
     list.replaceChildren();
-    if (!answer.ok) { $("key-error").textContent = answer.message; return; }
+    if (!answer.ok) { B.showError($("key-error"), answer); return; }
     $("key-empty").hidden = answer.data.length > 0;
     answer.data.forEach(function (key) { list.append(keyItem(key)); });
   }
@@ -65,7 +65,7 @@
       rotate.type = "button";
       rotate.addEventListener("click", async function () {
         const answer = await B.request("POST", "/api/keys/" + key.id + "/rotate", { grace_seconds: Number(grace.value) });
-        if (!answer.ok) { $("key-error").textContent = answer.message; return; }
+        if (!answer.ok) { B.showError($("key-error"), answer); return; }
         showOnce($("key-shown"), "key-value", answer.data.key);
         loadKeys();
       });
@@ -74,7 +74,7 @@
       revoke.addEventListener("click", async function () {
         if (!window.confirm(t("clients.revoke_confirm", { name: key.name }))) return;
         const answer = await B.request("DELETE", "/api/keys/" + key.id);
-        if (!answer.ok) { $("key-error").textContent = answer.message; return; }
+        if (!answer.ok) { B.showError($("key-error"), answer); return; }
         loadKeys();
       });
       actions.append(grace, rotate, revoke);
@@ -94,8 +94,7 @@
       photos_per_day: Number($("key-photos").value),
     });
     if (!answer.ok) {
-      const detail = answer.data && answer.data.detail;
-      $("key-error").textContent = typeof detail === "string" ? detail : answer.message;
+      B.showError($("key-error"), answer);
       return;
     }
     showOnce($("key-shown"), "key-value", answer.data.key);
@@ -108,7 +107,7 @@
     const answer = await B.request("GET", "/api/webhooks");
     const list = $("hook-list");
     list.replaceChildren();
-    if (!answer.ok) { $("hook-error").textContent = answer.message; return; }
+    if (!answer.ok) { B.showError($("hook-error"), answer); return; }
     $("hook-empty").hidden = answer.data.endpoints.length > 0;
     answer.data.endpoints.forEach(function (hook) { list.append(hookItem(hook)); });
   }
@@ -126,7 +125,7 @@
     status.setAttribute("aria-live", "polite");
     test.addEventListener("click", async function () {
       const answer = await B.request("POST", "/api/webhooks/" + hook.id + "/test");
-      B.flash(status, answer.ok ? t("clients.test_queued") : answer.message, answer.ok);
+      B.flash(status, answer.ok ? t("clients.test_queued") : answer, answer.ok);
       setTimeout(function () { loadDeliveries(hook, deliveries); }, 1500);
     });
     const show = el("button", "btn btn-small btn-quiet", t("clients.deliveries"));
@@ -166,8 +165,7 @@
     const events = Array.from(document.querySelectorAll("#hook-form input[name=events]:checked")).map(function (box) { return box.value; });
     const answer = await B.request("POST", "/api/webhooks", { url: $("hook-url").value.trim(), events: events });
     if (!answer.ok) {
-      const detail = answer.data && answer.data.detail;
-      $("hook-error").textContent = typeof detail === "string" ? detail : answer.message;
+      B.showError($("hook-error"), answer);
       return;
     }
     showOnce($("hook-shown"), "hook-value", answer.data.secret);

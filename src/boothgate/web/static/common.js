@@ -42,15 +42,59 @@
     return box;
   }
 
+  /** A failed admin-API answer in the page's language: the catalogue's wording for the answer's error
+      code or its status, never the server's own (English) detail, which `detailOf` keeps for a toggle. */
   function describeHttp(status, data) {
+    const code = data && typeof data.error === "string" ? data.error : "";
+    if (code && (has("job_error." + code) || has("error." + code))) return explain(code);
+    if (status === 400) return t("error.bad_request");
     if (status === 401) return t("error.unauthorized");
     if (status === 403) return t("error.forbidden");
+    if (status === 404) return t("error.not_found");
+    if (status === 409) return t("error.conflict");
     if (status === 413) return t("error.too_large");
     if (status === 415) return t("error.unsupported_image");
+    if (status === 422) return t("error.invalid");
     if (status === 429) return t("error.throttled");
-    const detail = data && data.detail;
-    if (typeof detail === "string") return detail;
+    if (status === 502 || status === 503) return t("error.unavailable");
+    if (status === 504) return t("error.timeout");
+    if (status >= 500) return t("error.server");
     return t("error.http", { status: status });
+  }
+
+  /** The server's own words about a failure (a string detail, a validation list, a message), or "". */
+  function detailOf(data) {
+    if (!data) return "";
+    const detail = data.detail;
+    if (typeof detail === "string") return detail;
+    if (Array.isArray(detail)) {
+      return detail.map(function (item) {
+        const where = (item.loc || []).filter(function (part) { return part !== "body"; }).join(".");
+        return (where ? where + ": " : "") + (item.msg || "");
+      }).join("; ");
+    }
+    if (data.errors && typeof data.errors === "object") {
+      return Object.keys(data.errors).map(function (name) { return name + ": " + data.errors[name]; }).join("; ");
+    }
+    return typeof data.message === "string" ? data.message : "";
+  }
+
+  /** Words and, when the server said something else, its detail behind a "details" toggle. */
+  function withDetails(words, detail) {
+    const box = el("span", "error-words");
+    box.append(el("span", "reason-text", words));
+    if (detail && detail !== words) {
+      const more = el("details", "reason-details");
+      more.append(el("summary", null, t("common.details")), el("span", "muted small", detail));
+      box.append(more);
+    }
+    return box;
+  }
+
+  /** Show a failed answer in `element`: the catalogue's words, the server's detail behind a toggle. */
+  function showError(element, answer, words) {
+    if (!element) return;
+    element.replaceChildren(withDetails(words || answer.message, answer.detail));
   }
 
   /** fetch() for the JSON API: never throws; returns {ok, status, data, message}. */
@@ -81,6 +125,7 @@
       status: response.status,
       data: data,
       message: response.ok ? "" : describeHttp(response.status, data),
+      detail: response.ok ? "" : detailOf(data),
     };
   }
 
@@ -118,6 +163,12 @@
   function flash(element, text, good, keepMs) {
     if (!element) return;
     clearTimeout(flashTimers.get(element));
+    element.classList.toggle("is-ok", good !== false);
+    element.classList.toggle("is-error", good === false);
+    if (text && typeof text === "object" && "ok" in text) {
+      showError(element, text); // a failed answer stays (its details may be opened): no timer
+      return;
+    }
     element.textContent = text;
     element.classList.toggle("is-ok", good !== false);
     element.classList.toggle("is-error", good === false);
@@ -188,6 +239,8 @@
                        flash: flash, el: el, seconds: seconds, deepseekNote: deepseekNote };
   window.Boothgate.fallbackReason = fallbackReason;
   window.Boothgate.reason = reason;
+  window.Boothgate.showError = showError;
+  window.Boothgate.withDetails = withDetails;
 
   /** A cost (the server counts in USD) in the statistics currency: ₽ at the configured rate, or $. */
   window.Boothgate.money = function (usd) {

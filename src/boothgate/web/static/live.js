@@ -220,7 +220,7 @@
       $("live-updated").textContent = B.t("stats.updated", { time: new Date().toLocaleTimeString(document.documentElement.lang) });
       root.dataset.loadedAt = String(Date.now());
     } else {
-      $("live-error").textContent = answer.message;
+      B.showError($("live-error"), answer);
     }
     timer = setTimeout(load, document.hidden ? every * 5 : every);
   }

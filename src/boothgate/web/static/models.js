@@ -20,7 +20,7 @@
       spinner.hidden = true;
       button.disabled = false;
       if (!answer.ok || !answer.data) {
-        result.textContent = answer.message || B.t("error.unknown");
+        B.showError(result, answer, answer.message || B.t("error.unknown"));
         result.classList.add("is-error");
         return;
       }

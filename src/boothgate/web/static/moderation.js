@@ -48,13 +48,13 @@
       error.textContent = B.t("moderation.mask_uploading");
       const answer = await B.request("PUT", url, form);
       file.value = "";
-      error.textContent = answer.ok ? "" : answer.message;
+      if (answer.ok) error.textContent = ""; else B.showError(error, answer);
       if (answer.ok) show();
     });
     block.querySelector(".mask-remove").addEventListener("click", async function () {
       if (!window.confirm(B.t("moderation.mask_remove_confirm"))) return;
       const answer = await B.request("DELETE", url);
-      error.textContent = answer.ok ? "" : answer.message;
+      if (answer.ok) error.textContent = ""; else B.showError(error, answer);
       if (answer.ok) show();
     });
   }

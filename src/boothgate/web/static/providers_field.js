@@ -13,7 +13,7 @@
       if (item) item.remove();
     } else {
       button.disabled = false;
-      window.Boothgate.flash(button, answer.message, false);
+      window.Boothgate.flash(button, answer, false);
     }
   });
 })();

@@ -42,7 +42,7 @@
       changed(block, answer.data);
       error.textContent = "";
     } else if (!answer.ok) {
-      error.textContent = answer.message;
+      B.showError(error, answer);
     }
     return answer;
   }
@@ -75,7 +75,7 @@
       const prompt = block.querySelector(".refs-prompt").value.trim();
       const price = await B.request("GET", block.dataset.api + "/references/generate");
       if (!price.ok) {
-        cost.textContent = price.message;
+        B.showError(cost, price);
         return;
       }
       const usd = price.data.cost_usd;
@@ -86,7 +86,7 @@
       const made = await B.request("POST", block.dataset.api + "/references/generate", { prompt: prompt });
       target.disabled = false;
       if (!made.ok) {
-        cost.textContent = made.message;
+        B.showError(cost, made);
         return;
       }
       cost.textContent = B.t("refs.cost", { cost: made.data.cost_usd == null ? "?" : "$" + Number(made.data.cost_usd).toFixed(3) });
@@ -103,7 +103,7 @@
         target.hidden = true;
         block.querySelector(".refs-draft").hidden = true;
       } else {
-        block.querySelector(".refs-error").textContent = answer.message;
+        B.showError(block.querySelector(".refs-error"), answer);
       }
     }
   });

@@ -50,7 +50,7 @@
     const chosen = scope();
     const answer = await B.request("GET", "/api/rehearsals/plan" + (chosen ? "?tab=" + encodeURIComponent(chosen) : ""));
     if (!answer.ok) {
-      planLine.textContent = answer.message;
+      B.showError(planLine, answer);
       return;
     }
     plan = answer.data;
@@ -113,7 +113,7 @@
     for (;;) {
       const answer = await B.request("GET", "/api/rehearsals/" + runId);
       if (!answer.ok) {
-        planLine.textContent = answer.message;
+        B.showError(planLine, answer);
         break;
       }
       show(answer.data);
@@ -162,7 +162,8 @@
     const answer = await B.request("POST", "/api/rehearsals", form);
     if (!answer.ok) {
       progress.hidden = true;
-      planLine.textContent = answer.status === 409 ? B.t("rehearse.plan_empty") : answer.message;
+      if (answer.status === 409) planLine.textContent = B.t("rehearse.plan_empty");
+      else B.showError(planLine, answer);
       running = false;
       goButton.disabled = false;
       return;

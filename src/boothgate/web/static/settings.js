@@ -34,6 +34,7 @@
       return Number.isFinite(number) ? number : input.value;
     }
     if ((kind === "integer" || kind === "number") && input.value.trim() === "") return null;
+    if (kind === "boolean") return input.value === "true";
     return input.value;
   }
 
@@ -56,13 +57,15 @@
     });
   }
 
-  function showErrors(errors) {
+  function showErrors(errors, status) {
     let first = null;
     Object.keys(errors || {}).forEach(function (name) {
       const row = form.querySelector('[data-setting="' + name + '"]');
       if (!row) return;
       row.classList.add("is-invalid");
-      row.querySelector(".field-error").textContent = errors[name];
+      // the catalogue's words; the server's own (English) reason behind the "details" toggle
+      const words = status === 409 ? B.t("settings.field_locked") : B.t("settings.field_invalid");
+      row.querySelector(".field-error").replaceChildren(B.withDetails(words, errors[name]));
       first = first || control(row);
     });
     if (first) first.focus();
@@ -82,8 +85,9 @@
       window.location.assign(language ? "/settings?lang=" + language : "/settings");
       return;
     }
-    if (answer.data && answer.data.errors) showErrors(answer.data.errors);
-    state.textContent = answer.status === 422 ? B.t("settings.invalid") : answer.message;
+    if (answer.data && answer.data.errors) showErrors(answer.data.errors, answer.status);
+    const words = answer.status === 422 ? B.t("settings.invalid") : answer.status === 409 ? B.t("settings.locked") : "";
+    B.showError(state, answer, words);
     state.dataset.state = "error";
     saveButton.disabled = false;
   }
@@ -128,7 +132,7 @@
         status.dataset.saved = "1";
       } else {
         box.checked = !box.checked;
-        B.flash(tabState, answer.message, false);
+        B.flash(tabState, answer, false);
       }
     });
   });

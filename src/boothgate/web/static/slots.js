@@ -235,10 +235,10 @@
       const field = card.root.querySelector('[data-field="' + loc.join(".") + '"]');
       if (field && field.querySelector(".field-error")) {
         field.classList.add("is-invalid");
-        field.querySelector(".field-error").textContent = item.msg;
+        field.querySelector(".field-error").textContent = item.msg; // the slot's own check (e.g. the loop's chain)
         if (loc[0] === "options" || loc[0] === "result_size") card.q("details.more").open = true;
       } else {
-        loose.push(loc.join(".") + ": " + item.msg);
+        loose.push(loc.join(".") + ": " + item.msg); // the server's words: behind the card's "details"
       }
     });
     return loose.join("; ");
@@ -265,12 +265,15 @@
       this.setState(B.t("card.saved_now"), "ok");
       return true;
     }
-    let message = answer.message;
+    let words = "";
+    let detail = answer.detail;
     if (answer.status === 422 && answer.data) {
-      message = this.showFieldErrors(answer.data.detail) || B.t("card.fix_errors");
+      detail = this.showFieldErrors(answer.data.detail);
+      words = B.t("card.fix_errors");
     }
     this.refresh();
-    this.setState(message, "error");
+    this.setState("", "error");
+    B.showError(this.q(".save-state"), { message: answer.message, detail: detail }, words);
     return false;
   };
 
@@ -313,7 +316,7 @@
       B.flash(error, B.t("card.reference_saved"), true);
     } else {
       error.classList.remove("is-ok");
-      error.textContent = answer.message;
+      B.showError(error, answer);
     }
   };
 
@@ -326,7 +329,7 @@
       B.flash(error, B.t("card.reference_removed"), true);
       this.q(".ref-choose").focus();
     } else {
-      error.textContent = answer.message;
+      B.showError(error, answer);
     }
   };
 
@@ -376,7 +379,7 @@
   SlotCard.prototype.showTryAnswer = function (answer, waited) {
     const summary = this.q(".try-summary");
     if (!answer.ok) {
-      summary.textContent = answer.message;
+      B.showError(summary, answer);
       summary.className = "try-summary is-error";
       return;
     }

@@ -88,7 +88,8 @@
     box.hidden = !chosen;
     if (!chosen || !answer) return;
     if (!answer.ok) {
-      box.append(B.el("p", "field-error", answer.message));
+      box.append(B.withDetails(answer.message, answer.detail));
+      box.lastChild.classList.add("field-error");
       return;
     }
     box.append(B.eventStats(answer.data, eventNames[chosen] || chosen));
@@ -114,7 +115,8 @@
     const stats = answers[0];
     const jobs = answers[1];
     renderEvent(answers[2]);
-    $("stats-error").textContent = stats.ok ? "" : stats.message;
+    if (stats.ok) $("stats-error").textContent = "";
+    else B.showError($("stats-error"), stats);
     if (stats.ok) {
       renderPassword(stats.data);
       renderProviderErrors(stats.data.provider_errors || {});
@@ -165,7 +167,7 @@
       showPassword();
       B.flash($("pw-status"), B.t("stats.rotated"), true, 6000);
     } else {
-      B.flash($("pw-status"), answer.message, false, 6000);
+      B.flash($("pw-status"), answer, false);
     }
     $("pw-rotate").focus();
   }

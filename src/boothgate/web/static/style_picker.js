@@ -1,12 +1,12 @@
 /* Offline style slots (issue 22): a row of previews (the sample photo in each style, rendered by the
-   server) sets the slot's `style` option and saves the card, as the option's select in "More" would. */
+   server) is the one control of the slot's `style` option (a hidden input the card sends) and saves the card. */
 "use strict";
 
 (function () {
   const B = window.Boothgate;
   document.querySelectorAll("[data-slot]").forEach(function (root) {
     const picker = root.querySelector(".style-picker");
-    const select = root.querySelector('[data-option="style"]');
+    const select = picker && picker.querySelector('[data-option="style"]');
     if (!B || !picker || !select) return;
     const choices = Array.from(picker.querySelectorAll("[data-style-choice]"));
 
