@@ -378,6 +378,15 @@ async def delete_gallery(gallery_id: int, services: ServicesDep) -> Response:
     return Response(status_code=204)
 
 
+@admin.post("/events/{event_id}/gallery")
+async def open_event_gallery(event_id: int, request: Request, services: ServicesDep) -> dict[str, Any]:
+    """The event's gallery (made now if no guest has opened it yet), so the Events page can set its PIN."""
+    event = await services.events.get(event_id)
+    if event is None:
+        raise HTTPException(404, f"There is no event {event_id}.")
+    return public_gallery(await services.galleries.for_event(event), _base(request, services))
+
+
 @admin.put("/jobs/{job_id}/gallery_hidden")
 async def hide_from_galleries(job_id: str, body: HiddenIn, services: ServicesDep) -> dict[str, Any]:
     if not await services.galleries.hide(job_id, body.hidden):
