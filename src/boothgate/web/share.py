@@ -36,6 +36,15 @@ TV_LONG_SIDE = 1920
 PIN_COOKIE = "boothgate_gallery"
 
 
+def from_our_page(request: Request) -> bool:
+    """A guest page's form post comes from our own page. Those pages send no referrer (meta no-referrer), so
+    a browser's form post carries `Origin: null`, which `same_origin` refuses; its Sec-Fetch-Site, which no
+    page can set, still tells our own page from another site's."""
+    if request.headers.get("sec-fetch-site") == "same-origin":
+        return True
+    return same_origin(request)
+
+
 # --- language ---------------------------------------------------------------------------------
 def guest_language(request: Request) -> str:
     """`?lang=` or the browser's Accept-Language (the first of ru/en by quality); Russian otherwise."""
@@ -157,7 +166,7 @@ async def guest_download(token: str, request: Request, services: ServicesDep) ->
 
 @router.post("/p/{token}/delete")
 async def guest_delete(token: str, request: Request, services: ServicesDep) -> Response:
-    if not same_origin(request):
+    if not from_our_page(request):
         raise HTTPException(403, "Cross-site request refused.")
     view = await _view(request, services, token)
     if isinstance(view, Response):
@@ -227,7 +236,7 @@ async def gallery_page(token: str, request: Request, services: ServicesDep) -> R
 
 @router.post("/g/{token}/pin")
 async def gallery_pin(token: str, request: Request, services: ServicesDep) -> Response:
-    if not same_origin(request):
+    if not from_our_page(request):
         raise HTTPException(403, "Cross-site request refused.")
     gallery = await _gallery(request, services, token)
     if isinstance(gallery, Response):
