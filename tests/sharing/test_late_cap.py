@@ -65,7 +65,7 @@ async def test_the_33rd_kept_call_is_cancelled_at_its_answer_and_the_32_are_deli
         assert len(lateness._kept) == 32
 
         handed = []
-        for number, job in enumerate(jobs):
+        for job in jobs:
             job.status, job.http_status, job.served_by = "succeeded", 200, "local/1"
             handed.append(lateness.hand_on(job))
             await services.jobs.save(job)
