@@ -141,10 +141,16 @@ class Galleries:
                     select(Event).where(Event.gallery_token == token, Event.deleted_at.is_(None))
                 )
         if gallery is None and event is not None:
-            gallery = await self._for_event(event)
+            gallery = await self.for_event(event)
         return gallery if gallery is not None and gallery.enabled else None
 
-    async def _for_event(self, event: Event) -> Gallery:
+    async def for_event(self, event: Event) -> Gallery:
+        """The event's gallery row (its token is the event's `gallery_token`), made when first asked for:
+        by the guest's first visit or by the operator opening it on the Events page to set a PIN."""
+        async with self.db.read() as session:
+            found = await session.scalar(select(Gallery).where(Gallery.token == event.gallery_token))
+        if found is not None:
+            return found
         try:
             async with self.db.write() as session:
                 gallery = Gallery(token=event.gallery_token, name=event.name, slots=[], event_id=event.id)

@@ -36,6 +36,15 @@ TV_LONG_SIDE = 1920
 PIN_COOKIE = "boothgate_gallery"
 
 
+def from_our_page(request: Request) -> bool:
+    """A guest page's form post comes from our own page. Those pages send no referrer (meta no-referrer), so
+    a browser's form post carries `Origin: null`, which `same_origin` refuses; its Sec-Fetch-Site, which no
+    page can set, still tells our own page from another site's."""
+    if request.headers.get("sec-fetch-site") == "same-origin":
+        return True
+    return same_origin(request)
+
+
 # --- language ---------------------------------------------------------------------------------
 def guest_language(request: Request) -> str:
     """`?lang=` or the browser's Accept-Language (the first of ru/en by quality); Russian otherwise."""
@@ -157,7 +166,7 @@ async def guest_download(token: str, request: Request, services: ServicesDep) ->
 
 @router.post("/p/{token}/delete")
 async def guest_delete(token: str, request: Request, services: ServicesDep) -> Response:
-    if not same_origin(request):
+    if not from_our_page(request):
         raise HTTPException(403, "Cross-site request refused.")
     view = await _view(request, services, token)
     if isinstance(view, Response):
@@ -227,7 +236,7 @@ async def gallery_page(token: str, request: Request, services: ServicesDep) -> R
 
 @router.post("/g/{token}/pin")
 async def gallery_pin(token: str, request: Request, services: ServicesDep) -> Response:
-    if not same_origin(request):
+    if not from_our_page(request):
         raise HTTPException(403, "Cross-site request refused.")
     gallery = await _gallery(request, services, token)
     if isinstance(gallery, Response):
@@ -376,6 +385,15 @@ async def delete_gallery(gallery_id: int, services: ServicesDep) -> Response:
     if not await services.galleries.delete(gallery_id):
         raise HTTPException(404, "No such gallery.")
     return Response(status_code=204)
+
+
+@admin.post("/events/{event_id}/gallery")
+async def open_event_gallery(event_id: int, request: Request, services: ServicesDep) -> dict[str, Any]:
+    """The event's gallery (made now if no guest has opened it yet), so the Events page can set its PIN."""
+    event = await services.events.get(event_id)
+    if event is None:
+        raise HTTPException(404, f"There is no event {event_id}.")
+    return public_gallery(await services.galleries.for_event(event), _base(request, services))
 
 
 @admin.put("/jobs/{job_id}/gallery_hidden")

@@ -202,10 +202,14 @@
     else if (event.clean_up_at) clean = B.t("events.clean_up_at", { date: when(event.clean_up_at) });
     else clean = B.t("events.clean_up_after_end", { days: event.retention_days });
     item.appendChild(B.el("p", "muted small event-clean", clean));
-    const gallery = B.el("p", "small event-gallery");
-    gallery.appendChild(B.el("span", "muted", B.t("events.gallery") + ": "));
-    gallery.appendChild(B.el("code", "mono", event.gallery_url));
-    item.appendChild(gallery);
+    if (B.eventGallery) {
+      item.appendChild(B.eventGallery.render(event)); // link, PIN, photos with hide/show: event_gallery.js
+    } else {
+      const gallery = B.el("p", "small event-gallery");
+      gallery.appendChild(B.el("span", "muted", B.t("events.gallery") + ": "));
+      gallery.appendChild(B.el("code", "mono", event.gallery_url));
+      item.appendChild(gallery);
+    }
 
     const actions = B.el("div", "row event-actions");
     const statsBox = B.el("div", "event-stats");
@@ -320,7 +324,7 @@
   }
 
   async function load() {
-    const answer = await B.request("GET", "/api/events");
+    const [answer] = await Promise.all([B.request("GET", "/api/events"), B.eventGallery ? B.eventGallery.load() : null]);
     if (!answer.ok) {
       $("events-error").textContent = answer.message;
       return;
