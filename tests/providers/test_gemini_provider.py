@@ -22,7 +22,8 @@ from boothgate.errors import (
     RateLimited,
 )
 from boothgate.providers.base import Kind, ProviderContext, ProviderRequest
-from boothgate.providers.gemini import GeminiOptions, GeminiProvider
+from boothgate.providers.gemini import GeminiProvider
+from boothgate.providers.gemini_options import GeminiOptions
 from boothgate.settings import get_settings
 from tests.conftest import open_image
 from tests.fakes.gemini import GeminiFake

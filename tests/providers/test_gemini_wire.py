@@ -11,7 +11,7 @@ from google.genai import types
 from boothgate.providers import gemini_errors as errs
 from boothgate.providers import gemini_wire as wire
 from boothgate.providers.base import Kind, PreparedImage
-from boothgate.providers.gemini import AspectRatio, ImageSize
+from boothgate.providers.gemini_options import AspectRatio, ImageSize
 from boothgate.settings import GEMINI_IMAGE_SIZES
 
 

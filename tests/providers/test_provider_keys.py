@@ -19,7 +19,8 @@ from pydantic import SecretStr
 from boothgate import redaction
 from boothgate.deadline import Deadline
 from boothgate.providers.base import Kind, ProviderContext, ProviderRequest
-from boothgate.providers.gemini import GeminiOptions, GeminiProvider
+from boothgate.providers.gemini import GeminiProvider
+from boothgate.providers.gemini_options import GeminiOptions
 from boothgate.providers.keys import KeyPools, key_list, mask
 from boothgate.settings import get_settings
 from tests.fakes.gemini import GeminiFake

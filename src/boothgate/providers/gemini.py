@@ -4,25 +4,24 @@ One job is a loop of attempts, each a single `generateContent` call whose timeou
 before the deadline. Between attempts: "no image" answers are tried again at once, 5xx after a growing
 pause, 429 after the `retryDelay` Gemini asks for when that still fits; refusals and operator problems
 (key, billing, model) end the job at once. Request building and answer reading live in
-`gemini_wire.py`, error sorting in `gemini_errors.py`.
+`gemini_wire.py`, error sorting and the job's final error in `gemini_errors.py`, the slot options in
+`gemini_options.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import httpx
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 from google.genai.client import DebugConfig
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from boothgate.deadline import Deadline
 from boothgate.errors import (
-    DeadlineReached,
     ProviderFailed,
     ProviderNotConfigured,
     ProviderRefused,
@@ -32,37 +31,10 @@ from boothgate.providers import gemini_errors as errs
 from boothgate.providers import gemini_wire as wire
 from boothgate.providers.base import Kind, Provider, ProviderContext, ProviderRequest, ProviderResult
 from boothgate.providers.gemini_live import GeminiLive
+from boothgate.providers.gemini_options import GeminiOptions
 from boothgate.providers.key_turn import KeyTurn
 from boothgate.providers.keys import KeyState
 from boothgate.settings import by_prefix, prefix_map, sized_price
-
-AspectRatio = Literal["auto", "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
-ImageSize = Literal["auto", "1K", "2K", "4K"]
-
-
-class GeminiOptions(BaseModel):
-    """Slot options of the Gemini tab."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(
-        default="",
-        description="Gemini model for this slot (pick from the models your key can use now, or type an id). "
-        "Empty: the default model from the settings page.",
-    )
-    aspect_ratio: AspectRatio = Field(
-        default="auto", description="Shape of the result. auto: the supported ratio nearest to the photo."
-    )
-    image_size: ImageSize = Field(
-        default="auto",
-        description="Result resolution (1K, 2K, 4K) for models that offer it (the settings page's "
-        "table of image sizes says which). auto: the model's default (1K).",
-    )
-
-    @field_validator("model")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        return value.strip()
 
 
 @dataclass(frozen=True)
@@ -217,7 +189,7 @@ class GeminiProvider(GeminiLive, Provider):
                 continue
             except (TimeoutError, httpx.TimeoutException) as exc:
                 notes["problems"].append("no answer in time")
-                raise self._out_of_time(notes) from exc
+                raise errs.out_of_time(notes) from exc
             except (httpx.TransportError, genai_errors.UnknownApiResponseError) as exc:
                 notes["problems"].append(f"connection: {type(exc).__name__}")
                 await self._pause(backoff, request.deadline, notes)
@@ -238,7 +210,7 @@ class GeminiProvider(GeminiLive, Provider):
             if empty_answers >= self.max_empty_answers or not request.deadline.fits(self.min_attempt_seconds):
                 raise ProviderFailed(
                     f"Gemini answered without an image ({empty_answers} of {notes['attempts']} attempts: "
-                    f"{_summary(notes)}).",
+                    f"{errs.summary(notes)}).",
                     code="provider_no_image",
                 )
 
@@ -278,7 +250,7 @@ class GeminiProvider(GeminiLive, Provider):
                     raise ProviderRefused(answer.refusal)
                 notes["problems"].append(answer.missing or "no image")
                 if notes["attempts"] >= 3:
-                    raise ProviderFailed(f"Gemini drew no image for this prompt ({_summary(notes)}).")
+                    raise ProviderFailed(f"Gemini drew no image for this prompt ({errs.summary(notes)}).")
         finally:
             keys.release()
 
@@ -354,7 +326,7 @@ class GeminiProvider(GeminiLive, Provider):
             if delay is not None and deadline.fits(delay + self.min_attempt_seconds):
                 await asyncio.sleep(delay)
                 return backoff
-            raise RateLimited(_rate_limit_message(delay))
+            raise RateLimited(errs.rate_limit_message(delay))
         if exc.code in errs.TRANSIENT_CODES:
             await self._pause(backoff, deadline, notes)
             return min(backoff * 2, self.max_backoff_seconds)
@@ -365,52 +337,12 @@ class GeminiProvider(GeminiLive, Provider):
 
     async def _pause(self, seconds: float, deadline: Deadline, notes: dict[str, Any]) -> None:
         if not deadline.fits(seconds + self.min_attempt_seconds):
-            raise self._out_of_time(notes)
+            raise errs.out_of_time(notes)
         await asyncio.sleep(seconds)
 
     def _check_can_try(self, deadline: Deadline, notes: dict[str, Any]) -> None:
         if not deadline.fits(self.min_attempt_seconds):
-            raise self._out_of_time(notes)
-
-    @staticmethod
-    def _out_of_time(notes: dict[str, Any]) -> DeadlineReached | ProviderFailed | RateLimited:
-        """No time for another attempt. When Gemini kept failing (5xx, connection) that is a provider
-        failure (502); when its last answer was a rate limit, still the rate limit (429, the booth's
-        "quota" answer, whether or not its retry delay was waited out first); only when it was merely slow
-        is it the deadline (504)."""
-        attempts = notes["attempts"]
-        detail = f"{attempts} attempt{'s' * (attempts != 1)}: {_summary(notes)}"
-        problems = notes.get("problems", [])
-        if problems and problems[-1].startswith("429"):
-            return RateLimited(
-                f"Gemini is rate-limiting this key and there is no time left for another try ({detail})."
-            )
-        if problems and problems[-1] != "no answer in time":
-            return ProviderFailed(
-                f"Gemini kept failing and there is no time left for another try ({detail}).",
-                code="provider_unavailable",
-            )
-        return DeadlineReached(f"No image from Gemini before the deadline ({detail}).")
-
-
-def _summary(notes: dict[str, Any]) -> str:
-    """The failed attempts in a few words, e.g. "NO_IMAGE ×3, 503 UNAVAILABLE"."""
-    counts: dict[str, int] = {}
-    for problem in notes.get("problems", []):
-        counts[problem] = counts.get(problem, 0) + 1
-    return ", ".join(f"{p} ×{n}" if n > 1 else p for p, n in counts.items()) or "none"
-
-
-def _rate_limit_message(delay: float | None) -> str:
-    if delay is not None:
-        return (
-            f"Gemini's rate limit or quota is exhausted (429); it asks to wait {delay:g} s, more than the "
-            "time left for this photo."
-        )
-    return (
-        "Gemini's rate limit or quota is exhausted (429). Wait a minute, or raise the quota / enable "
-        f"billing for the project of the key in {errs.KEY_SETTING}."
-    )
+            raise errs.out_of_time(notes)
 
 
 PROVIDER = GeminiProvider

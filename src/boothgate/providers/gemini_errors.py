@@ -2,7 +2,8 @@
 
 `google.genai.errors.APIError` carries the HTTP `.code`, the RPC `.status` (e.g. "RESOURCE_EXHAUSTED"),
 Gemini's `.message`, and `.details` = the whole JSON error body, `{"error": {..., "details": [...]}}`,
-where a 429 carries `google.rpc.RetryInfo` with a `retryDelay` such as "47s".
+where a 429 carries `google.rpc.RetryInfo` with a `retryDelay` such as "47s". The job's error when the
+loop runs out of time or tries (`out_of_time`, `summary`) is written here too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from google.genai import errors as genai_errors
 
-from boothgate.errors import BoothError, ProviderFailed
+from boothgate.errors import BoothError, DeadlineReached, ProviderFailed, RateLimited
 
 KEY_SETTING = "BOOTHGATE_GEMINI_API_KEY"
 MODEL_SETTING = "BOOTHGATE_GEMINI_MODEL"
@@ -167,3 +168,41 @@ def fatal_error(exc: genai_errors.APIError, model: str, model_from_slot: bool) -
 def describe(exc: genai_errors.APIError) -> str:
     """A short note for the job's list of failed attempts."""
     return f"{exc.code} {exc.status or ''}".strip()
+
+
+def out_of_time(notes: dict[str, Any]) -> DeadlineReached | ProviderFailed | RateLimited:
+    """No time for another attempt. When Gemini kept failing (5xx, connection) that is a provider
+    failure (502); when its last answer was a rate limit, still the rate limit (429, the booth's
+    "quota" answer, whether or not its retry delay was waited out first); only when it was merely slow
+    is it the deadline (504)."""
+    attempts = notes["attempts"]
+    detail = f"{attempts} attempt{'s' * (attempts != 1)}: {summary(notes)}"
+    problems = notes.get("problems", [])
+    if problems and problems[-1].startswith("429"):
+        return RateLimited(f"Gemini is rate-limiting this key and there is no time left for another try ({detail}).")
+    if problems and problems[-1] != "no answer in time":
+        return ProviderFailed(
+            f"Gemini kept failing and there is no time left for another try ({detail}).",
+            code="provider_unavailable",
+        )
+    return DeadlineReached(f"No image from Gemini before the deadline ({detail}).")
+
+
+def summary(notes: dict[str, Any]) -> str:
+    """The failed attempts in a few words, e.g. "NO_IMAGE ×3, 503 UNAVAILABLE"."""
+    counts: dict[str, int] = {}
+    for problem in notes.get("problems", []):
+        counts[problem] = counts.get(problem, 0) + 1
+    return ", ".join(f"{p} ×{n}" if n > 1 else p for p, n in counts.items()) or "none"
+
+
+def rate_limit_message(delay: float | None) -> str:
+    if delay is not None:
+        return (
+            f"Gemini's rate limit or quota is exhausted (429); it asks to wait {delay:g} s, more than the "
+            "time left for this photo."
+        )
+    return (
+        "Gemini's rate limit or quota is exhausted (429). Wait a minute, or raise the quota / enable "
+        f"billing for the project of the key in {KEY_SETTING}."
+    )

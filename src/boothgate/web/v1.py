@@ -2,7 +2,8 @@
 
 Every answer of a keyed route carries `X-RateLimit-Limit/-Remaining/-Reset`; errors are the booth's
 vocabulary `{"error": code, "message": text}`. The OpenAPI document of these routes alone is at
-`/api/v1/openapi.json` (its examples and builder: `v1_docs.py`).
+`/api/v1/openapi.json` (its examples and builder: `v1_docs.py`). The key check and error body every
+route shares are in `v1_base.py`, the batch routes in `v1_batches.py`.
 """
 
 from __future__ import annotations
@@ -11,22 +12,21 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 
-from boothgate.api.batch_intake import Incoming
-from boothgate.api.batches import public_batch
 from boothgate.api.history import history
 from boothgate.api.jobs import MAX_WAIT_SECONDS, parse_slot
 from boothgate.api.live import ApiError, LiveJob, public_job
 from boothgate.booth.booth_job import Answer
-from boothgate.operator.api_keys import Caller, KeyRefused, OverLimit
+from boothgate.operator.api_keys import OverLimit
+from boothgate.web import v1_batches
 from boothgate.web.booth import body_stream, content_length
 from boothgate.web.deps import ServicesDep
+from boothgate.web.v1_base import KeyDep, error_response
 from boothgate.web.v1_docs import (
     ACCEPTED_EXAMPLE,
-    BATCH_EXAMPLE,
     ERROR_EXAMPLE,
     ERRORS,
     IMAGE,
@@ -40,27 +40,7 @@ from boothgate.web.v1_docs import (
 SSE_PING_SECONDS = 15
 
 
-async def require_key(request: Request, response: Response, services: ServicesDep) -> Caller:
-    """The caller's key, counted against its per-minute limit (the rate headers go on every answer)."""
-    keys = services.api_keys
-    try:
-        caller = await keys.authenticate(request.headers.get("x-api-key"))
-        headers = keys.count_request(caller)
-    except KeyRefused as exc:
-        raise ApiError(401, "unauthorized", exc.message, {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}) from None
-    except OverLimit as exc:
-        raise ApiError(429, exc.code, exc.message, exc.headers) from None
-    response.headers.update(headers)
-    request.state.rate_headers = headers
-    return caller
-
-
-KeyDep = Annotated[Caller, Depends(require_key)]
 router = APIRouter(prefix="/api/v1", tags=["client API"])
-
-
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
 def _answer_response(answer: Answer, request: Request) -> Response:
@@ -200,7 +180,7 @@ async def list_jobs(
 async def get_job(job_id: str, caller: KeyDep, services: ServicesDep) -> Any:
     view = await services.desk.view(job_id, caller)
     if view is None:
-        return _error(404, "not_found", "There is no such job.")
+        return error_response(404, "not_found", "There is no such job.")
     return view
 
 
@@ -229,16 +209,16 @@ async def job_result(
         return _answer_response(live.answer, request)
     job = await services.desk.row(job_id, caller)
     if job is None and live is None:
-        return _error(404, "not_found", "There is no such job.")
+        return error_response(404, "not_found", "There is no such job.")
     if job is None or job.status in ("received", "running"):
         stage = live.stage if live is not None else "preparing"
-        return _error(409, "not_ready", f"The job is {stage}.", {"Retry-After": "1"})
+        return error_response(409, "not_ready", f"The job is {stage}.", {"Retry-After": "1"})
     if job.status == "succeeded" and job.result_path:
         data = await _read(services, job.result_path)
         if data is not None:
             return Response(data, media_type=job.result_mime or "image/jpeg", headers={"X-Job-Id": job.id})
-        return _error(410, "result_gone", "The result is no longer kept (retention).")
-    return _error(job.http_status or 500, job.error_code or "failed", job.message or "The job failed.")
+        return error_response(410, "result_gone", "The result is no longer kept (retention).")
+    return error_response(job.http_status or 500, job.error_code or "failed", job.message or "The job failed.")
 
 
 async def _read(services: Any, relative: str) -> bytes | None:
@@ -266,7 +246,7 @@ async def job_events(job_id: str, request: Request, caller: KeyDep, services: Se
     if live is None:
         view = await services.desk.view(job_id, caller)
         if view is None:
-            return _error(404, "not_found", "There is no such job.")
+            return error_response(404, "not_found", "There is no such job.")
         final = {"stage": view["status"], "progress": view["progress"], "at": view["finished_at"], "seq": 0}
 
         async def once() -> Any:
@@ -293,94 +273,12 @@ async def cancel_job(job_id: str, caller: KeyDep, services: ServicesDep) -> Any:
     live = await services.desk.find_live(job_id, caller)
     if live is None:
         view = await services.desk.view(job_id, caller)
-        return view if view is not None else _error(404, "not_found", "There is no such job.")
+        return view if view is not None else error_response(404, "not_found", "There is no such job.")
     await services.desk.cancel(live)
     return await services.desk.view(job_id, caller)
 
 
-# --- batches ------------------------------------------------------------------------------
-@router.post(
-    "/batches",
-    summary="Process many photos for one slot",
-    description="Up to N files in `files`, or one ZIP of photos. A ZIP bomb, an unsafe (`../`, absolute) or "
-    "nested entry, or too many or too large photos: 422 and nothing is kept. Booths come first: batch photos "
-    "use only spare capacity.",
-    status_code=202,
-    responses={
-        202: shown(BATCH_EXAMPLE | {"status": "queued", "done": 0, "failed": 0, "pending": 40}, "Accepted"),
-        422: shown(
-            {"error": "zip_unsafe_path", "message": "The archive has an unsafe entry name: '../evil.jpg'."}, "Refused"
-        ),
-        **ERRORS,
-    },
-    openapi_extra=multipart_body(
-        {
-            "files": {
-                "type": "array",
-                "items": {"type": "string", "format": "binary"},
-                "description": "Photos, or one ZIP.",
-            },
-            "slot": {"type": "string", "example": "gemini/3"},
-        },
-        ["files", "slot"],
-    ),
-)
-async def create_batch(request: Request, caller: KeyDep, services: ServicesDep) -> Response:
-    limits = services.batches.limits
-    length = content_length(request)
-    if length is None:
-        return _error(411, "length_required", "Send the batch with a Content-Length.")
-    if length > limits.max_total_bytes + 1024 * 1024:
-        return _error(413, "too_large", f"A batch is at most {limits.max_total_bytes:,} bytes.")
-    async with request.form(max_files=limits.max_files + 1, max_fields=100, max_part_size=64 * 1024) as form:
-        provider, number = parse_slot(str(form.get("slot") or ""), services.registry)
-        uploads = [f for name in ("files", "file", "zip") for f in form.getlist(name) if not isinstance(f, str)]
-        fields = {k: v for k, v in form.multi_items() if isinstance(v, str) and k not in ("slot",)}
-        batch = await services.batches.create(
-            caller, provider, number, [Incoming(u.filename or "photo", u.file) for u in uploads], fields
-        )
-    headers = {**getattr(request.state, "rate_headers", {}), "Location": f"/api/v1/batches/{batch.id}"}
-    return JSONResponse(public_batch(batch), status_code=202, headers=headers)
-
-
-@router.get(
-    "/batches/{batch_id}",
-    summary="A batch's progress",
-    responses={200: shown(BATCH_EXAMPLE, "The batch"), **ERRORS},
-)
-async def get_batch(batch_id: str, caller: KeyDep, services: ServicesDep) -> Any:
-    batch = await services.batches.get(batch_id, caller)
-    return public_batch(batch) if batch is not None else _error(404, "not_found", "There is no such batch.")
-
-
-@router.get(
-    "/batches/{batch_id}/zip",
-    summary="The results and manifest.json as one ZIP (streamed)",
-    description="`results/<input name>.<ext>` for each photo that succeeded, and `manifest.json`: "
-    "`{batch, items: [{input, status, result, job_id, error, message}]}`. May be fetched while the batch runs.",
-    responses={200: {"description": "A ZIP", "content": {"application/zip": {}}}, **ERRORS},
-)
-async def batch_zip(batch_id: str, caller: KeyDep, services: ServicesDep) -> Response:
-    batch = await services.batches.get(batch_id, caller)
-    if batch is None:
-        return _error(404, "not_found", "There is no such batch.")
-    return StreamingResponse(
-        services.batches.zip_stream(batch),
-        media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="batch-{batch.id}.zip"'},
-    )
-
-
-@router.delete(
-    "/batches/{batch_id}",
-    summary="Cancel a batch",
-    responses={200: shown(BATCH_EXAMPLE | {"status": "cancelled"}, "The batch"), **ERRORS},
-)
-async def cancel_batch(batch_id: str, caller: KeyDep, services: ServicesDep) -> Any:
-    batch = await services.batches.get(batch_id, caller)
-    if batch is None:
-        return _error(404, "not_found", "There is no such batch.")
-    return public_batch(await services.batches.cancel(batch))
+router.include_router(v1_batches.router)
 
 
 # --- the document ---------------------------------------------------------------------------
@@ -394,9 +292,9 @@ async def openapi() -> JSONResponse:
 
 def api_error_response(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return _error(exc.status, exc.code, exc.message, exc.headers)
+    return error_response(exc.status, exc.code, exc.message, exc.headers)
 
 
 def over_limit_response(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, OverLimit)
-    return _error(429, exc.code, exc.message, exc.headers)
+    return error_response(429, exc.code, exc.message, exc.headers)
