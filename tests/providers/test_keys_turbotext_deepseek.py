@@ -109,6 +109,7 @@ async def test_turbotext_check_tries_every_key(rig: Rig) -> None:  # noqa: F811
 
 
 async def test_deepseek_writes_on_another_key_when_one_rests_or_is_refused(booth_factory: Any) -> None:
+    RecordingRenderer.renders.clear()  # a class-wide record: an earlier module's renders must not count here
     with running() as (fake, url):
         fake.more_keys = {DS_B}
         fake.key_modes[DEEPSEEK_KEY] = "rate_limited"  # Retry-After: 30

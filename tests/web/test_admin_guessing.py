@@ -38,16 +38,25 @@ async def test_wrong_admin_passwords_from_many_addresses_leave_booths_at_their_p
         async with httpx.AsyncClient(base_url=url, auth=admin, timeout=30) as client:
             response = await client.put("/api/slots/gemini/1", json={"enabled": True, "kind": "prompt", "prompt": "x"})
             assert response.status_code == 200, response.text
-        normal = await _booth_times(booth, 5)
-        hashed_before = services.credentials.hashing.hashed
 
-        async def guesses(address: int) -> list[int]:
+        async def requests(address: int, auth: tuple[str, str] | None, path: str) -> list[int]:
             statuses = []
             headers = {"X-Forwarded-For": f"203.0.113.{address}"}
-            async with httpx.AsyncClient(base_url=url, auth=("admin", f"guess{address}"), timeout=30) as client:
+            async with httpx.AsyncClient(base_url=url, auth=auth, timeout=30) as client:
                 for _ in range(10):
-                    statuses.append((await client.get("/api/stats", headers=headers)).status_code)
+                    statuses.append((await client.get(path, headers=headers)).status_code)
             return statuses
+
+        async def guesses(address: int) -> list[int]:
+            return await requests(address, ("admin", f"guess{address}"), "/api/stats")
+
+        # The yardstick: the same 400 requests from the same 40 addresses to a page that checks no password.
+        # The test's clients share this process and its cores with the server, so the booths' pace under the
+        # same traffic without hashing is the fair comparison, on a quiet machine and a loaded one alike.
+        control = asyncio.gather(*(requests(a, None, "/health") for a in range(1, 41)))
+        normal = await _booth_times(booth, 5)
+        await control
+        hashed_before = services.credentials.hashing.hashed
 
         started = time.monotonic()
         flood = asyncio.gather(*(guesses(a) for a in range(1, 41)))
@@ -64,8 +73,9 @@ async def test_wrong_admin_passwords_from_many_addresses_leave_booths_at_their_p
     assert health["admin_sign_in"]["starved"] is True and health["status"] == "degraded"
     slowdown = statistics.median(during) / statistics.median(normal)
     print(
-        f"booth median normal {statistics.median(normal):.3f} s, during 400 guesses {statistics.median(during):.3f} s"
+        f"booth median during 400 requests without a password {statistics.median(normal):.3f} s, "
+        f"during 400 wrong passwords {statistics.median(during):.3f} s"
     )
     print(f"slowdown {slowdown:.2f}x, {hashed} hashes in {elapsed:.1f} s, {statuses.count(429)} refused unhashed")
-    # Within 20 % of normal, plus honest slack for a loaded 2-core machine shared by others.
-    assert statistics.median(during) <= statistics.median(normal) * 1.2 + 0.5
+    # Within 20 % of the same traffic without hashing, plus a little slack for the noise of five samples.
+    assert statistics.median(during) <= statistics.median(normal) * 1.2 + 0.3
