@@ -17,6 +17,13 @@
   const cancel = document.getElementById("event-cancel");
   const title = document.getElementById("event-form-title");
   let events = [];
+  const tabLabel = Object.fromEntries(tabs);
+  // "Без интернета 2 — Beach" for "local/2": the tab in the page's language, the slot's name when it has one
+  function slotText(key) {
+    const [tab, number] = key.split("/");
+    const text = (tabLabel[tab] || tab) + " " + number;
+    return slotNames[key] ? text + " — " + slotNames[key] : text;
+  }
   const exportTimers = {};
 
   function $(id) {
@@ -192,7 +199,7 @@
     item.appendChild(head);
     const window_ = when(event.starts_at) + " — " + (event.ends_at ? when(event.ends_at) : B.t("events.no_end"));
     item.appendChild(B.el("p", "muted small", window_));
-    item.appendChild(B.el("p", "event-slots mono", event.slots.length ? event.slots.join(", ") : B.t("events.no_slots")));
+    item.appendChild(B.el("p", "event-slots", event.slots.length ? event.slots.map(slotText).join(", ") : B.t("events.no_slots")));
     const budget = B.el("p", "event-budget small", budgetLines(event).join(" · "));
     item.appendChild(budget);
     const warning = warningText(event);
