@@ -48,7 +48,7 @@ def _loopback_only(host: Any, *args: Any, **kwargs: Any) -> Any:
 def _guard_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", _loopback_only)
     for name in list(os.environ):
-        if name.startswith("BOOTHGATE_") or name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
+        if name.startswith(("BOOTHGATE_", "AWS_")) or name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
             monkeypatch.delenv(name, raising=False)
 
 

@@ -50,6 +50,7 @@ from boothgate.storage.changes import Changes
 from boothgate.storage.config import RuntimeConfig
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
+from boothgate.storage.objects import open_bucket
 from boothgate.work import Runner, TaskQueue
 from boothgate.work.queue import node_id
 
@@ -162,7 +163,7 @@ class Services:
         changes.on("settings", config.reload)
         await config.load()
         settings = config.settings
-        media = MediaStore(settings.data_dir)
+        media = MediaStore(settings.data_dir, open_bucket(settings))  # issue 27: a shared bucket, if set
         http = _http_client(config)
         imaging = Imaging(
             settings.image_workers, settings.max_image_pixels, settings.jpeg_quality, settings.early_decode_memory_bytes
@@ -257,6 +258,8 @@ class Services:
         services.retention = Retention(lambda: config.settings, media, db)
         services.tasks.append(asyncio.create_task(services.retention.run_forever()))
         services.tasks.append(asyncio.create_task(key_figures.run_forever()))
+        if media.bucket is not None:  # files the bucket could not take when written go there later
+            services.tasks.append(asyncio.create_task(media.run_forever()))
         services.tasks.append(asyncio.create_task(event_cleanup.run_forever(lambda: config.settings, media, db)))
         services.tasks.append(asyncio.create_task(tallies.run_forever(db)))  # the live view's summaries
         services.work.start()  # after every handler is registered and the journal is drained
