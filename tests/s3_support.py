@@ -67,7 +67,8 @@ class S3Server:
         config = self.root / "s3.json"
         identity = {"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}
         actions = ["Admin", "Read", "Write", "List", "Tagging"]
-        config.write_text(json.dumps({"identities": [{"name": "boothgate", "credentials": [identity], "actions": actions}]}))
+        identities = [{"name": "boothgate", "credentials": [identity], "actions": actions}]
+        config.write_text(json.dumps({"identities": identities}))
         if not self.ports:
             names = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
                      "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc")  # fmt: skip
@@ -90,7 +91,7 @@ class S3Server:
             try:
                 self.objects()  # a signed list of the bucket: up, keys accepted, bucket made
                 return
-            except Exception:  # noqa: BLE001 - not up yet (refused, 503, no bucket yet)
+            except Exception:  # not up yet (refused, 503, no bucket yet)
                 time.sleep(0.2)
 
     def stop(self) -> None:

@@ -31,7 +31,7 @@ from tests.fakes.gemini import GeminiFake
 from tests.fakes.server import free_port, serve
 from tests.gemini_support import PHOTO_TINT, REFERENCE_TINT, encode, gradient
 from tests.postgres_support import PostgresServer
-from tests.s3_support import S3Server, s3_server  # noqa: F401
+from tests.s3_support import S3Server
 
 pytestmark = pytest.mark.slow
 KEY = TAB_KEYS["gemini"]

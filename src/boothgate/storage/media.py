@@ -19,13 +19,13 @@ local only: incoming/ (partial uploads), the journal, early-decode files.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import os
 import shutil
 import threading
-import asyncio
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime

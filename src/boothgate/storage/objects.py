@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -111,10 +112,7 @@ class Bucket:
             data = self._call(lambda: bytes(obstore.get(self._store, key).bytes()))
         except FileNotFoundError:
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.fetch")
-        tmp.write_bytes(data)
-        tmp.replace(target)
+        _write_fetched(target, data)
         return True
 
     def delete(self, key: str) -> None:
@@ -149,34 +147,68 @@ class Bucket:
             self.problem = None
         return result
 
-    # --- the event loop ---------------------------------------------------------------------
+    # --- the event loop: obstore's async API (no thread held while the bucket is slow) -----------
     async def aput_file(self, key: str, path: Path) -> None:
-        await self._bounded(asyncio.to_thread(self.put_file, key, path))
+        import obstore
+
+        data = await asyncio.to_thread(path.read_bytes)
+        await self._acall(obstore.put_async(self._store, key, data))
 
     async def aget_to(self, key: str, target: Path) -> bool:
-        return bool(await self._bounded(asyncio.to_thread(self.get_to, key, target)))
+        """`get_to` without a thread waiting on the bucket; False when there is no such object."""
+        import obstore
+
+        async def read() -> bytes:
+            answer = await obstore.get_async(self._store, key)
+            return bytes(await answer.bytes_async())
+
+        try:
+            data = await self._acall(read())
+        except FileNotFoundError:
+            return False
+        await asyncio.to_thread(_write_fetched, target, data)
+        return True
 
     async def check(self) -> str | None:
-        """None when the bucket answers a write and a read now (at most every few seconds), else why not."""
+        """None when the bucket takes a small write now (asked at most every few seconds), else why not."""
+        import obstore
+
         now = time.monotonic()
         if now - self._checked_at < CHECK_EVERY_SECONDS:
             return self.problem
         self._checked_at = now
         try:
-            await self._bounded(asyncio.to_thread(self.put_bytes, PROBE_KEY, b"ok"))
-        except (BucketUnavailable, TimeoutError) as exc:
-            self.problem = self.problem or str(exc) or "no answer in time"
+            await self._acall(obstore.put_async(self._store, PROBE_KEY, b"ok"))
+        except BucketUnavailable:
+            pass  # self.problem says why
         return self.problem
 
-    async def _bounded(self, work: Any) -> Any:
-        # The call bounds itself (client timeouts); this is the belt to those braces, so a wedged
-        # connection can never hold a booth past the bound even if the client's own timer did not fire.
+    async def _acall(self, work: Any) -> Any:
+        # The client's own timeouts bound the call; the outer bound is the belt to those braces, so a
+        # wedged connection can never hold a booth past it even if the client's timer did not fire.
+        started = time.monotonic()
         try:
             async with asyncio.timeout(self.timeout + 0.5):
-                return await work
+                result = await work
+        except FileNotFoundError:
+            self.problem = None
+            raise
         except TimeoutError:
             self.problem = f"no answer within {self.timeout:g} s"
             raise BucketUnavailable(f"media bucket {self.describe()}: {self.problem}") from None
+        except Exception as exc:  # obstore's own error classes
+            self.problem = _plain(exc)
+            raise BucketUnavailable(f"media bucket {self.describe()}: {self.problem}") from None
+        slow = time.monotonic() - started > self.timeout
+        self.problem = f"a call took {time.monotonic() - started:.1f} s" if slow else None
+        return result
+
+
+def _write_fetched(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.fetch")  # two readers may fetch at once
+    tmp.write_bytes(data)
+    tmp.replace(target)
 
 
 def _plain(exc: Exception) -> str:
