@@ -29,6 +29,7 @@ from boothgate.web.app import create_app
 from tests.conftest import ADMIN, TAB_KEYS, Booth, booth_settings
 from tests.fakes.gemini import GeminiFake
 from tests.fakes.server import free_port, serve
+from tests.fakes.turbotext import FakeTurbotext
 from tests.gemini_support import PHOTO_TINT, REFERENCE_TINT, encode, gradient
 from tests.postgres_support import PostgresServer
 from tests.s3_support import S3Server
@@ -134,6 +135,37 @@ async def test_a_result_and_a_reference_written_by_one_node_are_served_by_anothe
         assert len(sent.images) == 2, [i.mime for i in sent.images]
         [fetched] = (b.settings.data_dir / "references").iterdir()
         assert fetched.read_bytes() == REFERENCE  # brought from the bucket for that booth
+
+
+async def test_a_media_link_made_by_one_node_is_served_by_another(tmp_path: Path, s3_server: S3Server) -> None:
+    """Turbotext downloads its inputs from the public address, which a balancer may route to any node:
+    node A makes the links, Turbotext reaches node B, and B serves them from the bucket until A's booth is
+    answered (then they are gone there too)."""
+    fake = FakeTurbotext()
+    shared = s3_server.settings("links")
+    port_b = free_port()
+    with ExitStack() as stack:
+        fake_url = stack.enter_context(serve(fake.app))
+        b_url = stack.enter_context(serve(create_app(booth_settings(tmp_path / "b", **shared), {}), port=port_b))
+        a = stack.enter_context(
+            node(
+                tmp_path, "a", "http://127.0.0.1:9", public_base_url=b_url, turbotext_api_key="tt-test-key",
+                turbotext_base_url=f"{fake_url}/api_ai", turbotext_poll_interval_seconds=0.05,
+                turbotext_mode="polling", **shared,
+            )
+        )  # fmt: skip
+        await a.configure("turbotext", 1, kind="background", prompt="")
+        await a.set_reference("turbotext", 1, REFERENCE)
+        answer = await a.post("turbotext", 1, photo())
+        assert answer.status == 200, answer.body[:300]
+        inputs = [f for f in fake.fetches if "/media/" in f.url]
+        assert len(inputs) == 2 and all(f.url.startswith(f"{b_url}/media/") for f in inputs), fake.fetches
+        assert [f.status for f in inputs] == [200, 200]  # served by node B, which never made them
+        async with httpx.AsyncClient(timeout=10) as client:
+            until = time.monotonic() + 5
+            while (await client.get(inputs[0].url)).status_code != 404:  # revoked with A's answer
+                assert time.monotonic() < until, "a link outlived its job on another node"
+                await asyncio.sleep(0.1)
 
 
 @contextmanager

@@ -154,8 +154,13 @@ class Bucket:
         data = await asyncio.to_thread(path.read_bytes)
         await self._acall(obstore.put_async(self._store, key, data))
 
-    async def aget_to(self, key: str, target: Path) -> bool:
-        """`get_to` without a thread waiting on the bucket; False when there is no such object."""
+    async def aput_bytes(self, key: str, data: bytes) -> None:
+        import obstore
+
+        await self._acall(obstore.put_async(self._store, key, data))
+
+    async def aget_bytes(self, key: str) -> bytes | None:
+        """The object's bytes, or None when the bucket has no such object."""
         import obstore
 
         async def read() -> bytes:
@@ -163,8 +168,14 @@ class Bucket:
             return bytes(await answer.bytes_async())
 
         try:
-            data = await self._acall(read())
+            return bytes(await self._acall(read()))
         except FileNotFoundError:
+            return None
+
+    async def aget_to(self, key: str, target: Path) -> bool:
+        """`get_to` without a thread waiting on the bucket; False when there is no such object."""
+        data = await self.aget_bytes(key)
+        if data is None:
             return False
         await asyncio.to_thread(_write_fetched, target, data)
         return True
