@@ -193,7 +193,9 @@ class Services:
         booth_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds, prefix)
         admin_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds, prefix)
         links = MediaLinks(settings.public_base_url, media)  # any node serves a link (shared bucket)
-        moderation = Moderation(media.root, imaging, settings.result_long_side_pixels, settings.jpeg_quality)
+        moderation = Moderation(
+            media.root, imaging, settings.result_long_side_pixels, settings.jpeg_quality, media
+        )  # masks shared through the bucket, if set
         if await _any_slot_checks(slots):  # the model (~100 MB) is loaded only where a slot uses it
             moderation.warm()
         events = EventService(db, registry)

@@ -250,3 +250,29 @@ def test_dead_port_is_a_storage_problem_not_a_hang(tmp_path: Path) -> None:
         bucket.put_bytes("a", b"x")
     assert time.monotonic() - started < 3
     assert bucket.problem and "very-secret-value" not in str(caught.value) + bucket.problem
+
+
+def test_a_mask_stored_on_one_node_is_the_mask_of_every_node(tmp_path: Path, s3_server: S3Server) -> None:
+    """The content check's mask (replaced in place by name, unlike references) is read from the bucket:
+    node B answers with node A's upload, its replacement of another type, and nothing once A removes it."""
+    from boothgate.run.moderation import Moderation
+    from boothgate.storage.media import MediaStore
+    from boothgate.storage.objects import Bucket
+
+    def moderation(name: str) -> Moderation:
+        settings = booth_settings(tmp_path / name, **s3_server.settings("masks"))
+        media = MediaStore(settings.data_dir, Bucket(settings))
+        return Moderation(media.root, None, 1024, 85, media)  # type: ignore[arg-type]  # no image work here
+
+    a, b = moderation("a"), moderation("b")
+    png, jpeg = encode(gradient(64, 64, (10, 200, 10)), "PNG"), encode(gradient(64, 64, (200, 10, 10)))
+    a.store("global", png)
+    assert b.read_first(["slot-gemini-01", "global"]) == png
+    a.store("global", jpeg)  # another type: the PNG must not win on B
+    assert b.read_first(["global"]) == jpeg
+    a.remove("global")
+    until = time.monotonic() + 5
+    while b.read_first(["global"]) is not None:  # the bucket's delete runs in the background
+        assert time.monotonic() < until, "a removed mask is still used on another node"
+        time.sleep(0.1)
+    assert b.find("global") is None  # and B's stale copy is gone with it

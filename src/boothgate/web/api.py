@@ -103,12 +103,14 @@ async def delete_reference(provider: str, number: str, request: Request, service
 @router.get("/slots/{provider}/{number}/reference")
 async def get_reference(provider: str, number: str, services: ServicesDep) -> Response:
     slot = await _slot(services, provider, number)
+    await services.slots.fetch_files(slot)  # stored through another node (shared bucket)
     return _file_response(services.slots.reference_path(slot))
 
 
 @router.get("/slots/{provider}/{number}/reference/thumbnail")
 async def get_reference_thumbnail(provider: str, number: str, services: ServicesDep) -> Response:
     slot = await _slot(services, provider, number)
+    await services.slots.fetch_files(slot)  # stored through another node (shared bucket)
     return await _thumbnail(services, services.slots.reference_path(slot))
 
 
@@ -137,6 +139,7 @@ async def delete_overlay(provider: str, number: str, request: Request, services:
 @router.get("/slots/{provider}/{number}/overlay")
 async def get_overlay(provider: str, number: str, services: ServicesDep) -> Response:
     slot = await _slot(services, provider, number)
+    await services.slots.fetch_files(slot)  # stored through another node (shared bucket)
     return _file_response(services.slots.overlay_file(slot))
 
 
