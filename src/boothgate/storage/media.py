@@ -142,17 +142,6 @@ class MediaStore:
         except (ValueError, OSError):
             log.warning("media %s: not fetched from the bucket", relative, exc_info=True)
 
-    def fetch_sync(self, relative: str | None) -> None:
-        """`fetch` for code already in a worker thread."""
-        if self.bucket is None or not relative:
-            return
-        try:
-            path = self.resolve(relative)
-            if not path.exists():
-                self.bucket.get_to(relative, path)
-        except (ValueError, OSError):
-            log.warning("media %s: not fetched from the bucket", relative, exc_info=True)
-
     def _remember_unshared(self, relative: str) -> None:
         with self._unshared_lock, (self.root / UNSHARED_NAME).open("a") as fh:
             fh.write(relative + "\n")
