@@ -276,3 +276,22 @@ def test_a_mask_stored_on_one_node_is_the_mask_of_every_node(tmp_path: Path, s3_
         assert time.monotonic() < until, "a removed mask is still used on another node"
         time.sleep(0.1)
     assert b.find("global") is None  # and B's stale copy is gone with it
+
+
+def test_deletes_and_expired_days_leave_the_bucket_too(tmp_path: Path, s3_server: S3Server) -> None:
+    """A discarded reference and a retention day folder are gone from the bucket, not only from the node."""
+    from boothgate.storage.media import MediaStore
+    from boothgate.storage.objects import Bucket
+
+    settings = booth_settings(tmp_path, **s3_server.settings("deletes"))
+    media = MediaStore(settings.data_dir, Bucket(settings))
+    reference = media.relative(media.store_content("references", REFERENCE, "jpeg"))
+    result = media.relative(media.write_result("job1", b"\xff\xd8\xffresult", "image/jpeg"))
+    assert {reference, result} <= set(s3_server.objects("deletes"))
+    media.holds.discard(reference)  # nobody holds it: deleted now, here and there
+    media.forget_prefix(result.rsplit("/", 1)[0] + "/")  # retention's expired day
+    until = time.monotonic() + 5
+    while set(s3_server.objects("deletes")) & {reference, result}:
+        assert time.monotonic() < until, s3_server.objects("deletes")
+        time.sleep(0.1)
+    assert not (settings.data_dir / reference).exists()
