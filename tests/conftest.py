@@ -44,11 +44,15 @@ def _loopback_only(host: Any, *args: Any, **kwargs: Any) -> Any:
     return _real_getaddrinfo(host, *args, **kwargs)
 
 
+GOOGLE_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI")
+
+
 @pytest.fixture(autouse=True)
 def _guard_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", _loopback_only)
     for name in list(os.environ):
-        if name.startswith("BOOTHGATE_") or name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
+        # AWS_*: the S3 variables a node would read for its media bucket (storage/objects.py).
+        if name.startswith(("BOOTHGATE_", "AWS_")) or name in GOOGLE_VARIABLES:
             monkeypatch.delenv(name, raising=False)
 
 

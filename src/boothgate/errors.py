@@ -91,3 +91,9 @@ class DeadlineReached(BoothError):
 
 class StorageFailed(BoothError):
     status, code = 507, "storage_failed"
+
+
+class StorageUnavailable(BoothError):
+    """The shared media bucket (several nodes, issue 27) did not take the photo in time."""
+
+    status, code = 503, "storage_unavailable"

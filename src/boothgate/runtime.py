@@ -50,6 +50,7 @@ from boothgate.storage.changes import Changes
 from boothgate.storage.config import RuntimeConfig
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
+from boothgate.storage.objects import open_bucket
 from boothgate.work import Runner, TaskQueue
 from boothgate.work.queue import node_id
 
@@ -162,7 +163,7 @@ class Services:
         changes.on("settings", config.reload)
         await config.load()
         settings = config.settings
-        media = MediaStore(settings.data_dir)
+        media = MediaStore(settings.data_dir, open_bucket(settings))  # issue 27: a shared bucket, if set
         http = _http_client(config)
         imaging = Imaging(
             settings.image_workers, settings.max_image_pixels, settings.jpeg_quality, settings.early_decode_memory_bytes
@@ -191,8 +192,10 @@ class Services:
         prefix = settings.ipv6_throttle_prefix
         booth_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds, prefix)
         admin_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds, prefix)
-        links = MediaLinks(settings.public_base_url)
-        moderation = Moderation(media.root, imaging, settings.result_long_side_pixels, settings.jpeg_quality)
+        links = MediaLinks(settings.public_base_url, media)  # any node serves a link (shared bucket)
+        moderation = Moderation(
+            media.root, imaging, settings.result_long_side_pixels, settings.jpeg_quality, media
+        )  # masks shared through the bucket, if set
         if await _any_slot_checks(slots):  # the model (~100 MB) is loaded only where a slot uses it
             moderation.warm()
         events = EventService(db, registry)
@@ -257,6 +260,8 @@ class Services:
         services.retention = Retention(lambda: config.settings, media, db)
         services.tasks.append(asyncio.create_task(services.retention.run_forever()))
         services.tasks.append(asyncio.create_task(key_figures.run_forever()))
+        if media.bucket is not None:  # files the bucket could not take when written go there later
+            services.tasks.append(asyncio.create_task(media.run_forever()))
         services.tasks.append(asyncio.create_task(event_cleanup.run_forever(lambda: config.settings, media, db)))
         services.tasks.append(asyncio.create_task(tallies.run_forever(db)))  # the live view's summaries
         services.work.start()  # after every handler is registered and the journal is drained

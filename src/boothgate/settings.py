@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MB = 1024 * 1024
@@ -188,6 +188,47 @@ class Settings(BaseSettings):
         False,
         description="Measure event-loop stalls (work that delays every booth): the worst one is shown "
         "in /health and each one over 50 ms is logged. For diagnosis and the benchmark.",
+    )
+
+    # --- media in an S3-compatible bucket (issue 27: several nodes) ----------------------------
+    media_url: str = Field(
+        "",
+        description="Empty: media only in the data folder (one node). `s3://bucket/prefix`: every photo, result, "
+        "reference, overlay and trashed original is also put in this bucket before it counts as written, and a "
+        "node reads from the bucket what another node wrote. Garage or SeaweedFS; the data folder stays each "
+        "node's working copy.",
+    )
+    media_endpoint_url: str = Field(
+        "",
+        validation_alias=AliasChoices(
+            "media_endpoint_url", "BOOTHGATE_MEDIA_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"
+        ),
+        description="Address of the S3 service, e.g. http://127.0.0.1:3900 (Garage) or http://127.0.0.1:8333 "
+        "(SeaweedFS). Empty: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else Amazon S3 itself.",
+    )
+    media_region: str = Field(
+        "",
+        validation_alias=AliasChoices("media_region", "BOOTHGATE_MEDIA_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="Region of the bucket (Garage: `garage`; SeaweedFS: any). Empty: AWS_REGION, else us-east-1.",
+    )
+    media_access_key_id: str = Field(
+        "",
+        validation_alias=AliasChoices("media_access_key_id", "BOOTHGATE_MEDIA_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+        description="Access key id for the bucket. Empty: AWS_ACCESS_KEY_ID.",
+    )
+    media_secret_access_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "media_secret_access_key", "BOOTHGATE_MEDIA_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"
+        ),
+        description="Secret key for the bucket (never logged or shown). Empty: AWS_SECRET_ACCESS_KEY.",
+    )
+    media_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Longest one bucket call may take (connect, put, get, retries). A booth whose original cannot "
+        "reach the bucket in this time gets its slot's on_failure answer; /health then answers 503 (storage).",
     )
 
     # --- the booth --------------------------------------------------------------------------

@@ -309,6 +309,7 @@ class Batches:
                     n += 1
                     result_name = f"results/{stem}-{n}{MIME_SUFFIX.get(job.result_mime or '', '.bin')}"
                 used.add(result_name)
+                await self.media.fetch(job.result_path)  # another node's result (shared bucket)
                 plan.append((result_name, self.media.resolve(job.result_path)))
             manifest.append(
                 {

@@ -152,6 +152,12 @@ class JobDesk:
             "job": live.id, "key": caller.id, "provider": live.provider, "number": live.number,
             "path": self.media.relative(received.path), "filename": received.filename, "fields": received.fields,
         }  # fmt: skip
+        try:  # with a shared bucket: in it before the task exists, so any node can take the task over
+            await self.media.publish(str(payload["path"]))
+        except errors.StorageUnavailable as exc:
+            await asyncio.to_thread(received.path.unlink, True)
+            live.enter("failed")
+            raise ApiError(exc.status, exc.code, exc.message) from None
         await self.runner.queue.enqueue(KIND, f"api-job:{live.id}", payload, priority=60, max_attempts=3)
         return live
 
@@ -159,12 +165,13 @@ class JobDesk:
         """The durable task of one single job: run it once (a job the spine has recorded is not run again)."""
         payload = context.payload
         job_id = str(payload.get("job") or "")
+        await self.media.fetch(str(payload.get("path") or ""))  # queued by another node (shared bucket)
         path = self.media.resolve(str(payload.get("path") or ""))
         live = await self._adopt(job_id, payload)
         answers = job_queue.ProviderAnswers(self.media.root, job_id)
         row = await self.jobs.get(job_id)  # open: a run a stop cut off, run again (its answers reused)
         if live is None or live.cancel_requested or live.done or (row is not None and row.status not in OPEN_STATUSES):
-            await asyncio.to_thread(path.unlink, True)
+            await asyncio.to_thread(self._discard, path)
             await answers.forget()
             return
         fields = {str(k): str(v) for k, v in dict(payload.get("fields") or {}).items()}  # type: ignore[call-overload]
@@ -271,7 +278,7 @@ class JobDesk:
             raise
         finally:
             if remove and not (answers is not None and self._stopping):  # a stop: the upload stays for the rerun
-                await asyncio.to_thread(path.unlink, True)
+                await asyncio.to_thread(self._discard, path)
         live.answer = answer
         if answer.error == "cancelled":
             live.enter("cancelled")
@@ -316,6 +323,15 @@ class JobDesk:
                     await asyncio.wait([live.task])
         return live.done
 
+    def _discard(self, upload: Path) -> None:
+        """An API upload done with: here and, with a shared bucket, there (worker thread)."""
+        try:
+            relative = self.media.relative(upload)
+        except ValueError:
+            upload.unlink(missing_ok=True)
+            return
+        self.media.delete(relative)
+
     async def cancel(self, live: LiveJob) -> None:
         if live.done:
             return
@@ -326,7 +342,7 @@ class JobDesk:
                 task = await self.runner.queue.get(key)
                 if await self.runner.queue.drop(key, "cancelled while queued") and task is not None:
                     upload = self.media.resolve(str((task.payload or {}).get("path") or ""))
-                    await asyncio.to_thread(upload.unlink, True)
+                    await asyncio.to_thread(self._discard, upload)
             live.enter("cancelled")
             return
         live.task.cancel()

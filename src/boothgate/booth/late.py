@@ -230,6 +230,8 @@ class LateResults:
         await self._set_late(job.id, late)
         deadline = Deadline(time.monotonic() + remaining)
         pixels = provider.input_pixels()
+        await self.media.fetch(source)  # the node that answered the booth may be another (shared bucket)
+        await self.slots.fetch_files(slot)
         photo = await self.imaging.prepare(
             self.media.resolve(source), pixels, behind_booths(deadline, self.config.settings.deadline_seconds)
         )

@@ -24,6 +24,8 @@ class References:
         ends, so replacing the reference meanwhile cannot take it away (storage/media.ContentHolds)."""
         for _ in range(3):
             slot = await self.slots.get(provider, number)
+            if slot is not None:
+                await self.slots.fetch_files(slot)  # stored by another node: from the shared bucket
             if slot is None or not slot.reference_path:
                 return slot
             job.reference = self.hold_reference(job, slot)

@@ -235,6 +235,7 @@ class Ingest(FailWell):
             raise errors.UnsupportedImage("The file is not a JPEG, PNG or WEBP image.")
         job.photo = await asyncio.to_thread(self.media.keep_photo, upload.path, job.record.id, image_type)
         job.record.photo_path = self.media.relative(job.photo)
+        await self.media.publish(job.record.photo_path)  # in the shared bucket before any provider sees it
         await self.imaging.inspect(job.photo)  # type from bytes, dimensions before any decode
         job.photo_size = await self.imaging.oriented_size(job.photo)
         job.record.provider_notes["photo_size"] = "{}x{}".format(*job.photo_size)
@@ -395,6 +396,7 @@ class Ingest(FailWell):
     async def _answer_reused(self, job: BoothJob, reused: Job) -> Answer:
         assert reused.result_path is not None
         try:
+            await self.media.fetch(reused.result_path)  # another node's result (shared bucket)
             data = await asyncio.to_thread(self.media.resolve(reused.result_path).read_bytes)
         except (OSError, ValueError):
             data = b""

@@ -78,10 +78,7 @@ async def clean(event_id: int, media: MediaStore, db: Database) -> int:
 
 def _delete_files(media: MediaStore, relatives: list[str]) -> None:
     for relative in relatives:
-        try:
-            media.resolve(relative).unlink(missing_ok=True)
-        except (OSError, ValueError):
-            log.warning("could not delete %s", relative, exc_info=True)
+        media.delete(relative)  # here and, with a shared bucket, there
 
 
 async def run_forever(

@@ -240,6 +240,12 @@ class SlotService:
         if relative:
             self.media.holds.discard(relative)
 
+    async def fetch_files(self, slot: Slot) -> None:
+        """The slot's references and overlay on this node's disk: another node may have stored them
+        (shared media bucket, issue 27); nothing to do without a bucket or when they are here."""
+        for relative in [ref.get("path") for ref in self.references(slot)] + [slot.overlay_path]:
+            await self.media.fetch(relative)
+
     def reference_path(self, slot: Slot, index: int = 0) -> Path | None:
         refs = self.references(slot)
         if not 0 <= index < len(refs):

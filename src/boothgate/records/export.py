@@ -104,6 +104,7 @@ class Exports:
                     for folder, relative in files_of_job:
                         if not relative:
                             continue
+                        await self.media.fetch(relative)  # another node's file (shared bucket)
                         path = self._path(relative)
                         if path is None:
                             continue

@@ -159,6 +159,7 @@ async def sweep(
         for day_dir in _expired_days(media.root / folder, keep, today, ledger.kept):
             prefix = f"{folder}/{day_dir.name}/"
             await asyncio.to_thread(shutil.rmtree, day_dir, True)
+            media.forget_prefix(prefix)  # the shared bucket's copies of that day (issue 27), in the background
             ledger.kept.pop(f"{folder}/{day_dir.name}", None)
             async with db.write() as session:
                 await session.execute(update(Job).where(column.like(prefix + "%")).values({column.key: None}))

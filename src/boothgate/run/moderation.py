@@ -26,7 +26,9 @@ from boothgate import errors
 from boothgate.imaging import mask, nsfw
 from boothgate.imaging.images import sniff
 from boothgate.imaging.pool import Imaging
+from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Slot
+from boothgate.storage.objects import BucketUnavailable
 
 log = logging.getLogger("boothgate.moderation")
 
@@ -81,7 +83,12 @@ def options_for(slot: Slot) -> ModerationOptions:
 
 
 class Moderation:
-    def __init__(self, root: Path, imaging: Imaging, long_side_pixels: int, quality: int) -> None:
+    def __init__(
+        self, root: Path, imaging: Imaging, long_side_pixels: int, quality: int, media: MediaStore | None = None
+    ) -> None:
+        # With a shared bucket (issue 27) masks live there too: an operator's upload on one node is the
+        # mask every node answers with (read from the bucket when needed: a mask is replaced in place).
+        self.media = media if media is not None and media.bucket is not None else None
         self.folder = root / MASK_FOLDER
         self.folder.mkdir(parents=True, exist_ok=True)
         self.imaging, self.long_side_pixels, self.quality = imaging, long_side_pixels, quality
@@ -138,7 +145,17 @@ class Moderation:
         )
 
     def _mask_source(self, slot: Slot | None) -> bytes | None:
-        for name in ([slot_mask_name(slot.provider, slot.number)] if slot else []) + ["global"]:
+        return self.read_first(([slot_mask_name(slot.provider, slot.number)] if slot else []) + ["global"])
+
+    def read_first(self, names: list[str]) -> bytes | None:
+        """The first of the named masks that exists (worker thread): from the shared bucket when there is
+        one (another node may have replaced it), else — or when the bucket does not answer — from here."""
+        for name in names:
+            answered, data = self._from_bucket(name)
+            if data is not None:
+                return data
+            if answered:
+                continue  # the bucket has none by this name: removed on some node, gone here too
             path = self.find(name)
             if path is not None:
                 try:
@@ -146,6 +163,21 @@ class Moderation:
                 except OSError:
                     continue
         return None
+
+    def _from_bucket(self, name: str) -> tuple[bool, bytes | None]:
+        """(whether the bucket answered, the mask's bytes from it)."""
+        if self.media is None or self.media.bucket is None:
+            return False, None
+        for kind in MASK_TYPES:
+            target = self.folder / f"{name}.{kind}"
+            try:
+                if self.media.bucket.get_to(f"{MASK_FOLDER}/{name}.{kind}", target):
+                    return True, target.read_bytes()
+            except (BucketUnavailable, OSError):
+                return False, None  # the local copy serves
+        for kind in MASK_TYPES:
+            (self.folder / f"{name}.{kind}").unlink(missing_ok=True)
+        return True, None
 
     def find(self, name: str) -> Path | None:
         for kind in MASK_TYPES:
@@ -163,10 +195,22 @@ class Moderation:
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, target)
+        if self.media is not None:
+            self.media.share(target)  # worker thread; a bucket that cannot take it fails the upload
         for other in MASK_TYPES:
             if other != kind:
-                (self.folder / f"{name}.{other}").unlink(missing_ok=True)
+                self._delete(name, other)
         return target
+
+    def _delete(self, name: str, kind: str) -> None:
+        """The mask's copy of another type gone (worker thread): here, and from the bucket before the
+        upload returns, so no node reads the old one next to the new."""
+        (self.folder / f"{name}.{kind}").unlink(missing_ok=True)
+        if self.media is not None and self.media.bucket is not None:
+            try:
+                self.media.bucket.delete(f"{MASK_FOLDER}/{name}.{kind}")
+            except (BucketUnavailable, FileNotFoundError):
+                log.warning("mask %s.%s: replaced here, the old one is still in the bucket", name, kind)
 
     def remove(self, name: str) -> bool:
         removed = False
@@ -175,6 +219,8 @@ class Moderation:
             if path.is_file():
                 path.unlink()
                 removed = True
+            if self.media is not None:
+                self.media.delete(f"{MASK_FOLDER}/{name}.{kind}")  # another node's upload goes too
         return removed
 
     def close(self) -> None:

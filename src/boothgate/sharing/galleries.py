@@ -198,7 +198,11 @@ class Galleries:
         query = select(Job).where(self._where(gallery, retention_days), Job.id == job_id)
         async with self.db.read() as session:
             job = await session.scalar(query)
-        return self._photo(job) if job is not None else None
+        if job is None:
+            return None
+        for relative in (job.late_result_path, job.result_path):
+            await self.media.fetch(relative)  # another node's result (shared bucket, issue 27)
+        return self._photo(job)
 
     def _photo(self, job: Job) -> GalleryPhoto | None:
         delivered = (job.late or {}).get("status") == "delivered"

@@ -60,6 +60,8 @@ class GuestPages:
             return PageView("gone", job, reason="expired")
         late = job.late or {}
         running = late.get("status") == "running"
+        for relative in (job.late_result_path, job.result_path):
+            await self.media.fetch(relative)  # another node's result (shared bucket, issue 27)
         if job.status in OPEN_STATUSES:
             return PageView("making", job, late_running=running)
         if job.late_result_path and late.get("status") == "delivered":
@@ -103,11 +105,8 @@ class GuestPages:
     def _remove(self, files: list[str]) -> None:
         for relative in files:
             self.media.delete(relative)
-            try:  # a trashed original has a sidecar beside it
-                sidecar = self.media.resolve(relative).with_suffix(".json")
-                sidecar.unlink(missing_ok=True)
-            except (ValueError, OSError):
-                pass
+            if relative.startswith("trash/"):  # a trashed original has a sidecar beside it
+                self.media.delete(str(Path(relative).with_suffix(".json")))
 
 
 def _mime(path: Path) -> str:

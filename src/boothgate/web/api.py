@@ -103,12 +103,14 @@ async def delete_reference(provider: str, number: str, request: Request, service
 @router.get("/slots/{provider}/{number}/reference")
 async def get_reference(provider: str, number: str, services: ServicesDep) -> Response:
     slot = await _slot(services, provider, number)
+    await services.slots.fetch_files(slot)  # stored through another node (shared bucket)
     return _file_response(services.slots.reference_path(slot))
 
 
 @router.get("/slots/{provider}/{number}/reference/thumbnail")
 async def get_reference_thumbnail(provider: str, number: str, services: ServicesDep) -> Response:
     slot = await _slot(services, provider, number)
+    await services.slots.fetch_files(slot)  # stored through another node (shared bucket)
     return await _thumbnail(services, services.slots.reference_path(slot))
 
 
@@ -137,6 +139,7 @@ async def delete_overlay(provider: str, number: str, request: Request, services:
 @router.get("/slots/{provider}/{number}/overlay")
 async def get_overlay(provider: str, number: str, services: ServicesDep) -> Response:
     slot = await _slot(services, provider, number)
+    await services.slots.fetch_files(slot)  # stored through another node (shared bucket)
     return _file_response(services.slots.overlay_file(slot))
 
 
@@ -269,32 +272,40 @@ def _result_path(services: ServicesDep, job: Job) -> Path | None:
     return path if path.exists() else None
 
 
+async def _fetched(services: ServicesDep, job_id: str) -> Job:
+    """The job, with its files brought from the shared bucket when another node wrote them (issue 27)."""
+    job = await _job(services, job_id)
+    for relative in (job.photo_path or job.trash_path, job.result_path, job.late_result_path):
+        await services.media.fetch(relative)
+    return job
+
+
 @router.get("/jobs/{job_id}/photo")
 async def job_photo(job_id: str, services: ServicesDep) -> Response:
-    return _file_response(_photo_path(services, await _job(services, job_id)))
+    return _file_response(_photo_path(services, await _fetched(services, job_id)))
 
 
 @router.get("/jobs/{job_id}/result")
 async def job_result(job_id: str, services: ServicesDep) -> Response:
-    return _file_response(_result_path(services, await _job(services, job_id)))
+    return _file_response(_result_path(services, await _fetched(services, job_id)))
 
 
 @router.get("/jobs/{job_id}/late")
 async def job_late_result(job_id: str, services: ServicesDep) -> Response:
     """The late AI result (issue 30): what the guest's page shows once the slot's provider finished."""
-    job = await _job(services, job_id)
+    job = await _fetched(services, job_id)
     path = services.media.resolve(job.late_result_path) if job.late_result_path else None
     return _file_response(path if path is not None and path.exists() else None)
 
 
 @router.get("/jobs/{job_id}/photo/thumbnail")
 async def job_photo_thumbnail(job_id: str, services: ServicesDep) -> Response:
-    return await _thumbnail(services, _photo_path(services, await _job(services, job_id)))
+    return await _thumbnail(services, _photo_path(services, await _fetched(services, job_id)))
 
 
 @router.get("/jobs/{job_id}/result/thumbnail")
 async def job_result_thumbnail(job_id: str, services: ServicesDep) -> Response:
-    return await _thumbnail(services, _result_path(services, await _job(services, job_id)))
+    return await _thumbnail(services, _result_path(services, await _fetched(services, job_id)))
 
 
 def _file_response(path: Path | None) -> Response:

@@ -21,6 +21,7 @@ from boothgate.ops.banner import banner
 from boothgate.providers.base import Provider
 from boothgate.runtime import Services
 from boothgate.settings import Settings, get_settings
+from boothgate.storage.media import MediaStore
 from boothgate.web import (
     api,
     backdrops_api,
@@ -167,9 +168,13 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
         health["admin_sign_in"] = hashing = services.credentials.hashing.public()
         if hashing["starved"]:
             health["status"] = "degraded"
+        storage = await _storage_health(services.media)
+        health["storage"] = storage
+        if storage["problem"]:
+            health["status"] = "broken"
         if services.draining:  # a load balancer stops sending booths here (issue 27)
             health["status"], health["draining"] = "draining", True
-        if not database or services.draining:
+        if not database or storage["problem"] or services.draining:
             return JSONResponse(health, status_code=503)
         return health
 
@@ -238,3 +243,11 @@ def announce(services: Services) -> None:
         admin_from_env=settings.admin_password is not None,
     )
     print(text, flush=True)
+
+
+async def _storage_health(media: MediaStore) -> dict[str, Any]:
+    """Where media lives and, with a shared bucket, whether it answers now (a node that cannot keep
+    originals there is taken out of the balancer's rotation: issue 27). Never a key, only the address."""
+    if media.bucket is None:
+        return {"kind": "local", "problem": None}
+    return {"kind": "s3", "bucket": media.bucket.describe(), "problem": await media.bucket.check()}

@@ -11,7 +11,7 @@ router = APIRouter()
 
 @router.get("/media/{name}")
 async def media(name: str, services: ServicesDep) -> Response:
-    image = services.links.get(name)
+    image = services.links.get(name) or await services.links.fetch(name)  # made by another node (bucket)
     if image is None:
         return Response(b"Not found", status_code=404, media_type="text/plain")
     return Response(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -40,7 +41,7 @@ async def _store(services: Services, request: Request, name: str) -> dict[str, A
     try:
         await services.imaging.inspect(data)  # type from bytes, pixel cap
         await services.imaging.prepare(data, 250_000)  # a real decode: refuses truncated files
-        moderation.store(name, data)
+        await asyncio.to_thread(moderation.store, name, data)  # with a shared bucket, a put there too
     except errors.BoothError as exc:
         raise HTTPException(exc.status, exc.message) from exc
     except OSError as exc:
@@ -50,9 +51,7 @@ async def _store(services: Services, request: Request, name: str) -> dict[str, A
 
 async def _preview(services: Services, name: str | None) -> Response:
     moderation = _moderation(services)
-    source = moderation.find(name) if name else None
-    source = source or moderation.find("global")
-    data = source.read_bytes() if source is not None else None
+    data = await asyncio.to_thread(moderation.read_first, [name, "global"] if name else ["global"])
     preview = await services.imaging.workers.run(None, mask.build, *PREVIEW_SIZE, max(PREVIEW_SIZE), data, 80)
     return Response(preview, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 

@@ -157,10 +157,12 @@ async def delete_reference(
 @router.get("/slots/{provider}/{number}/references/{index}")
 async def get_reference(provider: str, number: str, index: int, services: ServicesDep) -> Response:
     slot = await _slot(services, provider, number)
+    await services.slots.fetch_files(slot)  # stored through another node (shared bucket)
     return _file_response(services.slots.reference_path(slot, index))
 
 
 @router.get("/slots/{provider}/{number}/references/{index}/thumbnail")
 async def get_reference_thumbnail(provider: str, number: str, index: int, services: ServicesDep) -> Response:
     slot = await _slot(services, provider, number)
+    await services.slots.fetch_files(slot)  # stored through another node (shared bucket)
     return await _thumbnail(services, services.slots.reference_path(slot, index))

@@ -225,6 +225,7 @@ async def _read(services: Any, relative: str) -> bytes | None:
     import asyncio
 
     try:
+        await services.media.fetch(relative)  # written by another node (shared bucket)
         return await asyncio.to_thread(services.media.resolve(relative).read_bytes)
     except (OSError, ValueError):
         return None
