@@ -6,6 +6,7 @@ the event. Screenshots go to test-artifacts/.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from tests.fakes.server import serve
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
+# Latin words a Russian page may show: the event and slot names the test made, brands, units
+LATIN_NAMES = {"Smith", "wedding", "Monday", "Look", "Gemini", "Turbotext", "DeepSeek", "OpenAI", "fal", "PIN", "ZIP"}
+LATIN_NAMES |= {"RUB", "USD", "gemini"}
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 
 if not os.path.exists(CHROMIUM):
@@ -63,7 +67,40 @@ def _fits(page: Any) -> None:
         raise AssertionError(f"page is {overflow}px wider than its viewport: {wide}")
 
 
-def test_create_event_assign_slots_and_see_its_statistics(url: str, browser: Any) -> None:
+def _import_preset_and_end(page: Any, url: str, tmp_path: Path) -> None:
+    """The Smith wedding's preset into Monday's gemini/5 and 6: the page asks first, naming where each
+    slot goes; ending Monday asks too, and then its card shows the date its photos will be deleted."""
+    api = httpx.Client(base_url=url, auth=ADMIN, timeout=30)
+    [smith] = [e for e in api.get("/api/events").json() if e["name"] == "Smith wedding"]
+    preset = tmp_path / "smith.boothgate-preset.json"
+    preset.write_bytes(api.get(f"/api/events/{smith['id']}/preset").content)
+    assert api.post("/api/events", json={"name": "Monday", "slots": ["gemini/5", "gemini/6"]}).status_code == 201
+    page.reload()
+    monday = page.locator(".event-card", has_text="Monday")
+    asked: list[str] = []
+
+    def answer(dialog: Any, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda d: answer(d, True))
+    monday.locator("input[type=file]").set_input_files(str(preset))
+    expect(monday.locator(".event-note")).to_contain_text("gemini/1 → gemini/5, gemini/2 → gemini/6")
+    assert "Monday" in asked[0] and "gemini/2 → gemini/6" in asked[0], asked
+    assert api.get("/api/slots/gemini/5").json()["name"] == "Look 1"
+    page.once("dialog", lambda d: answer(d, False))  # "End now?" — no: nothing changes
+    monday.locator(".event-end").click()
+    expect(monday.locator(".badge")).to_have_text("Running")
+    page.once("dialog", lambda d: answer(d, True))
+    monday.locator(".event-end").click()
+    ended = page.locator(".event-card", has_text="Monday")
+    expect(ended.locator(".badge")).to_have_text("Ended")
+    expect(ended.locator(".event-clean")).to_contain_text("Photos will be deleted on")
+    assert "End “Monday” now?" in asked[1] and len(asked) == 3, asked
+    _fits(page)
+
+
+def test_create_event_assign_slots_and_see_its_statistics(url: str, browser: Any, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
     context, page = _page(browser, url, 1440, 900)
@@ -105,6 +142,7 @@ def test_create_event_assign_slots_and_see_its_statistics(url: str, browser: Any
     expect(page.locator("#events-warnings")).to_contain_text("is spent")
     _fits(page)
     page.screenshot(path=str(ARTIFACTS / "events-1440-en.png"), full_page=True)
+    _import_preset_and_end(page, url, tmp_path)
 
     page.goto("/live?lang=en")
     page.select_option("#live-event", label="Smith wedding")
@@ -124,6 +162,10 @@ def test_create_event_assign_slots_and_see_its_statistics(url: str, browser: Any
         expect(card.locator(".event-stats")).to_be_visible()
         phone.locator(".slot-group[data-tab=gemini] summary").click()
         _fits(phone)
+        if lang == "ru":  # the page's own words are Russian: only names, slots and brands stay Latin
+            words = phone.locator("label, legend, button, .btn, h1, h2, .badge, .event-clean, dt").all_inner_texts()
+            latin = set(re.findall(r"[A-Za-z]{3,}", " ".join(words))) - LATIN_NAMES
+            assert not latin, latin
         phone.screenshot(path=str(ARTIFACTS / f"events-390-{lang}.png"), full_page=True)
     expect(phone.locator("h1")).to_have_text("Events")
     context.close()
