@@ -11,8 +11,13 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Booth, make_png
+import httpx
+
+from boothgate.providers.local import LocalOptions
+from tests import local_photos
+from tests.conftest import ADMIN, Booth, make_png
 from tests.operator.test_events import _preset_of, create_event, get, scripted
+from tests.operator.test_events_export_memory import server_process
 
 
 def _bomb_png(width: int, height: int) -> bytes:
@@ -175,3 +180,44 @@ async def test_hostile_preset_files_meet_their_bounds_and_change_nothing(booth: 
         assert multipart.status_code == 413 and "larger than" in multipart.text
     assert await get(booth, "/api/slots") == before
     assert _files(booth.settings.data_dir) == files  # no image stored, nothing written beside the data
+
+
+async def test_preset_from_one_server_process_into_a_fresh_one(booth: Booth, tmp_path: Path) -> None:
+    """Two separate servers: this test's own server exports, a fresh `python -m boothgate serve` process
+    with an empty data folder of its own imports into an event on other numbers. The slots come back
+    the same, the reference and overlay byte for byte (read back from the fresh server)."""
+    reference = local_photos.jpeg(local_photos.astronaut(0.5))
+    overlay = make_png(300, 200)
+    await booth.configure("local", 3, kind="face_swap", name="Astronaut", fallback="local/4")
+    await booth.set_reference("local", 3, reference)
+    sepia = {"style": "sepia"}
+    await booth.configure(
+        "local", 4, kind="prompt", name="Sepia", options=sepia, result_shape="fixed", result_size="1800x1200"
+    )
+    async with booth.api() as client:
+        put = await client.put("/api/slots/local/4/overlay", files={"file": ("o.png", overlay, "image/png")})
+        assert put.status_code == 200, put.text
+    event = await create_event(booth, slots=["local/3", "local/4"])
+    preset = await _preset_of(booth, event["id"])
+    exported = {k: await get(booth, f"/api/slots/{k}") for k in ("local/3", "local/4")}
+
+    fresh_dir = tmp_path / "fresh-server"
+    with server_process(tmp_path, fresh_dir) as (url, _, _):
+        async with httpx.AsyncClient(base_url=url, auth=ADMIN, timeout=60) as client:
+            assert not list(fresh_dir.glob("references/**/*.*"))  # a fresh server: nothing of the source
+            made = await client.post("/api/events", json={"name": "Elsewhere", "slots": ["local/7", "local/8"]})
+            assert made.status_code == 201, made.text
+            files = {"file": ("p.json", preset, "application/json")}
+            done = await client.post(f"/api/events/{made.json()['id']}/preset", files=files)
+            assert done.status_code == 200, done.text
+            assert done.json()["imported"] == ["local/7", "local/8"]
+            seven, eight = [(await client.get(f"/api/slots/{k}")).json() for k in ("local/7", "local/8")]
+            ref_bytes = (await client.get(seven["reference_url"])).content
+            overlay_bytes = (await client.get(eight["overlay_url"])).content
+    assert ref_bytes == reference and overlay_bytes == overlay
+    assert seven["fallback"] == "local/8"  # followed its slot
+    same = ("kind", "name", "prompt", "enabled", "result_shape", "result_size", "output_format", "on_failure")
+    for old, new in ((exported["local/3"], seven), (exported["local/4"], eight)):
+        assert {k: new[k] for k in same} == {k: old[k] for k in same}
+        # a slot save fills the options' defaults: the same options as the source's, read as the tab reads them
+        assert new["options"] == LocalOptions(**old["options"]).model_dump(mode="json")
