@@ -2,8 +2,10 @@
 imported into may use `gemini/5` and `gemini/6`. The rule, in order:
 
 1. an explicit mapping (`?mapping=gemini/1:gemini/5,local/3:local/1`) places the slots it names;
-2. into an event, the file's remaining slots of each tab go onto the event's slots of the same tab
-   that no slot has taken yet, both in number order (file gemini/1, gemini/2 → event gemini/5, gemini/6);
+2. into an event, a slot whose own address is one of the event's slots stays there (re-importing an
+   event's own preset changes no address); the file's remaining slots of each tab go onto the event's
+   slots of the same tab that no slot has taken yet, both in number order (file gemini/1, gemini/2 →
+   event gemini/5, gemini/6);
 3. what is left keeps the address written in the file (and joins the event), unless another slot of
    the file already goes there — then the operator must give a mapping.
 
@@ -73,6 +75,10 @@ def plan(file_slots: list[str], event_slots: list[str] | None, explicit: dict[st
             )
         placed[source] = target
     taken = set(placed.values())
+    for source in file_slots:
+        if source not in placed and source in (event_slots or []) and source not in taken:
+            placed[source] = source
+            taken.add(source)
     free = sorted((k for k in (event_slots or []) if k not in taken), key=_order)
     for source in sorted((k for k in file_slots if k not in placed), key=_order):
         tab = _order(source)[0]
