@@ -309,8 +309,9 @@
       const done = answer.data.mapping.map(function (m) {
         return m.from === m.to ? m.to : m.from + " → " + m.to;
       });
-      B.flash(note, B.t("events.preset_imported", { slots: done.join(", ") }), true, 8000);
-      await load();
+      await load(); // the cards are drawn anew: the word goes into the event's new card
+      const fresh = list.querySelector('.event-card[data-event-id="' + event.id + '"] .event-note');
+      B.flash(fresh || note, B.t("events.preset_imported", { slots: done.join(", ") }), true, 8000);
     } finally {
       file.value = "";
       label.classList.remove("is-busy");
