@@ -368,3 +368,22 @@ async def test_the_events_gallery_shows_the_events_photos_and_no_others(booth: B
         page = await client.get(f"/g/{token}")
     assert page.status_code == 200
     assert job_id(mine) in page.text and job_id(other) not in page.text
+
+
+async def test_budget_warns_at_eighty_percent_before_it_is_spent(booth: Booth) -> None:
+    await scripted(booth, 9)
+    event = await create_event(booth, name="Warned", slots=["gemini/9"], budget={"max_paid_calls": 5})
+    for calls in range(1, 5):
+        assert (await booth.post("gemini", 9, photo())).status == 200
+        state = (await wait_settled(booth, event["id"]))["budget"]
+        assert state["paid_calls"] == calls and not state["spent"]
+        assert state["warning"] == (calls >= 4), (calls, state)  # 4 of 5 = 80 %
+    [live] = [e for e in (await get(booth, "/api/live"))["events"] if e["id"] == event["id"]]
+    assert live["budget"]["warning"] and not live["budget"]["spent"]
+    async with booth.api() as client:
+        tab = await client.get("/tabs/gemini?lang=en")
+        other = await client.get("/tabs/local?lang=en")
+    assert "Budget of “Warned” is 80% used." in tab.text
+    assert "Warned" not in other.text  # a tab without the event's slots says nothing
+    assert (await booth.post("gemini", 9, photo())).status == 200  # the 5th call is still paid for
+    assert len(booth.calls) == 5

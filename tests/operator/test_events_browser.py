@@ -6,6 +6,7 @@ the event. Screenshots go to test-artifacts/.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from tests.fakes.server import serve
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
+# Latin words a Russian page may show: the event and slot names the test made, brands, units
+LATIN_NAMES = {"Smith", "wedding", "Monday", "Look", "Gemini", "Turbotext", "DeepSeek", "OpenAI", "fal", "PIN", "ZIP"}
+LATIN_NAMES |= {"RUB", "USD", "gemini"}
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 
 if not os.path.exists(CHROMIUM):
@@ -42,9 +46,10 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield address
 
 
-def _page(browser: Any, url: str, width: int, height: int) -> Any:
+def _page(browser: Any, url: str, width: int, height: int, locale: str = "en-GB") -> Any:
     context = browser.new_context(
         base_url=url,
+        locale=locale,
         http_credentials={"username": ADMIN[0], "password": ADMIN[1]},
         viewport={"width": width, "height": height},
     )
@@ -63,7 +68,40 @@ def _fits(page: Any) -> None:
         raise AssertionError(f"page is {overflow}px wider than its viewport: {wide}")
 
 
-def test_create_event_assign_slots_and_see_its_statistics(url: str, browser: Any) -> None:
+def _import_preset_and_end(page: Any, url: str, tmp_path: Path) -> None:
+    """The Smith wedding's preset into Monday's gemini/5 and 6: the page asks first, naming where each
+    slot goes; ending Monday asks too, and then its card shows the date its photos will be deleted."""
+    api = httpx.Client(base_url=url, auth=ADMIN, timeout=30)
+    [smith] = [e for e in api.get("/api/events").json() if e["name"] == "Smith wedding"]
+    preset = tmp_path / "smith.boothgate-preset.json"
+    preset.write_bytes(api.get(f"/api/events/{smith['id']}/preset").content)
+    assert api.post("/api/events", json={"name": "Monday", "slots": ["gemini/5", "gemini/6"]}).status_code == 201
+    page.reload()
+    monday = page.locator(".event-card", has_text="Monday")
+    asked: list[str] = []
+
+    def answer(dialog: Any, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda d: answer(d, True))
+    monday.locator("input[type=file]").set_input_files(str(preset))
+    expect(monday.locator(".event-note")).to_contain_text("gemini/1 → gemini/5, gemini/2 → gemini/6")
+    assert "Monday" in asked[0] and "gemini/2 → gemini/6" in asked[0], asked
+    assert api.get("/api/slots/gemini/5").json()["name"] == "Look 1"
+    page.once("dialog", lambda d: answer(d, False))  # "End now?" — no: nothing changes
+    monday.locator(".event-end").click()
+    expect(monday.locator(".badge")).to_have_text("Running")
+    page.once("dialog", lambda d: answer(d, True))
+    monday.locator(".event-end").click()
+    ended = page.locator(".event-card", has_text="Monday")
+    expect(ended.locator(".badge")).to_have_text("Ended")
+    expect(ended.locator(".event-clean")).to_contain_text("Photos will be deleted on")
+    assert "End “Monday” now?" in asked[1] and len(asked) == 3, asked
+    _fits(page)
+
+
+def test_create_event_assign_slots_and_see_its_statistics(url: str, browser: Any, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
     context, page = _page(browser, url, 1440, 900)
@@ -105,6 +143,7 @@ def test_create_event_assign_slots_and_see_its_statistics(url: str, browser: Any
     expect(page.locator("#events-warnings")).to_contain_text("is spent")
     _fits(page)
     page.screenshot(path=str(ARTIFACTS / "events-1440-en.png"), full_page=True)
+    _import_preset_and_end(page, url, tmp_path)
 
     page.goto("/live?lang=en")
     page.select_option("#live-event", label="Smith wedding")
@@ -114,9 +153,9 @@ def test_create_event_assign_slots_and_see_its_statistics(url: str, browser: Any
     expect(page.locator(".budget-warning")).to_contain_text("Smith wedding")
     context.close()
 
-    context, phone = _page(browser, url, 390, 844)
-    phone.on("pageerror", lambda error: errors.append(str(error)))
-    for lang in ("ru", "en"):
+    for lang, locale in (("ru", "ru-RU"), ("en", "en-GB")):  # the browser's own language, as an operator's
+        context, phone = _page(browser, url, 390, 844, locale)
+        phone.on("pageerror", lambda error: errors.append(str(error)))
         phone.goto(f"/events?lang={lang}")
         card = phone.locator(".event-card").first
         expect(card).to_be_visible()
@@ -127,7 +166,15 @@ def test_create_event_assign_slots_and_see_its_statistics(url: str, browser: Any
         offline = phone.locator(".slot-group[data-tab=local] summary")
         expect(offline).to_have_text("Без интернета" if lang == "ru" else "Offline")
         _fits(phone)
+        if lang == "ru":  # the page's own words are Russian: only names, slots, links and brands stay Latin
+            text = phone.evaluate(
+                "(() => { const m = document.querySelector('main').cloneNode(true);"
+                " m.querySelectorAll('code, .mono, input, script').forEach(e => e.remove()); return m.textContent; })()"
+            )
+            latin = set(re.findall(r"[A-Za-z]{3,}", text)) - LATIN_NAMES
+            assert not latin, latin
+        else:
+            expect(phone.locator("h1")).to_have_text("Events")
         phone.screenshot(path=str(ARTIFACTS / f"events-390-{lang}.png"), full_page=True)
-    expect(phone.locator("h1")).to_have_text("Events")
-    context.close()
+        context.close()
     assert not errors, errors

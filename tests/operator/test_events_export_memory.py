@@ -44,9 +44,9 @@ def rss(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
-    data_dir = tmp_path / "data"
+@contextlib.contextmanager
+def server_process(tmp_path: Path, data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    """`python -m boothgate serve` of this checkout on a free port, its data in `data_dir`."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOOTHGATE_")}
     env.update(
@@ -57,7 +57,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]
         BOOTHGATE_UPLOAD_PASSWORD=UPLOAD_PASSWORD,
         BOOTHGATE_IMAGE_WORKERS="1",
     )
-    log = (tmp_path / "server.log").open("wb")
+    log_path = tmp_path / f"server-{port}.log"
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "boothgate", "serve", "--log-level", "warning"],
         cwd=tmp_path,
@@ -68,7 +69,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        assert process.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+        assert process.poll() is None, log_path.read_text()[-3000:]
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 break
@@ -84,6 +85,12 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    with server_process(tmp_path, tmp_path / "data") as running:
+        yield running
 
 
 def _plant_jobs(data_dir: Path, event_id: int, photos: int, width: int) -> dict[str, tuple[str, str]]:

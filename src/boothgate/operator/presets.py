@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from boothgate import errors
 from boothgate.imaging.images import sniff
+from boothgate.operator import preset_mapping
 from boothgate.operator.slot_update import SlotOptionsInvalid, SlotUpdate, validate_moderation
 from boothgate.operator.slots import SlotService, _unused
 from boothgate.run import fallback_rules
@@ -35,6 +36,9 @@ FORMAT = "boothgate-preset"
 VERSION = 1
 MAX_FILE_BYTES = 64 * 1024 * 1024  # three images per slot, a few slots: far below this
 MAX_IMAGE_B64 = 16 * 1024 * 1024 * 4 // 3 + 4  # a 16 MB image in base64
+# Entries (commas) the parser may build objects for: a real preset has a few thousand (prompts
+# included); 64 MB of "[0,0,0,…" would otherwise become a 32-million-item list before validation.
+MAX_ENTRIES = 1_000_000
 
 
 class PresetInvalid(ValueError):
@@ -90,6 +94,7 @@ class _Ready:
     reference: tuple[bytes, str] | None
     overlay: tuple[bytes, str] | None
     mask: bytes | None
+    source: str = ""  # the slot's address in the file
 
 
 class Presets:
@@ -138,6 +143,8 @@ class Presets:
     async def load(self, raw: bytes) -> PresetIn:
         if len(raw) > MAX_FILE_BYTES:
             raise PresetInvalid([_err([], f"The preset file is larger than {MAX_FILE_BYTES:,} bytes.")], 413)
+        if raw.count(b",") > MAX_ENTRIES:
+            raise PresetInvalid([_err([], f"The file has more than {MAX_ENTRIES:,} entries: not a boothgate preset.")])
         try:
             data = await asyncio.to_thread(json.loads, raw)
         except (ValueError, RecursionError) as exc:
@@ -151,21 +158,33 @@ class Presets:
                 [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors(include_url=False)]
             ) from exc
 
-    async def check(self, preset: PresetIn) -> list[_Ready]:
-        """Everything a slot save checks, for every slot of the file, before anything changes."""
+    async def check(
+        self, preset: PresetIn, event_slots: list[str] | None = None, mapping: dict[str, str] | None = None
+    ) -> list[_Ready]:
+        """Everything a slot save checks, for every slot of the file, before anything changes. The
+        slots are placed by preset_mapping.plan (onto `event_slots`, or by `mapping`)."""
         ready: list[_Ready] = []
-        seen: set[str] = set()
         tabs = self.slots.registry.tabs
+        keys: list[str] = []
+        for index, item in enumerate(preset.slots):
+            parsed = fallback_rules.parse(item.slot)
+            if parsed is None or parsed[0] not in tabs:
+                raise PresetInvalid([_err(["slots", index, "slot"], f"{item.slot!r} is not a slot of this server.")])
+            key = f"{parsed[0]}/{parsed[1]}"
+            if key in keys:
+                raise PresetInvalid([_err(["slots", index, "slot"], f"Slot {key} appears twice.")])
+            keys.append(key)
+        try:
+            placed = preset_mapping.plan(keys, event_slots, mapping or {})
+        except preset_mapping.MappingInvalid as exc:
+            raise PresetInvalid([_err(["mapping"], exc.message)]) from exc
         for index, item in enumerate(preset.slots):
             loc: list[Any] = ["slots", index]
-            target = fallback_rules.parse(item.slot)
-            if target is None or target[0] not in tabs:
-                raise PresetInvalid([_err([*loc, "slot"], f"{item.slot!r} is not a slot of this server.")])
-            key = f"{target[0]}/{target[1]}"
-            if key in seen:
-                raise PresetInvalid([_err([*loc, "slot"], f"Slot {key} appears twice.")])
-            seen.add(key)
+            source = keys[index]
+            tab, number = placed[source].split("/")
+            target = (tab, int(number))
             values = item.model_dump(exclude={"slot", "reference", "overlay", "mask"})
+            values["fallback"] = preset_mapping.moved_fallback(item.fallback, placed)
             try:
                 change = SlotUpdate.model_validate({k: v for k, v in values.items() if k != "fallback"})
                 values["kind"] = change.kind.value if change.kind is not None else "prompt"
@@ -186,7 +205,7 @@ class Presets:
             reference = await self._image(item.reference, [*loc, "reference"], "reference")
             overlay = await self._image(item.overlay, [*loc, "overlay"], "overlay")
             mask = await self._image(item.mask, [*loc, "mask"], "mask")
-            ready.append(_Ready(target[0], target[1], values, reference, overlay, mask[0] if mask else None))
+            ready.append(_Ready(target[0], target[1], values, reference, overlay, mask[0] if mask else None, source))
         await self._check_fallbacks(ready)
         return ready
 

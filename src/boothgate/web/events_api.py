@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from boothgate import errors
 from boothgate.operator import budget as budgets
+from boothgate.operator import preset_mapping
 from boothgate.operator.events import EventChange, EventInvalid
 from boothgate.operator.presets import MAX_FILE_BYTES, PresetInvalid, Presets
 from boothgate.records import stats
@@ -183,19 +184,34 @@ async def _read_preset(request: Request) -> bytes:
 
 
 async def _import(services: Services, request: Request, event: Event | None) -> Any:
+    """`?mapping=gemini/1:gemini/5,…` places slots by hand (operator/preset_mapping.py says the rule);
+    `?dry_run=true` answers where every slot would go and what it overwrites, changing nothing."""
     presets = _presets(services)
+    params = request.query_params
+    try:
+        mapping = preset_mapping.parse_mapping(params.get("mapping"), services.slots.registry.tabs)
+    except preset_mapping.MappingInvalid as exc:
+        return JSONResponse({"detail": [{"loc": ["mapping"], "msg": exc.message, "type": "value_error"}]}, 422)
     try:
         preset = await presets.load(await _read_preset(request))
-        ready = await presets.check(preset)
+        ready = await presets.check(preset, list(event.slots or []) if event is not None else None, mapping)
     except PresetInvalid as exc:
         return JSONResponse({"detail": exc.errors}, status_code=exc.status)
     keys = [f"{r.provider}/{r.number}" for r in ready]
+    placed = [{"from": r.source, "to": f"{r.provider}/{r.number}"} for r in ready]
     if event is not None:  # the slots join the event: checked before anything changes
         wanted = list(dict.fromkeys([*(event.slots or []), *keys]))
         try:
             await services.events.check_slots(event.id, wanted)
         except EventInvalid as exc:
             return _invalid(exc)
+    if params.get("dry_run", "").lower() in ("1", "true", "yes"):
+        overwrites = []
+        for r in ready:
+            slot = await services.slots.get(r.provider, r.number)
+            if slot is not None:
+                overwrites.append({"slot": f"{r.provider}/{r.number}", "name": slot.name, "enabled": slot.enabled})
+        return {"dry_run": True, "mapping": placed, "overwrites": overwrites, "name": preset.name}
     try:
         imported = await presets.apply(ready)
     except errors.BoothError as exc:
@@ -205,7 +221,7 @@ async def _import(services: Services, request: Request, event: Event | None) -> 
             await services.events.update(event.id, EventChange.model_validate({"slots": wanted}))
         except EventInvalid as exc:
             return _invalid(exc)
-    return {"imported": imported, "event_id": event.id if event is not None else None}
+    return {"imported": imported, "mapping": placed, "event_id": event.id if event is not None else None}
 
 
 @router.get("/events/{event_id}/preset")

@@ -247,18 +247,8 @@
       file.id = "preset-file-" + event.id;
       const importLabel = B.el("label", "btn btn-small", B.t("events.preset_import"));
       importLabel.htmlFor = file.id;
-      file.addEventListener("change", async function () {
-        if (!file.files || !file.files[0]) return;
-        const data = new FormData();
-        data.append("file", file.files[0]);
-        const answer = await B.request("POST", "/api/events/" + event.id + "/preset", data);
-        file.value = "";
-        if (!answer.ok) {
-          B.flash(note, problemText(answer), false, 10000);
-          return;
-        }
-        B.flash(note, B.t("events.preset_imported", { slots: answer.data.imported.join(", ") }), true, 6000);
-        await load();
+      file.addEventListener("change", function () {
+        if (file.files && file.files[0]) importPreset(event, file, importLabel, note);
       });
       actions.appendChild(file);
       actions.appendChild(importLabel);
@@ -266,13 +256,14 @@
         editEvent(event);
       }));
       if (event.state === "running" || event.state === "upcoming") {
-        actions.appendChild(button(B.t("events.end"), "", async function () {
+        actions.appendChild(button(B.t("events.end"), "event-end", async function () {
+          if (!window.confirm(B.t("events.end_confirm", { name: event.name, days: event.retention_days }))) return;
           const answer = await B.request("POST", "/api/events/" + event.id + "/end");
           if (!answer.ok) B.flash(note, answer.message, false);
           await load();
         }));
       }
-      actions.appendChild(button(B.t("events.delete"), "btn-quiet", async function () {
+      actions.appendChild(button(B.t("events.delete"), "btn-quiet event-delete", async function () {
         if (!window.confirm(B.t("events.delete_confirm", { name: event.name }))) return;
         const answer = await B.request("DELETE", "/api/events/" + event.id);
         if (!answer.ok) B.flash(note, answer.message, false);
@@ -284,6 +275,55 @@
     item.appendChild(note);
     item.appendChild(statsBox);
     return item;
+  }
+
+  /** A preset into the event: a dry run first says which slot goes where and what it overwrites; the
+      import runs only once the operator agrees (operator/preset_mapping.py decides the places). */
+  async function importPreset(event, file, label, note) {
+    const url = "/api/events/" + event.id + "/preset";
+    const upload = function () {
+      const data = new FormData();
+      data.append("file", file.files[0]);
+      return data;
+    };
+    label.classList.add("is-busy");
+    label.setAttribute("aria-disabled", "true");
+    note.textContent = B.t("events.preset_checking");
+    try {
+      const preview = await B.request("POST", url + "?dry_run=true", upload());
+      if (!preview.ok) {
+        B.flash(note, problemText(preview), false, 12000);
+        return;
+      }
+      const names = {};
+      preview.data.overwrites.forEach(function (o) {
+        names[o.slot] = o.name;
+      });
+      const lines = preview.data.mapping.map(function (m) {
+        const line = names[m.to] ? "events.preset_line_named" : "events.preset_line";
+        return B.t(line, { from: m.from, to: m.to, name: names[m.to] || "" });
+      });
+      if (!window.confirm(B.t("events.preset_confirm", { name: event.name, slots: lines.join("\n") }))) {
+        note.textContent = "";
+        return;
+      }
+      note.textContent = B.t("events.preset_importing");
+      const answer = await B.request("POST", url, upload());
+      if (!answer.ok) {
+        B.flash(note, problemText(answer), false, 12000);
+        return;
+      }
+      const done = answer.data.mapping.map(function (m) {
+        return m.from === m.to ? m.to : m.from + " → " + m.to;
+      });
+      await load(); // the cards are drawn anew: the word goes into the event's new card
+      const fresh = list.querySelector('.event-card[data-event-id="' + event.id + '"] .event-note');
+      B.flash(fresh || note, B.t("events.preset_imported", { slots: done.join(", ") }), true, 8000);
+    } finally {
+      file.value = "";
+      label.classList.remove("is-busy");
+      label.removeAttribute("aria-disabled");
+    }
   }
 
   function watchExport(id, element) {
