@@ -165,6 +165,8 @@ def test_create_event_assign_slots_and_see_its_statistics(url: str, browser: Any
         # Tabs are named in the page's language, as in the top bar (not the English "Offline" on a Russian page)
         offline = phone.locator(".slot-group[data-tab=local] summary")
         expect(offline).to_have_text("Без интернета" if lang == "ru" else "Offline")
+        # Money in the statistics currency's sign (the server's default currency is roubles), not "RUB"
+        expect(phone.locator("label[for=event-max-cost]")).to_contain_text("₽")
         _fits(phone)
         if lang == "ru":  # the page's own words are Russian: only names, slots, links and brands stay Latin
             text = phone.evaluate(

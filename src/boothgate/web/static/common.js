@@ -242,6 +242,15 @@
   window.Boothgate.showError = showError;
   window.Boothgate.withDetails = withDetails;
 
+  /** An amount already in the statistics currency (an event's budget): "1,9" and "₽" on a Russian page. */
+  window.Boothgate.amount = function (value) {
+    return Number(value || 0).toLocaleString(document.documentElement.lang, { maximumFractionDigits: 2 });
+  };
+  window.Boothgate.currencySign = function (code) {
+    const upper = String(code || "").toUpperCase();
+    return upper === "RUB" ? "₽" : upper === "USD" ? "$" : upper;
+  };
+
   /** A cost (the server counts in USD) in the statistics currency: ₽ at the configured rate, or $. */
   window.Boothgate.money = function (usd) {
     const panel = document.getElementById("stats-panel");

@@ -21,7 +21,7 @@
       ["events.failed", s.failed],
       ["events.fallbacks", s.served_by_fallback],
       ["events.paid_calls", s.paid_calls],
-      ["events.cost", s.cost + " " + s.currency.toUpperCase()],
+      ["events.cost", B.amount(s.cost) + " " + B.currencySign(s.currency)],
       ["events.p50", s.p50_seconds === null ? "–" : B.seconds(s.p50_seconds)],
       ["events.p95", s.p95_seconds === null ? "–" : B.seconds(s.p95_seconds)],
       ["events.moderated", s.moderation.moderated],

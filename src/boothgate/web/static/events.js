@@ -9,7 +9,7 @@
   const tabs = JSON.parse(root.dataset.labels || "[]"); // [[name, label], ...] in the tabs' order
   const slotNames = JSON.parse(root.dataset.slotNames || "{}");
   const perTab = Number(root.dataset.slotsPerTab || 20);
-  const currency = (root.dataset.currency || "usd").toUpperCase();
+  const currency = B.currencySign(root.dataset.currency || "usd");
   const form = document.getElementById("event-form");
   const list = document.getElementById("events-list");
   const status = document.getElementById("event-form-status");
@@ -171,8 +171,8 @@
     const lines = [];
     if (b.max_paid_calls !== null) lines.push(B.t("events.used_calls", { used: b.paid_calls + b.in_flight, max: b.max_paid_calls }));
     else lines.push(B.t("events.used_calls_free", { used: b.paid_calls }));
-    if (b.max_cost !== null) lines.push(B.t("events.used_cost", { used: b.cost, max: b.max_cost, currency: currency }));
-    else lines.push(B.t("events.used_cost_free", { used: b.cost, currency: currency }));
+    if (b.max_cost !== null) lines.push(B.t("events.used_cost", { used: B.amount(b.cost), max: B.amount(b.max_cost), currency: currency }));
+    else lines.push(B.t("events.used_cost_free", { used: B.amount(b.cost), currency: currency }));
     return lines;
   }
 
