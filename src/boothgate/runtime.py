@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -67,6 +68,16 @@ async def _any_slot_checks(slots: SlotService) -> bool:
         for slot in await slots.find()
         if slot.enabled and (options := options_for(slot))
     )
+
+
+def _event_of(events: EventService) -> Callable[[str, int], Awaitable[int | None]]:
+    """The id of the event holding a slot now (client API keys scoped to an event)."""
+
+    async def event_of(provider: str, number: int) -> int | None:
+        held = await events.event_for(provider, number)
+        return held.id if held else None
+
+    return event_of
 
 
 def _http_client(config: RuntimeConfig) -> httpx.AsyncClient:
@@ -240,6 +251,7 @@ class Services:
             lambda: config.settings,
             notify=services.webhooks.emit,
             key_of=services.api_keys.caller,
+            event_of=_event_of(events),
         )
         # A single API job is durable from its 202 on: queued before a stop, it runs after the restart.
         services.desk.durable(TaskQueue(db))

@@ -193,6 +193,32 @@ async def test_slots_lists_only_the_keys_scope(booth: Booth) -> None:
         assert out.status_code == 403 and out.json()["error"] == "out_of_scope"
 
 
+async def test_a_key_scoped_to_an_event_uses_the_slots_that_event_holds_while_it_runs(booth: Booth) -> None:
+    for number in (5, 6):
+        await booth.configure("gemini", number, kind="prompt", prompt="in space")
+    async with booth.api() as admin:
+        made = await admin.post("/api/events", json={"name": "Gala", "slots": ["gemini/5"]})
+        assert made.status_code == 201, made.text
+        event = made.json()
+        bad = await admin.post("/api/keys", json={"name": "x", "scopes": ["event:gala"]})
+        assert bad.status_code == 422 and "event:7" in bad.text
+    created = await make_key(booth, name="gala kiosk", scopes=[f"event:{event['id']}"])
+    assert created["scopes"] == [f"event:{event['id']}"]
+    async with client(booth, created["key"]) as api:
+        assert [s["slot"] for s in (await api.get("/api/v1/slots")).json()] == ["gemini/5"]
+        outside = await submit(api, slot="gemini/6")
+        assert outside.status_code == 403 and outside.json()["error"] == "out_of_scope"
+        inside = await submit(api, slot="gemini/5")
+        assert inside.status_code == 202, inside.text
+        done = await poll(api, inside.json()["status_url"], {"succeeded", "failed"})
+        assert done["status"] == "succeeded"
+        async with booth.api() as admin:  # the event ends: its slots are no longer the key's
+            assert (await admin.post(f"/api/events/{event['id']}/end")).status_code == 200
+        assert (await api.get("/api/v1/slots")).json() == []
+        after = await submit(api, slot="gemini/5")
+        assert after.status_code == 403 and after.json()["error"] == "out_of_scope"
+
+
 # --- jobs ---------------------------------------------------------------------------------
 async def test_job_202_stages_in_order_over_sse_then_result(booth: Booth) -> None:
     await booth.configure("gemini", 1, options={"delay_seconds": 0.6})

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 # Latin words a Russian page may show: the event and slot names the test made, brands, units
 LATIN_NAMES = {"Smith", "wedding", "Monday", "Look", "Gemini", "Turbotext", "DeepSeek", "OpenAI", "fal", "PIN", "ZIP"}
-LATIN_NAMES |= {"RUB", "USD", "gemini"}
+LATIN_NAMES |= {"RUB", "USD", "gemini", "API", "event"}  # "event:1" is the scope a client API key names
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 
 if not os.path.exists(CHROMIUM):
@@ -119,6 +119,7 @@ def test_create_event_assign_slots_and_see_its_statistics(url: str, browser: Any
     card = page.locator(".event-card", has_text="Smith wedding")
     expect(card).to_be_visible()
     expect(card.locator(".event-slots")).to_have_text("Gemini 1 — Look 1, Gemini 2 — Look 2")
+    expect(card.locator(".event-scope")).to_have_text(re.compile(r"For a client API key: event:\d+$"))
     expect(card.locator(".badge")).to_have_text("Running")
     expect(card.locator(".event-clean")).to_contain_text("14 days after the end")
     _fits(page)

@@ -86,6 +86,8 @@ class JobDesk:
     # The key of a job a restarted server runs (runtime.py: the API keys' lookup by id).
     key_of: Callable[[str], Awaitable[Caller | None]] | None = None
     runner: Runner | None = None  # durable single jobs (see above); None: in this process only
+    # Which event holds a slot now (operator/events.py), for keys scoped to an event.
+    event_of: Callable[[str, int], Awaitable[int | None]] | None = None
     _live: OrderedDict[str, LiveJob] = field(default_factory=OrderedDict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _stopping: bool = False  # the server stops: a durable job cut off now runs again after the restart
@@ -133,7 +135,8 @@ class JobDesk:
         return Received(path, upload.filename or "photo", fields, slot)
 
     async def check_slot(self, caller: Caller, provider: str, number: int) -> Slot:
-        if not caller.may_use(provider, number):
+        event_id = await self.event_of(provider, number) if caller.by_event and self.event_of else None
+        if not caller.may_use(provider, number, event_id):
             raise ApiError(403, "out_of_scope", f"This key may not use slot {provider}/{number}.")
         slot = await self.slots.get(provider, number)
         if slot is None:

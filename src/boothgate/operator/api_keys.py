@@ -72,9 +72,17 @@ class Caller:
     rate_per_minute: int
     photos_per_day: int
 
-    def may_use(self, provider: str, number: int) -> bool:
-        """Empty scopes: every slot. Otherwise a slot `gemini/3` or a whole tab `gemini`."""
-        return not self.scopes or provider in self.scopes or f"{provider}/{number}" in self.scopes
+    def may_use(self, provider: str, number: int, event_id: int | None = None) -> bool:
+        """Empty scopes: every slot. Otherwise a slot `gemini/3`, a whole tab `gemini`, or `event:7`: the
+        slots event 7 holds while it runs (`event_id` is the event holding this slot now, if any)."""
+        if not self.scopes or provider in self.scopes or f"{provider}/{number}" in self.scopes:
+            return True
+        return event_id is not None and f"event:{event_id}" in self.scopes
+
+    @property
+    def by_event(self) -> bool:
+        """Whether any scope names an event (the caller then looks up which event holds a slot)."""
+        return any(scope.startswith("event:") for scope in self.scopes)
 
 
 @dataclass
@@ -91,13 +99,23 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+SCOPE_FORMS = "use a tab (gemini), a slot (gemini/3) or an event (event:7)"
+
+
 def clean_scopes(scopes: list[str], tabs: list[str]) -> list[str]:
-    """Scopes as `tab` or `tab/number`; anything else is a ValueError (the route answers 422)."""
+    """Scopes as `tab`, `tab/number` or `event:<id>`; anything else is a ValueError (the route answers 422;
+    whether the event exists is the route's check)."""
     cleaned: list[str] = []
     for scope in scopes:
+        kind, colon, ident = scope.strip().partition(":")
+        if colon:
+            if kind != "event" or not ident.isdigit() or not 1 <= int(ident) <= 10**9:
+                raise ValueError(f"Unknown scope {scope[:40]!r}: {SCOPE_FORMS}.")
+            cleaned.append(f"event:{int(ident)}")
+            continue
         tab, sep, number = scope.strip().partition("/")
         if tab not in tabs or (sep and not (number.isdigit() and 1 <= int(number) <= 999)):
-            raise ValueError(f"Unknown scope {scope[:40]!r}: use a tab (gemini) or a slot (gemini/3).")
+            raise ValueError(f"Unknown scope {scope[:40]!r}: {SCOPE_FORMS}.")
         cleaned.append(f"{tab}/{int(number)}" if sep else tab)
     return sorted(set(cleaned))
 

@@ -87,7 +87,9 @@ def _accepted(live: LiveJob, request: Request) -> JSONResponse:
 async def slots(caller: KeyDep, services: ServicesDep) -> list[dict[str, Any]]:
     out = []
     for slot in await services.slots.find():
-        if not caller.may_use(slot.provider, slot.number):
+        held = services.events.event_for(slot.provider, slot.number) if caller.by_event else None
+        event = await held if held is not None else None
+        if not caller.may_use(slot.provider, slot.number, event.id if event else None):
             continue
         options = slot.options or {}
         out.append(

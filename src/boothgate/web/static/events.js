@@ -200,6 +200,8 @@
     const window_ = when(event.starts_at) + " — " + (event.ends_at ? when(event.ends_at) : B.t("events.no_end"));
     item.appendChild(B.el("p", "muted small", window_));
     item.appendChild(B.el("p", "event-slots", event.slots.length ? event.slots.map(slotText).join(", ") : B.t("events.no_slots")));
+    // The scope a client API key names to use this event's slots (docs/client-api.md)
+    item.appendChild(B.el("p", "muted small event-scope", B.t("events.api_scope", { scope: "event:" + event.id })));
     const budget = B.el("p", "event-budget small", budgetLines(event).join(" · "));
     item.appendChild(budget);
     const warning = warningText(event);
