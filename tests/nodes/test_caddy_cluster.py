@@ -6,10 +6,12 @@ the real Gemini module against its wire fake.
 - booths posting through Caddy, a few at a time, are all answered 200, both nodes took some, and the
   statistics read through either node equal the answers;
 - a slot edited through node A's own port is what node B's next photo (B's own port) runs with;
-- node B SIGKILLed mid-burst: every booth post through Caddy still gets a 200. Posts that reach B after the
-  kill are refused connections, which Caddy always retries on A; posts B had already received die with B,
-  and Caddy retries those on A as well, because the recipe buffers a booth post's body and allows retrying
-  `POST /booth/*` (lb_retry_match). The survivor's /health stays 200.
+- node B SIGKILLed mid-burst: every booth post through Caddy gets an HTTP answer. Every post that started
+  after the kill is answered 200 (those Caddy still sent to B met a refused connection, which Caddy retries
+  on A; then the health check has B out). A post B had already received dies with B: Caddy answers it 502
+  and does not send it again (Caddy 2.6 cannot replay a sent POST body, see the Caddyfile), so the test
+  allows 502 for those only, at most the few that were in flight at once. The survivor's /health stays
+  200, and Caddy's too.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -70,14 +71,18 @@ def _start_caddy(home: Path, port: int, nodes: list[Node]) -> subprocess.Popen[b
     )
 
 
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-2000:]
+
+
 async def _front_ready(front: str, caddy: subprocess.Popen[bytes], log: Path) -> None:
     """Caddy listens and its health checker has found both nodes healthy (a few /health answers pass)."""
     until = time.monotonic() + 30
     async with httpx.AsyncClient(timeout=5) as client:
         passes = 0
         while passes < 6:  # least_conn spreads them: both nodes answered through Caddy
-            assert caddy.poll() is None, log.read_text()[-2000:]
-            assert time.monotonic() < until, log.read_text()[-2000:]
+            assert caddy.poll() is None, _tail(log)
+            assert time.monotonic() < until, _tail(log)
             try:
                 passes += (await client.get(f"{front}/health")).status_code == 200
             except httpx.TransportError:
@@ -116,16 +121,26 @@ def cluster(
             b.stop()
 
 
-async def _burst(url: str, seeds: range, *, on_sent: Any = None) -> list[Any]:
+@dataclass
+class Timed:
+    status: int
+    content_type: str
+    started: float  # monotonic time the booth started sending
+
+
+async def _burst(url: str, seeds: range) -> list[Timed | BaseException]:
     """Booths posting a few at a time; each gets an answer or the transport error it met."""
     gate = asyncio.Semaphore(AT_ONCE)
+    photos = {seed: make_jpeg(seed=seed) for seed in seeds}
 
-    async def one(seed: int) -> Any:
+    async def one(seed: int) -> Timed | BaseException:
         async with gate:
+            started = time.monotonic()
             try:
-                return await post_photo_async(url, make_jpeg(seed=seed), UPLOAD_PASSWORD, timeout=60)
-            except (OSError, ConnectionError, asyncio.TimeoutError) as error:
+                answer = await post_photo_async(url, photos[seed], UPLOAD_PASSWORD, timeout=60)
+            except (TimeoutError, OSError) as error:
                 return error
+            return Timed(answer.status, answer.content_type, started)
 
     return await asyncio.gather(*(one(seed) for seed in seeds))
 
@@ -147,7 +162,7 @@ async def test_booths_through_caddy_are_all_answered_and_counted_once(cluster: C
     answers = await _burst(f"{cluster.front}/booth/gemini/1", range(100, 100 + BURST))
     statuses = [getattr(answer, "status", repr(answer)) for answer in answers]
     assert statuses == [200] * BURST, statuses
-    assert all(answer.content_type.startswith("image/") for answer in answers)
+    assert all(isinstance(a, Timed) and a.content_type.startswith("image/") for a in answers)
     # least_conn with four at a time: both nodes took booths (each keeps its originals' working copy)
     on_a, on_b = _photos(cluster.a, cluster.root), _photos(cluster.b, cluster.root)
     assert on_a > 0 and on_b > 0 and on_a + on_b >= BURST, (on_a, on_b)
@@ -175,19 +190,28 @@ async def test_sigkill_of_one_node_mid_burst_every_booth_through_caddy_is_answer
     fake.slow_seconds, fake.default_mode = 1.0, "slow"  # booths stay in flight on both nodes for a second
     calls_before = len(fake.received)
 
+    killed_at: list[float] = []
+
     async def kill_when_busy() -> None:
         until = time.monotonic() + 30
-        while len(fake.received) - calls_before < AT_ONCE:  # both nodes have booths at the provider
+        while len(fake.received) - calls_before < AT_ONCE:  # booths at the provider, through both nodes
             assert time.monotonic() < until, "no booth reached the provider"
             await asyncio.sleep(0.02)
         cluster.b.signal(signal.SIGKILL)
+        killed_at.append(time.monotonic())
 
     killer = asyncio.create_task(kill_when_busy())
     answers = await _burst(f"{cluster.front}/booth/gemini/1", range(400, 400 + BURST))
     await killer
     assert await cluster.b.wait(10) == -signal.SIGKILL
-    statuses = [getattr(answer, "status", repr(answer)) for answer in answers]
-    assert statuses == [200] * BURST, statuses
+    assert all(isinstance(answer, Timed) for answer in answers), answers  # every booth got an HTTP answer
+    after_kill = [answer.status for answer in answers if answer.started > killed_at[0]]
+    during = [answer.status for answer in answers if answer.started <= killed_at[0]]
+    assert len(after_kill) >= BURST - 2 * AT_ONCE and after_kill == [200] * len(after_kill), (during, after_kill)
+    # in flight when B died: answered by A (200) or, if it was at B, 502 from Caddy; never anything else
+    assert set(during) <= {200, 502} and during.count(502) <= AT_ONCE, during
+    assert during.count(200) > 0  # the booths at A went on
+    print(f"in flight at the kill: {during}; started after it: {len(after_kill)} x 200")
     async with httpx.AsyncClient(timeout=5) as client:
         assert (await client.get(f"{cluster.a.base}/health")).status_code == 200
         assert (await client.get(f"{cluster.front}/health")).status_code == 200  # Caddy routes to the survivor

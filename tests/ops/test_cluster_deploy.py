@@ -26,15 +26,22 @@ def _local_copy(name: str, folder: Path, as_name: str | None = None) -> Path:
 def test_the_cluster_units_verify_and_run_the_migration_first(tmp_path: Path) -> None:
     node = (CLUSTER / "boothgate@.service").read_text()
     assert "After=network-online.target boothgate-migrate.service" in node
-    assert "EnvironmentFile=/etc/boothgate/cluster.env" in node and "BOOTHGATE_DATA_DIR=/var/lib/boothgate/node-%i" in node
+    assert (
+        "EnvironmentFile=/etc/boothgate/cluster.env" in node and "BOOTHGATE_DATA_DIR=/var/lib/boothgate/node-%i" in node
+    )
     assert "KillMode=mixed" in node and "ExecStart=/opt/boothgate/.venv/bin/python -m boothgate serve" in node
     migrate = (CLUSTER / "boothgate-migrate.service").read_text()
     assert "Type=oneshot" in migrate and "-m boothgate migrate" in migrate
     assert "BOOTHGATE_MIGRATE_ON_START=false" in (CLUSTER / "cluster.env.example").read_text()
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is absent (Debian package systemd): only the unit check is skipped")
-    units = [_local_copy("boothgate-migrate.service", tmp_path), _local_copy("boothgate@.service", tmp_path, "boothgate@1.service")]
-    checked = subprocess.run(["systemd-analyze", "verify", *map(str, units)], capture_output=True, text=True, timeout=60)
+    units = [
+        _local_copy("boothgate-migrate.service", tmp_path),
+        _local_copy("boothgate@.service", tmp_path, "boothgate@1.service"),
+    ]
+    checked = subprocess.run(
+        ["systemd-analyze", "verify", *map(str, units)], capture_output=True, text=True, timeout=60
+    )
     # verify exits 0 on a bad directive too, and names the file on stderr: both are checked
     assert checked.returncode == 0 and "boothgate" not in checked.stderr, checked.stderr
 
@@ -51,8 +58,9 @@ def test_the_cluster_caddyfile_is_valid_with_a_list_of_nodes(tmp_path: Path) -> 
     )  # fmt: skip
     assert adapted.returncode == 0, adapted.stderr
     assert '"dial":"127.0.0.1:8001"},{"dial":"127.0.0.1:8002"' in adapted.stdout  # one upstream per node
-    assert '"retry_match":[{"method":["POST"],"path":["/booth/*"]}]' in adapted.stdout
-    assert '"buffer_requests":true' in adapted.stdout and '"uri":"/health"' in adapted.stdout
+    assert '"uri":"/health"' in adapted.stdout and '"try_duration":10000000000' in adapted.stdout
+    # no replay of a post that reached a node: Caddy 2.6 would send it again with an empty body
+    assert "retry_match" not in adapted.stdout and "buffer_requests" not in adapted.stdout
     valid = subprocess.run(
         [caddy, "validate", "--config", str(CLUSTER / "Caddyfile"), "--adapter", "caddyfile"],
         capture_output=True, text=True, timeout=60, env=env,
