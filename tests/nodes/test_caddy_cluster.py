@@ -101,11 +101,11 @@ def cluster(
     database = postgres_server.fresh_database()
     shared = s3_server.settings("caddy-cluster", drain_seconds=2)
     with serve(fake.app) as fake_url:
-        # One after the other: two nodes starting at once on a fresh database race on creating the slots
-        # (SlotService.ensure, a unique violation; the loser exits and systemd's Restart= brings it back).
+        # Both at once on a fresh database, as systemd starts them: the migration takes turns under its
+        # advisory lock and the slots are created once (SlotService.ensure skips rows another node made).
         a = start_node("a", root, fake_url, database, **shared)
-        asyncio.run(ready(a))
         b = start_node("b", root, fake_url, database, **shared)
+        asyncio.run(ready(a))
         port = free_port()
         caddy = _start_caddy(root / "caddy", port, [a, b])
         front = f"http://127.0.0.1:{port}"

@@ -7,12 +7,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
+from boothgate.operator.slots import SlotService
 from boothgate.runtime import SchemaBehind, prepare_schema
 from boothgate.storage.db import Database
+from boothgate.storage.models import Slot
 from tests.postgres_support import PostgresServer
 
 
@@ -57,6 +61,29 @@ async def test_nodes_starting_at_once_migrate_one_at_a_time(postgres_server: Pos
     finally:
         for node in nodes:
             await node.dispose()
+
+
+async def test_nodes_starting_at_once_create_the_slots_once(postgres_server: PostgresServer) -> None:
+    url = postgres_server.fresh_database()
+    first, second = Database(url), Database(url)
+    tabs: Any = SimpleNamespace(tabs=["gemini", "local"])  # ensure() reads only the tab names
+    try:
+        await first.migrate()
+        # Node A's start has inserted its slots but not committed yet when node B's start reads the table
+        # (empty to B) and inserts the same rows: B waits on A's rows, then must skip them, not fail.
+        async with first.write() as session:
+            session.add_all([Slot(provider=tab, number=n, options={}) for tab in ("gemini", "local") for n in (1, 2)])
+            await session.flush()
+            other = asyncio.create_task(SlotService(second, None, tabs, None).ensure())  # type: ignore[arg-type]
+            await asyncio.sleep(0.5)  # B is waiting on A's uncommitted rows
+            assert not other.done()
+        await other  # raised IntegrityError (uq_slot_provider_number) when ensure read, then inserted
+        async with first.read() as session:
+            rows = (await session.execute(text("SELECT provider, number FROM slots"))).all()
+        assert sorted(rows) == sorted((tab, n) for tab in ("gemini", "local") for n in range(1, 21))
+    finally:
+        await first.dispose()
+        await second.dispose()
 
 
 async def test_a_node_refuses_an_old_schema_when_it_may_not_migrate(postgres_server: PostgresServer) -> None:

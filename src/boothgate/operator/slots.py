@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boothgate.errors import BoothError, StorageFailed
@@ -54,13 +56,22 @@ class SlotService:
         self.db, self.media, self.registry, self.imaging = db, media, registry, imaging
 
     async def ensure(self) -> None:
-        """Create the 20 slots of every tab that do not exist yet."""
+        """Create the 20 slots of every tab that do not exist yet. Several nodes starting at once on one
+        PostgreSQL insert the same rows: ON CONFLICT DO NOTHING lets the first one win and the others skip
+        (a read-then-insert made the second node fail its start on the unique key)."""
         async with self.db.write() as session:
             existing = {(s.provider, s.number) for s in (await session.scalars(select(Slot))).all()}
-            for provider in self.registry.tabs:
-                for number in range(1, SLOTS_PER_TAB + 1):
-                    if (provider, number) not in existing:
-                        session.add(Slot(provider=provider, number=number, options={}))
+            missing = [
+                {"provider": provider, "number": number, "options": {}}
+                for provider in self.registry.tabs
+                for number in range(1, SLOTS_PER_TAB + 1)
+                if (provider, number) not in existing
+            ]
+            if not missing:
+                return
+            dialect = session.get_bind().dialect.name
+            insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+            await session.execute(insert(Slot).values(missing).on_conflict_do_nothing())
 
     async def find(self, provider: str | None = None) -> list[Slot]:
         query = select(Slot).order_by(Slot.provider, Slot.number)
