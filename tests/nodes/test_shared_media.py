@@ -295,3 +295,25 @@ def test_deletes_and_expired_days_leave_the_bucket_too(tmp_path: Path, s3_server
         assert time.monotonic() < until, s3_server.objects("deletes")
         time.sleep(0.1)
     assert not (settings.data_dir / reference).exists()
+
+
+async def test_the_same_photo_posted_to_two_nodes_at_once_makes_one_provider_call(
+    tmp_path: Path, s3_server: S3Server, postgres_server: PostgresServer, watching: tuple[BucketWatchingGemini, str]
+) -> None:
+    fake, url = watching
+    shared = {"database_url": postgres_server.fresh_database(), **s3_server.settings(fake.prefix)}
+    with node(tmp_path, "a", url, **shared) as a, node(tmp_path, "b", url, **shared) as b:
+        await a.configure("gemini", 3, kind="prompt", prompt="as pirates")
+        fake.default_mode, fake.slow_seconds = "slow", 1.5  # both posts arrive while the first call runs
+        sent = photo()
+        calls_before = len(fake.received)
+        first, second = await asyncio.gather(a.post("gemini", 3, sent), b.post("gemini", 3, sent))
+        assert (first.status, second.status) == (200, 200), (first.body[:200], second.body[:200])
+        assert len(fake.received) - calls_before == 1  # one paid call for the photo the booth sent twice
+        assert first.body == second.body
+        ids = {first.headers["x-job-id"], second.headers["x-job-id"]}
+        reused = [answer.headers.get("x-reused-from") for answer in (first, second)]
+        assert reused.count(None) == 1 and set(reused) - {None} <= ids  # the later one joined the first
+        # A different photo on the other node is its own call.
+        other = await b.post("gemini", 3, photo())
+        assert other.status == 200 and len(fake.received) - calls_before == 2

@@ -58,6 +58,10 @@ class ProviderCalls:
         self.late, self.links, self.traffic, self.moderate_photo = late, links, traffic, moderate_photo
         self.inflight: dict[tuple[str, int, int, str], asyncio.Task[Outcome]] = {}
 
+    def running_here(self, slot: Slot, sha256: str, prompt: str) -> bool:
+        """Whether this node is running the identical photo for this slot now (`once` will join it)."""
+        return (slot.provider, slot.number, slot.revision, f"{sha256}:{hash(prompt)}") in self.inflight
+
     async def once(self, job: BoothJob, slot: Slot, provider: Provider, sha256: str) -> Outcome:
         """Run the slot's provider once for this photo: an identical photo already on its way to the same
         slot (a booth resending after a timeout) joins that run instead of paying twice."""

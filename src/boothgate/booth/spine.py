@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from boothgate import errors
+from boothgate.booth import other_nodes
 from boothgate.booth.booth_job import Answer, BoothJob, BoothRequest
 from boothgate.booth.capacity import Capacity
 from boothgate.booth.failwell import (
@@ -193,6 +194,9 @@ class Ingest(FailWell):
         await self._check_budget(job, slot, provider)
         job.record.status = "running"
         await self._record_running(job)
+        twin = await self._join_another_node(job, slot, upload.sha256)
+        if twin is not None:
+            return await self._answer_reused(job, twin)
         job.stage = "prepare"
         outcome = await self._run_or_fall_back(job, slot, provider, upload.sha256)
         t = job.mark("prepare_and_provider", t)
@@ -289,6 +293,18 @@ class Ingest(FailWell):
         ends; when the budget is spent the provider is not called — the slot's fallback serves (the
         offline engine is free), else on_failure, with reason `budget_spent`. Mechanics: operator/budget.py."""
         job.spend = await self.budget.admit(job.record.event_id, slot, provider, job.settings)
+
+    # --- the identical photo on another node (issue 27) -------------------------------------------
+    async def _join_another_node(self, job: BoothJob, slot: Slot, sha256: str) -> Job | None:
+        """Several nodes on one PostgreSQL: the identical photo already running on another node is waited
+        for and its result answers this booth too, instead of a second paid call. Mechanics:
+        booth/other_nodes.py (on one node the provider-call step's in-memory single-flight does this)."""
+        if self.jobs.db.is_sqlite or job.request.source != "booth" or self.calls.running_here(slot, sha256, job.prompt):
+            return None
+        twin = await other_nodes.twin_to_wait_for(self.jobs, job, job.settings.duplicate_window_seconds)
+        if twin is None:
+            return None
+        return await other_nodes.wait_for(self.jobs, twin, job, ANSWER_MARGIN_SECONDS)
 
     # --- prompt variables (booth-links) ---------------------------------------------------------
     def _fill_prompt(self, job: BoothJob, slot: Slot, upload: Upload) -> None:

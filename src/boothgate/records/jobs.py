@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, text, update
 
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
@@ -88,6 +89,45 @@ class JobStore:
         )
         async with self.db.read() as session:
             return await session.scalar(query)
+
+    async def join_twin(self, record: Job, window: timedelta) -> Job | None:
+        """Several nodes' single-flight (booth/other_nodes.py), PostgreSQL only. Under a transaction-level
+        advisory lock of the photo's key (so two nodes decide one after the other): another running job of
+        the same photo for the same slot revision and filled prompt that waits for nobody is the one this
+        job waits for — this row is marked as waiting on it (`reused_from`) in the same transaction; none:
+        this job runs (and is the one later twins wait for). Exactly one of any twins runs."""
+        digest = hashlib.sha256(
+            f"{record.photo_sha256}|{record.provider}|{record.slot_number}|{record.slot_revision}|{record.prompt}".encode()
+        ).digest()
+        lock = int.from_bytes(digest[:8], "big", signed=True)
+        query = (
+            select(Job)
+            .where(
+                Job.photo_sha256 == record.photo_sha256,
+                Job.provider == record.provider,
+                Job.slot_number == record.slot_number,
+                Job.slot_revision == record.slot_revision,
+                Job.prompt == record.prompt,
+                Job.source == "booth",
+                Job.status == "running",
+                Job.reused_from.is_(None),
+                Job.id != record.id,
+                Job.created_at >= record.created_at - window,
+            )
+            .order_by(Job.created_at, Job.id)
+            .limit(1)
+        )
+        async with self.db.write() as session:
+            await session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})
+            twin = await session.scalar(query)
+            if twin is not None:
+                await session.execute(update(Job).where(Job.id == record.id).values(reused_from=twin.id))
+            return twin
+
+    async def stop_waiting(self, job_id: str) -> None:
+        """The twin this job waited for failed: this job runs itself, and later twins may wait for it."""
+        async with self.db.write() as session:
+            await session.execute(update(Job).where(Job.id == job_id).values(reused_from=None))
 
     async def known_ids(self, ids: list[str]) -> set[str]:
         """Which of these job ids have a row (in chunks, to stay under SQL parameter limits)."""
