@@ -261,9 +261,9 @@ class _Collector:
             self.upload.sha256 = self.hasher.hexdigest()
 
     def forget(self) -> None:
-        """A failed upload that never proved the password: drop what was held for it, so the memory goes
-        when its budget does (the error's traceback would otherwise keep it until the answer is sent).
-        Field names stay (the failure record counts them), their values do not."""
+        """An upload that did not prove the password: drop what was held for it, so the memory goes when
+        its budget does (its error's traceback, or the throttle's delay before the 401, would otherwise
+        keep it). Field names stay (the failure record counts them), their values do not."""
         self.pending = bytearray()
         self.buffer = bytearray()
         self.upload.fields = dict.fromkeys(self.upload.fields, "")
@@ -346,7 +346,6 @@ async def read_upload(
     collector = _Collector(upload, dest, limits, proof)
     parser = MultipartParser(boundary_of(content_type), collector.callbacks())  # type: ignore[arg-type]
     iterator = chunks.__aiter__()
-    done = False
     try:
         while True:
             try:
@@ -384,8 +383,9 @@ async def read_upload(
                     on_progress(upload)
         turn.give_back()
         parser.finalize()
+        if collector.password is not None:
+            await collector.offer_password()
         await collector.flush()
-        done = True
     except MultipartParseError as exc:
         raise MalformedRequest(f"The multipart body is malformed: {exc}.", code="bad_multipart") from exc
     except Unauthorized:
@@ -396,7 +396,9 @@ async def read_upload(
         turn.give_back()
         collector.close()
         if proof is not None:
-            if not done and not proof.proven:
+            if not proof.proven:
+                # Failed, or complete without the password (header and link were checked before the
+                # body): the request cannot be proved any more, its bytes are dropped with their budget.
                 collector.forget()
             proof.release()
     if not collector.finished:
