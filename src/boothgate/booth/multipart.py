@@ -58,6 +58,8 @@ class Proof(Protocol):
 
     def hold(self, size: int) -> None: ...
 
+    def let_go(self, size: int) -> None: ...
+
     def release(self) -> None: ...
 
 
@@ -128,7 +130,7 @@ class _Collector:
 
     def part_begin(self) -> None:
         self.headers.clear()
-        self.buffer.clear()
+        self.buffer = bytearray()  # a new one: `clear` would keep the last field's capacity allocated
         self.kind, self.name = "skip", ""
 
     def header_end(self) -> None:
@@ -161,7 +163,7 @@ class _Collector:
         self.kind = "field"
 
     def part_data(self, data: bytes, start: int, end: int) -> None:
-        chunk = data[start:end]
+        chunk = memoryview(data)[start:end]  # a view: the bytes are copied once, into the buffer they go to
         if self.kind == "file":
             if not self.may_write:
                 assert self.proof is not None
@@ -185,7 +187,8 @@ class _Collector:
         if self.kind == "file":
             self.file_ended = True
         elif self.kind == "field":
-            self.upload.fields[self.name] = _text(bytes(self.buffer))
+            self.upload.fields[self.name] = _text(self.buffer)  # decoded from the buffer, not from a copy
+            self.buffer = bytearray()
             if self.name in PASSWORD_FIELDS and self.upload.fields[self.name]:
                 self.password = self.upload.fields[self.name]
         self.kind = "skip"
@@ -257,6 +260,14 @@ class _Collector:
             self.upload.path = self.dest
             self.upload.sha256 = self.hasher.hexdigest()
 
+    def forget(self) -> None:
+        """An upload that did not prove the password: drop what was held for it, so the memory goes when
+        its budget does (its error's traceback, or the throttle's delay before the 401, would otherwise
+        keep it). Field names stay (the failure record counts them), their values do not."""
+        self.pending = bytearray()
+        self.buffer = bytearray()
+        self.upload.fields = dict.fromkeys(self.upload.fields, "")
+
     def close(self) -> None:
         """Close a file left open by a failed upload (its own error is the one that counts)."""
         if self.fh is not None:
@@ -265,7 +276,7 @@ class _Collector:
             self.fh = None
 
 
-def _text(raw: bytes) -> str:
+def _text(raw: bytes | bytearray) -> str:
     """Field names and values as text; invalid UTF-8 is kept readable, not refused."""
     return raw.decode("utf-8", errors="replace").replace("\x00", "")
 
@@ -350,11 +361,20 @@ async def read_upload(
             if upload.body_bytes > limits.max_bytes:
                 raise TooLarge(f"The upload is larger than {limits.max_bytes:,} bytes.")
             if chunk:
+                # A chunk waiting for its turn is held too: every byte of an unproven request counts.
+                unproven = not collector.may_write
+                if unproven:
+                    assert proof is not None
+                    proof.hold(len(chunk))
                 fast = turn.held  # kept since the last chunk: the bytes come as fast as they are parsed
                 if not fast:
                     await collector.flush()  # nothing over one ordinary batch waits for a turn in memory
                 await turn.take()
                 parser.write(chunk)
+                if unproven:
+                    assert proof is not None
+                    proof.let_go(len(chunk))  # parsed: what of it is kept was held by the parser's callbacks
+                del chunk
                 await collector.flush(batch=FAST_FLUSH_BYTES if fast else FLUSH_BYTES)
                 if collector.password is not None:
                     turn.give_back()  # a wrong password is held (throttle): not while holding a turn
@@ -363,6 +383,8 @@ async def read_upload(
                     on_progress(upload)
         turn.give_back()
         parser.finalize()
+        if collector.password is not None:
+            await collector.offer_password()
         await collector.flush()
     except MultipartParseError as exc:
         raise MalformedRequest(f"The multipart body is malformed: {exc}.", code="bad_multipart") from exc
@@ -374,6 +396,10 @@ async def read_upload(
         turn.give_back()
         collector.close()
         if proof is not None:
+            if not proof.proven:
+                # Failed, or complete without the password (header and link were checked before the
+                # body): the request cannot be proved any more, its bytes are dropped with their budget.
+                collector.forget()
             proof.release()
     if not collector.finished:
         raise MalformedRequest("The upload ended before the multipart body was complete.", code="upload_incomplete")

@@ -110,9 +110,15 @@ class PasswordProof:
         raise errors.Unauthorized(message)
 
     def hold(self, size: int) -> None:
-        """Photo bytes kept in memory because the password has not been proved yet."""
+        """Bytes kept in memory because the password has not been proved yet (photo, fields, a chunk)."""
         self.strangers.hold(size)
         self._held += size
+
+    def let_go(self, size: int) -> None:
+        """Some of what was held is no longer kept (a chunk parsed); never more than this request holds."""
+        size = min(size, self._held)
+        self.strangers.let_go(size)
+        self._held -= size
 
     def release(self) -> None:
         self.strangers.let_go(self._held)
