@@ -401,3 +401,31 @@ async def test_a_late_results_provider_cost_reaches_its_events_budget(
     after = (await wait_settled(booth, event["id"]))["budget"]
     assert after["paid_calls"] == 1 and after["cost"] == pytest.approx(0.01)
     assert len(gemini.received) == 1
+
+
+async def test_a_settings_save_during_the_late_run_leaves_its_provider_open(
+    start: Any, fake: tuple[TimedGeminiFake, str]
+) -> None:
+    gemini, url = fake
+    gemini.default_mode, gemini.slow_seconds = "slow", DEADLINE + 3  # still at Gemini after the booth's answer
+    booth = start(url)
+    await local_slot(booth)
+    await booth.configure("gemini", 1, kind="prompt", prompt="as pirates", fallback="local/1", late_result_seconds=120)
+    answer = await booth.post("gemini", 1, encode(gradient(900, 600, PHOTO_TINT)))
+    assert answer.status == 200 and is_black_and_white(answer.body)
+    job_id = answer.headers["x-job-id"]
+    await wait_for_job(booth, job_id, lambda j: (j["late"] or {}).get("status") == "running")
+    registry = booth.services.registry
+    async with booth.api() as api:  # the operator saves settings while Gemini is still making the AI version
+        saved = await api.put("/api/settings", json={"provider_input_pixels": 1_500_000})
+    assert saved.status_code == 200, saved.text
+    assert registry.retired > 0  # the replaced Gemini client is still open: the late run holds it
+
+    job = await wait_for_job(booth, job_id, lambda j: (j["late"] or {}).get("status") in ("delivered", "expired"))
+
+    assert job["late"]["status"] == "delivered", job["late"]
+    assert len(gemini.received) == 1  # the same call, not cut off and made again
+    until = time.monotonic() + 5.0
+    while registry.retired and time.monotonic() < until:  # noqa: ASYNC110 (state of the server)
+        await asyncio.sleep(0.05)
+    assert registry.retired == 0, "the replaced providers close once the late run is done"

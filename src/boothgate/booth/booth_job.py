@@ -90,6 +90,7 @@ class BoothJob:
     marks: dict[str, float] = field(default_factory=dict)
     photo_size: tuple[int, int] | None = None  # upright, as the booth sent it: what the result is shaped to
     prompt: str = ""  # the slot's prompt with its placeholders filled from this request
+    generation: int | None = None  # the provider registry's generation this job runs in (providers/registry.py)
     prompt_values: dict[str, str] = field(default_factory=dict)  # what fills placeholders (a fallback's too)
     early: EarlyDecode | None = None  # the photo decoded while it arrived (booth/early.py)
     spend: Spend | None = None  # the paid calls reserved against the event's budget (operator/budget.py)

@@ -103,15 +103,26 @@ class LateResults:
         seconds = self.seconds_for(slot, record)
         return booth if seconds == 0 else Deadline(booth.at + seconds)
 
-    async def keep(self, record: Job, slot: Slot, task: asyncio.Task[Any], booth: Deadline) -> Any:
-        """Await the provider's run for the booth, without letting the booth's end cancel it."""
+    async def keep(
+        self, record: Job, slot: Slot, task: asyncio.Task[Any], booth: Deadline, generation: int | None = None
+    ) -> Any:
+        """Await the provider's run for the booth, without letting the booth's end cancel it. The run keeps
+        its providers open after the booth's job ends (a settings save meanwhile retires them for new jobs
+        only): it holds the job's registry generation until it is done."""
         seconds = self.seconds_for(slot, record)
         if seconds == 0 or len(self._kept) >= MAX_KEPT:
             return await task
         until = time.time() + booth.remaining() + seconds
         self._kept[record.id] = _Kept(task, until, f"{slot.provider}/{slot.number}")
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)  # never "unretrieved"
+        holding = asyncio.create_task(self._hold_providers(task, generation))
+        self._handing.add(holding)
+        holding.add_done_callback(self._handing.discard)
         return await asyncio.shield(task)
+
+    async def _hold_providers(self, task: asyncio.Task[Any], generation: int | None) -> None:
+        async with self.registry.in_use(generation):
+            await asyncio.wait({task})
 
     # --- after the booth's answer ---------------------------------------------------------------
     def hand_on(self, record: Job, spend: Spend | None = None) -> bool:

@@ -83,7 +83,7 @@ class ProviderCalls:
         # Awaited directly (not shielded): when this request's deadline cancels us, the provider call
         # is cancelled too, so nothing talks to the provider after the booth has its answer — unless the
         # slot wants its late result (booth/late.py keeps the call going for the guest's page).
-        return await self.late.keep(job.record, slot, task, job.deadline)  # type: ignore[no-any-return]
+        return await self.late.keep(job.record, slot, task, job.deadline, job.generation)  # type: ignore[no-any-return]
 
     async def run(self, job: BoothJob, slot: Slot, provider: Provider, notes: dict[str, Any] | None = None) -> Outcome:
         """One call of `provider` for `slot`: the budget's hold, the inputs prepared (early decode,

@@ -138,7 +138,10 @@ class Ingest(FailWell):
         self.traffic.arrived(job)
         try:
             # The providers this job uses stay open until it ends, whatever settings are saved meanwhile.
-            async with self.registry.in_use(), asyncio.timeout_at(deadline.at - ANSWER_MARGIN_SECONDS):
+            async with (
+                self.registry.in_use() as job.generation,
+                asyncio.timeout_at(deadline.at - ANSWER_MARGIN_SECONDS),
+            ):
                 answer = await self._process(job)
         except asyncio.CancelledError:
             if request.source != "api" or (request.stopping is not None and request.stopping()):

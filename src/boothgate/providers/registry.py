@@ -78,12 +78,13 @@ class Registry:
         await self._close_unused()
 
     @contextlib.asynccontextmanager
-    async def in_use(self) -> AsyncIterator[None]:
-        """`async with registry.in_use():` around one job: no provider it may use is closed meanwhile."""
-        generation = self._generation
+    async def in_use(self, generation: int | None = None) -> AsyncIterator[int]:
+        """`async with registry.in_use() as generation:` around one job: no provider it may use is closed
+        meanwhile. A run that outlives its job (the late AI result) holds the job's `generation` again."""
+        generation = self._generation if generation is None else generation
         self._running[generation] = self._running.get(generation, 0) + 1
         try:
-            yield
+            yield generation
         finally:
             self._running[generation] -= 1
             if not self._running[generation]:
