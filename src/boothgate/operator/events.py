@@ -132,6 +132,14 @@ class EventService:
                 return EventRef(event.id, event.name)
         return None
 
+    async def running_slots(self, now: datetime | None = None) -> dict[str, int]:
+        """Every slot a running event holds now, with that event's id (one read of a small table)."""
+        now = now or utcnow()
+        query = select(Event).where(Event.deleted_at.is_(None), Event.starts_at <= now)
+        async with self.db.read() as session:
+            events = (await session.scalars(query)).all()
+        return {key: event.id for event in events if running(event, now) for key in event.slots or []}
+
     # --- changing ---------------------------------------------------------------------------
     async def create(self, change: EventChange) -> Event:
         if change.name is None:

@@ -27,6 +27,7 @@ import os
 import shutil
 import threading
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -177,28 +178,24 @@ class MediaStore:
 
     def forget_prefix(self, prefix: str) -> None:
         """The bucket's objects under `prefix` deleted in the background (retention's expired day folders)."""
-        if self.bucket is None or self._deletes is None:
-            return
-        bucket = self.bucket
-
-        def remove() -> None:
-            try:
-                bucket.delete_prefix(prefix)
-            except BucketUnavailable:
-                log.warning("media %s: expired here, still in the bucket", prefix)
-
-        self._deletes.submit(remove)
+        left = f"media {prefix}: expired here, still in the bucket"
+        self._delete_later(lambda bucket: bucket.delete_prefix(prefix), left)
 
     def _delete_remote(self, relative: str) -> None:
+        left = f"media {relative}: deleted here, still in the bucket"
+        self._delete_later(lambda bucket: bucket.delete(relative), left)
+
+    def _delete_later(self, delete: Callable[[Bucket], object], left: str) -> None:
+        """A delete in the bucket on the one background thread (holds are released on the event loop)."""
         if self.bucket is None or self._deletes is None:
             return
         bucket = self.bucket
 
         def remove() -> None:
             try:
-                bucket.delete(relative)
+                delete(bucket)
             except (BucketUnavailable, FileNotFoundError):
-                log.warning("media %s: deleted here, still in the bucket", relative)
+                log.warning("%s", left)
 
         self._deletes.submit(remove)
 

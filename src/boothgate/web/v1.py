@@ -86,10 +86,9 @@ def _accepted(live: LiveJob, request: Request) -> JSONResponse:
 )
 async def slots(caller: KeyDep, services: ServicesDep) -> list[dict[str, Any]]:
     out = []
+    held = await services.events.running_slots() if caller.by_event else {}  # slot -> event id, one read
     for slot in await services.slots.find():
-        held = services.events.event_for(slot.provider, slot.number) if caller.by_event else None
-        event = await held if held is not None else None
-        if not caller.may_use(slot.provider, slot.number, event.id if event else None):
+        if not caller.may_use(slot.provider, slot.number, held.get(f"{slot.provider}/{slot.number}")):
             continue
         options = slot.options or {}
         out.append(
