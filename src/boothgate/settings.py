@@ -368,6 +368,14 @@ class Settings(BaseSettings):
     trash_retention_days: int = Field(
         60, ge=1, le=36_500, description="Trash (failed originals) older than this is deleted."
     )
+    job_rows_days: int = Field(
+        400,
+        ge=1,
+        le=36_500,
+        description="Job rows (one per photo: the job list, the guests' pages) older than this, and than "
+        "`retention_days`, are deleted once counted in the statistics' summaries, which stay; an event's "
+        "rows wait until its own files are deleted.",
+    )
     trash_max_bytes: int = Field(
         5 * 1024 * MB,
         ge=1 * MB,

@@ -42,9 +42,7 @@ async def slot_activity(db: Database, provider: str) -> dict[int, SlotActivity]:
     recent = select(Job).where(Job.provider == provider).order_by(Job.created_at.desc()).limit(RECENT_SCAN)
     async with db.read() as session:
         counts = [(n or None, int(c)) for n, c in (await session.execute(counted)).all()]
-        tail, _ = await tallies.untallied(
-            session, Job.provider == provider, Job.source == "booth", Job.created_at >= today
-        )
+        tail, _ = await tallies.untallied(session, since=today, provider=provider, source="booth")
         jobs = (await session.scalars(recent)).all()
     counts += [(job.slot_number, 1) for job in tail]
     activity: dict[int, SlotActivity] = {}
@@ -74,11 +72,11 @@ async def live_view(
     since = tallies.bucket_of(now - timedelta(hours=hours))
     booth: tuple[Any, ...] = (JobTally.source == "booth", JobTally.bucket_start >= since)
     times_where: tuple[Any, ...] = (JobTimes.source == "booth", JobTimes.period.in_(tallies.window_periods(since, now)))
-    tail_where: tuple[Any, ...] = (Job.source == "booth", Job.created_at >= since)
+    tail_where: dict[str, Any] = {"source": "booth"}
     if event_id is not None:
         booth += (JobTally.event_id == event_id,)
         times_where += (JobTimes.event_id == event_id,)
-        tail_where += (Job.event_id == event_id,)
+        tail_where["event_id"] = event_id
     fell_back = JobTally.fallback_reason != ""
     grouped = (
         select(JobTally.provider, JobTally.status, fell_back, func.sum(JobTally.jobs))
@@ -98,7 +96,7 @@ async def live_view(
         rows = [(p, s, bool(f), int(c)) for p, s, f, c in (await session.execute(grouped)).all()]
         time_sums = (await session.execute(sums)).all()
         stored_bins = (await session.execute(histograms)).all()
-        tail, partial = await tallies.untallied(session, *tail_where)
+        tail, partial = await tallies.untallied(session, since=since, **tail_where)
         recent = (await session.scalars(newest)).all()
     counts = {"received": 0, "succeeded": 0, "failed": 0, "timed_out": 0, "rejected": 0, "fallbacks": 0}
     per_provider: dict[str, dict[str, int]] = {}

@@ -14,6 +14,8 @@ Rows that only record finished work go by the same `retention_days`, by their ow
 timestamp, not a folder name): a client API batch that completed or was cancelled (its row, its items and
 any inputs left under `api/batches/<id>/`; each photo's job stays, with its own retention), a webhook
 delivery answered or given up, and a background task done or failed. Pending work is never pruned.
+Job rows (one per photo) are kept longer, `job_rows_days` (400 by default), and go only once the
+statistics' summaries count them (records/tallies.py), so the figures survive them (issue 31, class 9).
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 
+from boothgate.records.tallies import TALLIED
 from boothgate.settings import Settings
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
-from boothgate.storage.models import Batch, BatchItem, Job, Task, WebhookDelivery
+from boothgate.storage.models import Batch, BatchItem, Event, Job, Task, WebhookDelivery
 
 log = logging.getLogger("boothgate.retention")
 
@@ -177,9 +180,10 @@ PRUNE_CHUNK = 500  # rows per transaction: a long backlog never holds the writer
 async def prune_rows(
     settings: Settings, media: MediaStore, db: Database, now: datetime | None = None
 ) -> dict[str, int]:
-    """Delete finished batches, webhook deliveries and tasks older than `retention_days` (see above)."""
+    """Delete finished batches, webhook deliveries and tasks older than `retention_days`, and job rows
+    older than `job_rows_days` (see above)."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=settings.retention_days)
-    pruned = {"batches": 0, "webhook_deliveries": 0, "tasks": 0}
+    pruned = {"batches": 0, "webhook_deliveries": 0, "tasks": 0, "jobs": 0}
     while True:
         async with db.read() as session:
             finished = Batch.status.in_(("completed", "cancelled"))
@@ -197,9 +201,16 @@ async def prune_rows(
     answered = or_(WebhookDelivery.delivered_at < cutoff, WebhookDelivery.delivered_at.is_(None))
     deliveries = select(WebhookDelivery.id).where(ended, WebhookDelivery.created_at < cutoff, answered)
     tasks = select(Task.id).where(Task.state.in_(("done", "failed")), Task.finished_at < cutoff)
+    # Job rows: only those the summaries count (statistics survive them), and an event's only once the
+    # event's own files are gone (its retention may be longer than the server's).
+    rows_cutoff = (now or datetime.now(UTC)) - timedelta(days=max(settings.job_rows_days, settings.retention_days))
+    cleaned = select(Event.id).where(Event.cleaned_at.is_not(None))
+    outside_events = or_(Job.event_id.is_(None), Job.event_id.in_(cleaned))
+    jobs = select(Job.id).where(Job.created_at < rows_cutoff, TALLIED.is_(True), outside_events)
     plan: tuple[tuple[str, Any, Any], ...] = (
         ("webhook_deliveries", deliveries, WebhookDelivery),
         ("tasks", tasks, Task),
+        ("jobs", jobs, Job),
     )
     for name, query, table in plan:
         while True:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, column, select, table, text, update
+from sqlalchemy import Boolean, Select, column, select, table, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boothgate.storage.db import Database
@@ -104,8 +104,11 @@ def bins_quantile(bins: Counter[int], fraction: float) -> float | None:
 
 
 def merge_bins(into: Counter[int], stored: dict[str, Any] | None) -> None:
+    """Add a stored histogram (JSON: tenth of a second as a string → count) into `into`."""
+    get = into.get  # plain dict reads: Counter's `+=` goes through __missing__ for every new bin
     for key, count in (stored or {}).items():
-        into[int(key)] += int(count)
+        index = int(key)
+        into[index] = get(index, 0) + int(count)
 
 
 def is_delivered_late(late: dict[str, Any] | None) -> bool:
@@ -145,11 +148,27 @@ def has_time(row: Any) -> bool:
     return row.status == "succeeded" and row.total_seconds is not None
 
 
-async def untallied(session: AsyncSession, *where: Any, limit: int = TAIL_ROWS) -> tuple[Sequence[Any], bool]:
-    """The jobs not in the summaries yet that match `where` (at most `limit`; True when there were more)."""
-    query = select(*JOB_COLUMNS).where(TALLIED.is_(None), *where).order_by(Job.created_at.desc()).limit(limit + 1)
-    rows = (await session.execute(query)).all()
+async def untallied(
+    session: AsyncSession, *, since: datetime | None = None, limit: int = TAIL_ROWS, **equal: Any
+) -> tuple[Sequence[Any], bool]:
+    """The jobs not in the summaries yet (at most `limit`; True when there were more), created at or after
+    `since`, whose columns named in `equal` hold those values (`source="booth"`, `event_id=3`)."""
+    rows = (await session.execute(untallied_query(since=since, limit=limit + 1, **equal))).all()
     return rows[:limit], len(rows) > limit
+
+
+def untallied_query(*, since: datetime | None = None, limit: int, **equal: Any) -> Select[Any]:
+    """The query behind `untallied`. The filter's columns are compared as expressions (`source || ''`,
+    `event_id + 0`), so no index on them competes with the partial index `ix_jobs_untallied`: SQLite
+    otherwise walks every job of the source by `(source, created_at)` to find the few untallied ones
+    (100 ms at 100,000 jobs, against 0.3 ms; `bench.live_view`)."""
+    where: list[Any] = [TALLIED.is_(None)]
+    if since is not None:
+        where.append(Job.created_at >= since)
+    for name, value in equal.items():
+        column = getattr(Job, name)
+        where.append((column + 0 if isinstance(value, int) else column.concat("")) == value)
+    return select(*JOB_COLUMNS).where(*where).order_by(Job.created_at.desc()).limit(limit)
 
 
 async def rollup(db: Database, batch: int = ROLLUP_BATCH) -> int:
