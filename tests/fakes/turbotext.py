@@ -83,6 +83,8 @@ class Job:
     height: int
     polls: int = 0
     key: str = ""  # the account's key that queued it: another key does not find the queue
+    ready: bool = True  # False while a late fetch (`fetch_after_seconds`) has not got the inputs yet
+    failed: str = ""  # the error a late fetch that could not get its inputs ends the queue with
 
 
 @dataclass
@@ -98,6 +100,9 @@ class FakeTurbotext:
     webhook_deliveries: int = 1
     webhook_delay_seconds: float = 0.05
     slow_seconds: float = 0.0  # every API answer waits this long first
+    # > 0: the queue is answered at once and the inputs are downloaded this much later (a busy service
+    # that fetches when the job's turn comes), not while the job is queued.
+    fetch_after_seconds: float = 0.0
     bad_key_status: int = 200
     bad_key_text: str = "Неверный API ключ"
     more_keys: set[str] = field(default_factory=set)
@@ -181,16 +186,14 @@ class FakeTurbotext:
         missing = [name for name in REQUIRED.get(method, ()) if not form.get(name)]
         if missing:
             return JSONResponse({"success": False, "error": f"Не заполнены поля: {', '.join(missing)}"})
-        images = {}
-        for name in ("url", "url_image_target"):
-            if name in form:
-                image = await self._fetch(form[name])
-                if image is None:
-                    return JSONResponse({"success": False, "error": f"Не удалось загрузить изображение {name}"})
-                images[name] = image
-        guest = images.get(GUEST_FIELD.get(method, "url")) or next(iter(images.values()), None)
+        if self.fetch_after_seconds > 0 and "webhook" not in form:
+            job_id = str(secrets.randbelow(9_000_000) + 1_000_000)
+            self.jobs[job_id] = Job(method, form, "", 0, 0, key=key, ready=False)
+            self._spawn(self._fetch_later(self.jobs[job_id]))
+            return JSONResponse({"success": True, "queueid": int(job_id)})
+        guest, error = await self._inputs(method, form)
         if guest is None:
-            return JSONResponse({"success": False, "error": "Нет изображения"})
+            return JSONResponse({"success": False, "error": error})
         job_id = str(secrets.randbelow(9_000_000) + 1_000_000)
         name = f"{secrets.token_hex(8)}.png"
         self.results[name] = _mirror_png(guest)
@@ -199,6 +202,29 @@ class FakeTurbotext:
             self._spawn(self._deliver(form["webhook"], job_id, base_url))
             return JSONResponse({"success": True, "asyncid": int(job_id)})
         return JSONResponse({"success": True, "queueid": int(job_id)})
+
+    async def _inputs(self, method: str, form: dict[str, str]) -> tuple[Image.Image | None, str]:
+        """Download the job's input URLs: the guest's image, or None and the error Turbotext answers."""
+        images = {}
+        for name in ("url", "url_image_target"):
+            if name in form:
+                image = await self._fetch(form[name])
+                if image is None:
+                    return None, f"Не удалось загрузить изображение {name}"
+                images[name] = image
+        guest = images.get(GUEST_FIELD.get(method, "url")) or next(iter(images.values()), None)
+        return guest, "" if guest is not None else "Нет изображения"
+
+    async def _fetch_later(self, job: Job) -> None:
+        await asyncio.sleep(self.fetch_after_seconds)
+        guest, error = await self._inputs(job.method, job.form)
+        if guest is None:
+            job.failed = error
+        else:
+            job.result_name = f"{secrets.token_hex(8)}.png"
+            self.results[job.result_name] = _mirror_png(guest)
+            job.width, job.height = guest.width, guest.height
+        job.ready = True
 
     def _available_api(self, form: dict[str, str]) -> Response:
         if self.mode == "error" and self.error_at == "create":
@@ -213,7 +239,9 @@ class FakeTurbotext:
         job = self.jobs.get(queue_id)
         if job is None or (key and job.key and key != job.key):
             return JSONResponse({"success": False, "error": "Очередь не найдена"})
-        if self.mode == "slow" or job.polls < self.reconnects:
+        if job.failed:
+            return JSONResponse({"success": False, "error": job.failed})
+        if self.mode == "slow" or not job.ready or job.polls < self.reconnects:
             job.polls += 1
             # success:false beside reconnect on purpose: reconnect wins whatever success says.
             return JSONResponse({"success": False, "action": "reconnect"})

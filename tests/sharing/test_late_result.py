@@ -26,6 +26,7 @@ from boothgate.cli.booth_client import post_photo_async
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, UPLOAD_PASSWORD, Booth, booth_settings
 from tests.fakes.server import free_port, serve
+from tests.fakes.turbotext import FakeTurbotext
 from tests.fallback_support import (
     LocalStandIn,
     TimedGeminiFake,
@@ -164,6 +165,37 @@ async def test_late_result_past_its_limit_expires(start: Any, fake: tuple[TimedG
     async with httpx.AsyncClient(timeout=30) as client:
         page = await client.get(answer.headers["x-share-url"], headers={"accept-language": "en"})
     assert page.status_code == 200 and "Your photo is ready" in page.text  # the local print stays the page's photo
+
+
+async def test_a_turbotext_that_downloads_the_photo_after_the_booths_answer_still_gets_it(start: Any) -> None:
+    """The guest's photo reaches Turbotext by a short-lived link (records/media_links.py) that ends when
+    the booth is answered — but not while the same call goes on as a late run: a busy service that
+    downloads its inputs only when the job's turn comes (here after the booth got the local print) still
+    gets the photo, and the link ends with the late run."""
+    turbotext = FakeTurbotext(fetch_after_seconds=DEADLINE + 1)
+    with serve(turbotext.app) as turbotext_url:
+        booth = start(
+            "http://127.0.0.1:9", turbotext_api_key=turbotext.api_key, turbotext_base_url=f"{turbotext_url}/api_ai",
+            turbotext_poll_interval_seconds=0.2,
+        )  # fmt: skip
+        await local_slot(booth)
+        await booth.configure("turbotext", 1, kind="prompt", prompt="as pirates", fallback="local/1",
+                              late_result_seconds=120)  # fmt: skip
+
+        answer = await booth.post("turbotext", 1, encode(gradient(900, 600, PHOTO_TINT)))
+
+        assert answer.status == 200 and is_black_and_white(answer.body), answer.body[:300]  # local served
+        job = await wait_for_job(
+            booth, answer.headers["x-job-id"], lambda j: (j["late"] or {}).get("status") in ("delivered", "expired")
+        )
+        assert job["late"]["status"] == "delivered", job["late"]
+        assert [f.status for f in turbotext.fetches] == [200]  # one download, and it found the photo
+        async with httpx.AsyncClient(timeout=30) as client:
+            download = await client.get(answer.headers["x-share-url"] + "/download")
+            again = await client.get(turbotext.fetches[0].url)  # the late run is over: so is its link
+    assert is_colourful(download.content)  # Turbotext's (mirrored colour) image, not the local one
+    assert len(turbotext.calls("create_queue")) == 1
+    assert again.status_code == 404
 
 
 # --- a real server process, killed with SIGKILL during the late run -----------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 
 from boothgate import errors
 from boothgate.booth.booth_job import Answer, BoothJob
+from boothgate.booth.late import LateResults
 from boothgate.booth.strangers import Strangers
 from boothgate.booth.throttle import Throttle
 from boothgate.imaging.images import MIME, sniff
@@ -48,6 +49,7 @@ class FailWell:
 
     media: MediaStore
     links: MediaLinks
+    late: LateResults
     throttle: Throttle
     strangers: Strangers
     recorder: JobRecorder
@@ -159,8 +161,10 @@ class FailWell:
             raise errors.StorageFailed("The disk is full: the job cannot be recorded.")
 
     def _let_go(self, job: BoothJob) -> None:
-        """The booth is being answered: its media links end now, its held files are let go."""
-        self.links.revoke(job.record.id)
+        """The booth is being answered: its media links end now (or with its provider call, when that goes
+        on as a late run: booth/late.py), its held files are let go."""
+        if not self.late.keeps(job.record.id):
+            self.links.revoke(job.record.id)
         for relative in job.held:
             self.media.holds.release(relative)
         job.held.clear()

@@ -115,6 +115,9 @@ class LateResults:
         until = time.time() + booth.remaining() + seconds
         self._kept[record.id] = _Kept(task, until, f"{slot.provider}/{slot.number}")
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)  # never "unretrieved"
+        # The job's media links outlive the booth's answer while this call goes on (a service may download
+        # the photo only when its turn comes) and end with it.
+        task.add_done_callback(lambda _: self.links.revoke(record.id))
         holding = asyncio.create_task(self._hold_providers(task, generation))
         self._handing.add(holding)
         holding.add_done_callback(self._handing.discard)
@@ -123,6 +126,11 @@ class LateResults:
     async def _hold_providers(self, task: asyncio.Task[Any], generation: int | None) -> None:
         async with self.registry.in_use(generation):
             await asyncio.wait({task})
+
+    def keeps(self, job_id: str) -> bool:
+        """True while the job's provider call is kept going past the booth's answer (see `keep`)."""
+        kept = self._kept.get(job_id)
+        return kept is not None and not kept.task.done()
 
     # --- after the booth's answer ---------------------------------------------------------------
     def hand_on(self, record: Job, spend: Spend | None = None) -> bool:
