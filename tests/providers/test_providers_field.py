@@ -135,6 +135,19 @@ def test_gemini_prices_follow_the_image_size(http: httpx.AsyncClient) -> None:
     assert get_settings().gemini_prices_checked == "2026-12-02"
 
 
+def test_openai_prices_follow_quality_and_size(http: httpx.AsyncClient) -> None:
+    openai = OpenAIProvider(ProviderContext(get_settings(), http))
+    assert openai.price_usd("gpt-image-2", "low", "1024x1024") == pytest.approx(0.006)
+    assert openai.price_usd("gpt-image-2", "high", "1024x1536") == pytest.approx(0.165)
+    assert openai.price_usd("gpt-image-2", "medium", "1536x1008") == pytest.approx(0.041)  # a free size: nearest
+    assert openai.price_usd("gpt-image-2", "high", "auto") == pytest.approx(0.211)  # unknown: the dearest
+    assert openai.price_usd("gpt-image-1.5", "low", "1024x1024") == get_settings().openai_price_low_usd
+    assert openai.estimated_cost_usd({"quality": "high", "size": "1536x1024"}) == pytest.approx(0.165)
+    assert get_settings().openai_prices_checked == "2026-12-03"
+    with pytest.raises(ValueError, match="prices by quality and size"):
+        get_settings(openai_prices_usd='{"gpt-image-2": {"low": "cheap"}}')
+
+
 # --- OpenAI: a refused field is asked once, and not again after a restart ------------------------------
 
 

@@ -33,6 +33,7 @@ from boothgate.providers.base import (
     ProviderResult,
 )
 from boothgate.providers.key_turn import check_every_key
+from boothgate.settings import by_prefix, openai_price, openai_price_map
 
 Quality = Literal["low", "medium", "high"]
 Size = Literal["match_photo", "auto", "1024x1024", "1536x1024", "1024x1536"]
@@ -273,17 +274,32 @@ class OpenAIProvider(Provider):
                 k: v for k, v in usage.model_dump().items() if isinstance(v, int) and not isinstance(v, bool)
             }
         fmt = getattr(response, "output_format", None) or options.output_format
-        notes["cost_usd"] = round(self._price(options.quality), 6)
+        # Priced as OpenAI bills it: the quality and size it says it drew (the request's when it does not say).
+        quality = str(getattr(response, "quality", None) or "")
+        quality = quality if quality in ("low", "medium", "high") else options.quality
+        size = str(getattr(response, "size", None) or notes.get("size") or "")
+        notes["cost_usd"] = round(self.price_usd(str(notes["model"]), quality, size), 6)
         self.last_error = None
         return ProviderResult(data, MIME.get(str(fmt), "image/png"), dict(notes))
 
-    def _price(self, quality: str) -> float:
+    def price_usd(self, model: str, quality: str, size: str | None) -> float:
+        """The estimated cost of one image: the price table by model, quality and size, else the
+        per-quality setting."""
+        entry = by_prefix(openai_price_map(self.settings.openai_prices_usd), model)
+        price = openai_price(entry, quality, size)
+        if price is not None:
+            return price
         prices = {
             "low": self.settings.openai_price_low_usd,
             "medium": self.settings.openai_price_medium_usd,
             "high": self.settings.openai_price_high_usd,
         }
-        return prices[quality]
+        return prices.get(quality, self.settings.openai_price_high_usd)
+
+    def estimated_cost_usd(self, options: dict[str, Any]) -> float | None:
+        model = str(options.get("model") or "").strip() or self.settings.openai_model
+        size = str(options.get("size") or "")
+        return self.price_usd(model, str(options.get("quality") or "medium"), size if "x" in size else None)
 
     def _check_can_try(self, deadline: Deadline, notes: dict[str, Any]) -> None:
         if not deadline.fits(self.min_attempt_seconds):
