@@ -242,6 +242,70 @@ async def test_settings_page_lists_refusals_and_keys_and_forget_works(tmp_path: 
 # --- fal: LoRA styles and AI upscale ------------------------------------------------------------------
 
 
+PRINT_CASES = [
+    # (slot's result shape, its size, the photo's upright size, the result the fake draws) → print size
+    ("fixed", "1350x900", (3000, 2000), (360, 240), (1350, 900)),  # 3:2 landscape, long side above the cap
+    ("fixed", "900x1350", (2000, 3000), (240, 360), (900, 1350)),  # 2:3 portrait
+    ("fixed", "1200x900", (4000, 3000), (320, 240), (1200, 900)),  # 4:3 landscape
+    ("fixed", "900x1200", (3000, 4000), (240, 320), (900, 1200)),  # 3:4 portrait
+    ("match_photo", None, (1800, 1200), (360, 240), (600, 400)),  # the photo's shape, long side capped at 600
+    ("match_photo", None, (1200, 1800), (240, 360), (400, 600)),
+]
+
+
+@pytest.mark.parametrize(("shape", "fixed", "photo_size", "drawn", "printed"), PRINT_CASES)
+async def test_an_upscale_reaches_the_print_size_for_every_shape(
+    fal_server: tuple[FakeFal, str],
+    http: httpx.AsyncClient,
+    tmp_path: Path,
+    shape: str,
+    fixed: str | None,
+    photo_size: tuple[int, int],
+    drawn: tuple[int, int],
+    printed: tuple[int, int],
+) -> None:
+    """The upscaler's target is the size shaping answers in: a fixed print size as set even when its long side
+    is above BOOTHGATE_RESULT_LONG_SIDE_PIXELS (it was capped by it, so a 1350×900 print got a 720×480 upscale),
+    the photo's shape capped by it otherwise; portrait and landscape, 2:3 and 4:3."""
+    from boothgate.run import shaping
+    from boothgate.storage.models import Slot
+
+    fake, url = fal_server
+    fake.reset()
+    settings = booth_settings(
+        tmp_path, fal_api_key=FAL_KEY, fal_queue_url=url, fal_poll_interval_seconds=0.05, fal_upscale_min_seconds=1.0,
+        result_long_side_pixels=600,
+    )  # fmt: skip
+    slot = Slot(provider="fal", number=1, kind="prompt", result_shape=shape, result_size=fixed)
+    assert shaping.print_size(slot, photo_size, settings.result_long_side_pixels) == printed
+    job = request(FalOptions(upscale_model="fal-ai/esrgan"), kind=Kind.prompt, size=drawn)
+    job.result_aspect = shaping.result_aspect(slot, photo_size)
+    job.print_size = shaping.print_size(slot, photo_size, settings.result_long_side_pixels)
+    result = await FalProvider(ProviderContext(settings, http)).run(job)
+    assert [s.model for s in fake.submits] == ["google/nano-banana-2.1/edit", "fal-ai/esrgan"]
+    width, height = (int(v) for v in result.notes["upscaled_size"].split("x"))
+    assert width >= printed[0] and height >= printed[1], (result.notes["upscale"], printed)
+    assert (width, height) == (drawn[0] * fake.last.body["scale"], drawn[1] * fake.last.body["scale"])
+    assert result.notes["print_size"] == f"{printed[0]}x{printed[1]}" and "short" not in result.notes["upscale"]
+
+
+async def test_an_upscale_that_cannot_reach_the_print_size_says_so(
+    fal_server: tuple[FakeFal, str], http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A landscape result for a portrait print needs more than the ×4 an upscaler is asked for: it is enlarged
+    ×4 and the notes say the print size was not reached (shaping resamples the rest)."""
+    fake, url = fal_server
+    fake.reset()
+    settings = booth_settings(
+        tmp_path, fal_api_key=FAL_KEY, fal_queue_url=url, fal_poll_interval_seconds=0.05, fal_upscale_min_seconds=1.0
+    )
+    job = request(FalOptions(upscale_model="fal-ai/esrgan"), kind=Kind.prompt, size=(360, 240))
+    job.print_size = (900, 1350)
+    result = await FalProvider(ProviderContext(settings, http)).run(job)
+    assert fake.last.body["scale"] == 4 and result.notes["upscaled_size"] == "1440x960"
+    assert "short of the print size" in result.notes["upscale"]
+
+
 async def test_a_fal_lora_slot_sends_loras_as_set(
     fal_server: tuple[FakeFal, str], http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
