@@ -192,7 +192,7 @@ async def test_options_reach_the_wire(booth: Booth, fake: FakeFal) -> None:
     assert answer.status == 200
     body = fake.last.body
     assert body["aspect_ratio"] == "9:16" and body["resolution"] == "2K" and body["seed"] == 7
-    assert (await job_of(booth, answer))["cost_usd"] == pytest.approx(0.12)  # the 2K price
+    assert (await job_of(booth, answer))["cost_usd"] == pytest.approx(0.062)  # the 2K price (fal's guide, 2026-12-03)
 
 
 async def test_unknown_curated_model_is_refused_on_save(booth: Booth) -> None:

@@ -76,6 +76,10 @@ def test_the_curated_fal_ids_are_todays() -> None:
     assert fal_models.DEFAULT_MODEL == "google/nano-banana-2.1/edit"
     assert "fal-ai/birefnet/v2" in fal_models.CURATED and "fal-ai/birefnet" not in fal_models.CURATED
     assert all(m.price_checked for m in fal_models.CURATED.values())
+    # Nano Banana 2.1 on fal, per fal's guide read 2026-12-03 (token-billed: ≈ $0.040 at 1K, $0.134 at 4K).
+    nano = fal_models.CURATED["google/nano-banana-2.1/edit"]
+    assert [fal_models.price(nano, r) for r in ("1K", "2K", "4K")] == [0.040, 0.062, 0.134]
+    assert nano.price_checked == "2026-12-03"
     # A slot saved with a retired id runs today's.
     assert FalOptions(model="fal-ai/birefnet").model == "fal-ai/birefnet/v2"
     assert FalOptions(model="fal-ai/nano-banana-2/edit").resolved().id == "google/nano-banana-2.1/edit"
@@ -351,11 +355,11 @@ async def test_an_upscale_slot_answers_at_the_print_size_and_skips_when_time_is_
     # The upscale is paid too: fal's price per megapixel of the upscaled 960×720 image, added to the job's cost.
     upscale_cost = 960 * 720 / 1_000_000 * settings.fal_upscale_price_per_megapixel_usd
     assert result.notes["upscale_cost_usd"] == pytest.approx(upscale_cost) and upscale_cost > 0
-    assert result.notes["cost_usd"] == pytest.approx(0.08 + upscale_cost)  # Nano Banana 2.1 at 1K + the upscale
+    assert result.notes["cost_usd"] == pytest.approx(0.040 + upscale_cost)  # Nano Banana 2.1 at 1K + the upscale
     own_price = request(FalOptions(upscale_model="fal-ai/esrgan", upscale_price_usd=0.002), kind=Kind.prompt)
     own_price.result_aspect = (960, 720)
     fixed = await fal.run(own_price)
-    assert fixed.notes["cost_usd"] == pytest.approx(0.08 + 0.002)  # the slot's own upscale price
+    assert fixed.notes["cost_usd"] == pytest.approx(0.040 + 0.002)  # the slot's own upscale price
 
     # An upscale needs 10 s here and the photo has 5 s in all: the result keeps its size, no upscaler is paid.
     hurried = FalProvider(ProviderContext(settings.model_copy(update={"fal_upscale_min_seconds": 10.0}), http))
@@ -365,4 +369,4 @@ async def test_an_upscale_slot_answers_at_the_print_size_and_skips_when_time_is_
     skipped = await hurried.run(short)
     assert [s.model for s in fake.submits] == ["google/nano-banana-2.1/edit"]
     assert skipped.notes["upscale"] == "skipped: too little time left"
-    assert "upscale_cost_usd" not in skipped.notes and skipped.notes["cost_usd"] == pytest.approx(0.08)
+    assert "upscale_cost_usd" not in skipped.notes and skipped.notes["cost_usd"] == pytest.approx(0.040)
