@@ -224,6 +224,7 @@ async def test_settings_page_lists_refusals_and_keys_and_forget_works(tmp_path: 
         async with booth.api() as client:
             page = (await client.get("/settings?lang=en")).text
             assert "fal-ai/x/y" in page and "Forget" in page and "Prices checked on 2026-12-02" in page
+            assert "Prices checked on 2026-12-03" in page  # OpenAI's table by quality and size
             assert "gemi…0001" in page and "gemi…0002" in page
             assert "gemini-key-one-0000000000000001" not in page
             report = (await client.get("/api/providers/field")).json()
