@@ -135,6 +135,22 @@ async def test_deepseek_writes_on_another_key_when_one_rests_or_is_refused(booth
         assert later.count(f"Bearer {DS_B}") <= 1 and later.count(f"Bearer {DEEPSEEK_KEY}") == 3
 
 
+async def test_deepseek_flags_a_key_answering_401_by_its_masked_name(booth_factory: Any) -> None:
+    RecordingRenderer.renders.clear()
+    with running() as (fake, url):
+        fake.more_keys = {DS_B}
+        fake.key_modes[DS_B] = "invalid_key"  # 401 Authentication Fails
+        booth = start(booth_factory, url, deepseek_api_keys=DS_B)  # listed first: the first photo takes it
+        await booth.configure("deepseek", 1, kind="prompt", prompt="as astronauts", options={})
+        for seed in range(20, 24):
+            assert (await booth.post("deepseek", 1, make_jpeg(seed=seed))).status == 200
+        by_key = Counter(r.authorization for r in fake.received)
+        assert by_key[f"Bearer {DS_B}"] == 1 and by_key[f"Bearer {DEEPSEEK_KEY}"] == 4
+        assert [r.instruction for r in RecordingRenderer.renders] == [fake.instruction] * 4
+        keys = booth.services.registry.get("deepseek").describe()["keys"]
+        assert [k["key"] for k in keys if k["flagged"]] == [mask(DS_B)] and DS_B not in str(keys)
+
+
 async def test_deepseek_check_tries_every_key(http: httpx.AsyncClient) -> None:
     with running() as (fake, url):
         fake.more_keys = {DS_B}
