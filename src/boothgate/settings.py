@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,6 +87,17 @@ GEMINI_PRICES_USD: dict[str, dict[str, float]] = {
 }
 # The day the default prices above and the OpenAI ones below were read from the services' price pages.
 PRICES_CHECKED = "2026-12-02"
+# OpenAI prices an image by its quality and size (the output tokens each takes): model-id prefix → quality →
+# WIDTHxHEIGHT → USD per image. gpt-image-2 as OpenAI's image-generation guide gives it (read 2026-12-03,
+# docs/providers-field.md). A model not named here costs the per-quality settings below.
+OPENAI_PRICES_USD: dict[str, dict[str, dict[str, float]]] = {
+    "gpt-image-2": {
+        "low": {"1024x1024": 0.006, "1024x1536": 0.005, "1536x1024": 0.005},
+        "medium": {"1024x1024": 0.053, "1024x1536": 0.041, "1536x1024": 0.041},
+        "high": {"1024x1024": 0.211, "1024x1536": 0.165, "1536x1024": 0.165},
+    },
+}
+OPENAI_PRICES_CHECKED = "2026-12-03"
 GEMINI_IMAGE_SIZES: dict[str, list[str]] = {
     "gemini-nano-banana-2.1": ["1K", "2K", "4K"],
     "gemini-3-pro-image": ["1K", "2K", "4K"],
@@ -133,6 +145,54 @@ def sized_price(entry: Any, size: str | None) -> float | None:
     order = sorted(entry, key=lambda k: (len(k), k))
     below = [k for k in order if size and (len(k), k) <= (len(size), size)]
     return float(entry[(below or order)[-1 if below else 0]])
+
+
+def openai_price_map(text: str) -> dict[str, Any]:
+    """The OpenAI price table (model-id prefix → USD, or quality → USD or {WIDTHxHEIGHT: USD}), checked."""
+    try:
+        table = json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        raise ValueError(f'must be JSON, e.g. {{"model-prefix": ...}} ({exc})') from None
+    if not isinstance(table, dict):
+        raise ValueError("must be a JSON object: model-id prefix → prices")
+    for model, entry in table.items():
+        if _is_price(entry):
+            continue
+        ok = isinstance(entry, dict) and all(
+            _is_price(v) or (isinstance(v, dict) and bool(v) and all(_is_price(p) for p in v.values()))
+            for v in entry.values()
+        )
+        if not ok:
+            raise ValueError(
+                f"{model!r}: must be a price in USD, or prices by quality and size such as "
+                '{"low": {"1024x1024": 0.006, "1536x1024": 0.005}, "high": 0.2}'
+            )
+    return table
+
+
+def _pixels(size: str) -> tuple[int, int] | None:
+    match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", size or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def openai_price(entry: Any, quality: str, size: str | None) -> float | None:
+    """An OpenAI price-table entry for an image of `quality` at `size` (WIDTHxHEIGHT); None when the table
+    does not price that quality. A size the table does not name (a free size) costs what the named size with
+    the nearest pixel count costs; an unknown size the dearest named one (an estimate never under-counts)."""
+    if entry is None or _is_price(entry):
+        return None if entry is None else float(entry)
+    by_size = entry.get(quality) if isinstance(entry, dict) else None
+    if by_size is None or _is_price(by_size):
+        return None if by_size is None else float(by_size)
+    if size in by_size:
+        return float(by_size[size])
+    wanted = _pixels(size or "")
+    named = {k: p for k in by_size if (p := _pixels(k)) is not None}
+    if wanted is None or not named:
+        return float(max(by_size.values()))
+    area = wanted[0] * wanted[1]
+    nearest = min(named, key=lambda k: (abs(named[k][0] * named[k][1] - area), -float(by_size[k])))
+    return float(by_size[nearest])
 
 
 def by_prefix(table: dict[str, Any], model: str) -> Any:
@@ -558,17 +618,26 @@ class Settings(BaseSettings):
         "to leave it out for gpt-image-2, which keeps faces on its own. A model that answers 400 naming the field "
         "is remembered and not sent it again.",
     )
+    openai_prices_usd: str = Field(
+        json.dumps(OPENAI_PRICES_USD),
+        description="OpenAI cost per image by model, quality and size (JSON: model-id prefix → quality → "
+        '{"1024x1024": USD, "1536x1024": USD}, or one USD for every size; the longest matching prefix wins). A free '
+        "size costs what the listed size with the nearest pixel count costs. Used for statistics.",
+    )
     openai_price_low_usd: float = Field(
-        0.006, ge=0, le=1000, description="Estimated OpenAI cost per image at quality low (gpt-image-2, 1024x1024)."
-    )
+        0.006, ge=0, le=1000, description="Estimated OpenAI cost per image at quality low, for a model or quality "
+        "not priced in BOOTHGATE_OPENAI_PRICES_USD.",
+    )  # fmt: skip
     openai_price_medium_usd: float = Field(
-        0.053, ge=0, le=1000, description="Estimated OpenAI cost per image at quality medium (gpt-image-2, 1024x1024)."
-    )
+        0.053, ge=0, le=1000, description="Estimated OpenAI cost per image at quality medium, for a model or quality "
+        "not priced in BOOTHGATE_OPENAI_PRICES_USD.",
+    )  # fmt: skip
     openai_price_high_usd: float = Field(
-        0.211, ge=0, le=1000, description="Estimated OpenAI cost per image at quality high (gpt-image-2, 1024x1024)."
-    )
+        0.211, ge=0, le=1000, description="Estimated OpenAI cost per image at quality high, for a model or quality "
+        "not priced in BOOTHGATE_OPENAI_PRICES_USD.",
+    )  # fmt: skip
     openai_prices_checked: str = Field(
-        PRICES_CHECKED,
+        OPENAI_PRICES_CHECKED,
         max_length=40,
         description="The day the OpenAI prices were last compared with OpenAI's price page (shown on the "
         "settings page).",
@@ -610,6 +679,12 @@ class Settings(BaseSettings):
     @classmethod
     def _price_map(cls, value: str) -> str:
         prefix_map(value, float)
+        return value
+
+    @field_validator("openai_prices_usd")
+    @classmethod
+    def _openai_price_map(cls, value: str) -> str:
+        openai_price_map(value)
         return value
 
     @field_validator("gemini_image_sizes")
@@ -675,6 +750,7 @@ RUNTIME_EDITABLE: tuple[str, ...] = (
     "openai_model",
     "openai_free_size_models",
     "openai_input_fidelity_models",
+    "openai_prices_usd",
     "openai_price_low_usd",
     "openai_price_medium_usd",
     "openai_price_high_usd",

@@ -6,7 +6,8 @@ tests assert on what went over the wire. The answer is derived from the inputs (
 its right half the inverted reference when one came along) at the requested size and format, so a test
 can see that both images were sent.
 
-Modes are queued with `push(mode, times)`; when the queue is empty `default_mode` answers. Modes:
+Modes are queued with `push(mode, times)`; when the queue is empty `default_mode` answers; a key named in
+`key_modes` always answers with its own mode (one rate-limited key of several). Modes:
 image, slow, moderation_blocked, invalid_key, unknown_model, rate_limited (with `retry_after` when set),
 insufficient_quota, unavailable (503), no_image, malformed.
 """
@@ -105,6 +106,8 @@ class FakeOpenAI:
     def __init__(self, api_key: str = API_KEY) -> None:
         self.api_key = api_key
         self.more_keys: set[str] = set()  # further keys it accepts (several keys per provider, issue 28)
+        # key → the mode it always answers with (e.g. "rate_limited" for one key of several), whatever the queue
+        self.key_modes: dict[str, str] = {}
         self.models = list(MODELS)
         self.default_mode = "image"
         self.slow_seconds = 5.0
@@ -133,6 +136,7 @@ class FakeOpenAI:
         self.models = list(MODELS)
         self.refused_fields = {}
         self.more_keys = set()
+        self.key_modes = {}
 
     def push(self, mode: str, times: int = 1) -> None:
         self._queue.extend([mode] * times)
@@ -184,7 +188,8 @@ class FakeOpenAI:
         self.received.append(received)
         if not self._authorised(request):
             return _error(401, "Incorrect API key provided: sk-fa***cdef.", "invalid_request_error", "invalid_api_key")
-        return await self._answer(self._mode(), received, request)
+        key = (received.authorization or "").removeprefix("Bearer ")
+        return await self._answer(self.key_modes.get(key) or self._mode(), received, request)
 
     async def _answer(self, mode: str, received: Received, request: Request) -> Response:
         if mode == "invalid_key":

@@ -192,7 +192,7 @@ async def test_options_reach_the_wire(booth: Booth, fake: FakeFal) -> None:
     assert answer.status == 200
     body = fake.last.body
     assert body["aspect_ratio"] == "9:16" and body["resolution"] == "2K" and body["seed"] == 7
-    assert (await job_of(booth, answer))["cost_usd"] == pytest.approx(0.12)  # the 2K price
+    assert (await job_of(booth, answer))["cost_usd"] == pytest.approx(0.062)  # the 2K price (fal's guide, 2026-12-03)
 
 
 async def test_unknown_curated_model_is_refused_on_save(booth: Booth) -> None:
@@ -360,3 +360,29 @@ async def fal_tab(booth: Booth, field: str) -> Any:
         providers = (await client.get("/api/providers")).json()
     [tab] = [p for p in providers if p["name"] == "fal"]
     return tab[field]
+
+
+# --- AI upscale to the print size -------------------------------------------------------------------
+
+
+async def test_an_upscale_slot_answers_a_fixed_print_size_above_the_long_side_cap(
+    booth_factory: Any, fake_server: tuple[FakeFal, str]
+) -> None:
+    """A fixed print size is the upscaler's target as set, even when its long side is above
+    BOOTHGATE_RESULT_LONG_SIDE_PIXELS (the booth path used to cap it: ×2 for a print that needs ×4)."""
+    fake, url = fake_server
+    fake.reset()
+    own = booth_factory(
+        {"fal": FalProvider}, fal_api_key=KEY, fal_queue_url=url, fal_poll_interval_seconds=POLL,
+        fal_upscale_min_seconds=0.5, result_long_side_pixels=600, deadline_seconds=5.0,
+    )  # fmt: skip
+    await slot(own, 1, "prompt", result_shape="fixed", result_size="900x1350",
+               options={"model": NANO, "upscale_model": "fal-ai/esrgan"})  # fmt: skip
+    answer, _ = await post(own, 1, photo(240, 360))  # 2:3 portrait; the fake draws at the photo's size
+    assert answer.status == 200, answer.body[:300]
+    assert [s.model for s in fake.submits] == [NANO, "fal-ai/esrgan"] and fake.last.body["scale"] == 4
+    with open_image(answer.body) as im:
+        assert im.size == (900, 1350)
+    async with own.api() as client:
+        notes = (await client.get(f"/api/jobs/{answer.headers['x-job-id']}")).json()["provider_notes"]
+    assert notes["print_size"] == "900x1350" and notes["upscaled_size"] == "960x1440"

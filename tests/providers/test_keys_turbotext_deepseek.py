@@ -16,11 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
-from boothgate.providers.base import Kind, ProviderContext
+from boothgate.deadline import Deadline
+from boothgate.providers.base import Kind, ProviderContext, ProviderRequest
 from boothgate.providers.deepseek import DeepSeekProvider
 from boothgate.providers.fal import FalProvider
 from boothgate.providers.keys import KeyPools, mask
-from boothgate.providers.openai import OpenAIProvider
+from boothgate.providers.openai import OpenAIOptions, OpenAIProvider
 from boothgate.providers.turbotext import TurbotextProvider
 from boothgate.settings import get_settings
 from tests.conftest import make_jpeg
@@ -29,6 +30,7 @@ from tests.fakes.deepseek import running
 from tests.fakes.fal import FakeFal
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import serve
+from tests.gemini_support import PHOTO_TINT, REFERENCE_TINT, prepared
 from tests.providers.test_deepseek import RecordingRenderer, start
 from tests.providers.test_turbotext_provider import Rig, rig, servers  # noqa: F401  (fixtures)
 
@@ -133,6 +135,22 @@ async def test_deepseek_writes_on_another_key_when_one_rests_or_is_refused(booth
         assert later.count(f"Bearer {DS_B}") <= 1 and later.count(f"Bearer {DEEPSEEK_KEY}") == 3
 
 
+async def test_deepseek_flags_a_key_answering_401_by_its_masked_name(booth_factory: Any) -> None:
+    RecordingRenderer.renders.clear()
+    with running() as (fake, url):
+        fake.more_keys = {DS_B}
+        fake.key_modes[DS_B] = "invalid_key"  # 401 Authentication Fails
+        booth = start(booth_factory, url, deepseek_api_keys=DS_B)  # listed first: the first photo takes it
+        await booth.configure("deepseek", 1, kind="prompt", prompt="as astronauts", options={})
+        for seed in range(20, 24):
+            assert (await booth.post("deepseek", 1, make_jpeg(seed=seed))).status == 200
+        by_key = Counter(r.authorization for r in fake.received)
+        assert by_key[f"Bearer {DS_B}"] == 1 and by_key[f"Bearer {DEEPSEEK_KEY}"] == 4
+        assert [r.instruction for r in RecordingRenderer.renders] == [fake.instruction] * 4
+        keys = booth.services.registry.get("deepseek").describe()["keys"]
+        assert [k["key"] for k in keys if k["flagged"]] == [mask(DS_B)] and DS_B not in str(keys)
+
+
 async def test_deepseek_check_tries_every_key(http: httpx.AsyncClient) -> None:
     with running() as (fake, url):
         fake.more_keys = {DS_B}
@@ -144,6 +162,70 @@ async def test_deepseek_check_tries_every_key(http: httpx.AsyncClient) -> None:
     assert f"{mask(DS_B)}: Key accepted" in verdict.message and f"{mask(DEEPSEEK_KEY)}: Key accepted" in verdict.message
     assert f"{mask(BAD)}: Key refused" in verdict.message and BAD not in verdict.message
     assert [k["key"] for k in provider.describe()["keys"] if k["flagged"]] == [mask(BAD)]
+
+
+OA_A = "sk-fake-openai-aaaa-000000000001"
+OA_B = "sk-fake-openai-bbbb-000000000002"
+OA_C = "sk-fake-openai-cccc-000000000003"
+
+
+def openai_job(deadline: float = 5.0) -> ProviderRequest:
+    return ProviderRequest(
+        job_id="job",
+        kind=Kind.face_swap,
+        photo=prepared(320, 240, PHOTO_TINT),
+        reference=prepared(200, 300, REFERENCE_TINT, fmt="PNG"),
+        prompt="as astronauts",
+        options=OpenAIOptions(quality="low"),
+        deadline=Deadline.after(deadline),
+    )
+
+
+async def test_openai_rate_limited_key_rests_while_the_other_two_carry_twelve_photos(http: httpx.AsyncClient) -> None:
+    """The must-show proven for Gemini, through the real openai SDK: three keys, one answering 429 with
+    Retry-After: 30; twelve photos in a row all succeed on the other two and none waits."""
+    fake = FakeOpenAI(api_key=OA_A)
+    fake.more_keys = {OA_B, OA_C}
+    fake.key_modes[OA_B] = "rate_limited"
+    fake.retry_after = "30"
+    with serve(fake.app) as url:
+        settings = get_settings(openai_api_key=OA_A, openai_api_keys=f"{OA_B}, {OA_C}", openai_base_url=f"{url}/v1")
+        provider = OpenAIProvider(ProviderContext(settings, http, keys=KeyPools()))
+        for _ in range(12):
+            request = openai_job()
+            assert (await provider.run(request)).data
+            # Nobody waited: not the 30 s, not even a backoff (the fake answers at once).
+            assert request.deadline.remaining() > 2.0 and request.notes["attempts"] <= 2
+            assert OA_B not in str(request.notes)
+        await provider.aclose()
+    by_key = Counter((r.authorization or "").removeprefix("Bearer ") for r in fake.received)
+    assert by_key[OA_B] == 1  # asked once, then resting for its 30 s
+    assert by_key[OA_A] + by_key[OA_C] == 12 and min(by_key[OA_A], by_key[OA_C]) >= 5  # spread over both
+    keys = {k["key"]: k for k in provider.describe()["keys"]}
+    assert keys[mask(OA_B)]["resting_seconds"] > 25 and keys[mask(OA_B)]["failures"] == 1
+    assert keys[mask(OA_A)]["failures"] == 0 and keys[mask(OA_C)]["failures"] == 0
+    assert not any(k["flagged"] for k in keys.values())
+
+
+async def test_openai_refused_key_is_flagged_by_its_masked_name_and_never_used_again(http: httpx.AsyncClient) -> None:
+    fake = FakeOpenAI(api_key=OA_A)
+    fake.more_keys = {OA_B}  # OA_C is not a key OpenAI knows: 401 invalid_api_key
+    pools = KeyPools()
+    notes = []
+    with serve(fake.app) as url:
+        settings = get_settings(openai_api_key=OA_A, openai_api_keys=f"{OA_B}, {OA_C}", openai_base_url=f"{url}/v1")
+        for _ in range(6):
+            provider = OpenAIProvider(ProviderContext(settings, http, keys=pools))  # the pools outlive it
+            request = openai_job()
+            assert (await provider.run(request)).data
+            notes.append(request.notes)
+            await provider.aclose()
+    sent = [(r.authorization or "").removeprefix("Bearer ") for r in fake.received]
+    assert sent.count(OA_C) == 1 and len(sent) == 7
+    [flagged] = [k for k in provider.describe()["keys"] if k["flagged"]]
+    assert flagged["key"] == mask(OA_C) and "401" in flagged["flagged"]
+    assert OA_C not in str(notes) and mask(OA_C) in str(notes)  # the job notes name it masked
+    assert OA_C not in str(provider.describe())
 
 
 async def test_openai_check_tries_every_key(http: httpx.AsyncClient) -> None:

@@ -123,8 +123,39 @@ async def test_each_kind_end_to_end(booth: Booth, fake: FakeOpenAI, number: int,
     notes = job["provider_notes"]
     assert notes["model"] == "gpt-image-2" and notes["attempts"] == 1 and notes["size"] == sent.fields["size"]
     assert notes["usage"]["total_tokens"] == 2556
-    assert job["cost_usd"] == pytest.approx(booth.settings.openai_price_medium_usd)
+    # A 16:9 free size of about 1536×1024 pixels: priced as gpt-image-2's 1536x1024 at medium (the table).
+    assert job["cost_usd"] == pytest.approx(0.041)
     assert KEY not in str(job)
+
+
+def slot_costs(stats: dict[str, Any]) -> dict[int, float]:
+    return {s["number"]: s["all_time"]["cost_usd"] for s in stats["slots"] if s["provider"] == "openai"}
+
+
+async def test_statistics_price_each_image_by_its_size_and_quality(booth: Booth, fake: FakeOpenAI) -> None:
+    """OpenAI bills gpt-image-2 by quality and size (its image-generation guide: 1024x1024 low $0.006,
+    1536x1024 high $0.165); the statistics show each slot's image at its own price, from the price table."""
+    await slot(booth, 18, options={"quality": "low", "size": "1024x1024"})
+    await slot(booth, 19, options={"quality": "high", "size": "1536x1024"})
+    before = slot_costs(await booth.stats())
+    for number in (18, 19):
+        answer, _ = await post(booth, number)
+        assert answer.status == 200, answer.body[:300]
+    assert [(r.fields["quality"], r.fields["size"]) for r in fake.received] == [
+        ("low", "1024x1024"),
+        ("high", "1536x1024"),
+    ]
+    after = slot_costs(await booth.stats())
+    assert after[18] - before.get(18, 0.0) == pytest.approx(0.006)
+    assert after[19] - before.get(19, 0.0) == pytest.approx(0.165)
+    # A price the operator edits on the settings page is data, not code: the next photo costs it.
+    async with booth.api() as client:
+        table = '{"gpt-image-2": {"high": {"1536x1024": 0.5}}}'
+        assert (await client.put("/api/settings", json={"openai_prices_usd": table})).status_code == 200
+    answer, _ = await post(booth, 19)
+    assert (await job_of(booth, answer))["cost_usd"] == pytest.approx(0.5)
+    async with booth.api() as client:
+        assert (await client.put("/api/settings", json={"openai_prices_usd": None})).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -263,7 +294,8 @@ async def test_statistics_count_the_tab_and_its_cost(booth: Booth, fake: FakeOpe
     assert (await post(booth, 17))[0].status == 200
     after = (await booth.stats())["providers"]["openai"]["all_time"]
     assert after["succeeded"] == before["succeeded"] + 1
-    assert after["cost_usd"] == pytest.approx(before["cost_usd"] + booth.settings.openai_price_low_usd, abs=1e-4)
+    # match_photo on gpt-image-2: a free size of about 1536×1024 pixels, priced as 1536x1024 at low.
+    assert after["cost_usd"] == pytest.approx(before["cost_usd"] + 0.005, abs=1e-4)
 
 
 # --- model list and check (what the live-providers endpoints call) ---------------------------------

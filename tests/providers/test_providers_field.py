@@ -76,6 +76,10 @@ def test_the_curated_fal_ids_are_todays() -> None:
     assert fal_models.DEFAULT_MODEL == "google/nano-banana-2.1/edit"
     assert "fal-ai/birefnet/v2" in fal_models.CURATED and "fal-ai/birefnet" not in fal_models.CURATED
     assert all(m.price_checked for m in fal_models.CURATED.values())
+    # Nano Banana 2.1 on fal, per fal's guide read 2026-12-03 (token-billed: ≈ $0.040 at 1K, $0.134 at 4K).
+    nano = fal_models.CURATED["google/nano-banana-2.1/edit"]
+    assert [fal_models.price(nano, r) for r in ("1K", "2K", "4K")] == [0.040, 0.062, 0.134]
+    assert nano.price_checked == "2026-12-03"
     # A slot saved with a retired id runs today's.
     assert FalOptions(model="fal-ai/birefnet").model == "fal-ai/birefnet/v2"
     assert FalOptions(model="fal-ai/nano-banana-2/edit").resolved().id == "google/nano-banana-2.1/edit"
@@ -133,6 +137,19 @@ def test_gemini_prices_follow_the_image_size(http: httpx.AsyncClient) -> None:
     custom = GeminiProvider(ProviderContext(get_settings(gemini_prices_usd='{"my-model": 0.5}'), http))
     assert custom.price_usd("my-model", "4K") == 0.5
     assert get_settings().gemini_prices_checked == "2026-12-02"
+
+
+def test_openai_prices_follow_quality_and_size(http: httpx.AsyncClient) -> None:
+    openai = OpenAIProvider(ProviderContext(get_settings(), http))
+    assert openai.price_usd("gpt-image-2", "low", "1024x1024") == pytest.approx(0.006)
+    assert openai.price_usd("gpt-image-2", "high", "1024x1536") == pytest.approx(0.165)
+    assert openai.price_usd("gpt-image-2", "medium", "1536x1008") == pytest.approx(0.041)  # a free size: nearest
+    assert openai.price_usd("gpt-image-2", "high", "auto") == pytest.approx(0.211)  # unknown: the dearest
+    assert openai.price_usd("gpt-image-1.5", "low", "1024x1024") == get_settings().openai_price_low_usd
+    assert openai.estimated_cost_usd({"quality": "high", "size": "1536x1024"}) == pytest.approx(0.165)
+    assert get_settings().openai_prices_checked == "2026-12-03"
+    with pytest.raises(ValueError, match="prices by quality and size"):
+        get_settings(openai_prices_usd='{"gpt-image-2": {"low": "cheap"}}')
 
 
 # --- OpenAI: a refused field is asked once, and not again after a restart ------------------------------
@@ -207,6 +224,7 @@ async def test_settings_page_lists_refusals_and_keys_and_forget_works(tmp_path: 
         async with booth.api() as client:
             page = (await client.get("/settings?lang=en")).text
             assert "fal-ai/x/y" in page and "Forget" in page and "Prices checked on 2026-12-02" in page
+            assert "Prices checked on 2026-12-03" in page  # OpenAI's table by quality and size
             assert "gemi…0001" in page and "gemi…0002" in page
             assert "gemini-key-one-0000000000000001" not in page
             report = (await client.get("/api/providers/field")).json()
@@ -227,6 +245,70 @@ async def test_settings_page_lists_refusals_and_keys_and_forget_works(tmp_path: 
 
 
 # --- fal: LoRA styles and AI upscale ------------------------------------------------------------------
+
+
+PRINT_CASES = [
+    # (slot's result shape, its size, the photo's upright size, the result the fake draws) → print size
+    ("fixed", "1350x900", (3000, 2000), (360, 240), (1350, 900)),  # 3:2 landscape, long side above the cap
+    ("fixed", "900x1350", (2000, 3000), (240, 360), (900, 1350)),  # 2:3 portrait
+    ("fixed", "1200x900", (4000, 3000), (320, 240), (1200, 900)),  # 4:3 landscape
+    ("fixed", "900x1200", (3000, 4000), (240, 320), (900, 1200)),  # 3:4 portrait
+    ("match_photo", None, (1800, 1200), (360, 240), (600, 400)),  # the photo's shape, long side capped at 600
+    ("match_photo", None, (1200, 1800), (240, 360), (400, 600)),
+]
+
+
+@pytest.mark.parametrize(("shape", "fixed", "photo_size", "drawn", "printed"), PRINT_CASES)
+async def test_an_upscale_reaches_the_print_size_for_every_shape(
+    fal_server: tuple[FakeFal, str],
+    http: httpx.AsyncClient,
+    tmp_path: Path,
+    shape: str,
+    fixed: str | None,
+    photo_size: tuple[int, int],
+    drawn: tuple[int, int],
+    printed: tuple[int, int],
+) -> None:
+    """The upscaler's target is the size shaping answers in: a fixed print size as set even when its long side
+    is above BOOTHGATE_RESULT_LONG_SIDE_PIXELS (it was capped by it, so a 1350×900 print got a 720×480 upscale),
+    the photo's shape capped by it otherwise; portrait and landscape, 2:3 and 4:3."""
+    from boothgate.run import shaping
+    from boothgate.storage.models import Slot
+
+    fake, url = fal_server
+    fake.reset()
+    settings = booth_settings(
+        tmp_path, fal_api_key=FAL_KEY, fal_queue_url=url, fal_poll_interval_seconds=0.05, fal_upscale_min_seconds=1.0,
+        result_long_side_pixels=600,
+    )  # fmt: skip
+    slot = Slot(provider="fal", number=1, kind="prompt", result_shape=shape, result_size=fixed)
+    assert shaping.print_size(slot, photo_size, settings.result_long_side_pixels) == printed
+    job = request(FalOptions(upscale_model="fal-ai/esrgan"), kind=Kind.prompt, size=drawn)
+    job.result_aspect = shaping.result_aspect(slot, photo_size)
+    job.print_size = shaping.print_size(slot, photo_size, settings.result_long_side_pixels)
+    result = await FalProvider(ProviderContext(settings, http)).run(job)
+    assert [s.model for s in fake.submits] == ["google/nano-banana-2.1/edit", "fal-ai/esrgan"]
+    width, height = (int(v) for v in result.notes["upscaled_size"].split("x"))
+    assert width >= printed[0] and height >= printed[1], (result.notes["upscale"], printed)
+    assert (width, height) == (drawn[0] * fake.last.body["scale"], drawn[1] * fake.last.body["scale"])
+    assert result.notes["print_size"] == f"{printed[0]}x{printed[1]}" and "short" not in result.notes["upscale"]
+
+
+async def test_an_upscale_that_cannot_reach_the_print_size_says_so(
+    fal_server: tuple[FakeFal, str], http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A landscape result for a portrait print needs more than the ×4 an upscaler is asked for: it is enlarged
+    ×4 and the notes say the print size was not reached (shaping resamples the rest)."""
+    fake, url = fal_server
+    fake.reset()
+    settings = booth_settings(
+        tmp_path, fal_api_key=FAL_KEY, fal_queue_url=url, fal_poll_interval_seconds=0.05, fal_upscale_min_seconds=1.0
+    )
+    job = request(FalOptions(upscale_model="fal-ai/esrgan"), kind=Kind.prompt, size=(360, 240))
+    job.print_size = (900, 1350)
+    result = await FalProvider(ProviderContext(settings, http)).run(job)
+    assert fake.last.body["scale"] == 4 and result.notes["upscaled_size"] == "1440x960"
+    assert "short of the print size" in result.notes["upscale"]
 
 
 async def test_a_fal_lora_slot_sends_loras_as_set(
@@ -274,11 +356,11 @@ async def test_an_upscale_slot_answers_at_the_print_size_and_skips_when_time_is_
     # The upscale is paid too: fal's price per megapixel of the upscaled 960×720 image, added to the job's cost.
     upscale_cost = 960 * 720 / 1_000_000 * settings.fal_upscale_price_per_megapixel_usd
     assert result.notes["upscale_cost_usd"] == pytest.approx(upscale_cost) and upscale_cost > 0
-    assert result.notes["cost_usd"] == pytest.approx(0.08 + upscale_cost)  # Nano Banana 2.1 at 1K + the upscale
+    assert result.notes["cost_usd"] == pytest.approx(0.040 + upscale_cost)  # Nano Banana 2.1 at 1K + the upscale
     own_price = request(FalOptions(upscale_model="fal-ai/esrgan", upscale_price_usd=0.002), kind=Kind.prompt)
     own_price.result_aspect = (960, 720)
     fixed = await fal.run(own_price)
-    assert fixed.notes["cost_usd"] == pytest.approx(0.08 + 0.002)  # the slot's own upscale price
+    assert fixed.notes["cost_usd"] == pytest.approx(0.040 + 0.002)  # the slot's own upscale price
 
     # An upscale needs 10 s here and the photo has 5 s in all: the result keeps its size, no upscaler is paid.
     hurried = FalProvider(ProviderContext(settings.model_copy(update={"fal_upscale_min_seconds": 10.0}), http))
@@ -288,4 +370,4 @@ async def test_an_upscale_slot_answers_at_the_print_size_and_skips_when_time_is_
     skipped = await hurried.run(short)
     assert [s.model for s in fake.submits] == ["google/nano-banana-2.1/edit"]
     assert skipped.notes["upscale"] == "skipped: too little time left"
-    assert "upscale_cost_usd" not in skipped.notes and skipped.notes["cost_usd"] == pytest.approx(0.08)
+    assert "upscale_cost_usd" not in skipped.notes and skipped.notes["cost_usd"] == pytest.approx(0.040)

@@ -275,6 +275,7 @@ class LateResults:
             publish=self.links.publisher(job.id) if self.config.settings.public_base_url else None,
             notes={},
             result_aspect=shaping.result_aspect(slot, photo_size),
+            print_size=shaping.print_size(slot, photo_size, self.config.settings.result_long_side_pixels),
         )
         try:
             async with asyncio.timeout_at(deadline.at):

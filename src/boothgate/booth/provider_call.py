@@ -126,6 +126,7 @@ class ProviderCalls:
             publish=self.links.publisher(job.record.id) if job.settings.public_base_url else None,
             notes=notes,
             result_aspect=shaping.result_aspect(slot, job.photo_size),
+            print_size=shaping.print_size(slot, job.photo_size, job.settings.result_long_side_pixels),
         )
         job.stage = "provider"
         self.traffic.at_provider(job)

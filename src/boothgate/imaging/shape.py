@@ -60,10 +60,15 @@ def target_size(plan: ShapePlan, result: tuple[int, int]) -> tuple[int, int]:
     if plan.shape == "fixed" and plan.fixed_size:
         return plan.fixed_size
     if plan.shape == "match_photo" and plan.photo_size:
-        pw, ph = plan.photo_size
-        scale = min(1.0, plan.long_side_pixels / max(pw, ph))
-        return max(1, round(pw * scale)), max(1, round(ph * scale))
+        return capped_size(plan.photo_size, plan.long_side_pixels)
     return result
+
+
+def capped_size(size: tuple[int, int], long_side_pixels: int) -> tuple[int, int]:
+    """`size` with its long side at most `long_side_pixels` (the shape kept; never enlarged)."""
+    width, height = size
+    scale = min(1.0, long_side_pixels / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def crop_box(size: tuple[int, int], ratio: float, faces: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:

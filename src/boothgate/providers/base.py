@@ -66,6 +66,9 @@ class ProviderRequest:
     # The aspect (width, height) the result will be cut to for the booth's print layout; providers that
     # take a shape ask for the nearest one they support, so the cut removes as little as possible.
     result_aspect: tuple[int, int] | None = None
+    # The size the shaping step will answer in (a fixed size as set, or the photo's capped by the long-side
+    # setting): what an AI upscale must reach. None: the result is answered as returned.
+    print_size: tuple[int, int] | None = None
 
 
 def all_references(request: ProviderRequest) -> list[PreparedImage]:

@@ -188,6 +188,8 @@ class DeepSeekProvider(DeepSeekLive, Provider):
                     instruction=written.instruction if written else None,
                     publish=request.publish,
                     notes=renderer_notes,
+                    result_aspect=request.result_aspect,  # the renderer fits and upscales to the same print
+                    print_size=request.print_size,
                 )
             )
             renderer_notes.update(result.notes)

@@ -48,15 +48,18 @@ CURATED: dict[str, FalModel] = {
     m.id: m
     for m in (
         # Google's own endpoint on fal (owner `google/`): Nano Banana 2.1. The older `fal-ai/nano-banana-2/edit`
-        # ran Gemini 3.1 Flash Image, which Google shut down on 2026-10-29.
+        # ran Gemini 3.1 Flash Image, which Google shut down on 2026-10-29. fal bills 2.1 per token ($35.294 per
+        # 1M output tokens); fal's own guide (fal.ai/learn/tools/nano-banana-api, read 2026-12-03) puts one image
+        # at about $0.040 at 1K and $0.134 at 4K, and ten at 2K at about $0.62 (so $0.062 each). The $0.08 /
+        # $0.12 / $0.16 before were Nano Banana 2's per-image prices.
         FalModel(
             "google/nano-banana-2.1/edit",
             "Nano Banana 2.1 (edit)",
             "nano_banana",
-            0.08,
+            0.040,
             aspect_ratios=NANO_BANANA_RATIOS,
-            price_by_resolution_usd={"1K": 0.08, "2K": 0.12, "4K": 0.16},
-            price_checked="2026-12-02",
+            price_by_resolution_usd={"1K": 0.040, "2K": 0.062, "4K": 0.134},
+            price_checked="2026-12-03",
         ),
         FalModel(
             "fal-ai/bytedance/seedream/v4.5/edit",

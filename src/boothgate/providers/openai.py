@@ -4,7 +4,9 @@ The photo (and the slot's reference for face swap and background) go out as inpu
 multipart `POST /images/edits`; the answer is one base64 image. The SDK retries nothing
 (`max_retries=0`): this module's loop retries 5xx and connection failures after a growing pause, and a
 429 after the `retry-after` it asks for, only while another attempt can still finish before the
-deadline. Every call gets the time left as its timeout and runs under an asyncio timeout as well,
+deadline. With several keys (issue 28) a 429 rests the key for its `retry-after` and the photo goes on at
+once with another key, and a key refused (401/403, no quota) is taken out and flagged by its masked name.
+Every call gets the time left as its timeout and runs under an asyncio timeout as well,
 because httpx timeouts are per read. Request details and error sorting live in `openai_wire.py`.
 """
 
@@ -32,7 +34,9 @@ from boothgate.providers.base import (
     ProviderRequest,
     ProviderResult,
 )
-from boothgate.providers.key_turn import check_every_key
+from boothgate.providers.key_turn import KeyTurn, check_every_key
+from boothgate.providers.keys import KeyState
+from boothgate.settings import by_prefix, openai_price, openai_price_map
 
 Quality = Literal["low", "medium", "high"]
 Size = Literal["match_photo", "auto", "1024x1024", "1536x1024", "1024x1536"]
@@ -196,7 +200,7 @@ class OpenAIProvider(Provider):
         return True
 
     async def run(self, request: ProviderRequest) -> ProviderResult:
-        key = self._key()
+        self._key()  # not configured: 503 before anything is sent
         options = request.options
         if not isinstance(options, OpenAIOptions):
             options = OpenAIOptions.model_validate(options.model_dump(include=set(OpenAIOptions.model_fields)))
@@ -211,6 +215,21 @@ class OpenAIProvider(Provider):
             problems=[],
             cost_usd=0.0,
         )
+        # Several keys (issue 28): a key answering 429 rests while the photo goes on at once with another; a
+        # key refused (401/403, no quota) is taken out and flagged. With one key, the loop below as before.
+        turn = KeyTurn(self.key_pool(), request.deadline, notes, self.label)
+        try:
+            result = await self._run_with(turn, arguments, options, model, request)
+            turn.succeeded()
+            return result
+        finally:
+            turn.release()
+
+    async def _run_with(
+        self, turn: KeyTurn, arguments: dict[str, Any], options: OpenAIOptions, model: str, request: ProviderRequest
+    ) -> ProviderResult:
+        notes = request.notes
+        key = (await turn.take()).key
         client = await self._client(key)
         backoff = self.first_backoff_seconds
         while True:
@@ -224,6 +243,10 @@ class OpenAIProvider(Provider):
                     continue
                 verdict = wire.sort_status_error(exc, model, bool(options.model), key)
                 notes["problems"].append(verdict.note)
+                other = self._hand_over(turn, exc, verdict)
+                if other is not None:
+                    key, client = other.key, await self._client(other.key)
+                    continue
                 if verdict.error is not None:
                     if verdict.error.code in wire.OPERATOR_CODES:
                         self.last_error = verdict.error.message
@@ -253,6 +276,18 @@ class OpenAIProvider(Provider):
                 continue
             return self._success(response, options, notes)
 
+    @staticmethod
+    def _hand_over(turn: KeyTurn, exc: openai.APIStatusError, verdict: wire.Sorted) -> KeyState | None:
+        """With several keys: a 429 rate limit rests this key for its retry-after, a key refused for
+        authentication or billing is taken out, and the call goes on at once with another key."""
+        if verdict.error is not None:
+            if verdict.error.code in ("provider_auth", "provider_billing"):
+                return turn.flag_and_switch(verdict.error)
+            return None
+        if exc.status_code == 429:
+            return turn.rest_and_switch(verdict.retry_after)
+        return None
+
     async def _attempt(self, client: AsyncOpenAI, arguments: dict[str, Any], deadline: Deadline) -> object:
         # The SDK's timeout applies per connect/read step; the deadline bounds the whole call.
         async with deadline.timeout():
@@ -273,17 +308,32 @@ class OpenAIProvider(Provider):
                 k: v for k, v in usage.model_dump().items() if isinstance(v, int) and not isinstance(v, bool)
             }
         fmt = getattr(response, "output_format", None) or options.output_format
-        notes["cost_usd"] = round(self._price(options.quality), 6)
+        # Priced as OpenAI bills it: the quality and size it says it drew (the request's when it does not say).
+        quality = str(getattr(response, "quality", None) or "")
+        quality = quality if quality in ("low", "medium", "high") else options.quality
+        size = str(getattr(response, "size", None) or notes.get("size") or "")
+        notes["cost_usd"] = round(self.price_usd(str(notes["model"]), quality, size), 6)
         self.last_error = None
         return ProviderResult(data, MIME.get(str(fmt), "image/png"), dict(notes))
 
-    def _price(self, quality: str) -> float:
+    def price_usd(self, model: str, quality: str, size: str | None) -> float:
+        """The estimated cost of one image: the price table by model, quality and size, else the
+        per-quality setting."""
+        entry = by_prefix(openai_price_map(self.settings.openai_prices_usd), model)
+        price = openai_price(entry, quality, size)
+        if price is not None:
+            return price
         prices = {
             "low": self.settings.openai_price_low_usd,
             "medium": self.settings.openai_price_medium_usd,
             "high": self.settings.openai_price_high_usd,
         }
-        return prices[quality]
+        return prices.get(quality, self.settings.openai_price_high_usd)
+
+    def estimated_cost_usd(self, options: dict[str, Any]) -> float | None:
+        model = str(options.get("model") or "").strip() or self.settings.openai_model
+        size = str(options.get("size") or "")
+        return self.price_usd(model, str(options.get("quality") or "medium"), size if "x" in size else None)
 
     def _check_can_try(self, deadline: Deadline, notes: dict[str, Any]) -> None:
         if not deadline.fits(self.min_attempt_seconds):

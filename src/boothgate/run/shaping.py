@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from boothgate.imaging.qrmark import CORNERS, QrMark
-from boothgate.imaging.shape import ShapePlan
+from boothgate.imaging.shape import ShapePlan, capped_size
 from boothgate.storage.models import Slot
 
 SHAPES = ("match_photo", "as_returned", "fixed")
@@ -107,3 +107,19 @@ def result_aspect(slot: Slot, photo_size: tuple[int, int] | None) -> tuple[int, 
     if slot.result_shape == "as_returned":
         return None
     return photo_size
+
+
+def print_size(slot: Slot, photo_size: tuple[int, int] | None, long_side_pixels: int) -> tuple[int, int] | None:
+    """The size the shaping step will answer the result in (what an AI upscale must reach): a fixed size
+    exactly as set, whatever its long side; the photo's size with its long side at most `long_side_pixels`;
+    None when the result is answered as returned (or the photo's size is unknown)."""
+    if slot.result_shape == "fixed":
+        try:
+            fixed = parse_size(slot.result_size)
+        except ValueError:
+            fixed = None
+        if fixed is not None:
+            return fixed  # shaping answers it as set
+    if slot.result_shape == "as_returned" or photo_size is None:
+        return None
+    return capped_size(photo_size, long_side_pixels)
