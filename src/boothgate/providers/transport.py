@@ -256,3 +256,14 @@ class AnswerGuard(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def sdk_http_client(limit: Callable[[], int], timeout: float) -> httpx.AsyncClient:
+    """An HTTP client for an SDK that would otherwise build its own (the `openai` SDK of the OpenAI and DeepSeek
+    tabs): its answers pass the same `AnswerGuard` as every other provider call. Its own connection pool,
+    closed with the SDK client; same-origin redirects are followed as the SDK's own client does."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        follow_redirects=True,
+        transport=AnswerGuard(httpx.AsyncHTTPTransport(), limit),
+    )
