@@ -21,7 +21,7 @@ import pytest
 from boothgate.imaging.workers import ImageWorkers, WorkerOverMemory
 from boothgate.providers.base import Provider, ProviderRequest, ProviderResult
 from tests import worker_tasks
-from tests.conftest import Booth, make_jpeg
+from tests.conftest import Booth, ScriptedProvider, make_jpeg
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_DATA is Linux's")
 
@@ -119,3 +119,37 @@ async def test_a_result_too_big_for_a_workers_memory_is_answered_in_time_and_oth
     assert booth.services.imaging.workers.over_memory >= 1
     again = await booth.post("gemini", 2, make_jpeg(800, 600, seed=73))
     assert again.status == 200, "the replaced worker serves the next booth"
+
+
+class HeavyWorkProvider(Provider):
+    """Does its own image work on the workers (as fal's composite and the offline tab do): too much of it."""
+
+    name = "fal"
+    label = "Heavy"
+
+    async def run(self, request: ProviderRequest) -> ProviderResult:
+        assert self.context.images is not None
+        await self.context.images.run(request.deadline.at, worker_tasks.allocate, 1200)
+        raise AssertionError("not reached: the work is over the ceiling")
+
+
+async def test_a_providers_own_work_over_the_ceiling_is_its_failure_and_the_fallback_serves(
+    booth_factory: Any,
+) -> None:
+    booth: Booth = booth_factory(
+        {"fal": HeavyWorkProvider, "openai": ScriptedProvider},
+        deadline_seconds=DEADLINE_SECONDS,
+        fallback_default_seconds=2.0,
+        image_worker_memory_bytes=CEILING,
+    )
+    await booth.configure("openai", 3, kind="prompt", prompt="x")
+    await booth.configure("fal", 3, kind="prompt", prompt="x")
+    await booth.configure("fal", 4, kind="prompt", prompt="x", fallback="openai/3")
+
+    alone = await booth.post("fal", 3, make_jpeg(800, 600, seed=74))
+    served = await booth.post("fal", 4, make_jpeg(800, 600, seed=75))
+
+    assert alone.status == 502, alone.body[:300]
+    assert alone.json()["error"] == "provider_bad_response"
+    assert served.status == 200, served.body[:300]
+    assert served.headers["content-type"] == "image/jpeg"
