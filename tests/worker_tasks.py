@@ -37,3 +37,13 @@ def refuse() -> None:
 
 def crash() -> None:
     os._exit(3)  # a decoder that takes its process down
+
+
+def allocate(megabytes: int) -> int:
+    """Take `megabytes` of memory for real (every page written), 8 MB at a time, and give it back."""
+    blocks = []
+    for _ in range(0, megabytes, 8):
+        block = bytearray(8 << 20)
+        block[::4096] = b"\1" * len(block[::4096])
+        blocks.append(block)
+    return sum(len(b) for b in blocks) >> 20

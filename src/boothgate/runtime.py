@@ -177,7 +177,11 @@ class Services:
         media = MediaStore(settings.data_dir, open_bucket(settings))  # issue 27: a shared bucket, if set
         http = _http_client(config)
         imaging = Imaging(
-            settings.image_workers, settings.max_image_pixels, settings.jpeg_quality, settings.early_decode_memory_bytes
+            settings.image_workers,
+            settings.max_image_pixels,
+            settings.jpeg_quality,
+            settings.early_decode_memory_bytes,
+            memory_ceiling=settings.image_worker_memory_bytes,
         )
         # Issue 28: refused fields (kept in the database) and the key pools outlive every settings change.
         refusals = RefusedCapabilities(db)

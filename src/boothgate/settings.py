@@ -338,6 +338,14 @@ class Settings(BaseSettings):
         le=64,
         description="Image worker processes: how many images are decoded at once (default: the machine's cores).",
     )
+    image_worker_memory_bytes: int = Field(
+        1536 * MB,
+        ge=256 * MB,
+        le=65536 * MB,
+        description="Memory each image worker process may hold (Linux and macOS; read at start). Work that needs "
+        "more fails at once: the worker is replaced, a result is the provider's failure (the fallback serves), "
+        "a photo is refused as too big to decode.",
+    )
     early_decode_memory_bytes: int = Field(
         128 * MB,
         ge=0,

@@ -4,10 +4,16 @@ It speaks Gemini's wire format (`POST /v1beta/models/{model}:generateContent`, `
 answers are the attacks: malformed JSON of the right shape, compressed bombs, redirects to another origin.
 Each answer is chosen per request by `mode` (set by the test); `Elsewhere` is the other origin a redirect
 points to, recording what arrives there.
+
+Under `/openai` it speaks OpenAI's `POST /images/edits` and under `/deepseek` DeepSeek's
+`POST /chat/completions` (the `openai` SDK's wire format), each with its own mode in `sdk_modes`:
+image (a good answer), gzip_bomb, endless (whitespace streamed until the client hangs up), corrupt_gzip,
+redirect_307 (to `redirect_to`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -18,7 +24,7 @@ from typing import Any
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 
@@ -53,11 +59,20 @@ class Hostile:
     redirect_to: str = ""
     inflated_bytes: int = 1 << 30
     received: list[dict[str, Any]] = field(default_factory=list)
+    sdk_modes: dict[str, str] = field(default_factory=lambda: {"openai": "image", "deepseek": "image"})
+    sdk_received: list[str] = field(default_factory=list)
+    endless_sent: int = 0
     _bomb: dict[int, bytes] = field(default_factory=dict)
 
     @property
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/{version}/models/{target}", self._handle, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/openai/images/edits", self._openai, methods=["POST"]),
+                Route("/deepseek/chat/completions", self._deepseek, methods=["POST"]),
+                Route("/{version}/models/{target}", self._handle, methods=["POST"]),
+            ]
+        )
 
     def bomb(self) -> bytes:
         if self.inflated_bytes not in self._bomb:
@@ -94,6 +109,49 @@ class Hostile:
             target = f"{self.redirect_to}{request.url.path}?{request.url.query}"
             return Response(status_code=status, headers={"Location": target})
         raise ValueError(f"unknown hostile mode {mode!r}")
+
+    async def _openai(self, request: Request) -> Response:
+        await request.body()
+        self.sdk_received.append("openai")
+        good = {"created": 1, "data": [{"b64_json": base64.b64encode(png()).decode()}], "output_format": "png"}
+        return self._sdk_answer(self.sdk_modes["openai"], good, request)
+
+    async def _deepseek(self, request: Request) -> Response:
+        await request.body()
+        self.sdk_received.append("deepseek")
+        content = json.dumps({"people": 1, "instruction": "Make the guest a pirate."})
+        good = {
+            "id": "c1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "deepseek-chat",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        }
+        return self._sdk_answer(self.sdk_modes["deepseek"], good, request)
+
+    def _sdk_answer(self, mode: str, good: dict[str, Any], request: Request) -> Response:
+        if mode == "image":
+            return JSONResponse(good)
+        if mode == "gzip_bomb":
+            return Response(self.bomb(), media_type="application/json", headers={"Content-Encoding": "gzip"})
+        if mode == "endless":
+            return StreamingResponse(self._endless(request), media_type="application/json")
+        if mode == "corrupt_gzip":
+            return Response(b"\x1f\x8b\x08\x00" + b"not deflate" * 20, headers={"Content-Encoding": "gzip"})
+        if mode == "redirect_307":
+            return Response(status_code=307, headers={"Location": f"{self.redirect_to}{request.url.path}"})
+        raise ValueError(f"unknown hostile SDK mode {mode!r}")
+
+    async def _endless(self, request: Request) -> Any:
+        """Valid JSON padding, never finished: the client's limit ends it by hanging up (4 GiB at most)."""
+        block = b" " * (1 << 20)
+        for _ in range(4096):
+            if await request.is_disconnected():
+                return
+            self.endless_sent += len(block)
+            yield block
+            await asyncio.sleep(0)
 
 
 @dataclass

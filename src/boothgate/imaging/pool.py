@@ -16,16 +16,21 @@ from boothgate.imaging import shape as shaping
 from boothgate.imaging.incremental import DecodeBudget
 from boothgate.imaging.prepared import PreparedImage
 from boothgate.imaging.worker_process import lower_thread_priority
-from boothgate.imaging.workers import ImageWorkers, WorkerLost
+from boothgate.imaging.workers import DEFAULT_MEMORY_CEILING, ImageWorkers, WorkerLost
 
 REFERENCE_CACHE_SIZE = 64
 
 
 class Imaging:
     def __init__(
-        self, workers: int, max_source_pixels: int, quality: int, early_memory_bytes: int = 128 * 1024 * 1024
+        self,
+        workers: int,
+        max_source_pixels: int,
+        quality: int,
+        early_memory_bytes: int = 128 * 1024 * 1024,
+        memory_ceiling: int = DEFAULT_MEMORY_CEILING,
     ) -> None:
-        self.workers = ImageWorkers(workers)
+        self.workers = ImageWorkers(workers, memory_ceiling)
         self.max_source_pixels = max_source_pixels
         self.quality = quality
         # Photos decoded while they arrive (booth/early.py): as many as fit this memory, in threads that
@@ -94,7 +99,11 @@ class Imaging:
         if shaping.already_shaped(data, plan):
             return await self.finish(data, plan.output_format, deadline)
         await self.admit_result(data)
-        return await self.workers.run(deadline, shaping.shape_result, data, plan)
+        try:
+            return await self.workers.run(deadline, shaping.shape_result, data, plan)
+        except WorkerLost as exc:  # it crashed its worker, or needed more memory than a worker may hold
+            message = f"The provider's image could not be reshaped: {exc}"
+            raise ProviderFailed(message, code="provider_bad_response") from exc
 
     async def oriented_size(self, path: Path) -> tuple[int, int]:
         """The photo's upright size from its header (no decode): what the result is shaped to."""

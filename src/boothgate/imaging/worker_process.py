@@ -61,6 +61,26 @@ def _shield_from_group_signals() -> None:
                 signal.signal(number, signal.SIG_IGN)
 
 
+def limit_memory(ceiling: int) -> str | None:
+    """Cap this process's memory at `ceiling` bytes (0: no cap), so an allocation past it fails with
+    `MemoryError` inside the work instead of taking the machine's memory (issue 31, class 2). Linux:
+    RLIMIT_DATA (the private writable memory malloc and numpy take; shared libraries do not count);
+    other POSIX systems: RLIMIT_AS. The name of the limit set, or None (Windows, or refused)."""
+    if not ceiling or sys.platform == "win32":
+        return None
+    try:
+        import resource
+
+        name = "RLIMIT_DATA" if sys.platform.startswith("linux") else "RLIMIT_AS"
+        kind = getattr(resource, name)
+        _, hard = resource.getrlimit(kind)
+        soft = ceiling if hard == resource.RLIM_INFINITY else min(ceiling, hard)
+        resource.setrlimit(kind, (soft, hard))
+    except (ImportError, AttributeError, ValueError, OSError):
+        return None
+    return name
+
+
 def _portable(exc: BaseException) -> tuple[str, Any]:
     """An exception in a form that survives pickling. Booth errors keep their status and code (their
     `__init__` takes keyword arguments that plain exception pickling would drop)."""
@@ -104,7 +124,8 @@ def _serve() -> None:
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr
     _shield_from_group_signals()
-    sys.path[:] = _receive(requests)  # the server's import path (tests, the bench, plugins)
+    sys.path[:], ceiling = _receive(requests)  # the server's import path (tests, the bench, plugins)
+    limit_memory(ceiling)
     _lower_priority()
     import boothgate.imaging.images  # noqa: F401  (most work needs it: loaded before the first task, not during it)
 
@@ -118,6 +139,8 @@ def _serve() -> None:
         func, args = message
         try:
             reply: tuple[str, Any] = ("ok", func(*args))
+        except MemoryError:  # over the ceiling: the server replaces this process (its heap stays large)
+            reply = ("memory", None)
         except BaseException as exc:
             reply = _portable(exc)
         try:
@@ -132,7 +155,7 @@ def _serve() -> None:
 class WorkerProcess:
     """One worker process and the pipes to it. Talked to from one executor thread at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, memory_ceiling: int = 0) -> None:
         # In a session (POSIX) / process group (Windows) of its own: a signal to the server's group does
         # not reach it (issue 31, class 6); it still ends when the server does (its stdin closes).
         self.process = subprocess.Popen(
@@ -145,7 +168,7 @@ class WorkerProcess:
         )
         assert self.process.stdin is not None and self.process.stdout is not None
         self.requests, self.replies = self.process.stdin, self.process.stdout
-        _send(self.requests, list(sys.path))
+        _send(self.requests, (list(sys.path), memory_ceiling))
 
     @property
     def pid(self) -> int:

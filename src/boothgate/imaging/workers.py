@@ -49,6 +49,8 @@ log = logging.getLogger("boothgate.workers")
 UNDATED_SECONDS = 60.0
 # A task still running this long after its deadline was not stopped: `/health` reports it as stuck.
 STUCK_GRACE_SECONDS = 2.0
+# Memory a worker process may hold: a 100 MP photo (the default pixel cap) takes ~400 MB while it is decoded.
+DEFAULT_MEMORY_CEILING = 1536 * 1024 * 1024
 
 # The job the current task works for; ingest sets it, so `running_jobs()` can say what is still running.
 JOB: contextvars.ContextVar[str | None] = contextvars.ContextVar("boothgate_job", default=None)
@@ -56,6 +58,10 @@ JOB: contextvars.ContextVar[str | None] = contextvars.ContextVar("boothgate_job"
 
 class WorkerLost(RuntimeError):
     """The worker process ended before it answered (it crashed, or was killed from outside)."""
+
+
+class WorkerOverMemory(WorkerLost):
+    """The work needed more memory than a worker process may use; the process was replaced."""
 
 
 @dataclass
@@ -71,8 +77,12 @@ class Running:
 class ImageWorkers:
     """Runs blocking image functions in `workers` processes, earliest deadline first, stoppable."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, memory_ceiling: int = DEFAULT_MEMORY_CEILING) -> None:
         self.workers = workers
+        # Bytes each worker process may hold (0: no ceiling): past it the work fails with MemoryError in the
+        # worker, which is replaced, and its caller gets `WorkerOverMemory` at once (issue 31, class 2).
+        self.memory_ceiling = memory_ceiling
+        self.over_memory = 0  # tasks that went over the ceiling
         self._free = workers
         self._waiting: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
@@ -115,6 +125,7 @@ class ImageWorkers:
             "queued": self.queued,
             "stuck": len(self.stuck()),
             "replaced": self.replaced,
+            "over_memory": self.over_memory,
             "started": self.started,
             "service_seconds": None if self._service is None else round(self._service, 3),
         }
@@ -183,6 +194,13 @@ class ImageWorkers:
         if kind == "lost":
             self._replace(worker)
             raise WorkerLost("The image worker stopped before it finished (the image may be hostile or too big).")
+        if kind == "memory":
+            self.over_memory += 1
+            self._replace(worker)
+            raise WorkerOverMemory(
+                f"The image needs more memory than an image worker may use ({self.memory_ceiling >> 20} MB, "
+                "BOOTHGATE_IMAGE_WORKER_MEMORY_BYTES)."
+            )
         with self._lock:
             self._idle.append(worker)
         took = time.monotonic() - started
@@ -203,7 +221,7 @@ class ImageWorkers:
         return await asyncio.get_running_loop().run_in_executor(self._io, self._spawn)
 
     def _spawn(self) -> WorkerProcess:
-        return WorkerProcess()
+        return WorkerProcess(self.memory_ceiling)
 
     def _replace(self, worker: WorkerProcess) -> None:
         """Kill a worker whose work is no longer wanted, and start its successor (both off the loop)."""

@@ -18,11 +18,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
 from boothgate.deadline import Deadline
+from boothgate.errors import BoothError
+from boothgate.providers import transport
 from boothgate.providers.base import Kind, PreparedImage
 from boothgate.providers.openai_wire import retry_after_seconds
 
@@ -55,6 +58,9 @@ REFERENCE_WORDS = {
 MAX_TOKENS = 900
 MAX_TOKENS_THINKING = 4000
 MAX_INSTRUCTION_CHARS = 4000
+# The largest chat answer read (counted after decompression): a 4,000-token answer is ~20 kB, the model list of
+# an OpenAI-compatible service a few hundred kB.
+TEXT_ANSWER_MAX_BYTES = 4 << 20
 
 
 @dataclass
@@ -118,6 +124,10 @@ class InstructionWriter:
             base_url=settings.deepseek_base_url.strip().rstrip("/"),
             max_retries=0,
             timeout=settings.deepseek_stage_seconds,
+            # Bounded like every provider answer (issue 31, class 1); an instruction is a few kB of JSON.
+            http_client=transport.sdk_http_client(  # type: ignore[arg-type]  # the SDK takes an httpx client too
+                lambda: min(settings.provider_answer_max_bytes, TEXT_ANSWER_MAX_BYTES), settings.deepseek_stage_seconds
+            ),
         )
 
     async def aclose(self) -> None:
@@ -155,9 +165,13 @@ class InstructionWriter:
         except openai.APITimeoutError:
             raise StageFailed("timeout", "DeepSeek did not answer within the stage budget.") from None
         except openai.APIConnectionError as exc:
+            if isinstance(exc.__cause__, httpx.DecodingError):  # compressed data that does not inflate
+                raise StageFailed("bad_answer", "DeepSeek's answer could not be read (corrupt compression).") from None
             raise StageFailed("connection", f"Could not reach DeepSeek ({type(exc.__cause__).__name__}).") from None
         except (openai.OpenAIError, ValueError) as exc:  # ValueError: a body that is not JSON
             raise StageFailed("bad_answer", f"DeepSeek's answer could not be read ({type(exc).__name__}).") from None
+        except BoothError as exc:  # the bounded transport refused the answer (too large, a redirect elsewhere)
+            raise StageFailed("bad_answer", f"DeepSeek's answer was refused: {exc.message}") from None
         return self._read(completion, model)
 
     # --- reading the answer -------------------------------------------------------------------

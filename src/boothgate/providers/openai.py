@@ -18,6 +18,7 @@ import binascii
 import time
 from typing import Any, ClassVar, Literal
 
+import httpx
 import openai
 from openai import AsyncOpenAI
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from boothgate.deadline import Deadline
 from boothgate.errors import DeadlineReached, ProviderFailed, ProviderNotConfigured, RateLimited
 from boothgate.providers import openai_wire as wire
+from boothgate.providers import transport
 from boothgate.providers.base import (
     CheckResult,
     Kind,
@@ -102,14 +104,22 @@ class OpenAIProvider(Provider):
         # booth on the event loop).
         async with self._building:
             if key not in self._sdks:
-                self._sdks[key] = await asyncio.to_thread(
-                    AsyncOpenAI,
-                    api_key=key,
-                    base_url=self.settings.openai_base_url.strip().rstrip("/"),
-                    max_retries=0,
-                    timeout=self.settings.deadline_seconds,
-                )
+                self._sdks[key] = await asyncio.to_thread(self._build_sdk, key)
         return self._sdks[key]
+
+    def _build_sdk(self, key: str) -> AsyncOpenAI:
+        settings = self.settings
+        return AsyncOpenAI(
+            api_key=key,
+            base_url=settings.openai_base_url.strip().rstrip("/"),
+            max_retries=0,
+            timeout=settings.deadline_seconds,
+            # The SDK's own client would be outside the answer bound (issue 31, class 1): ours counts the answer
+            # as it arrives, inflated step by step off the event loop, and refuses redirects elsewhere.
+            http_client=transport.sdk_http_client(  # type: ignore[arg-type]  # the SDK takes an httpx client too
+                lambda: settings.provider_answer_max_bytes, settings.deadline_seconds
+            ),
+        )
 
     async def aclose(self) -> None:
         sdks, self._sdks = list(self._sdks.values()), {}
@@ -268,6 +278,10 @@ class OpenAIProvider(Provider):
                 notes["problems"].append("no answer in time")
                 raise self._out_of_time(notes) from exc
             except openai.APIConnectionError as exc:
+                if isinstance(exc.__cause__, httpx.DecodingError):  # compressed data that does not inflate
+                    raise ProviderFailed(
+                        "OpenAI sent an answer that cannot be read (corrupt compression).", code="provider_bad_response"
+                    ) from exc
                 notes["problems"].append(f"connection: {type(exc.__cause__ or exc).__name__}")
                 if not request.deadline.fits(backoff + self.min_attempt_seconds):
                     raise self._out_of_time(notes) from exc

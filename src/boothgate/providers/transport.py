@@ -22,6 +22,7 @@ import httpx
 
 from boothgate import errors
 from boothgate.deadline import Deadline
+from boothgate.imaging.workers import WorkerLost
 
 # A timeout this close to the deadline is the deadline's doing, not the provider's.
 DEADLINE_SLACK_SECONDS = 0.1
@@ -66,11 +67,14 @@ UNREADABLE_ANSWER_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def answer_error(exc: BaseException, label: str, deadline: Deadline | None = None) -> errors.BoothError | None:
-    """Like `booth_error`, and an answer the provider's parser could not read (see UNREADABLE_ANSWER_ERRORS)
-    is the provider's failure too: `provider_bad_response`. For exceptions leaving a provider's `run`."""
+    """Like `booth_error`, and an answer the provider's parser could not read (see UNREADABLE_ANSWER_ERRORS),
+    or image work on it that lost its worker (a crash, the worker's memory ceiling), is the provider's
+    failure too: `provider_bad_response`. For exceptions leaving a provider's `run`."""
     mapped = booth_error(exc, label, deadline)
     if mapped is not None:
         return mapped
+    if isinstance(exc, WorkerLost):  # the provider's image took its image worker down, or over its memory
+        return errors.ProviderFailed(f"{label}'s image could not be processed: {exc}", code="provider_bad_response")
     if isinstance(exc, UNREADABLE_ANSWER_ERRORS):
         return errors.ProviderFailed(
             f"{label} sent an answer that cannot be read ({type(exc).__name__}).", code="provider_bad_response"
@@ -256,3 +260,14 @@ class AnswerGuard(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def sdk_http_client(limit: Callable[[], int], timeout: float) -> httpx.AsyncClient:
+    """An HTTP client for an SDK that would otherwise build its own (the `openai` SDK of the OpenAI and DeepSeek
+    tabs): its answers pass the same `AnswerGuard` as every other provider call. Its own connection pool,
+    closed with the SDK client; same-origin redirects are followed as the SDK's own client does."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        follow_redirects=True,
+        transport=AnswerGuard(httpx.AsyncHTTPTransport(), limit),
+    )
