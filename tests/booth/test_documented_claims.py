@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import make_jpeg
+from tests.conftest import make_jpeg, running_tab
 from tests.web.test_settings_api import by_name
 
 WINDOW = 3.0  # counted from the first photo's arrival; room for a slow first job on a busy machine
@@ -47,16 +47,33 @@ async def test_the_same_photo_after_the_duplicate_window_is_run_again(tab_factor
     assert len(fake.received) == 2, "after the window the provider is asked again"
 
 
-async def test_a_dotenv_file_wins_over_the_settings_page(
-    booth_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / ".env").write_text("BOOTHGATE_GEMINI_MODEL=model-from-dotenv\n")
-    monkeypatch.chdir(tmp_path)  # pydantic-settings reads `.env` from the working directory, as `make run` does
-    booth = booth_factory()
-    async with booth.api() as client:
-        listing = by_name((await client.get("/api/settings")).json())
-        assert listing["gemini_model"]["value"] == "model-from-dotenv"
+PAGE_MODEL = "gemini-3-pro-image"  # both in the Gemini fake's catalogue, neither the default
+DOTENV_MODEL = "gemini-3.1-flash-lite-image"
+
+
+async def test_a_dotenv_file_wins_over_the_settings_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model saved on the settings page, then the opposite written to `.env` in the server's working
+    directory and the server started again on the same data: the model the provider is asked for (at the
+    Gemini wire fake) is the `.env` one, the page shows it as set in the environment and refuses to change it."""
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)  # pydantic-settings reads `.env` from the working directory, as `make run` does
+    with running_tab("gemini", tmp_path) as tab:
+        await tab.booth.configure("gemini", 1, prompt="as pirates")
+        async with tab.booth.api() as client:
+            saved = await client.put("/api/settings", json={"gemini_model": PAGE_MODEL})
+        assert saved.status_code == 200, saved.text
+        assert (await tab.booth.post("gemini", 1, make_jpeg(160, 120, seed=72))).status == 200
+        assert tab.fake.last.model == PAGE_MODEL, "without a .env the page's value is the one used"
+
+    (workdir / ".env").write_text(f"BOOTHGATE_GEMINI_MODEL={DOTENV_MODEL}\n")
+    with running_tab("gemini", tmp_path) as tab:  # the same data folder: the page's value is still stored
+        async with tab.booth.api() as client:
+            listing = by_name((await client.get("/api/settings")).json())
+            refused = await client.put("/api/settings", json={"gemini_model": PAGE_MODEL})
+        assert listing["gemini_model"]["value"] == DOTENV_MODEL
         assert listing["gemini_model"]["source"] == "environment"
-        refused = await client.put("/api/settings", json={"gemini_model": "from-the-page"})
-    assert refused.status_code == 409, refused.text
-    assert refused.json()["errors"] == {"gemini_model": "set in the environment"}
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["errors"] == {"gemini_model": "set in the environment"}
+        assert (await tab.booth.post("gemini", 1, make_jpeg(160, 120, seed=73))).status == 200
+        assert tab.fake.last.model == DOTENV_MODEL, "the .env value wins over the one saved on the page"
