@@ -9,6 +9,7 @@ same rotation from 127.0.0.1 (the local proxy) is believed: each forwarded addre
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -26,6 +27,11 @@ STRANGER = "127.0.0.2"  # not the trusted proxy address
 
 @pytest.fixture
 def booth(tmp_path: Path) -> Iterator[Booth]:
+    try:
+        with socket.socket() as probe:
+            probe.bind((STRANGER, 0))
+    except OSError:
+        pytest.skip(f"{STRANGER} is not a local address here (Linux routes all of 127/8 on lo; macOS does not)")
     with ExitStack() as stack:
         _, _, _, _, values = start_fakes("gemini", stack)
         settings = booth_settings(tmp_path, deadline_seconds=8.0, auth_max_failures=2, **values)
