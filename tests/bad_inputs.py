@@ -52,8 +52,10 @@ async def exchange(
     content_length: int | None = None,
     expect_continue: bool = True,
     timeout: float = 15.0,
+    local_address: str | None = None,
 ) -> RawAnswer:
-    """Send one POST exactly as given and read the answer (like the booth: Expect: 100-continue)."""
+    """Send one POST exactly as given and read the answer (like the booth: Expect: 100-continue).
+    `local_address`: the client socket's source address (another loopback address, say 127.0.0.2)."""
     head = {"Host": f"127.0.0.1:{port}", **(headers or {})}
     if chunked:
         head["Transfer-Encoding"] = "chunked"
@@ -63,7 +65,8 @@ async def exchange(
         head["Expect"] = "100-continue"
     raw = f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in head.items()) + "\r\n"
     async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        local = None if local_address is None else (local_address, 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=local)
         try:
             writer.write(raw.encode("latin-1"))
             await writer.drain()

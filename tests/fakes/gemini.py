@@ -28,6 +28,7 @@ import asyncio
 import base64
 import io
 import re
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,6 +160,9 @@ class GeminiFake:
         self.queue: deque[str] = deque()
         self.received: list[Received] = []
         self.slow_seconds = 5.0
+        # "slow" answers at this `time.monotonic()` instant instead (a test times an answer against the
+        # booth's deadline, which starts when the booth's request arrives, not when this fake is asked).
+        self.slow_until: float | None = None
         self.retry_delay = "1s"
         self.block_reason = "PROHIBITED_CONTENT"
         self.finish_reason = "IMAGE_SAFETY"
@@ -272,7 +276,8 @@ class GeminiFake:
 
     async def _answer(self, mode: str, received: Received, request: Request) -> JSONResponse:
         if mode == "slow":
-            if not await self._sleep_unless_gone(request, self.slow_seconds):
+            seconds = self.slow_seconds if self.slow_until is None else self.slow_until - time.monotonic()
+            if not await self._sleep_unless_gone(request, seconds):
                 return _error(499, "CANCELLED", "client went away")
             mode = "image"
         answer = ANSWERS.get(mode)

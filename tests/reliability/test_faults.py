@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,6 +32,8 @@ from tests.conftest import Booth, Tab, make_jpeg, running_tab
 from tests.fakes.faults import marker
 from tests.fakes.gemini import mode_marker
 
+BOOTHS = 50  # the burst: every fault at once
+DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
 DEADLINE = 8.0  # a real SDK, 50 booths, a shared 2-core machine under load; the retry cases still give up early
 BUG = "plant-a-bug-here"
 RAW = "plant-a-raw-error-here"
@@ -128,7 +131,7 @@ async def test_each_fault_gets_its_status(rig: Tab) -> None:
 async def test_fifty_booths_against_every_fault(rig: Tab) -> None:
     booth = rig.booth
     plan = await _configure_all(rig)
-    photos = [make_jpeg(96, 64, seed=1000 + i) for i in range(50)]  # distinct bytes: no deduplication
+    photos = [make_jpeg(96, 64, seed=1000 + i) for i in range(BOOTHS)]  # distinct bytes: no deduplication
     before = await booth.stats()
 
     async def one(i: int) -> tuple[BoothAnswer, float]:
@@ -137,7 +140,7 @@ async def test_fifty_booths_against_every_fault(rig: Tab) -> None:
         answer = await booth.post(tab, number, photos[i], timeout=DEADLINE + 5)
         return answer, time.monotonic() - started
 
-    results = await asyncio.gather(*(one(i) for i in range(50)))
+    results = await asyncio.gather(*(one(i) for i in range(BOOTHS)))
 
     # every booth got the answer its fault calls for, before its deadline + 1 s (the server's own record of
     # each job inside the deadline is checked below)
@@ -155,7 +158,32 @@ async def test_fifty_booths_against_every_fault(rig: Tab) -> None:
             job = (await client.get(f"/api/jobs/{job_id}")).json()
             assert job["total_seconds"] <= DEADLINE, f"booth {i}: recorded {job['total_seconds']} s"
     _assert_books_match(_since(before, await booth.stats()), plan, results)
+    lost = lost_photos(booth, photos, results)
+    # The page's headline figure is this run's count, not a sentence: it fails when they differ.
+    assert len(lost) == documented_photos_lost(), f"docs/reliability.md says {documented_photos_lost()}: {lost}"
     _assert_failed_originals_in_trash(booth, photos, results)
+
+
+def documented_photos_lost() -> int:
+    """The figure of docs/reliability.md's "**Photos lost: N.**"."""
+    found = re.search(r"\*\*Photos lost: (\d+)\.\*\*", DOC.read_text())
+    assert found, "docs/reliability.md states how many photos were lost"
+    return int(found.group(1))
+
+
+def lost_photos(booth: Booth, photos: list[bytes], results: list[tuple[BoothAnswer, float]]) -> list[str]:
+    """The photos this run lost: the booth sent it, no result went back (a failure's answer), and its
+    original is not in trash as it was sent."""
+    trash = {p.name: p for p in booth.trash_files()}
+    lost = []
+    for i, (answer, _) in enumerate(results):
+        if answer.status == 200:
+            continue
+        job_id = str(answer.json().get("job_id"))
+        original = trash.get(f"{job_id}.jpg")
+        if original is None or original.read_bytes() != photos[i]:
+            lost.append(f"booth {i} (job {job_id})")
+    return lost
 
 
 def _since(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

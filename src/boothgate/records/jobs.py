@@ -80,6 +80,9 @@ class JobStore:
                 Job.status == "succeeded",
                 Job.result_path.is_not(None),
                 Job.created_at >= since,
+                # The job that ran the provider, not one answered from it (a stored result or a joined run):
+                # otherwise a booth resending within the window would keep the window open for ever.
+                Job.reused_from.is_(None),
                 # An answer a fallback served is not this slot's: the next try goes to the slot again.
                 or_(Job.served_by.is_(None), Job.served_by == f"{provider}/{number}"),
                 *([Job.prompt == prompt] if prompt is not None else []),
