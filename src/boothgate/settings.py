@@ -571,6 +571,13 @@ class Settings(BaseSettings):
         le=600,
         description="Time the hedge gives a cloud fallback slot that has no successful runs yet.",
     )
+    shaping_reserve_seconds: float = Field(
+        0.75,
+        ge=0.1,
+        le=10,
+        description="Shaping a result stops this long before the booth's deadline, and the result goes out "
+        "as the provider returned it (`shape_skipped`): raise it on a slow machine.",
+    )
     fallback_margin_seconds: float = Field(
         2.0,
         ge=0,

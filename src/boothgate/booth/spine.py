@@ -336,7 +336,7 @@ class Ingest(FailWell):
         if plan is not None:
             try:
                 # Shaping is worth a lot, but not a missed deadline: late, the result goes out as returned.
-                async with asyncio.timeout_at(job.deadline.at - shaping.RESERVE_SECONDS):
+                async with asyncio.timeout_at(job.deadline.at - settings.shaping_reserve_seconds):
                     return await self.imaging.shape(data, plan, job.deadline.at)
             except TimeoutError:
                 job.record.provider_notes["shape_skipped"] = "deadline"

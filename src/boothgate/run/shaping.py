@@ -19,8 +19,6 @@ SIZE_PATTERN = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$")
 MIN_SIDE_PIXELS = 64
 MAX_SIDE_PIXELS = 12_000
 MAX_RESULT_PIXELS = 80_000_000
-# Shaping stops this long before the deadline, leaving time to answer the result as the provider returned it.
-RESERVE_SECONDS = 0.75
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
