@@ -19,16 +19,22 @@ from boothgate.local import background, pixels
 
 SAMPLES = Path(__file__).resolve().parents[1] / "src" / "boothgate" / "samples"
 SCREEN = np.array((52, 177, 72), np.float32)
-LONG_SIDE = 900  # the preview renders at most ~0.5 MP: more would only be downscaled
+HEIGHT = 800  # a 3:2 landscape frame like a booth camera's, 1200×800: the preview renders at most ~0.5 MP
 
 
 def main() -> None:
-    portrait = pixels.fit_long_side(pixels.decode((SAMPLES / "astronaut-portrait.jpg").read_bytes()), LONG_SIDE)
-    soft, _ = background.person_mask(portrait)
-    mask = background.refine(background.smoothstep(soft), portrait)
-    mask = cv2.resize(mask, (portrait.shape[1], portrait.shape[0]), interpolation=cv2.INTER_LINEAR)
-    truth = cv2.GaussianBlur((mask > 0.5).astype(np.float32), (3, 3), 0)
-    h, w = truth.shape
+    cut = pixels.fit_long_side(pixels.decode((SAMPLES / "astronaut-portrait.jpg").read_bytes()), HEIGHT)
+    soft, _ = background.person_mask(cut)
+    mask = background.refine(background.smoothstep(soft), cut)
+    mask = cv2.resize(mask, (cut.shape[1], cut.shape[0]), interpolation=cv2.INTER_LINEAR)
+    # the guest in the middle of a wider frame, standing on its bottom edge (a half-body shot)
+    h, w = HEIGHT, HEIGHT * 3 // 2
+    left = (w - cut.shape[1]) // 2
+    portrait = np.zeros((h, w, 3), np.uint8)
+    portrait[h - cut.shape[0] :, left : left + cut.shape[1]] = cut
+    solid = np.zeros((h, w), np.float32)
+    solid[h - cut.shape[0] :, left : left + cut.shape[1]] = mask > 0.5
+    truth = cv2.GaussianBlur(solid, (3, 3), 0)
     rng = np.random.default_rng(24)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     light = 0.8 + 0.3 * (1 - (xx / w + yy / h) / 2)

@@ -16,12 +16,13 @@ import json
 import time
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from boothgate import errors
 from boothgate.imaging import background_preview
 from boothgate.local.background import NoPerson
-from boothgate.providers.local import LocalOptions
+from boothgate.providers.local import BACKGROUND_OPTIONS, LocalOptions
 from boothgate.web.api import slot_or_404
 from boothgate.web.deps import ServicesDep, require_admin
 
@@ -30,8 +31,6 @@ router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 PREVIEW_MAX_BYTES = 10 * 1024 * 1024  # a phone's sample photo; a preview needs no more
 PREVIEW_MAX_PIXELS = 40_000_000  # a bigger picture is refused (413) before any pixel is decoded
 PREVIEW_SECONDS = 10.0  # past this the worker is stopped: the card says so and keeps its last preview
-BACKGROUND_OPTIONS = ("backdrop", "key_tolerance", "key_feather", "key_spill", "subject_position",
-                      "subject_scale", "safe_margin")  # fmt: skip
 
 
 def _options(raw: object) -> dict[str, object]:
@@ -69,6 +68,11 @@ async def _photo(request: Request) -> tuple[bytes | None, object]:
     return data, form.get("options")
 
 
+def _refused(status: int, exc: errors.BoothError, message: str | None = None) -> JSONResponse:
+    """The reason in words and as a code the card translates (`error.<code>`)."""
+    return JSONResponse({"detail": message or exc.message, "error": exc.code}, status_code=status)
+
+
 @router.post("/slots/local/{number}/preview")
 async def background_preview_route(number: str, request: Request, services: ServicesDep) -> Response:
     slot = await slot_or_404(services, "local", number)
@@ -88,12 +92,12 @@ async def background_preview_route(number: str, request: Request, services: Serv
                 options, PREVIEW_MAX_PIXELS,
             )  # fmt: skip
     except NoPerson as exc:
-        raise HTTPException(422, exc.message) from exc
+        return _refused(422, exc)
     except (errors.UnsupportedImage, errors.CorruptImage) as exc:
         which = "background" if photo is None else "photo or the slot's background"
-        raise HTTPException(422, f"The {which} cannot be used: {exc.message}") from exc
+        return _refused(422, exc, f"The {which} cannot be used: {exc.message}")
     except errors.TooLarge as exc:
-        raise HTTPException(413, exc.message) from exc
+        return _refused(413, exc)
     except TimeoutError as exc:
         raise HTTPException(503, "The preview took too long; the image workers are busy.") from exc
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
