@@ -7,6 +7,7 @@ down to `PREVIEW_PIXELS` first, so a slider's move answers in a fraction of a se
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "green-screen-port
 DEFAULT_BACKDROP = "studio_grey"  # a slot without a background yet is previewed on a built-in one
 
 
+@functools.cache
 def sample_photo() -> bytes:
     return SAMPLE.read_bytes()
 

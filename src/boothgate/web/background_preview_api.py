@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from boothgate import errors
 from boothgate.imaging import background_preview
+from boothgate.imaging.workers import WorkerLost
 from boothgate.local.background import NoPerson
 from boothgate.providers.local import BACKGROUND_OPTIONS, LocalOptions
 from boothgate.web.api import slot_or_404
@@ -86,7 +87,8 @@ async def background_preview_route(number: str, request: Request, services: Serv
         state.background_preview_lock = asyncio.Lock()
     deadline = time.monotonic() + PREVIEW_SECONDS
     try:
-        async with state.background_preview_lock:  # one preview at a time: guests' photos keep the workers
+        # one preview at a time (guests' photos keep the workers), and the wait for it counts towards the bound
+        async with asyncio.timeout(PREVIEW_SECONDS), state.background_preview_lock:
             data = await services.imaging.workers.run(
                 deadline, background_preview.render, photo or background_preview.sample_photo(), reference,
                 options, PREVIEW_MAX_PIXELS,
@@ -98,6 +100,8 @@ async def background_preview_route(number: str, request: Request, services: Serv
         return _refused(422, exc, f"The {which} cannot be used: {exc.message}")
     except errors.TooLarge as exc:
         return _refused(413, exc)
+    except WorkerLost:  # the worker died on it (a hostile image, or over its memory ceiling)
+        return JSONResponse({"detail": "The image could not be processed.", "error": "corrupt_image"}, 422)
     except TimeoutError as exc:
         raise HTTPException(503, "The preview took too long; the image workers are busy.") from exc
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
