@@ -88,6 +88,7 @@ def test_a_slider_redraws_the_preview_on_the_slots_background(browser: Any, url:
     box.locator('select[data-option="subject_position"]').select_option("left")
     scale = box.locator('input[type=range][data-option="subject_scale"]')
     scale.fill("0.6")
+    box.locator('input[type=range][data-option="safe_margin"]').fill("0.1")
     expect(box.locator('[data-field="options.subject_scale"] output')).to_have_text("0.60")
     second, after = rendered(page, first)
     # while it rendered, the progress showed over the previous preview (which stayed)
@@ -108,6 +109,10 @@ def test_a_slider_redraws_the_preview_on_the_slots_background(browser: Any, url:
     error = box.locator(".bg-preview-error")
     expect(error).to_contain_text("никого" if lang == "ru" else "Nobody")
     assert box.locator(".bg-preview-img").get_attribute("data-rendered") == str(second)
+    # the caption still says what the shown preview is of: the sample, not the refused photo
+    expect(box.locator(".bg-preview-source")).to_contain_text("Пример" if lang == "ru" else "Sample")
+    box.locator(".bg-preview-figure").evaluate("e => { e.scrollIntoView({block: 'start'}); window.scrollBy(0, -80); }")
+    screenshot(page, f"bg-preview-{lang}-{width}-error.png")
     box.locator(".bg-preview-sample").click()
     rendered(page, second)
     expect(error).to_have_text("")

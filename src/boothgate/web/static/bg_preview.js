@@ -50,6 +50,7 @@
       const controller = new AbortController();
       running = controller;
       const mine = ++asked;
+      const own = photo !== null;
       const form = new FormData();
       form.append("options", JSON.stringify(options()));
       if (photo) form.append("photo", photo);
@@ -91,6 +92,7 @@
         if (shownUrl) URL.revokeObjectURL(shownUrl);
         shownUrl = url;
         image.dataset.rendered = String(mine);
+        source.textContent = B.t(own ? "bgpreview.own" : "bgpreview.sample"); // what the shown preview is of
         error.textContent = "";
         setBusy(false);
       };
@@ -119,13 +121,11 @@
       if (!file.files || !file.files[0]) return;
       photo = file.files[0];
       file.value = "";
-      source.textContent = B.t("bgpreview.own");
       sampleButton.hidden = false;
       render();
     });
     sampleButton.addEventListener("click", function () {
       photo = null;
-      source.textContent = B.t("bgpreview.sample");
       sampleButton.hidden = true;
       render();
     });
