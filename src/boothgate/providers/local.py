@@ -36,6 +36,9 @@ THREE_TWO = 2 / 3
 
 # The card shows each option only on slots of the kinds it applies to (issue 22).
 BACKGROUND_ONLY: dict[str, Any] = {"kinds": ["background"]}
+# The background kind's key and placement: the card shows them beside a live preview (issue 24).
+BACKGROUND_OPTIONS = ("backdrop", "key_tolerance", "key_feather", "key_spill", "subject_position",
+                      "subject_scale", "safe_margin")  # fmt: skip
 
 
 class LocalOptions(BaseModel):

@@ -25,6 +25,7 @@ from boothgate.storage.media import MediaStore
 from boothgate.web import (
     api,
     backdrops_api,
+    background_preview_api,
     booth,
     client_admin,
     events_api,
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, registry_classes: dict[str, typ
     app.include_router(api.router)
     app.include_router(moderation_api.router)
     app.include_router(backdrops_api.router)
+    app.include_router(background_preview_api.router)
     app.include_router(settings_api.router)
     app.include_router(providers_api.router)
     app.include_router(references_api.router)

@@ -23,7 +23,7 @@ from boothgate.operator import budget as budgets
 from boothgate.operator import model_lists, settings_view
 from boothgate.operator.events import running
 from boothgate.providers.base import KINDS_NEEDING_REFERENCE, Kind
-from boothgate.providers.local import Style
+from boothgate.providers.local import BACKGROUND_OPTIONS, Style
 from boothgate.providers.registry import TAB_LABELS
 from boothgate.records.live import SlotActivity, slot_activity
 from boothgate.run.moderation import ModerationOptions
@@ -287,6 +287,7 @@ async def slot_page(provider: str, number: int, request: Request, services: Serv
         fallback_choices=_fallback_choices(every, i18n.translator(language)),
         upload_password=services.credentials.upload_password,  # booth-links: the "with password" link
         style_names=list(typing.get_args(Style)),
+        background_option_names=list(BACKGROUND_OPTIONS),
     )
 
 
