@@ -11,6 +11,7 @@ from boothgate.booth.multipart import FLUSH_BYTES, Limits, read_upload
 from boothgate.booth.turns import Turn, Turns
 from boothgate.cli.booth_client import BoothForm, build_multipart
 from tests.conftest import Booth, make_jpeg
+from tests.waits import eventually
 
 
 async def pieces(body: bytes, size: int = 8192, pause: float | None = None) -> AsyncIterator[bytes]:
@@ -155,9 +156,10 @@ async def test_what_arrived_is_on_disk_when_the_booth_pauses(tmp_path: Path) -> 
     dest = tmp_path / "photo.part"
     reading = asyncio.create_task(read_upload(content_type, chunks(), dest, limits))
     await paused.wait()
-    await asyncio.sleep(0.3)
     start = body.index(b"\xff\xd8\xff")
-    assert dest.read_bytes() == body[start:half], "the first half must be on disk while the booth pauses"
+    # flushed within the pause (0.05 s), long before the 5 s idle timeout: polled, at most 2 s
+    await eventually(lambda: dest.exists() and dest.read_bytes() == body[start:half], "the first half on disk", 2.0)
+    assert not reading.done(), "still waiting for the rest while the booth pauses"
     resume.set()
     await asyncio.wait_for(reading, 5)
     assert dest.read_bytes() == photo
