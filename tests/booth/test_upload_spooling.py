@@ -67,7 +67,7 @@ async def test_uploads_parse_only_while_holding_a_turn(tmp_path: Path) -> None:
     await older.take()  # an older upload is parsing
     limits = Limits(max_bytes=10_000_000, idle_timeout_seconds=5)
     reading = asyncio.create_task(read_upload(content_type, chunks(), tmp_path / "photo", limits, turns.turn(2.0)))
-    await asyncio.sleep(0.1)
+    await eventually(lambda: turns.crowded, "the younger upload to wait for its turn")  # started, and waiting
     assert not reading.done() and not (tmp_path / "photo").exists()
     older.give_back()
     upload = await asyncio.wait_for(reading, 5)
@@ -126,8 +126,7 @@ async def test_a_cancelled_wait_for_a_turn_leaks_no_lane() -> None:
     holder = turns.turn(0.0)
     await holder.take()
     waiting = asyncio.create_task(turns.turn(1.0).take())
-    await asyncio.sleep(0.01)
-    assert turns.crowded
+    await eventually(lambda: turns.crowded, "the second upload to wait for the lane")
     waiting.cancel()
     await asyncio.gather(waiting, return_exceptions=True)
     assert not turns.crowded
