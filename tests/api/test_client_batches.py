@@ -83,7 +83,8 @@ async def test_batch_of_40_while_16_booths_post_booths_first(booth: Booth) -> No
         answers = await asyncio.gather(*(guest(n, p) for n, p in enumerate(booth_photos)))
         deadline = booth.settings.deadline_seconds
         assert [a.status for a in answers] == [200] * 16, [a.body[:200] for a in answers if a.status != 200]
-        assert max(a.seconds for a in answers) < deadline
+        # in time (a late answer would be a 504 above): the booth's stopwatch, with 0.5 s for the trip back
+        assert max(a.seconds for a in answers) < deadline + 0.5
         finished = await wait_batch(api, batch["status_url"])
         assert finished["status"] == "completed" and finished["done"] == 40 and finished["failed"] == 0
         assert not (booth.settings.data_dir / "api" / "batches" / batch["id"]).exists()  # inputs let go

@@ -11,6 +11,7 @@ from boothgate.booth.multipart import FLUSH_BYTES, Limits, read_upload
 from boothgate.booth.turns import Turn, Turns
 from boothgate.cli.booth_client import BoothForm, build_multipart
 from tests.conftest import Booth, make_jpeg
+from tests.waits import eventually
 
 
 async def pieces(body: bytes, size: int = 8192, pause: float | None = None) -> AsyncIterator[bytes]:
@@ -66,7 +67,7 @@ async def test_uploads_parse_only_while_holding_a_turn(tmp_path: Path) -> None:
     await older.take()  # an older upload is parsing
     limits = Limits(max_bytes=10_000_000, idle_timeout_seconds=5)
     reading = asyncio.create_task(read_upload(content_type, chunks(), tmp_path / "photo", limits, turns.turn(2.0)))
-    await asyncio.sleep(0.1)
+    await eventually(lambda: turns.crowded, "the younger upload to wait for its turn")  # started, and waiting
     assert not reading.done() and not (tmp_path / "photo").exists()
     older.give_back()
     upload = await asyncio.wait_for(reading, 5)
@@ -125,8 +126,7 @@ async def test_a_cancelled_wait_for_a_turn_leaks_no_lane() -> None:
     holder = turns.turn(0.0)
     await holder.take()
     waiting = asyncio.create_task(turns.turn(1.0).take())
-    await asyncio.sleep(0.01)
-    assert turns.crowded
+    await eventually(lambda: turns.crowded, "the second upload to wait for the lane")
     waiting.cancel()
     await asyncio.gather(waiting, return_exceptions=True)
     assert not turns.crowded
@@ -155,9 +155,10 @@ async def test_what_arrived_is_on_disk_when_the_booth_pauses(tmp_path: Path) -> 
     dest = tmp_path / "photo.part"
     reading = asyncio.create_task(read_upload(content_type, chunks(), dest, limits))
     await paused.wait()
-    await asyncio.sleep(0.3)
     start = body.index(b"\xff\xd8\xff")
-    assert dest.read_bytes() == body[start:half], "the first half must be on disk while the booth pauses"
+    # flushed within the pause (0.05 s), long before the 5 s idle timeout: polled, at most 2 s
+    await eventually(lambda: dest.exists() and dest.read_bytes() == body[start:half], "the first half on disk", 2.0)
+    assert not reading.done(), "still waiting for the rest while the booth pauses"
     resume.set()
     await asyncio.wait_for(reading, 5)
     assert dest.read_bytes() == photo

@@ -13,6 +13,7 @@ import pytest
 from boothgate.errors import TooLarge
 from boothgate.imaging.workers import JOB, ImageWorkers, WorkerLost
 from tests import worker_tasks
+from tests.waits import eventually
 
 
 def _alive(pid: int) -> bool:
@@ -64,10 +65,7 @@ async def test_waiting_work_runs_earliest_deadline_first(workers: ImageWorkers, 
     # queued in arrival order 30, 10, 20: served 10, 20, 30
     waiting = [asyncio.create_task(workers.run(now + d, worker_tasks.append, str(order), name)) for d, name in
                [(30, "late"), (10, "soon"), (20, "middle")]]  # fmt: skip
-    for _ in range(1000):  # the three tasks reach the queue (polled: the pool has no event for it)
-        if workers.queued >= 3:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: workers.queued >= 3, "the three tasks to be queued")  # the pool has no event for it
     assert not order.exists() and workers.queued == 3 and workers.busy == 1
     flag.touch()
     await asyncio.gather(first, *waiting)
@@ -123,7 +121,7 @@ async def test_a_waiter_cancelled_in_the_queue_never_runs(workers: ImageWorkers,
     await _pid_from(tmp_path / "pid")
     gone = asyncio.create_task(workers.run(1.0e9, worker_tasks.append, str(order), "gone"))
     kept = asyncio.create_task(workers.run(2.0e9, worker_tasks.append, str(order), "kept"))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: workers.queued == 2, "both waiters to be queued")  # cancelled in the queue, not before
     gone.cancel()
     flag.touch()
     await asyncio.gather(first, kept)

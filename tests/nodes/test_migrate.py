@@ -18,6 +18,7 @@ from boothgate.runtime import SchemaBehind, prepare_schema
 from boothgate.storage.db import Database
 from boothgate.storage.models import Slot
 from tests.postgres_support import PostgresServer
+from tests.waits import eventually
 
 
 def _migrate_cli(url: str, tmp: Path) -> subprocess.Popen[str]:
@@ -65,8 +66,15 @@ async def test_nodes_starting_at_once_migrate_one_at_a_time(postgres_server: Pos
 
 async def test_nodes_starting_at_once_create_the_slots_once(postgres_server: PostgresServer) -> None:
     url = postgres_server.fresh_database()
-    first, second = Database(url), Database(url)
+    first, second, watcher = Database(url), Database(url), Database(url)
     tabs: Any = SimpleNamespace(tabs=["gemini", "local"])  # ensure() reads only the tab names
+
+    waits = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+
+    async def waiting_on_a_lock() -> bool:  # a session of this database blocked on another's lock
+        async with watcher.read() as session:
+            return bool((await session.execute(text(waits))).scalar_one())
+
     try:
         await first.migrate()
         # Node A's start has inserted its slots but not committed yet when node B's start reads the table
@@ -75,7 +83,7 @@ async def test_nodes_starting_at_once_create_the_slots_once(postgres_server: Pos
             session.add_all([Slot(provider=tab, number=n, options={}) for tab in ("gemini", "local") for n in (1, 2)])
             await session.flush()
             other = asyncio.create_task(SlotService(second, None, tabs, None).ensure())  # type: ignore[arg-type]
-            await asyncio.sleep(0.5)  # B is waiting on A's uncommitted rows
+            await eventually(waiting_on_a_lock, "node B to wait on A's uncommitted rows", timeout=30)
             assert not other.done()
         await other  # raised IntegrityError (uq_slot_provider_number) when ensure read, then inserted
         async with first.read() as session:
@@ -84,6 +92,7 @@ async def test_nodes_starting_at_once_create_the_slots_once(postgres_server: Pos
     finally:
         await first.dispose()
         await second.dispose()
+        await watcher.dispose()
 
 
 async def test_a_node_refuses_an_old_schema_when_it_may_not_migrate(postgres_server: PostgresServer) -> None:

@@ -22,6 +22,7 @@ from boothgate.web.app import create_app
 from tests.conftest import Booth, booth_settings, make_jpeg
 from tests.fakes.server import free_port, serve
 from tests.fakes.turbotext import FakeTurbotext
+from tests.waits import eventually
 
 PHOTO = make_jpeg(640, 480, seed=11)
 REFERENCE = make_jpeg(480, 640, seed=12)
@@ -135,7 +136,7 @@ async def test_webhook_duplicates_are_answered_and_ignored(start: Start, fake: F
     await slot(booth, 1, "face_swap")
     answer = await booth.post("turbotext", 1, PHOTO)
     assert answer.status == 200
-    await asyncio.sleep(0.3)
+    await eventually(lambda: len(fake.deliveries) >= 2, "the fake's second webhook delivery")
     assert [status for _, _, status in fake.deliveries] == [200, 200]
 
     hook = fake.calls("create_queue")[0].form["webhook"]

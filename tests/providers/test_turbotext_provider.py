@@ -21,6 +21,7 @@ from boothgate.settings import get_settings
 from tests.fakes.server import free_port, serve
 from tests.fakes.turbotext import FakeTurbotext
 from tests.turbotext_support import OurSide, jpeg, mirrored, pixels, prepared
+from tests.waits import eventually
 
 PHOTO = prepared(jpeg(320, 240, (220, 60, 40), seed=1))
 REFERENCE = prepared(jpeg(200, 300, (40, 70, 220), seed=2))
@@ -376,7 +377,7 @@ async def test_webhook_mode_delivers_without_polling(rig: Rig) -> None:
     assert rig.fake.calls("get_result") == []
     assert result.notes["polls"] == 0
     assert_result_is_mirrored(result, PHOTO.data)
-    await asyncio.sleep(0.2)
+    await eventually(lambda: len(rig.fake.deliveries) >= 2, "the fake's second webhook delivery")
     assert [status for _, _, status in rig.fake.deliveries] == [200, 200]
 
 

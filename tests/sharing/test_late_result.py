@@ -36,6 +36,7 @@ from tests.fallback_support import (
     local_slot,
 )
 from tests.gemini_support import PHOTO_TINT, encode, gradient
+from tests.waits import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "late-test-gemini-key"
@@ -369,9 +370,9 @@ async def test_late_work_waits_behind_booths_on_the_image_workers(tmp_path: Path
             await asyncio.sleep(0.05)
         late_due = behind_booths(Deadline(time.monotonic() + 5), booth_seconds=48.0)
         late = asyncio.create_task(workers.run(late_due, worker_tasks.append, str(order), "late"))
-        await asyncio.sleep(0.2)  # the late work queues first ...
+        await eventually(lambda: workers.queued == 1, "the late work to be queued")  # the late work queues first ...
         booth = asyncio.create_task(workers.run(time.monotonic() + 48, worker_tasks.append, str(order), "booth"))
-        await asyncio.sleep(0.2)
+        await eventually(lambda: workers.queued == 2, "the booth's work to be queued")
         flag.write_text("go")
         await asyncio.gather(busy, late, booth)
         assert order.read_text().split() == ["booth", "late"]  # ... and the booth is served before it

@@ -253,8 +253,16 @@ async def test_local_enqueue_wakes_the_runner(sqlite_url: str) -> None:
 
     runner = Runner(queue, poll_seconds=3600)  # it would never poll again by itself
     runner.register("k", handler)
+    idle = asyncio.Event()
+    real_wait = queue.wait
+
+    async def wait(seconds: float) -> None:  # the real wait, seen from the test
+        idle.set()
+        await real_wait(seconds)
+
+    queue.wait = wait  # type: ignore[method-assign]
     runner.start()
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(idle.wait(), 20)  # it found nothing and sleeps: only the enqueue can wake it
     await queue.enqueue("k", "k:1")
     await asyncio.wait_for(done.wait(), 20)
     await runner.stop()
