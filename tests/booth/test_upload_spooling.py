@@ -7,6 +7,8 @@ import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+
 from boothgate.booth.multipart import FLUSH_BYTES, Limits, read_upload
 from boothgate.booth.turns import Turn, Turns
 from boothgate.cli.booth_client import BoothForm, build_multipart
@@ -137,9 +139,11 @@ async def test_a_cancelled_wait_for_a_turn_leaks_no_lane() -> None:
     latecomer.give_back()
 
 
-async def test_what_arrived_is_on_disk_when_the_booth_pauses(tmp_path: Path) -> None:
-    """Bytes below a write batch are not held in memory while the booth is quiet (a crash keeps them)."""
-    photo = make_jpeg(400, 300, seed=6)
+@pytest.mark.parametrize("size", [(400, 300), (64, 48)])  # the small one's half fits in a file buffer
+async def test_what_arrived_is_on_disk_when_the_booth_pauses(tmp_path: Path, size: tuple[int, int]) -> None:
+    """Bytes below a write batch are not held in memory while the booth is quiet (a crash keeps them):
+    on disk, not in the process's file buffer."""
+    photo = make_jpeg(*size, seed=6)
     body, content_type = build_multipart(photo, BoothForm("pw"))
     half = len(body) // 2
     paused = asyncio.Event()

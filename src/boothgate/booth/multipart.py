@@ -226,6 +226,8 @@ class _Collector:
         if last:
             self.fh.close()
             self.fh = None
+        else:  # to the operating system, not left in this process's file buffer: a crash keeps it
+            self.fh.flush()
 
     @property
     def may_write(self) -> bool:
