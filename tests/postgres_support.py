@@ -40,6 +40,24 @@ class PostgresServer:
     def run(self, *args: str) -> None:
         subprocess.run([*self.prefix, *args], check=True, capture_output=True, timeout=60)
 
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def start(self) -> None:
+        """Start the server (again, after `stop`) and wait until it accepts connections."""
+        self.run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o",
+                 f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1", "start")  # fmt: skip
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop the server: "immediate" ends every backend at once, as a crash or a pulled plug would
+        (the next start recovers from the WAL); "fast" rolls back open transactions and disconnects."""
+        self.run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def is_running(self) -> bool:
+        status = [*self.prefix, str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "status"]
+        return subprocess.run(status, capture_output=True, timeout=60).returncode == 0
+
     def fresh_database(self) -> str:
         """A new empty database on this server; its SQLAlchemy URL."""
         name = f"boothgate{next(self._names)}"
@@ -54,20 +72,19 @@ def running_postgres() -> Iterator[PostgresServer]:
         pytest.skip("PostgreSQL server binaries are not installed")
     # Not under pytest's tmp dir: its parents are private to root, and the server runs as postgres.
     root = Path(tempfile.mkdtemp(prefix="boothgate-pg-"))
-    data = root / "data"
     prefix: list[str] = []
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
         shutil.chown(root, "postgres")
         os.chmod(root, 0o755)
         prefix = ["runuser", "-u", "postgres", "--"]
     server = PostgresServer(bin_dir, root, free_port(), prefix)
-    server.run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-    server.run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-               f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1", "start")  # fmt: skip
+    server.run(str(bin_dir / "initdb"), "-D", str(server.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    server.start()
     try:
         yield server
     finally:
-        server.run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        if server.is_running():  # a test may have left it stopped
+            server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -56,6 +56,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _connect_or_operational_error(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """Connect like SQLAlchemy would, but a server that cannot be reached (PostgreSQL stopped: connection
+    refused, reset, timed out) raises the driver's OperationalError, which SQLAlchemy turns into its own
+    `OperationalError`. asyncpg raises the bare OSError, which no caller knew as a database failure: a booth
+    arriving while PostgreSQL was down was answered 500 "internal_error" instead of 503
+    "database_unavailable" (tests/reliability/test_postgres_stopped.py)."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as exc:
+        raise dialect.loaded_dbapi.OperationalError(f"cannot reach the database: {type(exc).__name__}: {exc}") from exc
+
+
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -78,6 +90,8 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            event.listen(self.engine.sync_engine, "do_connect", _connect_or_operational_error)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # One writers' queue per event loop. A server has one loop; a test that reaches a server's database
         # from its own loop gets a queue of its own (an asyncio.Lock woken from another loop's thread never
