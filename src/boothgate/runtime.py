@@ -210,7 +210,9 @@ class Services:
         booth_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds, prefix)
         admin_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds, prefix)
         # Issue 27: on PostgreSQL a booth's wrong passwords and a stranger's records are counted by all nodes.
-        shared_counts = SharedCounts.on(db, keep_minutes=math.ceil(settings.auth_lockout_seconds / 60) + 2)
+        shared_counts = SharedCounts.on(
+            db, math.ceil(settings.auth_lockout_seconds / 60) + 2, settings.shared_count_wait_seconds
+        )
         booth_throttle.share(shared_counts, "booth")
         links = MediaLinks(settings.public_base_url, media)  # any node serves a link (shared bucket)
         moderation = Moderation(

@@ -6,7 +6,7 @@ request adds one to its key's row of this minute (`INSERT ... ON CONFLICT DO UPD
 reads the sum of the minutes its window covers, all in one statement; rows older than `keep_minutes`
 are deleted on the way, at most once a minute per node. SQLite is one machine: no shared count there.
 
-Never in a booth's way: a count that has not come back within `WAIT_SECONDS` is None and the caller goes
+Never in a booth's way: a count that has not come back within `wait_seconds` (0.1 s) is None and the caller goes
 on with its node's own count. The statement is not cancelled (a cancelled driver call can leave its
 connection in doubt); it finishes in the background, bounded by the database's `statement_timeout`, and
 no more than `MAX_IN_FLIGHT` of them run at once, so a database that hangs holds at most that many of
@@ -26,7 +26,7 @@ from boothgate.storage.db import Database
 
 log = logging.getLogger("boothgate.counts")
 
-WAIT_SECONDS = 0.1  # the longest a refused request waits for the shared count
+WAIT_SECONDS = 0.1  # the longest a refused request waits for the shared count (BOOTHGATE_SHARED_COUNT_WAIT_SECONDS)
 STATEMENT_SECONDS = 1.0  # the longest the statement may run on in the background (statement_timeout)
 MAX_IN_FLIGHT = 2
 SWEEP_SECONDS = 60.0
@@ -50,8 +50,8 @@ _SWEEP = text(f"DELETE FROM shared_counts WHERE minute < {_MINUTE} - :keep")
 
 
 class SharedCounts:
-    def __init__(self, db: Database, keep_minutes: int) -> None:
-        self.db = db
+    def __init__(self, db: Database, keep_minutes: int, wait_seconds: float = WAIT_SECONDS) -> None:
+        self.db, self.wait_seconds = db, wait_seconds
         self.keep_minutes = max(2, keep_minutes)
         self.missed = 0  # counts that did not come back in time (or failed): the node's own count decided
         self._in_flight: set[asyncio.Task[int]] = set()
@@ -59,20 +59,20 @@ class SharedCounts:
         self._warned = -SWEEP_SECONDS
 
     @classmethod
-    def on(cls, db: Database, keep_minutes: int) -> SharedCounts | None:
+    def on(cls, db: Database, keep_minutes: int, wait_seconds: float = WAIT_SECONDS) -> SharedCounts | None:
         """The shared counts of a PostgreSQL database; None on SQLite (one machine counts by itself)."""
-        return None if db.is_sqlite else cls(db, keep_minutes)
+        return None if db.is_sqlite else cls(db, keep_minutes, wait_seconds)
 
     async def count(self, key: str, minutes: int = 0) -> int | None:
         """Count one more refused request of `key`: its hits in this minute and the `minutes` before it, on
-        every node together. None when the database did not answer within WAIT_SECONDS."""
+        every node together. None when the database did not answer within `wait_seconds`."""
         if len(self._in_flight) >= MAX_IN_FLIGHT:
             self.missed += 1
             return None
         task = asyncio.create_task(self._count(key[:80], minutes))
         self._in_flight.add(task)
         task.add_done_callback(self._done)
-        done, _ = await asyncio.wait({task}, timeout=WAIT_SECONDS)
+        done, _ = await asyncio.wait({task}, timeout=self.wait_seconds)
         if not done or task.cancelled() or task.exception() is not None:
             self.missed += 1
             return None
