@@ -107,7 +107,9 @@ class Throttle:
             return False
         counts, name = self._shared
         address = self.key(address)
-        hits = await counts.count(f"{name}:{address}", minutes=math.ceil(self.lockout_seconds / 60))
+        # This minute and the whole ones before it within lockout_seconds: a lockout that ended here is not
+        # renewed by the failures that caused it.
+        hits = await counts.count(f"{name}:{address}", minutes=max(0, math.ceil(self.lockout_seconds / 60) - 1))
         if hits is None or hits < self.max_failures:
             return False
         now = time.monotonic()
