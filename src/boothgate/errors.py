@@ -59,6 +59,10 @@ class RateLimited(BoothError):
         self.wait = wait
 
 
+class LockedOut(RateLimited):
+    """Too many wrong passwords from one address, counted by every node together (booth/throttle.py)."""
+
+
 class Cancelled(BoothError):
     """The client API's caller cancelled the job (nginx's 499: the client went away)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -49,6 +50,7 @@ from boothgate.sharing.galleries import Galleries
 from boothgate.sharing.pages import GuestPages
 from boothgate.storage.changes import Changes
 from boothgate.storage.config import RuntimeConfig
+from boothgate.storage.counts import SharedCounts
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
 from boothgate.storage.objects import open_bucket
@@ -207,6 +209,11 @@ class Services:
         prefix = settings.ipv6_throttle_prefix
         booth_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds, prefix)
         admin_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds, prefix)
+        # Issue 27: on PostgreSQL a booth's wrong passwords and a stranger's records are counted by all nodes.
+        shared_counts = SharedCounts.on(
+            db, math.ceil(settings.auth_lockout_seconds / 60) + 2, settings.shared_count_wait_seconds
+        )
+        booth_throttle.share(shared_counts, "booth")
         links = MediaLinks(settings.public_base_url, media)  # any node serves a link (shared bucket)
         moderation = Moderation(
             media.root, imaging, settings.result_long_side_pixels, settings.jpeg_quality, media
@@ -220,6 +227,7 @@ class Services:
             config, registry, slots, jobs, media, imaging, credentials, booth_throttle, links, moderation=moderation,
             events=events, budget=budget,
         )  # fmt: skip
+        ingest.strangers.shared = shared_counts
         services = cls(
             config, db, media, http, registry, imaging, slots, jobs, credentials, booth_throttle,
             admin_throttle, links, ingest, generated, moderation,

@@ -417,6 +417,14 @@ class Settings(BaseSettings):
         description="All failed booth requests that never proved the upload password, from every address "
         "together, are recorded at most this often per minute; more are only counted.",
     )
+    shared_count_wait_seconds: float = Field(
+        0.1,
+        ge=0.01,
+        le=5,
+        description="Several nodes on PostgreSQL: how long a refused booth request waits for the wrong-password "
+        "and stranger counts of all nodes (read at start); a count not back in time leaves the node's own "
+        "count to decide. Requests with the right password never wait for it.",
+    )
     # --- the guest's copy (issue 30) -----------------------------------------------------------
     sharing_enabled: bool = Field(
         True,

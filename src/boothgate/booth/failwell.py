@@ -102,12 +102,13 @@ class FailWell:
         client = job.request.client
         if exc.status in STRANGER_COUNTED:
             self.throttle.failed(client)  # a malformed request without a password counts as a wrong one
+            await self.throttle.failed_everywhere(client)
         await asyncio.to_thread(job.incoming.unlink, True)  # nothing of it was written; to be sure
         fields = len(job.upload.fields) if job.upload else 0
         job.upload = None
         job.record.meta = {"unauthenticated": True, "fields": fields}  # a stranger's text is not kept
         settings = job.settings
-        if not self.strangers.may_record(
+        if not await self.strangers.may_record_everywhere(
             client,
             settings.unauthenticated_records_per_minute,
             settings.unauthenticated_records_total_per_minute,

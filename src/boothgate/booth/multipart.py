@@ -27,7 +27,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from boothgate.booth.turns import Turn, Turns
-from boothgate.errors import MalformedRequest, StorageFailed, TooLarge, Unauthorized
+from boothgate.errors import LockedOut, MalformedRequest, StorageFailed, TooLarge, Unauthorized
 
 # Booth and client programs name their file part differently (Breeze `fileToUpload`, others `file`, `image`,
 # `photo`). One file part is the photo whatever its name; of several, the first of these names wins.
@@ -390,7 +390,7 @@ async def read_upload(
         await collector.flush()
     except MultipartParseError as exc:
         raise MalformedRequest(f"The multipart body is malformed: {exc}.", code="bad_multipart") from exc
-    except Unauthorized:
+    except (Unauthorized, LockedOut):  # a refused password: the rest of the body is read and dropped
         turn.give_back()
         await _drain(iterator, limits)
         raise

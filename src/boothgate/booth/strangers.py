@@ -11,6 +11,9 @@
   the rest are only counted (`unrecorded`, shown in Statistics). A malformed request without a password
   counts as a wrong password. A record-only trash entry never pushes a booth's original out of the trash
   (records/trash.py).
+- On PostgreSQL (several nodes, issue 27) the wrong passwords and the record budgets are counted on every
+  node together as well (storage/counts.py: one short statement per refused request, never for a proved
+  one); when that count does not answer within 0.1 s the node's own count decides.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections import OrderedDict, deque
 from boothgate import errors
 from boothgate.booth.throttle import Throttle, client_key
 from boothgate.operator.credentials import Credentials
+from boothgate.storage.counts import SharedCounts
 
 MB = 1024 * 1024
 # Photo bytes of not-yet-authenticated uploads held in memory, all requests together.
@@ -38,6 +42,7 @@ class Strangers:
         self.unrecorded = 0  # failures not recorded because their address was over its budget
         self._records: OrderedDict[str, deque[float]] = OrderedDict()
         self._all: deque[float] = deque()  # when each record of the last minute was kept, all addresses
+        self.shared: SharedCounts | None = None  # PostgreSQL: the record budgets counted by every node together
 
     def hold(self, size: int) -> None:
         if self.held_bytes + size > UNPROVEN_MEMORY_BYTES:
@@ -78,6 +83,28 @@ class Strangers:
         self._all.append(now)
         return True
 
+    async def may_record_everywhere(
+        self, address: str, per_minute: int, total_per_minute: int | None = None, ipv6_prefix: int = 64
+    ) -> bool:
+        """`may_record`, with the budgets counted on every node together when there is a shared count (this
+        node's count is kept all the same: it decides whenever the shared one does not answer in time)."""
+        here = self.may_record(address, per_minute, total_per_minute, ipv6_prefix)
+        if self.shared is None:
+            return here
+        everywhere = await self._fits_everywhere(client_key(address, ipv6_prefix), per_minute, total_per_minute)
+        if everywhere is None or everywhere == here:
+            return here
+        self.unrecorded += -1 if everywhere else 1  # the node's own count had decided otherwise
+        return everywhere
+
+    async def _fits_everywhere(self, key: str, per_minute: int, total_per_minute: int | None) -> bool | None:
+        assert self.shared is not None
+        hits = await self.shared.count(f"records:{key}")
+        if hits is None or hits > per_minute or total_per_minute is None:
+            return None if hits is None else hits <= per_minute
+        total = await self.shared.count("records:*")
+        return None if total is None else total <= total_per_minute
+
 
 class PasswordProof:
     """One request's state: has it proved the upload password? (`booth/multipart.py` asks it.)"""
@@ -100,8 +127,11 @@ class PasswordProof:
             return
         delay = self.throttle.delay(self.client)
         self.throttle.failed(self.client)
+        locked_out = await self.throttle.failed_everywhere(self.client)  # several nodes: counted by all of them
         if delay:
             await asyncio.sleep(delay)
+        if locked_out:
+            raise errors.LockedOut("Too many wrong passwords from this address; wait and try again.")
         message = (
             "Wrong upload password."
             if candidate

@@ -2,14 +2,24 @@
 
 An IPv6 client is counted by its prefix (a /64 by default, `ipv6_throttle_prefix`): one ordinary IPv6
 connection is 2^64 addresses, and a stranger rotating through them is one client (issue 31, class 11).
+
+Several nodes on one PostgreSQL (issue 27) also count each failure in the database (`share`,
+storage/counts.py): a failure that takes the address to `max_failures` there locks it out on the node that
+saw it, and one beyond it is answered 429 instead of 401 (`failed_everywhere`). So an address gets its
+allowance once, not once per node: each node that has not yet seen the lockout evaluates one more guess
+at most. The decision before the body (`retry_after`) stays the node's own, so a booth with the right
+password never waits for the database.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+
+from boothgate.storage.counts import SharedCounts
 
 MAX_TRACKED = 10_000
 DEFAULT_IPV6_PREFIX = 64
@@ -45,6 +55,11 @@ class Throttle:
         self.lockout_seconds = lockout_seconds
         self.ipv6_prefix = ipv6_prefix
         self._records: dict[str, _Record] = {}
+        self._shared: tuple[SharedCounts, str] | None = None
+
+    def share(self, counts: SharedCounts | None, name: str) -> None:
+        """Count failures on every node together too (PostgreSQL), under keys that begin with `name`."""
+        self._shared = None if counts is None else (counts, name)
 
     def key(self, address: str) -> str:
         return client_key(address, self.ipv6_prefix)
@@ -84,6 +99,29 @@ class Throttle:
             oldest = min(self._records, key=lambda a: self._records[a].last)
             del self._records[oldest]
 
+    async def failed_everywhere(self, address: str) -> bool:
+        """After `failed`: the failure counted on every node together. True when the address was already
+        past its allowance there (answer 429); reaching it locks the address out here as well. Without a
+        shared count, or when it did not answer in time, the node's own count stands (False)."""
+        if self._shared is None:
+            return False
+        counts, name = self._shared
+        address = self.key(address)
+        # This minute and the whole ones before it within lockout_seconds: a lockout that ended here is not
+        # renewed by the failures that caused it.
+        hits = await counts.count(f"{name}:{address}", minutes=max(0, math.ceil(self.lockout_seconds / 60) - 1))
+        if hits is None or hits < self.max_failures:
+            return False
+        now = time.monotonic()
+        record = self._records.get(address)
+        if record is None:
+            record = self._records[address] = _Record(hits, now)
+        record.failures, record.last = max(record.failures, hits), now
+        record.locked_until = max(record.locked_until, now + self.lockout_seconds)
+        return hits > self.max_failures
+
     def succeeded(self, address: str) -> None:
         address = self.key(address)
-        self._records.pop(address, None)
+        if self._records.pop(address, None) is not None and self._shared is not None:
+            counts, name = self._shared  # it failed here before: its shared count starts again too
+            counts.forget(f"{name}:{address}")  # in the background: the booth does not wait for it

@@ -394,3 +394,15 @@ class JobTimes(Base):
     event_id: Mapped[int] = mapped_column(Integer, default=0)
     api_key_id: Mapped[str] = mapped_column(String(32), default="")
     bins: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"123": 4}: four answers in (12.2, 12.3] s
+
+
+class SharedCount(Base):
+    """Refused booth requests of one key (a throttled address, a stranger's record budget) in one minute,
+    counted by every node together (PostgreSQL only; issue 27). Rows of past minutes are deleted on the way
+    (storage/counts.py)."""
+
+    __tablename__ = "shared_counts"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True)  # whole minutes since 1970, the database's clock
+    hits: Mapped[int] = mapped_column(Integer, default=0)
