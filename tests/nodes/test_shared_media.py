@@ -69,6 +69,17 @@ def node(tmp: Path, name: str, fake_url: str, **overrides: Any) -> Iterator[Boot
         yield Booth(url, settings, app)
 
 
+@contextmanager
+def pair(
+    tmp: Path, postgres: PostgresServer, s3: S3Server, watching: tuple[BucketWatchingGemini, str]
+) -> Iterator[tuple[Booth, Booth]]:
+    """Two nodes, A and B, on one fresh PostgreSQL database and the fake's bucket prefix; own data dirs."""
+    fake, url = watching
+    shared = {"database_url": postgres.fresh_database(), **s3.settings(fake.prefix)}
+    with node(tmp, "a", url, **shared) as a, node(tmp, "b", url, **shared) as b:
+        yield a, b
+
+
 _seed = iter(range(1, 10_000))
 
 
@@ -109,9 +120,8 @@ async def test_original_is_in_the_bucket_before_its_provider_call(
 async def test_a_result_and_a_reference_written_by_one_node_are_served_by_another(
     tmp_path: Path, s3_server: S3Server, postgres_server: PostgresServer, watching: tuple[BucketWatchingGemini, str]
 ) -> None:
-    fake, url = watching
-    shared = {"database_url": postgres_server.fresh_database(), **s3_server.settings(fake.prefix)}
-    with node(tmp_path, "a", url, **shared) as a, node(tmp_path, "b", url, **shared) as b:
+    fake = watching[0]
+    with pair(tmp_path, postgres_server, s3_server, watching) as (a, b):
         await a.configure("gemini", 2, kind="background", prompt="on the moon")
         await a.set_reference("gemini", 2, REFERENCE)  # stored by content on node A and in the bucket
         answer = await a.post("gemini", 2, photo())
@@ -300,9 +310,8 @@ def test_deletes_and_expired_days_leave_the_bucket_too(tmp_path: Path, s3_server
 async def test_the_same_photo_posted_to_two_nodes_at_once_makes_one_provider_call(
     tmp_path: Path, s3_server: S3Server, postgres_server: PostgresServer, watching: tuple[BucketWatchingGemini, str]
 ) -> None:
-    fake, url = watching
-    shared = {"database_url": postgres_server.fresh_database(), **s3_server.settings(fake.prefix)}
-    with node(tmp_path, "a", url, **shared) as a, node(tmp_path, "b", url, **shared) as b:
+    fake = watching[0]
+    with pair(tmp_path, postgres_server, s3_server, watching) as (a, b):
         await a.configure("gemini", 3, kind="prompt", prompt="as pirates")
         fake.default_mode, fake.slow_seconds = "slow", 1.5  # both posts arrive while the first call runs
         sent = photo()
