@@ -4,8 +4,6 @@ image workers, the real mediapipe/OpenCV engine, and back — on real photos of 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -15,10 +13,8 @@ import pytest
 from boothgate.cli.booth_client import BoothAnswer
 from boothgate.imaging.images import target_size
 from boothgate.local import faces, models
-from boothgate.web.app import create_app
 from tests import local_photos as photos
-from tests.conftest import Booth, booth_settings
-from tests.fakes.server import serve
+from tests.conftest import Booth, Tab
 
 pytestmark = pytest.mark.skipif(models.problem() is not None, reason=str(models.problem()))
 
@@ -26,13 +22,13 @@ pytestmark = pytest.mark.skipif(models.problem() is not None, reason=str(models.
 DEADLINE = 40.0
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booth]:
-    tmp: Path = tmp_path_factory.mktemp("local-booth")
-    settings = booth_settings(tmp, deadline_seconds=DEADLINE, local_output_long_side_pixels=1200)
-    app = create_app(settings, {})  # the built-in providers: the offline tab is the real one
-    with serve(app) as url:
-        yield Booth(url, settings, app)
+TAB = "local"  # the module's server, the real offline tab: `tab_rig` in tests/conftest.py
+TAB_SETTINGS = {"deadline_seconds": DEADLINE, "local_output_long_side_pixels": 1200}
+
+
+@pytest.fixture
+def server(tab_rig: Tab) -> Booth:
+    return tab_rig.booth
 
 
 async def slot(booth: Booth, number: int, kind: str, reference: np.ndarray | None = None, **fields: Any) -> None:
