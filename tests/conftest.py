@@ -214,6 +214,15 @@ class Booth:
         pw = self.upload_password if password is None else password
         return await post_photo_async(f"{self.url}/booth/{provider}/{number}", photo, pw or None, **kwargs)
 
+    async def job(self, job: BoothAnswer | str) -> dict[str, Any]:
+        """The job's record (`/api/jobs/<id>`), by its id or by the booth's answer (its X-Job-Id)."""
+        job_id = job if isinstance(job, str) else job.headers["x-job-id"]
+        async with self.api() as client:
+            response = await client.get(f"/api/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
     async def stats(self) -> dict[str, Any]:
         async with self.api() as client:
             response = await client.get("/api/stats")

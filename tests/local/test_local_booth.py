@@ -44,14 +44,6 @@ async def post(booth: Booth, number: int, photo: np.ndarray) -> BoothAnswer:
     return await booth.post("local", number, photos.jpeg(photo))
 
 
-async def job_of(booth: Booth, answer: BoothAnswer) -> dict[str, Any]:
-    async with booth.api() as client:
-        response = await client.get(f"/api/jobs/{answer.headers['x-job-id']}")
-    assert response.status_code == 200
-    result: dict[str, Any] = response.json()
-    return result
-
-
 def prepared_size(booth: Booth, photo: np.ndarray) -> tuple[int, int]:
     """(height, width) the offline tab works at for this photo: prepared to its input pixels."""
     provider = booth.services.registry.get("local")
@@ -115,7 +107,7 @@ async def test_style_slot_answers_the_restyled_photo_at_the_output_size(server: 
     assert abs(width / height - most_width / most_height) < 0.01
     assert 0.6 * most_width * most_height <= width * height <= most_width * most_height
     assert photos.difference(result, cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)) > 3
-    notes = (await job_of(server, answer))["provider_notes"]
+    notes = (await server.job(answer))["provider_notes"]
     assert notes["style"] == style and notes["result_size"] == f"{width}x{height}" and notes["cost_usd"] == 0.0
 
 
@@ -138,7 +130,7 @@ async def test_face_swap_slot_answers_the_template_with_the_guests_face(server: 
     (box,) = faces.find_faces(template)
     assert photos.difference(photos.region(result, box), photos.region(template, box)) > 8  # the face changed
     assert photos.difference(result[650:, :300], template[650:, :300]) < 3  # the scene did not
-    job = await job_of(server, answer)
+    job = await server.job(answer)
     assert job["provider_notes"]["engine"] == "local" and job["provider_notes"]["template_faces"] == 1
 
 
@@ -157,7 +149,7 @@ async def test_face_swap_answers_422_with_a_plain_reason(server: Booth, photo: n
     assert answer.status == 422
     body = answer.json()
     assert body["error"] == code and "face" in str(body["message"])
-    job = await job_of(server, answer)
+    job = await server.job(answer)
     assert job["status"] == "rejected" and job["error"] == code and job["http_status"] == 422
     assert job["in_trash"], "the original is kept in trash"
 

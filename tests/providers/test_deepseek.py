@@ -13,7 +13,7 @@ import pytest
 
 from boothgate.providers.base import ProviderRequest, ProviderResult
 from boothgate.settings import DEEPSEEK_SYSTEM_PROMPTS
-from tests.conftest import Booth, KeyedProvider, ScriptedProvider, Tab, make_jpeg, open_image
+from tests.conftest import KeyedProvider, ScriptedProvider, Tab, make_jpeg, open_image
 from tests.fakes.deepseek import API_KEY, INSTRUCTION, USAGE
 
 STAGE_SECONDS = 1.0
@@ -53,14 +53,6 @@ def start(tab_factory: Any) -> Iterator[Start]:
     RecordingRenderer.calls.clear()
 
 
-async def job_of(booth: Booth, job_id: str) -> dict[str, Any]:
-    async with booth.api() as client:
-        response = await client.get(f"/api/jobs/{job_id}")
-    assert response.status_code == 200
-    job: dict[str, Any] = response.json()
-    return job
-
-
 async def test_the_instruction_deepseek_writes_reaches_the_renderer(start: Start) -> None:
     tab = start()
     booth, deepseek = tab.booth, tab.fake
@@ -89,7 +81,7 @@ async def test_the_instruction_deepseek_writes_reaches_the_renderer(start: Start
     ]
     assert sent.images[0].data == render.photo.data, "DeepSeek reads the same photo the renderer draws from"
     # the job: counted under DeepSeek, the instruction and the renderer's share in its notes
-    job = await job_of(booth, answer.headers["x-job-id"])
+    job = await booth.job(answer.headers["x-job-id"])
     notes = job["provider_notes"]
     assert job["provider"] == "deepseek"
     assert notes["deepseek"]["status"] == "written"
@@ -141,7 +133,7 @@ async def test_every_failure_falls_back_to_the_slot_prompt_within_the_budget(sta
         render = RecordingRenderer.renders[-1]
         assert render.instruction is None, mode
         assert render.prompt == "as a watercolour painting"
-        notes = (await job_of(booth, answer.headers["x-job-id"]))["provider_notes"]["deepseek"]
+        notes = (await booth.job(answer.headers["x-job-id"]))["provider_notes"]["deepseek"]
         assert notes["status"] == "fallback", mode
         assert notes["code"] == code, (mode, notes)
         assert notes["reason"], mode
@@ -188,7 +180,7 @@ async def test_the_stage_leaves_the_renderer_at_least_half_the_time(start: Start
     answer = await booth.post("deepseek", 5, make_jpeg(seed=5))
 
     assert answer.status == 200
-    notes = (await job_of(booth, answer.headers["x-job-id"]))["provider_notes"]["deepseek"]
+    notes = (await booth.job(answer.headers["x-job-id"]))["provider_notes"]["deepseek"]
     assert notes["budget_seconds"] <= 1.5
     assert notes["code"] == "timeout"
     # the renderer started with at least the stage's share of the time still left (0.5 s for the hand-over)
@@ -273,7 +265,7 @@ async def test_a_failing_renderer_fails_the_job_but_keeps_the_instruction(start:
     answer = await booth.post("deepseek", 10, make_jpeg(seed=10))
 
     assert answer.status == 502
-    job = await job_of(booth, answer.headers["x-job-id"])
+    job = await booth.job(answer.headers["x-job-id"])
     assert job["status"] == "failed"
     assert job["provider_notes"]["deepseek"]["instruction"] == INSTRUCTION
     assert job["provider_notes"]["renderer"]["name"] == "gemini"
