@@ -214,6 +214,15 @@ class Booth:
         pw = self.upload_password if password is None else password
         return await post_photo_async(f"{self.url}/booth/{provider}/{number}", photo, pw or None, **kwargs)
 
+    async def job(self, job: BoothAnswer | str) -> dict[str, Any]:
+        """The job's record (`/api/jobs/<id>`), by its id or by the booth's answer (its X-Job-Id)."""
+        job_id = job if isinstance(job, str) else job.headers["x-job-id"]
+        async with self.api() as client:
+            response = await client.get(f"/api/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
     async def stats(self) -> dict[str, Any]:
         async with self.api() as client:
             response = await client.get("/api/stats")
@@ -279,7 +288,8 @@ TAB_KEYS = {
 @dataclass
 class Tab:
     """One provider tab served by its real module: boothgate, the tab's wire-format fake behind a
-    FaultGate (`fake`, `gate`; None for the offline tab) and, for DeepSeek, the Gemini fake it renders with."""
+    FaultGate (`fake`, `gate`; None for the offline tab) and, for DeepSeek, the fake it renders with (Gemini's,
+    or Turbotext's)."""
 
     name: str
     booth: Booth
@@ -302,10 +312,12 @@ class Tab:
                 gate.reset()
 
 
-def start_fakes(name: str, stack: ExitStack) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
-    """Tab `name`'s wire fake behind a FaultGate named `name` (and DeepSeek's Gemini renderer behind one
-    named "renderer"), running until `stack` closes; returns (fake, gate, renderer, renderer gate, the
-    settings that point boothgate at them)."""
+def start_fakes(
+    name: str, stack: ExitStack, renderer_tab: str | None = "gemini"
+) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+    """Tab `name`'s wire fake behind a FaultGate named `name` (and DeepSeek's renderer, the fake of
+    `renderer_tab`, behind one named "renderer"; None: no renderer's fake), running until `stack` closes;
+    returns (fake, gate, renderer, renderer gate, the settings that point boothgate at them)."""
     from tests.fakes.deepseek import FakeDeepSeek
     from tests.fakes.fal import FakeFal
     from tests.fakes.faults import fault_gate
@@ -327,43 +339,53 @@ def start_fakes(name: str, stack: ExitStack) -> tuple[Any, Any, Any, Any, dict[s
         fake = FakeTurbotext()
     elif name == "deepseek":
         fake = FakeDeepSeek()
-        renderer = GeminiFake(api_key=TAB_KEYS["gemini"])
-        renderer_gate = stack.enter_context(fault_gate(stack.enter_context(serve(renderer.app)), "renderer"))
-        values.update(gemini_api_key=TAB_KEYS["gemini"], gemini_base_url=renderer_gate.url, deepseek_stage_seconds=1.0)
+        values.update(deepseek_stage_seconds=1.0)
+        if renderer_tab is not None:
+            renderer = GeminiFake(api_key=TAB_KEYS["gemini"]) if renderer_tab == "gemini" else FakeTurbotext()
+            renderer_gate = stack.enter_context(fault_gate(stack.enter_context(serve(renderer.app)), "renderer"))
+            values.update(_pointed_at(renderer_tab, renderer_gate.url))
     elif name != "local":
         raise ValueError(f"no such tab: {name}")
     if fake is None:
         return None, None, None, None, values
     gate = stack.enter_context(fault_gate(stack.enter_context(serve(fake.app)), name))
-    values.update(
-        {
-            "gemini": {"gemini_api_key": TAB_KEYS["gemini"], "gemini_base_url": gate.url},
-            "openai": {"openai_api_key": TAB_KEYS["openai"], "openai_base_url": gate.url + "/v1"},
-            "fal": {"fal_api_key": TAB_KEYS["fal"], "fal_queue_url": gate.url, "fal_poll_interval_seconds": 0.1},
-            "turbotext": {
-                "turbotext_api_key": TAB_KEYS["turbotext"],
-                "turbotext_base_url": gate.url + "/api_ai",
-                "turbotext_poll_interval_seconds": 0.05,
-            },
-            "deepseek": {"deepseek_api_key": TAB_KEYS["deepseek"], "deepseek_base_url": gate.url},
-        }[name]
-    )
+    values.update(_pointed_at(name, gate.url))
     return fake, gate, renderer, renderer_gate, values
+
+
+def _pointed_at(name: str, url: str) -> dict[str, Any]:
+    """The settings that point tab `name` at its fake (through its gate) at `url`."""
+    return {
+        "gemini": {"gemini_api_key": TAB_KEYS["gemini"], "gemini_base_url": url},
+        "openai": {"openai_api_key": TAB_KEYS["openai"], "openai_base_url": url + "/v1"},
+        "fal": {"fal_api_key": TAB_KEYS["fal"], "fal_queue_url": url, "fal_poll_interval_seconds": 0.1},
+        "turbotext": {
+            "turbotext_api_key": TAB_KEYS["turbotext"],
+            "turbotext_base_url": url + "/api_ai",
+            "turbotext_poll_interval_seconds": 0.05,
+        },
+        "deepseek": {"deepseek_api_key": TAB_KEYS["deepseek"], "deepseek_base_url": url},
+    }[name]
 
 
 @contextmanager
 def running_tab(
-    name: str, tmp: Path, classes: dict[str, type[Provider]] | None = None, **overrides: Any
+    name: str,
+    tmp: Path,
+    classes: dict[str, type[Provider]] | None = None,
+    renderer_tab: str | None = "gemini",
+    **overrides: Any,
 ) -> Iterator[Tab]:
     """boothgate with the built-in provider of tab `name` pointed at its fake through a fault gate.
 
     The one way every provider's booth test starts its server and fake; `overrides` are settings. `classes`
-    replaces provider classes by tab (a subclass of the real module with a bug planted in it, say)."""
+    replaces provider classes by tab (a subclass of the real module with a bug planted in it, say);
+    `renderer_tab` is the tab whose fake DeepSeek renders with (None: a stand-in in `classes` renders)."""
     from tests.fakes.server import free_port
 
     port = free_port()  # known in advance: the public address media links are published on
     with ExitStack() as stack:
-        fake, gate, renderer, renderer_gate, values = start_fakes(name, stack)
+        fake, gate, renderer, renderer_gate, values = start_fakes(name, stack, renderer_tab)
         values = {"deadline_seconds": 3.0, "public_base_url": f"http://127.0.0.1:{port}", **values, **overrides}
         settings = booth_settings(tmp, **values)
         app = create_app(settings, classes or {})  # by default the built-in provider modules serve every tab
@@ -390,12 +412,13 @@ def tab(tab_rig: Tab) -> Tab:
 
 @pytest.fixture
 def tab_factory(tmp_path: Path) -> Iterator[Any]:
-    """Start a real tab with chosen settings for one test: `tab = tab_factory("gemini", deadline_seconds=8)`."""
+    """Start a real tab with chosen settings for one test: `tab = tab_factory("gemini", deadline_seconds=8)`
+    (`classes` and `renderer_tab` as in `running_tab`)."""
     with ExitStack() as stack:
 
-        def start(name: str, **overrides: Any) -> Tab:
+        def start(name: str, classes: dict[str, type[Provider]] | None = None, **overrides: Any) -> Tab:
             tab: Tab = stack.enter_context(
-                running_tab(name, tmp_path / f"{name}-{len(stack._exit_callbacks)}", **overrides)
+                running_tab(name, tmp_path / f"{name}-{len(stack._exit_callbacks)}", classes, **overrides)
             )
             return tab
 

@@ -21,8 +21,7 @@ from boothgate.providers.turbotext import TurbotextProvider
 from boothgate.settings import RUNTIME_EDITABLE, Settings, get_settings
 from tests.bad_inputs import MULTIPART, booth_form, exchange
 from tests.conftest import ADMIN, Booth, make_jpeg
-from tests.fakes.turbotext import FakeTurbotext
-from tests.providers.test_turbotext_booth import PHOTO, Start, fake, fake_server, slot, start  # noqa: F401
+from tests.providers.test_turbotext_booth import PHOTO, Start, slot, start  # noqa: F401
 
 FORGED = "job=forged0000 slot=gemini:1 status=succeeded http=200"
 
@@ -113,8 +112,9 @@ async def test_the_settings_page_answers_422_outside_each_range(booth: Booth) ->
 
 
 # ---------------------------------------------------------------- media links
-async def test_media_links_are_revoked_the_moment_the_booth_is_answered(start: Start, fake: FakeTurbotext) -> None:  # noqa: F811
-    booth = start(deadline_seconds=30.0)
+async def test_media_links_are_revoked_the_moment_the_booth_is_answered(start: Start) -> None:  # noqa: F811
+    tab = start(deadline_seconds=30.0)
+    booth, fake = tab.booth, tab.fake
     await slot(booth, 1, "face_swap")
     answer = await booth.post("turbotext", 1, PHOTO)
     answered = time.monotonic()

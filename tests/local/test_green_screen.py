@@ -159,7 +159,8 @@ def test_a_group_keeps_both_people_and_no_ghost_of_a_backdrop_object() -> None:
 
 
 # Through the booth: the slot's options reach the engine, and a refusal is the booth's answer.
-from tests.local.test_local_booth import job_of, post, server, slot  # noqa: E402,F401  (the module's server fixture)
+# TAB and TAB_SETTINGS: what the shared tab rig (tests/conftest.py) reads from this module for that server.
+from tests.local.test_local_booth import TAB, TAB_SETTINGS, post, server, slot  # noqa: E402,F401  (the module's server fixture)
 
 
 async def test_a_green_screen_slot_keys_the_booths_photo(server, portrait_2mp) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
@@ -170,7 +171,7 @@ async def test_a_green_screen_slot_keys_the_booths_photo(server, portrait_2mp) -
     await slot(server, 15, "background", backdrop, options={"backdrop": "green_screen", "key_spill": 0.8})
     answer = await post(server, 15, shot)
     assert answer.status == 200, answer.body[:300]
-    job = await job_of(server, answer)
+    job = await server.job(answer)
     assert "green screen" in str(job)
 
 

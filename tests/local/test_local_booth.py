@@ -4,8 +4,6 @@ image workers, the real mediapipe/OpenCV engine, and back — on real photos of 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -15,10 +13,8 @@ import pytest
 from boothgate.cli.booth_client import BoothAnswer
 from boothgate.imaging.images import target_size
 from boothgate.local import faces, models
-from boothgate.web.app import create_app
 from tests import local_photos as photos
-from tests.conftest import Booth, booth_settings
-from tests.fakes.server import serve
+from tests.conftest import Booth, Tab
 
 pytestmark = pytest.mark.skipif(models.problem() is not None, reason=str(models.problem()))
 
@@ -26,13 +22,13 @@ pytestmark = pytest.mark.skipif(models.problem() is not None, reason=str(models.
 DEADLINE = 40.0
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booth]:
-    tmp: Path = tmp_path_factory.mktemp("local-booth")
-    settings = booth_settings(tmp, deadline_seconds=DEADLINE, local_output_long_side_pixels=1200)
-    app = create_app(settings, {})  # the built-in providers: the offline tab is the real one
-    with serve(app) as url:
-        yield Booth(url, settings, app)
+TAB = "local"  # the module's server, the real offline tab: `tab_rig` in tests/conftest.py
+TAB_SETTINGS = {"deadline_seconds": DEADLINE, "local_output_long_side_pixels": 1200}
+
+
+@pytest.fixture
+def server(tab_rig: Tab) -> Booth:
+    return tab_rig.booth
 
 
 async def slot(booth: Booth, number: int, kind: str, reference: np.ndarray | None = None, **fields: Any) -> None:
@@ -46,14 +42,6 @@ async def slot(booth: Booth, number: int, kind: str, reference: np.ndarray | Non
 
 async def post(booth: Booth, number: int, photo: np.ndarray) -> BoothAnswer:
     return await booth.post("local", number, photos.jpeg(photo))
-
-
-async def job_of(booth: Booth, answer: BoothAnswer) -> dict[str, Any]:
-    async with booth.api() as client:
-        response = await client.get(f"/api/jobs/{answer.headers['x-job-id']}")
-    assert response.status_code == 200
-    result: dict[str, Any] = response.json()
-    return result
 
 
 def prepared_size(booth: Booth, photo: np.ndarray) -> tuple[int, int]:
@@ -119,7 +107,7 @@ async def test_style_slot_answers_the_restyled_photo_at_the_output_size(server: 
     assert abs(width / height - most_width / most_height) < 0.01
     assert 0.6 * most_width * most_height <= width * height <= most_width * most_height
     assert photos.difference(result, cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)) > 3
-    notes = (await job_of(server, answer))["provider_notes"]
+    notes = (await server.job(answer))["provider_notes"]
     assert notes["style"] == style and notes["result_size"] == f"{width}x{height}" and notes["cost_usd"] == 0.0
 
 
@@ -142,7 +130,7 @@ async def test_face_swap_slot_answers_the_template_with_the_guests_face(server: 
     (box,) = faces.find_faces(template)
     assert photos.difference(photos.region(result, box), photos.region(template, box)) > 8  # the face changed
     assert photos.difference(result[650:, :300], template[650:, :300]) < 3  # the scene did not
-    job = await job_of(server, answer)
+    job = await server.job(answer)
     assert job["provider_notes"]["engine"] == "local" and job["provider_notes"]["template_faces"] == 1
 
 
@@ -161,7 +149,7 @@ async def test_face_swap_answers_422_with_a_plain_reason(server: Booth, photo: n
     assert answer.status == 422
     body = answer.json()
     assert body["error"] == code and "face" in str(body["message"])
-    job = await job_of(server, answer)
+    job = await server.job(answer)
     assert job["status"] == "rejected" and job["error"] == code and job["http_status"] == 422
     assert job["in_trash"], "the original is kept in trash"
 

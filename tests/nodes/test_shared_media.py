@@ -87,6 +87,21 @@ def watching(s3_server: S3Server, request: pytest.FixtureRequest) -> Iterator[tu
         yield fake, url
 
 
+Pair = tuple[BucketWatchingGemini, Booth, Booth]
+
+
+@pytest.fixture
+def pair(
+    tmp_path: Path, s3_server: S3Server, postgres_server: PostgresServer, watching: tuple[BucketWatchingGemini, str]
+) -> Iterator[Pair]:
+    """Two nodes, A and B, on one fresh PostgreSQL database and the watching fake's bucket prefix, each with
+    its own data dir: (the fake, A, B)."""
+    fake, url = watching
+    shared = {"database_url": postgres_server.fresh_database(), **s3_server.settings(fake.prefix)}
+    with node(tmp_path, "a", url, **shared) as a, node(tmp_path, "b", url, **shared) as b:
+        yield fake, a, b
+
+
 async def test_original_is_in_the_bucket_before_its_provider_call(
     tmp_path: Path, s3_server: S3Server, watching: tuple[BucketWatchingGemini, str]
 ) -> None:
@@ -106,35 +121,31 @@ async def test_original_is_in_the_bucket_before_its_provider_call(
         assert s3_server.get(relative, fake.prefix) == result.read_bytes()
 
 
-async def test_a_result_and_a_reference_written_by_one_node_are_served_by_another(
-    tmp_path: Path, s3_server: S3Server, postgres_server: PostgresServer, watching: tuple[BucketWatchingGemini, str]
-) -> None:
-    fake, url = watching
-    shared = {"database_url": postgres_server.fresh_database(), **s3_server.settings(fake.prefix)}
-    with node(tmp_path, "a", url, **shared) as a, node(tmp_path, "b", url, **shared) as b:
-        await a.configure("gemini", 2, kind="background", prompt="on the moon")
-        await a.set_reference("gemini", 2, REFERENCE)  # stored by content on node A and in the bucket
-        answer = await a.post("gemini", 2, photo())
-        assert answer.status == 200, answer.body[:300]
-        job_id = answer.headers["x-job-id"]
-        [result] = (a.settings.data_dir / "results").glob(f"*/{job_id}.*")
-        relative = result.relative_to(a.settings.data_dir).as_posix()
-        assert not (b.settings.data_dir / relative).exists()  # node B never saw this result
-        async with httpx.AsyncClient(base_url=b.url, auth=ADMIN, timeout=30) as client:
-            served = await client.get(f"/api/jobs/{job_id}/result")
-            photo_on_b = await client.get(f"/api/jobs/{job_id}/photo")
-        assert served.status_code == 200 and served.content == answer.body  # from the bucket, by node B
-        assert (b.settings.data_dir / relative).read_bytes() == answer.body  # now B's working copy too
-        assert photo_on_b.status_code == 200
-        # Node B's booth uses the reference node A stored: the fake gets the photo and the reference.
-        assert not any((b.settings.data_dir / "references").iterdir())
-        calls_before = len(fake.received)
-        on_b = await b.post("gemini", 2, photo())
-        assert on_b.status == 200, on_b.body[:300]
-        sent = fake.received[calls_before]
-        assert len(sent.images) == 2, [i.mime for i in sent.images]
-        [fetched] = (b.settings.data_dir / "references").iterdir()
-        assert fetched.read_bytes() == REFERENCE  # brought from the bucket for that booth
+async def test_a_result_and_a_reference_written_by_one_node_are_served_by_another(pair: Pair) -> None:
+    fake, a, b = pair
+    await a.configure("gemini", 2, kind="background", prompt="on the moon")
+    await a.set_reference("gemini", 2, REFERENCE)  # stored by content on node A and in the bucket
+    answer = await a.post("gemini", 2, photo())
+    assert answer.status == 200, answer.body[:300]
+    job_id = answer.headers["x-job-id"]
+    [result] = (a.settings.data_dir / "results").glob(f"*/{job_id}.*")
+    relative = result.relative_to(a.settings.data_dir).as_posix()
+    assert not (b.settings.data_dir / relative).exists()  # node B never saw this result
+    async with httpx.AsyncClient(base_url=b.url, auth=ADMIN, timeout=30) as client:
+        served = await client.get(f"/api/jobs/{job_id}/result")
+        photo_on_b = await client.get(f"/api/jobs/{job_id}/photo")
+    assert served.status_code == 200 and served.content == answer.body  # from the bucket, by node B
+    assert (b.settings.data_dir / relative).read_bytes() == answer.body  # now B's working copy too
+    assert photo_on_b.status_code == 200
+    # Node B's booth uses the reference node A stored: the fake gets the photo and the reference.
+    assert not any((b.settings.data_dir / "references").iterdir())
+    calls_before = len(fake.received)
+    on_b = await b.post("gemini", 2, photo())
+    assert on_b.status == 200, on_b.body[:300]
+    sent = fake.received[calls_before]
+    assert len(sent.images) == 2, [i.mime for i in sent.images]
+    [fetched] = (b.settings.data_dir / "references").iterdir()
+    assert fetched.read_bytes() == REFERENCE  # brought from the bucket for that booth
 
 
 async def test_a_media_link_made_by_one_node_is_served_by_another(tmp_path: Path, s3_server: S3Server) -> None:
@@ -297,23 +308,19 @@ def test_deletes_and_expired_days_leave_the_bucket_too(tmp_path: Path, s3_server
     assert not (settings.data_dir / reference).exists()
 
 
-async def test_the_same_photo_posted_to_two_nodes_at_once_makes_one_provider_call(
-    tmp_path: Path, s3_server: S3Server, postgres_server: PostgresServer, watching: tuple[BucketWatchingGemini, str]
-) -> None:
-    fake, url = watching
-    shared = {"database_url": postgres_server.fresh_database(), **s3_server.settings(fake.prefix)}
-    with node(tmp_path, "a", url, **shared) as a, node(tmp_path, "b", url, **shared) as b:
-        await a.configure("gemini", 3, kind="prompt", prompt="as pirates")
-        fake.default_mode, fake.slow_seconds = "slow", 1.5  # both posts arrive while the first call runs
-        sent = photo()
-        calls_before = len(fake.received)
-        first, second = await asyncio.gather(a.post("gemini", 3, sent), b.post("gemini", 3, sent))
-        assert (first.status, second.status) == (200, 200), (first.body[:200], second.body[:200])
-        assert len(fake.received) - calls_before == 1  # one paid call for the photo the booth sent twice
-        assert first.body == second.body
-        ids = {first.headers["x-job-id"], second.headers["x-job-id"]}
-        reused = [answer.headers.get("x-reused-from") for answer in (first, second)]
-        assert reused.count(None) == 1 and set(reused) - {None} <= ids  # the later one joined the first
-        # A different photo on the other node is its own call.
-        other = await b.post("gemini", 3, photo())
-        assert other.status == 200 and len(fake.received) - calls_before == 2
+async def test_the_same_photo_posted_to_two_nodes_at_once_makes_one_provider_call(pair: Pair) -> None:
+    fake, a, b = pair
+    await a.configure("gemini", 3, kind="prompt", prompt="as pirates")
+    fake.default_mode, fake.slow_seconds = "slow", 1.5  # both posts arrive while the first call runs
+    sent = photo()
+    calls_before = len(fake.received)
+    first, second = await asyncio.gather(a.post("gemini", 3, sent), b.post("gemini", 3, sent))
+    assert (first.status, second.status) == (200, 200), (first.body[:200], second.body[:200])
+    assert len(fake.received) - calls_before == 1  # one paid call for the photo the booth sent twice
+    assert first.body == second.body
+    ids = {first.headers["x-job-id"], second.headers["x-job-id"]}
+    reused = [answer.headers.get("x-reused-from") for answer in (first, second)]
+    assert reused.count(None) == 1 and set(reused) - {None} <= ids  # the later one joined the first
+    # A different photo on the other node is its own call.
+    other = await b.post("gemini", 3, photo())
+    assert other.status == 200 and len(fake.received) - calls_before == 2

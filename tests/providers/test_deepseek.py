@@ -6,15 +6,15 @@ The renderer here is a scripted provider on the gemini tab that records the inst
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import pytest
 
 from boothgate.providers.base import ProviderRequest, ProviderResult
 from boothgate.settings import DEEPSEEK_SYSTEM_PROMPTS
-from tests.conftest import Booth, KeyedProvider, ScriptedProvider, make_jpeg, open_image
-from tests.fakes.deepseek import API_KEY, INSTRUCTION, USAGE, FakeDeepSeek, running
+from tests.conftest import KeyedProvider, ScriptedProvider, Tab, make_jpeg, open_image
+from tests.fakes.deepseek import API_KEY, INSTRUCTION, USAGE
 
 STAGE_SECONDS = 1.0
 DEADLINE_SECONDS = 4.0
@@ -32,37 +32,30 @@ class RecordingRenderer(ScriptedProvider):
         return await super().run(request)
 
 
+Start = Callable[..., Tab]
+
+
 @pytest.fixture
-def fake() -> Iterator[tuple[FakeDeepSeek, str]]:
+def start(tab_factory: Any) -> Iterator[Start]:
+    """Start the DeepSeek tab against its fake (`running_tab` in tests/conftest.py) with chosen settings,
+    the recording renderer on the gemini tab."""
+
+    def start_tab(**overrides: Any) -> Tab:
+        values = {"deepseek_stage_seconds": STAGE_SECONDS, "deadline_seconds": DEADLINE_SECONDS, **overrides}
+        renderers = {"gemini": RecordingRenderer, "turbotext": KeyedProvider}
+        tab: Tab = tab_factory("deepseek", renderers, renderer_tab=None, **values)
+        return tab
+
     RecordingRenderer.renders.clear()
-    with running() as started:
-        yield started
+    RecordingRenderer.calls.clear()  # the scripted provider's record of every run (what it was given)
+    yield start_tab
     RecordingRenderer.renders.clear()
+    RecordingRenderer.calls.clear()
 
 
-def start(booth_factory: Any, url: str, **overrides: Any) -> Booth:
-    values: dict[str, Any] = {
-        "deepseek_api_key": API_KEY,
-        "deepseek_base_url": url,
-        "deepseek_stage_seconds": STAGE_SECONDS,
-        "deadline_seconds": DEADLINE_SECONDS,
-    }
-    values.update(overrides)
-    booth: Booth = booth_factory({"gemini": RecordingRenderer, "turbotext": KeyedProvider}, **values)
-    return booth
-
-
-async def job_of(booth: Booth, job_id: str) -> dict[str, Any]:
-    async with booth.api() as client:
-        response = await client.get(f"/api/jobs/{job_id}")
-    assert response.status_code == 200
-    job: dict[str, Any] = response.json()
-    return job
-
-
-async def test_the_instruction_deepseek_writes_reaches_the_renderer(booth_factory: Any, fake: Any) -> None:
-    deepseek, url = fake
-    booth = start(booth_factory, url)
+async def test_the_instruction_deepseek_writes_reaches_the_renderer(start: Start) -> None:
+    tab = start()
+    booth, deepseek = tab.booth, tab.fake
     await booth.configure("deepseek", 1, kind="background", prompt="on a sunny beach", options={})
     await booth.set_reference("deepseek", 1, make_jpeg(640, 480, seed=9))
 
@@ -88,7 +81,7 @@ async def test_the_instruction_deepseek_writes_reaches_the_renderer(booth_factor
     ]
     assert sent.images[0].data == render.photo.data, "DeepSeek reads the same photo the renderer draws from"
     # the job: counted under DeepSeek, the instruction and the renderer's share in its notes
-    job = await job_of(booth, answer.headers["x-job-id"])
+    job = await booth.job(answer.headers["x-job-id"])
     notes = job["provider_notes"]
     assert job["provider"] == "deepseek"
     assert notes["deepseek"]["status"] == "written"
@@ -119,10 +112,10 @@ FAILURES = [
 ]
 
 
-async def test_every_failure_falls_back_to_the_slot_prompt_within_the_budget(booth_factory: Any, fake: Any) -> None:
-    deepseek, url = fake
+async def test_every_failure_falls_back_to_the_slot_prompt_within_the_budget(start: Start) -> None:
+    tab = start()
+    booth, deepseek = tab.booth, tab.fake
     deepseek.slow_seconds = 3 * STAGE_SECONDS
-    booth = start(booth_factory, url)
     await booth.configure("deepseek", 2, kind="prompt", prompt="as a watercolour painting")
 
     for seed, (mode, code) in enumerate(FAILURES, start=100):
@@ -140,7 +133,7 @@ async def test_every_failure_falls_back_to_the_slot_prompt_within_the_budget(boo
         render = RecordingRenderer.renders[-1]
         assert render.instruction is None, mode
         assert render.prompt == "as a watercolour painting"
-        notes = (await job_of(booth, answer.headers["x-job-id"]))["provider_notes"]["deepseek"]
+        notes = (await booth.job(answer.headers["x-job-id"]))["provider_notes"]["deepseek"]
         assert notes["status"] == "fallback", mode
         assert notes["code"] == code, (mode, notes)
         assert notes["reason"], mode
@@ -150,11 +143,11 @@ async def test_every_failure_falls_back_to_the_slot_prompt_within_the_budget(boo
     assert len(RecordingRenderer.renders) == len(FAILURES)
 
 
-async def test_blank_lines_before_the_json_are_read_as_an_answer(booth_factory: Any, fake: Any) -> None:
-    deepseek, url = fake
+async def test_blank_lines_before_the_json_are_read_as_an_answer(start: Start) -> None:
+    tab = start()
+    booth, deepseek = tab.booth, tab.fake
     deepseek.push("blank_lines")
     deepseek.blank_lines, deepseek.blank_interval_seconds = 5, 0.05
-    booth = start(booth_factory, url)
     await booth.configure("deepseek", 3, kind="prompt", prompt="pop art")
 
     answer = await booth.post("deepseek", 3, make_jpeg(seed=3))
@@ -163,9 +156,9 @@ async def test_blank_lines_before_the_json_are_read_as_an_answer(booth_factory: 
     assert RecordingRenderer.renders[-1].instruction == INSTRUCTION
 
 
-async def test_an_empty_balance_shows_on_the_tab_until_deepseek_works_again(booth_factory: Any, fake: Any) -> None:
-    deepseek, url = fake
-    booth = start(booth_factory, url)
+async def test_an_empty_balance_shows_on_the_tab_until_deepseek_works_again(start: Start) -> None:
+    tab = start()
+    booth, deepseek = tab.booth, tab.fake
     await booth.configure("deepseek", 4, kind="prompt", prompt="x")
     deepseek.push("balance")
 
@@ -178,25 +171,26 @@ async def test_an_empty_balance_shows_on_the_tab_until_deepseek_works_again(boot
     assert "deepseek" not in (await booth.stats())["provider_errors"]
 
 
-async def test_the_stage_leaves_the_renderer_at_least_half_the_time(booth_factory: Any, fake: Any) -> None:
-    deepseek, url = fake
+async def test_the_stage_leaves_the_renderer_at_least_half_the_time(start: Start) -> None:
+    tab = start(deepseek_stage_seconds=30.0, deadline_seconds=3.0)
+    booth, deepseek = tab.booth, tab.fake
     deepseek.default_mode = "slow"
-    booth = start(booth_factory, url, deepseek_stage_seconds=30.0, deadline_seconds=3.0)
     await booth.configure("deepseek", 5, kind="prompt", prompt="x")
 
     answer = await booth.post("deepseek", 5, make_jpeg(seed=5))
 
     assert answer.status == 200
-    notes = (await job_of(booth, answer.headers["x-job-id"]))["provider_notes"]["deepseek"]
+    notes = (await booth.job(answer.headers["x-job-id"]))["provider_notes"]["deepseek"]
     assert notes["budget_seconds"] <= 1.5
     assert notes["code"] == "timeout"
     # the renderer started with at least the stage's share of the time still left (0.5 s for the hand-over)
-    assert booth.calls[-1].deadline_remaining >= notes["budget_seconds"] - 0.5, booth.calls[-1]
+    render = RecordingRenderer.calls[-1]
+    assert render.deadline_remaining >= notes["budget_seconds"] - 0.5, render
 
 
-async def test_renderer_options_are_checked_by_the_renderer(booth_factory: Any, fake: Any) -> None:
-    _, url = fake
-    booth = start(booth_factory, url)
+async def test_renderer_options_are_checked_by_the_renderer(start: Start) -> None:
+    tab = start()
+    booth = tab.booth
     async with booth.api() as client:
         bad = await client.put(
             "/api/slots/deepseek/6", json={"options": {"renderer": "gemini", "renderer_options": {"mode": 3}}}
@@ -218,11 +212,9 @@ async def test_renderer_options_are_checked_by_the_renderer(booth_factory: Any, 
     assert answer.content_type == "image/png", "the renderer ran with the slot's renderer options"
 
 
-async def test_a_renderer_that_is_not_ready_stops_the_job_before_deepseek_is_paid(
-    booth_factory: Any, fake: Any
-) -> None:
-    deepseek, url = fake
-    booth = start(booth_factory, url)
+async def test_a_renderer_that_is_not_ready_stops_the_job_before_deepseek_is_paid(start: Start) -> None:
+    tab = start()
+    booth, deepseek = tab.booth, tab.fake
     await booth.configure("deepseek", 7, prompt="x", options={"renderer": "turbotext"})
 
     answer = await booth.post("deepseek", 7, make_jpeg(seed=7))
@@ -234,9 +226,9 @@ async def test_a_renderer_that_is_not_ready_stops_the_job_before_deepseek_is_pai
     assert deepseek.received == []
 
 
-async def test_without_a_deepseek_key_the_tab_is_not_configured(booth_factory: Any, fake: Any) -> None:
-    deepseek, url = fake
-    booth = start(booth_factory, url, deepseek_api_key=None)
+async def test_without_a_deepseek_key_the_tab_is_not_configured(start: Start) -> None:
+    tab = start(deepseek_api_key=None)
+    booth, deepseek = tab.booth, tab.fake
     await booth.configure("deepseek", 8, prompt="x")
 
     answer = await booth.post("deepseek", 8, make_jpeg(seed=8))
@@ -251,9 +243,9 @@ async def test_without_a_deepseek_key_the_tab_is_not_configured(booth_factory: A
     assert deepseek.received == []
 
 
-async def test_try_it_shows_the_instruction(booth_factory: Any, fake: Any) -> None:
-    _, url = fake
-    booth = start(booth_factory, url)
+async def test_try_it_shows_the_instruction(start: Start) -> None:
+    tab = start()
+    booth = tab.booth
     await booth.configure("deepseek", 9, prompt="x", enabled=False)
     async with booth.api() as client:
         response = await client.post(
@@ -265,15 +257,15 @@ async def test_try_it_shows_the_instruction(booth_factory: Any, fake: Any) -> No
     assert body["job"]["provider_notes"]["deepseek"]["instruction"] == INSTRUCTION
 
 
-async def test_a_failing_renderer_fails_the_job_but_keeps_the_instruction(booth_factory: Any, fake: Any) -> None:
-    _, url = fake
-    booth = start(booth_factory, url)
+async def test_a_failing_renderer_fails_the_job_but_keeps_the_instruction(start: Start) -> None:
+    tab = start()
+    booth = tab.booth
     await booth.configure("deepseek", 10, prompt="x", options={"renderer_options": {"mode": "fail"}})
 
     answer = await booth.post("deepseek", 10, make_jpeg(seed=10))
 
     assert answer.status == 502
-    job = await job_of(booth, answer.headers["x-job-id"])
+    job = await booth.job(answer.headers["x-job-id"])
     assert job["status"] == "failed"
     assert job["provider_notes"]["deepseek"]["instruction"] == INSTRUCTION
     assert job["provider_notes"]["renderer"]["name"] == "gemini"

@@ -8,58 +8,34 @@ Gemini receives its own template with the slot's prompt, and the booth still get
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from boothgate.cli.booth_client import BoothAnswer
-from boothgate.web.app import create_app
-from tests.conftest import Booth, booth_settings
-from tests.fakes.deepseek import API_KEY, INSTRUCTION, FakeDeepSeek
+from tests.conftest import Booth, Tab
+from tests.fakes.deepseek import INSTRUCTION, FakeDeepSeek
 from tests.fakes.gemini import GeminiFake
-from tests.fakes.server import serve
 from tests.gemini_support import PHOTO_TINT, REFERENCE_TINT, encode, gradient, looks_inverted, mean_colour
 
-GEMINI_KEY = "booth-test-gemini-key"
 DEADLINE = 4.0
 STAGE = 1.0
 SLACK = 0.5  # the answer's trip back to the booth
 
 
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[tuple[FakeDeepSeek, GeminiFake, str, str]]:
-    deepseek, gemini = FakeDeepSeek(), GeminiFake(api_key=GEMINI_KEY)
-    with serve(deepseek.app) as deepseek_url, serve(gemini.app) as gemini_url:
-        yield deepseek, gemini, deepseek_url, gemini_url
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, fakes: Any) -> Iterator[Booth]:
-    _, _, deepseek_url, gemini_url = fakes
-    tmp: Path = tmp_path_factory.mktemp("deepseek-gemini")
-    settings = booth_settings(
-        tmp,
-        deadline_seconds=DEADLINE,
-        gemini_api_key=GEMINI_KEY,
-        gemini_base_url=gemini_url,
-        deepseek_api_key=API_KEY,
-        deepseek_base_url=deepseek_url,
-        deepseek_stage_seconds=STAGE,
-    )
-    app = create_app(settings, {})  # the built-in DeepSeek and Gemini providers
-    with serve(app) as url:
-        yield Booth(url, settings, app)
+TAB = "deepseek"  # the module's server and fakes (Gemini's renders): `tab_rig` in tests/conftest.py
+TAB_SETTINGS = {"deadline_seconds": DEADLINE, "deepseek_stage_seconds": STAGE}
 
 
 @pytest.fixture
-def booth(server: Booth, fakes: Any) -> Booth:
-    deepseek, gemini, _, _ = fakes
-    deepseek.received.clear()
-    deepseek.default_mode = "instruction"
-    gemini.reset()
-    return server
+def fakes(tab: Tab) -> tuple[FakeDeepSeek, GeminiFake]:
+    """DeepSeek's fake and the Gemini renderer's, reset for this test."""
+    return tab.fake, tab.renderer
+
+
+@pytest.fixture
+def booth(tab: Tab) -> Booth:
+    return tab.booth
 
 
 _seed = iter(range(1, 10_000))
@@ -86,7 +62,7 @@ async def notes_of(booth: Booth, answer: BoothAnswer) -> dict[str, Any]:
 
 
 async def test_the_instruction_from_deepseek_is_what_gemini_renders(booth: Booth, fakes: Any) -> None:
-    deepseek, gemini, _, _ = fakes
+    deepseek, gemini = fakes
     await booth.configure("deepseek", 1, kind="background", prompt="on a sunny beach")
     await booth.set_reference("deepseek", 1, REFERENCE)
 
@@ -112,7 +88,7 @@ async def test_the_instruction_from_deepseek_is_what_gemini_renders(booth: Booth
 
 
 async def test_renderer_options_reach_gemini(booth: Booth, fakes: Any) -> None:
-    _, gemini, _, _ = fakes
+    _, gemini = fakes
     options = {"renderer": "gemini", "renderer_options": {"aspect_ratio": "1:1"}}
     saved = await booth.configure("deepseek", 2, kind="prompt", prompt="pop art", options=options)
     assert saved["options"]["renderer_options"]["aspect_ratio"] == "1:1"
@@ -142,7 +118,7 @@ async def test_renderer_options_reach_gemini(booth: Booth, fakes: Any) -> None:
 async def test_every_deepseek_failure_renders_the_slot_prompt_in_time(
     booth: Booth, fakes: Any, mode: str, code: str
 ) -> None:
-    deepseek, gemini, _, _ = fakes
+    deepseek, gemini = fakes
     deepseek.slow_seconds = 3 * STAGE
     if mode == "blank_lines_forever":
         deepseek.push("blank_lines")

@@ -80,14 +80,6 @@ async def post(booth: Booth, number: int, data: bytes | None = None) -> tuple[Bo
     return answer, time.monotonic() - started
 
 
-async def job_of(booth: Booth, answer: BoothAnswer) -> dict[str, Any]:
-    async with booth.api() as client:
-        response = await client.get(f"/api/jobs/{answer.headers['x-job-id']}")
-    assert response.status_code == 200
-    result: dict[str, Any] = response.json()
-    return result
-
-
 def error_of(answer: BoothAnswer) -> str:
     return str(answer.json()["error"])
 
@@ -153,7 +145,7 @@ async def test_each_kind_end_to_end(
     right = mean_colour(answer.body, (0.55, 0.1, 0.95, 0.9))
     assert looks_inverted(right, REFERENCE_TINT if kind != "prompt" else PHOTO_TINT)
 
-    job = await job_of(booth, answer)
+    job = await booth.job(answer)
     notes = job["provider_notes"]
     assert notes["model"] == model and notes["endpoint"] == endpoint and notes["polls"] == 3
     assert job["cost_usd"] == pytest.approx(fal_models.CURATED[model].price_usd)
@@ -175,7 +167,7 @@ async def test_birefnet_cuts_out_and_composites_onto_the_reference(booth: Booth,
     right = mean_colour(answer.body, (0.55, 0.1, 0.95, 0.9))
     assert left[0] > 120 and left[2] < 80, left
     assert right[2] > 120 and right[0] < 80, right
-    notes = (await job_of(booth, answer))["provider_notes"]
+    notes = (await booth.job(answer))["provider_notes"]
     assert notes["composited"] is True
 
 
@@ -193,7 +185,7 @@ async def test_options_reach_the_wire(booth: Booth, fake: FakeFal) -> None:
     assert answer.status == 200
     body = fake.last.body
     assert body["aspect_ratio"] == "9:16" and body["resolution"] == "2K" and body["seed"] == 7
-    assert (await job_of(booth, answer))["cost_usd"] == pytest.approx(0.062)  # the 2K price (fal's guide, 2026-12-03)
+    assert (await booth.job(answer))["cost_usd"] == pytest.approx(0.062)  # the 2K price (fal's guide, 2026-12-03)
 
 
 async def test_unknown_curated_model_is_refused_on_save(booth: Booth) -> None:
@@ -212,7 +204,7 @@ async def test_custom_model_with_its_own_price(booth: Booth, fake: FakeFal) -> N
     answer, _ = await post(booth, 12)
     assert answer.status == 200
     assert fake.last.model == "fal-ai/nano-banana-pro/edit" and "image_urls" in fake.last.body
-    assert (await job_of(booth, answer))["cost_usd"] == pytest.approx(0.15)
+    assert (await booth.job(answer))["cost_usd"] == pytest.approx(0.15)
 
 
 # --- failures -------------------------------------------------------------------------------------
@@ -262,7 +254,7 @@ async def test_retryable_503_then_an_image(booth: Booth, fake: FakeFal) -> None:
     fake.push("unavailable")
     answer, _ = await post(booth, 16)
     assert answer.status == 200 and len(fake.submits) == 2
-    assert (await job_of(booth, answer))["provider_notes"]["problems"] == ["submit 503"]
+    assert (await booth.job(answer))["provider_notes"]["problems"] == ["submit 503"]
 
 
 async def test_429_with_a_short_retry_after_is_waited_out(booth: Booth, fake: FakeFal) -> None:

@@ -68,14 +68,6 @@ async def post(booth: Booth, number: int, data: bytes | None = None) -> tuple[Bo
     return answer, time.monotonic() - started
 
 
-async def job_of(booth: Booth, answer: BoothAnswer) -> dict[str, Any]:
-    async with booth.api() as client:
-        response = await client.get(f"/api/jobs/{answer.headers['x-job-id']}")
-    assert response.status_code == 200
-    result: dict[str, Any] = response.json()
-    return result
-
-
 def error_of(answer: BoothAnswer) -> str:
     return str(answer.json()["error"])
 
@@ -106,7 +98,7 @@ async def test_each_kind_end_to_end(booth: Booth, fake: GeminiFake, number: int,
     right = mean_colour(answer.body, (0.55, 0.1, 0.95, 0.9))
     assert looks_inverted(right, REFERENCE_TINT if kind != "prompt" else PHOTO_TINT)
 
-    job = await job_of(booth, answer)
+    job = await booth.job(answer)
     notes = job["provider_notes"]
     assert notes["model"] == "gemini-nano-banana-2.1"
     assert notes["attempts"] == 1
@@ -145,7 +137,7 @@ async def test_no_image_twice_then_an_image(booth: Booth, fake: GeminiFake) -> N
     answer, _ = await post(booth, 7)
     assert answer.status == 200
     assert len(fake.received) == 3
-    notes = (await job_of(booth, answer))["provider_notes"]
+    notes = (await booth.job(answer))["provider_notes"]
     assert notes["attempts"] == 3 and notes["problems"] == ["NO_IMAGE", "NO_IMAGE"]
     assert notes["usage"]["total_tokens"] == 3 * 2410
 
@@ -191,7 +183,7 @@ async def test_slow_past_the_deadline_answers_504_in_time(booth: Booth, fake: Ge
     answer, elapsed = await post(booth, 12)
     assert answer.status == 504 and error_of(answer) == "deadline"
     assert elapsed <= DEADLINE + SLACK, f"answered after {elapsed:.2f} s"
-    assert (await job_of(booth, answer))["provider_notes"]["attempts"] == 1
+    assert (await booth.job(answer))["provider_notes"]["attempts"] == 1
 
 
 async def test_endless_503_answers_502_before_the_deadline(booth: Booth, fake: GeminiFake) -> None:

@@ -31,7 +31,7 @@ from tests.fakes.fal import FakeFal
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import serve
 from tests.gemini_support import PHOTO_TINT, REFERENCE_TINT, prepared
-from tests.providers.test_deepseek import RecordingRenderer, start
+from tests.providers.test_deepseek import RecordingRenderer, Start, start  # noqa: F401  (the fixture)
 from tests.providers.test_turbotext_provider import Rig, rig, servers  # noqa: F401  (fixtures)
 
 TT_A = "tt-key-aaaa-000000000001"
@@ -110,45 +110,43 @@ async def test_turbotext_check_tries_every_key(rig: Rig) -> None:  # noqa: F811
     assert not [k for k in turbotext(rig, pools).describe()["keys"] if k["flagged"]]
 
 
-async def test_deepseek_writes_on_another_key_when_one_rests_or_is_refused(booth_factory: Any) -> None:
-    RecordingRenderer.renders.clear()  # a class-wide record: an earlier module's renders must not count here
-    with running() as (fake, url):
-        fake.more_keys = {DS_B}
-        fake.key_modes[DEEPSEEK_KEY] = "rate_limited"  # Retry-After: 30
-        booth = start(booth_factory, url, deepseek_api_keys=DS_B)
-        await booth.configure("deepseek", 1, kind="prompt", prompt="as astronauts", options={})
-        for seed in range(4):
-            assert (await booth.post("deepseek", 1, make_jpeg(seed=seed))).status == 200
-        by_key = Counter(r.authorization for r in fake.received)
-        assert by_key[f"Bearer {DEEPSEEK_KEY}"] == 1  # asked once, then resting for its 30 s
-        assert by_key[f"Bearer {DS_B}"] == 4
-        # Each photo got DeepSeek's instruction, none fell back to the bare prompt.
-        assert [r.instruction for r in RecordingRenderer.renders] == [fake.instruction] * 4
+async def test_deepseek_writes_on_another_key_when_one_rests_or_is_refused(start: Start) -> None:  # noqa: F811
+    tab = start(deepseek_api_keys=DS_B)
+    booth, fake = tab.booth, tab.fake
+    fake.more_keys = {DS_B}
+    fake.key_modes[DEEPSEEK_KEY] = "rate_limited"  # Retry-After: 30
+    await booth.configure("deepseek", 1, kind="prompt", prompt="as astronauts", options={})
+    for seed in range(4):
+        assert (await booth.post("deepseek", 1, make_jpeg(seed=seed))).status == 200
+    by_key = Counter(r.authorization for r in fake.received)
+    assert by_key[f"Bearer {DEEPSEEK_KEY}"] == 1  # asked once, then resting for its 30 s
+    assert by_key[f"Bearer {DS_B}"] == 4
+    # Each photo got DeepSeek's instruction, none fell back to the bare prompt.
+    assert [r.instruction for r in RecordingRenderer.renders] == [fake.instruction] * 4
 
-        fake.key_modes[DS_B] = "balance"  # 402: the account is empty, the key is taken out
-        fake.key_modes.pop(DEEPSEEK_KEY)
-        provider = booth.services.registry.get("deepseek")
-        provider.key_pool().unflag_all()  # the first key's 30 s rest is over
-        for seed in range(10, 13):
-            assert (await booth.post("deepseek", 1, make_jpeg(seed=seed))).status == 200
-        later = [r.authorization for r in fake.received[5:]]
-        assert later.count(f"Bearer {DS_B}") <= 1 and later.count(f"Bearer {DEEPSEEK_KEY}") == 3
+    fake.key_modes[DS_B] = "balance"  # 402: the account is empty, the key is taken out
+    fake.key_modes.pop(DEEPSEEK_KEY)
+    provider = booth.services.registry.get("deepseek")
+    provider.key_pool().unflag_all()  # the first key's 30 s rest is over
+    for seed in range(10, 13):
+        assert (await booth.post("deepseek", 1, make_jpeg(seed=seed))).status == 200
+    later = [r.authorization for r in fake.received[5:]]
+    assert later.count(f"Bearer {DS_B}") <= 1 and later.count(f"Bearer {DEEPSEEK_KEY}") == 3
 
 
-async def test_deepseek_flags_a_key_answering_401_by_its_masked_name(booth_factory: Any) -> None:
-    RecordingRenderer.renders.clear()
-    with running() as (fake, url):
-        fake.more_keys = {DS_B}
-        fake.key_modes[DS_B] = "invalid_key"  # 401 Authentication Fails
-        booth = start(booth_factory, url, deepseek_api_keys=DS_B)  # listed first: the first photo takes it
-        await booth.configure("deepseek", 1, kind="prompt", prompt="as astronauts", options={})
-        for seed in range(20, 24):
-            assert (await booth.post("deepseek", 1, make_jpeg(seed=seed))).status == 200
-        by_key = Counter(r.authorization for r in fake.received)
-        assert by_key[f"Bearer {DS_B}"] == 1 and by_key[f"Bearer {DEEPSEEK_KEY}"] == 4
-        assert [r.instruction for r in RecordingRenderer.renders] == [fake.instruction] * 4
-        keys = booth.services.registry.get("deepseek").describe()["keys"]
-        assert [k["key"] for k in keys if k["flagged"]] == [mask(DS_B)] and DS_B not in str(keys)
+async def test_deepseek_flags_a_key_answering_401_by_its_masked_name(start: Start) -> None:  # noqa: F811
+    tab = start(deepseek_api_keys=DS_B)  # listed first: the first photo takes it
+    booth, fake = tab.booth, tab.fake
+    fake.more_keys = {DS_B}
+    fake.key_modes[DS_B] = "invalid_key"  # 401 Authentication Fails
+    await booth.configure("deepseek", 1, kind="prompt", prompt="as astronauts", options={})
+    for seed in range(20, 24):
+        assert (await booth.post("deepseek", 1, make_jpeg(seed=seed))).status == 200
+    by_key = Counter(r.authorization for r in fake.received)
+    assert by_key[f"Bearer {DS_B}"] == 1 and by_key[f"Bearer {DEEPSEEK_KEY}"] == 4
+    assert [r.instruction for r in RecordingRenderer.renders] == [fake.instruction] * 4
+    keys = booth.services.registry.get("deepseek").describe()["keys"]
+    assert [k["key"] for k in keys if k["flagged"]] == [mask(DS_B)] and DS_B not in str(keys)
 
 
 async def test_deepseek_check_tries_every_key(http: httpx.AsyncClient) -> None:

@@ -74,14 +74,6 @@ async def post(booth: Booth, number: int, data: bytes | None = None) -> tuple[Bo
     return answer, time.monotonic() - started
 
 
-async def job_of(booth: Booth, answer: BoothAnswer) -> dict[str, Any]:
-    async with booth.api() as client:
-        response = await client.get(f"/api/jobs/{answer.headers['x-job-id']}")
-    assert response.status_code == 200
-    result: dict[str, Any] = response.json()
-    return result
-
-
 def error_of(answer: BoothAnswer) -> str:
     return str(answer.json()["error"])
 
@@ -120,7 +112,7 @@ async def test_each_kind_end_to_end(booth: Booth, fake: FakeOpenAI, number: int,
     right = mean_colour(answer.body, (0.55, 0.1, 0.95, 0.9))
     assert looks_inverted(right, REFERENCE_TINT if kind != "prompt" else PHOTO_TINT)
 
-    job = await job_of(booth, answer)
+    job = await booth.job(answer)
     notes = job["provider_notes"]
     assert notes["model"] == "gpt-image-2" and notes["attempts"] == 1 and notes["size"] == sent.fields["size"]
     assert notes["usage"]["total_tokens"] == 2556
@@ -154,7 +146,7 @@ async def test_statistics_price_each_image_by_its_size_and_quality(booth: Booth,
         table = '{"gpt-image-2": {"high": {"1536x1024": 0.5}}}'
         assert (await client.put("/api/settings", json={"openai_prices_usd": table})).status_code == 200
     answer, _ = await post(booth, 19)
-    assert (await job_of(booth, answer))["cost_usd"] == pytest.approx(0.5)
+    assert (await booth.job(answer))["cost_usd"] == pytest.approx(0.5)
     async with booth.api() as client:
         assert (await client.put("/api/settings", json={"openai_prices_usd": None})).status_code == 200
 
@@ -172,7 +164,7 @@ async def test_fixed_size_models_get_the_orientation_and_high_fidelity(
     assert fake.last.fields["size"] == size
     assert fake.last.fields["input_fidelity"] == "high"
     assert fake.last.fields["quality"] == "high"
-    assert (await job_of(booth, answer))["cost_usd"] == pytest.approx(booth.settings.openai_price_high_usd)
+    assert (await booth.job(answer))["cost_usd"] == pytest.approx(booth.settings.openai_price_high_usd)
 
 
 async def test_png_slot_asks_for_a_transparent_background(booth: Booth, fake: FakeOpenAI) -> None:
@@ -189,7 +181,7 @@ async def test_503_then_an_image(booth: Booth, fake: FakeOpenAI) -> None:
     fake.push("unavailable")
     answer, _ = await post(booth, 6)
     assert answer.status == 200 and len(fake.received) == 2
-    assert (await job_of(booth, answer))["provider_notes"]["problems"] == ["503"]
+    assert (await booth.job(answer))["provider_notes"]["problems"] == ["503"]
 
 
 async def test_429_with_a_short_retry_after_is_waited_out(booth: Booth, fake: FakeOpenAI) -> None:

@@ -8,8 +8,7 @@ import asyncio
 import io
 import itertools
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,57 +16,26 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from boothgate.providers.turbotext import TurbotextProvider
-from boothgate.web.app import create_app
-from tests.conftest import Booth, booth_settings, make_jpeg
-from tests.fakes.server import free_port, serve
+from tests.conftest import Booth, Tab, make_jpeg
 from tests.fakes.turbotext import FakeTurbotext
 from tests.waits import eventually
 
 PHOTO = make_jpeg(640, 480, seed=11)
 REFERENCE = make_jpeg(480, 640, seed=12)
 
-Start = Callable[..., Booth]
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[tuple[FakeTurbotext, str]]:
-    fake = FakeTurbotext()
-    with serve(fake.app) as url:
-        yield fake, url
+Start = Callable[..., Tab]
 
 
 @pytest.fixture
-def fake(fake_server: tuple[FakeTurbotext, str]) -> FakeTurbotext:
-    fake_server[0].reset()
-    return fake_server[0]
+def start(tab_factory: Any) -> Start:
+    """Start boothgate with the real Turbotext tab pointed at its fake (`tab_rig`'s shape in tests/conftest.py:
+    through a fault gate, its public address set to itself); each test chooses its settings."""
 
+    def start_tab(**overrides: Any) -> Tab:
+        tab: Tab = tab_factory("turbotext", **{"deadline_seconds": 4.0, **overrides})
+        return tab
 
-@pytest.fixture
-def start(tmp_path: Path, fake_server: tuple[FakeTurbotext, str]) -> Iterator[Start]:
-    """Start boothgate with Turbotext pointed at the fake and its public address set to itself."""
-    contexts: list[Any] = []
-
-    def start_booth(**overrides: Any) -> Booth:
-        port = free_port()
-        values: dict[str, Any] = {
-            "public_base_url": f"http://127.0.0.1:{port}",
-            "turbotext_api_key": "tt-test-key",
-            "turbotext_base_url": f"{fake_server[1]}/api_ai",
-            "turbotext_poll_interval_seconds": 0.05,
-            "deadline_seconds": 4.0,
-        }
-        values.update(overrides)
-        settings = booth_settings(tmp_path, **values)
-        app = create_app(settings, {"turbotext": TurbotextProvider})
-        context = serve(app, port=port)
-        url = context.__enter__()
-        contexts.append(context)
-        return Booth(url, settings, app)
-
-    yield start_booth
-    for context in reversed(contexts):
-        context.__exit__(None, None, None)
+    return start_tab
 
 
 def difference(result: bytes, expected: np.ndarray) -> float:
@@ -103,8 +71,9 @@ METHODS = {"face_swap": "deepfake_photo", "background": "mix_images", "prompt": 
 
 @pytest.mark.parametrize("mode", ["polling", "webhook"])
 @pytest.mark.parametrize("kind", ["face_swap", "background", "prompt"])
-async def test_each_kind_in_each_mode(start: Start, fake: FakeTurbotext, kind: str, mode: str) -> None:
-    booth = start(turbotext_mode=mode)
+async def test_each_kind_in_each_mode(start: Start, kind: str, mode: str) -> None:
+    tab = start(turbotext_mode=mode)
+    booth, fake = tab.booth, tab.fake
     await slot(booth, 3, kind, prompt="neon city at night")
 
     answer = await booth.post("turbotext", 3, PHOTO)
@@ -130,9 +99,10 @@ async def test_each_kind_in_each_mode(start: Start, fake: FakeTurbotext, kind: s
     await nothing_after(fake, answered)
 
 
-async def test_webhook_duplicates_are_answered_and_ignored(start: Start, fake: FakeTurbotext) -> None:
+async def test_webhook_duplicates_are_answered_and_ignored(start: Start) -> None:
+    tab = start(turbotext_mode="webhook")
+    booth, fake = tab.booth, tab.fake
     fake.webhook_deliveries = 2
-    booth = start(turbotext_mode="webhook")
     await slot(booth, 1, "face_swap")
     answer = await booth.post("turbotext", 1, PHOTO)
     assert answer.status == 200
@@ -146,9 +116,10 @@ async def test_webhook_duplicates_are_answered_and_ignored(start: Start, fake: F
     assert (guessed.status_code, unknown.status_code) == (404, 200)
 
 
-async def test_webhook_mode_polls_once_when_the_delivery_is_lost(start: Start, fake: FakeTurbotext) -> None:
+async def test_webhook_mode_polls_once_when_the_delivery_is_lost(start: Start) -> None:
+    tab = start(turbotext_mode="webhook", deadline_seconds=2.0)
+    booth, fake = tab.booth, tab.fake
     fake.webhook_deliveries, fake.reconnects = 0, 0
-    booth = start(turbotext_mode="webhook", deadline_seconds=2.0)
     await slot(booth, 1, "background")
     answer = await booth.post("turbotext", 1, PHOTO)
     assert answer.status == 200, answer.body[:300]
@@ -158,8 +129,9 @@ async def test_webhook_mode_polls_once_when_the_delivery_is_lost(start: Start, f
 # --- media links -------------------------------------------------------------------------------------
 
 
-async def test_media_links_serve_only_until_the_deadline(start: Start, fake: FakeTurbotext) -> None:
-    booth = start(deadline_seconds=1.5)
+async def test_media_links_serve_only_until_the_deadline(start: Start) -> None:
+    tab = start(deadline_seconds=1.5)
+    booth, fake = tab.booth, tab.fake
     await slot(booth, 1, "face_swap")
     posted = time.monotonic()
     answer = await booth.post("turbotext", 1, PHOTO)
@@ -175,8 +147,9 @@ async def test_media_links_serve_only_until_the_deadline(start: Start, fake: Fak
         assert [(await client.get(url)).status_code for url in urls] == [404, 404]
 
 
-async def test_without_a_public_address_booth_posts_answer_503(start: Start, fake: FakeTurbotext) -> None:
-    booth = start(public_base_url="")
+async def test_without_a_public_address_booth_posts_answer_503(start: Start) -> None:
+    tab = start(public_base_url="")
+    booth, fake = tab.booth, tab.fake
     await slot(booth, 1, "face_swap")
     answer = await booth.post("turbotext", 1, PHOTO)
     assert answer.status == 503
@@ -189,8 +162,9 @@ async def test_without_a_public_address_booth_posts_answer_503(start: Start, fak
 # --- failures ---------------------------------------------------------------------------------------------
 
 
-async def test_failures_reach_the_booth_with_their_codes(start: Start, fake: FakeTurbotext) -> None:
-    booth = start()
+async def test_failures_reach_the_booth_with_their_codes(start: Start) -> None:
+    tab = start()
+    booth, fake = tab.booth, tab.fake
     await slot(booth, 1, "face_swap")
     seeds = itertools.count(100)  # a new photo each time: an identical one would get the stored result
 
@@ -215,9 +189,10 @@ async def test_failures_reach_the_booth_with_their_codes(start: Start, fake: Fak
     assert "tt-test-key" not in message
 
 
-async def test_a_slow_job_answers_504_in_time_and_stops_asking(start: Start, fake: FakeTurbotext) -> None:
+async def test_a_slow_job_answers_504_in_time_and_stops_asking(start: Start) -> None:
+    tab = start(deadline_seconds=1.5)
+    booth, fake = tab.booth, tab.fake
     fake.mode = "slow"
-    booth = start(deadline_seconds=1.5)
     await slot(booth, 1, "background")
     answer = await booth.post("turbotext", 1, PHOTO)
     answered = time.monotonic()

@@ -75,14 +75,6 @@ async def post(booth: Booth, number: int) -> tuple[BoothAnswer, float, float]:
     return answer, started, time.monotonic() - started
 
 
-async def job_of(booth: Booth, answer: BoothAnswer) -> dict[str, Any]:
-    async with booth.api() as client:
-        response = await client.get(f"/api/jobs/{answer.headers['x-job-id']}")
-    assert response.status_code == 200
-    result: dict[str, Any] = response.json()
-    return result
-
-
 async def test_hanging_gemini_is_answered_by_the_local_fallback_before_the_deadline(
     start: Any, fake: tuple[TimedGeminiFake, str]
 ) -> None:
@@ -97,7 +89,7 @@ async def test_hanging_gemini_is_answered_by_the_local_fallback_before_the_deadl
     assert answer.status == 200, answer.body[:300]
     assert elapsed < DEADLINE + SLACK
     assert is_black_and_white(answer.body)  # the local noir style, not Gemini's (inverted colour) image
-    job = await job_of(booth, answer)
+    job = await booth.job(answer)
     assert job["served_by"] == "local/1"
     assert job["fallback_reason"] == "slow"
     assert job["status"] == "succeeded" and job["provider"] == "gemini" and job["slot"] == 1
@@ -122,7 +114,7 @@ async def test_the_hedge_starts_the_fallback_before_the_slow_primary_finishes(
     assert answer.status == 200
     [arrived] = gemini.arrived
     assert arrived - posted < DEADLINE - 2.0 - 0.5, "Gemini had the photo before the hedge was due"
-    job = await job_of(booth, answer)
+    job = await booth.job(answer)
     assert job["served_by"] == "local/1" and job["fallback_reason"] == "slow"
     # The hedge, not a hand-over after a failure: the fallback ran alongside a Gemini that was still working.
     assert job["provider_notes"]["fallback_route"] == ["gemini/2: slow, local/1 started alongside"]
@@ -150,7 +142,7 @@ async def test_a_fast_gemini_serves_and_the_fallback_is_not_used(start: Any, fak
 
     assert answer.status == 200
     assert not is_black_and_white(answer.body)
-    job = await job_of(booth, answer)
+    job = await booth.job(answer)
     assert job["served_by"] == "gemini/3" and job["fallback_reason"] is None
     assert len(fake[0].received) == 1 and not fake[0].gone, "Gemini answered: nothing was cancelled"
 
@@ -165,7 +157,7 @@ async def test_closed_port_goes_to_the_fallback_and_marks_gemini_offline(start: 
     first, _, elapsed = await post(booth, 4)
     assert first.status == 200
     assert elapsed < 5.0  # straight to the fallback, not after Gemini's retries ran out of time
-    job = await job_of(booth, first)
+    job = await booth.job(first)
     assert (job["served_by"], job["fallback_reason"]) == ("local/1", "provider_unreachable")
     assert not (await health(booth))["gemini"]["offline"]  # one failure is not yet "offline"
 
@@ -178,7 +170,7 @@ async def test_closed_port_goes_to_the_fallback_and_marks_gemini_offline(start: 
     # While offline, jobs skip Gemini: straight to the fallback, or a fast 503 for a slot without one.
     third, _, _ = await post(booth, 4)
     assert third.status == 200
-    assert (await job_of(booth, third))["fallback_reason"] == "offline"
+    assert (await booth.job(third))["fallback_reason"] == "offline"
     alone, _, _ = await post(booth, 5)
     assert alone.status == 503 and alone.json()["error"] == "provider_offline"
 

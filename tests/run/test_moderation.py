@@ -18,7 +18,6 @@ import pytest
 from PIL import Image
 from skimage import data as samples
 
-from boothgate.cli.booth_client import BoothAnswer
 from boothgate.imaging import mask
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, Booth, booth_settings, make_jpeg, open_image
@@ -45,14 +44,6 @@ def moderation(**values: Any) -> dict[str, Any]:
     return {"before": False, "after": False, "threshold": 0.6, "on_hit": "mask", **values}
 
 
-async def job_of(booth: Booth, answer: BoothAnswer) -> dict[str, Any]:
-    async with booth.api() as client:
-        response = await client.get(f"/api/jobs/{answer.headers['x-job-id']}")
-    assert response.status_code == 200
-    result: dict[str, Any] = response.json()
-    return result
-
-
 def is_builtin_mask(image: Image.Image) -> bool:
     """The built-in mask: the calm gradient from `mask.TOP` (top) to `mask.BOTTOM` (bottom)."""
     rgb = image.convert("RGB")
@@ -75,7 +66,7 @@ async def test_ordinary_photos_of_people_pass_untouched(booth: Booth) -> None:
     assert len(booth.calls) == 1, "the photo went to the provider"
     # the provider's own result (the scripted provider inverts the photo), not a mask
     assert not is_builtin_mask(open_image(answer.body))
-    job = await job_of(booth, answer)
+    job = await booth.job(answer)
     assert job["status"] == "succeeded"
     checks = job["moderation"]
     assert checks["before"]["hit"] is False and checks["after"]["hit"] is False
@@ -86,7 +77,7 @@ async def test_the_after_check_is_on_by_default(booth: Booth) -> None:
     await booth.configure("gemini", 2, prompt="x")
     answer = await booth.post("gemini", 2, real_photo(2))
     assert answer.status == 200
-    job = await job_of(booth, answer)
+    job = await booth.job(answer)
     assert set(job["moderation"]) == {"after"} and job["moderation"]["after"]["hit"] is False
 
 
@@ -100,7 +91,7 @@ async def test_threshold_zero_catches_the_photo_before_any_provider_and_answers_
     image = open_image(answer.body)
     assert image.size == (768, 512), "the mask is shaped like the photo"
     assert is_builtin_mask(image)
-    job = await job_of(booth, answer)
+    job = await booth.job(answer)
     assert job["status"] == "moderated" and job["http_status"] == 200
     assert job["moderation"]["before"]["hit"] is True
     assert job["in_trash"], "the caught photo is kept for the operator"
@@ -137,7 +128,7 @@ async def test_after_check_hit_answers_the_mask_and_keeps_the_result_for_review(
     assert len(booth.calls) == 1, "the provider ran"
     assert is_builtin_mask(open_image(answer.body))
     assert open_image(answer.body).size == (768, 512)
-    job = await job_of(booth, answer)
+    job = await booth.job(answer)
     assert job["status"] == "moderated" and job["moderation"]["after"]["hit"] is True
     assert job["in_trash"] and job["result_url"]
     async with booth.api() as client:
@@ -156,7 +147,7 @@ async def test_provider_refusal_answers_the_mask_only_when_the_slot_asks(booth: 
     masked = await booth.post("gemini", 8, real_photo(8))
     assert masked.status == 200 and masked.headers["x-boothgate-moderation"] == "provider_refused"
     assert is_builtin_mask(open_image(masked.body))
-    assert (await job_of(booth, masked))["status"] == "moderated"
+    assert (await booth.job(masked))["status"] == "moderated"
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,7 @@ import httpx
 import pytest
 
 from boothgate.cli.booth_client import post_photo
-from boothgate.web.app import create_app
-from tests.conftest import ADMIN, UPLOAD_PASSWORD, ScriptedProvider, booth_settings
-from tests.fakes.server import free_port, serve
+from tests.conftest import ADMIN, UPLOAD_PASSWORD
 from tests.sharing.test_sharing import guest_photo
 from tests.web.conftest import CHROMIUM, TIMEOUT_MS, admin_page
 
@@ -69,20 +66,6 @@ WORDS = {
         "wrong": "Wrong PIN.",
     },
 }
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("BOOTHGATE_"):
-                patch.delenv(name)
-        port = free_port()
-        settings = booth_settings(
-            tmp_path_factory.mktemp("event-gallery"), public_base_url=f"http://127.0.0.1:{port}", deadline_seconds=30.0
-        )
-    with serve(create_app(settings, {"gemini": ScriptedProvider}), port=port) as url:
-        yield url
 
 
 def api(url: str) -> httpx.Client:

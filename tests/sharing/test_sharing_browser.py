@@ -9,7 +9,6 @@ import concurrent.futures
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 from boothgate.cli.booth_client import post_photo
 from boothgate.web.app import create_app
 from tests.conftest import ADMIN, UPLOAD_PASSWORD, ScriptedProvider, booth_settings
-from tests.fakes.server import free_port, serve
+from tests.fakes.server import serve
 from tests.sharing.test_sharing import guest_photo
 from tests.web.conftest import CHROMIUM, TIMEOUT_MS
 from tests.web.test_ui_browser import ARTIFACTS
@@ -36,21 +35,6 @@ DOCS_IMAGES = Path(__file__).parents[2] / "docs" / "sharing"
 UPDATE_DOCS = os.environ.get("BOOTHGATE_UPDATE_DOC_IMAGES") == "1"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1440, "height": 900}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("BOOTHGATE_"):
-                patch.delenv(name)
-        port = free_port()
-        settings = booth_settings(
-            tmp_path_factory.mktemp("share-ui"), public_base_url=f"http://127.0.0.1:{port}", deadline_seconds=30.0
-        )  # a loaded machine must not turn the slow job into a timed-out one
-    app = create_app(settings, {"gemini": ScriptedProvider})
-    with serve(app, port=port) as url:
-        yield url
 
 
 def api(url: str) -> httpx.Client:

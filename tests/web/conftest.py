@@ -2,7 +2,7 @@
 
 `browser` is launched once per module (Playwright's sync API owns the main thread's event loop while it
 runs, so it is not kept alive across the async tests of other modules); `admin_page` opens a page signed in
-as the admin that fails the test on any script error.
+as the admin that fails the test on any script error; `browser_server` is the module's boothgate for them.
 """
 
 from __future__ import annotations
@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
-from tests.conftest import ADMIN
+from boothgate.providers.base import Provider
+from boothgate.web.app import create_app
+from tests.conftest import ADMIN, booth_settings
+from tests.fakes.server import free_port, serve
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -41,19 +45,69 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-@contextmanager
-def admin_page(browser: Any, base_url: str, timeout_ms: int = TIMEOUT_MS, **options: Any) -> Iterator[Any]:
-    """A page signed in as the admin; the block fails if the page raised a script error."""
+def open_admin_page(browser: Any, base_url: str, timeout_ms: int = TIMEOUT_MS, **options: Any) -> Any:
+    """A page signed in as the admin, in a context of its own (close it with `page.context.close()`)."""
     options.setdefault("viewport", DESKTOP)
     context = browser.new_context(
         base_url=base_url, http_credentials={"username": ADMIN[0], "password": ADMIN[1]}, **options
     )
     context.set_default_timeout(timeout_ms)
-    page = context.new_page()
+    return context.new_page()
+
+
+def page_errors(page: Any, console: bool = False) -> list[str]:
+    """The page's script errors as they happen; with `console` its console errors too, but for failed
+    requests (some tests provoke them, and the page shows them)."""
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    if console:
+        page.on(
+            "console",
+            lambda message: (
+                errors.append(message.text)
+                if message.type == "error" and not message.text.startswith("Failed to load resource")
+                else None
+            ),
+        )
+    return errors
+
+
+@contextmanager
+def admin_page(
+    browser: Any, base_url: str, timeout_ms: int = TIMEOUT_MS, console: bool = False, **options: Any
+) -> Iterator[Any]:
+    """A page signed in as the admin; the block fails if the page raised a script error (`console`: or
+    logged an error, as `page_errors` counts them)."""
+    page = open_admin_page(browser, base_url, timeout_ms, **options)
+    errors = page_errors(page, console)
     try:
         yield page
     finally:
-        context.close()
+        page.context.close()
     assert not errors, errors
+
+
+class Served(NamedTuple):
+    url: str
+    app: Any
+
+
+@contextmanager
+def browser_server(
+    folder: Path, providers: dict[str, type[Provider]] | None = None, *, public_url: bool = False, **overrides: Any
+) -> Iterator[Served]:
+    """boothgate on loopback for a module of browser tests, with `booth_settings(folder, **overrides)` read
+    while no `BOOTHGATE_*` variable is set (the autouse guard clears them per test, after a module's fixtures
+    start). `providers` replaces provider classes by tab (None: the built-in modules); `public_url` makes the
+    server's own address its public base URL (the share links and QR codes point at it)."""
+    port = free_port()
+    if public_url:
+        overrides["public_base_url"] = f"http://127.0.0.1:{port}"
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("BOOTHGATE_"):
+                patch.delenv(name)
+        settings = booth_settings(folder, **overrides)
+    app = create_app(settings, providers)
+    with serve(app, port=port) as url:
+        yield Served(url, app)

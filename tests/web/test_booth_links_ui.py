@@ -12,14 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from boothgate.web.app import create_app
-from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, booth_settings
-from tests.fakes.server import serve
+from tests.conftest import KeyedProvider, ScriptedProvider
 from tests.ui_pass_support import booth_base
+from tests.web.conftest import admin_page, browser_server
 from tests.web.test_ui_browser import (
     CHROMIUM,
     SOME_TEXT,
-    TIMEOUT_MS,
     Server,
     jpeg_file,
     screenshot,
@@ -36,40 +34,16 @@ expect = sync_api.expect
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("BOOTHGATE_"):
-                patch.delenv(name)
-        settings = booth_settings(tmp_path_factory.mktemp("links-ui"), upload_password="Pw-links-UI-42")
-    app = create_app(settings, {"gemini": ScriptedProvider, "turbotext": KeyedProvider})
-    with serve(app) as url:
-        yield Server(url)
+    providers = {"gemini": ScriptedProvider, "turbotext": KeyedProvider}
+    with browser_server(tmp_path_factory.mktemp("links-ui"), providers, upload_password="Pw-links-UI-42") as served:
+        yield Server(served.url)
 
 
 @pytest.fixture
 def page(browser: Any, server: Server) -> Iterator[Any]:
-    context = browser.new_context(
-        base_url=server.url,
-        http_credentials={"username": ADMIN[0], "password": ADMIN[1]},
-        viewport={"width": 1366, "height": 900},
-        permissions=["clipboard-read", "clipboard-write"],
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on(
-        "console",
-        lambda message: (
-            errors.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
     ScriptedProvider.calls.clear()
-    yield page
-    context.close()
-    assert not errors, f"the page reported errors: {errors}"
+    with admin_page(browser, server.url, console=True, permissions=["clipboard-read", "clipboard-write"]) as page:
+        yield page
 
 
 def card(page: Any, number: int) -> Any:

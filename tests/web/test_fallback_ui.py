@@ -14,10 +14,8 @@ import pytest
 
 from boothgate.cli.booth_client import post_photo
 from boothgate.providers.registry import SLOTS_PER_TAB
-from boothgate.web.app import create_app
-from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, booth_settings, make_jpeg
-from tests.fakes.server import serve
-from tests.web.conftest import CHROMIUM, admin_page
+from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, make_jpeg
+from tests.web.conftest import CHROMIUM, admin_page, browser_server
 from tests.web.test_ui_browser import screenshot
 
 pytestmark = pytest.mark.browser
@@ -30,14 +28,9 @@ expect = sync_api.expect
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("BOOTHGATE_"):
-                patch.delenv(name)
-        settings = booth_settings(tmp_path_factory.mktemp("fallback-ui"), deadline_seconds=30.0)
-    app = create_app(settings, {"gemini": ScriptedProvider, "openai": ScriptedProvider, "turbotext": KeyedProvider})
-    with serve(app) as url:
-        yield url, app
+    providers = {"gemini": ScriptedProvider, "openai": ScriptedProvider, "turbotext": KeyedProvider}
+    with browser_server(tmp_path_factory.mktemp("fallback-ui"), providers, deadline_seconds=30.0) as served:
+        yield served.url, served.app
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
-from boothgate.web.app import create_app
-from tests.conftest import ADMIN, booth_settings
+from tests.conftest import ADMIN
 from tests.fakes.fal import FakeFal
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import serve
 from tests.gemini_support import REFERENCE_TINT, encode, gradient
+from tests.web.conftest import browser_server
 from tests.web.test_ui_browser import CHROMIUM, SOME_TEXT, TIMEOUT_MS, jpeg_file, screenshot, shown
 
 pytestmark = pytest.mark.browser
@@ -51,21 +51,20 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     openai, fal = FakeOpenAI(api_key=OPENAI_KEY), FakeFal(api_key=FAL_KEY)
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("BOOTHGATE_"):
-                patch.delenv(name)
-        with serve(openai.app) as openai_url, serve(fal.app) as fal_url:
-            settings = booth_settings(
-                tmp_path_factory.mktemp("ui-openai-fal"),
-                deadline_seconds=10.0,
-                openai_api_key=OPENAI_KEY,
-                openai_base_url=openai_url + "/v1",
-                fal_queue_url=fal_url,
-                fal_poll_interval_seconds=0.1,
-            )
-            with serve(create_app(settings, {})) as url:
-                yield Stack(url, openai, fal)
+    with (
+        serve(openai.app) as openai_url,
+        serve(fal.app) as fal_url,
+        browser_server(
+            tmp_path_factory.mktemp("ui-openai-fal"),
+            {},
+            deadline_seconds=10.0,
+            openai_api_key=OPENAI_KEY,
+            openai_base_url=openai_url + "/v1",
+            fal_queue_url=fal_url,
+            fal_poll_interval_seconds=0.1,
+        ) as served,
+    ):
+        yield Stack(served.url, openai, fal)
 
 
 @pytest.fixture

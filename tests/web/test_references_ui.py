@@ -12,11 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from boothgate.web.app import create_app
-from tests.conftest import ADMIN, booth_settings
+from tests.conftest import ADMIN
 from tests.fakes.gemini import GeminiFake
 from tests.fakes.server import serve
-from tests.web.conftest import CHROMIUM, TIMEOUT_MS, admin_page
+from tests.web.conftest import CHROMIUM, TIMEOUT_MS, admin_page, browser_server
 from tests.web.test_ui_browser import jpeg_file, screenshot
 
 pytestmark = pytest.mark.browser
@@ -32,21 +31,18 @@ KEYS = ("gemini-ui-key-one-000000000001", "gemini-ui-key-two-000000000002")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     fake = GeminiFake(api_key=KEYS[0])
     fake.more_keys = {KEYS[1]}
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("BOOTHGATE_"):
-                patch.delenv(name)
-        with serve(fake.app) as fake_url:
-            settings = booth_settings(
-                tmp_path_factory.mktemp("ui-references"),
-                gemini_api_key=KEYS[0],
-                gemini_api_keys=KEYS[1],
-                gemini_base_url=fake_url,
-            )
-            app = create_app(settings, {})
-            with serve(app) as server_url:
-                httpx.put(f"{server_url}/api/slots/gemini/1", json={"enabled": True, "prompt": "x"}, auth=ADMIN)
-                yield server_url
+    with (
+        serve(fake.app) as fake_url,
+        browser_server(
+            tmp_path_factory.mktemp("ui-references"),
+            {},
+            gemini_api_key=KEYS[0],
+            gemini_api_keys=KEYS[1],
+            gemini_base_url=fake_url,
+        ) as served,
+    ):
+        httpx.put(f"{served.url}/api/slots/gemini/1", json={"enabled": True, "prompt": "x"}, auth=ADMIN)
+        yield served.url
 
 
 def new_page(browser: Any, url: str, width: int) -> Any:

@@ -17,11 +17,10 @@ import httpx
 import pytest
 
 from boothgate.cli.booth_client import BoothAnswer, post_photo
-from boothgate.web.app import create_app
-from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, booth_settings, make_jpeg
+from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, make_jpeg
 from tests.fakes.server import serve
 from tests.ui_pass_support import booth_base
-from tests.web.conftest import CHROMIUM, TIMEOUT_MS
+from tests.web.conftest import CHROMIUM, TIMEOUT_MS, admin_page, browser_server
 
 pytestmark = pytest.mark.browser
 
@@ -74,41 +73,17 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("BOOTHGATE_"):
-                patch.delenv(name)
-        # no upload password from the environment: generated and stored, so it can be rotated
-        settings = booth_settings(tmp_path_factory.mktemp("ui"), upload_password=None)
-    app = create_app(settings, {"gemini": ScriptedProvider, "turbotext": KeyedProvider, "deepseek": WritingProvider})
-    with serve(app) as url:
-        yield Server(url)
+    providers = {"gemini": ScriptedProvider, "turbotext": KeyedProvider, "deepseek": WritingProvider}
+    # no upload password from the environment: generated and stored, so it can be rotated
+    with browser_server(tmp_path_factory.mktemp("ui"), providers, upload_password=None) as served:
+        yield Server(served.url)
 
 
 @pytest.fixture
 def page(browser: Any, server: Server) -> Iterator[Any]:
-    context = browser.new_context(
-        base_url=server.url,
-        http_credentials={"username": ADMIN[0], "password": ADMIN[1]},
-        viewport={"width": 1366, "height": 900},
-        permissions=["clipboard-read", "clipboard-write"],
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
     # Failed requests are expected in some tests (and shown on the page); script errors never are.
-    page.on(
-        "console",
-        lambda message: (
-            errors.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
-    yield page
-    context.close()
-    assert not errors, f"the page reported errors: {errors}"
+    with admin_page(browser, server.url, console=True, permissions=["clipboard-read", "clipboard-write"]) as page:
+        yield page
 
 
 def card(page: Any, number: int) -> Any:

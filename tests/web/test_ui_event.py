@@ -5,7 +5,6 @@ languages on a desktop and a phone (test-artifacts/)."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -13,12 +12,10 @@ from typing import Any
 import pytest
 from pydantic import Field
 
-from boothgate.web.app import create_app
-from tests.conftest import ADMIN, ScriptedOptions, ScriptedProvider, booth_settings, make_jpeg
-from tests.fakes.server import serve
+from tests.conftest import ScriptedOptions, ScriptedProvider, make_jpeg
 from tests.ui_pass_support import booth_base
+from tests.web.conftest import browser_server, open_admin_page, page_errors
 from tests.web.test_ui_browser import (
-    TIMEOUT_MS,
     Server,
     card,
     screenshot,
@@ -47,35 +44,13 @@ class ModelledProvider(ScriptedProvider):
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The scripted provider on the Gemini tab (booth posts work); the real Turbotext and DeepSeek
     providers on theirs (their options models are what the card renders)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("BOOTHGATE_"):
-                patch.delenv(name)
-        settings = booth_settings(tmp_path_factory.mktemp("event"), upload_password=None)
-    with serve(create_app(settings, {"gemini": ModelledProvider})) as url:
-        yield Server(url)
+    with browser_server(tmp_path_factory.mktemp("event"), {"gemini": ModelledProvider}, upload_password=None) as served:
+        yield Server(served.url)
 
 
 def new_page(browser: Any, server: Server, viewport: dict[str, int] = DESKTOP, **options: Any) -> tuple[Any, list[str]]:
-    context = browser.new_context(
-        base_url=server.url,
-        http_credentials={"username": ADMIN[0], "password": ADMIN[1]},
-        viewport=viewport,
-        **options,
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on(
-        "console",
-        lambda message: (
-            errors.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
-    return page, errors
+    page = open_admin_page(browser, server.url, viewport=viewport, **options)
+    return page, page_errors(page, console=True)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +19,9 @@ import httpx
 import pytest
 
 from boothgate.cli.booth_client import post_photo
-from boothgate.web.app import create_app
-from tests.conftest import ADMIN, booth_settings
-from tests.fakes.server import serve
+from tests.conftest import ADMIN
 from tests.local_photos import astronaut, jpeg
-from tests.web.conftest import admin_page
+from tests.web.conftest import admin_page, browser_server
 
 pytestmark = pytest.mark.browser
 
@@ -44,12 +41,8 @@ def catalogue(lang: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("BOOTHGATE_"):
-                patch.delenv(name)
-        settings = booth_settings(tmp_path_factory.mktemp("ui22b"), upload_password=None, deadline_seconds=45.0)
-    with serve(create_app(settings)) as url:
+    with browser_server(tmp_path_factory.mktemp("ui22b"), upload_password=None, deadline_seconds=45.0) as served:
+        url = served.url
         api = httpx.Client(base_url=url, auth=ADMIN, timeout=60)
         for number, kind, extra in (
             (STYLE, "prompt", {"options": {"style": "sepia"}}),

@@ -24,7 +24,7 @@ from tests.conftest import ADMIN, booth_settings
 from tests.fakes.server import serve
 from tests.local_photos import astronaut, coffee, grace_hopper, jpeg
 from tests.ui_pass_support import booth_base
-from tests.web.conftest import TIMEOUT_MS
+from tests.web.conftest import TIMEOUT_MS, browser_server
 
 pytestmark = pytest.mark.browser
 
@@ -55,13 +55,10 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("BOOTHGATE_"):
-                patch.delenv(name)
-        settings = booth_settings(tmp_path_factory.mktemp("ui22"), upload_password=None, deadline_seconds=45.0)
-    with serve(create_app(settings)) as url:  # the real providers, no keys: a fresh install
-        yield Server(url)
+    folder = tmp_path_factory.mktemp("ui22")
+    # the real providers, no keys: a fresh install
+    with browser_server(folder, upload_password=None, deadline_seconds=45.0) as served:
+        yield Server(served.url)
 
 
 class Pages:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import segno
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from boothgate import i18n
 from boothgate.sharing import tokens
-from boothgate.sharing.galleries import GalleryInvalid, check_pin, pin_cookie_value, zip_stream
+from boothgate.sharing.galleries import GalleryInvalid, GalleryPhoto, check_pin, pin_cookie_value, zip_stream
 from boothgate.sharing.pages import PageView
 from boothgate.storage.models import Gallery
 from boothgate.web.deps import ServicesDep, client_address, require_admin, same_origin
@@ -34,6 +35,7 @@ REFRESH_SECONDS = 5
 PHONE_LONG_SIDE = 1280
 TV_LONG_SIDE = 1920
 PIN_COOKIE = "boothgate_gallery"
+Found = TypeVar("Found")
 
 
 def from_our_page(request: Request) -> bool:
@@ -43,6 +45,12 @@ def from_our_page(request: Request) -> bool:
     if request.headers.get("sec-fetch-site") == "same-origin":
         return True
     return same_origin(request)
+
+
+def our_page_only(request: Request) -> None:
+    """The guest pages' form posts (delete, PIN): refused from any other site."""
+    if not from_our_page(request):
+        raise HTTPException(403, "Cross-site request refused.")
 
 
 # --- language ---------------------------------------------------------------------------------
@@ -92,17 +100,38 @@ def _not_found(request: Request, services: ServicesDep) -> Response:
     return templates.TemplateResponse(request, "guest.html", context, status_code=404, headers=NOINDEX)
 
 
-async def _view(request: Request, services: ServicesDep, token: str) -> PageView | Response:
+async def _found(
+    request: Request, services: ServicesDep, token: str, find: Callable[[str], Awaitable[Found | None]]
+) -> Found | Response:
+    """Every public page's way in: a throttled address gets 429; sharing off, a malformed token, or one
+    `find` does not know (None) gets 404 and counts against the address."""
     throttled = _check_throttle(request, services)
     if throttled is not None:
         return throttled
-    settings = services.settings
-    if not settings.sharing_enabled or not tokens.well_formed(token):
+    if not services.settings.sharing_enabled or not tokens.well_formed(token):
         return _not_found(request, services)
-    view = await services.guest_pages.find(token, settings.retention_days)
-    if view.state == "unknown":
+    found = await find(token)
+    if found is None:
         return _not_found(request, services)
-    return view
+    return found
+
+
+async def _view(request: Request, services: ServicesDep, token: str) -> PageView | Response:
+    async def known(token: str) -> PageView | None:
+        view = await services.guest_pages.find(token, services.settings.retention_days)
+        return None if view.state == "unknown" else view
+
+    return await _found(request, services, token, known)
+
+
+async def _ready_image(request: Request, services: ServicesDep, token: str) -> tuple[PageView, Path] | Response:
+    """The guest's photo itself (the view and its image): 410 once it is gone, 404 while there is none yet."""
+    view = await _view(request, services, token)
+    if isinstance(view, Response):
+        return view
+    if view.state != "ready" or view.image is None:
+        return Response(status_code=410 if view.state == "gone" else 404, headers=NOINDEX)
+    return view, view.image
 
 
 # --- the guest's page -------------------------------------------------------------------------
@@ -142,32 +171,28 @@ async def guest_page(token: str, request: Request, services: ServicesDep) -> Res
 
 @router.get("/p/{token}/photo")
 async def guest_photo(token: str, request: Request, services: ServicesDep) -> Response:
-    view = await _view(request, services, token)
-    if isinstance(view, Response):
-        return view
-    if view.state != "ready" or view.image is None:
-        return Response(status_code=410 if view.state == "gone" else 404, headers=NOINDEX)
-    data = await _scaled(services, view.image, PHONE_LONG_SIDE)
+    ready = await _ready_image(request, services, token)
+    if isinstance(ready, Response):
+        return ready
+    _, image = ready
+    data = await _scaled(services, image, PHONE_LONG_SIDE)
     return Response(data, media_type="image/jpeg", headers=NOINDEX)
 
 
 @router.get("/p/{token}/download")
 async def guest_download(token: str, request: Request, services: ServicesDep) -> Response:
-    view = await _view(request, services, token)
-    if isinstance(view, Response):
-        return view
-    if view.state != "ready" or view.image is None:
-        return Response(status_code=410 if view.state == "gone" else 404, headers=NOINDEX)
-    data = await asyncio.to_thread(view.image.read_bytes)
-    name = f"photo{view.image.suffix}"
+    ready = await _ready_image(request, services, token)
+    if isinstance(ready, Response):
+        return ready
+    view, image = ready
+    data = await asyncio.to_thread(image.read_bytes)
+    name = f"photo{image.suffix}"
     headers = {**NOINDEX, "Content-Disposition": f'attachment; filename="{name}"'}
     return Response(data, media_type=view.mime, headers=headers)
 
 
-@router.post("/p/{token}/delete")
+@router.post("/p/{token}/delete", dependencies=[Depends(our_page_only)])
 async def guest_delete(token: str, request: Request, services: ServicesDep) -> Response:
-    if not from_our_page(request):
-        raise HTTPException(403, "Cross-site request refused.")
     view = await _view(request, services, token)
     if isinstance(view, Response):
         return view
@@ -207,15 +232,7 @@ def _forget_scaled(path: Path | None) -> None:
 
 # --- galleries (public) -----------------------------------------------------------------------
 async def _gallery(request: Request, services: ServicesDep, token: str) -> Gallery | Response:
-    throttled = _check_throttle(request, services)
-    if throttled is not None:
-        return throttled
-    if not services.settings.sharing_enabled or not tokens.well_formed(token):
-        return _not_found(request, services)
-    gallery = await services.galleries.by_token(token)
-    if gallery is None:
-        return _not_found(request, services)
-    return gallery
+    return await _found(request, services, token, services.galleries.by_token)
 
 
 def _unlocked(request: Request, gallery: Gallery) -> bool:
@@ -234,10 +251,8 @@ async def gallery_page(token: str, request: Request, services: ServicesDep) -> R
     return templates.TemplateResponse(request, "gallery.html", context, headers=NOINDEX)
 
 
-@router.post("/g/{token}/pin")
+@router.post("/g/{token}/pin", dependencies=[Depends(our_page_only)])
 async def gallery_pin(token: str, request: Request, services: ServicesDep) -> Response:
-    if not from_our_page(request):
-        raise HTTPException(403, "Cross-site request refused.")
     gallery = await _gallery(request, services, token)
     if isinstance(gallery, Response):
         return gallery
@@ -261,26 +276,31 @@ async def _open_gallery(request: Request, services: ServicesDep, token: str) -> 
     return gallery
 
 
-@router.get("/g/{token}/i/{job_id}")
-async def gallery_image(token: str, job_id: str, request: Request, services: ServicesDep) -> Response:
+async def _gallery_photo(request: Request, services: ServicesDep, token: str, job_id: str) -> GalleryPhoto | Response:
+    """One photo of an open gallery; 404 for a job that is not (or no longer) in it."""
     gallery = await _open_gallery(request, services, token)
     if isinstance(gallery, Response):
         return gallery
     photo = await services.galleries.photo(gallery, job_id[:40], services.settings.retention_days)
     if photo is None:
         return Response(status_code=404, headers=NOINDEX)
+    return photo
+
+
+@router.get("/g/{token}/i/{job_id}")
+async def gallery_image(token: str, job_id: str, request: Request, services: ServicesDep) -> Response:
+    photo = await _gallery_photo(request, services, token, job_id)
+    if isinstance(photo, Response):
+        return photo
     size = TV_LONG_SIDE if request.query_params.get("size") == str(TV_LONG_SIDE) else 480
     return Response(await _scaled(services, photo.path, size), media_type="image/jpeg", headers=NOINDEX)
 
 
 @router.get("/g/{token}/i/{job_id}/full")
 async def gallery_full(token: str, job_id: str, request: Request, services: ServicesDep) -> Response:
-    gallery = await _open_gallery(request, services, token)
-    if isinstance(gallery, Response):
-        return gallery
-    photo = await services.galleries.photo(gallery, job_id[:40], services.settings.retention_days)
-    if photo is None:
-        return Response(status_code=404, headers=NOINDEX)
+    photo = await _gallery_photo(request, services, token, job_id)
+    if isinstance(photo, Response):
+        return photo
     try:
         data = await asyncio.to_thread(photo.path.read_bytes)
     except FileNotFoundError:
