@@ -223,8 +223,13 @@ async def test_bucket_stopped_health_503_and_booth_gets_on_failure_in_time(
             await _booth_with_bucket_gone(booth, fake)
         finally:
             s3_server.start()
-        # Back: what stayed on the node (the trashed original and its sidecar) goes to the bucket.
-        assert await asyncio.to_thread(booth.services.media.catch_up) == 0
+        # Back: what stayed on the node (the trashed original and its sidecar) goes to the bucket. The
+        # server's own catch-up runs every 30 s; here it is asked until the restarted bucket takes writes
+        # (its listing answers a moment before its volume server does).
+        until = time.monotonic() + 30
+        while (left := await asyncio.to_thread(booth.services.media.catch_up)) != 0:
+            assert time.monotonic() < until, f"{left} files still not in the bucket"
+            await asyncio.sleep(0.5)
         trashed = [p.relative_to(booth.settings.data_dir).as_posix() for p in booth.trash_files()]
         assert set(trashed) <= set(s3_server.objects(fake.prefix)), trashed
 
