@@ -33,6 +33,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("redaction", "i18n"),
     ("link_secrets",),
     ("settings",),
+    ("prices",),
     ("errors", "deadline", "__init__"),
 ]
 LEVEL = {name: len(FLOORS) - i for i, floor in enumerate(FLOORS) for name in floor}

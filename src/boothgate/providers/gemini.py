@@ -27,6 +27,7 @@ from boothgate.errors import (
     ProviderRefused,
     RateLimited,
 )
+from boothgate.prices import by_prefix, prefix_map, sized_price
 from boothgate.providers import gemini_errors as errs
 from boothgate.providers import gemini_wire as wire
 from boothgate.providers.base import Kind, Provider, ProviderContext, ProviderRequest, ProviderResult
@@ -34,7 +35,6 @@ from boothgate.providers.gemini_live import GeminiLive
 from boothgate.providers.gemini_options import GeminiOptions
 from boothgate.providers.key_turn import KeyTurn
 from boothgate.providers.keys import KeyState
-from boothgate.settings import by_prefix, prefix_map, sized_price
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from typing import Any
 
 from google.genai import types
 
+from boothgate.prices import by_prefix
 from boothgate.providers.base import Kind, PreparedImage
-from boothgate.settings import by_prefix
 
 # The ratios `imageConfig.aspectRatio` accepts.
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")

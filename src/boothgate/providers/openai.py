@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from boothgate.deadline import Deadline
 from boothgate.errors import DeadlineReached, ProviderFailed, ProviderNotConfigured, RateLimited
+from boothgate.prices import by_prefix, openai_price, openai_price_map
 from boothgate.providers import openai_wire as wire
 from boothgate.providers import transport
 from boothgate.providers.base import (
@@ -38,7 +39,6 @@ from boothgate.providers.base import (
 )
 from boothgate.providers.key_turn import KeyTurn, check_every_key
 from boothgate.providers.keys import KeyState
-from boothgate.settings import by_prefix, openai_price, openai_price_map
 
 Quality = Literal["low", "medium", "high"]
 Size = Literal["match_photo", "auto", "1024x1024", "1536x1024", "1024x1536"]
