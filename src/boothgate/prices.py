@@ -9,14 +9,20 @@ import re
 from typing import Any
 
 
-def prefix_map(text: str, kind: type) -> dict[str, Any]:
-    """A JSON object of model-id prefix → value, checked; raises ValueError in plain words."""
+def _json_object(text: str, what: str) -> dict[str, Any]:
+    """The operator's JSON table (empty text: none), or ValueError in plain words."""
     try:
         value = json.loads(text) if text.strip() else {}
     except ValueError as exc:
         raise ValueError(f'must be JSON, e.g. {{"model-prefix": ...}} ({exc})') from None
     if not isinstance(value, dict):
-        raise ValueError("must be a JSON object: model-id prefix → value")
+        raise ValueError(f"must be a JSON object: model-id prefix → {what}")
+    return value
+
+
+def prefix_map(text: str, kind: type) -> dict[str, Any]:
+    """A JSON object of model-id prefix → value, checked; raises ValueError in plain words."""
+    value = _json_object(text, "value")
     for key, item in value.items():
         ok = (
             _is_price(item) or (isinstance(item, dict) and bool(item) and all(_is_price(v) for v in item.values()))
@@ -53,12 +59,7 @@ def sized_price(entry: Any, size: str | None) -> float | None:
 
 def openai_price_map(text: str) -> dict[str, Any]:
     """The OpenAI price table (model-id prefix → USD, or quality → USD or {WIDTHxHEIGHT: USD}), checked."""
-    try:
-        table = json.loads(text) if text.strip() else {}
-    except ValueError as exc:
-        raise ValueError(f'must be JSON, e.g. {{"model-prefix": ...}} ({exc})') from None
-    if not isinstance(table, dict):
-        raise ValueError("must be a JSON object: model-id prefix → prices")
+    table = _json_object(text, "prices")
     for model, entry in table.items():
         if _is_price(entry):
             continue

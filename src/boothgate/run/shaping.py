@@ -95,29 +95,31 @@ def qr_mark(slot: Slot, share_url: str | None) -> QrMark | None:
 
 def result_aspect(slot: Slot, photo_size: tuple[int, int] | None) -> tuple[int, int] | None:
     """The aspect the result will be cut to (providers that take a shape are asked for the nearest)."""
-    if slot.result_shape == "fixed":
-        try:
-            fixed = parse_size(slot.result_size)
-        except ValueError:
-            fixed = None
-        if fixed is not None:
-            return fixed
+    fixed = _fixed_size(slot)
+    if fixed is not None:
+        return fixed
     if slot.result_shape == "as_returned":
         return None
     return photo_size
+
+
+def _fixed_size(slot: Slot) -> tuple[int, int] | None:
+    """A fixed-shape slot's size as set; None for other shapes (or a size the slot's save check missed)."""
+    if slot.result_shape != "fixed":
+        return None
+    try:
+        return parse_size(slot.result_size)
+    except ValueError:
+        return None
 
 
 def print_size(slot: Slot, photo_size: tuple[int, int] | None, long_side_pixels: int) -> tuple[int, int] | None:
     """The size the shaping step will answer the result in (what an AI upscale must reach): a fixed size
     exactly as set, whatever its long side; the photo's size with its long side at most `long_side_pixels`;
     None when the result is answered as returned (or the photo's size is unknown)."""
-    if slot.result_shape == "fixed":
-        try:
-            fixed = parse_size(slot.result_size)
-        except ValueError:
-            fixed = None
-        if fixed is not None:
-            return fixed  # shaping answers it as set
+    fixed = _fixed_size(slot)
+    if fixed is not None:
+        return fixed  # shaping answers it as set
     if slot.result_shape == "as_returned" or photo_size is None:
         return None
     return capped_size(photo_size, long_side_pixels)
