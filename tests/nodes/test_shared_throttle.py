@@ -2,9 +2,10 @@
 real `boothgate serve` processes on one real PostgreSQL (started once for this module), a stranger's wrong
 passwords alternating between them (as Caddy's least_conn sends them) are answered 429 after the one
 allowance, not one allowance per node, and its records stop at one budget; a booth with the right password
-is answered 200 on both nodes. The same for wrong admin passwords and for guesses at guest pages, each
-counted under a name of its own. The stranger speaks from 127.0.0.2 (all of 127/8 is loopback), the admin
-guesser from 127.0.0.3, the page guesser from 127.0.0.4, the booth and the operator from 127.0.0.1.
+is answered 200 on both nodes. The same for wrong admin passwords and for guesses at guest pages and
+gallery PINs, each throttle counted under a name of its own. The stranger speaks from 127.0.0.2 (all of
+127/8 is loopback), the admin guesser from 127.0.0.3, the page guesser from 127.0.0.4, the PIN guesser
+from 127.0.0.5, the booth and the operator from 127.0.0.1.
 
 And the shared count never stands in a booth's way: a database that accepts the connection and never
 answers gives no count within the bound, and the node's own count decides."""
@@ -39,6 +40,7 @@ RECORDS = 2  # strangers' records per address and minute
 STRANGER = "127.0.0.2"
 ADMIN_GUESSER = "127.0.0.3"
 PAGE_GUESSER = "127.0.0.4"
+PIN_GUESSER = "127.0.0.5"
 OPERATOR = "127.0.0.1"
 
 
@@ -208,6 +210,27 @@ async def test_guesses_at_guest_pages_across_two_nodes_get_one_allowance(two_nod
     hits = await _shared_hits(database)
     assert hits[f"guest:{PAGE_GUESSER}"] == SHARE_GUESSES + 1, hits
     assert f"booth:{PAGE_GUESSER}" not in hits and f"admin:{PAGE_GUESSER}" not in hits
+
+
+async def test_wrong_gallery_pins_across_two_nodes_count_with_the_guesses(two_nodes: tuple[Node, Node, str]) -> None:
+    a, b, database = two_nodes
+    await ready(a, b)
+    async with httpx.AsyncClient(base_url=a.base, auth=ADMIN, timeout=30) as api:
+        created = await api.post("/api/galleries", json={"name": "Party", "slots": ["gemini/1"], "pin": "4321"})
+    assert created.status_code == 201, created.text
+    path = "/g/" + created.json()["url"].rsplit("/g/", 1)[1]
+    ours = {"sec-fetch-site": "same-origin"}  # the gallery page's own form post
+
+    async def pin(client: httpx.AsyncClient, node: Node, value: str) -> int:
+        return (await client.post(f"{node.base}{path}/pin", data={"pin": value}, headers=ours)).status_code
+
+    async with _from(PIN_GUESSER) as guesser, _from(OPERATOR) as guest:
+        statuses = [await pin(guesser, (a, b)[i % 2], f"{i:04d}") for i in range(SHARE_GUESSES + 2)]
+        # Counting apart, each node would answer the wrong-PIN page (303) to all of them.
+        assert statuses == [303] * SHARE_GUESSES + [429] * 2, statuses
+        assert [await pin(guesser, n, "4321") for n in (a, b)] == [429, 429]  # the right PIN waits too
+        assert [await pin(guest, n, "4321") for n in (a, b)] == [303, 303]  # another address's opens it
+    assert (await _shared_hits(database))[f"guest:{PIN_GUESSER}"] == SHARE_GUESSES + 1
 
 
 @pytest.fixture
