@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -209,11 +208,12 @@ class Services:
         prefix = settings.ipv6_throttle_prefix
         booth_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds, prefix)
         admin_throttle = Throttle(settings.auth_max_failures, settings.auth_lockout_seconds, prefix)
-        # Issue 27: on PostgreSQL a booth's wrong passwords and a stranger's records are counted by all nodes.
-        shared_counts = SharedCounts.on(
-            db, math.ceil(settings.auth_lockout_seconds / 60) + 2, settings.shared_count_wait_seconds
-        )
+        # Issue 27: on PostgreSQL a booth's wrong passwords, a stranger's records, wrong admin passwords and
+        # guesses at guest pages are counted by all nodes (each throttle under its own name; each keeps the
+        # rows for its own lockout window: Throttle.share).
+        shared_counts = SharedCounts.on(db, 2, settings.shared_count_wait_seconds)
         booth_throttle.share(shared_counts, "booth")
+        admin_throttle.share(shared_counts, "admin")
         links = MediaLinks(settings.public_base_url, media)  # any node serves a link (shared bucket)
         moderation = Moderation(
             media.root, imaging, settings.result_long_side_pixels, settings.jpeg_quality, media
@@ -244,6 +244,7 @@ class Services:
         services.galleries = Galleries(db, media)
         # Guessing page tokens: an address that keeps asking for ones that do not exist is locked out.
         services.share_throttle = Throttle(SHARE_GUESSES, SHARE_LOCKOUT_SECONDS)
+        services.share_throttle.share(shared_counts, "guest")
         services.events, services.budget = events, budget
         services.key_figures = key_figures
         services.exports = Exports(db, media)

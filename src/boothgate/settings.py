@@ -325,9 +325,10 @@ class Settings(BaseSettings):
         0.1,
         ge=0.01,
         le=5,
-        description="Several nodes on PostgreSQL: how long a refused booth request waits for the wrong-password "
-        "and stranger counts of all nodes (read at start); a count not back in time leaves the node's own "
-        "count to decide. Requests with the right password never wait for it.",
+        description="Several nodes on PostgreSQL: how long a refused request (a booth's or the admin sign-in's "
+        "wrong password, a guess at a guest page) waits for the counts of all nodes (read at start); a count "
+        "not back in time leaves the node's own count to decide. Requests with the right password never wait "
+        "for it.",
     )
     # --- the guest's copy (issue 30) -----------------------------------------------------------
     sharing_enabled: bool = Field(

@@ -4,7 +4,8 @@ An IPv6 client is counted by its prefix (a /64 by default, `ipv6_throttle_prefix
 connection is 2^64 addresses, and a stranger rotating through them is one client (issue 31, class 11).
 
 Several nodes on one PostgreSQL (issue 27) also count each failure in the database (`share`,
-storage/counts.py): a failure that takes the address to `max_failures` there locks it out on the node that
+storage/counts.py; the booth's upload password, the admin sign-in and the guest pages' codes each under
+a name of their own): a failure that takes the address to `max_failures` there locks it out on the node that
 saw it, and one beyond it is answered 429 instead of 401 (`failed_everywhere`). So an address gets its
 allowance once, not once per node: each node that has not yet seen the lockout evaluates one more guess
 at most. The decision before the body (`retry_after`) stays the node's own, so a booth with the right
@@ -58,8 +59,12 @@ class Throttle:
         self._shared: tuple[SharedCounts, str] | None = None
 
     def share(self, counts: SharedCounts | None, name: str) -> None:
-        """Count failures on every node together too (PostgreSQL), under keys that begin with `name`."""
+        """Count failures on every node together too (PostgreSQL), under keys that begin with `name` (one
+        name per throttle: "booth", "admin", "guest", so their counts never mix). The counts keep their
+        rows for this throttle's lockout window too, whatever the other throttles' windows."""
         self._shared = None if counts is None else (counts, name)
+        if counts is not None:
+            counts.cover(self.lockout_seconds)
 
     def key(self, address: str) -> str:
         return client_key(address, self.ipv6_prefix)

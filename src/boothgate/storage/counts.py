@@ -1,4 +1,4 @@
-"""Counts every node sees (issue 27): refused booth requests per key and minute, kept in PostgreSQL.
+"""Counts every node sees (issue 27): refused requests per key and minute, kept in PostgreSQL.
 
 Behind a load balancer each node would otherwise count an address's wrong passwords (and a stranger's
 records) by itself, and a stranger would get the allowance once per node. On PostgreSQL a refused
@@ -11,12 +11,17 @@ on with its node's own count. The statement is not cancelled (a cancelled driver
 connection in doubt); it finishes in the background, bounded by the database's `statement_timeout`, and
 no more than `MAX_IN_FLIGHT` of them run at once, so a database that hangs holds at most that many of
 the pool's connections. Only refused requests count: a booth with the right password never comes here.
+
+Who counts here, each under keys of its own name: the booth's wrong upload passwords (`booth:<address>`),
+the strangers' record budgets (`records:<address>`, `records:*`), wrong admin passwords
+(`admin:<address>`) and guesses at guest-page codes and gallery PINs (`guest:<address>`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import Any
 
@@ -62,6 +67,11 @@ class SharedCounts:
     def on(cls, db: Database, keep_minutes: int, wait_seconds: float = WAIT_SECONDS) -> SharedCounts | None:
         """The shared counts of a PostgreSQL database; None on SQLite (one machine counts by itself)."""
         return None if db.is_sqlite else cls(db, keep_minutes, wait_seconds)
+
+    def cover(self, seconds: float) -> None:
+        """Keep each key's rows for a window of `seconds` at least (plus two minutes): every throttle that
+        shares these counts asks for its lockout window, the longest one decides."""
+        self.keep_minutes = max(self.keep_minutes, math.ceil(seconds / 60) + 2)
 
     async def count(self, key: str, minutes: int = 0) -> int | None:
         """Count one more refused request of `key`: its hits in this minute and the `minutes` before it, on

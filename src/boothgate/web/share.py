@@ -2,7 +2,8 @@
 links, `noindex`), and the operator's gallery API under `/api/galleries` (behind Basic Auth).
 
 Every unknown or malformed token, and every wrong gallery PIN, counts against the asking address
-(`services.share_throttle`); past the limit the address gets 429 for a while, whatever it asks.
+(`services.share_throttle`); past the limit the address gets 429 for a while, whatever it asks. Several
+nodes on PostgreSQL count those guesses together (issue 27), so the limit is not one per node.
 """
 
 from __future__ import annotations
@@ -83,8 +84,20 @@ def _context(request: Request, **values: Any) -> dict[str, Any]:
 # --- the throttle -----------------------------------------------------------------------------
 def _check_throttle(request: Request, services: ServicesDep) -> Response | None:
     retry = services.share_throttle.retry_after(client_address(request))
-    if retry is None:
+    return None if retry is None else _throttled(request, retry)
+
+
+async def _guessed(request: Request, services: ServicesDep) -> Response | None:
+    """A wrong guess (an unknown token, a wrong PIN) counted against the address; the 429 page when it went
+    past the allowance counted by all nodes together (PostgreSQL, a bounded wait: storage/counts.py)."""
+    throttle, address = services.share_throttle, client_address(request)
+    throttle.failed(address)
+    if not await throttle.failed_everywhere(address):
         return None
+    return _throttled(request, throttle.retry_after(address) or throttle.lockout_seconds)
+
+
+def _throttled(request: Request, retry: float) -> Response:
     context = _context(request, state="throttled")
     t = context["t"]
     context.update(heading=t("guest.throttled"), hint=t("guest.throttled_hint"), refresh=None)
@@ -92,8 +105,10 @@ def _check_throttle(request: Request, services: ServicesDep) -> Response | None:
     return templates.TemplateResponse(request, "guest.html", context, status_code=429, headers=headers)
 
 
-def _not_found(request: Request, services: ServicesDep) -> Response:
-    services.share_throttle.failed(client_address(request))
+async def _not_found(request: Request, services: ServicesDep) -> Response:
+    throttled = await _guessed(request, services)
+    if throttled is not None:
+        return throttled
     context = _context(request, state="unknown")
     t = context["t"]
     context.update(heading=t("guest.unknown"), hint=t("guest.unknown_hint"), refresh=None)
@@ -109,10 +124,10 @@ async def _found(
     if throttled is not None:
         return throttled
     if not services.settings.sharing_enabled or not tokens.well_formed(token):
-        return _not_found(request, services)
+        return await _not_found(request, services)
     found = await find(token)
     if found is None:
-        return _not_found(request, services)
+        return await _not_found(request, services)
     return found
 
 
@@ -259,8 +274,7 @@ async def gallery_pin(token: str, request: Request, services: ServicesDep) -> Re
     body = (await request.body())[:200].decode("ascii", "replace")
     pin = next((v for k, _, v in (p.partition("=") for p in body.split("&")) if k == "pin"), "")
     if not await asyncio.to_thread(check_pin, gallery.pin_hash, pin):
-        services.share_throttle.failed(client_address(request))
-        return RedirectResponse(f"/g/{token}?pin=wrong", status_code=303)
+        return await _guessed(request, services) or RedirectResponse(f"/g/{token}?pin=wrong", status_code=303)
     response = RedirectResponse(f"/g/{token}", status_code=303)
     response.set_cookie(f"{PIN_COOKIE}_{gallery.id}", pin_cookie_value(gallery), httponly=True, samesite="lax",
                         path=f"/g/{token}", max_age=7 * 24 * 3600)  # fmt: skip
