@@ -93,12 +93,28 @@ def run_scenarios(scenarios: list[Scenario], workdir: Path) -> list[Pair]:
     return pairs
 
 
+def nodes_summary(run: nodes.NodesRun) -> str:
+    o = run.outcome
+    p = "/".join(_ms_text(o.percentile_ms(q)) for q in (50, 95, 99))
+    spread = " + ".join(str(c) for c in run.calls_per_node)
+    stall = f", stall {o.loop['max_stall_ms']:.0f} ms" if o.loop else ""
+    return (
+        f"{o.target:9} {len(o.posts)} posts ({spread}), {o.errors} errors, {o.late} late, overhead p50/95/99 {p} ms, "
+        f"worst {_ms_text(o.worst_ms())} ms, {o.throughput:.1f}/s, largest node VmHWM {o.peak_rss_mb:.0f} MB, "
+        f"CPU {_ms_text(o.cpu_ms_per_photo)} ms/photo, PostgreSQL {_ms_text(run.postgres_ms_per_photo)} ms/photo{stall}"
+    )
+
+
+def _ms_text(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}"
+
+
 def run_nodes_scenarios(scenarios: list[Scenario], workdir: Path) -> list[str]:
     """The nodes scenarios (bench/nodes.py): printed as they run; their table for the page."""
     lines: list[str] = []
     for s in scenarios:
         print(f"\n== {s.title}", flush=True)
-        result = nodes.measure(s, workdir, lambda run: print("  " + summary(run.outcome), flush=True))
+        result = nodes.measure(s, workdir, lambda run: print("  " + nodes_summary(run), flush=True))
         print(f"  skipped: {result.skipped}" if result.skipped else f"  took {result.seconds:.0f} s", flush=True)
         lines += [*([""] if lines else []), *nodes_table(result)]
     return lines
