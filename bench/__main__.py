@@ -4,7 +4,8 @@
     python -m bench --quick         # a smoke run of about two minutes; writes nothing unless --out is given
     python -m bench --only burst    # some scenarios only; keys: one-24mp one-24mp-1.5mp one-12mp
                                     # one-2mp one-png fifty burst max loop16 loop16-noisy paced
-                                    # together together-noisy burst64 burst128 burst128-noisy local
+                                    # together together-noisy burst64 burst128 burst128-noisy nodes2 local
+    python -m bench --only nodes2 --skip-prepare  # one node against two on one PostgreSQL only
     python -m bench --only local --skip-prepare   # the offline engine's ms per photo only
     python -m bench --only live --skip-prepare    # the live view and statistics over 100,000 jobs only
 
@@ -22,13 +23,14 @@ import sys
 import time
 from pathlib import Path
 
-from bench import live_view, local_engine, moderation, photos, prepare
+from bench import live_view, local_engine, moderation, nodes, photos, prepare
 from bench.harness import ROOT, new_workdir
 from bench.report import (
     Pair,
     floor_table,
     floor_targets,
     machine,
+    nodes_table,
     page,
     repeat_table,
     scenario_table,
@@ -91,11 +93,39 @@ def run_scenarios(scenarios: list[Scenario], workdir: Path) -> list[Pair]:
     return pairs
 
 
+def nodes_summary(run: nodes.NodesRun) -> str:
+    o = run.outcome
+    p = "/".join(_ms_text(o.percentile_ms(q)) for q in (50, 95, 99))
+    spread = " + ".join(str(c) for c in run.calls_per_node)
+    stall = f", stall {o.loop['max_stall_ms']:.0f} ms" if o.loop else ""
+    return (
+        f"{o.target:9} {len(o.posts)} posts ({spread}), {o.errors} errors, {o.late} late, overhead p50/95/99 {p} ms, "
+        f"worst {_ms_text(o.worst_ms())} ms, {o.throughput:.1f}/s, largest node VmHWM {o.peak_rss_mb:.0f} MB, "
+        f"CPU {_ms_text(o.cpu_ms_per_photo)} ms/photo, PostgreSQL {_ms_text(run.postgres_ms_per_photo)} ms/photo{stall}"
+    )
+
+
+def _ms_text(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}"
+
+
+def run_nodes_scenarios(scenarios: list[Scenario], workdir: Path) -> list[str]:
+    """The nodes scenarios (bench/nodes.py): printed as they run; their table for the page."""
+    lines: list[str] = []
+    for s in scenarios:
+        print(f"\n== {s.title}", flush=True)
+        result = nodes.measure(s, workdir, lambda run: print("  " + nodes_summary(run), flush=True))
+        print(f"  skipped: {result.skipped}" if result.skipped else f"  took {result.seconds:.0f} s", flush=True)
+        lines += [*([""] if lines else []), *nodes_table(result)]
+    return lines
+
+
 def notes(quick: bool) -> list[str]:
     return [
         "Each scenario runs against a fresh server process (`boothgate serve` with SQLite in a new data "
         "folder and `BOOTHGATE_LOOP_WATCH=1`), after one warm-up post that is not counted. The AI provider is "
-        "`bench/provider.py`: it sleeps the scenario's latency and answers a 1024×1024 JPEG.",
+        "`bench/provider.py`: it sleeps the scenario's latency and answers a 1024×1024 JPEG. The two-node "
+        "comparison runs its nodes on PostgreSQL instead (its own section).",
         "Booths post exactly like DSLR Remote Pro (`boothgate.cli.booth_client`: the same fields, "
         "`Expect: 100-continue`, a new connection per photo). Every photo differs by a JPEG comment, so "
         "duplicate detection never answers from its cache.",
@@ -180,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = new_workdir()
     try:
-        pairs = run_scenarios(scenarios, workdir)
+        pairs = run_scenarios([s for s in scenarios if not s.nodes], workdir)
+        nodes_lines = run_nodes_scenarios([s for s in scenarios if s.nodes], workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -189,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     scenario_lines = scenario_table([p for p in pairs if p.floor is None], naive_ms)
     floor_lines = floor_table(pairs) + repeat_table(pairs)
     target_lines = targets_table(targets(pairs, prep) + floor_targets(pairs))
-    print("\n" + "\n".join([*scenario_lines, "", *floor_lines]) + "\n\n" + "\n".join(target_lines))
+    if pairs:
+        print("\n" + "\n".join([*scenario_lines, "", *floor_lines]) + "\n\n" + "\n".join(target_lines))
+    if nodes_lines:
+        print("\n" + "\n".join(nodes_lines))
 
     out = args.out or (None if args.quick or args.only else DEFAULT_OUT)
     if out is not None:
@@ -203,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             target_lines,
             notes(args.quick),
             floor_lines,
+            nodes_lines,
         )
         if local_lines:
             text += "\n## The offline engine (tab `local`)\n\n" + "\n".join(local_lines) + "\n"

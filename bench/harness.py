@@ -148,9 +148,7 @@ def _wait_ready(server: ServerProcess, timeout: float = 60.0) -> None:
     raise RuntimeError(f"server did not answer /health within {timeout:.0f} s:\n{server.log_tail()}")
 
 
-@contextlib.contextmanager
-def run_server(module: str, args: list[str], env: dict[str, str], workdir: Path) -> Iterator[ServerProcess]:
-    """Start `python -m module args...` with `env` added; stop it (SIGINT, then SIGKILL) afterwards."""
+def _spawn(module: str, args: list[str], env: dict[str, str], workdir: Path) -> ServerProcess:
     port = free_port()
     log_path = workdir / f"{module.replace('.', '-')}-{port}.log"
     # This tree's own package first: from a git worktree the installed (editable) one may be another tree's.
@@ -164,18 +162,38 @@ def run_server(module: str, args: list[str], env: dict[str, str], workdir: Path)
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = ServerProcess(proc, f"http://127.0.0.1:{port}", log_path)
+    return ServerProcess(proc, f"http://127.0.0.1:{port}", log_path)
+
+
+@contextlib.contextmanager
+def run_servers(
+    module: str, args: list[str], envs: list[dict[str, str]], workdir: Path
+) -> Iterator[list[ServerProcess]]:
+    """Start one `python -m module args...` per env of `envs` (added to ours), all at once, as systemd starts
+    the nodes of a cluster; yield them once every one answers; stop them (SIGINT, then SIGKILL) afterwards."""
+    servers: list[ServerProcess] = []
     try:
-        _wait_ready(server)
-        yield server
+        servers += [_spawn(module, args, env, workdir) for env in envs]
+        for server in servers:
+            _wait_ready(server)
+        yield servers
     finally:
-        if proc.poll() is None:
+        running = [s.proc for s in servers if s.proc.poll() is None]
+        for proc in running:
             proc.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown runs the lifespan's end
+        for proc in running:
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextlib.contextmanager
+def run_server(module: str, args: list[str], env: dict[str, str], workdir: Path) -> Iterator[ServerProcess]:
+    """Start `python -m module args...` with `env` added; stop it (SIGINT, then SIGKILL) afterwards."""
+    with run_servers(module, args, [env], workdir) as [server]:
+        yield server
 
 
 @dataclass
@@ -208,6 +226,9 @@ class Booths:
     password: str
     timeout_seconds: float
     bytes_per_second: float | None = None  # pace each body like a booth on a real network
+    # Several nodes: booth b posts to spread[b % len(spread)] (round-robin by booth, as each booth is set up
+    # with one node's address); empty: every booth posts to base_url.
+    spread: tuple[str, ...] = ()
     posts: list[Post] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -217,13 +238,17 @@ class Booths:
                   "name": f"BOOTH-{booth:03d}"}  # fmt: skip
         return build_multipart(photo.data, BoothForm(self.password, fields), photo.filename, "fileToUpload", photo.mime)
 
+    def url(self, booth: int) -> str:
+        base = self.spread[booth % len(self.spread)] if self.spread else self.base_url
+        return base + self.upload_path
+
     async def post(self, booth: int, body: tuple[bytes, str]) -> Post:
         """Post one prepared body like the booth (new connection, Expect: 100-continue) and time it."""
         t0 = time.monotonic()
         status, size, error, after = 0, 0, "", 0.0
         try:
             answer = await post_photo_async(
-                self.base_url + self.upload_path,
+                self.url(booth),
                 b"",
                 body=body[0],
                 headers={"Content-Type": body[1]},

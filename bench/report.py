@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.nodes import NodesResult, NodesRun
 from bench.prepare import Measurement
 from bench.run import DEADLINE_SECONDS, Outcome
 
@@ -295,6 +296,7 @@ def page(
     target_lines: list[str],
     notes: list[str],
     floor_lines: list[str] | None = None,
+    nodes_lines: list[str] | None = None,
 ) -> str:
     """The whole `docs/benchmarks.md`."""
     head = [
@@ -320,6 +322,7 @@ def page(
         *scenario_lines,
         "",
         *(_floor_section(floor_lines) if floor_lines else []),
+        *(nodes_section(nodes_lines) if nodes_lines else []),
         "## Preparing a 24 MP JPEG for the provider",
         "",
         "Median of repeated runs, each candidate in its own process; CPU counts all threads.",
@@ -343,6 +346,82 @@ def _floor_section(lines: list[str]) -> list[str]:
         "necessary work and nothing else, decoded in threads. Memory is the peak of the server and its "
         "worker processes together (sum of PSS, sampled every 50 ms). *Last byte → answer* is measured at "
         "the booth, for booths that pace their upload like a real network.",
+        "",
+        *lines,
+        "",
+    ]
+
+
+NODES_HEADER = [
+    "nodes",
+    "posts (per node)",
+    "errors / late",
+    "overhead p50 / worst ms",
+    "nodes' CPU ms/photo",
+    "PostgreSQL CPU ms/photo",
+    "max loop stall",
+]
+
+
+def _nodes_row(run: NodesRun) -> list[str]:
+    o = run.outcome
+    spread = " + ".join(str(c) for c in run.calls_per_node)
+    return [
+        str(run.nodes),
+        f"{len(o.posts)} ({spread})",
+        f"{o.errors} / {o.late}",
+        _pair_ms(o.percentile_ms(50), o.worst_ms()),
+        _ms(o.cpu_ms_per_photo),
+        _ms(run.postgres_ms_per_photo),
+        f"{o.loop['max_stall_ms']:.0f} ms" if o.loop else "—",
+    ]
+
+
+def nodes_ratios(one: NodesRun, many: NodesRun) -> tuple[float | None, float | None]:
+    """Several nodes' overhead p50 and worst over one node's, under the same load."""
+    a, b = one.outcome, many.outcome
+    return _ratio_value(b.percentile_ms(50), a.percentile_ms(50)), _ratio_value(b.worst_ms(), a.worst_ms())
+
+
+def nodes_table(result: NodesResult) -> list[str]:
+    """Each run of the nodes scenario, and after each pair the ratio of several nodes to one."""
+    if result.skipped:
+        return [f"Not measured: {result.skipped}."]
+    rows: list[list[str]] = []
+    for one, many in result.pairs():
+        r50, rw = nodes_ratios(one, many)
+        ratio = "—" if r50 is None or rw is None else f"{r50:.2f}× / {rw:.2f}×"
+        cpu = _ratio(many.outcome.cpu_ms_per_photo, one.outcome.cpu_ms_per_photo)
+        pg = _ratio(many.postgres_ms_per_photo, one.postgres_ms_per_photo)
+        rows += [_nodes_row(one), _nodes_row(many), [f"{many.nodes} ÷ 1", "", "", ratio, cpu, pg, ""]]
+    took = f" (took {result.seconds:.0f} s with PostgreSQL and the nodes' starts)"
+    return [f"{result.scenario.title}{took}:", "", *markdown_table(NODES_HEADER, rows)]
+
+
+def nodes_section(lines: list[str]) -> list[str]:
+    """The page's section on several nodes against one (bench/nodes.py)."""
+    cores = os.cpu_count() or 2
+    return [
+        "## Two nodes against one, on one PostgreSQL",
+        "",
+        "The same booth load against one node on PostgreSQL, then against two nodes on the same PostgreSQL "
+        "with the booths spread round-robin over them (booth *b* posts to node *b* mod 2, at the node's own "
+        "port; not through Caddy, whose relaying of every upload would spend the shared cores in the two-node "
+        "run only). Overhead is the booth's answer time minus the fake provider's fixed latency; *errors* are "
+        "answers other than 200. Each run starts fresh nodes on a fresh database of one PostgreSQL server; the "
+        f"image workers are split between the nodes (one node: {cores}, two nodes: {max(1, cores // 2)} each), "
+        "so as many photos are decoded at once in both. Media stay in each node's data folder (no bucket). "
+        "CPU per photo is the nodes' with their workers, and PostgreSQL's with its backends.",
+        "",
+        f"What the figure can and cannot show: both nodes run on the same {cores} cores, with PostgreSQL and "
+        "the booths, so the second node brings no capacity: there is no more CPU to prepare photos with. The "
+        "ratio is the cost of coordination through PostgreSQL (two processes with their own connections, job "
+        "rows and background loops on one database) and of a second process on the same cores; about 1× means "
+        "that cost is small against a photo's own work. Below 1× is no capacity gain either: two event loops "
+        "can share out work that one node does on one thread, and on a machine busy with other work two "
+        "processes get a bigger share of the cores than one, so compare runs made on a quiet machine. It "
+        "cannot tell what two nodes on two machines sustain, nor what a network between a node and "
+        "PostgreSQL or a shared bucket costs.",
         "",
         *lines,
         "",

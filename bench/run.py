@@ -99,7 +99,7 @@ def _percentile(values: list[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def _boothgate_env(workdir: Path, scenario: Scenario, provider_log: Path) -> dict[str, str]:
+def boothgate_env(workdir: Path, scenario: Scenario, provider_log: Path) -> dict[str, str]:
     return {
         "BOOTHGATE_DATA_DIR": str(workdir / "data"),
         "BOOTHGATE_UPLOAD_PASSWORD": UPLOAD_PASSWORD,
@@ -123,7 +123,7 @@ async def _warm_up(booths: Booths, counter: Counter) -> None:
         raise RuntimeError(f"warm-up post failed: {post.status} {post.error}")
 
 
-def _enable_slot(server: ServerProcess) -> None:
+def enable_slot(server: ServerProcess) -> None:
     """Switch slot gemini/1 on as a restyling slot, through the JSON API like an operator would."""
     response = httpx.put(
         f"{server.base_url}/api/slots/gemini/1",
@@ -143,7 +143,7 @@ def _enable_slot(server: ServerProcess) -> None:
     response.raise_for_status()
 
 
-def _health(server: ServerProcess) -> dict[str, Any]:
+def server_health(server: ServerProcess) -> dict[str, Any]:
     try:
         data = httpx.get(f"{server.base_url}/health", timeout=10).json()
     except (httpx.HTTPError, ValueError):
@@ -160,12 +160,12 @@ def run_target(target: str, scenario: Scenario, workdir: Path) -> Outcome:
     elif target == "prepfloor":
         module, env = "bench.prepfloor", {"BOOTHGATE_BENCH_PROVIDER_SECONDS": str(scenario.provider_seconds)}
     else:
-        module, env = "bench.server", _boothgate_env(workdir, scenario, provider_log)
+        module, env = "bench.server", boothgate_env(workdir, scenario, provider_log)
     with run_server(module, [], env, workdir) as server:
         booths = Booths(server.base_url, "/booth/gemini/1", UPLOAD_PASSWORD, CLIENT_TIMEOUT_SECONDS)
         counter = Counter()
         if target == "boothgate":
-            _enable_slot(server)
+            enable_slot(server)
         asyncio.run(_warm_up(booths, counter))
         provider_log.unlink(missing_ok=True)  # the warm-up's call is not one of the scenario's
         booths.bytes_per_second = scenario.bytes_per_second
@@ -173,7 +173,7 @@ def run_target(target: str, scenario: Scenario, workdir: Path) -> Outcome:
         with TreeMemory(server.pid) as memory:
             posts = asyncio.run(run_pattern(booths, scenario, counter))
         wall, cpu = time.monotonic() - t0, server.cpu_seconds() - cpu0
-        health = _health(server)
+        health = server_health(server)
         # The kernel's high-water marks, read once at the end: no sampling interval can miss a peak.
         peak = server.peak_rss_mb()
         worker_hwm = [vm_hwm_mb(child) for child in children(server.pid)]

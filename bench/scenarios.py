@@ -35,6 +35,7 @@ class Scenario:
     floor: bool = False  # also run the same-run preparation floor (bench/prepfloor.py)
     staggered: bool = True  # periodic: phases spread over one period; False: every booth starts at once
     repeats: int = 1  # floor scenarios: consecutive runs, the floor and our server interleaved
+    nodes: int = 0  # > 1: the same load against one node and against this many on one PostgreSQL (bench/nodes.py)
 
     def scaled(self, **changes: object) -> Scenario:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -63,6 +64,7 @@ def full_scenarios() -> list[Scenario]:
             24, 1.0, duration_seconds=40.0,
         ),
         *floor_scenarios(),
+        *nodes_scenarios(),
     ]  # fmt: skip
 
 
@@ -86,6 +88,14 @@ def floor_scenarios() -> list[Scenario]:
         Scenario("burst128", "128 simultaneous 24 MP posts, 10 s provider", "24mp", "burst", 128, 10.0, floor=True),
         Scenario("burst128-noisy", "128 simultaneous noisy 24 MP posts, 10 s provider", "noisy", "burst", 128,
                  10.0, floor=True),
+    ]  # fmt: skip
+
+
+def nodes_scenarios() -> list[Scenario]:
+    """One node against two on the same PostgreSQL (issue 27), booths spread round-robin over the nodes."""
+    return [
+        Scenario("nodes2", "32 booths, 24 MP every 12 s, 2 s provider: 1 node vs 2 nodes on one PostgreSQL",
+                 "24mp", "periodic", 32, 2.0, posts_per_booth=2, period_seconds=12.0, nodes=2),
     ]  # fmt: skip
 
 

@@ -1,5 +1,5 @@
-"""A throw-away PostgreSQL server on a loopback port (Debian's PostgreSQL, installed by
-scripts/install-test-system-deps.sh); tests that need one are skipped only where no server binaries exist.
+"""The tests' throw-away PostgreSQL server (tests/postgres_server.py, Debian's PostgreSQL); tests that need
+one are skipped only where no server binaries exist.
 
 `postgres_url` gives each test a fresh database; `postgres_server` (one per module) gives a server on which
 `fresh_database()` makes as many databases as the module's tests want, for the multi-node tests that start
@@ -8,84 +8,23 @@ real processes and do not want to pay for initdb each time.
 
 from __future__ import annotations
 
-import glob
-import itertools
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-from tests.fakes.server import free_port
+from tests.postgres_server import PostgresServer, pg_bin
+from tests.postgres_server import running_postgres as _running
 
-
-def pg_bin() -> Path | None:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(candidates[-1]).parent if candidates else None
-
-
-@dataclass
-class PostgresServer:
-    bin_dir: Path
-    root: Path
-    port: int
-    prefix: list[str]
-    _names: Iterator[int] = field(default_factory=itertools.count)
-
-    def run(self, *args: str) -> None:
-        subprocess.run([*self.prefix, *args], check=True, capture_output=True, timeout=60)
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    def start(self) -> None:
-        """Start the server (again, after `stop`) and wait until it accepts connections."""
-        self.run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o",
-                 f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1", "start")  # fmt: skip
-
-    def stop(self, mode: str = "immediate") -> None:
-        """Stop the server: "immediate" ends every backend at once, as a crash or a pulled plug would
-        (the next start recovers from the WAL); "fast" rolls back open transactions and disconnects."""
-        self.run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
-
-    def is_running(self) -> bool:
-        status = [*self.prefix, str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "status"]
-        return subprocess.run(status, capture_output=True, timeout=60).returncode == 0
-
-    def fresh_database(self) -> str:
-        """A new empty database on this server; its SQLAlchemy URL."""
-        name = f"boothgate{next(self._names)}"
-        self.run(str(self.bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{name}"
+__all__ = ["PostgresServer", "pg_bin", "postgres_server", "postgres_url", "running_postgres"]
 
 
 @contextmanager
 def running_postgres() -> Iterator[PostgresServer]:
-    bin_dir = pg_bin()
-    if bin_dir is None:
+    if pg_bin() is None:
         pytest.skip("PostgreSQL server binaries are not installed")
-    # Not under pytest's tmp dir: its parents are private to root, and the server runs as postgres.
-    root = Path(tempfile.mkdtemp(prefix="boothgate-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(root, "postgres")
-        os.chmod(root, 0o755)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    server = PostgresServer(bin_dir, root, free_port(), prefix)
-    server.run(str(bin_dir / "initdb"), "-D", str(server.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-    server.start()
-    try:
+    with _running() as server:
         yield server
-    finally:
-        if server.is_running():  # a test may have left it stopped
-            server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -12,12 +12,23 @@ import io
 from pathlib import Path
 
 import pytest
-from bench import photos
+from bench import nodes, photos
 from bench.harness import Photo
-from bench.report import Pair, floor_table, floor_targets, page, scenario_table, targets, targets_table
+from bench.report import (
+    Pair,
+    floor_table,
+    floor_targets,
+    nodes_table,
+    page,
+    scenario_table,
+    targets,
+    targets_table,
+)
 from bench.run import run_target
 from bench.scenarios import Scenario, unique_photo
 from PIL import Image
+
+from tests.postgres_server import pg_bin
 
 
 @pytest.fixture(autouse=True)
@@ -85,3 +96,35 @@ def test_the_prep_floor_and_paced_booths(tmp_path: Path) -> None:
     assert lines[2].startswith("| 1 paced booth, 2 MP, smoke | 1 | 0 / 0 (0 / 0) |")
     [target] = floor_targets([Pair(ours, None, floor)])
     assert target.text.startswith("4 MB/s uploads") and target.met is not None
+
+
+@pytest.mark.slow
+def test_two_nodes_against_one_on_one_postgresql(tmp_path: Path) -> None:
+    """The nodes scenario: one node, then two on the same real PostgreSQL with the booths spread round-robin;
+    the slot is switched on through the first node only, so the second node's 200s come from the shared
+    database."""
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL server binaries are not installed")
+    scenario = Scenario("nodes-smoke", "4 booths, 2 MP, smoke", "2mp", "periodic", 4, 0.2, period_seconds=1.0, nodes=2)
+    result = nodes.measure(scenario, tmp_path / "nodes")
+    assert not result.skipped and result.seconds > 0
+    [(one, two)] = result.pairs()
+    assert (one.nodes, two.nodes) == (1, 2)
+    assert one.calls_per_node == [4] and two.calls_per_node == [2, 2]  # booth b on node b mod 2
+    for run in (one, two):
+        assert [p.status for p in run.outcome.posts] == [200] * 4, run.outcome.first_errors()
+        assert run.outcome.cpu_seconds > 0 and run.postgres_cpu_seconds >= 0
+    lines = nodes_table(result)
+    assert lines[2].startswith("| nodes | posts (per node) | errors / late | overhead p50 / worst ms |")
+    assert lines[4].startswith("| 1 | 4 (4) | 0 / 0 |") and lines[5].startswith("| 2 | 4 (2 + 2) | 0 / 0 |")
+    p50 = two.outcome.percentile_ms(50) / one.outcome.percentile_ms(50)  # type: ignore[operator]
+    worst = two.outcome.worst_ms() / one.outcome.worst_ms()  # type: ignore[operator]
+    assert lines[6].startswith(f"| 2 ÷ 1 |  |  | {p50:.2f}× / {worst:.2f}× |")
+    text = page("cmd", "machine", dt.datetime.now(), 1.0, [], [], [], [], None, lines)
+    assert "## Two nodes against one, on one PostgreSQL" in text and "| 2 | 4 (2 + 2) | 0 / 0 |" in text
+    assert "brings no capacity" in text
+
+
+def test_the_nodes_scenario_says_when_it_was_not_measured() -> None:
+    result = nodes.NodesResult(Scenario("n", "t", "2mp", "burst", 2, 0.1, nodes=2), skipped="no PostgreSQL")
+    assert nodes_table(result) == ["Not measured: no PostgreSQL."]
