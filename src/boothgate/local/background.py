@@ -1,10 +1,11 @@
 """Background replacement that keeps every person of a group solid.
 
 Selfie segmentation on the whole frame misses people at the back (they come out as see-through
-ghosts), so each detected face gets a second pass on a crop around it and the masks are combined by
-their maximum. A smoothstep then pushes the half-transparent areas to 0 or 1, and a guided filter
-(guided by the photo) snaps the mask's edge to the real edges of hair and clothes. Limits, with
-example images: the manual's "The offline engine" page (docs/offline-engine.md).
+ghosts), so each detected face (searched finely too, so small faces at the back are found) gets a
+second pass on a crop around it (its body box) and the masks are combined by their maximum. A
+smoothstep then pushes the half-transparent areas to 0 or 1, and a guided filter (guided by the photo)
+snaps the mask's edge to the real edges of hair and clothes. Limits, with example images: the manual's
+"The offline engine" page (docs/offline-engine.md).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ GUIDE_LONG_SIDE = 1536  # the guided filter's working size: edge detail without 
 SMOOTH_LOW, SMOOTH_HIGH = 0.35, 0.65  # below: background, above: person, between: a soft edge
 GUIDE_RADIUS = 8  # at GUIDE_LONG_SIDE; scaled with the working size
 GUIDE_EPS = (0.02 * 255) ** 2  # the guide is uint8: edges weaker than ~2 % of full scale are smoothed
+# At most this many faces get their own pass (largest first; 10–20 ms each): a bounded cost for a
+# crowd, and a dozen covers the groups a booth frames.
 MAX_FACE_PASSES = 12
 # The crop around a face for its own pass, in face widths: a body below and to both sides.
 CROP_WIDTH_FACES, CROP_ABOVE_FACES, CROP_BELOW_FACES = 4.0, 0.8, 4.5
@@ -78,7 +81,7 @@ def people(rgb: np.ndarray) -> tuple[np.ndarray, int, list[tuple[int, int, int, 
     h, w = small.shape[:2]
     mask = _segment(small)
     passes = 0
-    found = faces.find_faces(small)
+    found = faces.find_faces(small, fine=True)  # the fine search finds the faces at the back of a group
     for x, y, fw, fh in found[:MAX_FACE_PASSES]:
         if fw > SMALL_FACE_SHARE * w:
             continue
