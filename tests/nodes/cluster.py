@@ -5,6 +5,7 @@ and a real Caddy in front of them running deploy/cluster/Caddyfile, with booths 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -218,3 +219,26 @@ async def provider_today(base: str, provider: str = "gemini") -> dict[str, int]:
         response = await client.get("/api/stats")
     assert response.status_code == 200, response.text
     return response.json()["providers"][provider]["today"]  # type: ignore[no-any-return]
+
+
+def _checked_bad(log: Path, since: float) -> set[str]:
+    """The nodes Caddy's active health checker logged a failed check of after `since`."""
+    failed = set()
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("logger", "").endswith("health_checker.active") and entry.get("ts", 0) > since:
+            failed.add(entry.get("host"))
+    return failed
+
+
+async def caddy_took_out(log: Path, nodes: list[Node], since: float, seconds: float = 15) -> None:
+    """Caddy's active health checker logged a failed check of every node after `since` (wall clock, as
+    its log's `ts`): each is out of Caddy's rotation now (one failed check takes a node out in Caddy 2.6)."""
+    until = time.monotonic() + seconds
+    hosts = {f"127.0.0.1:{node.port}" for node in nodes}
+    while not hosts <= (failed := await asyncio.to_thread(_checked_bad, log, since)):
+        assert time.monotonic() < until, f"Caddy still checks {hosts - failed} as healthy:\n{tail(log)}"
+        await asyncio.sleep(0.2)

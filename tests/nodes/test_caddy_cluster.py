@@ -44,6 +44,7 @@ from tests.nodes.cluster import (
     Node,
     Timed,
     burst,
+    caddy_took_out,
     configure_slot,
     front_ready,
     node_key,
@@ -174,6 +175,7 @@ async def test_bucket_stopped_every_node_says_so_and_booths_get_on_failure_in_ti
     cluster.s3.stop()
     try:
         healths = await _healths_until(cluster, 503)
+        all_out = time.time()  # from now on every check of Caddy's fails
         for health in healths.values():
             storage = health.json()["storage"]
             assert storage["kind"] == "s3" and storage["problem"], storage
@@ -186,8 +188,9 @@ async def test_bucket_stopped_every_node_says_so_and_booths_get_on_failure_in_ti
         assert direct.status == 200 and direct.body == sent, direct.body[:300]
         assert direct.headers["x-boothgate-fallback"] == "storage_unavailable"
         assert took < DEADLINE + SLACK, took
-        # Through Caddy: every node is out of its rotation, and Caddy's own 503 sends the booth to a node
-        # anyway (the Caddyfile's handle_errors): the same on_failure answer, in time.
+        # Through Caddy, once its health checker has taken every node out of its rotation: Caddy's own 503
+        # sends the booth to a node anyway (the Caddyfile's handle_errors), the same on_failure answer.
+        await caddy_took_out(cluster.root / "caddy" / "caddy.log", list(cluster.nodes.values()), all_out)
         sent = make_jpeg(seed=501)
         started = time.monotonic()
         through = await post_photo_async(f"{cluster.front}/booth/gemini/3", sent, UPLOAD_PASSWORD, timeout=60)
