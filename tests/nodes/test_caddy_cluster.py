@@ -9,12 +9,14 @@ The tests run in this order on one cluster (module fixture); the last two take n
   is answered, every node took some, and the statistics read through each node equal the answers given
   (received, succeeded, failed);
 - a slot edited through node A's own port is what node B's next photo (B's own port) runs with;
-- the bucket stopped: every node's /health answers 503 naming storage, a booth posting to a node directly
-  gets its slot's on_failure answer in time, and a booth posting through Caddy (every node out of its
-  rotation) gets ... (see the test); with the bucket back every node and Caddy answer 200 again;
-- node C SIGTERMed mid-burst: every booth C had at the provider is answered 200 by C, Caddy's health check
-  takes C out during its drain (C gets no booth after it), the rest of the burst is answered by A and B,
-  and C exits by itself within its drain and the booths' time;
+- the bucket stopped: every node's /health answers 503 naming storage, so Caddy's health checks have
+  every node out; a booth posting to a node directly gets its slot's on_failure answer in time, and so does
+  a booth posting through Caddy: Caddy 2.6 itself would answer it an empty 503 at once (no node healthy),
+  the Caddyfile's handle_errors sends it to a node anyway; with the bucket back every node and Caddy answer
+  200 again;
+- node C SIGTERMed mid-burst (the server process alone, as systemd stops it): every booth C had at the
+  provider is answered 200 by C, Caddy's health check takes C out during its drain (C gets no booth later),
+  the rest of the burst is answered by A and B, and C exits by itself after its drain;
 - node B SIGKILLed mid-burst: every booth post through Caddy gets an HTTP answer. Every post that started
   after the kill is answered 200 (those Caddy still sent to B met a refused connection, which Caddy retries
   on A; then the health check has B out). A post B had already received dies with B: Caddy answers it 502
