@@ -1,9 +1,11 @@
 """The several-nodes recipe (deploy/cluster/): the systemd units are accepted by `systemd-analyze verify`
 (with this machine's interpreter and user, as systemd checks that ExecStart exists), they order the
-migration before the nodes, and the Caddyfile is valid for Debian's Caddy 2.6 with a list of nodes."""
+migration before the nodes, and the Caddyfile is valid for Debian's Caddy 2.6 with a list of nodes (and
+sends a request to a node when Caddy finds none healthy)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -61,6 +63,13 @@ def test_the_cluster_caddyfile_is_valid_with_a_list_of_nodes(tmp_path: Path) -> 
     assert '"uri":"/health"' in adapted.stdout and '"try_duration":10000000000' in adapted.stdout
     # no replay of a post that reached a node: Caddy 2.6 would send it again with an empty body
     assert "retry_match" not in adapted.stdout and "buffer_requests" not in adapted.stdout
+    # no node healthy: Caddy's own 503 goes to a node anyway, to every node, with no health check of its own
+    [site] = json.loads(adapted.stdout)["apps"]["http"]["servers"].values()
+    [errors] = site["errors"]["routes"][0]["handle"][0]["routes"]
+    assert errors["match"] == [{"expression": "{http.error.status_code} == 503"}]
+    [fallback] = errors["handle"]
+    assert fallback["handler"] == "reverse_proxy" and "health_checks" not in fallback
+    assert fallback["upstreams"] == [{"dial": "127.0.0.1:8001"}, {"dial": "127.0.0.1:8002"}]
     valid = subprocess.run(
         [caddy, "validate", "--config", str(CLUSTER / "Caddyfile"), "--adapter", "caddyfile"],
         capture_output=True, text=True, timeout=60, env=env,
