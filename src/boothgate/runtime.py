@@ -238,7 +238,7 @@ class Services:
         changes.start()  # PostgreSQL only: one listening connection per node
         services.work = Runner(TaskQueue(db, node), concurrency=8, lease_seconds=settings.work_lease_seconds)
         # Issue 30: the late AI result is background work that survives a restart (booth/late.py).
-        ingest.late.queue = services.work.queue
+        ingest.late.runner = services.work
         services.work.register(late.KIND, ingest.late.run)
         services.guest_pages = GuestPages(db, media)
         services.galleries = Galleries(db, media)

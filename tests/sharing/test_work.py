@@ -267,3 +267,43 @@ async def test_local_enqueue_wakes_the_runner(sqlite_url: str) -> None:
     await asyncio.wait_for(done.wait(), 20)
     await runner.stop()
     await db.dispose()
+
+
+async def test_an_adopted_task_runs_here_beyond_the_bound_and_another_node_takes_it_only_when_its_lease_ends(
+    sqlite_url: str,
+) -> None:
+    """`Runner.adopt` (a late result awaiting its own booth-time call): run at once on this node even with
+    every slot busy; node B, polling all the while, does not take it while A renews; once A stops renewing
+    (a node that died), B takes it over."""
+    node_a, node_b = await _database(sqlite_url), await _database(sqlite_url)
+    runner_a = Runner(TaskQueue(node_a, "node-a"), concurrency=1, poll_seconds=0.05, lease_seconds=0.6)
+    runner_b = Runner(TaskQueue(node_b, "node-b"), concurrency=4, poll_seconds=0.05, lease_seconds=0.6)
+    release = asyncio.Event()
+    ran: list[tuple[str, str]] = []
+
+    def handler(node: str) -> Callable[[Context], Awaitable[None]]:
+        async def run(ctx: Context) -> None:
+            ran.append((node, ctx.task.key))
+            await release.wait()
+
+        return run
+
+    runner_a.register("late_result", handler("a"))
+    runner_b.register("late_result", handler("b"))
+    runner_a.start()
+    runner_b.start()
+    assert await runner_a.adopt("late_result", "late:1", {"job": "1"}, priority=50, max_attempts=4)
+    assert await runner_a.adopt("late_result", "late:2", {"job": "2"}, priority=50, max_attempts=4)  # past 1
+    assert not await runner_a.adopt("late_result", "late:1", {"job": "1"}, priority=50, max_attempts=4)
+    await _until(lambda: asyncio.sleep(0, len(ran) == 2))
+    assert sorted(ran) == [("a", "late:1"), ("a", "late:2")]
+    await asyncio.sleep(2.0)  # over three leases of B polling: A renews, so B takes nothing
+    assert sorted(ran) == [("a", "late:1"), ("a", "late:2")]
+    await runner_a.abandon()  # A dies: no renewal, no release
+    await _until(lambda: asyncio.sleep(0, sum(node == "b" for node, _ in ran) == 2))
+    release.set()
+    await _until(lambda: _state(node_a, "late:1", "done"))
+    await _until(lambda: _state(node_a, "late:2", "done"))
+    await runner_b.stop()
+    await node_a.dispose()
+    await node_b.dispose()

@@ -49,7 +49,7 @@ from boothgate.sharing.tokens import page_url
 from boothgate.storage.config import RuntimeConfig
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Job, Slot, utcnow
-from boothgate.work import Context, Permanent, RetryLater, TaskQueue
+from boothgate.work import Context, Permanent, RetryLater, Runner
 
 log = logging.getLogger("boothgate.late")
 
@@ -86,7 +86,7 @@ class LateResults:
         self.config, self.registry, self.slots, self.jobs = config, registry, slots, jobs
         self.media, self.imaging, self.links = media, imaging, links
         self.budget = budget
-        self.queue: TaskQueue | None = None  # set by runtime.py with the runner
+        self.runner: Runner | None = None  # set by runtime.py
         # Told of each delivered late result (runtime.py: the client API's `job.delivered_late` webhook).
         self.notify: Callable[[str, dict[str, Any]], Awaitable[int]] | None = None
         self._kept: dict[str, _Kept] = {}
@@ -142,7 +142,7 @@ class LateResults:
         failed_run = kept.task.done() and (kept.task.cancelled() or kept.task.exception() is not None)
         # Only a guest who got a print (a fallback's result or their own photo) gets the AI version later.
         answered = record.http_status == 200
-        if served_by_ai or failed_run or not answered or self.queue is None:
+        if served_by_ai or failed_run or not answered or self.runner is None:
             self._kept.pop(record.id, None)
             if not kept.task.done():
                 kept.task.cancel()
@@ -161,13 +161,18 @@ class LateResults:
         return True
 
     async def _enqueue(self, job_id: str, late: dict[str, Any]) -> None:
-        assert self.queue is not None
+        assert self.runner is not None
+        key, payload = f"late:{job_id}", {"job": job_id}
         try:
             for _ in range(50):  # the job row may still be on its way through the journal
                 if await self._set_late(job_id, late):
                     break
                 await asyncio.sleep(0.1)
-            await self.queue.enqueue(KIND, f"late:{job_id}", {"job": job_id}, priority=PRIORITY, max_attempts=4)
+            # Run here, under this node's lease: the call is in this process, and another node that took
+            # the task would make it again (paid twice). A node that dies leaves a lease that expires.
+            adopted = await self.runner.adopt(KIND, key, payload, priority=PRIORITY, max_attempts=4)
+            if not adopted:  # stopping: queued, so the next start makes the lost call again once
+                await self.runner.queue.enqueue(KIND, key, payload, priority=PRIORITY, max_attempts=4)
         except Exception:
             log.exception("job=%s the late AI result could not be handed to background work", job_id)
             kept = self._kept.pop(job_id, None)

@@ -82,6 +82,48 @@ class TaskQueue:
             self._wake.set()
         return added
 
+    async def enqueue_held(
+        self,
+        kind: str,
+        key: str,
+        payload: dict[str, Any],
+        lease_seconds: float,
+        *,
+        priority: int = 100,
+        max_attempts: int = 5,
+    ) -> Claimed | None:
+        """Add a task already claimed by this node (None when one with `key` exists).
+
+        For work whose first attempt is under way in this process (a late result's provider call): no
+        other node may take it while this one renews the lease, and one that dies leaves a lease that
+        expires, after which any node takes it over as usual."""
+        now = time.time()
+        values = {
+            "kind": kind,
+            "key": key,
+            "payload": payload,
+            "state": "running",
+            "priority": priority,
+            "run_after": now,
+            "attempts": 1,
+            "max_attempts": max(1, max_attempts),
+            "created_at": utcnow(),
+            "owner": self.node,
+            "lease_until": now + lease_seconds,
+        }
+        dialect = postgresql if not self.db.is_sqlite else sqlite
+        statement = (
+            dialect.insert(Task)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(Task.id, Task.kind, Task.key, Task.payload, Task.attempts, Task.max_attempts)
+        )
+        async with self.db.write() as session:
+            row = (await session.execute(statement)).first()
+        if row is None:
+            return None
+        return Claimed(row[0], row[1], row[2], dict(row[3] or {}), row[4], row[5])
+
     async def drop(self, key: str, reason: str) -> bool:
         """A queued task that is no longer wanted ends as failed with `reason` (a running one is left alone)."""
         async with self.db.write() as session:

@@ -94,6 +94,21 @@ class Runner:
                 return
             self._running[task.id] = asyncio.create_task(self._execute(task), name=f"work-{task.kind}-{task.id}")
 
+    async def adopt(self, kind: str, key: str, payload: dict[str, Any], *, priority: int, max_attempts: int) -> bool:
+        """Queue a task and run it here at once, under this node's lease (`TaskQueue.enqueue_held`).
+
+        Beyond `concurrency`: the handler only awaits work this process has already started. False when
+        the task exists already, or the runner is stopping (then nothing is written)."""
+        if self._stopping or kind not in self.handlers:
+            return False
+        task = await self.queue.enqueue_held(
+            kind, key, payload, self.lease_seconds, priority=priority, max_attempts=max_attempts
+        )
+        if task is None:
+            return False
+        self._running[task.id] = asyncio.create_task(self._execute(task), name=f"work-{task.kind}-{task.id}")
+        return True
+
     async def _execute(self, task: Claimed) -> None:
         handler = self.handlers[task.kind]
         work = asyncio.create_task(handler(Context(task, self.queue)))
