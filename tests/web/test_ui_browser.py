@@ -20,7 +20,7 @@ from boothgate.cli.booth_client import BoothAnswer, post_photo
 from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, make_jpeg
 from tests.fakes.server import serve
 from tests.ui_pass_support import booth_base
-from tests.web.conftest import CHROMIUM, TIMEOUT_MS, admin_page, browser_server
+from tests.web.conftest import CHROMIUM, TIMEOUT_MS, admin_page, browser_server, image_loaded
 
 pytestmark = pytest.mark.browser
 
@@ -91,12 +91,8 @@ def card(page: Any, number: int) -> Any:
 
 
 def shown(page: Any, image: Any) -> None:
-    """Wait until an <img> has really loaded (polling from here: the CSP forbids Playwright's eval)."""
-    for _ in range(TIMEOUT_MS // 50):
-        if image.evaluate("img => img.complete && img.naturalWidth > 0"):
-            return
-        page.wait_for_timeout(50)
-    raise AssertionError("the image did not load")
+    """Wait until an <img> has really loaded: its `load` event (fails after TIMEOUT_MS if it never comes)."""
+    image_loaded(image, TIMEOUT_MS)
 
 
 def screenshot(target: Any, name: str) -> None:
