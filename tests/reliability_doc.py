@@ -1,3 +1,4 @@
+# ruff: noqa: E501 (the table of ties below reads best one tie to a line)
 """The tables of docs/reliability.md, made from the test corpus and fault plans themselves.
 
 `python -m tests.reliability_doc` rewrites the blocks between the `<!-- name:start -->` and
@@ -9,8 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.bad_inputs import CORPUS
+from tests.bad_inputs import CORPUS, CORPUS_SETTINGS
 from tests.booth import test_admission_properties as properties
+from tests.reliability import test_postgres_stopped as pg
 from tests.reliability.test_faults import BOOTHS, FAULT_PLAN
 from tests.reliability.test_faults import DEADLINE as BURST_DEADLINE
 from tests.reliability.test_provider_faults import DEADLINE, EXPECTED, FAULT_WORDS
@@ -46,13 +48,13 @@ def summary_table() -> str:
 
 # Rows whose figures are what their tests do, in words (no count to take from a plan).
 SUMMARY_DESCRIBED = [
-    "| slow and vanishing clients | body at 1 byte/s; body that stops half-way; request head at 1 byte per 0.2 s; a "
+    "| slow and vanishing clients | body at 1 byte/s; body that stops half-way; request head a byte every 0.2 s; a "
     "silent connection; a booth hanging up mid-upload | `test_bad_input.py` | 400 `upload_too_slow` by the deadline, "
     "400 `upload_stalled` after the idle timeout, connection closed after the head timeout, 400 `client_disconnected`; "
     "another booth served meanwhile in each case | 0 (the part that arrived is kept in trash) |",
     "| wrong passwords | repeated booth and admin guesses | `test_bad_input.py`, `test_security.py` | 401 with growing "
     "delays, then 429 even for the right password | — |",
-    "| crashes | SIGKILL of a real server process with 3 jobs at the provider, 1 upload half received, plus a photo "
+    "| crashes | SIGKILL of a real server process with 3 jobs at the provider, one more upload half received, plus a photo "
     "whose job row was never written | `test_crash.py` | (killed process) on restart: 3 jobs `failed`/`interrupted`, "
     "all 3 originals byte-identical in trash with sidecars, the half upload and the unrecorded photo in trash, "
     "`PRAGMA integrity_check` ok, no job left running, every stored path exists, statistics add up, the next photo "
@@ -78,7 +80,7 @@ def faults_table() -> str:
         rows.append(f"| {name} | {how} | {status} | {code or 'the processed image'} |")
     rows.append("")
     rows.append(
-        f"Each alone, then 50 booths at once over all of them ({BURST_DEADLINE:g} s deadline): every job's recorded "
+        f"Each alone, then {BOOTHS} booths at once over all of them ({BURST_DEADLINE:g} s deadline): every job's recorded "
         "time inside the deadline, the statistics equal to the answers, every failed original byte-identical in trash."
     )
     return "\n".join(rows)
@@ -120,3 +122,190 @@ def render(text: str) -> str:
 
 if __name__ == "__main__":
     DOC.write_text(render(DOC.read_text()))
+
+
+# ---------------------------------------------------------------- figures in the prose, each tied to a test
+# Every number in the page outside the generated blocks is a figure some test uses. A `Tie` names the words
+# that carry it (`phrase`, exactly as the page has them), the test (`tests/<file>::<function>`, or a file for
+# its module-level constants), and the expressions in that test that hold the figure, as written there
+# (compared by syntax tree). `tests/reliability/test_reliability_doc.py` checks that the phrase is in the
+# page, that each expression is in the test, and that every number in the phrase is a number literal of
+# those expressions (`scale` converts a unit: "2 MB" against 2_000_000 bytes); a number left in the page
+# that no phrase covers fails the check. Spelled numbers ("three booths") count as numbers.
+NUMBER_WORDS = {
+    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "twenty": 20, "fifty": 50,
+    "fourth": 4,
+}  # fmt: skip
+NUMBER = re.compile(r"(?<![\w.])\d+(?:[  ]\d{3})*(?:\.\d+)?|\b(?:" + "|".join(NUMBER_WORDS) + r")\b", re.I)
+
+
+class Tie:
+    """`made`, when given, says why the phrase's numbers need no literal in the test: the phrase is built here
+    from the test's own constants, or the test reads the figure from this page."""
+
+    def __init__(
+        self, phrase: str, test: str, *code: str, scale: dict[str, float] | None = None, made: str = ""
+    ) -> None:
+        self.phrase, self.test, self.code, self.scale, self.made = phrase, test, code, scale or {}, made
+
+
+def numbers_in(phrase: str) -> list[float]:
+    found = []
+    for token in NUMBER.findall(phrase):
+        word = token.lower()
+        found.append(float(NUMBER_WORDS[word]) if word in NUMBER_WORDS else float(re.sub(r"[  ]", "", token)))
+    return found
+
+
+def generated_blocks_removed(text: str) -> str:
+    return re.sub(r"<!-- (\w+):start -->.*?<!-- \1:end -->", "", text, flags=re.S)
+
+
+# NOT DONE YET (issue 29): the sections of the second hardening round (issue 31) still carry typed figures
+# (sizes, pixel counts, measured peaks); the scan stops at their heading until each is tied to its test.
+UNTIED_FROM = "## Hardening, second round (issue 31)"
+
+
+def untied_numbers(text: str, ties: list[Tie], not_figures: list[str]) -> list[str]:
+    """The numbers left in the page's prose (above UNTIED_FROM) once the generated blocks, code spans, tied
+    phrases and the words that are no figure (an address, an issue's number) are taken out; each with its line."""
+    head, _, tail = text.partition(UNTIED_FROM)
+    later = tail.find("\n## ")  # a section after the second round's is scanned again
+    rest = generated_blocks_removed(head + (tail[later:] if later >= 0 else ""))
+    for phrase in [t.phrase for t in ties] + not_figures:
+        rest = rest.replace(phrase, " ")
+    rest = re.sub(r"`[^`\n]*`", " ", rest)
+    left = []
+    for line in rest.splitlines():
+        left += [f"{token!r} in: {line.strip()[:100]}" for token in NUMBER.findall(line)]
+    return left
+
+
+BAD = "booth/test_bad_input.py"
+FAULTS = "reliability/test_faults.py::test_fifty_booths_against_every_fault"
+CRASH = "reliability/test_crash.py::test_sigkill_in_the_middle_of_jobs_loses_no_photo"
+STRANGERS = "reliability/test_strangers.py::test_hostile_uploads_leave_no_body_and_booths_keep_getting_200"
+LOCKED = "reliability/test_database_faults.py::test_a_locked_database_delays_no_answer_and_the_jobs_are_counted_once_it_is_free"
+DISK = "reliability/test_disk_full.py"
+POSTGRES = "reliability/test_postgres_stopped.py"
+LIMITS = "imaging/test_image_limits.py"
+TRASH = "reliability/test_strangers.py::test_trash_has_a_size_budget_oldest_removed_first"
+DISK_JOURNAL = "test_a_disk_full_for_the_database_and_the_journal_gives_up_the_reserve_and_loses_no_row"
+DELETED = "reliability/test_database_faults.py::test_health_reports_a_deleted_database_file_and_booths_get_no_500"
+IDLE = "test_a_client_that_stops_sending_is_cut_off_by_the_idle_timeout"
+HOSTILE = "test_hostile_photos_are_refused_while_ordinary_booths_get_their_results"
+STUCK = "test_a_worker_past_its_deadline_makes_health_degraded_until_it_is_stopped"
+PG_TEST = "test_postgres_stopped_mid_burst_every_booth_answered_and_the_node_recovers_by_itself"
+
+# Words that carry no figure: an address, an issue's or a section's number.
+NOT_FIGURES = ["127.0.0.1", "(issue 14, parts 2–4)", "(issue 31)", "class 13 below"]
+
+TIES: list[Tie] = [
+    # the summary's rows written in words (SUMMARY_DESCRIBED)
+    Tie("body at 1 byte/s", f"{BAD}::test_one_byte_per_second_is_cut_off_and_other_booths_are_served",
+        "_trickle(port, booth_form(make_jpeg(64, 48, seed=20)), asyncio.Event(), 1.0)"),
+    Tie("request head a byte every 0.2 s", f"{BAD}::test_a_request_head_trickled_byte_by_byte_is_cut_off",
+        "_closed_after(port, 0.2, head, opened[0])"),
+    Tie("400 `upload_too_slow` by the deadline", f"{BAD}::test_one_byte_per_second_is_cut_off_and_other_booths_are_served",
+        "status == 400 and json.loads(body)['error'] == 'upload_too_slow'"),
+    Tie("400 `upload_stalled` after the idle timeout", f"{BAD}::{IDLE}",
+        "b' 400 ' in line.split(b'\\r\\n')[0] and answer['error'] == 'upload_stalled'", made="the status line's b' 400 '"),
+    Tie("400 `client_disconnected`", f"{BAD}::test_a_client_that_hangs_up_mid_upload_is_recorded_as_rejected",
+        "(job['status'], job['error'], job['http_status']) == ('rejected', 'client_disconnected', 400)"),
+    Tie("| 0 (the part that arrived is kept in trash) |", f"{BAD}::test_a_client_that_hangs_up_mid_upload_is_recorded_as_rejected",
+        "_assert_trashed_with_sidecar(booth, job['id'], 'client_disconnected', partial)",
+        made="none lost: the test fails unless what arrived is in trash, byte for byte"),
+    Tie("| 401 with growing delays, then 429 even for the right password |",
+        f"{BAD}::test_repeated_wrong_passwords_slow_down_then_lock_out", "answer.status == 401",
+        "locked.status == 429 and locked.json()['error'] == 'rate_limited'"),
+    Tie("processed | 0 |", CRASH, "[p.read_bytes() for p in partials] == [partial]",
+        made="none lost: the test fails unless every original and the half upload are in trash"),
+    Tie("| 507 `storage_failed` (or the guest's own photo", f"{DISK}::test_no_space_for_the_result_answers_507_and_keeps_the_original",
+        "(507, 'storage_failed')"),
+    Tie("served again once space is back | 0 |", f"{DISK}::test_no_space_for_the_result_answers_507_and_keeps_the_original",
+        "(job['status'], job['error'], job['in_trash']) == ('failed', 'storage_failed', True)",
+        made="none lost: the test fails unless the original is in trash"),
+    Tie("SIGKILL of a real server process with 3 jobs at the provider", CRASH,
+        "[make_jpeg(320, 240, seed=81 + i) for i in range(3)]"),
+    Tie("on restart: 3 jobs `failed`/`interrupted`, all 3 originals", CRASH, "range(3)"),
+    # Photos lost: the burst test reads the figure from this page and fails unless its count is that figure
+    Tie("**Photos lost: 0.**", FAULTS, "len(lost) == documented_photos_lost()", made="the test reads it here"),
+    Tie("the 50-booth run", "reliability/test_faults.py", "BOOTHS = 50"),
+    # Bad input: the corpus server's settings
+    Tie(f"a {CORPUS_SETTINGS['max_upload_bytes'] // 10**6} MB upload cap, a "
+        f"{CORPUS_SETTINGS['max_image_pixels'] // 10**6}-megapixel image\ncap, a "
+        f"{CORPUS_SETTINGS['deadline_seconds']:g} s deadline and a "
+        f"{CORPUS_SETTINGS['upload_idle_timeout_seconds']:g} s idle timeout", "bad_inputs.py",
+        made="built from CORPUS_SETTINGS"),
+    # Provider faults: the planted bugs' rows of FAULT_PLAN
+    Tie(f"still answers\n{FAULT_PLAN['unmapped'][2]}, not {FAULT_PLAN['crash'][2]}", "reliability/test_faults.py",
+        made="built from FAULT_PLAN"),
+    Tie(f"the one fault answered {FAULT_PLAN['crash'][2]} `{FAULT_PLAN['crash'][3]}`", "reliability/test_faults.py",
+        made="built from FAULT_PLAN"),
+    # Crashes
+    Tie("three photos to a slot", CRASH, "range(3)"),
+    Tie("the fake holds for 30 s", "reliability/test_crash.py::gemini", "fake.slow_seconds = 30"),
+    # Full disk
+    Tie("No space for the result answers 507", f"{DISK}::test_no_space_for_the_result_answers_507_and_keeps_the_original",
+        "(507, 'storage_failed')"),
+    Tie("*on failure → original*, 200 with the\nguest's own photo", f"{DISK}::test_no_space_with_on_failure_original_answers_the_guest_photo",
+        "(200, data)"),
+    Tie("No space for the incoming upload answers 507", f"{DISK}::test_no_space_while_receiving_answers_507",
+        "(507, 'storage_failed')"),
+    # Strangers, the database, admission
+    Tie('(6 MB, no password) and 6 MB of "photo" before a wrong password', STRANGERS, "6 * MB"),
+    Tie("while six ordinary booths post", STRANGERS, "range(6)"),
+    Tie("ordinary booths: 200 each; hostile: 400 `upload_incomplete`, 401;", STRANGERS, "[200] * 6",
+        "(status1, body1['error']) == (400, 'upload_incomplete')", "(status2, body2['error']) == (401, 'unauthorized')"),
+    Tie("nothing over 1 MB ever in", STRANGERS, "max(seen) < MB", made="MB is the test's unit: max(seen) < MB"),
+    Tie("the address gets 429", STRANGERS, "locked.status == 429"),
+    Tie("ten failed jobs, their 700×500 photos over 2 MB in all", f"{TRASH}",
+        "pytest.mark.parametrize('entries', [10])", "make_jpeg(700, 500, seed=300 + i, quality=97)",
+        "sum(len(p) for p in photos) > 2 * MB"),
+    Tie("against a 1 MB budget", TRASH, "trash_max_bytes=MB", made="MB is the test's unit: trash_max_bytes=MB"),
+    Tie("while three booths post", LOCKED, "len(tab.fake.received) == 3"),
+    Tie("(5 s deadline)", "reliability/test_database_faults.py", "DEADLINE = 5.0"),
+    Tie("the write's budget, ≤ 1 s", "boothgate/booth/failwell.py", "DB_WRITE_SECONDS = 1.0"),
+    Tie("all three answered before the deadline (200, 200, 502)", LOCKED, "[200, 200, 502]",
+        "len(tab.fake.received) == 3"),
+    Tie("exactly 3 received, 2 succeeded, 1 failed", LOCKED, "(3, 2, 1, 0)"),
+    Tie("(a 48 MB tmpfs)", DISK, "SIZE_MB = 48"),
+    Tie("the journal sets 4 MB aside", "boothgate/records/journal.py", "RESERVE_BYTES = 4 * 1024 * 1024"),
+    Tie("| 507 `storage_failed`, the original in trash;", f"{DISK}::{DISK_JOURNAL}", "(507, 'storage_failed')"),
+    Tie("`/health` 503 `database: false`", DELETED, "broken.status_code == 503"),
+    Tie("booths answered 200 (never a 500)", DELETED, "answer.status == 200",
+        made="the test's name: ..._booths_get_no_500, and its 200"),
+    Tie(f"{pg.BURST // 2} booths at Gemini ({pg.PROVIDER_SECONDS:g} s each)", POSTGRES, made="from the test's constants"),
+    Tie(f"{pg.BURST // 2} more arrive while it is down", POSTGRES, made="from the test's constants"),
+    Tie("answers 503 `database_unavailable`", f"{POSTGRES}::{PG_TEST}", "answer.status == 503"),
+    Tie(f"the {pg.BURST // 2} in flight: 200 with their image; the {pg.BURST // 2} after the stop: 503 "
+        "`database_unavailable`", f"{POSTGRES}::{PG_TEST}", "i < BURST // 2", "answer.status == 503",
+        "answer.status == 200 and answer.content_type == 'image/jpeg'", made="from the test's constants"),
+    Tie("`/health` 503 `broken`", f"{POSTGRES}::{PG_TEST}", "down.status_code == 503"),
+    Tie(f"a new booth 200, statistics exactly {pg.BURST + 1} received / {pg.BURST // 2 + 1} succeeded / "
+        f"{pg.BURST // 2} failed", f"{POSTGRES}::{PG_TEST}", "later.status == 200",
+        "(today['received'], today['succeeded'], today['failed']) == (BURST + 1, BURST // 2 + 1, BURST // 2)",
+        made="from the test's constants"),
+    Tie("| 200 with the admitted reference", "booth/test_admission_snapshot.py::"
+        "test_replacing_the_reference_during_preparation_uses_the_admitted_one", "answer.status == 200"),
+    Tie("422 each and nothing stored", "booth/test_inputs_cleaned.py::test_the_settings_page_answers_422_outside_each_range",
+        "response.status_code == 422"),
+    Tie("404 right after the answer", "booth/test_inputs_cleaned.py::"
+        "test_media_links_are_revoked_the_moment_the_booth_is_answered", "statuses == [404, 404]"),
+    Tie("(default 5 GB)", "boothgate/settings.py", "5 * 1024 * MB"),
+    # Image work
+    Tie("a 10000×10000 progressive JPEG", f"{LIMITS}::big_progressive_jpeg", "Image.new('L', (10000, 10000), 128)"),
+    Tie("| 422 `image_too_complex` / 413 `image_too_large` before any decode, originals in trash; the ordinary booths "
+        "get 200 |", f"{LIMITS}::{HOSTILE}", "(422, 'image_too_complex')", "(413, 'image_too_large')",
+        "[200, 200, 200]"),
+    Tie("a provider's 19000×19000 PNG", f"{LIMITS}::huge_png", "19000"),
+    Tie("| 502 `provider_bad_response`, never decoded |", f"{LIMITS}::test_a_result_over_the_pixel_cap_is_refused_unread",
+        "answer.status == 502 and answer.json()['error'] == 'provider_bad_response'"),
+    Tie("| 503 `busy` with", "boothgate/booth/capacity.py", "status, code = 503, 'busy'"),
+    Tie("stuck: work still running 2 s past its deadline", "boothgate/imaging/workers.py", "STUCK_GRACE_SECONDS = 2.0"),
+    Tie("(a hung task 2 s past its deadline", "boothgate/imaging/workers.py",
+        "STUCK_GRACE_SECONDS = 2.0"),
+    Tie("`stuck` 1, then `ok`", f"reliability/test_stuck_worker.py::{STUCK}",
+        "degraded['image_workers']['stuck'] == 1"),
+]  # fmt: skip
