@@ -365,13 +365,14 @@ def test_statistics_panel_shows_the_password_and_counts_that_follow_booth_posts(
 
 def test_statistics_panel_lists_failures_with_their_reason(page: Any, server: Server) -> None:
     server.configure("gemini", 14, kind="prompt", prompt="x", options={"mode": "fail"})
+    failed_before = server.stats()["providers"]["gemini"]["today"]["failed"]  # the module's server is shared
     assert server.booth_post("gemini", 14, make_jpeg(seed=14)).status == 502
     page.goto("/tabs/gemini?lang=en")
     page.locator("#stats-open").click()
     page.wait_for_selector("#stats-title[data-loaded]")
     failed = page.locator("#stats-jobs li.job-failed").first
     assert "failed to process the photo" in failed.inner_text()
-    assert _cell(page, "gemini", "today", 2) >= 1
+    assert _cell(page, "gemini", "today", 2) == failed_before + 1, "this failure, counted once"
 
 
 def test_rotating_the_upload_password_asks_first(page: Any, server: Server) -> None:
