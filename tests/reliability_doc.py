@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
+from boothgate.operator.credentials import HASH_WAITING
 from tests.bad_inputs import CORPUS, CORPUS_SETTINGS
 from tests.booth import test_admission_properties as properties
+from tests.providers import test_hostile_answers as hostile_answers
+from tests.reliability import test_graceful_stop as graceful_stop
 from tests.reliability import test_postgres_stopped as pg
 from tests.reliability.test_faults import BOOTHS, FAULT_PLAN
 from tests.reliability.test_faults import DEADLINE as BURST_DEADLINE
@@ -140,6 +144,34 @@ NUMBER_WORDS = {
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[  ]\d{3})*(?:\.\d+)?|\b(?:" + "|".join(NUMBER_WORDS) + r")\b", re.I)
 
 
+def settings_changes() -> list[object]:
+    """The settings `test_settings_during_jobs.py` saves during a job: its test's parameters."""
+    from tests.reliability import test_settings_during_jobs as module
+
+    test = module.test_a_settings_save_during_a_slow_openai_job_leaves_it_to_succeed
+    [mark] = [m for m in test.pytestmark if m.name == "parametrize"]
+    return list(mark.args[1])
+
+
+def after_check_sizes() -> list[tuple[int, int]]:
+    from tests.run import test_after_check_memory as module
+
+    test = module.test_the_after_check_never_decodes_a_large_result_in_the_server
+    [mark] = [m for m in test.pytestmark if m.name == "parametrize"]
+    return list(mark.args[1])
+
+
+def field_default(name: str) -> Any:
+    from boothgate.settings import Settings
+
+    return Settings.model_fields[name].default
+
+
+def spelled(number: int) -> str:
+    """A count as the page writes it in words."""
+    return {value: word for word, value in NUMBER_WORDS.items() if word != "fourth"}[number]
+
+
 class Tie:
     """`made`, when given, says why the phrase's numbers need no literal in the test: the phrase is built here
     from the test's own constants, or the test reads the figure from this page."""
@@ -162,17 +194,26 @@ def generated_blocks_removed(text: str) -> str:
     return re.sub(r"<!-- (\w+):start -->.*?<!-- \1:end -->", "", text, flags=re.S)
 
 
-# NOT DONE YET (issue 29): the sections of the second hardening round (issue 31) still carry typed figures
-# (sizes, pixel counts, measured peaks); the scan stops at their heading until each is tied to its test.
-UNTIED_FROM = "## Hardening, second round (issue 31)"
+# NOT DONE YET (issue 29): these sections of the second hardening round (issue 31) still carry typed
+# figures (sizes, pixel counts, measured peaks); the scan skips them until each is tied to its tests.
+UNTIED_SECTIONS = [
+    "### 1. Compressed provider answers",
+    "### 2. Result limits on every path",
+    "### 9. The live view and statistics scan every job",
+    "### 10. Form fields and the unproven memory budget",
+]
 
 
 def untied_numbers(text: str, ties: list[Tie], not_figures: list[str]) -> list[str]:
-    """The numbers left in the page's prose (above UNTIED_FROM) once the generated blocks, code spans, tied
-    phrases and the words that are no figure (an address, an issue's number) are taken out; each with its line."""
-    head, _, tail = text.partition(UNTIED_FROM)
-    later = tail.find("\n## ")  # a section after the second round's is scanned again
-    rest = generated_blocks_removed(head + (tail[later:] if later >= 0 else ""))
+    """The numbers left in the page's prose (but for UNTIED_SECTIONS) once the generated blocks, code spans,
+    tied phrases and the words that are no figure (an address, an issue's number) are taken out; each with
+    its line."""
+    for heading in UNTIED_SECTIONS:
+        start = text.find(heading)
+        if start >= 0:
+            end = text.find("\n#", start + len(heading))
+            text = text[:start] + (text[end:] if end >= 0 else "")
+    rest = re.sub(r"(?m)^(#+ )\d+\. ", r"\1", generated_blocks_removed(text))  # a section's number
     for phrase in [t.phrase for t in ties] + not_figures:
         rest = rest.replace(phrase, " ")
     rest = re.sub(r"`[^`\n]*`", " ", rest)
@@ -193,13 +234,24 @@ LIMITS = "imaging/test_image_limits.py"
 TRASH = "reliability/test_strangers.py::test_trash_has_a_size_budget_oldest_removed_first"
 DISK_JOURNAL = "test_a_disk_full_for_the_database_and_the_journal_gives_up_the_reserve_and_loses_no_row"
 DELETED = "reliability/test_database_faults.py::test_health_reports_a_deleted_database_file_and_booths_get_no_500"
+MALFORMED_TEST = "test_a_malformed_answer_is_the_providers_failure_and_the_fallback_serves"
+REDIRECT_TEST = "test_a_redirect_to_another_origin_is_refused_and_carries_nothing"
+STOP_TEST = "test_a_signal_to_the_whole_group_lets_every_booth_in_flight_finish"
+SETTINGS_TEST = "test_a_settings_save_during_a_slow_openai_job_leaves_it_to_succeed"
+CLOCK_BEHIND = "test_photos_written_with_the_clock_behind_survive_a_start_with_the_right_time"
+CLOCK_KEPT = "test_a_folder_goes_once_it_has_been_kept_for_its_retention"
+CLOCK_JUMP = "test_a_clock_jump_is_logged_and_shown"
+AFTER_TEST = "test_the_after_check_never_decodes_a_large_result_in_the_server"
+IPV6_TEST = "test_one_rotating_ipv6_client_is_throttled_by_its_prefix"
+GLOBAL_TEST = "test_records_of_all_strangers_together_stay_within_the_global_budget"
+GUESS_TEST = "test_wrong_admin_passwords_from_many_addresses_leave_booths_at_their_pace"
 IDLE = "test_a_client_that_stops_sending_is_cut_off_by_the_idle_timeout"
 HOSTILE = "test_hostile_photos_are_refused_while_ordinary_booths_get_their_results"
 STUCK = "test_a_worker_past_its_deadline_makes_health_degraded_until_it_is_stopped"
 PG_TEST = "test_postgres_stopped_mid_burst_every_booth_answered_and_the_node_recovers_by_itself"
 
 # Words that carry no figure: an address, an issue's or a section's number.
-NOT_FIGURES = ["127.0.0.1", "(issue 14, parts 2–4)", "(issue 31)", "class 13 below"]
+NOT_FIGURES = ["127.0.0.1", "(issue 14, parts 2–4)", "(issue 31)", "class 13 below", "as class 1 for"]
 
 TIES: list[Tie] = [
     # the summary's rows written in words (SUMMARY_DESCRIBED)
@@ -308,4 +360,66 @@ TIES: list[Tie] = [
         "STUCK_GRACE_SECONDS = 2.0"),
     Tie("`stuck` 1, then `ok`", f"reliability/test_stuck_worker.py::{STUCK}",
         "degraded['image_workers']['stuck'] == 1"),
+    # Hardening, second round: 4. malformed answers
+    Tie("502 `provider_bad_response`, logged with its", f"providers/test_hostile_answers.py::{MALFORMED_TEST}", "alone.status == 502"),
+    Tie(f"Other exceptions stay bugs ({FAULT_PLAN['crash'][2]} `{FAULT_PLAN['crash'][3]}`)", "reliability/test_faults.py",
+        made="built from FAULT_PLAN (the crash row)"),
+    Tie(f"({spelled(len(hostile_answers.MALFORMED))} shapes through the real google-genai SDK", "providers/test_hostile_answers.py",
+        made="the number of MALFORMED"),
+    Tie("200 000 levels of nesting", "fakes/hostile.py::_handle", "'[' * 200_000 + ']' * 200_000"),
+    # 5. redirects
+    Tie("A 301/302/303/307/308 to another origin", "boothgate/providers/transport.py",
+        "REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})"),
+    Tie("is refused at the transport before the client can follow it: 502", f"providers/test_hostile_answers.py::{REDIRECT_TEST}",
+        "answer.status == 502"),
+    Tie("(302, 307, 308 from a fake Gemini", f"providers/test_hostile_answers.py::{REDIRECT_TEST}",
+        "pytest.mark.parametrize('status', [302, 307, 308])"),
+    # 6. a stop that loses booths
+    Tie("(at most the deadline\n+ 5 s", "boothgate/web/server.py", "int(settings.deadline_seconds) + 5"),
+    Tie("8 booths of", "reliability/test_graceful_stop.py", "BOOTHS = 8"),
+    Tie("3000×2250", f"reliability/test_graceful_stop.py::{STOP_TEST}",
+        "[make_jpeg(3000, 2250, seed=700 + i + signum * 10) for i in range(BOOTHS)]"),
+    Tie(f"prepared: {graceful_stop.BOOTHS} × 200,", f"reliability/test_graceful_stop.py::{STOP_TEST}",
+        "statuses == [200] * BOOTHS", made="BOOTHS of the test, and its 200s"),
+    # 7. settings saved during the event
+    Tie(f"({spelled(len(settings_changes()))} kinds of settings saved while the\nreal OpenAI SDK waits 2.5 s",
+        f"reliability/test_settings_during_jobs.py::{SETTINGS_TEST}", "running.slow_seconds = 2.5",
+        made="the test's parameters, counted"),
+    # 8. a wrong clock
+    Tie("moves more than 300 s", "boothgate/records/retention.py", "CLOCK_JUMP_SECONDS = 300.0"),
+    Tie("with the clock 45, 60 and 400 days behind", f"records/test_clock_retention.py::{CLOCK_BEHIND}",
+        "pytest.mark.parametrize('days_behind', [45, 60, 400])"),
+    Tie("survive two sweeps", f"records/test_clock_retention.py::{CLOCK_BEHIND}", "range(2)"),
+    Tie("folders go after 30 / 40\ndays of kept-age", f"records/test_clock_retention.py::{CLOCK_KEPT}",
+        "booth_factory(retention_days=30, trash_retention_days=40)"),
+    Tie("a +3-week jump", f"records/test_clock_retention.py::{CLOCK_JUMP}", "21 * retention.DAY",
+        scale={"weeks": 7}),
+    # 3. the after-check
+    Tie("a result over 12 MP", "boothgate/run/moderation.py", "AFTER_CHECK_IN_PLACE_PIXELS = 12_000_000", scale={"MP": 1e6}),
+    Tie("(448 px)", "boothgate/run/moderation.py", "AFTER_CHECK_SIDE = 448"),
+    Tie("as-returned transparent PNGs of " + " and ".join(f"{w * h // 10**6}" for w, h in after_check_sizes()) + " MP",
+        "run/test_after_check_memory.py", made="the test's parameters: width × height"),
+    Tie("grows < 120 MB", f"run/test_after_check_memory.py::{AFTER_TEST}", "peak - idle < 120 * MB"),
+    # 11. rotating IPv6 addresses
+    Tie(f"default {field_default('ipv6_throttle_prefix')};", "boothgate/settings.py", made="the setting's default"),
+    Tie(f"`BOOTHGATE_UNAUTHENTICATED_RECORDS_TOTAL_PER_MINUTE`, {field_default('unauthenticated_records_total_per_minute')})",
+        "boothgate/settings.py", made="the setting's default"),
+    Tie("(1 000 wrong passwords from random addresses of one /64 and 300 from one /56\nwith the prefix set to 56",
+        f"booth/test_rotating_strangers.py::{IPV6_TEST}",
+        "pytest.mark.parametrize(('prefix', 'network', 'count'), [(64, '2001:db8:77:12', 1000), (56, '2a02:6b8:1:3', 300)])"),
+    Tie("429 after the allowance", f"booth/test_rotating_strangers.py::{IPV6_TEST}", "statuses.count(429) >= count - 10 - 16"),
+    Tie("120 clients of one wrong password", f"booth/test_rotating_strangers.py::{GLOBAL_TEST}",
+        "[f'2001:db8:{i:x}::1' for i in range(60)] + [f'198.51.100.{i}' for i in range(1, 61)]",
+        made="60 IPv6 and 60 IPv4 addresses"),
+    # 12. wrong admin passwords
+    Tie(f"(`BOOTHGATE_ADMIN_PASSWORD_CHECKS_PER_SECOND`, {field_default('admin_password_checks_per_second'):g}) with at most "
+        f"{HASH_WAITING} waiting", "boothgate/operator/credentials.py", "HASH_WAITING = 4", made="the setting's default"),
+    Tie("is answered 429 unhashed", f"web/test_admin_guessing.py::{GUESS_TEST}", "429 in statuses"),
+    Tie("(400 wrong passwords from 40 addresses", f"web/test_admin_guessing.py::{GUESS_TEST}",
+        "len(statuses) == 400 and set(statuses) <= {401, 429}", "range(1, 41)", made="range(1, 41): 40 addresses"),
+    Tie("posts 1600×1200 photos", "web/test_admin_guessing.py::_booth_times", "make_jpeg(1600, 1200, seed=next(_seed))"),
+    Tie("asserted within 20 % + 0.3 s", f"web/test_admin_guessing.py::{GUESS_TEST}",
+        "statistics.median(during) <= statistics.median(normal) * 1.2 + 0.3", made="1.2 × the median, + 0.3 s"),
+    # 13. one hung call
+    Tie("the median of its last five *successful* calls", "boothgate/booth/capacity.py", "PACE_RUNS = 5"),
 ]  # fmt: skip
