@@ -8,12 +8,18 @@
 from __future__ import annotations
 
 import re
+from asyncio.selector_events import _SelectorSocketTransport
 from pathlib import Path
 from typing import Any
 
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
+
+from boothgate.booth.strangers import UNPROVEN_MEMORY_BYTES
 from boothgate.operator.credentials import HASH_WAITING
+from boothgate.records import tallies
 from tests.bad_inputs import CORPUS, CORPUS_SETTINGS
 from tests.booth import test_admission_properties as properties
+from tests.booth import test_stranger_fields as stranger_fields
 from tests.providers import test_hostile_answers as hostile_answers
 from tests.reliability import test_graceful_stop as graceful_stop
 from tests.reliability import test_postgres_stopped as pg
@@ -194,25 +200,9 @@ def generated_blocks_removed(text: str) -> str:
     return re.sub(r"<!-- (\w+):start -->.*?<!-- \1:end -->", "", text, flags=re.S)
 
 
-# NOT DONE YET (issue 29): these sections of the second hardening round (issue 31) still carry typed
-# figures (sizes, pixel counts, measured peaks); the scan skips them until each is tied to its tests.
-UNTIED_SECTIONS = [
-    "### 1. Compressed provider answers",
-    "### 2. Result limits on every path",
-    "### 9. The live view and statistics scan every job",
-    "### 10. Form fields and the unproven memory budget",
-]
-
-
 def untied_numbers(text: str, ties: list[Tie], not_figures: list[str]) -> list[str]:
-    """The numbers left in the page's prose (but for UNTIED_SECTIONS) once the generated blocks, code spans,
-    tied phrases and the words that are no figure (an address, an issue's number) are taken out; each with
-    its line."""
-    for heading in UNTIED_SECTIONS:
-        start = text.find(heading)
-        if start >= 0:
-            end = text.find("\n#", start + len(heading))
-            text = text[:start] + (text[end:] if end >= 0 else "")
+    """The numbers left in the page's prose once the generated blocks, code spans, tied phrases and the
+    words that are no figure (an address, an issue's number, a section's) are taken out; each with its line."""
     rest = re.sub(r"(?m)^(#+ )\d+\. ", r"\1", generated_blocks_removed(text))  # a section's number
     for phrase in [t.phrase for t in ties] + not_figures:
         rest = rest.replace(phrase, " ")
@@ -241,6 +231,13 @@ SETTINGS_TEST = "test_a_settings_save_during_a_slow_openai_job_leaves_it_to_succ
 CLOCK_BEHIND = "test_photos_written_with_the_clock_behind_survive_a_start_with_the_right_time"
 CLOCK_KEPT = "test_a_folder_goes_once_it_has_been_kept_for_its_retention"
 CLOCK_JUMP = "test_a_clock_jump_is_logged_and_shown"
+BOMB_TEST = "test_a_gzip_bomb_is_refused_by_its_inflated_size_without_holding_it"
+SDK_REDIRECT_TEST = "test_a_redirect_elsewhere_or_a_corrupt_answer_through_the_sdk_is_refused"
+FIELDS_TEST = "test_forty_passwordless_requests_with_large_fields_stay_inside_the_budget"
+ADMIT_TEST = "test_a_result_declaring_200_megapixels_on_the_default_shape_is_refused_and_the_fallback_serves"
+CEILING_TEST = "test_work_over_the_ceiling_fails_at_once_and_its_worker_is_replaced"
+OWN_TEST = "test_a_providers_own_work_over_the_ceiling_is_its_failure_and_the_fallback_serves"
+BIG_TEST = "test_a_result_too_big_for_a_workers_memory_is_answered_in_time_and_other_booths_are_served"
 AFTER_TEST = "test_the_after_check_never_decodes_a_large_result_in_the_server"
 IPV6_TEST = "test_one_rotating_ipv6_client_is_throttled_by_its_prefix"
 GLOBAL_TEST = "test_records_of_all_strangers_together_stay_within_the_global_budget"
@@ -394,6 +391,68 @@ TIES: list[Tie] = [
         "booth_factory(retention_days=30, trash_retention_days=40)"),
     Tie("a +3-week jump", f"records/test_clock_retention.py::{CLOCK_JUMP}", "21 * retention.DAY",
         scale={"weeks": 7}),
+    # 1. compressed provider answers
+    Tie(f"(`BOOTHGATE_PROVIDER_ANSWER_MAX_BYTES`, {field_default('provider_answer_max_bytes') >> 20} MB; model lists "
+        f"`BOOTHGATE_PROVIDER_LIST_MAX_BYTES`, {field_default('provider_list_max_bytes') >> 20} MB)", "boothgate/settings.py",
+        made="the settings' defaults"),
+    Tie("with 502 `provider_answer_too_large` before anything parses it", f"providers/test_hostile_answers.py::{BOMB_TEST}",
+        "bombed.status == 502"),
+    Tie("(1 MB of output per step)", "boothgate/providers/transport.py", "INFLATE_STEP_BYTES = 1 << 20",
+        scale={"MB": 1}),
+    Tie("(≈300 MB of JSON padding", f"providers/test_hostile_answers.py::{BOMB_TEST}", "hostile.inflated_bytes = 300 << 20"),
+    Tie("through the real google-genai SDK: 502,", f"providers/test_hostile_answers.py::{BOMB_TEST}", "bombed.status == 502"),
+    Tie("Python's peak allocation during the request under 100 MB over idle", f"providers/test_hostile_answers.py::{BOMB_TEST}",
+        "peak - idle < 100 << 20"),
+    Tie("limit is 502 `provider_answer_too_large` and the slot's fallback serves",
+        "providers/test_hostile_sdk_answers.py::test_an_openai_answer_past_the_limit_is_refused_and_the_fallback_serves",
+        "alone.status == 502"),
+    Tie("(the smaller of the answer limit and 4 MB", "boothgate/providers/deepseek_writer.py", "TEXT_ANSWER_MAX_BYTES = 4 << 20"),
+    Tie("a 307 to another origin carries neither", f"providers/test_hostile_sdk_answers.py::{SDK_REDIRECT_TEST}",
+        "(('redirect_307', 'provider_redirect'), ('corrupt_gzip', 'provider_bad_response'))", made="its mode redirect_307"),
+    Tie("(a ≈300 MB gzip bomb", "providers/test_hostile_sdk_answers.py::hostile_url", "Hostile(inflated_bytes=300 << 20)"),
+    Tie("peak allocation under 100 MB over idle — with", "providers/test_hostile_sdk_answers.py", "PEAK_SLACK = 100 << 20"),
+    # 10. form fields and the unproven budget
+    Tie("the one budget of\n96 MB", "boothgate/booth/strangers.py", "UNPROVEN_MEMORY_BYTES = 96 * MB"),
+    Tie("(40\npassword-less requests", "booth/test_stranger_fields.py::_clients", "[_fields(100, 60_000, seed) for seed in range(40)]"),
+    Tie("~6 MB of fields each", "booth/test_stranger_fields.py::_clients", "[_fields(100, 60_000, seed) for seed in range(40)]",
+        made="100 fields of 60 000 bytes"),
+    Tie("the throttle's\ndelay before the 401", "boothgate/errors.py", "status, code = 401, 'unauthorized'"),
+    Tie("answered 429 `unauthenticated_backlog` at once", f"booth/test_stranger_fields.py::{FIELDS_TEST}", "429 in statuses"),
+    Tie(f"asserted < {UNPROVEN_MEMORY_BYTES >> 20} + {stranger_fields.SLACK >> 20} MB", f"booth/test_stranger_fields.py::{FIELDS_TEST}",
+        "peak - idle < UNPROVEN_MEMORY_BYTES + SLACK", made="the budget and the test's SLACK"),
+    Tie(f"(at most {HIGH_WATER_LIMIT >> 10} KB plus one {_SelectorSocketTransport.max_size >> 10} KB socket read)",
+        "boothgate/booth/strangers.py", made="uvicorn's flow-control high-water mark and asyncio's read size, read from them"),
+    # 2. result limits
+    Tie("A refused result is the provider's failure (502\n`provider_bad_response`)", f"run/test_result_admission.py::{ADMIT_TEST}",
+        "alone.status == 502"),
+    Tie("14200×14200", "run/test_result_admission.py", "SIDE = 14_200", made="SIDE × SIDE"),
+    Tie("one declaring 20000×10500", "run/test_result_admission.py::booth", "declared_jpeg(20_000, 10_500)"),
+    Tie("each alone → 502, each with a fallback → 200", f"run/test_result_admission.py::{ADMIT_TEST}",
+        "alone.status == 502", "served.status == 200"),
+    Tie(f"(`BOOTHGATE_IMAGE_WORKER_MEMORY_BYTES`, {field_default('image_worker_memory_bytes') / 2**30:g} GB;",
+        "boothgate/settings.py", made="the setting's default"),
+    Tie("(work that writes 400 MB, 1.2 GB and 3 GB", f"imaging/test_worker_memory.py::{CEILING_TEST}",
+        "pytest.mark.parametrize('megabytes', [400, 1200, 3000])", scale={"GB": 1000}),
+    Tie("under a 256 MB ceiling", "imaging/test_worker_memory.py", "CEILING = 256 << 20"),
+    Tie("the replacement takes 120 MB of work", f"imaging/test_worker_memory.py::{CEILING_TEST}",
+        "await workers.run(time.monotonic() + DEADLINE_SECONDS, worker_tasks.allocate, 120) == 120"),
+    Tie("a 90 MP PNG result of a few hundred kB — under the pixel cap,\n~360 MB decoded", f"imaging/test_worker_memory.py::{BIG_TEST}",
+        "{'big': solid_png(9_500), 'small': solid_png(600)}", made="9 500² pixels ≈ 90 MP, × 4 bytes decoded"),
+    Tie("on the default shape → 502 in well under the deadline while another slot's booth gets\n200",
+        f"imaging/test_worker_memory.py::{BIG_TEST}", "big.status == 502", "small.status == 200"),
+    Tie("a provider whose own worker task takes 1.2 GB", "imaging/test_worker_memory.py::run",
+        "self.context.images.run(request.deadline.at, worker_tasks.allocate, 1200)", scale={"GB": 1000}),
+    Tie("→ 502 alone, 200 with a\nfallback", f"imaging/test_worker_memory.py::{OWN_TEST}", "alone.status == 502",
+        "served.status == 200"),
+    Tie("a result being reshaped or converted is 502", f"imaging/test_worker_memory.py::{BIG_TEST}", "big.status == 502"),
+    Tie("a photo 422", "boothgate/errors.py", "status, code = 422, 'corrupt_image'"),
+    Tie("a photo 422", "boothgate/imaging/pool.py", "CorruptImage(f'The image could not be decoded: {exc}')",
+        made="pool.prepare raises CorruptImage (422, above) for a lost worker"),
+    Tie("tab) the provider's failure: 502 `provider_bad_response`, and the slot's fallback serves",
+        f"imaging/test_worker_memory.py::{OWN_TEST}", "alone.status == 502"),
+    # 9. the live view
+    Tie(f"into {tallies.BUCKET_MINUTES}-minute summaries", "boothgate/records/tallies.py", "BUCKET_MINUTES = 10"),
+    Tie(f"`BOOTHGATE_JOB_ROWS_DAYS` ({field_default('job_rows_days')})", "boothgate/settings.py", made="the setting's default"),
     # 3. the after-check
     Tie("a result over 12 MP", "boothgate/run/moderation.py", "AFTER_CHECK_IN_PLACE_PIXELS = 12_000_000", scale={"MP": 1e6}),
     Tie("(448 px)", "boothgate/run/moderation.py", "AFTER_CHECK_SIDE = 448"),
