@@ -251,6 +251,9 @@ PG_TEST = "test_postgres_stopped_mid_burst_every_booth_answered_and_the_node_rec
 NOT_FIGURES = ["127.0.0.1", "(issue 14, parts 2–4)", "(issue 31)", "class 13 below", "as class 1 for"]
 
 TIES: list[Tie] = [
+    # the summary's generated rows: the one figure of their wording
+    Tie("declared dimensions up to 2³¹−1", "booth/test_admission_properties.py::"
+        "test_declared_dimensions_decide_admission_before_any_decoding", "st.integers(1, 2**31 - 1)"),
     # the summary's rows written in words (SUMMARY_DESCRIBED)
     Tie("body at 1 byte/s", f"{BAD}::test_one_byte_per_second_is_cut_off_and_other_booths_are_served",
         "_trickle(port, booth_form(make_jpeg(64, 48, seed=20)), asyncio.Event(), 1.0)"),
