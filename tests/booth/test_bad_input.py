@@ -1,6 +1,9 @@
 """Bad input from the booth side: every case of the corpus gets its status from design.md, nothing is
 written outside the data dir, and the server keeps serving. Plus the bad inputs that need time or
-their own server: a client trickling one byte per second, a client that stops, wrong passwords."""
+their own server: a client trickling one byte per second, a client that stops, wrong passwords.
+
+Every server here runs the Gemini tab's real module and SDK against the Gemini wire-format fake on a socket
+(`tests/conftest.py::running_tab`), so a photo that gets through is a real provider call."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +30,16 @@ from tests.bad_inputs import (
     booth_form,
     exchange,
 )
-from tests.conftest import ADMIN, Booth, ScriptedProvider, booth_settings, make_jpeg
-from tests.fakes.server import serve
+from tests.conftest import ADMIN, Booth, Tab, booth_settings, make_jpeg, running_tab, start_fakes
+from tests.fakes.server import free_port, serve
 from tests.waits import eventually
 
 MEDIA_NAME = re.compile(r"^[0-9a-f]{32}\.(jpg|png|webp|json|bin)$")
 
 
 class CorpusServer:
-    def __init__(self, root: Path, url: str) -> None:
-        self.root, self.url = root, url
+    def __init__(self, root: Path, url: str, tab: Tab) -> None:
+        self.root, self.url, self.tab = root, url, tab
         self.data_dir = root / "data"
         self.port = int(url.rsplit(":", 1)[1])
         self.answered = 0  # requests that reached the spine (each must be a job in the statistics)
@@ -49,11 +53,11 @@ def corpus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorpusSe
     root = tmp_path_factory.mktemp("corpus")
     (root / "outside").mkdir()
     (root / "outside" / "witness.txt").write_text("a file outside the data dir")
-    settings = booth_settings(root, **CORPUS_SETTINGS)
-    with serve(create_app(settings, {"gemini": ScriptedProvider})) as url:
+    with running_tab("gemini", root, **CORPUS_SETTINGS) as tab:
+        url = tab.booth.url
         response = httpx.put(f"{url}/api/slots/gemini/1", json={"enabled": True, "prompt": "x"}, auth=ADMIN)
         assert response.status_code == 200
-        yield CorpusServer(root, url)
+        yield CorpusServer(root, url, tab)
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])
@@ -125,6 +129,8 @@ def test_corpus_leaves_the_server_serving_and_counting(corpus_server: CorpusServ
     jobs = httpx.get(f"{corpus_server.url}/api/jobs?limit=500", auth=ADMIN).json()
     assert len(jobs) == corpus_server.answered + 1, "every request that reached the spine is a job"
     assert all(job["status"] in ("succeeded", "rejected") for job in jobs), "bad input is rejected, never lost"
+    succeeded = [job for job in jobs if job["status"] == "succeeded"]
+    assert len(corpus_server.tab.fake.received) == len(succeeded), "each photo let through was one Gemini call"
     stats = httpx.get(f"{corpus_server.url}/api/stats", auth=ADMIN).json()["providers"]
     on_tabs = [job for job in jobs if job["provider"] in stats]
     assert sum(p["all_time"]["received"] for p in stats.values()) == len(on_tabs)
@@ -166,9 +172,9 @@ async def _trickle(port: int, body: bytes, stop: asyncio.Event, pace_seconds: fl
         writer.close()
 
 
-async def test_one_byte_per_second_is_cut_off_and_other_booths_are_served(booth_factory: Any) -> None:
+async def test_one_byte_per_second_is_cut_off_and_other_booths_are_served(tab_factory: Any) -> None:
     deadline = 3.0
-    booth: Booth = booth_factory(deadline_seconds=deadline, upload_idle_timeout_seconds=2.0)
+    booth: Booth = tab_factory("gemini", deadline_seconds=deadline, upload_idle_timeout_seconds=2.0).booth
     await booth.configure("gemini", 1, prompt="x")
     port = int(booth.url.rsplit(":", 1)[1])
     slow = asyncio.create_task(_trickle(port, booth_form(make_jpeg(64, 48, seed=20)), asyncio.Event(), 1.0))
@@ -188,8 +194,8 @@ async def test_one_byte_per_second_is_cut_off_and_other_booths_are_served(booth_
     assert (stats["rejected"], stats["timed_out"]) == (1, 0), "a slow client is the booth's fault, not the provider's"
 
 
-async def test_a_client_that_stops_sending_is_cut_off_by_the_idle_timeout(booth_factory: Any) -> None:
-    booth: Booth = booth_factory(deadline_seconds=10.0, upload_idle_timeout_seconds=1.0)
+async def test_a_client_that_stops_sending_is_cut_off_by_the_idle_timeout(tab_factory: Any) -> None:
+    booth: Booth = tab_factory("gemini", deadline_seconds=10.0, upload_idle_timeout_seconds=1.0).booth
     await booth.configure("gemini", 1, prompt="x")
     port = int(booth.url.rsplit(":", 1)[1])
     body = booth_form(make_jpeg(64, 48, seed=22))
@@ -218,8 +224,9 @@ def _assert_trashed_with_sidecar(booth: Booth, job_id: str, code: str, partial: 
 
 
 # ---------------------------------------------------------------- wrong passwords
-async def test_repeated_wrong_passwords_slow_down_then_lock_out(booth_factory: Any) -> None:
-    booth: Booth = booth_factory(auth_max_failures=8, auth_lockout_seconds=60)
+async def test_repeated_wrong_passwords_slow_down_then_lock_out(tab_factory: Any) -> None:
+    tab: Tab = tab_factory("gemini", auth_max_failures=8, auth_lockout_seconds=60)
+    booth = tab.booth
     await booth.configure("gemini", 1, prompt="x")
     photo = make_jpeg(64, 48, seed=30)
     timings = []
@@ -235,11 +242,11 @@ async def test_repeated_wrong_passwords_slow_down_then_lock_out(booth_factory: A
     assert timings[-1] > sorted(timings[:3])[1] + 1.0, f"later wrong guesses must be held longer: {timings}"
     locked = await booth.post("gemini", 1, photo)
     assert locked.status == 429 and locked.json()["error"] == "rate_limited"
-    assert not booth.calls, "a locked-out address never reaches the provider"
+    assert not tab.fake.received, "a locked-out address never reaches the provider"
 
 
-async def test_a_client_that_hangs_up_mid_upload_is_recorded_as_rejected(booth_factory: Any, caplog: Any) -> None:
-    booth: Booth = booth_factory()
+async def test_a_client_that_hangs_up_mid_upload_is_recorded_as_rejected(tab_factory: Any, caplog: Any) -> None:
+    booth: Booth = tab_factory("gemini").booth
     await booth.configure("gemini", 1, prompt="x")
     body = booth_form(make_jpeg(64, 48, seed=23))
     _, writer = await asyncio.open_connection("127.0.0.1", int(booth.url.rsplit(":", 1)[1]))
@@ -291,8 +298,10 @@ async def _closed_after(port: int, pace_seconds: float, head: bytes, opened: asy
 async def test_a_request_head_trickled_byte_by_byte_is_cut_off(tmp_path: Path) -> None:
     from boothgate.web.server import uvicorn_options
 
-    settings = booth_settings(tmp_path, upload_idle_timeout_seconds=1.0)
-    with serve(create_app(settings, {"gemini": ScriptedProvider}), **uvicorn_options(settings)) as url:
+    with ExitStack() as stack:  # as `boothgate serve` runs uvicorn (its head timer is uvicorn's protocol)
+        _, _, _, _, values = start_fakes("gemini", stack)
+        settings = booth_settings(tmp_path, upload_idle_timeout_seconds=1.0, **values)
+        url = stack.enter_context(serve(create_app(settings, {}), port=free_port(), **uvicorn_options(settings)))
         port = int(url.rsplit(":", 1)[1])
         async with httpx.AsyncClient(base_url=url, auth=ADMIN) as client:
             assert (await client.put("/api/slots/gemini/1", json={"enabled": True, "prompt": "x"})).status_code == 200

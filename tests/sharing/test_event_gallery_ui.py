@@ -20,7 +20,7 @@ import pytest
 from boothgate.cli.booth_client import post_photo
 from tests.conftest import ADMIN, UPLOAD_PASSWORD
 from tests.sharing.test_sharing import guest_photo
-from tests.web.conftest import CHROMIUM, TIMEOUT_MS, admin_page
+from tests.web.conftest import CHROMIUM, TIMEOUT_MS, admin_page, until
 
 pytestmark = pytest.mark.browser
 
@@ -190,10 +190,7 @@ def test_the_operator_locks_the_gallery_with_a_pin_and_hides_a_photo(
         newest.get_by_role("button", name=words["hide"]).click()
         toggle = newest.locator(".event-photo-toggle")
         expect(toggle).to_be_disabled()
-        for _ in range(TIMEOUT_MS // 50):
-            if held:
-                break
-            page.wait_for_timeout(50)
+        until(page, lambda: held, "the hide request to reach the held route")
         held[0].continue_()
         page.unroute("**/gallery_hidden")
         expect(toggle).to_be_enabled()

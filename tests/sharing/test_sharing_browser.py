@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from boothgate.web.app import create_app
 from tests.conftest import ADMIN, UPLOAD_PASSWORD, ScriptedProvider, booth_settings
 from tests.fakes.server import serve
 from tests.sharing.test_sharing import guest_photo
-from tests.web.conftest import CHROMIUM, TIMEOUT_MS
+from tests.web.conftest import CHROMIUM, TIMEOUT_MS, image_loaded, next_frames
 from tests.web.test_ui_browser import ARTIFACTS
 
 pytestmark = pytest.mark.browser
@@ -109,10 +110,7 @@ def test_the_page_fits_the_screen_in_both_languages(browser: Any, server: str, v
     expect(page.locator("h1")).to_have_text(heading)
     image = page.locator("img.guest-photo")
     expect(image).to_be_visible()
-    for _ in range(TIMEOUT_MS // 50):
-        if image.evaluate("img => img.complete && img.naturalWidth > 0"):
-            break
-        page.wait_for_timeout(50)
+    image_loaded(image)
     assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
     keep(page, f"guest-ready-{locale[:2]}-{viewport['width']}.png")
     if viewport is PHONE and locale.startswith("ru"):
@@ -143,13 +141,11 @@ def test_gallery_and_slideshow_fit_and_show_the_newest(browser: Any, server: str
     expect(page.locator("#slide")).to_be_visible()
     qr = page.locator(".slideshow-qr img")
     expect(qr).to_be_visible()
-    for _ in range(TIMEOUT_MS // 50):
-        if qr.evaluate("img => img.complete && img.naturalWidth > 0"):
-            break
-        page.wait_for_timeout(50)
-    else:
-        raise AssertionError("the gallery's QR code did not load")
-    page.wait_for_timeout(500)
+    image_loaded(qr)  # fails if the gallery's QR code never loads
+    slide = page.locator("#slide")
+    image_loaded(slide)  # the first photo itself, not a fade in progress, is what the picture shows
+    expect(slide).not_to_have_class(re.compile("is-fading"))
+    next_frames(page)
     keep(page, "slideshow-1280.png")
     context.close()
 

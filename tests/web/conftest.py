@@ -8,6 +8,7 @@ as the admin that fails the test on any script error; `browser_server` is the mo
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,6 +86,59 @@ def admin_page(
     finally:
         page.context.close()
     assert not errors, errors
+
+
+# ------------------------------------------------------------------ waiting for the page's own events
+# Each waits for the event itself (a load, a toggle, the end of a scroll, a rendered frame) and fails after
+# `timeout_ms` only if it never comes; none is a fixed pause.
+IMAGE_LOADED = """(img, ms) => new Promise((done, fail) => {
+  const ready = () => img.complete && img.naturalWidth > 0;
+  if (ready()) return done(true);
+  const timer = setTimeout(() => fail(new Error("the image did not load in " + ms + " ms: " + img.src)), ms);
+  img.addEventListener("load", function check() {
+    if (!ready()) return;
+    clearTimeout(timer);
+    img.removeEventListener("load", check);
+    done(true);
+  });
+})"""
+FRAMES = (
+    "n => new Promise(done => { const step = k => k ? requestAnimationFrame(() => step(k - 1)) : done(); step(n); })"
+)
+SCROLL_END = """ms => { window.__scrollEnd = new Promise(done => {
+  const timer = setTimeout(() => done(null), ms);  // no scroll at all: the caller's assertion says so
+  addEventListener("scrollend", () => { clearTimeout(timer); done(scrollY); }, { once: true });
+}); }"""
+
+
+def image_loaded(image: Any, timeout_ms: int = TIMEOUT_MS) -> None:
+    """Until the <img> has really loaded (its `load` event, or already complete with pixels)."""
+    image.evaluate(IMAGE_LOADED, timeout_ms)
+
+
+def next_frames(page: Any, frames: int = 2) -> None:
+    """Until the browser has rendered `frames` more frames: what was laid out is now on screen."""
+    page.evaluate(FRAMES, frames)
+
+
+def until(page: Any, condition: Any, what: str, timeout_ms: int = TIMEOUT_MS) -> Any:
+    """Poll a Python-side `condition` (a route held, an event recorded) once per rendered frame; each frame
+    is a round trip that lets Playwright deliver the page's pending events to this side."""
+    ends = time.monotonic() + timeout_ms / 1000
+    while not (value := condition()):
+        if time.monotonic() > ends:
+            raise AssertionError(f"waited {timeout_ms} ms for {what}")
+        next_frames(page, 1)
+    return value
+
+
+def scrolled_by(page: Any, action: Any, timeout_ms: int = TIMEOUT_MS) -> float | None:
+    """Run `action` (a wheel, a tap) and wait for the `scrollend` it causes; the page's scrollY then, or
+    None if no scroll ended within `timeout_ms`."""
+    page.evaluate(SCROLL_END, timeout_ms)
+    action()
+    result: float | None = page.evaluate("() => window.__scrollEnd")
+    return result
 
 
 class Served(NamedTuple):

@@ -54,12 +54,20 @@ def test_settings_page_offers_the_global_mask(page: Any, server: Server) -> None
     section = page.locator("#group-moderation")
     expect(section.locator("h2")).to_have_text("Проверка содержимого (NSFW)")
     shown(page, section.locator(".mask-preview"))
+    mask_url = section.locator("[data-mask-url]").get_attribute("data-mask-url")
+
+    def mask_answer(method: str) -> Any:
+        return lambda response: response.request.method == method and response.url.split("?")[0].endswith(mask_url)
+
     with page.expect_file_chooser() as chooser:
         section.locator(".mask-choose").click()
-    chooser.value.set_files({"name": "m.jpg", "mimeType": "image/jpeg", "buffer": make_jpeg(600, 400, seed=5)})
-    expect(section.locator(".mask-error")).to_have_text("")
+    with page.expect_response(mask_answer("PUT")) as uploaded:
+        chooser.value.set_files({"name": "m.jpg", "mimeType": "image/jpeg", "buffer": make_jpeg(600, 400, seed=5)})
+    assert uploaded.value.ok, uploaded.value.status
+    expect(section.locator(".mask-error")).to_have_text("")  # "uploading…" until the page has the answer
     assert server.api.get("/api/moderation").json()["global_mask"] is True
     page.once("dialog", lambda dialog: dialog.accept())
-    section.locator(".mask-remove").click()
-    page.wait_for_timeout(300)
+    with page.expect_response(mask_answer("DELETE")) as removed:
+        section.locator(".mask-remove").click()
+    assert removed.value.ok, removed.value.status
     assert server.api.get("/api/moderation").json()["global_mask"] is False

@@ -20,7 +20,7 @@ from boothgate.cli.booth_client import BoothAnswer, post_photo
 from tests.conftest import ADMIN, KeyedProvider, ScriptedProvider, make_jpeg
 from tests.fakes.server import serve
 from tests.ui_pass_support import booth_base
-from tests.web.conftest import CHROMIUM, TIMEOUT_MS, admin_page, browser_server
+from tests.web.conftest import CHROMIUM, TIMEOUT_MS, admin_page, browser_server, image_loaded, next_frames
 
 pytestmark = pytest.mark.browser
 
@@ -91,12 +91,8 @@ def card(page: Any, number: int) -> Any:
 
 
 def shown(page: Any, image: Any) -> None:
-    """Wait until an <img> has really loaded (polling from here: the CSP forbids Playwright's eval)."""
-    for _ in range(TIMEOUT_MS // 50):
-        if image.evaluate("img => img.complete && img.naturalWidth > 0"):
-            return
-        page.wait_for_timeout(50)
-    raise AssertionError("the image did not load")
+    """Wait until an <img> has really loaded: its `load` event (fails after TIMEOUT_MS if it never comes)."""
+    image_loaded(image, TIMEOUT_MS)
 
 
 def screenshot(target: Any, name: str) -> None:
@@ -200,9 +196,21 @@ def test_more_options_are_saved_and_invalid_values_shown_inline(page: Any, serve
     slot.locator("[name=on_failure]").select_option("original")
     slot.locator('[data-option="mode"]').fill("png")
     slot.locator('[data-option="delay_seconds"]').fill("-1")
+    saves: list[Any] = []
+
+    def watch(request: Any) -> None:
+        if request.method == "PUT" and "/api/slots/gemini/10" in request.url:
+            saves.append(request)
+
+    page.on("request", watch)
     slot.locator(".save").click()
     error = slot.locator('[data-field="options.delay_seconds"] .field-error')
-    assert error.inner_text() != ""
+    expect(error).not_to_have_text("")
+    # The browser's own check runs in the click's handler, before any request: once its message shows, the
+    # handler is done; a few rendered frames more give a request it might still send time to show up.
+    next_frames(page, 5)
+    page.remove_listener("request", watch)
+    assert not saves, "nothing is sent while a field is invalid"
     assert server.slot("gemini", 10)["output_format"] == "jpeg", "nothing is saved while a field is invalid"
     slot.locator('[data-option="delay_seconds"]').fill("0.5")
     assert error.inner_text() == ""
@@ -369,13 +377,14 @@ def test_statistics_panel_shows_the_password_and_counts_that_follow_booth_posts(
 
 def test_statistics_panel_lists_failures_with_their_reason(page: Any, server: Server) -> None:
     server.configure("gemini", 14, kind="prompt", prompt="x", options={"mode": "fail"})
+    failed_before = server.stats()["providers"]["gemini"]["today"]["failed"]  # the module's server is shared
     assert server.booth_post("gemini", 14, make_jpeg(seed=14)).status == 502
     page.goto("/tabs/gemini?lang=en")
     page.locator("#stats-open").click()
     page.wait_for_selector("#stats-title[data-loaded]")
     failed = page.locator("#stats-jobs li.job-failed").first
     assert "failed to process the photo" in failed.inner_text()
-    assert _cell(page, "gemini", "today", 2) >= 1
+    assert _cell(page, "gemini", "today", 2) == failed_before + 1, "this failure, counted once"
 
 
 def test_rotating_the_upload_password_asks_first(page: Any, server: Server) -> None:

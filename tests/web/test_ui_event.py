@@ -14,7 +14,7 @@ from pydantic import Field
 
 from tests.conftest import ScriptedOptions, ScriptedProvider, make_jpeg
 from tests.ui_pass_support import booth_base
-from tests.web.conftest import browser_server, open_admin_page, page_errors
+from tests.web.conftest import browser_server, next_frames, open_admin_page, page_errors, scrolled_by
 from tests.web.test_ui_browser import (
     Server,
     card,
@@ -98,11 +98,21 @@ def test_a_slot_opens_from_the_overview_into_its_card_and_back(page: Any, server
     page.locator("#back-to-overview").click()
     page.wait_for_url("**/tabs/gemini#slot-8")
     assert "Seven" in page.locator('[data-slot-row="7"]').inner_text()
-    # the anchored row (the slot just left) is in view, not hidden under the sticky bar
-    page.goto("/tabs/gemini#slot-18")
-    page.wait_for_timeout(100)
+    # the anchored row (the slot just left) is in view, not hidden under the sticky bar: on a window low enough
+    # that the page can scroll the row right to the top (at 900 px every row lands at the end of the scroll)
+    page.set_viewport_size({"width": DESKTOP["width"], "height": 500})
+    page.goto("/tabs/gemini#slot-8")
+    # the browser has scrolled to the anchor (the page moved and the row is on screen) and rendered that
+    page.wait_for_function(
+        "sel => scrollY > 0 && document.querySelector(sel).getBoundingClientRect().top < innerHeight",
+        arg='[data-slot-row="8"]',
+    )
+    next_frames(page)
+    assert page.evaluate("scrollY") < page.evaluate("document.documentElement.scrollHeight - innerHeight"), (
+        "the row was scrolled to the top, not to the end of the page"
+    )
     bar = page.locator(".topbar").bounding_box()
-    row = page.locator('[data-slot-row="18"]').bounding_box()
+    row = page.locator('[data-slot-row="8"]').bounding_box()
     assert row["y"] >= bar["y"] + bar["height"] - 1
 
 
@@ -237,8 +247,7 @@ def test_phone_bar_is_small_and_not_in_the_way(browser: Any, server: Server) -> 
     page.goto("/tabs/gemini")
     bar = page.locator(".topbar").bounding_box()
     assert bar["height"] < 90, bar
-    page.mouse.wheel(0, 1500)
-    page.wait_for_timeout(200)
+    assert scrolled_by(page, lambda: page.mouse.wheel(0, 1500)), "the wheel scrolled the page"
     after = page.locator(".topbar").bounding_box()
     assert after["y"] + after["height"] <= 0, "on a phone the bar scrolls away with the page"
     # the Russian prompt placeholder fits its box on a phone (measured as text: a placeholder cannot scroll)

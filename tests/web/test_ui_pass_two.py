@@ -21,7 +21,7 @@ import pytest
 from boothgate.cli.booth_client import post_photo
 from tests.conftest import ADMIN
 from tests.local_photos import astronaut, jpeg
-from tests.web.conftest import admin_page, browser_server
+from tests.web.conftest import admin_page, browser_server, next_frames
 
 pytestmark = pytest.mark.browser
 
@@ -86,8 +86,17 @@ def go(page: Any, path: str, lang: str) -> None:
     page.wait_for_load_state("networkidle")
 
 
+OPEN_FOLDS = """() => Promise.all([...document.querySelectorAll("details:not([open])")].map(d => new Promise(done => {
+  d.addEventListener("toggle", done, { once: true });
+  d.open = true;
+})))"""
+
+
 def open_folds(page: Any) -> None:
-    page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    """Open every fold and wait until each one's `toggle` has been handled (some load a preview then) and the
+    page has rendered the result."""
+    page.evaluate(OPEN_FOLDS)
+    next_frames(page)
 
 
 HTTP_CODE = re.compile(r"\b(HTTP|[45]\d\d)\b")
@@ -188,7 +197,6 @@ def test_no_admin_page_is_wider_than_its_viewport_and_checkboxes_sit_with_labels
             page.locator("#stats-open").click()
             page.wait_for_load_state("networkidle")
         open_folds(page)  # what "More" and the expert folds hold must fit too
-        page.wait_for_timeout(100)
         scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
         if scroll > inner:
             problems.append(f"{path}: {scroll} px wide in {inner}")

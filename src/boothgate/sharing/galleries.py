@@ -60,6 +60,14 @@ def pin_cookie_value(gallery: Gallery) -> str:
     return hashlib.sha256(f"{gallery.token}:{gallery.pin_hash}".encode()).hexdigest()[:32]
 
 
+def pin_cookie_opens(gallery: Gallery, cookie: str | None) -> bool:
+    """Whether the visitor's cookie is the one the right PIN set (constant time, like every secret check)."""
+    return not gallery.pin_hash or (
+        cookie is not None
+        and hmac.compare_digest(cookie.encode("utf-8", "replace"), pin_cookie_value(gallery).encode())
+    )
+
+
 def clean_slots(slots: list[str]) -> list[str]:
     out = []
     for slot in slots[:MAX_SLOTS]:

@@ -22,7 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from boothgate import i18n
 from boothgate.sharing import tokens
-from boothgate.sharing.galleries import GalleryInvalid, GalleryPhoto, check_pin, pin_cookie_value, zip_stream
+from boothgate.sharing.galleries import (
+    GalleryInvalid,
+    GalleryPhoto,
+    check_pin,
+    pin_cookie_opens,
+    pin_cookie_value,
+    zip_stream,
+)
 from boothgate.sharing.pages import PageView
 from boothgate.storage.models import Gallery
 from boothgate.web.deps import ServicesDep, client_address, require_admin, same_origin
@@ -251,7 +258,7 @@ async def _gallery(request: Request, services: ServicesDep, token: str) -> Galle
 
 
 def _unlocked(request: Request, gallery: Gallery) -> bool:
-    return not gallery.pin_hash or request.cookies.get(f"{PIN_COOKIE}_{gallery.id}") == pin_cookie_value(gallery)
+    return pin_cookie_opens(gallery, request.cookies.get(f"{PIN_COOKIE}_{gallery.id}"))
 
 
 @router.get("/g/{token}", response_class=HTMLResponse)
