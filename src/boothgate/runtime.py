@@ -282,7 +282,7 @@ class Services:
         )  # fmt: skip
         # Issue 27: a list one node read is kept for the others (PostgreSQL), with its key's fingerprint.
         services.model_lists = ModelLists(registry, SharedLists.on(db, changes))
-        changes.on(LISTS_TOPIC, services.model_lists.sync)
+        changes.on(LISTS_TOPIC, services.model_lists.sync, at_start=True)
         services.rehearsals = Rehearsals(config, registry, slots, jobs, ingest)
         config.on_change(services._settings_changed)
         # Hardening (issue 14): rows the database could not take before the last stop go in first (recovery

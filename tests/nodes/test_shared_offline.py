@@ -6,7 +6,8 @@ PostgreSQL, the real Gemini tab against its loopback fake on one fixed port, whi
   skips Gemini at once (its booth answered by the fallback, the fake asked nothing) and its /health says
   offline; after the open period a reached run on B closes the breaker on A too (one failure on A does not
   open it again, where A's own trial would have).
-- Node A refreshes its model list; node B's API shows the new list (and answers "is the current model
+- The nodes start together and the service is asked for one list (one node reads, the other takes it);
+  node A refreshes its model list; node B's API shows the new list (and answers "is the current model
   offered?" from it) while the fake is asked for no second list.
 
 And a database that never answers leaves a node deciding alone: its own count opens its breaker, no
@@ -38,7 +39,7 @@ from boothgate.storage import breakers
 from boothgate.storage.breakers import SharedBreakers
 from boothgate.storage.changes import Changes
 from boothgate.storage.db import Database
-from boothgate.storage.shared_lists import SharedLists
+from boothgate.storage.shared_lists import TOPIC, SharedLists
 from tests.conftest import ADMIN, UPLOAD_PASSWORD, make_jpeg, post_photo_async
 from tests.fakes.gemini import GeminiFake
 from tests.fakes.server import free_port, serve
@@ -131,6 +132,13 @@ async def _models(node: Node, refresh: bool = False) -> dict[str, Any]:
 
 async def test_a_refresh_on_one_node_is_the_list_of_every_node(cluster: Cluster) -> None:
     fake, a, b = cluster.service.fake, cluster.a, cluster.b
+
+    # The two nodes started together: one read the list, the other took it (one read's pages in all).
+    async def both_listed() -> bool:
+        return await _listed(a) and await _listed(b)
+
+    await eventually(both_listed, "both nodes holding a list", timeout=30, step=0.2)
+    at_start = fake.list_calls
     before = await _models(b)  # the list B holds since its start
     assert NEW_MODEL not in [m["id"] for m in before["models"]] and before["current_offered"] is True
     removed = fake.catalogue.pop("gemini-nano-banana-2.1")  # the default model is gone, a new one came
@@ -141,6 +149,7 @@ async def test_a_refresh_on_one_node_is_the_list_of_every_node(cluster: Cluster)
         assert NEW_MODEL in [m["id"] for m in refreshed["models"]] and refreshed["current_offered"] is False
         asked = fake.list_calls
         assert asked > calls  # A read it from the service (a list comes in pages)
+        assert at_start == asked - calls, "each node asked the service at start"
 
         async def b_has_it() -> dict[str, Any] | None:
             body = await _models(b)
@@ -152,6 +161,13 @@ async def test_a_refresh_on_one_node_is_the_list_of_every_node(cluster: Cluster)
     finally:
         fake.catalogue.pop(NEW_MODEL, None)
         fake.catalogue["gemini-nano-banana-2.1"] = removed
+
+
+async def _listed(node: Node) -> bool:
+    """The node holds a Gemini list (its settings page offers it; the page never reads one itself)."""
+    async with httpx.AsyncClient(base_url=node.base, auth=ADMIN, timeout=30) as client:
+        response = await client.get("/settings")
+    return 'id="models-gemini"' in response.text
 
 
 async def test_a_tab_one_node_finds_unreachable_is_skipped_by_the_others(cluster: Cluster) -> None:
@@ -261,34 +277,60 @@ async def test_a_stored_list_is_taken_only_with_the_key_and_address_it_was_read_
 ) -> None:
     db = Database(postgres_server.fresh_database())
     await db.migrate()
-    changes = Changes(db, "this-node")
+    fake = GeminiFake(api_key="key-mine")
     registries: list[Registry] = []
+    listeners: list[Changes] = []
 
-    def lists_for(key: str) -> ModelLists:
-        settings = get_settings(gemini_api_key=key, gemini_base_url="http://127.0.0.1:9")
+    def lists_for(key: str, url: str, node: str) -> ModelLists:
+        settings = get_settings(gemini_api_key=key, gemini_base_url=url)
         registries.append(Registry(ProviderContext(settings, http)))
-        return ModelLists(registries[-1], SharedLists.on(db, changes))
+        changes = Changes(db, node)
+        listeners.append(changes)
+        lists = ModelLists(registries[-1], SharedLists.on(db, changes))
+        changes.on(TOPIC, lists.sync, at_start=True)
+        return lists
 
-    async with httpx.AsyncClient() as http:
-        try:
-            mine, other = lists_for("key-mine"), lists_for("key-other")
-            shared = SharedLists(db, changes, wait_seconds=5)
-            gemini = other.registry.get("gemini")
-            assert gemini is not None
-            shared.store("gemini", _fingerprint(gemini), [{"id": "gemini-for-other-key", "label": "Other"}])
-            await eventually(lambda: not shared._in_flight, "the list stored")
+    with serve(fake.app) as url:
+        async with httpx.AsyncClient() as http:
+            try:
+                # Two nodes with one key and address start at the same moment: one asks, the other takes it.
+                one, two = lists_for("key-mine", url, "n1"), lists_for("key-mine", url, "n2")
+                for changes in listeners:
+                    changes.start()
+                await eventually(lambda: all(c.listening.is_set() for c in listeners), "both listening")
+                one.start()
+                two.start()
+                await eventually(lambda: one.get("gemini") and two.get("gemini"), "both lists", timeout=30)
+                pages = fake.list_calls
+                await one.refresh("gemini")  # what one read costs
+                assert pages == fake.list_calls - pages, "both nodes asked the service"
+                assert one.shared is not None
+                await eventually(lambda: not one.shared._in_flight, "the refreshed list stored")  # type: ignore[union-attr]
 
-            await mine.sync()
-            assert mine.get("gemini") is None and mine.offered("gemini", "gemini-for-other-key") is None
-            await other.sync()  # the node with that key and address takes it
-            listing = other.get("gemini")
-            assert listing is not None and listing.ids() == ["gemini-for-other-key"]
-            assert other.offered("gemini", "gemini-for-other-key") is True
+                # A list read with another key is not taken by these nodes; a node with that key takes it.
+                other = lists_for("key-other", url, "n3")
+                gemini = other.registry.get("gemini")
+                assert gemini is not None
+                shared = SharedLists(db, listeners[0], wait_seconds=5)
+                shared.store("gemini", _fingerprint(gemini), [{"id": "gemini-for-other-key", "label": "Other"}])
+                await eventually(lambda: not shared._in_flight, "the list stored")
+                await one.sync()
+                listing = one.get("gemini")
+                assert listing is not None and "gemini-for-other-key" not in listing.ids()
+                assert one.offered("gemini", "gemini-for-other-key") is False
+                await other.sync()
+                listing = other.get("gemini")
+                assert listing is not None and listing.ids() == ["gemini-for-other-key"]
+                assert other.offered("gemini", "gemini-for-other-key") is True
 
-            async with db.read() as session:  # the row holds a hash, never the key
-                row = (await session.execute(text("SELECT * FROM shared_model_lists"))).one()
-            assert "key-other" not in repr(tuple(row)) and len(row.fingerprint) == 64
-        finally:
-            for registry in registries:
-                await registry.aclose()
-            await db.dispose()
+                async with db.read() as session:  # the row holds a hash, never the key
+                    row = (await session.execute(text("SELECT * FROM shared_model_lists WHERE tab = 'gemini'"))).one()
+                assert "key-other" not in repr(tuple(row)) and len(row.fingerprint) == 64
+            finally:
+                for lists in (one, two):
+                    await lists.aclose()
+                for changes in listeners:
+                    await changes.aclose()
+                for registry in registries:
+                    await registry.aclose()
+                await db.dispose()

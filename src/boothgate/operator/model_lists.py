@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,8 @@ REFRESH_TIMEOUT_SECONDS = 20.0
 # Several nodes: a list another node read this recently, with the same key and base URL, is used as it is
 # at start and after a settings change (a rolling restart asks each service once, not once per node).
 FRESH_SECONDS = 600.0
+# Several nodes needing the same list at once: one reads it; the others wait this long for it, then ask.
+CLAIM_SECONDS = REFRESH_TIMEOUT_SECONDS + 5.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class ModelLists:
         self._fingerprints: dict[str, str] = {}
         self._running: dict[str, asyncio.Task[Listing]] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._arrived: dict[str, asyncio.Event] = {}  # set when another node's list for a tab is taken
 
     def _provider(self, name: str) -> Provider | None:
         try:
@@ -164,11 +168,35 @@ class ModelLists:
 
         async def take_or_read() -> None:
             taken = await self._take(names, FRESH_SECONDS)
-            self.refresh_soon([name for name in names or self.registry.tabs if name not in taken])
+            for name in names if names is not None else self.registry.tabs:
+                if name not in taken and self._provider(name) is not None:
+                    self._in_background(self._claim_or_wait(name))
 
-        task = asyncio.create_task(take_or_read())
+        self._in_background(take_or_read())
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _claim_or_wait(self, name: str) -> None:
+        """Read `name`'s list, unless another node is reading it for the same key and address right now:
+        then take theirs when it comes (and ask the service only if it did not come in time)."""
+        provider = self._provider(name)
+        if provider is None or self.shared is None:
+            return
+        arrived = self._arrived.setdefault(name, asyncio.Event())
+        arrived.clear()
+        if await self.shared.claim(name, _fingerprint(provider), CLAIM_SECONDS, FRESH_SECONDS) is False:
+            if name in await self._take([name], FRESH_SECONDS):
+                return  # it came while we asked
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLAIM_SECONDS):
+                    await arrived.wait()
+            if arrived.is_set():
+                return
+        with contextlib.suppress(Exception):
+            await self.refresh(name)
 
     async def _take(self, names: list[str] | None, max_age: float | None) -> list[str]:
         """Take the stored lists (of `names`, at most `max_age` old) whose fingerprint is this node's."""
@@ -186,6 +214,8 @@ class ModelLists:
             self._fingerprints[row.tab] = row.fingerprint
             self._listings[row.tab] = Listing([ModelInfo(m["id"], m["label"]) for m in row.models], row.checked_at)
             taken.append(row.tab)
+            if row.tab in self._arrived:
+                self._arrived[row.tab].set()
         return taken
 
     async def aclose(self) -> None:

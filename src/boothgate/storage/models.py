@@ -430,3 +430,5 @@ class SharedModelList(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     models: Mapped[str] = mapped_column(Text)  # JSON: [{"id": ..., "label": ...}]
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    claimed: Mapped[str | None] = mapped_column(String(64), default=None)  # a fingerprint being read now
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

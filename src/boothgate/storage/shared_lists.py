@@ -43,10 +43,26 @@ _STORE = text(
         INSERT INTO shared_model_lists (tab, fingerprint, models, checked_at)
         VALUES (:tab, :fingerprint, :models, now())
         ON CONFLICT (tab) DO UPDATE
-            SET fingerprint = excluded.fingerprint, models = excluded.models, checked_at = excluded.checked_at
+            SET fingerprint = excluded.fingerprint, models = excluded.models, checked_at = excluded.checked_at,
+                claimed = NULL, claimed_until = NULL
         RETURNING tab
     )
     SELECT pg_notify(:channel, :payload) FROM stored
+    """
+)
+# One node reads a list that several need at once (they started together, or all learnt of a new key):
+# the claim of a fingerprint is taken when nobody holds it, or the holder's time ran out, and the list
+# for it is not there already (stored since the claimant looked). A row is made for the claim if the tab
+# has none yet (its empty fingerprint matches no node).
+_CLAIM = text(
+    """
+    INSERT INTO shared_model_lists (tab, fingerprint, models, checked_at, claimed, claimed_until)
+    VALUES (:tab, '', '[]', now(), :fingerprint, now() + make_interval(secs => :seconds))
+    ON CONFLICT (tab) DO UPDATE SET claimed = excluded.claimed, claimed_until = excluded.claimed_until
+        WHERE (shared_model_lists.claimed IS DISTINCT FROM excluded.claimed OR shared_model_lists.claimed_until < now())
+            AND NOT (shared_model_lists.fingerprint = excluded.claimed
+                     AND shared_model_lists.checked_at > now() - make_interval(secs => :fresh))
+    RETURNING tab
     """
 )
 _READ = text(
@@ -83,18 +99,32 @@ class SharedLists:
                   "payload": self.changes.payload(TOPIC)}  # fmt: skip
         self._start(self._store(values), warn=True)
 
+    async def claim(self, tab: str, fingerprint: str, seconds: float, fresh: float) -> bool | None:
+        """Whether this node is the one to read `tab`'s list for `fingerprint` now (False: another node
+        is, for up to `seconds`, or did within `fresh` seconds); None when the database did not answer in time."""
+        return await self._bounded(self._claim(tab, fingerprint, seconds, fresh))
+
     async def read(self) -> list[StoredList] | None:
         """Every stored list; None when the database did not answer within `wait_seconds`."""
+        return await self._bounded(self._read())
+
+    async def _bounded(self, work: Coroutine[Any, Any, Any]) -> Any:
         if len(self._in_flight) >= MAX_IN_FLIGHT:
+            work.close()  # never started
             self.missed += 1
             return None
-        task = self._start(self._read(), warn=False)
+        task = self._start(work, warn=False)
         done, _ = await asyncio.wait({task}, timeout=self.wait_seconds)
         if not done or task.cancelled() or task.exception() is not None:
             self.missed += 1
             return None
-        stored: list[StoredList] = task.result()
-        return stored
+        return task.result()
+
+    async def _claim(self, tab: str, fingerprint: str, seconds: float, fresh: float) -> bool:
+        values = {"tab": tab, "fingerprint": fingerprint, "seconds": seconds, "fresh": fresh}
+        async with self.db.write(timeout=STATEMENT_SECONDS) as session:
+            won = (await session.execute(_CLAIM, values)).first()
+        return won is not None
 
     async def _store(self, values: dict[str, Any]) -> None:
         async with self.db.write(timeout=STATEMENT_SECONDS) as session:
@@ -105,6 +135,8 @@ class SharedLists:
             rows = (await session.execute(_READ)).all()
         found = []
         for tab, fingerprint, models, checked_at, age in rows:
+            if not fingerprint:
+                continue  # a claim's row: no list in it yet
             try:
                 listed = [{"id": str(m["id"]), "label": str(m.get("label") or "")} for m in json.loads(models)]
             except (ValueError, TypeError, KeyError, AttributeError):

@@ -31,6 +31,9 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.String(length=64), nullable=False),  # sha256 of key and base URL
         sa.Column("models", sa.Text(), nullable=False),  # JSON: [{"id": ..., "label": ...}]
         sa.Column("checked_at", TZ, nullable=False),
+        # A node reading the list for this fingerprint now (the others wait for it) until a time.
+        sa.Column("claimed", sa.String(length=64), nullable=True),
+        sa.Column("claimed_until", TZ, nullable=True),
         sa.PrimaryKeyConstraint("tab"),
     )
 
