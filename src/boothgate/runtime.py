@@ -47,12 +47,16 @@ from boothgate.run.moderation import Moderation, options_for
 from boothgate.settings import Settings
 from boothgate.sharing.galleries import Galleries
 from boothgate.sharing.pages import GuestPages
+from boothgate.storage.breakers import TOPIC as BREAKERS_TOPIC
+from boothgate.storage.breakers import SharedBreakers
 from boothgate.storage.changes import Changes
 from boothgate.storage.config import RuntimeConfig
 from boothgate.storage.counts import SharedCounts
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
 from boothgate.storage.objects import open_bucket
+from boothgate.storage.shared_lists import TOPIC as LISTS_TOPIC
+from boothgate.storage.shared_lists import SharedLists
 from boothgate.work import Runner, TaskQueue
 from boothgate.work.queue import node_id
 
@@ -228,6 +232,10 @@ class Services:
             events=events, budget=budget,
         )  # fmt: skip
         ingest.strangers.shared = shared_counts
+        # Issue 27: a tab one node found unreachable is skipped by every node's booths (PostgreSQL).
+        breaker = ingest.fallbacks.breaker
+        breaker.share(SharedBreakers.on(db, changes))
+        changes.on(BREAKERS_TOPIC, breaker.sync, at_start=True)
         services = cls(
             config, db, media, http, registry, imaging, slots, jobs, credentials, booth_throttle,
             admin_throttle, links, ingest, generated, moderation,
@@ -272,7 +280,9 @@ class Services:
             db, media, services.desk, ingest.traffic, imaging.workers, notify=services.webhooks.emit,
             quota=services.api_keys.count_photos,
         )  # fmt: skip
-        services.model_lists = ModelLists(registry)
+        # Issue 27: a list one node read is kept for the others (PostgreSQL), with its key's fingerprint.
+        services.model_lists = ModelLists(registry, SharedLists.on(db, changes))
+        changes.on(LISTS_TOPIC, services.model_lists.sync, at_start=True)
         services.rehearsals = Rehearsals(config, registry, slots, jobs, ingest)
         config.on_change(services._settings_changed)
         # Hardening (issue 14): rows the database could not take before the last stop go in first (recovery
@@ -293,7 +303,7 @@ class Services:
         services.batches.runner.start()
         assert services.desk.runner is not None
         services.desk.runner.start()
-        services.model_lists.refresh_soon()  # in the background: start-up never waits for the internet
+        services.model_lists.start()  # in the background: start-up never waits for the internet
         return services
 
     async def _settings_changed(self, settings: Settings) -> None:

@@ -10,6 +10,11 @@ Two parts:
 - `Breaker` counts runs that ended unreachable per provider. After `breaker_failures` of them within
   `breaker_window_seconds` the provider is *offline*: jobs skip it for `breaker_open_seconds`, then it
   is tried again; one reached run closes the breaker, one more unreachable run opens it again.
+
+Several nodes on PostgreSQL (issue 27): a node that opens a tab's breaker marks it in the database, and one
+whose reached run closes a breaker that was open clears the mark (storage/breakers.py); the other nodes,
+told through LISTEN/NOTIFY, take the mark over for the time the database says is left (`sync`). Every
+decision still reads this node's memory only: a booth never waits for the database here.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 import httpx
 
 from boothgate.settings import Settings
+from boothgate.storage.breakers import SharedBreakers
 
 
 @dataclass
@@ -87,6 +93,29 @@ class Breaker:
         self._settings = settings
         self._clock = clock
         self._states: dict[str, _State] = {}
+        self._shared: SharedBreakers | None = None
+
+    def share(self, shared: SharedBreakers | None) -> None:
+        """Mark and clear offline tabs for every node too (PostgreSQL)."""
+        self._shared = shared
+
+    async def sync(self) -> None:
+        """Take over the marks of every node (another node opened or closed a tab; start; a reconnect).
+        A database that does not answer in time leaves this node's own state as it is."""
+        if self._shared is None:
+            return
+        marks = await self._shared.read()
+        for mark in marks or []:
+            if mark.tab in self._shared.writing:
+                continue  # our own newer mark is on its way: the row read is older than what we know
+            state = self._state(mark.tab)
+            if mark.open_seconds is not None and mark.open_seconds > 0:
+                state.open_until = self._clock() + mark.open_seconds
+                state.trial, state.last_failure = False, mark.failure
+                state.failures.clear()
+            elif mark.open_seconds is None and state.open_until:
+                state.failures.clear()  # a reached run on another node closed it
+                state.open_until, state.trial = 0.0, False
 
     def _state(self, provider: str) -> _State:
         return self._states.setdefault(provider, _State())
@@ -120,6 +149,8 @@ class Breaker:
     def reached(self, provider: str) -> None:
         state = self._states.get(provider)
         if state is not None:
+            if state.open_until and self._shared is not None:
+                self._shared.closed(provider)  # it was open here (maybe marked by another node): close it there
             state.failures.clear()
             state.open_until, state.trial = 0.0, False
 
@@ -135,6 +166,8 @@ class Breaker:
             state.open_until = now + settings.breaker_open_seconds
             state.trial = False
             state.failures.clear()
+            if self._shared is not None:
+                self._shared.opened(provider, settings.breaker_open_seconds, failure)
 
     def describe(self, provider: str) -> dict[str, Any]:
         """For /health and the tab: whether the provider is offline and when it is tried again."""

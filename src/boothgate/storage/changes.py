@@ -32,6 +32,7 @@ class Changes:
     def __init__(self, db: Database, node: str) -> None:
         self.db, self.node = db, node
         self._reloads: dict[str, Reload] = {}
+        self._at_start: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._locks: dict[str, asyncio.Lock] = {}  # one reload of a topic at a time: the newest read wins
@@ -41,15 +42,22 @@ class Changes:
     def shared(self) -> bool:
         return not self.db.is_sqlite
 
-    def on(self, topic: str, reload: Reload) -> None:
+    def on(self, topic: str, reload: Reload, at_start: bool = False) -> None:
+        """Run `reload` when another node publishes `topic` (and after a reconnect); with `at_start` also
+        once the first listening connection is open (state another node kept while this one was away)."""
         self._reloads[topic] = reload
+        if at_start:
+            self._at_start.add(topic)
+
+    def payload(self, topic: str) -> str:
+        """The notification's text for `topic` (for a statement that sends `pg_notify` itself)."""
+        return json.dumps({"topic": topic, "node": self.node})
 
     async def publish(self, session: AsyncSession, topic: str) -> None:
         """Tell the other nodes, when `session`'s transaction commits, that `topic` changed."""
         if self.shared:
-            payload = json.dumps({"topic": topic, "node": self.node})
             await session.execute(
-                text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
+                text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": self.payload(topic)}
             )
 
     def start(self) -> None:
@@ -76,8 +84,8 @@ class Changes:
                 connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await connection.add_listener(CHANNEL, self._received)
                 self.listening.set()
-                if not first:  # what changed while we were not listening
-                    for topic in self._reloads:
+                for topic in self._reloads:  # what changed while we were not listening
+                    if not first or topic in self._at_start:
                         self._reload(topic)
                 first = False
                 await lost.wait()

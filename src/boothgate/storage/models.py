@@ -406,3 +406,29 @@ class SharedCount(Base):
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
     minute: Mapped[int] = mapped_column(Integer, primary_key=True)  # whole minutes since 1970, the database's clock
     hits: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SharedBreaker(Base):
+    """A provider tab marked offline by some node, until a time of the database's clock (PostgreSQL only;
+    issue 27). NULL `open_until`: closed again (storage/breakers.py)."""
+
+    __tablename__ = "shared_breakers"
+
+    tab: Mapped[str] = mapped_column(String(32), primary_key=True)
+    open_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    failure: Mapped[str] = mapped_column(String(80), default="")
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SharedModelList(Base):
+    """The model list a node last read from a tab's service, with the fingerprint (sha256 of key and base
+    URL, never the key) it was read with (PostgreSQL only; issue 27, storage/shared_lists.py)."""
+
+    __tablename__ = "shared_model_lists"
+
+    tab: Mapped[str] = mapped_column(String(32), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    models: Mapped[str] = mapped_column(Text)  # JSON: [{"id": ..., "label": ...}]
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    claimed: Mapped[str | None] = mapped_column(String(64), default=None)  # a fingerprint being read now
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
