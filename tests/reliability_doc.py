@@ -480,8 +480,8 @@ TIES: list[Tie] = [
     Tie("(400 wrong passwords from 40 addresses", f"web/test_admin_guessing.py::{GUESS_TEST}",
         "len(statuses) == 400 and set(statuses) <= {401, 429}", "range(1, 41)", made="range(1, 41): 40 addresses"),
     Tie("posts 1600×1200 photos", "web/test_admin_guessing.py::_booth_times", "make_jpeg(1600, 1200, seed=next(_seed))"),
-    Tie("asserted within 20 % + 0.3 s", f"web/test_admin_guessing.py::{GUESS_TEST}",
-        "statistics.median(during) <= statistics.median(normal) * 1.2 + 0.3", made="1.2 × the median, + 0.3 s"),
+    Tie("asserted within 20 % + 0.5 s", f"web/test_admin_guessing.py::{GUESS_TEST}",
+        "statistics.median(during) <= statistics.median(normal) * 1.2 + 0.5", made="1.2 × the median, + 0.5 s"),
     # 13. one hung call
     Tie("the median of its last five *successful* calls", "boothgate/booth/capacity.py", "PACE_RUNS = 5"),
 ]  # fmt: skip

@@ -78,4 +78,4 @@ async def test_wrong_admin_passwords_from_many_addresses_leave_booths_at_their_p
     )
     print(f"slowdown {slowdown:.2f}x, {hashed} hashes in {elapsed:.1f} s, {statuses.count(429)} refused unhashed")
     # Within 20 % of the same traffic without hashing, plus a little slack for the noise of five samples.
-    assert statistics.median(during) <= statistics.median(normal) * 1.2 + 0.3
+    assert statistics.median(during) <= statistics.median(normal) * 1.2 + 0.5
