@@ -95,13 +95,61 @@ def test_a_small_guest_in_a_group_is_kept_whole_and_the_wall_goes(small_scale: f
     photo, layers = group(small_scale)
     alpha = alpha_of(photo)
     ious = [guest_iou(alpha, layers, i) for i in range(len(layers))]
-    # measured at 0.3 / 0.45: [0.951, 0.690, 0.968] / [0.950, 0.691, 0.987]; the small guest was 0.000
-    # at both before the fine face search (nobody found: the whole frame's pass keeps none of her).
-    # The astronaut's 0.69 is mostly the helmet she holds: the model keeps only part of it.
+    # measured at 0.3 / 0.45: [0.959, 0.712, 0.965] / [0.959, 0.713, 0.978] ([0.953, 0.687, 0.968] /
+    # [0.953, 0.688, 0.987] before the pose veto of `test_no_ghost_of_the_wall_beside_a_head`); the small
+    # guest was 0.000 at both before the fine face search (nobody found: the whole frame's pass keeps none
+    # of her). The astronaut's 0.71 is mostly the helmet she holds: the model keeps only 7 % of it here.
     assert ious[2] >= 0.93, ious
     assert ious[0] >= 0.93 and ious[1] >= 0.65, ious
-    # the busy wall goes: of what is nobody (beyond a 15-px band around the guests), measured 1.4 % kept
+    # the busy wall goes: of what is nobody (beyond a 15-px band around the guests), measured 0.9 % kept
+    # (1.4 % before the pose veto)
     # (2.2 % when every uncertain region is kept, i.e. without `keep_people`)
     truth = np.maximum.reduce(layers) > 0.5
     nobody = cv2.dilate(truth.astype(np.uint8), np.ones((31, 31), np.uint8)) == 0
     assert (alpha[nobody] > 0.5).mean() <= 0.018
+
+
+def beside_the_head(layers: list[np.ndarray], index: int) -> np.ndarray:
+    """The wall within 40 px of one guest's head and shoulders (the top 45 % of that guest), 3 px or more
+    from every guest: where the ghost of a cup or a tile behind a head shows."""
+    truth = np.maximum.reduce(layers) > 0.5
+    own = layers[index] > 0.5
+    ys = np.nonzero(own.any(axis=1))[0]
+    near = cv2.dilate(own.astype(np.uint8), np.ones((81, 81), np.uint8)) > 0
+    band = near & (cv2.dilate(truth.astype(np.uint8), np.ones((7, 7), np.uint8)) == 0)
+    band[: max(0, ys.min() - 40)] = False
+    band[ys.min() + round(0.45 * (ys.max() - ys.min())) :] = False
+    return band
+
+
+def test_no_ghost_of_the_wall_beside_a_head() -> None:
+    """The selfie model keeps a cup or a white tile right beside a head as if it were hair; the pose model,
+    run on a crop around each guest, does not see it as that guest, and vetoes it around heads and
+    shoulders (`background.pose_pass`)."""
+    photo, layers = group(0.3)
+    alpha = alpha_of(photo)
+    ghosts = [float((alpha[beside_the_head(layers, i)] > 0.5).mean()) for i in (0, 1)]
+    # measured [0.011, 0.42] ([0.089, 0.58] without the pose veto: a dark coin tile beside Grace Hopper's
+    # cap, the white of a horse tile and a coffee cup beside the astronaut's hair). The cup stays in part:
+    # the pose model, too, takes its edge by her hair for hair.
+    assert ghosts[0] <= 0.03 and ghosts[1] <= 0.48, ghosts
+    truth = np.maximum.reduce(layers) > 0.5
+    nobody = cv2.dilate(truth.astype(np.uint8), np.ones((31, 31), np.uint8)) == 0
+    # the whole wall: measured 0.89 % kept (1.45 % without the veto)
+    assert (alpha[nobody] > 0.5).mean() <= 0.012
+    ious = [guest_iou(alpha, layers, i) for i in range(len(layers))]
+    assert min(ious[0], ious[2]) >= 0.93 and ious[1] >= 0.65, ious
+
+
+def test_what_a_guest_holds_stays_though_the_pose_model_does_not_see_it() -> None:
+    """The astronaut holds her helmet (a black, shiny sphere, in front of her suit and beyond her outline):
+    the selfie model keeps it on a plain studio backdrop, the pose model does not see it as her. The pose
+    veto reaches the head and shoulders only, so the helmet stays."""
+    photo = photos.astronaut(2.0)  # 1024×1024: her face is ~20 % of the width, so she gets crop passes
+    helmet = np.zeros(photo.shape[:2], np.uint8)
+    cv2.circle(helmet, (790, 920), 224, 1, -1)  # the helmet's outline is a circle (395, 460, r 118) at 1×
+    alpha = alpha_of(photo)
+    kept = float((alpha[helmet > 0] > 0.5).mean())
+    # measured 0.98 (0.25 when the veto reaches her hands). On the busy wall of `group` the selfie model
+    # itself keeps only 0.07 of it, and so does every other packaged model tried (see docs/offline-prints.md)
+    assert kept >= 0.9, kept

@@ -80,8 +80,10 @@ async def test_background_slot_keeps_both_people_of_a_group(server: Booth) -> No
     assert result.shape[:2] == prepared_size(server, canvas) == canvas.shape[:2]  # 720 000 px: not downscaled
     boxes = faces.find_faces(canvas)
     assert len(boxes) == 2
-    for box in boxes:
-        assert photos.difference(photos.region(result, box), photos.region(canvas, box)) < 12
+    for x, y, w, h in boxes:
+        # the face's box without its corners: those hold the studio backdrop beside the hair, which goes
+        face = (x + w // 8, y + h // 8, w - w // 4, h - h // 4)
+        assert photos.difference(photos.region(result, face), photos.region(canvas, face)) < 12
     gap = (530, 0, 90, 80)
     assert photos.difference(photos.region(result, gap), photos.region(reference, gap)) < 15
 

@@ -97,8 +97,10 @@ def test_background_keeps_both_people_of_a_group() -> None:
     reference = cv2.resize(photos.coffee(), (1200, 600))
     result = result_of(job("background", canvas, reference))
     assert result.shape == canvas.shape
-    for box in faces.find_faces(canvas):
-        assert photos.difference(photos.region(result, box), photos.region(canvas, box)) < 12
+    for x, y, w, h in faces.find_faces(canvas):
+        # the face's box without its corners: those hold the studio backdrop beside the hair, which goes
+        face = (x + w // 8, y + h // 8, w - w // 4, h - h // 4)
+        assert photos.difference(photos.region(result, face), photos.region(canvas, face)) < 12
     # Each person's body (below the face), not only the face, stays solid.
     for body in [(150, 420, 200, 150), (760, 420, 280, 150)]:
         assert photos.difference(photos.region(result, body), photos.region(canvas, body)) < 15

@@ -2,10 +2,12 @@
 
 Selfie segmentation on the whole frame misses people at the back (they come out as see-through
 ghosts), so each detected face (searched finely too, so small faces at the back are found) gets a
-second pass on a crop around it (its body box) and the masks are combined by their maximum. A
-smoothstep then pushes the half-transparent areas to 0 or 1, and a guided filter (guided by the photo)
-snaps the mask's edge to the real edges of hair and clothes. Limits, with example images: the manual's
-"The offline engine" page (docs/offline-engine.md).
+second pass on a crop around it (its body box) and the masks are combined by their maximum. Around
+each head and its shoulders, the pose model's own person mask (on a crop around that face) vetoes what
+the selfie model took for hair (a cup or a tile beside the head); lower down it does not, because it
+does not see what a guest holds. A smoothstep then pushes the half-transparent areas to 0 or 1, and a
+guided filter (guided by the photo) snaps the mask's edge to the real edges of hair and clothes. Limits,
+with example images: the manual's "The offline engine" page (docs/offline-engine.md).
 """
 
 from __future__ import annotations
@@ -33,6 +35,15 @@ CROP_WIDTH_FACES, CROP_ABOVE_FACES, CROP_BELOW_FACES = 4.0, 0.8, 4.5
 SMALL_FACE_SHARE = 0.22
 # Less person than this share of the frame (and no face) is a photo without a person.
 MIN_PERSON_SHARE = 0.01
+# The pose model's own person mask, on a wider crop around each of the largest faces, vetoes what the
+# selfie model added beside that person (see `pose_pass`): at most this many faces (~70 ms each).
+MAX_POSE_PASSES = 6
+POSE_WIDTH_FACES, POSE_ABOVE_FACES, POSE_BELOW_FACES = 6.0, 0.8, 7.0
+# the pose mask counts as person above POSE_SURE, widened by POSE_GROW face widths (its edge is coarse:
+# the selfie model's edge decides inside that margin)
+POSE_SURE, POSE_GROW = 0.8, 0.08
+# the veto's reach below the face's top, in face heights: the head and the shoulders
+POSE_ZONE_BELOW = 2.0
 # A region without a face is a person only when most of it is this sure (see `keep_people`).
 SURE, SURE_SHARE = 0.9, 0.6
 BACKDROPS = ("auto", "green_screen", "blue_screen", "any_wall")
@@ -82,9 +93,12 @@ def people(rgb: np.ndarray) -> tuple[np.ndarray, int, list[tuple[int, int, int, 
     mask = _segment(small)
     passes = 0
     found = faces.find_faces(small, fine=True)  # the fine search finds the faces at the back of a group
-    for x, y, fw, fh in found[:MAX_FACE_PASSES]:
+    seen, zone = np.zeros((h, w), np.float32), np.zeros((h, w), bool)  # see `pose_pass`
+    for index, (x, y, fw, fh) in enumerate(found[:MAX_FACE_PASSES]):
         if fw > SMALL_FACE_SHARE * w:
             continue
+        if index < MAX_POSE_PASSES:
+            pose_pass(small, (x, y, fw, fh), seen, zone)
         cx = x + fw / 2
         x0, x1 = max(0, int(cx - CROP_WIDTH_FACES * fw / 2)), min(w, int(cx + CROP_WIDTH_FACES * fw / 2))
         y0, y1 = max(0, int(y - CROP_ABOVE_FACES * fh)), min(h, int(y + fh + CROP_BELOW_FACES * fh))
@@ -93,7 +107,44 @@ def people(rgb: np.ndarray) -> tuple[np.ndarray, int, list[tuple[int, int, int, 
         crop_mask = _segment(small[y0:y1, x0:x1]) * _person_shape(x - x0, y - y0, fw, fh, x1 - x0, y1 - y0)
         np.maximum(mask[y0:y1, x0:x1], crop_mask, out=mask[y0:y1, x0:x1])
         passes += 1
-    return keep_people(mask, found), passes, found
+    # inside a body whose pose pass ran, only what some pose pass sees stays
+    kept = keep_people(mask, found)
+    return np.where(zone, kept * seen, kept).astype(np.float32), passes, found
+
+
+def pose_pass(small: np.ndarray, face: tuple[int, int, int, int], seen: np.ndarray, zone: np.ndarray) -> None:
+    """The pose model on a crop around this face: `seen` (the maximum over passes) gets where it sees the
+    person, `zone` gets where this person can be (their body shape, as `_person_shape` draws it). Inside
+    the zone the mask keeps only what some pass sees: the selfie model likes what is beside a head (a cup,
+    a white tile) and keeps it as hair; the pose model, which sees one body, mostly does not. When the
+    pose model finds nobody, or somebody else (its nose is not in this face's box), nothing changes."""
+    h, w = seen.shape
+    x, y, fw, fh = face
+    cx = x + fw / 2
+    x0, x1 = max(0, int(cx - POSE_WIDTH_FACES * fw / 2)), min(w, int(cx + POSE_WIDTH_FACES * fw / 2))
+    y0, y1 = max(0, int(y - POSE_ABOVE_FACES * fh)), min(h, int(y + fh + POSE_BELOW_FACES * fh))
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        return
+    result = models.pose().process(np.ascontiguousarray(small[y0:y1, x0:x1]))
+    if result.segmentation_mask is None or result.pose_landmarks is None:
+        return
+    nose = result.pose_landmarks.landmark[0]
+    nx, ny = x0 + nose.x * (x1 - x0), y0 + nose.y * (y1 - y0)
+    if not (x - fw / 4 <= nx <= x + 1.25 * fw and y - fh / 4 <= ny <= y + 1.25 * fh):
+        return
+    grow = max(3, round(POSE_GROW * fw) | 1)
+    sure = (np.asarray(result.segmentation_mask) > POSE_SURE).astype(np.uint8)
+    seen_soft = cv2.GaussianBlur(
+        cv2.dilate(sure, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow))).astype(np.float32),
+        (grow, grow), 0,
+    )  # fmt: skip
+    np.maximum(seen[y0:y1, x0:x1], seen_soft, out=seen[y0:y1, x0:x1])
+    # only around the head and shoulders: lower down, the hands hold things the pose model does not see
+    # as person (a helmet, a bouquet) while the selfie model does
+    bottom = min(y1, round(y + POSE_ZONE_BELOW * fh))
+    if bottom > y0:
+        shape = _person_shape(x - x0, y - y0, fw, fh, x1 - x0, bottom - y0) > 0.05
+        zone[y0:bottom, x0:x1] |= shape
 
 
 def keep_people(mask: np.ndarray, found: list[tuple[int, int, int, int]]) -> np.ndarray:

@@ -149,10 +149,22 @@ def face_mesh() -> _Locked:
     )
 
 
+def pose() -> _Locked:
+    """Body pose with its person mask (the bundled full model: `model_complexity=1` needs no download),
+    run on a crop around one detected face: it sees one person, so it does not take the wall beside a head
+    for hair the way the selfie model does."""
+    return _cached(
+        "pose",
+        lambda s: s.pose.Pose(
+            static_image_mode=True, model_complexity=1, enable_segmentation=True, min_detection_confidence=0.5
+        ),
+    )
+
+
 def warm() -> None:
     """Load every graph and run each once (module-level, no arguments: any worker can run it)."""
     import numpy as np
 
     blank = np.zeros((64, 64, 3), np.uint8)
-    for graph in (selfie_segmentation(), face_detection(), face_mesh()):
+    for graph in (selfie_segmentation(), face_detection(), face_mesh(), pose()):
         graph.process(blank)
