@@ -107,9 +107,10 @@ class EarlyDecode:
         workers = self.imaging.workers
         if self.turn is not None and not self.turn.network_paced:
             return  # its bytes are mostly there at once: the server, not the network, sets the pace
-        if workers.queued or (self.turn is not None and self.turn.turns.crowded):
+        if workers.queued or (self.turn is not None and self.turn.turns.backlogged):
             # the CPU is saturated by photos already here (or still arriving, waiting for their turn to be
-            # parsed): decoding early would only reorder work
+            # parsed — not booths on a slow network waiting a moment between chunks): decoding early would
+            # only reorder work
             return
         imaging = self.imaging
         self._decoder = IncrementalJpeg(self.pixels, imaging.max_source_pixels, imaging.quality, imaging.budget)
