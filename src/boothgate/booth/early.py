@@ -187,6 +187,18 @@ class EarlyDecode:
         if self.task is not None and not self.task.done():
             self.task.cancel()
         if self.task is not None and self._closing is None:
+            if self.task.done() and self._lock.acquire(blocking=False):
+                # No feed is under way (the decode ended): stopped here, without queueing in the early pool
+                # behind other booths' feeds while this booth waits for its answer.
+                try:
+                    decoder, self._decoder = self._decoder, None
+                    if decoder is not None:
+                        decoder.close()
+                finally:
+                    self._lock.release()
+                self._closing = concurrent.futures.Future()
+                self._closing.set_result(None)
+                return
             self._closing = self.imaging.early_pool.submit(self._stop_decoder)
 
     async def aclose(self) -> None:

@@ -224,12 +224,15 @@ class Ingest(FailWell):
         number = parse_number(request.number)
         if not self.registry.knows(request.provider) or number is None:
             raise errors.SlotNotFound(f"There is no slot {shown(request.provider)}/{shown(request.number)}.")
-        slot = await self.references.snapshot(job, request.provider, number)
+        # The slot and the event it belongs to now: two independent reads, side by side (every booth of a
+        # burst reaches this at once after its last byte).
+        slot, event = await asyncio.gather(
+            self.references.snapshot(job, request.provider, number), self.events.event_for(request.provider, number)
+        )
         if slot is None:
             raise errors.SlotNotFound(f"There is no slot {request.provider}/{number}.")
         job.slot = slot
         job.record.slot_revision = slot.revision
-        event = await self.events.event_for(slot.provider, slot.number)  # the event it belongs to now
         job.record.event_id = event.id if event is not None else None
         if not slot.enabled and request.source in ("booth", "api"):
             raise errors.SlotDisabled(f"Slot {slot.provider}/{slot.number} is switched off in the admin UI.")
@@ -323,7 +326,8 @@ class Ingest(FailWell):
 
     # --- result shape and overlay (booth-links) ------------------------------------------------
     async def _shape(self, job: BoothJob, slot: Slot, data: bytes) -> tuple[bytes, str]:
-        """The result fitted to the print layout (shape, size, overlay) and in the slot's format."""
+        """The result fitted to the print layout (shape, size, overlay) and in the slot's format. The result
+        has passed the one admission check of every result (provider_call.py), so it is not checked again."""
         settings = self.config.settings
         plan = shaping.plan_for(
             slot,
@@ -337,10 +341,10 @@ class Ingest(FailWell):
             try:
                 # Shaping is worth a lot, but not a missed deadline: late, the result goes out as returned.
                 async with asyncio.timeout_at(job.deadline.at - settings.shaping_reserve_seconds):
-                    return await self.imaging.shape(data, plan, job.deadline.at)
+                    return await self.imaging.shape(data, plan, job.deadline.at, admitted=True)
             except TimeoutError:
                 job.record.provider_notes["shape_skipped"] = "deadline"
-        return await self.imaging.finish(data, slot.output_format, job.deadline.at)
+        return await self.imaging.finish(data, slot.output_format, job.deadline.at, admitted=True)
 
     # --- run (once per identical photo in flight) -------------------------------------------
     # --- fall back (between run and fail well) ----------------------------------------------
