@@ -3,9 +3,10 @@
 It receives the same upload (Starlette's multipart parser spools it to disk), DCT-scale-decodes it with
 Pillow to about the provider's pixel target (the same "no resize when a DCT scale is within reach" choice
 as our server, so the floor is no slower than we are by construction), encodes the JPEG the provider would
-get, waits the fake provider's latency and answers the same canned result. No password, database, trash,
-statistics, duplicate check, limits or worker processes: decodes run in a thread pool of one thread per
-core. Our server's overhead is compared to this, in the same run.
+get (into an in-memory file, with the GIL released, as our server does), waits the fake provider's latency
+and answers the same canned result. No password, database, trash, statistics, duplicate check, limits or
+worker processes: decodes run in a thread pool of one thread per core. Our server's overhead is compared to
+this, in the same run.
 
 Run as `python -m bench.prepfloor --port N`; `BOOTHGATE_BENCH_PROVIDER_SECONDS` sets the latency.
 """
@@ -47,9 +48,22 @@ def prepare(fh: IO[bytes]) -> bytes:
         out = im.convert("RGB")
         if out.width * out.height > INPUT_PIXELS:
             out = out.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        return _saved(out)
+
+
+def _saved(out: Image.Image) -> bytes:
+    """The JPEG's bytes, encoded into an anonymous in-memory file where the system has one: Pillow then
+    encodes with the GIL released (into a BytesIO it holds it), as our server does (`images.saved`)."""
+    create = getattr(os, "memfd_create", None)
+    if create is None:
         buf = io.BytesIO()
         out.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+        return buf.getvalue()
+    with open(create("prepfloor-encode", os.MFD_CLOEXEC), "w+b") as fh:
+        out.save(fh, "JPEG", quality=90)
+        fh.flush()
+        fh.seek(0)
+        return fh.read()
 
 
 async def upload(request: Request) -> Response:

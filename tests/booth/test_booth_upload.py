@@ -286,3 +286,28 @@ async def test_get_on_an_upload_link_explains_itself(booth: Booth) -> None:
         response = await client.get(f"{booth.url}/booth/gemini/1")
     assert response.status_code == 405
     assert "upload link" in response.json()["message"]
+
+
+async def test_a_booth_held_back_for_a_wrong_password_does_not_hold_up_the_next(booth: Booth) -> None:
+    """Admission runs one photo at a time on SQLite (spine.py `_admission_lane`); the throttle's hold of a
+    wrong password comes before it, so a stranger being held back never delays a booth with the password.
+    The wrong password is in the link, so it is checked after the last byte (a form field is checked as it
+    arrives)."""
+    from tests.waits import eventually
+
+    await booth.configure("gemini", 1, kind="prompt", prompt="x")
+    photo = make_jpeg(400, 300, seed=21)
+
+    async def stranger() -> int:
+        answer = await post_photo_async(f"{booth.url}/booth/gemini/1?password=wrong", photo, None)
+        return answer.status
+
+    for _ in range(8):  # failures from this address: the next wrong password is held 2 s before its 401
+        assert await stranger() == 401
+    throttle = booth.services.ingest.throttle
+    held = asyncio.create_task(stranger())
+    await eventually(lambda: throttle._records[throttle.key("127.0.0.1")].failures >= 9, "the wrong one to be held")
+    answer = await booth.post("gemini", 1, make_jpeg(400, 300, seed=22))
+    assert answer.status == 200, answer.body[:200]
+    assert not held.done(), "the stranger's hold ended first: the booth with the password waited behind it"
+    assert await held == 401

@@ -190,3 +190,36 @@ async def test_new_uploads_wait_while_held_and_uploads_under_way_go_on(tmp_path:
     held["now"] = False
     await asyncio.wait_for(new, 2)
     assert (tmp_path / "b").read_bytes() == photo and turns.busy == 0
+
+
+async def test_booths_waiting_between_their_chunks_do_not_make_the_server_look_backlogged() -> None:
+    """A booth on a slow network that waits a moment for a lane between its chunks is not receiving work
+    piling up (eight such booths starting together keep the lanes taken much of the time, the CPU idle):
+    only a new upload, or one whose bytes are there at once, waiting for a lane makes the server backlogged
+    (then an early decode would only reorder work, booth/early.py)."""
+    turns = Turns(lanes=1)
+    paced, steady = turns.turn(1.0), turns.turn(2.0)
+    await paced.take()
+    paced.waiting_for_bytes()  # its next chunk does not come at once: it lends its turn back
+    await eventually(lambda: not paced.held, "the slow booth to lend its turn")
+    await steady.take()
+    steady.waiting_for_bytes()
+    steady.bytes_came()  # its next chunk was there at once: the server sets its pace
+    steady.give_back()
+    assert paced.network_paced and not steady.network_paced
+
+    holder = turns.turn(0.0)
+    await holder.take()
+    waits = [asyncio.create_task(paced.take())]
+    await eventually(lambda: turns.crowded, "the slow booth to wait for the lane")
+    assert not turns.backlogged
+    for turn in (steady, turns.turn(3.0)):  # one whose bytes are there at once, then a new upload
+        waits.append(asyncio.create_task(turn.take()))
+        await eventually(lambda: turns.backlogged, "the upload to wait for the lane")
+        waits.pop().cancel()
+        await eventually(lambda: not turns.backlogged, "the cancelled wait to leave")
+    for task in waits:
+        task.cancel()
+    await asyncio.gather(*waits, return_exceptions=True)
+    holder.give_back()
+    assert turns.busy == 0

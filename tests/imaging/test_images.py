@@ -69,3 +69,53 @@ def test_png_with_transparency_stays_png_and_jpeg_result_passes_through() -> Non
     assert mime == "image/png" and Image.open(io.BytesIO(data)).format == "PNG"
     data, mime = images.finish_result(make_png(), "jpeg")
     assert mime == "image/png", "a cut-out is not flattened onto white"
+
+
+def _photo_image(width: int, height: int) -> Image.Image:
+    with Image.open(io.BytesIO(make_jpeg(width, height, seed=11, quality=95))) as im:
+        return im.convert("RGB")
+
+
+def test_saved_gives_the_bytes_pillow_writes() -> None:
+    """`images.saved` (an in-memory file descriptor) writes what Pillow writes into a BytesIO."""
+    photo = _photo_image(900, 600)
+    for im, fmt, params in ((photo, "JPEG", {"quality": 90, "optimize": False}),
+                            (photo.convert("RGBA"), "PNG", {"compress_level": 1})):  # fmt: skip
+        reference = io.BytesIO()
+        im.save(reference, fmt, **params)
+        assert images.saved(im, fmt, **params) == reference.getvalue()
+    prepared = images.encode(photo, "jpeg", 90)
+    with Image.open(io.BytesIO(prepared.data)) as back:
+        assert back.size == (900, 600) and prepared.mime == "image/jpeg"
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "memfd_create"), reason="no in-memory file descriptors here")
+def test_an_encode_in_a_thread_lets_the_other_threads_run() -> None:
+    """An early decode's finish encodes in a thread of the server process: while it encodes, the event
+    loop's thread must get the GIL at once, not only at Pillow's turns of the GIL (~5 ms each). Counted as
+    the wake-ups of a thread sleeping 1 ms meanwhile, against the same encodes into a BytesIO."""
+    import threading
+    import time
+
+    photo = _photo_image(3000, 2000)
+
+    def wakeups(encode: object) -> int:
+        done = threading.Event()
+
+        def run() -> None:
+            for _ in range(8):
+                encode()  # type: ignore[operator]
+            done.set()
+
+        count = 0
+        worker = threading.Thread(target=run)
+        worker.start()
+        while not done.is_set():
+            time.sleep(0.001)
+            count += 1
+        worker.join()
+        return count
+
+    held = wakeups(lambda: photo.save(io.BytesIO(), "JPEG", quality=90))
+    released = wakeups(lambda: images.saved(photo, "JPEG", quality=90))
+    assert released >= 2 * held, f"{released} wake-ups while encoding with images.saved, {held} with a BytesIO"

@@ -107,9 +107,10 @@ class EarlyDecode:
         workers = self.imaging.workers
         if self.turn is not None and not self.turn.network_paced:
             return  # its bytes are mostly there at once: the server, not the network, sets the pace
-        if workers.queued or (self.turn is not None and self.turn.turns.crowded):
+        if workers.queued or (self.turn is not None and self.turn.turns.backlogged):
             # the CPU is saturated by photos already here (or still arriving, waiting for their turn to be
-            # parsed): decoding early would only reorder work
+            # parsed — not booths on a slow network waiting a moment between chunks): decoding early would
+            # only reorder work
             return
         imaging = self.imaging
         self._decoder = IncrementalJpeg(self.pixels, imaging.max_source_pixels, imaging.quality, imaging.budget)
@@ -186,6 +187,18 @@ class EarlyDecode:
         if self.task is not None and not self.task.done():
             self.task.cancel()
         if self.task is not None and self._closing is None:
+            if self.task.done() and self._lock.acquire(blocking=False):
+                # No feed is under way (the decode ended): stopped here, without queueing in the early pool
+                # behind other booths' feeds while this booth waits for its answer.
+                try:
+                    decoder, self._decoder = self._decoder, None
+                    if decoder is not None:
+                        decoder.close()
+                finally:
+                    self._lock.release()
+                self._closing = concurrent.futures.Future()
+                self._closing.set_result(None)
+                return
             self._closing = self.imaging.early_pool.submit(self._stop_decoder)
 
     async def aclose(self) -> None:

@@ -19,6 +19,7 @@ settings and reference file as they were at admission.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from typing import Any
@@ -110,6 +111,7 @@ class Ingest(FailWell):
         self.calls = ProviderCalls(
             self.budget, self.capacity, imaging, self.references, self.late, links, self.traffic, self._moderate_photo
         )
+        self._admitting = asyncio.Lock()  # the admission lane (`_admission_lane`)
 
     # --- the whole path ---------------------------------------------------------------------
     async def handle(self, request: BoothRequest) -> Answer:
@@ -178,25 +180,27 @@ class Ingest(FailWell):
         upload = await self._receive(job)
         t = job.mark("receive", start)
         job.stage = "admit"
-        slot, provider = await self._admit(job, upload)
-        t = job.mark("admit", t)
-        self._give_share_token(job)
-        self._fill_prompt(job, slot, upload)
-        reused = await self.jobs.recent_success(
-            slot.provider,
-            slot.number,
-            slot.revision,
-            upload.sha256,
-            job.settings.duplicate_window_seconds,
-            prompt=job.prompt,
-        )
-        # A rehearsal must meet the real service, never a stored answer.
-        if reused is not None and reused.result_path and job.request.source != "rehearsal":
-            return await self._answer_reused(job, reused)
-        self.capacity.check(slot, job.deadline, job.early)
-        await self._check_budget(job, slot, provider)
-        job.record.status = "running"
-        await self._record_running(job)
+        await self._prove(job, upload)
+        async with self._admission_lane():
+            slot, provider = await self._admit(job, upload)
+            t = job.mark("admit", t)
+            self._give_share_token(job)
+            self._fill_prompt(job, slot, upload)
+            reused = await self.jobs.recent_success(
+                slot.provider,
+                slot.number,
+                slot.revision,
+                upload.sha256,
+                job.settings.duplicate_window_seconds,
+                prompt=job.prompt,
+            )
+            # A rehearsal must meet the real service, never a stored answer.
+            if reused is not None and reused.result_path and job.request.source != "rehearsal":
+                return await self._answer_reused(job, reused)
+            self.capacity.check(slot, job.deadline, job.early)
+            await self._check_budget(job, slot, provider)
+            job.record.status = "running"
+            await self._record_running(job)
         twin = await self._join_another_node(job, slot, upload.sha256)
         if twin is not None:
             return await self._answer_reused(job, twin)
@@ -217,19 +221,39 @@ class Ingest(FailWell):
         return await self.receiving.receive(job)
 
     # --- admit ------------------------------------------------------------------------------
-    async def _admit(self, job: BoothJob, upload: Upload) -> tuple[Slot, Provider]:
+    async def _prove(self, job: BoothJob, upload: Upload) -> None:
+        """The upload password (a wrong one is held back by the throttle: before the admission lane)."""
         request = job.request
         if request.source == "booth":
             await job.proof.offer(upload.form_password or request.header_password or query_password(request.query))
+
+    def _admission_lane(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """From admission to the job's running row, one photo at a time, in the order they asked (their
+        last bytes came) — on SQLite with the media on this disk, where these steps are a few short
+        database calls and file checks, each a hop to a thread. Eight booths whose last bytes come
+        together otherwise interleave ~40 such hops, every thread waiting for the GIL and the two cores,
+        and all eight reach their provider together at the end; one at a time, the same work takes less
+        time in all and the first photos go on at once (`python -m bench --only together`). With a
+        shared bucket or PostgreSQL (several nodes) the steps may wait on the network: side by side. The
+        password comes before (a wrong one is held back by the throttle)."""
+        if self.jobs.db.is_sqlite and self.media.bucket is None:
+            return self._admitting
+        return contextlib.nullcontext()
+
+    async def _admit(self, job: BoothJob, upload: Upload) -> tuple[Slot, Provider]:
+        request = job.request
         number = parse_number(request.number)
         if not self.registry.knows(request.provider) or number is None:
             raise errors.SlotNotFound(f"There is no slot {shown(request.provider)}/{shown(request.number)}.")
-        slot = await self.references.snapshot(job, request.provider, number)
+        # The slot and the event it belongs to now: two independent reads, side by side (every booth of a
+        # burst reaches this at once after its last byte).
+        slot, event = await asyncio.gather(
+            self.references.snapshot(job, request.provider, number), self.events.event_for(request.provider, number)
+        )
         if slot is None:
             raise errors.SlotNotFound(f"There is no slot {request.provider}/{number}.")
         job.slot = slot
         job.record.slot_revision = slot.revision
-        event = await self.events.event_for(slot.provider, slot.number)  # the event it belongs to now
         job.record.event_id = event.id if event is not None else None
         if not slot.enabled and request.source in ("booth", "api"):
             raise errors.SlotDisabled(f"Slot {slot.provider}/{slot.number} is switched off in the admin UI.")
@@ -323,7 +347,8 @@ class Ingest(FailWell):
 
     # --- result shape and overlay (booth-links) ------------------------------------------------
     async def _shape(self, job: BoothJob, slot: Slot, data: bytes) -> tuple[bytes, str]:
-        """The result fitted to the print layout (shape, size, overlay) and in the slot's format."""
+        """The result fitted to the print layout (shape, size, overlay) and in the slot's format. The result
+        has passed the one admission check of every result (provider_call.py), so it is not checked again."""
         settings = self.config.settings
         plan = shaping.plan_for(
             slot,
@@ -337,10 +362,10 @@ class Ingest(FailWell):
             try:
                 # Shaping is worth a lot, but not a missed deadline: late, the result goes out as returned.
                 async with asyncio.timeout_at(job.deadline.at - settings.shaping_reserve_seconds):
-                    return await self.imaging.shape(data, plan, job.deadline.at)
+                    return await self.imaging.shape(data, plan, job.deadline.at, admitted=True)
             except TimeoutError:
                 job.record.provider_notes["shape_skipped"] = "deadline"
-        return await self.imaging.finish(data, slot.output_format, job.deadline.at)
+        return await self.imaging.finish(data, slot.output_format, job.deadline.at, admitted=True)
 
     # --- run (once per identical photo in flight) -------------------------------------------
     # --- fall back (between run and fail well) ----------------------------------------------

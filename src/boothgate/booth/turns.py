@@ -40,6 +40,7 @@ class _Waiter:
     arrived: float
     order: int
     new: bool = field(compare=False)
+    paced: bool = field(compare=False)  # the network sets its pace: it waits for a lane only between its chunks
     granted: asyncio.Future[None] = field(compare=False)
 
 
@@ -59,11 +60,19 @@ class Turns:
 
     @property
     def crowded(self) -> bool:
-        """Uploads wait for a turn: receiving alone keeps the server's CPU busy."""
+        """Uploads wait for a turn."""
         return any(not waiter.granted.done() for waiter in self._waiting)
 
-    async def _acquire(self, arrived: float, new: bool) -> None:
-        waiter = _Waiter(arrived, next(self._order), new, asyncio.get_running_loop().create_future())
+    @property
+    def backlogged(self) -> bool:
+        """Uploads whose bytes are there wait for a turn — new ones, or ones the server (not the network)
+        sets the pace of: receiving alone keeps the server's CPU busy. Booths on a slow network that wait a
+        moment for a lane between their chunks do not count: eight of them starting together keep the two
+        lanes taken much of the time (each lane is kept `KEEP_SECONDS` after a chunk), with the CPU idle."""
+        return any(not w.granted.done() and (w.new or not w.paced) for w in self._waiting)
+
+    async def _acquire(self, arrived: float, new: bool, paced: bool = False) -> None:
+        waiter = _Waiter(arrived, next(self._order), new, paced, asyncio.get_running_loop().create_future())
         bisect.insort(self._waiting, waiter)
         self._grant()
         try:
@@ -118,7 +127,7 @@ class Turn:
 
     async def take(self) -> None:
         if not self.held:
-            await self.turns._acquire(self.arrived, new=not self.started)
+            await self.turns._acquire(self.arrived, new=not self.started, paced=self.network_paced)
             self.held = self.started = True
 
     def give_back(self) -> None:

@@ -71,11 +71,15 @@ class Imaging:
             self._references.popitem(last=False)
         return prepared
 
-    async def finish(self, data: bytes, output_format: str, deadline: float | None = None) -> tuple[bytes, str]:
+    async def finish(
+        self, data: bytes, output_format: str, deadline: float | None = None, admitted: bool = False
+    ) -> tuple[bytes, str]:
         """The result in the slot's format, admitted with the same pixel cap as photos (502
         provider_bad_response). A result already in that format needs no worker: it must not queue behind
-        the photos of a burst while its own deadline runs out; its check reads headers only (a thread)."""
-        await asyncio.to_thread(images.check_result, data, self.max_source_pixels)
+        the photos of a burst while its own deadline runs out; its check reads headers only (a thread).
+        `admitted`: `admit_result` has checked these bytes already (the spine's results), not again."""
+        if not admitted:
+            await asyncio.to_thread(images.check_result, data, self.max_source_pixels)
         passed = images.pass_through(data, output_format)
         if passed is not None:
             return passed
@@ -91,14 +95,18 @@ class Imaging:
         await asyncio.to_thread(images.check_result, data, self.max_source_pixels)
 
     # --- result shape and overlay (booth-links) -----------------------------------------------
-    async def shape(self, data: bytes, plan: shaping.ShapePlan, deadline: float | None = None) -> tuple[bytes, str]:
+    async def shape(
+        self, data: bytes, plan: shaping.ShapePlan, deadline: float | None = None, admitted: bool = False
+    ) -> tuple[bytes, str]:
         """The result cut and sized for the print layout, the overlay laid over it, in the slot's format.
 
         Admitted first with the same check as every result (issue 31, class 2): structure and pixel cap from
-        the headers, before a worker decodes it — a tiny file declaring 200 MP never reaches the reshape."""
+        the headers, before a worker decodes it — a tiny file declaring 200 MP never reaches the reshape.
+        `admitted`: that check has been made on these bytes already (`admit_result`), not again."""
         if shaping.already_shaped(data, plan):
-            return await self.finish(data, plan.output_format, deadline)
-        await self.admit_result(data)
+            return await self.finish(data, plan.output_format, deadline, admitted)
+        if not admitted:
+            await self.admit_result(data)
         try:
             return await self.workers.run(deadline, shaping.shape_result, data, plan)
         except WorkerLost as exc:  # it crashed its worker, or needed more memory than a worker may hold
