@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,16 @@ def test_a_help_link_on_a_slot_card_opens_its_section(server: str, browser: Any)
         sync_api.expect(heading).to_be_visible()
         sync_api.expect(heading).to_be_in_viewport()
         # the theme's script runs under the page's policy, and the built-in search answers from local files
-        manual.locator(".md-search__input").fill("hedge")
+        # The theme opens its search dialog on the input's focus, once its script has mounted the search
+        # component; focus it again until the dialog is open (a loaded machine may focus it before that).
+        search = manual.locator(".md-search__input")
+        until = time.monotonic() + 15
+        while not manual.evaluate("document.getElementById('__search').checked"):
+            assert time.monotonic() < until, "the manual's search dialog never opened on focus"
+            search.blur()
+            search.focus()
+            manual.evaluate("new Promise(r => requestAnimationFrame(r))")  # one frame
+        search.fill("hedge")
         sync_api.expect(manual.locator(".md-search-result__item").first).to_be_visible()
         manual.reload()
         manual.wait_for_load_state("networkidle")
