@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -226,18 +225,6 @@ async def _mark_cleared(url: str) -> bool:
         await db.dispose()
 
 
-@pytest.fixture
-def silent_database() -> Iterator[str]:
-    """A port that accepts connections and never says a word (a database that hangs)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:{listener.getsockname()[1]}/boothgate"
-    finally:
-        listener.close()
-
-
 async def test_a_database_that_does_not_answer_leaves_the_node_its_own_breaker(
     silent_database: str, tmp_path: Path
 ) -> None:
@@ -262,12 +249,12 @@ async def test_a_database_that_does_not_answer_leaves_the_node_its_own_breaker(
             breaker.reached("gemini")
             breaker.unreachable("gemini")
             breaker.unreachable("gemini")
-        assert shared.missed >= 1 and len(shared._in_flight) <= breakers.MAX_IN_FLIGHT
+        assert shared.missed >= 1 and len(shared.side.running) <= breakers.MAX_IN_FLIGHT
         sqlite = Database(f"sqlite+aiosqlite:///{tmp_path / 'one.db'}")
         assert SharedBreakers.on(sqlite, Changes(sqlite, "n1")) is None  # one node: its own marks, as before
         await sqlite.dispose()
     finally:
-        for task in list(shared._in_flight):
+        for task in list(shared.side.running):
             task.cancel()
         await db.dispose()
 
@@ -305,7 +292,7 @@ async def test_a_stored_list_is_taken_only_with_the_key_and_address_it_was_read_
                 await one.refresh("gemini")  # what one read costs
                 assert pages == fake.list_calls - pages, "both nodes asked the service"
                 assert one.shared is not None
-                await eventually(lambda: not one.shared._in_flight, "the refreshed list stored")  # type: ignore[union-attr]
+                await eventually(lambda: not one.shared.side.running, "the refreshed list stored")  # type: ignore[union-attr]
 
                 # A list read with another key is not taken by these nodes; a node with that key takes it.
                 other = lists_for("key-other", url, "n3")
@@ -313,7 +300,7 @@ async def test_a_stored_list_is_taken_only_with_the_key_and_address_it_was_read_
                 assert gemini is not None
                 shared = SharedLists(db, listeners[0], wait_seconds=5)
                 shared.store("gemini", _fingerprint(gemini), [{"id": "gemini-for-other-key", "label": "Other"}])
-                await eventually(lambda: not shared._in_flight, "the list stored")
+                await eventually(lambda: not shared.side.running, "the list stored")
                 await one.sync()
                 listing = one.get("gemini")
                 assert listing is not None and "gemini-for-other-key" not in listing.ids()

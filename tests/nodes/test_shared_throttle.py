@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,18 +230,6 @@ async def test_wrong_gallery_pins_across_two_nodes_count_with_the_guesses(two_no
         assert [await pin(guesser, n, "4321") for n in (a, b)] == [429, 429]  # the right PIN waits too
         assert [await pin(guest, n, "4321") for n in (a, b)] == [303, 303]  # another address's opens it
     assert (await _shared_hits(database))[f"guest:{PIN_GUESSER}"] == SHARE_GUESSES + 1
-
-
-@pytest.fixture
-def silent_database() -> Iterator[str]:
-    """A port that accepts connections and never says a word (a database that hangs)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:{listener.getsockname()[1]}/boothgate"
-    finally:
-        listener.close()
 
 
 async def test_a_database_that_does_not_answer_leaves_the_node_its_own_count(silent_database: str) -> None:

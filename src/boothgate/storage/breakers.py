@@ -18,10 +18,6 @@ SQLite is one machine: nothing is shared there.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,14 +25,12 @@ from sqlalchemy import text
 
 from boothgate.storage.changes import CHANNEL, Changes
 from boothgate.storage.db import Database
-
-log = logging.getLogger("boothgate.breakers")
+from boothgate.storage.side_statements import SideStatements
 
 TOPIC = "breakers"
 WAIT_SECONDS = 1.0  # the longest a background read waits before the node's own marks stand
 STATEMENT_SECONDS = 1.0  # the longest a statement may run (statement_timeout)
 MAX_IN_FLIGHT = 2
-WARN_SECONDS = 60.0
 
 _OPEN = text(
     """
@@ -76,10 +70,9 @@ class Mark:
 class SharedBreakers:
     def __init__(self, db: Database, changes: Changes, wait_seconds: float = WAIT_SECONDS) -> None:
         self.db, self.changes, self.wait_seconds = db, changes, wait_seconds
-        self.missed = 0  # writes or reads that failed or did not come back in time: the node's own marks stood
-        self._in_flight: set[asyncio.Task[Any]] = set()
+        # Writes or reads that failed or did not come back in time (`side.missed`): the node's own marks stood.
+        self.side = SideStatements(MAX_IN_FLIGHT, "the node's own offline marks decide")
         self.writing: dict[str, int] = {}  # tabs with a write of ours under way (a read must not undo it)
-        self._warned = -WARN_SECONDS
 
     @classmethod
     def on(cls, db: Database, changes: Changes, wait_seconds: float = WAIT_SECONDS) -> SharedBreakers | None:
@@ -96,26 +89,20 @@ class SharedBreakers:
 
     async def read(self) -> list[Mark] | None:
         """Every tab's shared mark; None when the database did not answer within `wait_seconds`."""
-        if len(self._in_flight) >= MAX_IN_FLIGHT:
-            self.missed += 1
-            return None
-        task = self._start(self._read(), warn=False)
-        done, _ = await asyncio.wait({task}, timeout=self.wait_seconds)
-        if not done or task.cancelled() or task.exception() is not None:
-            self.missed += 1
-            return None
-        marks: list[Mark] = task.result()
+        marks: list[Mark] | None = await self.side.answer(self._read(), self.wait_seconds)
         return marks
 
+    @property
+    def missed(self) -> int:
+        return self.side.missed
+
     def _write(self, tab: str, statement: Any, values: dict[str, Any]) -> None:
-        if len(self._in_flight) >= MAX_IN_FLIGHT:
-            self.missed += 1
-            return
         payload = self.changes.payload(TOPIC)
         values = {**values, "tab": tab, "channel": CHANNEL, "payload": payload}
-        self.writing[tab] = self.writing.get(tab, 0) + 1
-        task = self._start(self._execute(statement, values))
-        task.add_done_callback(lambda _task: self._written(tab))
+        task = self.side.start(self._execute(statement, values))
+        if task is not None:
+            self.writing[tab] = self.writing.get(tab, 0) + 1
+            task.add_done_callback(lambda _task: self._written(tab))
 
     def _written(self, tab: str) -> None:
         left = self.writing.get(tab, 1) - 1
@@ -134,20 +121,3 @@ class SharedBreakers:
         return [
             Mark(str(tab), None if left is None else float(left), str(failure or "")) for tab, left, failure in rows
         ]
-
-    def _start(self, work: Coroutine[Any, Any, Any], warn: bool = True) -> asyncio.Task[Any]:
-        task = asyncio.create_task(work)
-        self._in_flight.add(task)
-        task.add_done_callback(lambda done: self._done(done, warn))
-        return task
-
-    def _done(self, task: asyncio.Task[Any], warn: bool) -> None:
-        self._in_flight.discard(task)
-        if task.cancelled() or task.exception() is None:
-            return
-        if not warn:  # a read: counted (and its failure seen) by its waiter, or nobody needed it any more
-            return
-        self.missed += 1
-        if time.monotonic() - self._warned > WARN_SECONDS:  # at most once a minute, however many fail
-            self._warned = time.monotonic()
-            log.warning("shared offline mark failed, the node's own marks decide: %s", type(task.exception()).__name__)

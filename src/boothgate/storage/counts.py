@@ -19,17 +19,13 @@ the strangers' record budgets (`records:<address>`, `records:*`), wrong admin pa
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import math
 import time
-from typing import Any
 
 from sqlalchemy import text
 
 from boothgate.storage.db import Database
-
-log = logging.getLogger("boothgate.counts")
+from boothgate.storage.side_statements import SideStatements
 
 WAIT_SECONDS = 0.1  # the longest a refused request waits for the shared count (BOOTHGATE_SHARED_COUNT_WAIT_SECONDS)
 STATEMENT_SECONDS = 1.0  # the longest the statement may run on in the background (statement_timeout)
@@ -58,10 +54,9 @@ class SharedCounts:
     def __init__(self, db: Database, keep_minutes: int, wait_seconds: float = WAIT_SECONDS) -> None:
         self.db, self.wait_seconds = db, wait_seconds
         self.keep_minutes = max(2, keep_minutes)
-        self.missed = 0  # counts that did not come back in time (or failed): the node's own count decided
-        self._in_flight: set[asyncio.Task[int]] = set()
+        # Counts that did not come back in time (or failed), in `side.missed`: the node's own count decided.
+        self.side = SideStatements(MAX_IN_FLIGHT, "the node's own count decides")
         self._swept = 0.0
-        self._warned = -SWEEP_SECONDS
 
     @classmethod
     def on(cls, db: Database, keep_minutes: int, wait_seconds: float = WAIT_SECONDS) -> SharedCounts | None:
@@ -76,24 +71,16 @@ class SharedCounts:
     async def count(self, key: str, minutes: int = 0) -> int | None:
         """Count one more refused request of `key`: its hits in this minute and the `minutes` before it, on
         every node together. None when the database did not answer within `wait_seconds`."""
-        if len(self._in_flight) >= MAX_IN_FLIGHT:
-            self.missed += 1
-            return None
-        task = asyncio.create_task(self._count(key[:80], minutes))
-        self._in_flight.add(task)
-        task.add_done_callback(self._done)
-        done, _ = await asyncio.wait({task}, timeout=self.wait_seconds)
-        if not done or task.cancelled() or task.exception() is not None:
-            self.missed += 1
-            return None
-        return task.result()
+        hits: int | None = await self.side.answer(self._count(key[:80], minutes), self.wait_seconds)
+        return hits
+
+    @property
+    def missed(self) -> int:
+        return self.side.missed
 
     def forget(self, key: str) -> None:
         """Delete `key`'s counts (a right password after wrong ones), in the background: nobody waits."""
-        if len(self._in_flight) < MAX_IN_FLIGHT:
-            task = asyncio.create_task(self._forget(key[:80]))
-            self._in_flight.add(task)
-            task.add_done_callback(self._done)
+        self.side.start(self._forget(key[:80]))
 
     async def _forget(self, key: str) -> int:
         async with self.db.write(timeout=STATEMENT_SECONDS) as session:
@@ -107,11 +94,3 @@ class SharedCounts:
                 self._swept = time.monotonic()
                 await session.execute(_SWEEP, {"keep": self.keep_minutes})
         return int(hits)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._in_flight.discard(task)
-        if task.cancelled() or task.exception() is None:
-            return
-        if time.monotonic() - self._warned > SWEEP_SECONDS:  # at most once a minute, however many fail
-            self._warned = time.monotonic()
-            log.warning("shared count failed, the node's own count decides: %s", type(task.exception()).__name__)

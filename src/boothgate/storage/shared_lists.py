@@ -15,11 +15,7 @@ one node. SQLite is one machine: nothing is kept there (the lists stay in memory
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,14 +24,12 @@ from sqlalchemy import text
 
 from boothgate.storage.changes import CHANNEL, Changes
 from boothgate.storage.db import Database
-
-log = logging.getLogger("boothgate.model_lists")
+from boothgate.storage.side_statements import SideStatements
 
 TOPIC = "model_lists"
 WAIT_SECONDS = 2.0  # the longest a node waits for the stored lists before it asks the services itself
 STATEMENT_SECONDS = 1.0
 MAX_IN_FLIGHT = 2
-WARN_SECONDS = 60.0
 
 _STORE = text(
     """
@@ -82,9 +76,7 @@ class StoredList:
 class SharedLists:
     def __init__(self, db: Database, changes: Changes, wait_seconds: float = WAIT_SECONDS) -> None:
         self.db, self.changes, self.wait_seconds = db, changes, wait_seconds
-        self.missed = 0
-        self._in_flight: set[asyncio.Task[Any]] = set()
-        self._warned = -WARN_SECONDS
+        self.side = SideStatements(MAX_IN_FLIGHT, "the other nodes read their lists themselves")
 
     @classmethod
     def on(cls, db: Database, changes: Changes, wait_seconds: float = WAIT_SECONDS) -> SharedLists | None:
@@ -92,33 +84,24 @@ class SharedLists:
 
     def store(self, tab: str, fingerprint: str, models: list[dict[str, str]]) -> None:
         """Keep a list read well for the other nodes (in the background: nobody waits)."""
-        if len(self._in_flight) >= MAX_IN_FLIGHT:
-            self.missed += 1
-            return
         values = {"tab": tab, "fingerprint": fingerprint, "models": json.dumps(models), "channel": CHANNEL,
                   "payload": self.changes.payload(TOPIC)}  # fmt: skip
-        self._start(self._store(values), warn=True)
+        self.side.start(self._store(values))
 
     async def claim(self, tab: str, fingerprint: str, seconds: float, fresh: float) -> bool | None:
         """Whether this node is the one to read `tab`'s list for `fingerprint` now (False: another node
         is, for up to `seconds`, or did within `fresh` seconds); None when the database did not answer in time."""
-        return await self._bounded(self._claim(tab, fingerprint, seconds, fresh))
+        claimed: bool | None = await self.side.answer(self._claim(tab, fingerprint, seconds, fresh), self.wait_seconds)
+        return claimed
 
     async def read(self) -> list[StoredList] | None:
         """Every stored list; None when the database did not answer within `wait_seconds`."""
-        return await self._bounded(self._read())
+        stored: list[StoredList] | None = await self.side.answer(self._read(), self.wait_seconds)
+        return stored
 
-    async def _bounded(self, work: Coroutine[Any, Any, Any]) -> Any:
-        if len(self._in_flight) >= MAX_IN_FLIGHT:
-            work.close()  # never started
-            self.missed += 1
-            return None
-        task = self._start(work, warn=False)
-        done, _ = await asyncio.wait({task}, timeout=self.wait_seconds)
-        if not done or task.cancelled() or task.exception() is not None:
-            self.missed += 1
-            return None
-        return task.result()
+    @property
+    def missed(self) -> int:
+        return self.side.missed
 
     async def _claim(self, tab: str, fingerprint: str, seconds: float, fresh: float) -> bool:
         values = {"tab": tab, "fingerprint": fingerprint, "seconds": seconds, "fresh": fresh}
@@ -143,18 +126,3 @@ class SharedLists:
                 continue  # a row this version cannot read: the node asks the service itself
             found.append(StoredList(str(tab), str(fingerprint), listed, checked_at, float(age)))
         return found
-
-    def _start(self, work: Coroutine[Any, Any, Any], warn: bool) -> asyncio.Task[Any]:
-        task = asyncio.create_task(work)
-        self._in_flight.add(task)
-        task.add_done_callback(lambda done: self._done(done, warn))
-        return task
-
-    def _done(self, task: asyncio.Task[Any], warn: bool) -> None:
-        self._in_flight.discard(task)
-        if task.cancelled() or task.exception() is None or not warn:
-            return
-        self.missed += 1
-        if time.monotonic() - self._warned > WARN_SECONDS:
-            self._warned = time.monotonic()
-            log.warning("storing a model list for the other nodes failed: %s", type(task.exception()).__name__)
