@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 from skimage import data
 
-from boothgate.local import background, models
+from boothgate.local import background, models, pixels
 from tests import local_photos as photos
 
 pytestmark = pytest.mark.skipif(models.problem() is not None, reason=str(models.problem()))
 
 WIDTH, HEIGHT = 2400, 1600  # a 3:2 booth frame at ~3.8 MP
+ASTRONAUT_SCALE, ASTRONAUT_LEFT = 1.8, 1050  # the astronaut's place in `group` (she holds her helmet)
 
 
 def truth_of(portrait: np.ndarray) -> np.ndarray:
@@ -48,21 +49,22 @@ def busy_wall(seed: int) -> np.ndarray:
     return wall
 
 
-def group(small_scale: float) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The photo, and each guest's true alpha (a guest in front hides what is behind)."""
+def group(small_scale: float, wall: int = 24) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The photo, and each guest's true alpha (a guest in front hides what is behind); `wall` seeds the
+    wall's tiles."""
     guests = [  # (portrait at full size, scale, left edge); feet (the portrait's bottom) on the frame's bottom
         (photos.grace_hopper(), 1.6, 200),
-        (photos.astronaut(), 1.8, 1050),
+        (photos.astronaut(), ASTRONAUT_SCALE, ASTRONAUT_LEFT),
         (np.ascontiguousarray(photos.grace_hopper()[:, ::-1]), small_scale, WIDTH - 20 - round(512 * small_scale)),
     ]
-    canvas = busy_wall(24).astype(np.float32)
+    canvas = busy_wall(wall).astype(np.float32)
     layers: list[np.ndarray] = []
     for portrait, scale, left in guests:
         size = (round(portrait.shape[1] * scale), round(portrait.shape[0] * scale))
         alpha = cv2.resize(truth_of(portrait), size, interpolation=cv2.INTER_LINEAR)
-        pixels = cv2.resize(portrait, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        image = cv2.resize(portrait, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
         where = (slice(HEIGHT - size[1], HEIGHT), slice(left, left + size[0]))
-        canvas[where] = pixels * alpha[..., None] + canvas[where] * (1 - alpha[..., None])
+        canvas[where] = image * alpha[..., None] + canvas[where] * (1 - alpha[..., None])
         layer = np.zeros((HEIGHT, WIDTH), np.float32)
         layer[where] = alpha
         for behind in layers:
@@ -70,6 +72,16 @@ def group(small_scale: float) -> tuple[np.ndarray, list[np.ndarray]]:
         layers.append(layer)
     shot = photos.decode(photos.jpeg(np.clip(canvas + 0.5, 0, 255).astype(np.uint8), 92))
     return shot, layers
+
+
+def helmet_in_group() -> np.ndarray:
+    """Where the astronaut's helmet is in `group`: its outline, the circle (395, 460, r 118) of her portrait
+    at 1×, scaled and placed as `group` places her (feet on the frame's bottom; the frame cuts it)."""
+    helmet = np.zeros((HEIGHT, WIDTH), np.uint8)
+    top = HEIGHT - round(512 * ASTRONAUT_SCALE)
+    centre = (round(ASTRONAUT_LEFT + 395 * ASTRONAUT_SCALE), round(top + 460 * ASTRONAUT_SCALE))
+    cv2.circle(helmet, centre, round(118 * ASTRONAUT_SCALE), 1, -1)
+    return helmet > 0
 
 
 def alpha_of(photo: np.ndarray) -> np.ndarray:
@@ -95,14 +107,15 @@ def test_a_small_guest_in_a_group_is_kept_whole_and_the_wall_goes(small_scale: f
     photo, layers = group(small_scale)
     alpha = alpha_of(photo)
     ious = [guest_iou(alpha, layers, i) for i in range(len(layers))]
-    # measured at 0.3 / 0.45: [0.959, 0.712, 0.965] / [0.959, 0.713, 0.978] ([0.953, 0.687, 0.968] /
-    # [0.953, 0.688, 0.987] before the pose veto of `test_no_ghost_of_the_wall_beside_a_head`); the small
-    # guest was 0.000 at both before the fine face search (nobody found: the whole frame's pass keeps none
-    # of her). The astronaut's 0.71 is mostly the helmet she holds: the model keeps only 7 % of it here.
+    # measured at 0.3 / 0.45: [0.959, 0.897, 0.965] / [0.959, 0.898, 0.978] (the astronaut 0.712 / 0.713
+    # without the held pass of `test_what_a_guest_holds_stays_in_front_of_a_busy_wall`; [0.953, 0.687,
+    # 0.968] / [0.953, 0.688, 0.987] before the pose veto of `test_no_ghost_of_the_wall_beside_a_head`); the
+    # small guest was 0.000 at both before the fine face search (nobody found: the whole frame's pass keeps
+    # none of her). What the astronaut still misses is mostly the lower edge of the helmet she holds.
     assert ious[2] >= 0.93, ious
-    assert ious[0] >= 0.93 and ious[1] >= 0.65, ious
+    assert ious[0] >= 0.93 and ious[1] >= 0.87, ious
     # the busy wall goes: of what is nobody (beyond a 15-px band around the guests), measured 0.9 % kept
-    # (1.4 % before the pose veto)
+    # (the same without the held pass; 1.4 % before the pose veto)
     # (2.2 % when every uncertain region is kept, i.e. without `keep_people`)
     truth = np.maximum.reduce(layers) > 0.5
     nobody = cv2.dilate(truth.astype(np.uint8), np.ones((31, 31), np.uint8)) == 0
@@ -138,7 +151,7 @@ def test_no_ghost_of_the_wall_beside_a_head() -> None:
     # the whole wall: measured 0.89 % kept (1.45 % without the veto)
     assert (alpha[nobody] > 0.5).mean() <= 0.012
     ious = [guest_iou(alpha, layers, i) for i in range(len(layers))]
-    assert min(ious[0], ious[2]) >= 0.93 and ious[1] >= 0.65, ious
+    assert min(ious[0], ious[2]) >= 0.93 and ious[1] >= 0.87, ious
 
 
 def test_what_a_guest_holds_stays_though_the_pose_model_does_not_see_it() -> None:
@@ -150,6 +163,55 @@ def test_what_a_guest_holds_stays_though_the_pose_model_does_not_see_it() -> Non
     cv2.circle(helmet, (790, 920), 224, 1, -1)  # the helmet's outline is a circle (395, 460, r 118) at 1×
     alpha = alpha_of(photo)
     kept = float((alpha[helmet > 0] > 0.5).mean())
-    # measured 0.98 (0.25 when the veto reaches her hands). On the busy wall of `group` the selfie model
-    # itself keeps only 0.07 of it, and so does every other packaged model tried (see docs/offline-prints.md)
+    # measured 0.98 (0.25 when the veto reaches her hands). On the busy wall of `group`, see the next test.
     assert kept >= 0.9, kept
+
+
+@pytest.mark.parametrize(("small_scale", "mirrored"), [(0.3, False), (0.45, False), (0.3, True)])
+def test_what_a_guest_holds_stays_in_front_of_a_busy_wall(small_scale: float, mirrored: bool) -> None:
+    """On the busy wall of `group` the selfie model sees the astronaut's helmet neither on the whole frame
+    nor on the crop around her face (0.07 of it kept), but does on crops beside her body at chest height
+    (`background.held_pass`): the helmet stays, and the wall beside it and around the others still goes.
+    Mirrored, the helmet is on her other side."""
+    photo, layers = group(small_scale)
+    helmet = helmet_in_group()
+    near = np.zeros((HEIGHT, WIDTH), bool)  # beside and below her, where the held pass looks (chest down)
+    near[HEIGHT * 5 // 8 :, ASTRONAUT_LEFT - 200 : ASTRONAUT_LEFT + round(512 * ASTRONAUT_SCALE) + 200] = True
+    if mirrored:
+        photo, helmet, near = (np.ascontiguousarray(a[:, ::-1]) for a in (photo, helmet, near))
+        layers = [np.ascontiguousarray(layer[:, ::-1]) for layer in layers]
+    alpha = alpha_of(photo)
+    kept = float((alpha[helmet] > 0.5).mean())
+    # measured 0.926 at 0.3 and 0.45, 0.902 mirrored (0.066 / 0.065 / 0.044 without the held pass); the
+    # rest is mostly the helmet's lower rim
+    assert kept >= (0.87 if mirrored else 0.9), kept
+    truth = np.maximum.reduce(layers) > 0.5
+    nobody = cv2.dilate(truth.astype(np.uint8), np.ones((31, 31), np.uint8)) == 0
+    # measured 2.7 % at 0.3 and 0.45, 3.3 % mirrored: the same without the held pass (most of it the wood
+    # tile by her shoulder, orange like her suit)
+    assert (alpha[nobody & near] > 0.5).mean() <= 0.036
+    assert (alpha[nobody] > 0.5).mean() <= 0.012  # the whole wall (measured 0.9 %; mirrored 0.5 %)
+
+
+def test_a_coin_taken_for_a_face_holds_nothing() -> None:
+    """On another wall the fine face search takes a coin for a small face (a guest at the back). Its held
+    crops would be a patch of coins a few dozen pixels wide that the selfie model, upsampling it, takes for
+    a person: a face that small gets no held pass, and a held piece is never bigger than a few faces (nor
+    one the model is unsure of)."""
+    photo, layers = group(0.3, wall=11)
+    truth = np.maximum.reduce(layers) > 0.5
+    nobody = cv2.dilate(truth.astype(np.uint8), np.ones((31, 31), np.uint8)) == 0
+    work = pixels.fit_long_side(photo, background.GUIDE_LONG_SIDE)
+    scale = WIDTH / background.SEGMENT_LONG_SIDE  # `people` finds faces at the segmentation size
+    found = [tuple(v * scale for v in face) for face in background.people(work)[2]]
+    on_the_wall = [(x, y, fw, fh) for x, y, fw, fh in found if not truth[int(y + fh / 2), int(x + fw / 2)]]
+    assert on_the_wall, found  # the premise: measured one, 40 px wide at (2032, 1397)
+    alpha = alpha_of(photo)
+    for x, y, fw, fh in on_the_wall:
+        reach = np.zeros_like(nobody)  # below that "face", as far to each side as a held pass looks
+        reach[round(y + fh) :, max(0, round(x + fw / 2 - 3 * fw)) : round(x + fw / 2 + 3 * fw)] = True
+        # measured 0.0 % kept (80 % with a held pass for it and no limit on a piece's size)
+        assert (alpha[nobody & reach] > 0.5).mean() <= 0.05
+    # the whole wall: measured 1.70 %, as without the held pass (2.61 % with that coin's held pass; 1.88 %
+    # when a held piece need not be mostly sure: pieces of a coffee cup by the astronaut's shoulder)
+    assert (alpha[nobody] > 0.5).mean() <= 0.018
