@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from boothgate.providers.registry import Registry
 from boothgate.run import fallback_rules
@@ -22,6 +22,8 @@ from boothgate.storage.models import Event, utcnow
 
 MAX_SLOTS_PER_EVENT = 200
 GALLERY_TOKEN_BYTES = 24  # 192 random bits
+# The events begun by `now` and not deleted, built once: every booth photo asks which event holds its slot.
+_STARTED = select(Event).where(Event.deleted_at.is_(None), Event.starts_at <= bindparam("now"))
 
 
 class BudgetIn(BaseModel):
@@ -124,9 +126,8 @@ class EventService:
         """The event that holds slot `provider/number` now, if any (one read of a small table)."""
         now = now or utcnow()
         key = f"{provider}/{number}"
-        query = select(Event).where(Event.deleted_at.is_(None), Event.starts_at <= now)
         async with self.db.read() as session:
-            events = (await session.scalars(query)).all()
+            events = (await session.scalars(_STARTED, {"now": now})).all()
         for event in events:
             if key in (event.slots or []) and running(event, now):
                 return EventRef(event.id, event.name)

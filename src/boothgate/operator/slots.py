@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +29,9 @@ from boothgate.run import fallback_rules, placeholders
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
 from boothgate.storage.models import Slot, utcnow
+
+# One slot by its key, built once: every booth photo reads its slot (the values are bound at execution).
+_SLOT = select(Slot).where(Slot.provider == bindparam("provider"), Slot.number == bindparam("number"))
 
 
 class ReferencesFull(BoothError):
@@ -82,7 +85,7 @@ class SlotService:
 
     async def get(self, provider: str, number: int) -> Slot | None:
         async with self.db.read() as session:
-            return await session.scalar(select(Slot).where(Slot.provider == provider, Slot.number == number))
+            return await session.scalar(_SLOT, {"provider": provider, "number": number})
 
     def validate_options(self, provider: str, options: dict[str, Any]) -> dict[str, Any]:
         implementation = self.registry.get(provider)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import and_, bindparam, or_, select, text, update
 
 from boothgate.storage.db import Database
 from boothgate.storage.media import MediaStore
@@ -15,6 +16,32 @@ from boothgate.storage.models import Job, utcnow
 OPEN_STATUSES = ("received", "running")
 FINAL_STATUSES = ("succeeded", "failed", "timed_out", "rejected")
 PAGE_ROWS = 500  # the most job rows one list request reads
+
+
+@functools.cache
+def _recent_success_query(with_prompt: bool) -> Any:
+    """`JobStore.recent_success`'s query, built once (every booth photo asks it: building the expression and
+    its cache key each time cost about as much as running it); the values are bound at execution."""
+    return (
+        select(Job)
+        .where(
+            Job.photo_sha256 == bindparam("sha256"),
+            Job.provider == bindparam("provider"),
+            Job.slot_number == bindparam("number"),
+            Job.slot_revision == bindparam("revision"),
+            Job.status == "succeeded",
+            Job.result_path.is_not(None),
+            Job.created_at >= bindparam("since"),
+            # The job that ran the provider, not one answered from it (a stored result or a joined run):
+            # otherwise a booth resending within the window would keep the window open for ever.
+            Job.reused_from.is_(None),
+            # An answer a fallback served is not this slot's: the next try goes to the slot again.
+            or_(Job.served_by.is_(None), Job.served_by == bindparam("slot")),
+            *([Job.prompt == bindparam("prompt")] if with_prompt else []),
+        )
+        .order_by(Job.created_at.desc())
+        .limit(1)
+    )
 
 
 class JobStore:
@@ -70,28 +97,12 @@ class JobStore:
         """A job that processed the same bytes for the same slot revision a short while ago (with the same
         filled prompt when given: the same photo sent with `?style=noir` and `?style=pop` are two jobs)."""
         since = datetime.now(UTC) - timedelta(seconds=window_seconds)
-        query = (
-            select(Job)
-            .where(
-                Job.photo_sha256 == sha256,
-                Job.provider == provider,
-                Job.slot_number == number,
-                Job.slot_revision == revision,
-                Job.status == "succeeded",
-                Job.result_path.is_not(None),
-                Job.created_at >= since,
-                # The job that ran the provider, not one answered from it (a stored result or a joined run):
-                # otherwise a booth resending within the window would keep the window open for ever.
-                Job.reused_from.is_(None),
-                # An answer a fallback served is not this slot's: the next try goes to the slot again.
-                or_(Job.served_by.is_(None), Job.served_by == f"{provider}/{number}"),
-                *([Job.prompt == prompt] if prompt is not None else []),
-            )
-            .order_by(Job.created_at.desc())
-            .limit(1)
-        )
+        values = {"sha256": sha256, "provider": provider, "number": number, "revision": revision, "since": since,
+                  "slot": f"{provider}/{number}"}  # fmt: skip
+        if prompt is not None:
+            values["prompt"] = prompt
         async with self.db.read() as session:
-            return await session.scalar(query)
+            return await session.scalar(_recent_success_query(prompt is not None), values)
 
     async def join_twin(self, record: Job, window: timedelta) -> Job | None:
         """Several nodes' single-flight (booth/other_nodes.py), PostgreSQL only. Under a transaction-level

@@ -47,12 +47,23 @@ _DATETIMES = ("created_at", "finished_at")
 def job_row(job: Job) -> dict[str, Any]:
     """The job's columns as JSON-ready values (a snapshot: later changes to `job` do not touch it)."""
     row: dict[str, Any] = {}
-    for column in orm_inspect(Job).columns:
-        value = getattr(job, column.key)
-        row[column.key] = (
-            value.isoformat() if isinstance(value, datetime) else json.loads(json.dumps(value, default=str))
-        )
+    for key in _column_keys():
+        value = getattr(job, key)
+        if value is None or type(value) in _PLAIN:
+            row[key] = value  # immutable and JSON already: the round trip below would return it unchanged
+        elif isinstance(value, datetime):
+            row[key] = value.isoformat()
+        else:
+            row[key] = json.loads(json.dumps(value, default=str))
     return row
+
+
+_PLAIN = (str, int, float, bool)
+
+
+@functools.cache
+def _column_keys() -> tuple[str, ...]:
+    return tuple(column.key for column in orm_inspect(Job).columns)
 
 
 class Journal:
