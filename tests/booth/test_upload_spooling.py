@@ -8,10 +8,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from uvicorn.protocols.http.h11_impl import RequestResponseCycle
 
-from boothgate.booth.multipart import FLUSH_BYTES, Limits, read_upload
+from boothgate.booth.multipart import (
+    FAST_FLUSH_BYTES,
+    FLUSH_BYTES,
+    PENDING_BUDGET_BYTES,
+    Limits,
+    _batch,
+    read_upload,
+)
 from boothgate.booth.turns import Turn, Turns
 from boothgate.cli.booth_client import BoothForm, build_multipart
+from boothgate.errors import MalformedRequest, TooLarge
+from boothgate.web.booth import BodyChunks
+from tests.bad_inputs import MULTIPART, booth_form
 from tests.conftest import Booth, make_jpeg
 from tests.waits import eventually
 
@@ -33,8 +44,8 @@ async def _started(turn: Turn) -> None:
 
 async def test_photo_larger_than_a_batch_is_stored_byte_for_byte(booth: Booth) -> None:
     await booth.configure("gemini", 1, kind="prompt", prompt="x")
-    photo = make_jpeg(2000, 1500, seed=3, quality=98)
-    assert len(photo) > 3 * FLUSH_BYTES, "the photo must span several batched writes"
+    photo = make_jpeg(3200, 2400, seed=3, quality=98)
+    assert len(photo) > 3 * FAST_FLUSH_BYTES, "the photo must span several batched writes, even the largest"
     answer = await booth.post("gemini", 1, photo)
     assert answer.status == 200, answer.body[:200]
     job_id = answer.headers["x-job-id"]
@@ -223,3 +234,147 @@ async def test_booths_waiting_between_their_chunks_do_not_make_the_server_look_b
     await asyncio.gather(*waits, return_exceptions=True)
     holder.give_back()
     assert turns.busy == 0
+
+
+def test_the_write_batch_is_a_share_of_one_memory_budget() -> None:
+    """Few uploads under way write in large batches (fewer threaded writes); many write in small ones, so
+    what all of them hold in memory stays bounded."""
+    turns = Turns()
+    sizes = {}
+    for reading in (0, 1, 16, 17, 64, 200):
+        turns.reading = reading
+        sizes[reading] = _batch(turns)
+        assert FLUSH_BYTES <= sizes[reading] <= FAST_FLUSH_BYTES
+        assert reading * sizes[reading] <= max(PENDING_BUDGET_BYTES, reading * FLUSH_BYTES)
+    assert sizes[1] == sizes[16] == FAST_FLUSH_BYTES
+    assert sizes[17] < FAST_FLUSH_BYTES
+    assert sizes[200] == FLUSH_BYTES
+
+
+async def test_uploads_under_way_are_counted_and_a_failed_one_is_not_left_counted(tmp_path: Path) -> None:
+    turns = Turns()
+    photo = make_jpeg(400, 300, seed=6)
+    body, content_type = build_multipart(photo, BoothForm("pw"))
+    seen: list[int] = []
+
+    async def watched(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            seen.append(turns.reading)
+            yield chunk
+
+    limits = Limits(max_bytes=10_000_000, idle_timeout_seconds=5)
+    await read_upload(content_type, watched(pieces(body)), tmp_path / "a.jpg", limits, turn=turns.turn(0.0))
+    assert seen and set(seen) == {1} and turns.reading == 0
+    with pytest.raises(MalformedRequest, match="ended before"):
+        cut = pieces(body[: len(body) // 2])  # the booth hung up halfway
+        await read_upload(content_type, cut, tmp_path / "b.jpg", limits, turn=turns.turn(0.0))
+    assert turns.reading == 0
+    with pytest.raises(TooLarge):
+        small = Limits(max_bytes=len(body) // 2, idle_timeout_seconds=5)
+        await read_upload(content_type, pieces(body), tmp_path / "c.jpg", small, turn=turns.turn(0.0))
+    assert turns.reading == 0
+    paused = asyncio.Event()
+
+    async def stalls() -> AsyncIterator[bytes]:
+        yield body[: len(body) // 2]
+        paused.set()
+        await asyncio.sleep(60)
+        yield body[len(body) // 2 :]
+
+    reading = asyncio.create_task(read_upload(content_type, stalls(), tmp_path / "d.jpg", limits, turn=turns.turn(0.0)))
+    await paused.wait()
+    assert turns.reading == 1
+    reading.cancel()  # the job's deadline
+    await asyncio.gather(reading, return_exceptions=True)
+    assert turns.reading == 0
+
+
+@pytest.mark.parametrize("budgeted", [True, False])
+async def test_an_upload_without_a_turn_keeps_the_smallest_batch(tmp_path: Path, budgeted: bool) -> None:
+    """A booth upload is counted with the others and, alone, gathers up to FAST_FLUSH_BYTES before writing; an
+    upload read without a turn (the client API's) is not counted, so it keeps to FLUSH_BYTES in memory."""
+    photo = make_jpeg(3200, 2400, seed=9, quality=98)
+    body, content_type = build_multipart(photo, BoothForm("pw"))
+    dest = tmp_path / "photo.part"
+    start = body.index(b"\xff\xd8\xff")
+    in_memory: list[int] = []
+
+    async def watched() -> AsyncIterator[bytes]:
+        for offset in range(0, len(body), 65536):
+            on_disk = dest.stat().st_size if dest.exists() else 0
+            in_memory.append(max(0, offset - start) - on_disk)  # parsed photo bytes not written yet
+            await asyncio.sleep(0.01)  # the network (over 3 ms): the upload lends its turn, no FAST batch
+            yield body[offset : offset + 65536]
+
+    limits = Limits(max_bytes=20_000_000, idle_timeout_seconds=5)
+    turn = Turns().turn(0.0) if budgeted else None
+    await read_upload(content_type, watched(), dest, limits, turn=turn)
+    assert dest.read_bytes() == photo
+    if budgeted:
+        assert max(in_memory) > 2 * FLUSH_BYTES, max(in_memory)
+    else:
+        assert max(in_memory) <= FLUSH_BYTES + 65536, max(in_memory)
+
+
+async def test_a_booth_that_pauses_mid_upload_and_goes_on_loses_no_byte(booth: Booth) -> None:
+    """Over a real socket: when the booth pauses with photo bytes in the server's memory, the server's wait
+    for the next chunk is cut short (0.05 s), what arrived is written, and the chunk is asked for again
+    (web/booth.BodyChunks: a cut wait leaves the bytes with uvicorn). The photo stored is the photo sent,
+    byte for byte."""
+    await booth.configure("gemini", 1, kind="prompt", prompt="x")
+    photo = make_jpeg(400, 300, seed=8)
+    body = booth_form(photo)
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(booth.url.rsplit(":", 1)[1]))
+    head = f"POST /booth/gemini/1 HTTP/1.1\r\nHost: x\r\nContent-Type: {MULTIPART['Content-Type']}\r\n"
+    writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body[: len(body) // 3])
+    await writer.drain()
+    incoming = booth.services.media.root / "incoming"
+    await eventually(lambda: any(p.stat().st_size for p in incoming.glob("*.part")), "the first third spooled")
+    quarters = [body[len(body) * i // 4 : len(body) * (i + 1) // 4] for i in range(4)]
+    for piece in (body[len(body) // 3 : len(body) // 2], *quarters[2:]):
+        await asyncio.sleep(0.12)  # longer than the server's pause window: a wait with bytes pending is cut
+        writer.write(piece)
+        await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 30)
+    headers = {}
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    writer.close()
+    assert status_line.split()[1] == b"200", status_line
+    async with booth.api() as client:
+        stored = (await client.get(f"/api/jobs/{headers['x-job-id']}/photo")).content
+    assert stored == photo
+
+
+def test_only_uvicorns_receive_is_trusted_to_be_cut_short() -> None:
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    class Wrapping:  # a middleware's own receive around the server's
+        async def receive(self) -> dict[str, object]:
+            return await receive()
+
+    assert not BodyChunks(receive).cancel_safe
+    assert not BodyChunks(Wrapping().receive).cancel_safe
+    cycle = object.__new__(RequestResponseCycle)  # uvicorn's h11 request cycle: its bound `receive`
+    assert BodyChunks(cycle.receive).cancel_safe
+
+
+async def test_a_receive_not_safe_to_cut_loses_nothing_at_a_pause(tmp_path: Path) -> None:
+    """A `receive` that would lose its chunk if its wait were cut (like httpx's ASGITransport, whose body
+    generator a cancellation closes) is awaited in a task at each pause, as before: the whole photo arrives."""
+    photo = make_jpeg(400, 300, seed=10)
+    body, content_type = build_multipart(photo, BoothForm("pw"))
+    chunks = pieces(body, 4096, pause=0.08)  # longer pauses than the server's 0.05 s window
+
+    async def receive() -> dict[str, object]:
+        try:
+            return {"type": "http.request", "body": await chunks.__anext__(), "more_body": True}
+        except StopAsyncIteration:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+    limits = Limits(max_bytes=10_000_000, idle_timeout_seconds=5)
+    dest = tmp_path / "photo.part"
+    await read_upload(content_type, BodyChunks(receive), dest, limits, turn=Turns().turn(0.0))
+    assert dest.read_bytes() == photo

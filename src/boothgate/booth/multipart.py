@@ -2,8 +2,9 @@
 
 The photo goes to a file on disk while it arrives (hashing it on the way), so a 30 MB upload never
 sits in memory. The parser runs on the event loop, but opening, writing and hashing the file do not:
-they are batched (`FLUSH_BYTES`) and done in a thread, because a write into a busy page cache can
-block for hundreds of milliseconds (dirty-page throttling) and would stall every other booth.
+they are batched (`_batch`: 256 KB to 1 MB, by how many uploads are under way) and done in a thread,
+because a write into a busy page cache can block for hundreds of milliseconds (dirty-page throttling)
+and would stall every other booth.
 
 Every limit is enforced while reading: total bytes (whatever Content-Length claimed), number of
 fields, size of a field, and an idle timeout per chunk so a client that trickles bytes is cut off.
@@ -37,8 +38,12 @@ FILE_FIELDS = ("fileToUpload", "file", "image", "photo")
 PASSWORD_FIELDS = ("password", "api_key", "apikey", "key")
 # Most file-part names remembered for the error that names them.
 MAX_FILE_NAMES = 10
-# Photo bytes kept in memory per upload before a threaded write: 200 uploads at once hold ~50 MB.
+# Photo bytes kept in memory per upload before a threaded write, at least: 200 uploads at once hold ~50 MB.
 FLUSH_BYTES = 256 * 1024
+# ... and all uploads together, when fewer are under way: each upload's batch is its share of this (up to
+# FAST_FLUSH_BYTES). Sixteen booths at once write 1 MB at a time instead of 256 KB: a quarter of the
+# threaded writes, each a round trip for the event loop (`python -m bench --only loop16`).
+PENDING_BUDGET_BYTES = 16 * 1024 * 1024
 # The batch of an upload whose bytes keep coming at once (it keeps its turn: loopback, a fast LAN). Only
 # the few uploads holding a turn gather this much; each threaded write costs the event loop a round trip.
 FAST_FLUSH_BYTES = 1024 * 1024
@@ -217,7 +222,7 @@ class _Collector:
                 code="ambiguous_file",
             )
 
-    def _write(self, data: bytes, last: bool) -> None:
+    def _write(self, data: bytes | bytearray, last: bool) -> None:
         """In a thread: append to the file (opened on the first write) and the hash; close after the last."""
         if self.fh is None:
             self.fh = self.dest.open("wb")
@@ -252,12 +257,15 @@ class _Collector:
             return
         if not (now or self.file_ended or len(self.pending) >= batch):
             return
-        data, last = bytes(self.pending), self.file_ended
-        self.pending.clear()
+        # The buffer itself, not a copy (a megabyte each batch): nothing adds to it while this waits, since
+        # only this upload's own parsing does, and it waits here. Emptied once written.
+        data, last = self.pending, self.file_ended
         try:
             await asyncio.to_thread(self._write, data, last)
         except OSError as exc:  # the disk is full or gone: the server's problem, not the booth's
+            data.clear()  # not kept alive by the error's traceback
             raise StorageFailed(f"Could not store the upload: {exc.strerror or exc}.") from exc
+        data.clear()
         if last:
             self.upload.path = self.dest
             self.upload.sha256 = self.hasher.hexdigest()
@@ -301,6 +309,11 @@ def boundary_of(content_type: str | None) -> bytes:
     return params[b"boundary"]
 
 
+def _batch(turns: Turns) -> int:
+    """How many photo bytes an upload gathers before its threaded write: its share of the budget."""
+    return max(FLUSH_BYTES, min(FAST_FLUSH_BYTES, PENDING_BUDGET_BYTES // max(1, turns.reading)))
+
+
 async def _next_chunk(iterator: AsyncIterator[bytes], collector: _Collector, limits: Limits, turn: Turn) -> bytes:
     """The next chunk of the body. The upload keeps its turn only if the chunk comes at once (see
     booth/turns.py). When the booth pauses with photo bytes still in memory, they are written first:
@@ -308,6 +321,14 @@ async def _next_chunk(iterator: AsyncIterator[bytes], collector: _Collector, lim
     turn.waiting_for_bytes()
     try:
         if not collector.has_pending:
+            async with asyncio.timeout(limits.idle_timeout_seconds):
+                return await iterator.__anext__()
+        if getattr(iterator, "cancel_safe", False):  # web/booth.BodyChunks: a cut wait loses nothing
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PAUSE_FLUSH_SECONDS):
+                    return await iterator.__anext__()
+            turn.give_back()
+            await collector.flush(now=True)
             async with asyncio.timeout(limits.idle_timeout_seconds):
                 return await iterator.__anext__()
         # A task, because cancelling the body iterator itself would close it.
@@ -343,11 +364,14 @@ async def read_upload(
     `upload`, when given, is filled in place: the caller keeps the fields of a failed upload.
     `on_progress` is called whenever more of the photo is on disk (an early decode follows it).
     """
+    # Without a turn (the client API's uploads), this upload is not counted with the others: the smallest batch.
+    budgeted = turn is not None
     turn = turn or Turns(1).turn(0.0)
     upload = upload if upload is not None else Upload()
     collector = _Collector(upload, dest, limits, proof)
     parser = MultipartParser(boundary_of(content_type), collector.callbacks())  # type: ignore[arg-type]
     iterator = chunks.__aiter__()
+    turn.turns.reading += 1
     try:
         while True:
             try:
@@ -370,14 +394,16 @@ async def read_upload(
                     proof.hold(len(chunk))
                 fast = turn.held  # kept since the last chunk: the bytes come as fast as they are parsed
                 if not fast:
-                    await collector.flush()  # nothing over one ordinary batch waits for a turn in memory
+                    # nothing over one ordinary batch waits for a turn in memory
+                    await collector.flush(batch=_batch(turn.turns) if budgeted else FLUSH_BYTES)
                 await turn.take()
                 parser.write(chunk)
                 if unproven:
                     assert proof is not None
                     proof.let_go(len(chunk))  # parsed: what of it is kept was held by the parser's callbacks
                 del chunk
-                await collector.flush(batch=FAST_FLUSH_BYTES if fast else FLUSH_BYTES)
+                batch = _batch(turn.turns) if budgeted else FLUSH_BYTES
+                await collector.flush(batch=FAST_FLUSH_BYTES if fast else batch)
                 if collector.password is not None:
                     turn.give_back()  # a wrong password is held (throttle): not while holding a turn
                     await collector.offer_password()
@@ -395,6 +421,7 @@ async def read_upload(
         await _drain(iterator, limits)
         raise
     finally:
+        turn.turns.reading -= 1
         turn.give_back()
         collector.close()
         if proof is not None:

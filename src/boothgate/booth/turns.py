@@ -51,6 +51,7 @@ class Turns:
         self.lanes = lanes
         self.hold = hold
         self.busy = 0
+        self.reading = 0  # uploads under way (booth/multipart.read_upload): their photo bytes share a budget
         self._waiting: list[_Waiter] = []  # sorted, oldest first
         self._order = itertools.count()
         self._poll: asyncio.TimerHandle | None = None
