@@ -267,8 +267,8 @@ class Ingest(FailWell):
         job.photo = await asyncio.to_thread(self.media.keep_photo, upload.path, job.record.id, image_type)
         job.record.photo_path = self.media.relative(job.photo)
         await self.media.publish(job.record.photo_path)  # in the shared bucket before any provider sees it
-        await self.imaging.inspect(job.photo)  # type from bytes, dimensions before any decode
-        job.photo_size = await self.imaging.oriented_size(job.photo)
+        # type from bytes, dimensions before any decode; the upright size the result is shaped to
+        job.photo_size = await self.imaging.admit_photo(job.photo)
         job.record.provider_notes["photo_size"] = "{}x{}".format(*job.photo_size)
         provider = self._provider(slot)
         missing = self.slots.problems(slot)

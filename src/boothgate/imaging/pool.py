@@ -117,6 +117,15 @@ class Imaging:
         """The photo's upright size from its header (no decode): what the result is shaped to."""
         return await asyncio.to_thread(shaping.oriented_size, path)
 
+    async def admit_photo(self, path: Path) -> tuple[int, int]:
+        """`inspect` then `oriented_size`, in one trip to a thread (every booth photo goes through both)."""
+
+        def both() -> tuple[int, int]:
+            images.admit(path, self.max_source_pixels)
+            return shaping.oriented_size(path)
+
+        return await asyncio.to_thread(both)
+
     async def check_overlay(self, data: bytes) -> dict[str, object]:
         return await self.workers.run(None, shaping.check_overlay, data, self.max_source_pixels)
 
