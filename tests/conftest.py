@@ -27,6 +27,7 @@ from boothgate import errors
 from boothgate.cli.booth_client import BoothAnswer, post_photo_async
 from boothgate.providers.base import Provider, ProviderRequest, ProviderResult
 from boothgate.settings import Settings, get_settings
+from boothgate.storage.db import Database
 from boothgate.web.app import create_app
 from tests.fakes.server import serve
 
@@ -423,3 +424,12 @@ def tab_factory(tmp_path: Path) -> Iterator[Any]:
             return tab
 
         yield start
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite database of its own (no server), disposed of after the test."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")
+    await database.migrate()
+    yield database
+    await database.engine.dispose()

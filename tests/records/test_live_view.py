@@ -3,27 +3,16 @@ today's count and the last result per slot, failures and fallbacks, answer times
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from boothgate.records.live import BUCKET_MINUTES, live_view, slot_activity
 from boothgate.storage.db import Database
 from boothgate.storage.models import Job
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")
-    await database.migrate()
-    yield database
-    await database.engine.dispose()
-
-
 async def add(
-    db: Database, number: int, minutes_ago: float, status: str = "succeeded", **fields: object
+    sqlite_db: Database, number: int, minutes_ago: float, status: str = "succeeded", **fields: object
 ) -> dict[str, object]:
     values: dict[str, object] = {
         "id": f"job{number}x{minutes_ago}x{status}",
@@ -35,22 +24,23 @@ async def add(
         "total_seconds": 10.0,
         **fields,
     }
-    async with db.write() as session:
+    async with sqlite_db.write() as session:
         session.add(Job(**values))
     return values
 
 
-async def test_failures_fallbacks_and_answer_times_over_the_window(db: Database) -> None:
-    succeeded = [await add(db, 1, 5, total_seconds=12.0), await add(db, 1, 6, total_seconds=8.0)]
-    await add(db, 2, 7, "failed", total_seconds=3.0)
-    await add(db, 2, 8, "timed_out", total_seconds=48.0)
-    succeeded.append(await add(db, 3, 9, served_by="local/3", fallback_reason="provider_error", total_seconds=20.0))
-    await add(db, 3, 10, "rejected")
-    await add(db, 4, 2, source="try", result_path="x.jpg")  # the operator's Try it: not the event
-    await add(db, 5, 60 * 5)  # outside a 3-hour window
-    await add(db, 6, 20, provider="turbotext", total_seconds=30.0)
+async def test_failures_fallbacks_and_answer_times_over_the_window(sqlite_db: Database) -> None:
+    succeeded = [await add(sqlite_db, 1, 5, total_seconds=12.0), await add(sqlite_db, 1, 6, total_seconds=8.0)]
+    await add(sqlite_db, 2, 7, "failed", total_seconds=3.0)
+    await add(sqlite_db, 2, 8, "timed_out", total_seconds=48.0)
+    fallback = await add(sqlite_db, 3, 9, served_by="local/3", fallback_reason="provider_error", total_seconds=20.0)
+    succeeded.append(fallback)
+    await add(sqlite_db, 3, 10, "rejected")
+    await add(sqlite_db, 4, 2, source="try", result_path="x.jpg")  # the operator's Try it: not the event
+    await add(sqlite_db, 5, 60 * 5)  # outside a 3-hour window
+    await add(sqlite_db, 6, 20, provider="turbotext", total_seconds=30.0)
 
-    view = await live_view(db, ["gemini", "turbotext"], hours=3)
+    view = await live_view(sqlite_db, ["gemini", "turbotext"], hours=3)
 
     assert view["counts"] == {
         "received": 7,
@@ -78,28 +68,28 @@ async def test_failures_fallbacks_and_answer_times_over_the_window(db: Database)
     assert all(job["source"] == "booth" for job in view["latest"])
 
 
-async def test_slot_activity_counts_booth_photos_today_and_keeps_the_latest_job(db: Database) -> None:
+async def test_slot_activity_counts_booth_photos_today_and_keeps_the_latest_job(sqlite_db: Database) -> None:
     # seconds ago, so "today" holds even just after midnight
-    await add(db, 7, 0.01, result_path="results/a.jpg")
-    await add(db, 7, 0.03)
-    await add(db, 7, 0.02, source="try")
-    await add(db, 8, 0.04, "failed")
-    activity = await slot_activity(db, "gemini")
+    await add(sqlite_db, 7, 0.01, result_path="results/a.jpg")
+    await add(sqlite_db, 7, 0.03)
+    await add(sqlite_db, 7, 0.02, source="try")
+    await add(sqlite_db, 8, 0.04, "failed")
+    activity = await slot_activity(sqlite_db, "gemini")
     assert activity[7].today == 2, "Try it is not a guest's photo"
     assert activity[7].last is not None and activity[7].last["result_thumbnail_url"].endswith("/result/thumbnail")
     assert activity[8].last is not None and activity[8].last["status"] == "failed"
     assert 9 not in activity
 
 
-async def test_the_job_list_pages_by_the_last_id_without_repeats_or_gaps(db: Database, tmp_path: Path) -> None:
+async def test_the_job_list_pages_by_the_last_id_without_repeats_or_gaps(sqlite_db: Database, tmp_path: Path) -> None:
     from boothgate.records.jobs import JobStore
     from boothgate.storage.media import MediaStore
 
     same = datetime.now(UTC) - timedelta(minutes=1)
     for i in range(23):  # a few share one created_at: the id breaks the tie
         moment = same if i % 4 == 0 else datetime.now(UTC) - timedelta(minutes=i * 0.5)
-        await add(db, 1 + i % 3, i * 0.5, id=f"p{i:02d}", created_at=moment)
-    store = JobStore(db, MediaStore(tmp_path / "media"))
+        await add(sqlite_db, 1 + i % 3, i * 0.5, id=f"p{i:02d}", created_at=moment)
+    store = JobStore(sqlite_db, MediaStore(tmp_path / "media"))
     seen: list[str] = []
     before = None
     while True:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -201,14 +199,6 @@ async def _check_everything(db: Database) -> None:
         assert shown[key]["avg_seconds"] == pytest.approx(sum(values) / len(values), abs=1e-3)
         assert shown[key]["p95_seconds"] == _tenth(percentile(values, 0.95))
     assert not view["partial"]
-
-
-@pytest.fixture
-async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")
-    await database.migrate()
-    yield database
-    await database.engine.dispose()
 
 
 async def test_summaries_equal_a_full_scan_on_sqlite(sqlite_db: Database) -> None:

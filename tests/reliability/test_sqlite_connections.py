@@ -9,8 +9,6 @@ driver's thread costs the event loop ~0.1 ms, and a booth photo made ~40 of them
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -21,50 +19,42 @@ from boothgate.storage.db import DEFAULT_BUSY_MILLISECONDS, Database
 from boothgate.storage.models import Job
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")
-    await database.migrate()
-    yield database
-    await database.engine.dispose()
-
-
 def _job(name: str) -> Job:
     return Job(id=name * 32, provider="gemini", slot_number=1, source="booth", status="received")
 
 
-async def _jobs(db: Database) -> set[str]:
-    async with db.read() as session:
+async def _jobs(sqlite_db: Database) -> set[str]:
+    async with sqlite_db.read() as session:
         return set((await session.scalars(select(Job.id))).all())
 
 
-async def test_a_write_left_open_is_rolled_back_not_committed_by_the_next_user(db: Database) -> None:
-    async with db.write() as session:
+async def test_a_write_left_open_is_rolled_back_not_committed_by_the_next_user(sqlite_db: Database) -> None:
+    async with sqlite_db.write() as session:
         await session.execute(text("CREATE TABLE scratch (name TEXT)"))
     # Beside SQLAlchemy's back, on the driver itself (as a library or an error on the way might leave it):
     # SQLAlchemy does not know of it, and only the pool's reset catches it.
-    async with db.engine.connect() as connection:
+    async with sqlite_db.engine.connect() as connection:
         driver = (await connection.get_raw_connection()).driver_connection
         await driver.execute("INSERT INTO scratch VALUES ('left open')")
         assert driver.in_transaction
-    async with db.write(timeout=2.0) as session:  # the same pooled connection: SQLite's pool keeps one
+    async with sqlite_db.write(timeout=2.0) as session:  # the same pooled connection: SQLite's pool keeps one
         await session.execute(text("INSERT INTO scratch VALUES ('committed')"))
-    async with db.read() as session:
+    async with sqlite_db.read() as session:
         assert (await session.scalars(text("SELECT name FROM scratch"))).all() == ["committed"]
 
 
-async def test_a_session_left_uncommitted_is_rolled_back(db: Database) -> None:
-    async with db.read() as session:  # a write in a read session, never committed
+async def test_a_session_left_uncommitted_is_rolled_back(sqlite_db: Database) -> None:
+    async with sqlite_db.read() as session:  # a write in a read session, never committed
         session.add(_job("a"))
         await session.flush()  # the INSERT ran: the driver opened a transaction
-    async with db.write(timeout=2.0) as session:
+    async with sqlite_db.write(timeout=2.0) as session:
         session.add(_job("b"))
-    assert await _jobs(db) == {"b" * 32}
+    assert await _jobs(sqlite_db) == {"b" * 32}
 
 
-async def test_the_busy_timeout_follows_each_write_budget_down_and_up(db: Database) -> None:
+async def test_the_busy_timeout_follows_each_write_budget_down_and_up(sqlite_db: Database) -> None:
     async def busy(timeout: float | None) -> int:
-        async with db.write(timeout=timeout) as session:
+        async with sqlite_db.write(timeout=timeout) as session:
             return int((await session.execute(text("PRAGMA busy_timeout"))).scalar_one())
 
     first = await busy(5.0)
@@ -77,7 +67,7 @@ async def test_the_busy_timeout_follows_each_write_budget_down_and_up(db: Databa
 
 
 async def test_reads_and_committed_writes_make_no_driver_rollback_and_one_pragma(
-    db: Database, monkeypatch: pytest.MonkeyPatch
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What the two savings are for, counted: a read session and a committed write end without a rollback
     sent to the driver's thread, and writes with budgets alike set the busy timeout once."""
@@ -95,15 +85,15 @@ async def test_reads_and_committed_writes_make_no_driver_rollback_and_one_pragma
         if statement.startswith("PRAGMA busy_timeout"):
             pragmas.append(statement)
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
-    await _jobs(db)
+    event.listen(sqlite_db.engine.sync_engine, "before_cursor_execute", seen)
+    await _jobs(sqlite_db)
     for name in "ab":
-        async with db.write(timeout=5.0) as session:
+        async with sqlite_db.write(timeout=5.0) as session:
             session.add(_job(name))
-    await _jobs(db)
+    await _jobs(sqlite_db)
     assert rollbacks == [] and len(pragmas) == 1, (rollbacks, pragmas)
-    async with db.read() as session:  # left open: now the rollback is sent
+    async with sqlite_db.read() as session:  # left open: now the rollback is sent
         session.add(_job("c"))
         await session.flush()
     assert rollbacks == [True]
-    assert await _jobs(db) == {"a" * 32, "b" * 32}
+    assert await _jobs(sqlite_db) == {"a" * 32, "b" * 32}
