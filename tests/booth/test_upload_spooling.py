@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from boothgate.booth.multipart import (
     PENDING_BUDGET_BYTES,
     Limits,
     _batch,
+    _Collector,
     read_upload,
 )
 from boothgate.booth.turns import Turn, Turns
@@ -378,3 +380,46 @@ async def test_a_receive_not_safe_to_cut_loses_nothing_at_a_pause(tmp_path: Path
     dest = tmp_path / "photo.part"
     await read_upload(content_type, BodyChunks(receive), dest, limits, turn=Turns().turn(0.0))
     assert dest.read_bytes() == photo
+
+
+async def test_a_cancelled_upload_closes_its_file_only_after_the_write_under_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline (or a dropped booth) cancels an upload while its threaded write is still running: the
+    thread cannot be stopped, so the file is closed when that write ends — not under it, and never opened
+    again by it (an orphan file and a leaked descriptor before)."""
+    photo = make_jpeg(3200, 2400, seed=11, quality=98)
+    body, content_type = build_multipart(photo, BoothForm("pw"))
+    writing, release = threading.Event(), threading.Event()
+    outcomes: list[BaseException | None] = []
+    collectors: list[_Collector] = []
+    real_write = _Collector._write
+
+    def slow_write(self: _Collector, data: bytes | bytearray, last: bool) -> None:
+        collectors.append(self)
+        if len(collectors) == 2:  # the second write: the file is open, the first batch in it
+            writing.set()
+            release.wait(10)
+        try:
+            real_write(self, data, last)
+            outcomes.append(None)
+        except BaseException as exc:  # what the thread met is the observation
+            outcomes.append(exc)
+            raise
+
+    monkeypatch.setattr(_Collector, "_write", slow_write)
+    dest = tmp_path / "photo.part"
+    limits = Limits(max_bytes=20_000_000, idle_timeout_seconds=5)
+    reading = asyncio.create_task(read_upload(content_type, pieces(body, 65536), dest, limits, turn=Turns().turn(0.0)))
+    assert await asyncio.to_thread(writing.wait, 10), "a threaded write started"
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    collector = collectors[-1]
+    assert collector.fh is not None, "the file stays open while its write is under way"
+    release.set()
+    await eventually(lambda: collector.fh is None, "the file closed once the write ended", 5.0)
+    assert outcomes == [None, None], f"the write under way finished cleanly: {outcomes}"
+    assert len(collectors) == 2, "nothing more was written after the cancel"
+    written = dest.read_bytes()
+    assert written and photo.startswith(written), "what was written is the photo's start, once"
