@@ -386,8 +386,9 @@ async def test_a_cancelled_upload_closes_its_file_only_after_the_write_under_way
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The deadline (or a dropped booth) cancels an upload while its threaded write is still running: the
-    thread cannot be stopped, so the file is closed when that write ends — not under it, and never opened
-    again by it (an orphan file and a leaked descriptor before)."""
+    thread cannot be stopped, so the cancel takes effect when that write ends, and the file is closed after
+    it — not under it, never opened again by it (a cut-short original and a leaked descriptor before), and
+    free to be moved to trash at once (Windows cannot move a file still open)."""
     photo = make_jpeg(3200, 2400, seed=11, quality=98)
     body, content_type = build_multipart(photo, BoothForm("pw"))
     writing, release = threading.Event(), threading.Event()
@@ -413,12 +414,17 @@ async def test_a_cancelled_upload_closes_its_file_only_after_the_write_under_way
     reading = asyncio.create_task(read_upload(content_type, pieces(body, 65536), dest, limits, turn=Turns().turn(0.0)))
     assert await asyncio.to_thread(writing.wait, 10), "a threaded write started"
     reading.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await reading
+    await asyncio.sleep(0.2)
     collector = collectors[-1]
+    assert not reading.done(), "the cancelled upload waits for the write under way"
+    reading.cancel()  # a second cancel (the booth gone, then the deadline) does not cut the wait short
+    await asyncio.sleep(0.1)
+    assert not reading.done(), "a second cancel waits for the write under way too"
     assert collector.fh is not None, "the file stays open while its write is under way"
     release.set()
-    await eventually(lambda: collector.fh is None, "the file closed once the write ended", 5.0)
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    assert collector.fh is None, "the file closed once the write ended"
     assert outcomes == [None, None], f"the write under way finished cleanly: {outcomes}"
     assert len(collectors) == 2, "nothing more was written after the cancel"
     written = dest.read_bytes()

@@ -115,8 +115,6 @@ class _Collector:
         self.fh: IO[bytes] | None = None
         self.hasher = hashlib.sha256()
         self.pending = bytearray()  # photo bytes not yet written (see `flush`)
-        # The threaded write under way: a cancelled flush cannot stop it, so `close` waits for it to end.
-        self.writing: asyncio.Future[None] | None = None
         self.file_seen = False  # a file part has become the photo (a better-named later one replaces it)
         self.file_rank = len(FILE_FIELDS)  # the photo part's place in FILE_FIELDS (len: another name)
         self.file_ended = False  # the photo part is complete; finished at the next flush
@@ -262,11 +260,9 @@ class _Collector:
         # The buffer itself, not a copy (a megabyte each batch): nothing adds to it while this waits, since
         # only this upload's own parsing does, and it waits here. Emptied once written.
         data, last = self.pending, self.file_ended
-        self.writing = asyncio.get_running_loop().run_in_executor(None, self._write, data, last)
+        writing = asyncio.get_running_loop().run_in_executor(None, self._write, data, last)
         try:
-            # Shielded: a cancelled flush (the deadline, a dropped booth) leaves the thread writing, and the
-            # file is closed only when it is done (`close`), never under it.
-            await asyncio.shield(self.writing)
+            await _outlasting_cancel(writing)
         except OSError as exc:  # the disk is full or gone: the server's problem, not the booth's
             data.clear()  # not kept alive by the error's traceback
             raise StorageFailed(f"Could not store the upload: {exc.strerror or exc}.") from exc
@@ -284,17 +280,7 @@ class _Collector:
         self.upload.fields = dict.fromkeys(self.upload.fields, "")
 
     def close(self) -> None:
-        """Close a file left open by a failed upload (its own error is the one that counts). A write still
-        under way in its thread (its flush was cancelled) finishes first: the file is closed after it."""
-        writing = self.writing
-        if writing is not None and not writing.done():
-            writing.add_done_callback(lambda done: self._close_file(done))
-            return
-        self._close_file(writing)
-
-    def _close_file(self, writing: asyncio.Future[None] | None) -> None:
-        if writing is not None and not writing.cancelled():
-            writing.exception()  # retrieved: a failed write of an upload that failed anyway is not news
+        """Close a file left open by a failed upload (its own error is the one that counts)."""
         if self.fh is not None:
             with contextlib.suppress(OSError):
                 self.fh.close()
@@ -449,6 +435,22 @@ async def read_upload(
         raise MalformedRequest("The upload ended before the multipart body was complete.", code="upload_incomplete")
     collector.check_parts()
     return upload
+
+
+async def _outlasting_cancel(writing: asyncio.Future[None]) -> None:
+    """Wait for a threaded write, even when cancelled (the deadline, a dropped booth): a thread cannot be
+    stopped, and a file closed, moved to trash or removed under its writer is reopened and cut short by it
+    (or cannot be moved at all, on Windows). One batch is at most a few megabytes: milliseconds. The first
+    cancel is raised once the write has ended."""
+    try:
+        await asyncio.shield(writing)
+    except asyncio.CancelledError:
+        while not writing.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([writing])
+        if not writing.cancelled():
+            writing.exception()  # retrieved: the cancel is the news, not a failed write of a cancelled upload
+        raise
 
 
 async def _drain(iterator: AsyncIterator[bytes], limits: Limits) -> None:
